@@ -1,0 +1,22 @@
+//! Vigie detection core: everything between bytes on the wire and a stored,
+//! policy-decided event. No pnet, no Tauri, no async runtime: the live agent
+//! and the console both build on it, and `vigie-agent scan` replays captures
+//! through exactly the same [`pipeline::Pipeline`].
+
+pub mod catalog;
+pub mod diag;
+pub mod event;
+pub mod pipeline;
+pub mod policy;
+pub mod replay;
+pub mod sensor;
+pub mod store;
+
+/// Parser entry points for fuzzing and benchmarks; not a stable API.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::sensor::dns::parse_dns_message;
+    pub use crate::sensor::frame::{decode_frame, LinkType};
+    pub use crate::sensor::quic::{initial_client_hello_fragments, InitialKeys};
+    pub use crate::sensor::tls::{parse_client_hello_body, parse_client_hello_records};
+}

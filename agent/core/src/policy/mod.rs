@@ -1,0 +1,283 @@
+//! Policy: ordered rules over catalog facts, users and programs; first
+//! match wins and every decision names its rule. Loaded from TOML with
+//! located errors; a failed reload keeps the policy in force.
+
+mod eval;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::catalog::{Catalog, Category, TrainsOnInputs};
+use crate::diag::{self, Diagnostic, Diagnostics, LoadError};
+
+pub use eval::{Decision, Subject};
+
+/// The R34 baseline compiled into the binary.
+pub const BUNDLED_POLICY: &str = include_str!("../../../../policies/default.toml");
+pub const BUNDLED_POLICY_PATH: &str = "policies/default.toml";
+
+/// The rule id reported when no rule matched and `default_action` applied.
+pub const DEFAULT_RULE_ID: &str = "default";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Let through, record nothing beyond counters.
+    Allow,
+    /// Let through and record the event.
+    Monitor,
+    /// Let through and show the awareness prompt.
+    Warn,
+    /// Hold until the user acknowledges or justifies, then allow for a bounded time.
+    Coach,
+    /// Deny, and show the prompt with the internal alternative.
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Monitor => "monitor",
+            Action::Warn => "warn",
+            Action::Coach => "coach",
+            Action::Block => "block",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Action::Allow, Action::Monitor, Action::Warn, Action::Coach, Action::Block]
+            .into_iter()
+            .find(|a| a.as_str() == value)
+    }
+}
+
+/// French and English text; French is what employees see first.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Text {
+    pub fr: String,
+    pub en: String,
+}
+
+/// The approved internal tool every prompt points to (R34).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alternative {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coaching {
+    /// How long a justified user may reach the service.
+    pub bypass_minutes: u32,
+    /// Shortest justification accepted, in characters.
+    pub min_justification_chars: u32,
+}
+
+/// Prompt texts per action; a rule's `reason` is shown with them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Messages {
+    pub warn: Text,
+    pub coach: Text,
+    pub block: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    format: Spanned<u32>,
+    name: String,
+    version: String,
+    default_action: Action,
+    alternative: Alternative,
+    coach: Coaching,
+    messages: Messages,
+    #[serde(rename = "rule", default)]
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    id: Spanned<String>,
+    action: Action,
+    reason: Option<Text>,
+    #[serde(default)]
+    services: Vec<Spanned<String>>,
+    #[serde(default)]
+    categories: Vec<Category>,
+    #[serde(default)]
+    vendors: Vec<String>,
+    #[serde(default)]
+    jurisdictions: Vec<Spanned<String>>,
+    #[serde(default)]
+    jurisdictions_except: Vec<Spanned<String>>,
+    trains_on_inputs: Option<TrainsOnInputs>,
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    programs: Vec<String>,
+}
+
+/// One rule. Each non-empty criterion must hold (AND); within a list, any
+/// value may match (OR). A rule with no criterion matches every service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rule {
+    pub id: Arc<str>,
+    pub action: Action,
+    pub reason: Option<Text>,
+    pub services: Vec<String>,
+    pub categories: Vec<Category>,
+    pub vendors: Vec<String>,
+    pub jurisdictions: Vec<String>,
+    pub jurisdictions_except: Vec<String>,
+    pub trains_on_inputs: Option<TrainsOnInputs>,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    /// Executable names (`code`) or absolute paths (`/usr/bin/code`).
+    pub programs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    pub name: String,
+    pub version: String,
+    pub default_action: Action,
+    pub alternative: Alternative,
+    pub coach: Coaching,
+    pub messages: Messages,
+    pub rules: Vec<Rule>,
+}
+
+const FORMAT: u32 = 1;
+
+fn is_country_code(value: &str) -> bool {
+    value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+impl Policy {
+    pub fn bundled(catalog: &Catalog) -> Result<Self, LoadError> {
+        Self::parse(BUNDLED_POLICY, BUNDLED_POLICY_PATH, catalog)
+    }
+
+    pub fn load(path: &Path, catalog: &Catalog) -> Result<Self, LoadError> {
+        let text = diag::read_file(path)?;
+        Self::parse(&text, &path.display().to_string(), catalog)
+    }
+
+    /// Parses and checks a policy against `catalog`; every problem is reported.
+    pub fn parse(text: &str, path: &str, catalog: &Catalog) -> Result<Self, LoadError> {
+        let file: PolicyFile =
+            toml::from_str(text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(path, text, &e)]))?;
+        let mut errors = Vec::new();
+        let mut error = |offset: usize, message: String| errors.push(Diagnostic::at(path, text, offset, message));
+        if *file.format.get_ref() != FORMAT {
+            error(file.format.span().start, format!("unsupported policy format, expected {FORMAT}"));
+        }
+        let mut ids = HashSet::new();
+        let mut rules = Vec::with_capacity(file.rules.len());
+        for rule in file.rules {
+            let id = rule.id.get_ref();
+            if id.is_empty() || id == DEFAULT_RULE_ID {
+                error(rule.id.span().start, format!("rule id `{id}` is reserved or empty"));
+            } else if !ids.insert(id.clone()) {
+                error(rule.id.span().start, format!("duplicate rule id `{id}`"));
+            }
+            for service in &rule.services {
+                if catalog.get(service.get_ref()).is_none() {
+                    error(service.span().start, format!("unknown service `{}`: not in the catalog", service.get_ref()));
+                }
+            }
+            for j in rule.jurisdictions.iter().chain(&rule.jurisdictions_except) {
+                if !is_country_code(j.get_ref()) {
+                    error(j.span().start, format!("invalid jurisdiction `{}`, expected a code such as `FR`", j.get_ref()));
+                }
+            }
+            rules.push(Rule {
+                id: Arc::from(rule.id.into_inner()),
+                action: rule.action,
+                reason: rule.reason,
+                services: rule.services.into_iter().map(Spanned::into_inner).collect(),
+                categories: rule.categories,
+                vendors: rule.vendors,
+                jurisdictions: rule.jurisdictions.into_iter().map(Spanned::into_inner).collect(),
+                jurisdictions_except: rule.jurisdictions_except.into_iter().map(Spanned::into_inner).collect(),
+                trains_on_inputs: rule.trains_on_inputs,
+                users: rule.users,
+                groups: rule.groups,
+                programs: rule.programs,
+            });
+        }
+        if file.coach.min_justification_chars == 0 || file.coach.bypass_minutes == 0 {
+            error(0, "coach.bypass_minutes and coach.min_justification_chars must be at least 1".to_owned());
+        }
+        if !errors.is_empty() {
+            return Err(Diagnostics(errors).into());
+        }
+        Ok(Self {
+            name: file.name,
+            version: file.version,
+            default_action: file.default_action,
+            alternative: file.alternative,
+            coach: file.coach,
+            messages: file.messages,
+            rules,
+        })
+    }
+
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| &*r.id == id)
+    }
+}
+
+/// The policy in force and the outcome of the last attempt to replace it.
+/// A file that fails to load never replaces a good one.
+#[derive(Debug, Clone)]
+pub struct ActivePolicy {
+    current: Arc<Policy>,
+    last_error: Option<Arc<LoadError>>,
+}
+
+impl ActivePolicy {
+    pub fn new(policy: Policy) -> Self {
+        Self { current: Arc::new(policy), last_error: None }
+    }
+
+    pub fn current(&self) -> &Arc<Policy> {
+        &self.current
+    }
+
+    pub fn last_error(&self) -> Option<&LoadError> {
+        self.last_error.as_deref()
+    }
+
+    /// Installs the result of a (re)load: a good policy replaces the one in
+    /// force; an error is kept for reporting and the current policy stays.
+    pub fn apply(&mut self, loaded: Result<Policy, LoadError>) -> Result<&Arc<Policy>, Arc<LoadError>> {
+        match loaded {
+            Ok(policy) => {
+                self.current = Arc::new(policy);
+                self.last_error = None;
+                Ok(&self.current)
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                self.last_error = Some(Arc::clone(&error));
+                Err(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

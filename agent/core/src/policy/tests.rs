@@ -1,0 +1,146 @@
+use super::*;
+use crate::catalog::Catalog;
+
+fn catalog() -> Catalog {
+    Catalog::bundled().unwrap()
+}
+
+fn policy(text: &str) -> Result<Policy, LoadError> {
+    Policy::parse(text, "p.toml", &catalog())
+}
+
+const HEADER: &str = r#"
+format = 1
+name = "t"
+version = "1"
+default_action = "monitor"
+alternative = { name = "Interne", url = "https://ia.example" }
+coach = { bypass_minutes = 60, min_justification_chars = 10 }
+[messages]
+warn = { fr = "w", en = "w" }
+coach = { fr = "c", en = "c" }
+block = { fr = "b", en = "b" }
+"#;
+
+#[test]
+fn bundled_policies_load() {
+    let c = catalog();
+    Policy::bundled(&c).unwrap();
+    for file in ["monitor-only.toml", "strict.toml", "default.toml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies").join(file);
+        if let Err(e) = Policy::load(&path, &c) {
+            panic!("{file}: {e}");
+        }
+    }
+}
+
+#[test]
+fn first_match_wins_and_names_its_rule() {
+    let text = format!(
+        "{HEADER}
+[[rule]]
+id = \"allow-devs\"
+action = \"allow\"
+services = [\"chatgpt\"]
+groups = [\"devs\"]
+
+[[rule]]
+id = \"block-chatgpt\"
+action = \"block\"
+services = [\"chatgpt\"]
+
+[[rule]]
+id = \"warn-us\"
+action = \"warn\"
+jurisdictions = [\"US\"]
+"
+    );
+    let p = policy(&text).unwrap();
+    let c = catalog();
+    let chatgpt = c.get("chatgpt").unwrap();
+    let claude = c.get("claude").unwrap();
+    let d = p.decide(chatgpt, &Subject::default());
+    assert_eq!((d.action, &*d.rule_id), (Action::Block, "block-chatgpt"));
+    let devs = vec!["devs".to_owned()];
+    let d = p.decide(chatgpt, &Subject { groups: &devs, ..Subject::default() });
+    assert_eq!((d.action, &*d.rule_id), (Action::Allow, "allow-devs"));
+    let d = p.decide(claude, &Subject::default());
+    assert_eq!((d.action, &*d.rule_id), (Action::Warn, "warn-us"));
+    let mistral = c.services().iter().find(|s| s.jurisdiction == "FR").unwrap();
+    let d = p.decide(mistral, &Subject::default());
+    assert_eq!((d.action, &*d.rule_id), (Action::Monitor, DEFAULT_RULE_ID));
+}
+
+#[test]
+fn programs_match_by_name_or_path_and_unknown_never_matches() {
+    let text = format!("{HEADER}\n[[rule]]\nid = \"r\"\naction = \"allow\"\nprograms = [\"code\", \"/opt/x/bin/x\"]\n");
+    let p = policy(&text).unwrap();
+    let c = catalog();
+    let s = c.get("chatgpt").unwrap();
+    assert_eq!(p.decide(s, &Subject { program: Some("code"), ..Subject::default() }).action, Action::Allow);
+    assert_eq!(p.decide(s, &Subject { program_path: Some("/opt/x/bin/x"), ..Subject::default() }).action, Action::Allow);
+    assert_eq!(p.decide(s, &Subject::default()).action, Action::Monitor);
+}
+
+#[test]
+fn errors_are_located_and_all_reported() {
+    let text = format!(
+        "{HEADER}
+[[rule]]
+id = \"a\"
+action = \"block\"
+services = [\"chatgpt\", \"no-such-service\"]
+jurisdictions = [\"usa\"]
+
+[[rule]]
+id = \"a\"
+action = \"warn\"
+"
+    );
+    let err = policy(&text).unwrap_err().to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].starts_with("p.toml:16:24: unknown service `no-such-service`"), "{err}");
+    assert!(lines[1].starts_with("p.toml:17:18: invalid jurisdiction `usa`"), "{err}");
+    assert!(lines[2].starts_with("p.toml:20:6: duplicate rule id `a`"), "{err}");
+}
+
+#[test]
+fn unknown_keys_and_bad_actions_are_errors() {
+    let err = policy(&format!("{HEADER}\n[[rule]]\nid = \"a\"\naction = \"deny\"\n")).unwrap_err().to_string();
+    assert!(err.starts_with("p.toml:15:10: unknown variant `deny`, expected one of"), "{err}");
+    let err = policy(&format!("{HEADER}\n[[rule]]\nid = \"a\"\naction = \"block\"\nservice = [\"x\"]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("p.toml:16:1: unknown field `service`"), "{err}");
+    let err = policy(&HEADER.replace("format = 1\n", "")).unwrap_err().to_string();
+    assert!(err.contains("missing field `format`"), "{err}");
+}
+
+#[test]
+fn every_unknown_key_in_the_bundled_policy_is_rejected() {
+    // hickory's test_reject_unknown_fields, over every table of the policy.
+    let text = BUNDLED_POLICY;
+    let c = catalog();
+    let tables = ["[alternative]", "[coach]", "[messages.warn]", "[[rule]]"];
+    for table in tables {
+        let injected = text.replacen(table, &format!("{table}\nunexpected_key = 1"), 1);
+        assert!(Policy::parse(&injected, "p.toml", &c).is_err(), "{table}");
+    }
+    let top = format!("unexpected_key = 1\n{text}");
+    assert!(Policy::parse(&top, "p.toml", &c).is_err());
+}
+
+#[test]
+fn a_failed_reload_keeps_the_policy_in_force() {
+    let c = catalog();
+    let mut active = ActivePolicy::new(Policy::bundled(&c).unwrap());
+    let before = Arc::clone(active.current());
+    assert!(active.apply(Policy::parse("format = [", "bad.toml", &c)).is_err());
+    assert!(Arc::ptr_eq(active.current(), &before));
+    assert!(active.last_error().unwrap().to_string().starts_with("bad.toml:1:"));
+    let strict = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/strict.toml");
+    active.apply(Policy::load(&strict, &c)).unwrap();
+    assert_eq!(active.current().default_action, Action::Block);
+    assert!(active.last_error().is_none());
+}

@@ -1,0 +1,135 @@
+//! Reading pcap and pcapng files frame by frame, for `scan`, tests and
+//! benchmarks. The frames then go through the same pipeline as live ones.
+
+use std::fs::File;
+use std::path::Path;
+
+use pcap_parser::pcapng::Block;
+use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+
+use crate::sensor::frame::LinkType;
+use crate::sensor::Micros;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("{path}: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("{path}: not a pcap or pcapng capture (unrecognised header)")]
+    NotACapture { path: String },
+    #[error("{path}: empty file")]
+    Empty { path: String },
+    #[error("{path}: capture truncated after {frames} frames")]
+    Truncated { path: String, frames: u64 },
+    #[error("{path}: malformed capture after {frames} frames: {reason}")]
+    Malformed { path: String, frames: u64, reason: String },
+    #[error("{path}: unsupported link type {linktype} (supported: Ethernet, Linux cooked SLL/SLL2, raw IP, loopback)")]
+    UnsupportedLinkType { path: String, linktype: i32 },
+    #[error("{path}: packet for unknown interface {interface}")]
+    UnknownInterface { path: String, interface: u32 },
+}
+
+/// Per-interface facts a pcapng file declares before its packets.
+#[derive(Debug, Clone, Copy)]
+struct Interface {
+    link: LinkType,
+    /// Ticks per second of this interface's timestamps.
+    resolution: u64,
+    offset_secs: i64,
+}
+
+/// Large enough for any frame a capture holds (pcapng blocks up to 16 MiB).
+const BUFFER: usize = 16 << 20;
+
+/// Reads every frame of the capture at `path` and hands it to `frame`.
+/// Returns the number of frames read.
+pub fn for_each_frame(
+    path: &Path,
+    mut frame: impl FnMut(Micros, LinkType, &[u8]),
+) -> Result<u64, ReplayError> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|source| ReplayError::Open { path: name.clone(), source })?;
+    let mut reader = match create_reader(BUFFER, file) {
+        Ok(reader) => reader,
+        Err(PcapError::Eof) => return Err(ReplayError::Empty { path: name }),
+        Err(PcapError::HeaderNotRecognized) => return Err(ReplayError::NotACapture { path: name }),
+        Err(e) => return Err(ReplayError::Malformed { path: name, frames: 0, reason: format!("{e:?}") }),
+    };
+    let mut frames = 0u64;
+    let mut legacy: Option<(LinkType, bool)> = None;
+    let mut interfaces: Vec<Interface> = Vec::new();
+    loop {
+        match reader.next() {
+            Ok((consumed, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(header) => {
+                        let linktype = header.network.0;
+                        let link = LinkType::from_linktype(linktype)
+                            .ok_or(ReplayError::UnsupportedLinkType { path: name.clone(), linktype })?;
+                        legacy = Some((link, header.is_nanosecond_precision()));
+                    }
+                    PcapBlockOwned::Legacy(packet) => {
+                        let (link, nanos) =
+                            legacy.ok_or_else(|| malformed(&name, frames, "packet before header"))?;
+                        let frac = i64::from(packet.ts_usec);
+                        let ts = i64::from(packet.ts_sec) * 1_000_000 + if nanos { frac / 1000 } else { frac };
+                        let caplen = usize::try_from(packet.caplen).unwrap_or(usize::MAX);
+                        let data = packet.data.get(..caplen).unwrap_or(packet.data);
+                        frames += 1;
+                        frame(ts, link, data);
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        let linktype = idb.linktype.0;
+                        let link = LinkType::from_linktype(linktype)
+                            .ok_or(ReplayError::UnsupportedLinkType { path: name.clone(), linktype })?;
+                        let resolution = idb
+                            .ts_resolution()
+                            .ok_or_else(|| malformed(&name, frames, "invalid if_tsresol"))?;
+                        interfaces.push(Interface { link, resolution, offset_secs: idb.ts_offset() });
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let interface = interfaces.get(epb.if_id as usize).copied().ok_or(
+                            ReplayError::UnknownInterface { path: name.clone(), interface: epb.if_id },
+                        )?;
+                        let ticks = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                        let ts = ticks_to_micros(ticks, interface);
+                        let caplen = usize::try_from(epb.caplen).unwrap_or(usize::MAX);
+                        let data = epb.data.get(..caplen).unwrap_or(epb.data);
+                        frames += 1;
+                        frame(ts, interface.link, data);
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        let interface = interfaces
+                            .first()
+                            .copied()
+                            .ok_or(ReplayError::UnknownInterface { path: name.clone(), interface: 0 })?;
+                        let len = usize::try_from(spb.origlen).unwrap_or(usize::MAX);
+                        let data = spb.data.get(..len).unwrap_or(spb.data);
+                        frames += 1;
+                        frame(0, interface.link, data);
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                reader.consume(consumed);
+            }
+            Err(PcapError::Eof) => return Ok(frames),
+            Err(PcapError::Incomplete(_)) => {
+                if reader.reader_exhausted() {
+                    return Err(ReplayError::Truncated { path: name, frames });
+                }
+                reader.refill().map_err(|e| malformed(&name, frames, &format!("{e:?}")))?;
+            }
+            Err(PcapError::UnexpectedEof) => return Err(ReplayError::Truncated { path: name, frames }),
+            Err(e) => return Err(malformed(&name, frames, &format!("{e:?}"))),
+        }
+    }
+}
+
+fn malformed(path: &str, frames: u64, reason: &str) -> ReplayError {
+    ReplayError::Malformed { path: path.to_owned(), frames, reason: reason.to_owned() }
+}
+
+fn ticks_to_micros(ticks: u64, interface: Interface) -> Micros {
+    let micros = u128::from(ticks) * 1_000_000 / u128::from(interface.resolution.max(1));
+    i64::try_from(micros).unwrap_or(i64::MAX).saturating_add(interface.offset_secs.saturating_mul(1_000_000))
+}

@@ -1,0 +1,192 @@
+//! The event store: SQLite (bundled) in WAL mode, versioned migrations,
+//! batched writes. A batch is acknowledged only once its transaction has
+//! committed with `synchronous=FULL`, so acknowledged events survive a crash.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+
+use crate::event::{Attribution, Event};
+use crate::policy::Action;
+use crate::sensor::Micros;
+
+/// Ordered migrations; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_events.sql")];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("event store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("event store schema version {found} is newer than this agent ({supported}); refusing to touch it")]
+    TooNew { found: i64, supported: usize },
+    #[error("event store holds an unknown action `{0}`")]
+    UnknownAction(String),
+}
+
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+/// Events per service and action, for summaries and charts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceCount {
+    pub service_id: String,
+    pub action: Action,
+    pub count: u64,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path)?)
+    }
+
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // In-memory databases answer "memory" here; that is fine.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Self { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let applied = usize::try_from(version).unwrap_or(usize::MAX);
+        if applied > MIGRATIONS.len() {
+            return Err(StoreError::TooNew { found: version, supported: MIGRATIONS.len() });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+    }
+
+    /// Stores a batch in one transaction. When this returns `Ok`, every event
+    /// is durable. Re-inserting an event id is a no-op (idempotent retries).
+    pub fn insert(&mut self, events: &[Event]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (id, ts, source, name, service_id, service_name, category, vendor,
+                    action, rule_id, policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            )?;
+            for e in events {
+                stmt.execute(params![
+                    e.id,
+                    e.ts,
+                    e.source,
+                    e.name,
+                    e.service_id,
+                    e.service_name,
+                    e.category,
+                    e.vendor,
+                    e.action.as_str(),
+                    e.rule_id,
+                    e.policy_version,
+                    e.protocol,
+                    e.src,
+                    e.dst,
+                    e.ech,
+                    e.attribution.pid,
+                    e.attribution.program,
+                    e.attribution.program_path,
+                    e.attribution.uid,
+                    e.attribution.user,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes events older than `keep_days` before `now`; returns how many.
+    pub fn apply_retention(&mut self, now: Micros, keep_days: u32) -> Result<u64, StoreError> {
+        let cutoff = now.saturating_sub(i64::from(keep_days) * 86_400 * 1_000_000);
+        let deleted = self.conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;
+        Ok(deleted as u64)
+    }
+
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row("SELECT count(*) FROM events", [], |row| row.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The most recent events first.
+    pub fn recent(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, ts, source, name, service_id, service_name, category, vendor, action, rule_id,
+                    policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user
+             FROM events ORDER BY ts DESC, seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit], |row| {
+            Ok((
+                Event {
+                    id: row.get(0)?,
+                    ts: row.get(1)?,
+                    source: row.get(2)?,
+                    name: row.get(3)?,
+                    service_id: row.get(4)?,
+                    service_name: row.get(5)?,
+                    category: row.get(6)?,
+                    vendor: row.get(7)?,
+                    action: Action::Allow,
+                    rule_id: row.get(9)?,
+                    policy_version: row.get(10)?,
+                    protocol: row.get(11)?,
+                    src: row.get(12)?,
+                    dst: row.get(13)?,
+                    ech: row.get(14)?,
+                    attribution: Attribution {
+                        pid: row.get(15)?,
+                        program: row.get(16)?,
+                        program_path: row.get(17)?,
+                        uid: row.get(18)?,
+                        user: row.get(19)?,
+                    },
+                },
+                row.get::<_, String>(8)?,
+            ))
+        })?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (mut event, action) = row?;
+            event.action = Action::parse(&action).ok_or(StoreError::UnknownAction(action))?;
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    pub fn counts_by_service(&self) -> Result<Vec<ServiceCount>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT service_id, action, count(*) FROM events GROUP BY service_id, action ORDER BY 3 DESC, 1",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+        })?;
+        let mut counts = Vec::new();
+        for row in rows {
+            let (service_id, action, count) = row?;
+            let action = Action::parse(&action).ok_or(StoreError::UnknownAction(action))?;
+            counts.push(ServiceCount { service_id, action, count: u64::try_from(count).unwrap_or(0) });
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests;

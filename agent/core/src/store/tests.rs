@@ -1,0 +1,65 @@
+use super::*;
+
+fn event(id: &str, ts: Micros, service: &str, action: Action) -> Event {
+    Event {
+        id: id.to_owned(),
+        ts,
+        source: "tls".into(),
+        name: format!("{service}.example"),
+        service_id: service.into(),
+        service_name: service.into(),
+        category: "chat".into(),
+        vendor: "V".into(),
+        action,
+        rule_id: "r".into(),
+        policy_version: "1".into(),
+        protocol: "tcp".into(),
+        src: "10.0.0.1:1234".into(),
+        dst: "10.0.0.2:443".into(),
+        ech: false,
+        attribution: Attribution { pid: Some(42), user: Some("alice".into()), ..Attribution::default() },
+    }
+}
+
+#[test]
+fn round_trip_and_idempotent_ids() {
+    let mut store = Store::open_in_memory().unwrap();
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    let a = event("a", 10, "chatgpt", Action::Block);
+    let b = event("b", 20, "claude", Action::Warn);
+    store.insert(&[a.clone(), b.clone()]).unwrap();
+    store.insert(&[a.clone()]).unwrap();
+    assert_eq!(store.count().unwrap(), 2);
+    assert_eq!(store.recent(10).unwrap(), vec![b, a]);
+    let counts = store.counts_by_service().unwrap();
+    assert_eq!(counts.len(), 2);
+}
+
+#[test]
+fn retention_deletes_only_old_events() {
+    let mut store = Store::open_in_memory().unwrap();
+    let day = 86_400_000_000;
+    store.insert(&[event("old", 0, "x", Action::Monitor), event("new", 40 * day, "x", Action::Monitor)]).unwrap();
+    assert_eq!(store.apply_retention(41 * day, 30).unwrap(), 1);
+    assert_eq!(store.recent(5).unwrap().len(), 1);
+}
+
+#[test]
+fn reopening_a_file_keeps_events_and_schema() {
+    let dir = std::env::temp_dir().join(format!("vigie-store-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.db");
+    {
+        let mut store = Store::open(&path).unwrap();
+        store.insert(&[event("a", 1, "x", Action::Block)]).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.count().unwrap(), 1);
+    drop(store);
+    // A schema from a newer agent is refused, not modified.
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
