@@ -37,8 +37,10 @@ struct Interface {
     offset_secs: i64,
 }
 
-/// Large enough for any frame a capture holds (pcapng blocks up to 16 MiB).
-const BUFFER: usize = 16 << 20;
+/// Large enough for any block a capture holds (pcapng blocks up to 16 MiB);
+/// a smaller file needs no more than its own size.
+const MAX_BUFFER: usize = 16 << 20;
+const MIN_BUFFER: usize = 64 << 10;
 
 /// Reads every frame of the capture at `path` and hands it to `frame`.
 /// Returns the number of frames read.
@@ -48,7 +50,9 @@ pub fn for_each_frame(
 ) -> Result<u64, ReplayError> {
     let name = path.display().to_string();
     let file = File::open(path).map_err(|source| ReplayError::Open { path: name.clone(), source })?;
-    let mut reader = match create_reader(BUFFER, file) {
+    let size = file.metadata().map_or(MAX_BUFFER as u64, |m| m.len());
+    let buffer = usize::try_from(size).unwrap_or(MAX_BUFFER).clamp(MIN_BUFFER, MAX_BUFFER);
+    let mut reader = match create_reader(buffer, file) {
         Ok(reader) => reader,
         Err(PcapError::Eof) => return Err(ReplayError::Empty { path: name }),
         Err(PcapError::HeaderNotRecognized) => return Err(ReplayError::NotACapture { path: name }),
