@@ -2,6 +2,9 @@
 //! same pipeline as `vigie-agent scan`, checked against what tshark (an
 //! independent dissector) found in them.
 
+// Test code: a panic here is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -43,9 +46,14 @@ fn every_name_the_clients_sent_is_found() {
     let fixtures = capture_fixtures().unwrap();
     assert!(fixtures.len() >= 8, "fixtures: {fixtures:?}");
     for (capture, expected) in fixtures {
-        let expected: BTreeSet<String> =
-            std::fs::read_to_string(&expected).unwrap().lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
-        let found: BTreeSet<String> = scan(&capture).into_iter().map(|(s, n, _)| format!("{s} {n}")).collect();
+        let expected: BTreeSet<String> = std::fs::read_to_string(&expected)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let found: BTreeSet<String> =
+            scan(&capture).into_iter().map(|(s, n, _)| format!("{s} {n}")).collect();
         assert_eq!(found, expected, "{}", capture.display());
     }
 }
@@ -57,8 +65,14 @@ const GENAI: &[(&str, &str)] = &[
     ("chat.mistral.ai", "le-chat"),
     ("chat.deepseek.com", "deepseek"),
 ];
-const DECOYS: &[&str] =
-    &["www.google.com", "github.com", "gemini.com", "notclaude.ai", "chatgpt.com.evil.example", "example.org"];
+const DECOYS: &[&str] = &[
+    "www.google.com",
+    "github.com",
+    "gemini.com",
+    "notclaude.ai",
+    "chatgpt.com.evil.example",
+    "example.org",
+];
 
 #[test]
 fn genai_names_map_to_their_services_and_decoys_to_nothing() {
@@ -91,7 +105,8 @@ fn observe(frames: impl IntoIterator<Item = vigie_tests::OwnedFrame>) -> Vec<Obs
 #[test]
 fn chromium_quic_initials_in_any_order() {
     let frames = load_frames(&fixture("chromium-quic.pcap")).unwrap();
-    let forward: Vec<_> = observe(frames.clone()).into_iter().filter(|o| o.source.as_str() == "quic").collect();
+    let forward: Vec<_> =
+        observe(frames.clone()).into_iter().filter(|o| o.source.as_str() == "quic").collect();
     assert!(forward.iter().any(|o| o.name == "chatgpt.com"), "{forward:?}");
     // Every datagram reversed: the second half of each ClientHello comes first.
     let mut reversed = frames;

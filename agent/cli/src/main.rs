@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 #[derive(Debug, Parser)]
-#[command(name = "vigie-agent", version, about = "Vigie: keeps sensitive data out of public generative-AI services")]
+#[command(
+    name = "vigie-agent",
+    version,
+    about = "Vigie: keeps sensitive data out of public generative-AI services"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => scan::run(&args),
         Command::CheckPolicy { policy, catalog } => scan::check_policy(&policy, catalog.as_deref()),
-        Command::Lookup { names, policy, catalog } => scan::lookup(&names, policy.as_deref(), catalog.as_deref()),
+        Command::Lookup { names, policy, catalog } => {
+            scan::lookup(&names, policy.as_deref(), catalog.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

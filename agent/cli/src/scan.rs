@@ -200,9 +200,8 @@ fn print(out: &mut impl Write, decided: &Decided<'_>, json: bool) -> std::io::Re
         (source, _) => source.as_str(),
     };
     let ech = match o.detail {
-        vigie_core::sensor::Detail::ClientHello { ech: true } | vigie_core::sensor::Detail::QuicInitial { ech: true, .. } => {
-            " ech"
-        }
+        vigie_core::sensor::Detail::ClientHello { ech: true }
+        | vigie_core::sensor::Detail::QuicInitial { ech: true, .. } => " ech",
         _ => "",
     };
     let (service, action, rule) = match verdict {
@@ -232,7 +231,14 @@ fn print_summary(out: &mut impl Write, summary: &Summary<'_>, json: bool) -> std
     for (id, s) in summary.services {
         let actions: Vec<String> = s.by_action.iter().map(|(a, n)| format!("{a} {n}")).collect();
         let sources: Vec<String> = s.by_source.iter().map(|(a, n)| format!("{a} {n}")).collect();
-        writeln!(out, "  {id:<20} {:<24} {:>6}  {}  ({})", s.name, s.observations, actions.join(", "), sources.join(", "))?;
+        writeln!(
+            out,
+            "  {id:<20} {:<24} {:>6}  {}  ({})",
+            s.name,
+            s.observations,
+            actions.join(", "),
+            sources.join(", ")
+        )?;
     }
     let st = summary.sensor;
     writeln!(

@@ -128,7 +128,8 @@ impl Catalog {
         let file: CatalogFile =
             toml::from_str(text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(path, text, &e)]))?;
         let mut errors = Vec::new();
-        let mut error = |offset: usize, message: String| errors.push(Diagnostic::at(path, text, offset, message));
+        let mut error =
+            |offset: usize, message: String| errors.push(Diagnostic::at(path, text, offset, message));
         if *file.format.get_ref() != FORMAT {
             error(file.format.span().start, format!("unsupported catalog format, expected {FORMAT}"));
         }
@@ -141,14 +142,20 @@ impl Catalog {
             let id_ok = id.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
                 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !id_ok {
-                error(s.id.span().start, format!("invalid service id `{id}`, expected lowercase letters, digits and `-`"));
+                error(
+                    s.id.span().start,
+                    format!("invalid service id `{id}`, expected lowercase letters, digits and `-`"),
+                );
             }
             if ids.insert(id.clone(), index).is_some() {
                 error(s.id.span().start, format!("duplicate service id `{id}`"));
             }
             let j = s.jurisdiction.get_ref();
             if j.len() != 2 || !j.bytes().all(|b| b.is_ascii_uppercase()) {
-                error(s.jurisdiction.span().start, format!("invalid jurisdiction `{j}`, expected an ISO 3166-1 alpha-2 code such as `FR`"));
+                error(
+                    s.jurisdiction.span().start,
+                    format!("invalid jurisdiction `{j}`, expected an ISO 3166-1 alpha-2 code such as `FR`"),
+                );
             }
             if !s.source.get_ref().starts_with("https://") {
                 error(s.source.span().start, "source must be an https:// URL".to_owned());
@@ -156,13 +163,21 @@ impl Catalog {
             if s.domains.is_empty() && s.hosts.is_empty() && s.shared_domains.is_empty() {
                 error(s.id.span().start, format!("service `{id}` has no domains, hosts or shared_domains"));
             }
-            for (names, map, kind) in [(&s.domains, &mut by_domain, "domain"), (&s.hosts, &mut by_host, "host")] {
+            for (names, map, kind) in
+                [(&s.domains, &mut by_domain, "domain"), (&s.hosts, &mut by_host, "host")]
+            {
                 for name in names {
                     let value = name.get_ref();
                     if !diag::is_lowercase_hostname(value) {
-                        error(name.span().start, format!("invalid {kind} `{value}`, expected a lowercase host name"));
+                        error(
+                            name.span().start,
+                            format!("invalid {kind} `{value}`, expected a lowercase host name"),
+                        );
                     } else if let Some(other) = map.insert(value.as_str().into(), index) {
-                        error(name.span().start, format!("{kind} `{value}` is already listed by service #{}", other + 1));
+                        error(
+                            name.span().start,
+                            format!("{kind} `{value}` is already listed by service #{}", other + 1),
+                        );
                     }
                 }
             }
@@ -338,7 +353,8 @@ source = "https://example.org"
         assert!(err.contains("c.toml:8:26: invalid domain `Not_OK`"), "{err}");
         assert!(err.contains("c.toml:9:16: invalid jurisdiction"), "{err}");
         assert!(err.contains("c.toml:11:10: source must be"), "{err}");
-        let unknown = Catalog::parse("format = 1\nversion = \"t\"\ncolour = 1\n", "c.toml").unwrap_err().to_string();
+        let unknown =
+            Catalog::parse("format = 1\nversion = \"t\"\ncolour = 1\n", "c.toml").unwrap_err().to_string();
         assert!(unknown.starts_with("c.toml:3:1: unknown field `colour`"), "{unknown}");
         let bad_enum = text.replace("\"chat\"", "\"chatbot\"");
         let err = Catalog::parse(&bad_enum, "c.toml").unwrap_err().to_string();

@@ -49,7 +49,10 @@ impl Event {
         policy_version: &str,
         attribution: Attribution,
     ) -> Self {
-        let ech = matches!(observation.detail, Detail::ClientHello { ech: true } | Detail::QuicInitial { ech: true, .. });
+        let ech = matches!(
+            observation.detail,
+            Detail::ClientHello { ech: true } | Detail::QuicInitial { ech: true, .. }
+        );
         Self {
             id: uuid::Uuid::now_v7().to_string(),
             ts: observation.ts,

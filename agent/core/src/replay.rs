@@ -75,7 +75,8 @@ pub fn for_each_frame(
                         let (link, nanos) =
                             legacy.ok_or_else(|| malformed(&name, frames, "packet before header"))?;
                         let frac = i64::from(packet.ts_usec);
-                        let ts = i64::from(packet.ts_sec) * 1_000_000 + if nanos { frac / 1000 } else { frac };
+                        let ts =
+                            i64::from(packet.ts_sec) * 1_000_000 + if nanos { frac / 1000 } else { frac };
                         let caplen = usize::try_from(packet.caplen).unwrap_or(usize::MAX);
                         let data = packet.data.get(..caplen).unwrap_or(packet.data);
                         frames += 1;

@@ -180,7 +180,8 @@ impl Policy {
         let file: PolicyFile =
             toml::from_str(text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(path, text, &e)]))?;
         let mut errors = Vec::new();
-        let mut error = |offset: usize, message: String| errors.push(Diagnostic::at(path, text, offset, message));
+        let mut error =
+            |offset: usize, message: String| errors.push(Diagnostic::at(path, text, offset, message));
         if *file.format.get_ref() != FORMAT {
             error(file.format.span().start, format!("unsupported policy format, expected {FORMAT}"));
         }
@@ -195,12 +196,18 @@ impl Policy {
             }
             for service in &rule.services {
                 if catalog.get(service.get_ref()).is_none() {
-                    error(service.span().start, format!("unknown service `{}`: not in the catalog", service.get_ref()));
+                    error(
+                        service.span().start,
+                        format!("unknown service `{}`: not in the catalog", service.get_ref()),
+                    );
                 }
             }
             for j in rule.jurisdictions.iter().chain(&rule.jurisdictions_except) {
                 if !is_country_code(j.get_ref()) {
-                    error(j.span().start, format!("invalid jurisdiction `{}`, expected a code such as `FR`", j.get_ref()));
+                    error(
+                        j.span().start,
+                        format!("invalid jurisdiction `{}`, expected a code such as `FR`", j.get_ref()),
+                    );
                 }
             }
             rules.push(Rule {
@@ -211,7 +218,11 @@ impl Policy {
                 categories: rule.categories,
                 vendors: rule.vendors,
                 jurisdictions: rule.jurisdictions.into_iter().map(Spanned::into_inner).collect(),
-                jurisdictions_except: rule.jurisdictions_except.into_iter().map(Spanned::into_inner).collect(),
+                jurisdictions_except: rule
+                    .jurisdictions_except
+                    .into_iter()
+                    .map(Spanned::into_inner)
+                    .collect(),
                 trains_on_inputs: rule.trains_on_inputs,
                 users: rule.users,
                 groups: rule.groups,

@@ -73,12 +73,17 @@ jurisdictions = [\"US\"]
 
 #[test]
 fn programs_match_by_name_or_path_and_unknown_never_matches() {
-    let text = format!("{HEADER}\n[[rule]]\nid = \"r\"\naction = \"allow\"\nprograms = [\"code\", \"/opt/x/bin/x\"]\n");
+    let text = format!(
+        "{HEADER}\n[[rule]]\nid = \"r\"\naction = \"allow\"\nprograms = [\"code\", \"/opt/x/bin/x\"]\n"
+    );
     let p = policy(&text).unwrap();
     let c = catalog();
     let s = c.get("chatgpt").unwrap();
     assert_eq!(p.decide(s, &Subject { program: Some("code"), ..Subject::default() }).action, Action::Allow);
-    assert_eq!(p.decide(s, &Subject { program_path: Some("/opt/x/bin/x"), ..Subject::default() }).action, Action::Allow);
+    assert_eq!(
+        p.decide(s, &Subject { program_path: Some("/opt/x/bin/x"), ..Subject::default() }).action,
+        Action::Allow
+    );
     assert_eq!(p.decide(s, &Subject::default()).action, Action::Monitor);
 }
 
@@ -107,7 +112,8 @@ action = \"warn\"
 
 #[test]
 fn unknown_keys_and_bad_actions_are_errors() {
-    let err = policy(&format!("{HEADER}\n[[rule]]\nid = \"a\"\naction = \"deny\"\n")).unwrap_err().to_string();
+    let err =
+        policy(&format!("{HEADER}\n[[rule]]\nid = \"a\"\naction = \"deny\"\n")).unwrap_err().to_string();
     assert!(err.starts_with("p.toml:15:10: unknown variant `deny`, expected one of"), "{err}");
     let err = policy(&format!("{HEADER}\n[[rule]]\nid = \"a\"\naction = \"block\"\nservice = [\"x\"]\n"))
         .unwrap_err()

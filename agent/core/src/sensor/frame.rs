@@ -61,7 +61,11 @@ impl TcpSegment<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport<'a> {
     Tcp(TcpSegment<'a>),
-    Udp { src_port: u16, dst_port: u16, payload: &'a [u8] },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        payload: &'a [u8],
+    },
     /// A non-first IP fragment or a fragmented first one: not reassembled.
     Fragment,
     /// Another IP protocol (ICMP, ESP, ...).
@@ -175,11 +179,8 @@ fn decode_ipv4(packet: &[u8]) -> Result<IpPacket<'_>, ParseError> {
     r.skip(header_len - 20, "ipv4 options")?;
     let payload = clip(r.rest(), total_len - header_len);
     // More-fragments set or a non-zero offset: not a whole datagram.
-    let transport = if fragment & 0x3fff != 0 {
-        Transport::Fragment
-    } else {
-        decode_transport(protocol, payload)?
-    };
+    let transport =
+        if fragment & 0x3fff != 0 { Transport::Fragment } else { decode_transport(protocol, payload)? };
     Ok(IpPacket { src, dst, transport })
 }
 
@@ -281,9 +282,7 @@ mod tests {
         f.extend_from_slice(&[0x88, 0xa8, 0, 1, 0x81, 0x00, 0, 2, 0x08, 0x00]);
         f.extend(ipv4_udp(b"hello"));
         f.extend_from_slice(&[0; 6]); // Ethernet padding beyond the IP length.
-        let Ok(Frame::Ip(p)) = decode_frame(LinkType::Ethernet, &f) else {
-            panic!("not decoded")
-        };
+        let Ok(Frame::Ip(p)) = decode_frame(LinkType::Ethernet, &f) else { panic!("not decoded") };
         assert_eq!(p.transport, Transport::Udp { src_port: 12345, dst_port: 53, payload: b"hello" });
     }
 

@@ -6,8 +6,8 @@
 pub mod dns;
 pub mod frame;
 pub mod quic;
-mod reassembly;
 mod reader;
+mod reassembly;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -81,11 +81,22 @@ impl Source {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Detail {
-    DnsQuery { qtype: u16 },
+    DnsQuery {
+        qtype: u16,
+    },
     /// A response: `flow` is still oriented client → resolver.
-    DnsAnswer { qtype: u16, rcode: u16, addresses: Vec<IpAddr> },
-    ClientHello { ech: bool },
-    QuicInitial { version: u32, ech: bool },
+    DnsAnswer {
+        qtype: u16,
+        rcode: u16,
+        addresses: Vec<IpAddr>,
+    },
+    ClientHello {
+        ech: bool,
+    },
+    QuicInitial {
+        version: u32,
+        ech: bool,
+    },
 }
 
 /// One thing the workstation revealed about where it is going.
@@ -318,7 +329,13 @@ impl Sensor {
         }
     }
 
-    fn tcp_segment(&mut self, ts: Micros, key: StreamKey, seg: &TcpSegment<'_>, out: &mut impl FnMut(Observation)) {
+    fn tcp_segment(
+        &mut self,
+        ts: Micros,
+        key: StreamKey,
+        seg: &TcpSegment<'_>,
+        out: &mut impl FnMut(Observation),
+    ) {
         let is_dns = key.src.port() == DNS_PORT || key.dst.port() == DNS_PORT;
         if seg.has(TcpSegment::SYN) {
             // A new connection replaces any state left under the same ports.
@@ -389,7 +406,9 @@ impl Sensor {
                 }
                 Err(_) => {
                     // Not TLS, or not a ClientHello: this direction is of no interest.
-                    if !buffer.contiguous().is_empty() && tls::looks_like_client_hello_start(buffer.contiguous()) {
+                    if !buffer.contiguous().is_empty()
+                        && tls::looks_like_client_hello_start(buffer.contiguous())
+                    {
                         self.stats.tls_errors += 1;
                     }
                     stream.state = StreamState::Done;
@@ -476,13 +495,16 @@ impl Sensor {
         }
     }
 
-    fn quic_datagram(&mut self, ts: Micros, key: StreamKey, datagram: &[u8], out: &mut impl FnMut(Observation)) {
-        let packets = match quic::initial_packets(datagram) {
-            Ok(packets) => packets,
-            Err(_) => {
-                self.stats.quic_errors += 1;
-                return;
-            }
+    fn quic_datagram(
+        &mut self,
+        ts: Micros,
+        key: StreamKey,
+        datagram: &[u8],
+        out: &mut impl FnMut(Observation),
+    ) {
+        let Ok(packets) = quic::initial_packets(datagram) else {
+            self.stats.quic_errors += 1;
+            return;
         };
         for packet in packets {
             self.stats.quic_initials += 1;
@@ -499,7 +521,8 @@ impl Sensor {
     ) {
         // Later client Initials of a connection keep the keys of its first DCID,
         // even after the server has picked a new connection ID.
-        let known = self.quic.get(&key).and_then(|c| c.keys.decrypt(packet).ok().map(|p| (p, c.dcid == packet.dcid)));
+        let known =
+            self.quic.get(&key).and_then(|c| c.keys.decrypt(packet).ok().map(|p| (p, c.dcid == packet.dcid)));
         let plaintext = match known {
             Some((plaintext, _)) => plaintext,
             None => {
@@ -535,12 +558,9 @@ impl Sensor {
         if connection.done {
             return;
         }
-        let frames = match quic::crypto_frames(&plaintext) {
-            Ok(frames) => frames,
-            Err(_) => {
-                self.stats.quic_errors += 1;
-                return;
-            }
+        let Ok(frames) = quic::crypto_frames(&plaintext) else {
+            self.stats.quic_errors += 1;
+            return;
         };
         for (offset, data) in frames {
             if connection.crypto.insert(offset, data, tls::MAX_CLIENT_HELLO + 4).is_err() {

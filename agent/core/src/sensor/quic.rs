@@ -19,16 +19,16 @@ pub const VERSION_2: u32 = 0x6b33_43cf;
 pub const VERSION_DRAFT_29: u32 = 0xff00_001d;
 
 const SALT_V1: [u8; 20] = [
-    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb,
-    0x7f, 0x0a,
+    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc,
+    0xbb, 0x7f, 0x0a,
 ];
 const SALT_V2: [u8; 20] = [
-    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd,
-    0x2e, 0xd9,
+    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9,
+    0xbd, 0x2e, 0xd9,
 ];
 const SALT_DRAFT_29: [u8; 20] = [
-    0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61, 0x11, 0xe0, 0x43, 0x90,
-    0xa8, 0x99,
+    0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61, 0x11, 0xe0, 0x43,
+    0x90, 0xa8, 0x99,
 ];
 const MAX_CID_LEN: usize = 20;
 
@@ -76,11 +76,7 @@ impl InitialKeys {
         expand_label(&secret, key_label, &mut key)?;
         expand_label(&secret, iv_label, &mut iv)?;
         expand_label(&secret, hp_label, &mut hp)?;
-        Ok(Self {
-            aead: Aes128Gcm::new(&key.into()),
-            iv,
-            header: aes::Aes128::new(&hp.into()),
-        })
+        Ok(Self { aead: Aes128Gcm::new(&key.into()), iv, header: aes::Aes128::new(&hp.into()) })
     }
 
     /// Removes header and payload protection from one Initial packet and
@@ -96,10 +92,14 @@ impl InitialKeys {
         self.header.encrypt_block(&mut mask);
         let mask: [u8; 16] = mask.into();
         let [mask_first, mask_pn @ ..] = mask;
-        let first = packet.bytes.first().ok_or(ParseError::Truncated("quic first byte"))? ^ (mask_first & 0x0f);
+        let first =
+            packet.bytes.first().ok_or(ParseError::Truncated("quic first byte"))? ^ (mask_first & 0x0f);
         let pn_len = usize::from(first & 0x03) + 1;
-        let mut header =
-            packet.bytes.get(..pn_offset + pn_len).ok_or(ParseError::Truncated("quic packet number"))?.to_vec();
+        let mut header = packet
+            .bytes
+            .get(..pn_offset + pn_len)
+            .ok_or(ParseError::Truncated("quic packet number"))?
+            .to_vec();
         let mut packet_number = 0u64;
         if let Some(byte) = header.first_mut() {
             *byte = first;
@@ -330,6 +330,9 @@ pub(crate) mod tests {
         }
         let mut tampered = datagram.clone();
         tampered[600] ^= 1;
-        assert_eq!(initial_client_hello_fragments(&tampered), Err(ParseError::Invalid("quic initial does not decrypt")));
+        assert_eq!(
+            initial_client_hello_fragments(&tampered),
+            Err(ParseError::Invalid("quic initial does not decrypt"))
+        );
     }
 }

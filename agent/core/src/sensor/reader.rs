@@ -26,10 +26,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ParseError> {
-        let (head, tail) = self
-            .buf
-            .split_at_checked(n)
-            .ok_or(ParseError::Truncated(what))?;
+        let (head, tail) = self.buf.split_at_checked(n).ok_or(ParseError::Truncated(what))?;
         self.buf = tail;
         Ok(head)
     }
@@ -39,10 +36,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], ParseError> {
-        let (head, tail) = self
-            .buf
-            .split_first_chunk::<N>()
-            .ok_or(ParseError::Truncated(what))?;
+        let (head, tail) = self.buf.split_first_chunk::<N>().ok_or(ParseError::Truncated(what))?;
         self.buf = tail;
         Ok(*head)
     }
@@ -56,8 +50,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u24(&mut self, what: &'static str) -> Result<u32, ParseError> {
-        self.array::<3>(what)
-            .map(|[a, b, c]| u32::from_be_bytes([0, a, b, c]))
+        self.array::<3>(what).map(|[a, b, c]| u32::from_be_bytes([0, a, b, c]))
     }
 
     pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, ParseError> {

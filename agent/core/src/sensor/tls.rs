@@ -94,7 +94,9 @@ pub fn parse_client_hello_records(stream: &[u8]) -> Result<HelloProgress, ParseE
         };
         match handshake_message(message)? {
             Some(body) => return parse_client_hello_body(body).map(|h| HelloProgress::Done(h.into())),
-            None if message.len() > MAX_CLIENT_HELLO => return Err(ParseError::Invalid("client hello too large")),
+            None if message.len() > MAX_CLIENT_HELLO => {
+                return Err(ParseError::Invalid("client hello too large"))
+            }
             None => {}
         }
     }
@@ -241,7 +243,11 @@ pub(crate) mod tests {
         for max in [16384, 64, 7] {
             let stream = records(&msg, max);
             for len in 0..stream.len() {
-                assert_eq!(parse_client_hello_records(&stream[..len]), Ok(HelloProgress::NeedMore), "{max} {len}");
+                assert_eq!(
+                    parse_client_hello_records(&stream[..len]),
+                    Ok(HelloProgress::NeedMore),
+                    "{max} {len}"
+                );
             }
         }
         let body = &msg[4..];
@@ -258,6 +264,9 @@ pub(crate) mod tests {
         assert!(parse_client_hello_records(b"GET / HTTP/1.1\r\n").is_err());
         assert!(parse_client_hello_records(&[22, 3, 3, 0, 4, 2, 0, 0, 0]).is_err()); // ServerHello
         let msg = client_hello_message("bad name!", false, 0);
-        assert_eq!(parse_client_hello_records(&records(&msg, 100)), Err(ParseError::Invalid("host name characters")));
+        assert_eq!(
+            parse_client_hello_records(&records(&msg, 100)),
+            Err(ParseError::Invalid("host name characters"))
+        );
     }
 }

@@ -17,7 +17,9 @@ const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_events.sql")];
 pub enum StoreError {
     #[error("event store: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("event store schema version {found} is newer than this agent ({supported}); refusing to touch it")]
+    #[error(
+        "event store schema version {found} is newer than this agent ({supported}); refusing to touch it"
+    )]
     TooNew { found: i64, supported: usize },
     #[error("event store holds an unknown action `{0}`")]
     UnknownAction(String),

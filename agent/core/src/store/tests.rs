@@ -28,7 +28,7 @@ fn round_trip_and_idempotent_ids() {
     let a = event("a", 10, "chatgpt", Action::Block);
     let b = event("b", 20, "claude", Action::Warn);
     store.insert(&[a.clone(), b.clone()]).unwrap();
-    store.insert(&[a.clone()]).unwrap();
+    store.insert(std::slice::from_ref(&a)).unwrap();
     assert_eq!(store.count().unwrap(), 2);
     assert_eq!(store.recent(10).unwrap(), vec![b, a]);
     let counts = store.counts_by_service().unwrap();
@@ -39,7 +39,9 @@ fn round_trip_and_idempotent_ids() {
 fn retention_deletes_only_old_events() {
     let mut store = Store::open_in_memory().unwrap();
     let day = 86_400_000_000;
-    store.insert(&[event("old", 0, "x", Action::Monitor), event("new", 40 * day, "x", Action::Monitor)]).unwrap();
+    store
+        .insert(&[event("old", 0, "x", Action::Monitor), event("new", 40 * day, "x", Action::Monitor)])
+        .unwrap();
     assert_eq!(store.apply_retention(41 * day, 30).unwrap(), 1);
     assert_eq!(store.recent(5).unwrap().len(), 1);
 }

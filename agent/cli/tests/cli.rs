@@ -1,0 +1,120 @@
+//! `vigie-agent` as a user runs it.
+
+// Test code: a panic here is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/pcap").join(name)
+}
+
+fn agent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigie-agent")).args(args).output().unwrap()
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigie-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn scan_prints_decisions_and_a_summary() {
+    let out = agent(&["scan", fixture("curl-tls.pcap").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let line = text.lines().find(|l| l.contains(" chatgpt.com ")).unwrap();
+    for field in ["tls", "chatgpt", "block", "block-trains-on-inputs", "tcp 10.203.0.1:"] {
+        assert!(line.contains(field), "{field} missing in {line}");
+    }
+    let decoy = text.lines().find(|l| l.contains(" notclaude.ai ")).unwrap();
+    assert!(decoy.contains(" - "), "{decoy}");
+    assert!(text.contains("frames, 8 observations"), "{text}");
+}
+
+#[test]
+fn scan_json_lines_and_store() {
+    let dir = temp_dir("json");
+    let db = dir.join("events.db");
+    let out = agent(&[
+        "scan",
+        fixture("chromium-quic.pcap").to_str().unwrap(),
+        "--json",
+        "--db",
+        db.to_str().unwrap(),
+        "--retention-days",
+        "36500",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let quic: Vec<_> = lines.iter().filter(|l| l["source"] == "quic").collect();
+    assert!(quic
+        .iter()
+        .any(|l| l["name"] == "chatgpt.com" && l["service"]["id"] == "chatgpt" && l["action"] == "block"));
+    assert!(quic.iter().any(|l| l["name"] == "gemini.com" && l["service"].is_null()));
+    let summary = &lines.last().unwrap()["summary"];
+    let genai = summary["genai_observations"].as_u64().unwrap();
+    assert_eq!(summary["stored_events"].as_u64(), Some(genai));
+    let store = vigie_core::store::Store::open(&db).unwrap();
+    assert_eq!(store.count().unwrap(), genai);
+    let events = store.recent(100).unwrap();
+    assert!(events.iter().all(|e| !e.id.is_empty() && e.rule_id == "block-trains-on-inputs"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let dir = temp_dir("bad");
+    let missing = agent(&["scan", "/nonexistent/x.pcap"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/x.pcap: No such file"));
+
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "this is not a capture at all").unwrap();
+    let out = agent(&["scan", text.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a pcap or pcapng capture"), "{out:?}");
+
+    let bytes = std::fs::read(fixture("curl-tls.pcap")).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let out = agent(&["scan", cut.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("capture truncated after"), "{out:?}");
+    // What was read before the damage is still reported.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("chatgpt.com"));
+
+    let mut wifi = bytes[..24].to_vec();
+    wifi[20..24].copy_from_slice(&105u32.to_le_bytes()); // IEEE 802.11
+    let wifi_path = dir.join("wifi.pcap");
+    std::fs::write(&wifi_path, &wifi).unwrap();
+    let out = agent(&["scan", wifi_path.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported link type 105"), "{out:?}");
+
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "format = 1\nname = \"x\"\n[[rule]]\nid = 3\n").unwrap();
+    let out =
+        agent(&["scan", fixture("curl-tls.pcap").to_str().unwrap(), "--policy", policy.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("policy rejected") && err.contains("policy.toml:4:6"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_policy_and_lookup() {
+    for file in ["default.toml", "monitor-only.toml", "strict.toml"] {
+        let out = agent(&["check-policy", repo().join("policies").join(file).to_str().unwrap()]);
+        assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = agent(&["lookup", "CHATGPT.COM.", "gemini.com"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("CHATGPT.COM.: ChatGPT (OpenAI"), "{text}");
+    assert!(text.contains("gemini.com: not a catalogued GenAI service"), "{text}");
+}
