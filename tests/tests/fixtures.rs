@@ -177,3 +177,24 @@ fn truncated_capture_files_are_errors_not_panics() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn records_larger_than_the_read_buffer_are_read_whole() {
+    let dir = std::env::temp_dir().join(format!("vigie-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.pcap");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    bytes.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 1, 0, 0, 0]);
+    for size in [60usize, 3_000_000, 70] {
+        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&(size as u32).to_le_bytes());
+        bytes.extend_from_slice(&(size as u32).to_le_bytes());
+        bytes.extend(std::iter::repeat_n(0xab, size));
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let mut sizes = Vec::new();
+    let frames = vigie_core::replay::for_each_frame(&path, |_, _, data| sizes.push(data.len())).unwrap();
+    assert_eq!((frames, sizes), (3, vec![60, 3_000_000, 70]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -37,10 +37,10 @@ struct Interface {
     offset_secs: i64,
 }
 
-/// Large enough for any block a capture holds (pcapng blocks up to 16 MiB);
-/// a smaller file needs no more than its own size.
+/// Start small, so the buffer stays in cache between the kernel's copy and
+/// our parse; grow for large blocks, up to pcapng's 16 MiB.
+const INITIAL_BUFFER: usize = 256 << 10;
 const MAX_BUFFER: usize = 16 << 20;
-const MIN_BUFFER: usize = 64 << 10;
 
 /// Reads every frame of the capture at `path` and hands it to `frame`.
 /// Returns the number of frames read.
@@ -50,9 +50,8 @@ pub fn for_each_frame(
 ) -> Result<u64, ReplayError> {
     let name = path.display().to_string();
     let file = File::open(path).map_err(|source| ReplayError::Open { path: name.clone(), source })?;
-    let size = file.metadata().map_or(MAX_BUFFER as u64, |m| m.len());
-    let buffer = usize::try_from(size).unwrap_or(MAX_BUFFER).clamp(MIN_BUFFER, MAX_BUFFER);
-    let mut reader = match create_reader(buffer, file) {
+    let mut capacity = INITIAL_BUFFER;
+    let mut reader = match create_reader(capacity, file) {
         Ok(reader) => reader,
         Err(PcapError::Eof) => return Err(ReplayError::Empty { path: name }),
         Err(PcapError::HeaderNotRecognized) => return Err(ReplayError::NotACapture { path: name }),
@@ -115,7 +114,9 @@ pub fn for_each_frame(
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
-                reader.consume(consumed);
+                // Shift the buffer only on refill: moving the unread half on every
+                // consume would copy the capture a second time.
+                reader.consume_noshift(consumed);
             }
             Err(PcapError::Eof) => return Ok(frames),
             Err(PcapError::Incomplete(_)) => {
@@ -125,6 +126,14 @@ pub fn for_each_frame(
                 reader.refill().map_err(|e| malformed(&name, frames, &format!("{e:?}")))?;
             }
             Err(PcapError::UnexpectedEof) => return Err(ReplayError::Truncated { path: name, frames }),
+            Err(PcapError::BufferTooSmall) => {
+                if capacity >= MAX_BUFFER {
+                    return Err(malformed(&name, frames, "block larger than 16 MiB"));
+                }
+                capacity *= 4;
+                reader.grow(capacity);
+                reader.refill().map_err(|e| malformed(&name, frames, &format!("{e:?}")))?;
+            }
             Err(e) => return Err(malformed(&name, frames, &format!("{e:?}"))),
         }
     }

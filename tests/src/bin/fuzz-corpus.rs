@@ -1,0 +1,92 @@
+//! Writes the fuzz seed corpus (agent/fuzz/corpus/<target>/) from the
+//! real-client capture fixtures and the bundled policies, so the fuzzers
+//! start from what real clients send. Run from the repository root:
+//! `cargo run -p vigie-tests --bin fuzz-corpus`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use vigie_core::internal::{decode_frame, LinkType};
+use vigie_core::sensor::frame::{Frame, Transport};
+use vigie_tests::{capture_fixtures, load_frames, tests_dir};
+
+fn link_index(link: LinkType) -> u8 {
+    match link {
+        LinkType::Ethernet => 0,
+        LinkType::RawIp => 1,
+        LinkType::Null => 2,
+        LinkType::Loop => 3,
+        LinkType::LinuxSll => 4,
+        _ => 5,
+    }
+}
+
+fn main() -> Result<()> {
+    let root = tests_dir().join("..").join("agent").join("fuzz").join("corpus");
+    let mut corpus: BTreeMap<&str, Vec<Vec<u8>>> = BTreeMap::new();
+    for (capture, _) in capture_fixtures()? {
+        let frames = load_frames(&capture)?;
+        let mut streams: BTreeMap<(u16, u16), BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
+        let mut sensor_input = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            if i < 12 {
+                let mut seed = vec![link_index(f.link)];
+                seed.extend_from_slice(&f.data);
+                corpus.entry("frame").or_default().push(seed);
+            }
+            if f.link == LinkType::Ethernet && i < 60 {
+                let len = u16::try_from(f.data.len()).unwrap_or(u16::MAX);
+                sensor_input.extend_from_slice(&len.to_be_bytes());
+                sensor_input.extend_from_slice(f.data.get(..usize::from(len)).unwrap_or(&f.data));
+            }
+            let Ok(Frame::Ip(ip)) = decode_frame(f.link, &f.data) else { continue };
+            match ip.transport {
+                Transport::Udp { src_port, dst_port, payload } if src_port == 53 || dst_port == 53 => {
+                    corpus.entry("dns_message").or_default().push(payload.to_vec());
+                }
+                Transport::Udp { dst_port: 443, payload, .. } => {
+                    corpus.entry("quic_initial").or_default().push(payload.to_vec());
+                }
+                Transport::Tcp(seg) if seg.dst_port == 443 && !seg.payload.is_empty() => {
+                    streams
+                        .entry((seg.src_port, seg.dst_port))
+                        .or_default()
+                        .entry(seg.seq)
+                        .or_insert_with(|| seg.payload.to_vec());
+                }
+                _ => {}
+            }
+        }
+        for segments in streams.values().take(3) {
+            let bytes: Vec<u8> = segments.values().flatten().copied().take(4096).collect();
+            corpus.entry("tls_client_hello").or_default().push(bytes);
+        }
+        if !sensor_input.is_empty() {
+            corpus.entry("sensor_stream").or_default().push(sensor_input);
+        }
+    }
+    for entry in std::fs::read_dir(tests_dir().join("..").join("policies"))? {
+        let path = entry?.path();
+        corpus.entry("policy_file").or_default().push(std::fs::read(&path)?);
+    }
+    for (target, mut seeds) in corpus {
+        seeds.sort();
+        seeds.dedup();
+        seeds.truncate(40);
+        let dir = root.join(target);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        for (i, seed) in seeds.iter().enumerate() {
+            write(&dir.join(format!("seed-{i:03}")), seed)?;
+        }
+        println!("{target}: {} seeds", seeds.len());
+    }
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| path.display().to_string())
+}
