@@ -1,0 +1,40 @@
+# Shared by the README's two commands: installs what they need, idempotently.
+# Sourced, not run.
+
+log() { printf '\n== %s\n' "$*"; }
+
+# apt-get install only what is missing; `apt-get update` at most once.
+apt_ensure() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
+        return 1
+    fi
+    if [ -z "${VIGIE_APT_UPDATED:-}" ]; then
+        apt-get update -q >/dev/null
+        export VIGIE_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# cargo install a tool at a pinned version unless that version is there.
+cargo_tool_ensure() {
+    local crate=$1 version=$2 bin=$3
+    if command -v "$bin" >/dev/null 2>&1 && "$bin" --version 2>/dev/null | grep -q "$version"; then
+        return 0
+    fi
+    cargo install --locked --quiet "$crate" --version "$version"
+}
+
+rust_ensure() {
+    apt_ensure build-essential pkg-config
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "cargo not found: this machine kind ships a Rust toolchain (rustup)" >&2
+        return 1
+    fi
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Every Vigie test, as CI runs it: formatting, lints, licences, a fuzz smoke
+# run of every parser, then the whole test suite. Installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/lib.sh
+export CARGO_TERM_COLOR=never
+FUZZ_SECONDS=${FUZZ_SECONDS:-8}
+
+rust_ensure
+cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
+cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz
+
+log "fmt"
+cargo fmt --all --check
+
+log "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo-deny (licences, bans, sources)"
+cargo deny --log-level error check licenses bans sources
+# The advisory database is fetched from a git host this machine cannot reach;
+# check advisories where it is there.
+if cargo deny --log-level error check advisories >/dev/null 2>&1; then
+    echo "advisories ok"
+else
+    echo "advisories: database unreachable here, not checked"
+fi
+
+log "fuzz smoke (${FUZZ_SECONDS}s per target)"
+# cargo-fuzz needs unstable rustc flags; the machine has one stable toolchain.
+export RUSTC_BOOTSTRAP=1
+cargo fuzz build --fuzz-dir agent/fuzz
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for target in $(cargo fuzz list --fuzz-dir agent/fuzz); do
+    mkdir -p "$work/$target"
+    # New inputs go to the scratch folder; the committed seeds stay as they are.
+    cargo fuzz run --fuzz-dir agent/fuzz "$target" "$work/$target" "agent/fuzz/corpus/$target" -- \
+        -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$work/$target.log" 2>&1 || {
+        tail -n 40 "$work/$target.log"
+        echo "fuzz target $target failed" >&2
+        exit 1
+    }
+    echo "$target: $(grep -E '^Done' "$work/$target.log" || echo ok)"
+done
+unset RUSTC_BOOTSTRAP
+
+log "tests"
+cargo test --workspace --locked 2>&1 | tee "$work/tests.log"
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { print "tests: " p " passed, " f " failed" }' "$work/tests.log"
