@@ -19,7 +19,8 @@ type Frames = Vec<(i64, LinkType, Vec<u8>)>;
 fn load(name: &str) -> Frames {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/pcap").join(name);
     let mut frames = Vec::new();
-    vigie_core::replay::for_each_frame(&path, |ts, link, data| frames.push((ts, link, data.to_vec()))).unwrap();
+    vigie_core::replay::for_each_frame(&path, |ts, link, data| frames.push((ts, link, data.to_vec())))
+        .unwrap();
     frames
 }
 

@@ -60,7 +60,11 @@ fn samples() -> Result<Samples> {
             let Ok(Frame::Ip(ip)) = decode_frame(f.link, &f.data) else { continue };
             if let Transport::Tcp(seg) = ip.transport {
                 if seg.dst_port == 443 && !seg.payload.is_empty() {
-                    streams.entry(seg.src_port).or_default().entry(seg.seq).or_insert_with(|| seg.payload.to_vec());
+                    streams
+                        .entry(seg.src_port)
+                        .or_default()
+                        .entry(seg.seq)
+                        .or_insert_with(|| seg.payload.to_vec());
                 }
             }
         }
@@ -93,7 +97,12 @@ fn samples() -> Result<Samples> {
     }
     let quic_connections: Vec<_> = quic.into_values().filter(|c| c.len() == 2).collect();
     if hellos.is_empty() || quic_connections.is_empty() || dns_queries.is_empty() {
-        bail!("fixtures lack handshakes: {} hellos, {} quic, {} dns", hellos.len(), quic_connections.len(), dns_queries.len());
+        bail!(
+            "fixtures lack handshakes: {} hellos, {} quic, {} dns",
+            hellos.len(),
+            quic_connections.len(),
+            dns_queries.len()
+        );
     }
     Ok(Samples { hellos, quic_connections, dns_queries })
 }
@@ -109,7 +118,8 @@ fn main() -> Result<()> {
     let server = Ipv4Addr::new(10, 99, 0, 1);
     let bulk_payload = vec![0x17u8; 1448];
     // 64 long-lived bulk flows, each side: data one way, ACKs the other.
-    let bulk_flows: Vec<(Ipv4Addr, u16)> = (0..64u16).map(|i| (Ipv4Addr::new(10, 98, 0, 2), 30000 + i)).collect();
+    let bulk_flows: Vec<(Ipv4Addr, u16)> =
+        (0..64u16).map(|i| (Ipv4Addr::new(10, 98, 0, 2), 30000 + i)).collect();
     let mut bulk_seq = vec![1_000u32; bulk_flows.len()];
     let (mut tls, mut quic, mut dns) = (0u64, 0u64, 0u64);
     let mut ts = 1_790_000_000_000_000u64;
