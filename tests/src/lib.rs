@@ -87,3 +87,39 @@ pub fn udp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> 
 pub const SYN: u8 = 0x02;
 pub const ACK: u8 = 0x10;
 pub const PSH_ACK: u8 = 0x18;
+
+/// The client-to-server byte streams of the TCP connections to `port` in a
+/// capture, each in sequence order (relative to its first segment, so
+/// sequence numbers may wrap), retransmissions kept once.
+pub fn client_tcp_streams(path: &Path, port: u16) -> Result<Vec<Vec<u8>>> {
+    use std::collections::BTreeMap;
+    use vigie_core::internal::decode_frame;
+    use vigie_core::sensor::frame::{Frame, Transport};
+    /// First sequence number, and segments by offset from it.
+    type Segments = (u32, BTreeMap<u32, Vec<u8>>);
+    let mut streams: BTreeMap<(std::net::IpAddr, u16), Segments> = BTreeMap::new();
+    for f in load_frames(path)? {
+        let Ok(Frame::Ip(ip)) = decode_frame(f.link, &f.data) else { continue };
+        if let Transport::Tcp(seg) = ip.transport {
+            if seg.dst_port == port && !seg.payload.is_empty() {
+                let (base, segments) =
+                    streams.entry((ip.src, seg.src_port)).or_insert((seg.seq, BTreeMap::new()));
+                segments.entry(seg.seq.wrapping_sub(*base)).or_insert_with(|| seg.payload.to_vec());
+            }
+        }
+    }
+    Ok(streams.into_values().map(|(_, segments)| segments.into_values().flatten().collect()).collect())
+}
+
+/// The complete ClientHellos among a capture's TLS client streams, with their server names.
+pub fn client_hellos(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    use vigie_core::internal::parse_client_hello_records;
+    use vigie_core::sensor::tls::HelloProgress;
+    let mut hellos = Vec::new();
+    for bytes in client_tcp_streams(path, 443)? {
+        if let Ok(HelloProgress::Done(hello)) = parse_client_hello_records(&bytes) {
+            hellos.push((hello.server_name.unwrap_or_default(), bytes));
+        }
+    }
+    Ok(hellos)
+}

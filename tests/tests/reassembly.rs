@@ -5,38 +5,15 @@
 // Test code: a panic here is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use vigie_core::internal::{decode_frame, parse_client_hello_records};
-use vigie_core::sensor::frame::{Frame, LinkType, Transport};
-use vigie_core::sensor::tls::HelloProgress;
+use vigie_core::sensor::frame::LinkType;
 use vigie_core::sensor::{Observation, Sensor};
-use vigie_tests::{fixture, load_frames, tcp_frame, ACK, PSH_ACK, SYN};
+use vigie_tests::{client_hellos, fixture, tcp_frame, ACK, PSH_ACK, SYN};
 
-/// The client byte streams of every TLS connection in the capture that
-/// carry a complete ClientHello, keyed by client port.
+/// Chromium's ClientHellos from the fixture, with their server names.
 fn chromium_hellos() -> Vec<(String, Vec<u8>)> {
-    let mut streams: BTreeMap<u16, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
-    for f in load_frames(&fixture("chromium-tcp-split.pcap")).unwrap() {
-        let Ok(Frame::Ip(ip)) = decode_frame(f.link, &f.data) else { continue };
-        if let Transport::Tcp(seg) = ip.transport {
-            if seg.dst_port == 443 && !seg.payload.is_empty() {
-                streams
-                    .entry(seg.src_port)
-                    .or_default()
-                    .entry(seg.seq)
-                    .or_insert_with(|| seg.payload.to_vec());
-            }
-        }
-    }
-    let mut hellos = Vec::new();
-    for segments in streams.values() {
-        let bytes: Vec<u8> = segments.values().flatten().copied().collect();
-        if let Ok(HelloProgress::Done(hello)) = parse_client_hello_records(&bytes) {
-            hellos.push((hello.server_name.unwrap(), bytes));
-        }
-    }
+    let hellos = client_hellos(&fixture("chromium-tcp-split.pcap")).unwrap();
     assert!(hellos.len() >= 4, "{}", hellos.len());
     assert!(hellos.iter().any(|(_, b)| b.len() > 1500), "no large hello");
     hellos

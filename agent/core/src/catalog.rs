@@ -109,6 +109,7 @@ pub struct Catalog {
     by_domain: HashMap<Box<str>, usize>,
     /// Exact host → service index.
     by_host: HashMap<Box<str>, usize>,
+    by_id: HashMap<String, usize>,
 }
 
 const FORMAT: u32 = 1;
@@ -203,7 +204,7 @@ impl Catalog {
         if !errors.is_empty() {
             return Err(Diagnostics(errors).into());
         }
-        Ok(Self { version: file.version, services, by_domain, by_host })
+        Ok(Self { version: file.version, services, by_domain, by_host, by_id: ids })
     }
 
     pub fn services(&self) -> &[Service] {
@@ -211,7 +212,7 @@ impl Catalog {
     }
 
     pub fn get(&self, id: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.id == id)
+        self.by_id.get(id).and_then(|&index| self.services.get(index))
     }
 
     /// The service a host name belongs to: an exact host, else the longest

@@ -65,10 +65,7 @@ impl Event {
             action: decision.action,
             rule_id: decision.rule_id.to_string(),
             policy_version: policy_version.to_owned(),
-            protocol: match observation.flow.protocol {
-                crate::sensor::Protocol::Tcp => "tcp".to_owned(),
-                crate::sensor::Protocol::Udp => "udp".to_owned(),
-            },
+            protocol: observation.flow.protocol.as_str().to_owned(),
             src: observation.flow.src.to_string(),
             dst: observation.flow.dst.to_string(),
             ech,

@@ -86,9 +86,12 @@ pub fn for_each_frame(
                         let linktype = idb.linktype.0;
                         let link = LinkType::from_linktype(linktype)
                             .ok_or(ReplayError::UnsupportedLinkType { path: name.clone(), linktype })?;
-                        let resolution = idb
-                            .ts_resolution()
-                            .ok_or_else(|| malformed(&name, frames, "invalid if_tsresol"))?;
+                        let resolution = match idb.if_tsresol() {
+                            None => Some(1_000_000),
+                            Some(Ok(code)) => ticks_per_second(code),
+                            Some(Err(_)) => None,
+                        }
+                        .ok_or_else(|| malformed(&name, frames, "invalid if_tsresol"))?;
                         interfaces.push(Interface { link, resolution, offset_secs: idb.ts_offset() });
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
@@ -143,7 +146,36 @@ fn malformed(path: &str, frames: u64, reason: &str) -> ReplayError {
     ReplayError::Malformed { path: path.to_owned(), frames, reason: reason.to_owned() }
 }
 
+/// pcapng `if_tsresol`: the high bit picks a power of two, else of ten.
+/// (pcap-parser's own helper rejects the power-of-two form.)
+fn ticks_per_second(code: u8) -> Option<u64> {
+    let exponent = u32::from(code & 0x7f);
+    if code & 0x80 != 0 {
+        2u64.checked_pow(exponent)
+    } else {
+        10u64.checked_pow(exponent)
+    }
+}
+
 fn ticks_to_micros(ticks: u64, interface: Interface) -> Micros {
+    // `resolution` is at least 1: 2^0 or 10^0.
     let micros = u128::from(ticks) * 1_000_000 / u128::from(interface.resolution.max(1));
     i64::try_from(micros).unwrap_or(i64::MAX).saturating_add(interface.offset_secs.saturating_mul(1_000_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_resolutions() {
+        assert_eq!(ticks_per_second(6), Some(1_000_000));
+        assert_eq!(ticks_per_second(9), Some(1_000_000_000));
+        assert_eq!(ticks_per_second(0x80 | 20), Some(1 << 20));
+        assert_eq!(ticks_per_second(20), None);
+        let nanos = Interface { link: LinkType::Ethernet, resolution: 1_000_000_000, offset_secs: 0 };
+        assert_eq!(ticks_to_micros(1_795_795_200_123_456_789, nanos), 1_795_795_200_123_456);
+        let binary = Interface { link: LinkType::Ethernet, resolution: 1 << 20, offset_secs: 10 };
+        assert_eq!(ticks_to_micros(3 << 19, binary), 11_500_000);
+    }
 }

@@ -7,7 +7,13 @@ use vigie_core::sensor::{Sensor, SensorLimits};
 
 fuzz_target!(|data: &[u8]| {
     // Small tables, so eviction paths run too.
-    let limits = SensorLimits { max_tcp_streams: 4, max_quic_connections: 4, handshake_timeout: 3, done_timeout: 5 };
+    let limits = SensorLimits {
+        max_tcp_streams: 4,
+        max_quic_connections: 4,
+        max_buffered_bytes: 1 << 16,
+        handshake_timeout: 3,
+        done_timeout: 5,
+    };
     let mut sensor = Sensor::new(limits);
     let mut rest = data;
     let mut ts = 0i64;

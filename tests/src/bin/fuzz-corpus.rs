@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use vigie_core::internal::{decode_frame, LinkType};
 use vigie_core::sensor::frame::{Frame, Transport};
-use vigie_tests::{capture_fixtures, load_frames, tests_dir};
+use vigie_tests::{capture_fixtures, client_tcp_streams, load_frames, tests_dir};
 
 fn link_index(link: LinkType) -> u8 {
     match link {
@@ -27,7 +27,6 @@ fn main() -> Result<()> {
     let mut corpus: BTreeMap<&str, Vec<Vec<u8>>> = BTreeMap::new();
     for (capture, _) in capture_fixtures()? {
         let frames = load_frames(&capture)?;
-        let mut streams: BTreeMap<(u16, u16), BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
         let mut sensor_input = Vec::new();
         for (i, f) in frames.iter().enumerate() {
             if i < 12 {
@@ -48,19 +47,11 @@ fn main() -> Result<()> {
                 Transport::Udp { dst_port: 443, payload, .. } => {
                     corpus.entry("quic_initial").or_default().push(payload.to_vec());
                 }
-                Transport::Tcp(seg) if seg.dst_port == 443 && !seg.payload.is_empty() => {
-                    streams
-                        .entry((seg.src_port, seg.dst_port))
-                        .or_default()
-                        .entry(seg.seq)
-                        .or_insert_with(|| seg.payload.to_vec());
-                }
                 _ => {}
             }
         }
-        for segments in streams.values().take(3) {
-            let bytes: Vec<u8> = segments.values().flatten().copied().take(4096).collect();
-            corpus.entry("tls_client_hello").or_default().push(bytes);
+        for bytes in client_tcp_streams(&capture, 443)?.into_iter().take(3) {
+            corpus.entry("tls_client_hello").or_default().push(bytes.into_iter().take(4096).collect());
         }
         if !sensor_input.is_empty() {
             corpus.entry("sensor_stream").or_default().push(sensor_input);

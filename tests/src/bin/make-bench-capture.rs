@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use anyhow::{bail, Context, Result};
 use vigie_core::internal::decode_frame;
 use vigie_core::sensor::frame::{Frame, Transport};
-use vigie_tests::{fixture, load_frames, tcp_frame, udp_frame, ACK, PSH_ACK, SYN};
+use vigie_tests::{client_hellos, fixture, load_frames, tcp_frame, udp_frame, ACK, PSH_ACK, SYN};
 
 struct PcapOut<W: Write> {
     out: W,
@@ -55,27 +55,7 @@ struct Samples {
 fn samples() -> Result<Samples> {
     let mut hellos = Vec::new();
     for name in ["chromium-tcp-split.pcap", "curl-tls.pcap"] {
-        let mut streams: BTreeMap<u16, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
-        for f in load_frames(&fixture(name))? {
-            let Ok(Frame::Ip(ip)) = decode_frame(f.link, &f.data) else { continue };
-            if let Transport::Tcp(seg) = ip.transport {
-                if seg.dst_port == 443 && !seg.payload.is_empty() {
-                    streams
-                        .entry(seg.src_port)
-                        .or_default()
-                        .entry(seg.seq)
-                        .or_insert_with(|| seg.payload.to_vec());
-                }
-            }
-        }
-        for segments in streams.values() {
-            let bytes: Vec<u8> = segments.values().flatten().copied().collect();
-            if let Ok(vigie_core::sensor::tls::HelloProgress::Done(_)) =
-                vigie_core::internal::parse_client_hello_records(&bytes)
-            {
-                hellos.push(bytes);
-            }
-        }
+        hellos.extend(client_hellos(&fixture(name))?.into_iter().map(|(_, bytes)| bytes));
     }
     let mut quic: BTreeMap<u16, Vec<Vec<u8>>> = BTreeMap::new();
     let mut dns_queries = Vec::new();

@@ -115,7 +115,7 @@ struct RuleFile {
     #[serde(default)]
     categories: Vec<Category>,
     #[serde(default)]
-    vendors: Vec<String>,
+    vendors: Vec<Spanned<String>>,
     #[serde(default)]
     jurisdictions: Vec<Spanned<String>>,
     #[serde(default)]
@@ -202,6 +202,14 @@ impl Policy {
                     );
                 }
             }
+            for vendor in &rule.vendors {
+                if !catalog.services().iter().any(|s| s.vendor.eq_ignore_ascii_case(vendor.get_ref())) {
+                    error(
+                        vendor.span().start,
+                        format!("unknown vendor `{}`: no catalogued service has it", vendor.get_ref()),
+                    );
+                }
+            }
             for j in rule.jurisdictions.iter().chain(&rule.jurisdictions_except) {
                 if !is_country_code(j.get_ref()) {
                     error(
@@ -216,7 +224,7 @@ impl Policy {
                 reason: rule.reason,
                 services: rule.services.into_iter().map(Spanned::into_inner).collect(),
                 categories: rule.categories,
-                vendors: rule.vendors,
+                vendors: rule.vendors.into_iter().map(Spanned::into_inner).collect(),
                 jurisdictions: rule.jurisdictions.into_iter().map(Spanned::into_inner).collect(),
                 jurisdictions_except: rule
                     .jurisdictions_except

@@ -111,6 +111,14 @@ action = \"warn\"
 }
 
 #[test]
+fn unknown_vendors_are_located_errors() {
+    let text =
+        format!("{HEADER}\n[[rule]]\nid = \"a\"\naction = \"block\"\nvendors = [\"openai\", \"OpenAl\"]\n");
+    let err = policy(&text).unwrap_err().to_string();
+    assert_eq!(err, "p.toml:16:22: unknown vendor `OpenAl`: no catalogued service has it");
+}
+
+#[test]
 fn unknown_keys_and_bad_actions_are_errors() {
     let err =
         policy(&format!("{HEADER}\n[[rule]]\nid = \"a\"\naction = \"deny\"\n")).unwrap_err().to_string();

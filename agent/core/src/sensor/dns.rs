@@ -8,6 +8,9 @@ use hickory_proto::rr::RData;
 
 use super::ParseError;
 
+/// Answers list a handful of addresses; a message with more is reported by its first ones.
+const MAX_ADDRESSES: usize = 32;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsQuestion {
     /// Lowercase ASCII (punycode) form, no trailing dot.
@@ -43,6 +46,7 @@ pub fn parse_dns_message(bytes: &[u8]) -> Result<DnsMessage, ParseError> {
     let addresses = message
         .answers()
         .iter()
+        .take(MAX_ADDRESSES)
         .filter_map(|record| match record.data() {
             RData::A(a) => Some(IpAddr::V4(a.0)),
             RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),

@@ -290,9 +290,10 @@ mod tests {
     fn ipv6_extension_headers_are_walked() {
         let mut p = vec![0x60, 0, 0, 0, 0, 0, 0, 64];
         p.extend_from_slice(&[0; 32]);
-        // Hop-by-hop (8 bytes) then destination options (8 bytes) then UDP.
-        p.extend_from_slice(&[60, 0, 0, 0, 0, 0, 0, 0]);
-        p.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 0]);
+        // Hop-by-hop (16 bytes: length 1 counts 8-octet units past the first 8),
+        // then AH (16 bytes: length 2 counts 4-octet units minus 2), then UDP.
+        p.extend_from_slice(&[51, 1, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9]);
+        p.extend_from_slice(&[17, 2, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9, 9]);
         p.extend_from_slice(&[0, 1, 0, 2, 0, 9, 0, 0, 7]);
         let len = p.len() - 40;
         p[5] = len as u8;

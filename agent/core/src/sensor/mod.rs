@@ -50,13 +50,18 @@ pub struct Flow {
     pub dst: SocketAddr,
 }
 
-impl std::fmt::Display for Flow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let proto = match self.protocol {
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
-        };
-        write!(f, "{proto} {} -> {}", self.src, self.dst)
+        }
+    }
+}
+
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} -> {}", self.protocol.as_str(), self.src, self.dst)
     }
 }
 
@@ -144,6 +149,8 @@ pub struct SensorStats {
 pub struct SensorLimits {
     pub max_tcp_streams: usize,
     pub max_quic_connections: usize,
+    /// Bytes held for unfinished handshakes, all flows together.
+    pub max_buffered_bytes: usize,
     /// A handshake not complete after this long is abandoned.
     pub handshake_timeout: Micros,
     /// How long a finished flow is remembered, so retransmissions are not reported twice.
@@ -155,6 +162,7 @@ impl Default for SensorLimits {
         Self {
             max_tcp_streams: 65_536,
             max_quic_connections: 16_384,
+            max_buffered_bytes: 64 << 20,
             handshake_timeout: 30_000_000,
             done_timeout: 120_000_000,
         }
@@ -165,8 +173,17 @@ const DNS_PORT: u16 = 53;
 /// DNS messages over one TCP connection we read before we stop looking.
 const MAX_DNS_MESSAGES_PER_STREAM: u8 = 16;
 const MAX_DNS_TCP_BUFFER: usize = 64 * 1024;
+/// Real queries carry one question; a message with many is reported by its first few.
+const MAX_DNS_QUESTIONS: usize = 4;
+/// A ClientHello at its largest, plus the headers of the records it spans.
+const MAX_HELLO_STREAM: usize = tls::MAX_CLIENT_HELLO + 1024;
+/// RFC 9000 §14.1: a client pads every datagram carrying an Initial to 1200 bytes.
+const MIN_CLIENT_INITIAL_DATAGRAM: usize = 1200;
+const SECOND: Micros = 1_000_000;
+/// When a table is full, how many entries are looked at for a finished flow to evict.
+const EVICTION_PROBE: usize = 64;
 
-/// One direction of a TCP connection.
+/// One direction of a TCP connection, or a QUIC client's 5-tuple.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct StreamKey {
     src: SocketAddr,
@@ -181,6 +198,15 @@ enum StreamState {
     Done,
 }
 
+impl StreamState {
+    fn buffered(&self) -> usize {
+        match self {
+            StreamState::Reading(buffer) => buffer.buffered(),
+            StreamState::Done => 0,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct TcpStream {
     /// Sequence number of stream offset 0.
@@ -188,6 +214,8 @@ struct TcpStream {
     dns: bool,
     dns_messages: u8,
     dns_consumed: usize,
+    /// Stream length below which parsing cannot make progress.
+    need: usize,
     state: StreamState,
     last_seen: Micros,
 }
@@ -196,8 +224,8 @@ struct TcpStream {
 struct QuicConnection {
     dcid: Vec<u8>,
     keys: InitialKeys,
-    crypto: Reassembler,
-    done: bool,
+    /// `Done` once the ClientHello has been read or given up on.
+    crypto: StreamState,
     last_seen: Micros,
 }
 
@@ -211,13 +239,29 @@ pub struct Sensor {
     tcp: Map<StreamKey, TcpStream>,
     quic: Map<StreamKey, QuicConnection>,
     stats: SensorStats,
+    /// The latest timestamp seen: state ages by it, so a frame stamped in the
+    /// past (or a capture block without time) cannot stall expiry.
+    now: Micros,
     last_sweep: Micros,
+    last_forced_sweep: Micros,
+    /// Bytes held in reassembly buffers, all flows together.
+    buffered: usize,
 }
 
 impl Default for Sensor {
     fn default() -> Self {
         Self::new(SensorLimits::default())
     }
+}
+
+/// Makes room for one more entry in a full table by evicting a finished flow;
+/// false when the entries probed are all mid-handshake.
+fn evict_finished<V>(map: &mut Map<StreamKey, V>, cap: usize, is_done: impl Fn(&V) -> bool) -> bool {
+    if map.len() < cap {
+        return true;
+    }
+    let victim = map.iter().take(EVICTION_PROBE).find(|(_, v)| is_done(v)).map(|(k, _)| *k);
+    victim.is_some_and(|k| map.remove(&k).is_some())
 }
 
 impl Sensor {
@@ -228,7 +272,10 @@ impl Sensor {
             tcp: Map::with_hasher(hasher.clone()),
             quic: Map::with_hasher(hasher),
             stats: SensorStats::default(),
+            now: i64::MIN,
             last_sweep: i64::MIN,
+            last_forced_sweep: i64::MIN,
+            buffered: 0,
         }
     }
 
@@ -241,11 +288,17 @@ impl Sensor {
         self.tcp.len() + self.quic.len()
     }
 
+    /// Bytes currently held for unfinished handshakes.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
     /// Feeds one captured frame; observations go to `out`.
     pub fn process(&mut self, ts: Micros, link: LinkType, frame: &[u8], out: &mut impl FnMut(Observation)) {
         self.stats.frames += 1;
-        if ts.saturating_sub(self.last_sweep) >= 1_000_000 {
-            self.sweep(ts);
+        self.now = self.now.max(ts);
+        if self.now.saturating_sub(self.last_sweep) >= SECOND {
+            self.sweep();
         }
         let packet = match frame::decode_frame(link, frame) {
             Ok(Frame::Ip(packet)) => packet,
@@ -272,8 +325,12 @@ impl Sensor {
                     dst: SocketAddr::new(packet.dst, dst_port),
                 };
                 if src_port == DNS_PORT || dst_port == DNS_PORT {
-                    self.dns_message(ts, Protocol::Udp, key, payload, out);
-                } else if quic::looks_like_initial(payload) {
+                    let flow = Flow { protocol: Protocol::Udp, src: key.src, dst: key.dst };
+                    match dns::parse_dns_message(payload) {
+                        Ok(message) => emit_dns(&mut self.stats, ts, flow, message, out),
+                        Err(_) => self.stats.dns_errors += 1,
+                    }
+                } else if payload.len() >= MIN_CLIENT_INITIAL_DATAGRAM && quic::looks_like_initial(payload) {
                     self.quic_datagram(ts, key, payload, out);
                 }
             }
@@ -283,49 +340,41 @@ impl Sensor {
     }
 
     /// Drops flows whose handshake stalled or that ended long ago.
-    fn sweep(&mut self, now: Micros) {
+    fn sweep(&mut self) {
+        let now = self.now;
         self.last_sweep = now;
         let SensorLimits { handshake_timeout, done_timeout, .. } = self.limits;
-        let before = self.tcp.len();
+        let expired = |state: &StreamState, last_seen: Micros| {
+            let timeout = if matches!(state, StreamState::Done) { done_timeout } else { handshake_timeout };
+            now.saturating_sub(last_seen) >= timeout
+        };
+        let (before, mut released) = (self.tcp.len(), 0);
         self.tcp.retain(|_, s| {
-            let timeout = if matches!(s.state, StreamState::Done) { done_timeout } else { handshake_timeout };
-            now.saturating_sub(s.last_seen) < timeout
+            let drop = expired(&s.state, s.last_seen);
+            if drop {
+                released += s.state.buffered();
+            }
+            !drop
         });
         self.stats.tcp_streams_expired += (before - self.tcp.len()) as u64;
         let before = self.quic.len();
         self.quic.retain(|_, c| {
-            let timeout = if c.done { done_timeout } else { handshake_timeout };
-            now.saturating_sub(c.last_seen) < timeout
+            let drop = expired(&c.crypto, c.last_seen);
+            if drop {
+                released += c.crypto.buffered();
+            }
+            !drop
         });
         self.stats.quic_connections_expired += (before - self.quic.len()) as u64;
+        self.buffered = self.buffered.saturating_sub(released);
     }
 
-    fn dns_message(
-        &mut self,
-        ts: Micros,
-        protocol: Protocol,
-        key: StreamKey,
-        payload: &[u8],
-        out: &mut impl FnMut(Observation),
-    ) {
-        let Ok(message) = dns::parse_dns_message(payload) else {
-            self.stats.dns_errors += 1;
-            return;
-        };
-        self.stats.dns_messages += 1;
-        let flow = if message.response {
-            Flow { protocol, src: key.dst, dst: key.src }
-        } else {
-            Flow { protocol, src: key.src, dst: key.dst }
-        };
-        let dns::DnsMessage { response, rcode, questions, addresses } = message;
-        for question in questions {
-            let detail = if response {
-                Detail::DnsAnswer { qtype: question.qtype, rcode, addresses: addresses.clone() }
-            } else {
-                Detail::DnsQuery { qtype: question.qtype }
-            };
-            out(Observation { ts, flow, source: Source::Dns, name: question.name, detail });
+    /// A table is full: expire what can be (at most one forced sweep a
+    /// second, so a flood cannot make every packet walk the tables).
+    fn sweep_if_due(&mut self) {
+        if self.now.saturating_sub(self.last_forced_sweep) >= SECOND {
+            self.last_forced_sweep = self.now;
+            self.sweep();
         }
     }
 
@@ -337,19 +386,22 @@ impl Sensor {
         out: &mut impl FnMut(Observation),
     ) {
         let is_dns = key.src.port() == DNS_PORT || key.dst.port() == DNS_PORT;
+        // Data in a SYN (TCP Fast Open) starts after the SYN's own sequence number.
+        let mut data_seq = seg.seq;
         if seg.has(TcpSegment::SYN) {
-            // A new connection replaces any state left under the same ports.
-            let base = seg.seq.wrapping_add(1);
-            self.start_stream(ts, key, base, is_dns);
-            if seg.payload.is_empty() {
-                return;
+            data_seq = seg.seq.wrapping_add(1);
+            // A client's SYN opens its direction; a SYN-ACK only matters for DNS answers.
+            let opens = !seg.has(TcpSegment::ACK) || key.src.port() == DNS_PORT;
+            let retransmitted = self.tcp.get(&key).is_some_and(|s| s.base == data_seq);
+            if opens && !retransmitted {
+                self.start_stream(key, data_seq, is_dns);
             }
         }
         let closing = seg.has(TcpSegment::FIN) || seg.has(TcpSegment::RST);
         if seg.payload.is_empty() {
             if closing {
                 // A stream that closes before its handshake completes is simply gone.
-                self.tcp.remove(&key);
+                self.remove_stream(&key);
             }
             return;
         }
@@ -359,139 +411,95 @@ impl Sensor {
             if !(is_dns || tls::looks_like_client_hello_start(seg.payload)) {
                 return;
             }
-            if !self.start_stream(ts, key, seg.seq, is_dns) {
+            if !self.start_stream(key, data_seq, is_dns) {
                 return;
             }
         }
+        self.tcp_payload(ts, key, data_seq, seg.payload, out);
+        if closing {
+            self.remove_stream(&key);
+        }
+    }
+
+    fn tcp_payload(
+        &mut self,
+        ts: Micros,
+        key: StreamKey,
+        data_seq: u32,
+        payload: &[u8],
+        out: &mut impl FnMut(Observation),
+    ) {
+        let budget = self.limits.max_buffered_bytes.saturating_sub(self.buffered);
         let Some(stream) = self.tcp.get_mut(&key) else { return };
-        stream.last_seen = ts;
-        let StreamState::Reading(buffer) = &mut stream.state else {
-            if closing {
-                self.tcp.remove(&key);
-            }
-            return;
-        };
+        stream.last_seen = self.now;
+        let StreamState::Reading(buffer) = &mut stream.state else { return };
         // Offsets more than 2^31 ahead are really behind the stream start.
-        let offset = seg.seq.wrapping_sub(stream.base);
+        let offset = data_seq.wrapping_sub(stream.base);
         let (offset, bytes) = if offset > i32::MAX as u32 {
-            let behind = (offset.wrapping_neg()) as usize;
-            (0, seg.payload.get(behind..).unwrap_or_default())
+            let behind = offset.wrapping_neg() as usize;
+            (0, payload.get(behind..).unwrap_or_default())
         } else {
-            (u64::from(offset), seg.payload)
+            (u64::from(offset), payload)
         };
-        let limit = if stream.dns { MAX_DNS_TCP_BUFFER } else { tls::MAX_CLIENT_HELLO + 5 * 8 };
-        if buffer.insert(offset, bytes, limit).is_err() {
+        let limit = if stream.dns { MAX_DNS_TCP_BUFFER } else { MAX_HELLO_STREAM };
+        let before = buffer.buffered();
+        let inserted = buffer.insert(offset, bytes, limit);
+        let grown = buffer.buffered() - before;
+        if inserted.is_err() || grown > budget {
             self.stats.tcp_streams_dropped += 1;
+            self.buffered = self.buffered.saturating_sub(before);
             stream.state = StreamState::Done;
             return;
         }
+        self.buffered += grown;
         let flow = Flow { protocol: Protocol::Tcp, src: key.src, dst: key.dst };
         if stream.dns {
-            Self::dns_tcp_messages(stream, &mut self.stats, ts, flow, out);
-        } else {
+            dns_tcp_messages(stream, &mut self.stats, ts, flow, out);
+        } else if buffer.contiguous().len() >= stream.need {
             match tls::parse_client_hello_records(buffer.contiguous()) {
-                Ok(HelloProgress::NeedMore) => {}
+                Ok(HelloProgress::NeedMore(need)) => stream.need = need,
                 Ok(HelloProgress::Done(hello)) => {
-                    stream.state = StreamState::Done;
                     self.stats.tls_client_hellos += 1;
-                    if let Some(name) = hello.server_name {
-                        out(Observation {
-                            ts,
-                            flow,
-                            source: Source::Tls,
-                            name: name.to_ascii_lowercase(),
-                            detail: Detail::ClientHello { ech: hello.ech_offered },
-                        });
-                    }
+                    out_hello(ts, flow, hello, None, out);
+                    stream.state = StreamState::Done;
                 }
                 Err(_) => {
                     // Not TLS, or not a ClientHello: this direction is of no interest.
-                    if !buffer.contiguous().is_empty()
-                        && tls::looks_like_client_hello_start(buffer.contiguous())
-                    {
+                    if tls::looks_like_client_hello_start(buffer.contiguous()) {
                         self.stats.tls_errors += 1;
                     }
                     stream.state = StreamState::Done;
                 }
             }
         }
-        if closing {
-            self.tcp.remove(&key);
+        if matches!(stream.state, StreamState::Done) {
+            self.buffered = self.buffered.saturating_sub(before + grown);
         }
     }
 
-    /// Registers a stream; false when the table is full even after a sweep.
-    fn start_stream(&mut self, ts: Micros, key: StreamKey, base: u32, dns: bool) -> bool {
-        if self.tcp.len() >= self.limits.max_tcp_streams && !self.tcp.contains_key(&key) {
-            self.sweep(ts);
-            if self.tcp.len() >= self.limits.max_tcp_streams {
-                self.stats.tcp_streams_dropped += 1;
-                return false;
-            }
+    /// Registers a stream, replacing any left under the same ports; false
+    /// when the table is full of unfinished handshakes.
+    fn start_stream(&mut self, key: StreamKey, base: u32, dns: bool) -> bool {
+        self.remove_stream(&key);
+        if self.tcp.len() >= self.limits.max_tcp_streams {
+            self.sweep_if_due();
+        }
+        let cap = self.limits.max_tcp_streams;
+        if !evict_finished(&mut self.tcp, cap, |s| matches!(s.state, StreamState::Done)) {
+            self.stats.tcp_streams_dropped += 1;
+            return false;
         }
         self.stats.tcp_streams_tracked += 1;
-        self.tcp.insert(
-            key,
-            TcpStream {
-                base,
-                dns,
-                dns_messages: 0,
-                dns_consumed: 0,
-                state: StreamState::Reading(Reassembler::default()),
-                last_seen: ts,
-            },
-        );
+        let state = StreamState::Reading(Reassembler::default());
+        let stream =
+            TcpStream { base, dns, dns_messages: 0, dns_consumed: 0, need: 0, state, last_seen: self.now };
+        self.tcp.insert(key, stream);
         true
     }
 
-    /// Reads the length-prefixed DNS messages (RFC 1035 §4.2.2) now complete.
-    fn dns_tcp_messages(
-        stream: &mut TcpStream,
-        stats: &mut SensorStats,
-        ts: Micros,
-        flow: Flow,
-        out: &mut impl FnMut(Observation),
-    ) {
-        let StreamState::Reading(buffer) = &stream.state else { return };
-        let mut messages = Vec::new();
-        let mut consumed = stream.dns_consumed;
-        let mut failed = false;
-        while let Some([hi, lo, ..]) = buffer.contiguous().get(consumed..) {
-            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
-            let Some(message) = buffer.contiguous().get(consumed + 2..consumed + 2 + len) else { break };
-            consumed += 2 + len;
-            match dns::parse_dns_message(message) {
-                Ok(m) => messages.push(m),
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            }
-        }
-        stream.dns_consumed = consumed;
-        for message in messages {
-            stats.dns_messages += 1;
-            stream.dns_messages = stream.dns_messages.saturating_add(1);
-            // `flow` is this direction; answers are reported client → server.
-            let flow = if message.response { Flow { src: flow.dst, dst: flow.src, ..flow } } else { flow };
-            for question in message.questions {
-                let detail = if message.response {
-                    Detail::DnsAnswer {
-                        qtype: question.qtype,
-                        rcode: message.rcode,
-                        addresses: message.addresses.clone(),
-                    }
-                } else {
-                    Detail::DnsQuery { qtype: question.qtype }
-                };
-                out(Observation { ts, flow, source: Source::Dns, name: question.name, detail });
-            }
-        }
-        if failed {
-            stats.dns_errors += 1;
-        }
-        if failed || stream.dns_messages >= MAX_DNS_MESSAGES_PER_STREAM {
-            stream.state = StreamState::Done;
+    fn remove_stream(&mut self, key: &StreamKey) {
+        if let Some(stream) = self.tcp.remove(key) {
+            self.buffered = self.buffered.saturating_sub(stream.state.buffered());
         }
     }
 
@@ -519,12 +527,19 @@ impl Sensor {
         packet: &quic::InitialPacket<'_>,
         out: &mut impl FnMut(Observation),
     ) {
+        let now = self.now;
+        if let Some(c) = self.quic.get_mut(&key) {
+            if matches!(c.crypto, StreamState::Done) && c.dcid == packet.dcid {
+                // A retransmission of a connection already reported.
+                c.last_seen = now;
+                return;
+            }
+        }
         // Later client Initials of a connection keep the keys of its first DCID,
         // even after the server has picked a new connection ID.
-        let known =
-            self.quic.get(&key).and_then(|c| c.keys.decrypt(packet).ok().map(|p| (p, c.dcid == packet.dcid)));
+        let known = self.quic.get(&key).and_then(|c| c.keys.decrypt(packet).ok());
         let plaintext = match known {
-            Some((plaintext, _)) => plaintext,
+            Some(plaintext) => plaintext,
             None => {
                 let Ok(keys) = InitialKeys::client(packet.version, packet.dcid) else {
                     self.stats.quic_errors += 1;
@@ -535,61 +550,136 @@ impl Sensor {
                     self.stats.quic_undecryptable += 1;
                     return;
                 };
-                if self.quic.len() >= self.limits.max_quic_connections && !self.quic.contains_key(&key) {
-                    self.sweep(ts);
-                    if self.quic.len() >= self.limits.max_quic_connections {
-                        self.stats.quic_connections_dropped += 1;
-                        return;
-                    }
+                if let Some(old) = self.quic.remove(&key) {
+                    self.buffered = self.buffered.saturating_sub(old.crypto.buffered());
                 }
-                let connection = QuicConnection {
-                    dcid: packet.dcid.to_vec(),
-                    keys,
-                    crypto: Reassembler::default(),
-                    done: false,
-                    last_seen: ts,
-                };
-                self.quic.insert(key, connection);
+                if self.quic.len() >= self.limits.max_quic_connections {
+                    self.sweep_if_due();
+                }
+                let cap = self.limits.max_quic_connections;
+                if !evict_finished(&mut self.quic, cap, |c| matches!(c.crypto, StreamState::Done)) {
+                    self.stats.quic_connections_dropped += 1;
+                    return;
+                }
+                let crypto = StreamState::Reading(Reassembler::default());
+                self.quic
+                    .insert(key, QuicConnection { dcid: packet.dcid.to_vec(), keys, crypto, last_seen: now });
                 plaintext
             }
         };
+        let budget = self.limits.max_buffered_bytes.saturating_sub(self.buffered);
         let Some(connection) = self.quic.get_mut(&key) else { return };
-        connection.last_seen = ts;
-        if connection.done {
-            return;
-        }
+        connection.last_seen = now;
+        let StreamState::Reading(crypto) = &mut connection.crypto else { return };
         let Ok(frames) = quic::crypto_frames(&plaintext) else {
             self.stats.quic_errors += 1;
             return;
         };
+        let before = crypto.buffered();
+        let mut overflow = false;
         for (offset, data) in frames {
-            if connection.crypto.insert(offset, data, tls::MAX_CLIENT_HELLO + 4).is_err() {
-                self.stats.quic_connections_dropped += 1;
-                connection.done = true;
-                return;
-            }
+            overflow |= crypto.insert(offset, data, tls::MAX_CLIENT_HELLO + 4).is_err();
         }
-        let hello = match tls::handshake_message(connection.crypto.contiguous()) {
+        let grown = crypto.buffered() - before;
+        if overflow || grown > budget {
+            self.stats.quic_connections_dropped += 1;
+            self.buffered = self.buffered.saturating_sub(before);
+            connection.crypto = StreamState::Done;
+            return;
+        }
+        self.buffered += grown;
+        let hello = match tls::handshake_message(crypto.contiguous()) {
             Ok(None) => return,
             Ok(Some(body)) => tls::parse_client_hello_body(body).map(tls::OwnedClientHello::from),
             Err(e) => Err(e),
         };
-        connection.done = true;
-        connection.crypto = Reassembler::default();
+        self.buffered = self.buffered.saturating_sub(before + grown);
+        connection.crypto = StreamState::Done;
         match hello {
             Ok(hello) => {
                 self.stats.tls_client_hellos += 1;
-                if let Some(name) = hello.server_name {
-                    out(Observation {
-                        ts,
-                        flow: Flow { protocol: Protocol::Udp, src: key.src, dst: key.dst },
-                        source: Source::Quic,
-                        name: name.to_ascii_lowercase(),
-                        detail: Detail::QuicInitial { version: packet.version, ech: hello.ech_offered },
-                    });
-                }
+                let flow = Flow { protocol: Protocol::Udp, src: key.src, dst: key.dst };
+                out_hello(ts, flow, hello, Some(packet.version), out);
             }
             Err(_) => self.stats.quic_errors += 1,
         }
     }
 }
+
+/// Reports a ClientHello's server name; `quic_version` for one read from QUIC Initials.
+fn out_hello(
+    ts: Micros,
+    flow: Flow,
+    hello: tls::OwnedClientHello,
+    quic_version: Option<u32>,
+    out: &mut impl FnMut(Observation),
+) {
+    let Some(mut name) = hello.server_name else { return };
+    name.make_ascii_lowercase();
+    let ech = hello.ech_offered;
+    let (source, detail) = match quic_version {
+        Some(version) => (Source::Quic, Detail::QuicInitial { version, ech }),
+        None => (Source::Tls, Detail::ClientHello { ech }),
+    };
+    out(Observation { ts, flow, source, name, detail });
+}
+
+/// Reports a DNS message's questions. `flow` is the direction the message
+/// travelled; answers are reported client → server like their questions.
+fn emit_dns(
+    stats: &mut SensorStats,
+    ts: Micros,
+    flow: Flow,
+    message: dns::DnsMessage,
+    out: &mut impl FnMut(Observation),
+) {
+    stats.dns_messages += 1;
+    let dns::DnsMessage { response, rcode, questions, addresses } = message;
+    let flow = if response { Flow { src: flow.dst, dst: flow.src, ..flow } } else { flow };
+    for question in questions.into_iter().take(MAX_DNS_QUESTIONS) {
+        let detail = if response {
+            Detail::DnsAnswer { qtype: question.qtype, rcode, addresses: addresses.clone() }
+        } else {
+            Detail::DnsQuery { qtype: question.qtype }
+        };
+        out(Observation { ts, flow, source: Source::Dns, name: question.name, detail });
+    }
+}
+
+/// Reads the length-prefixed DNS messages (RFC 1035 §4.2.2) now complete.
+fn dns_tcp_messages(
+    stream: &mut TcpStream,
+    stats: &mut SensorStats,
+    ts: Micros,
+    flow: Flow,
+    out: &mut impl FnMut(Observation),
+) {
+    let StreamState::Reading(buffer) = &stream.state else { return };
+    let bytes = buffer.contiguous();
+    let mut done = false;
+    while let Some([hi, lo, ..]) = bytes.get(stream.dns_consumed..) {
+        let start = stream.dns_consumed + 2;
+        let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+        let Some(message) = bytes.get(start..start + len) else { break };
+        stream.dns_consumed = start + len;
+        stream.dns_messages = stream.dns_messages.saturating_add(1);
+        match dns::parse_dns_message(message) {
+            Ok(message) => emit_dns(stats, ts, flow, message, out),
+            Err(_) => {
+                stats.dns_errors += 1;
+                done = true;
+                break;
+            }
+        }
+        if stream.dns_messages >= MAX_DNS_MESSAGES_PER_STREAM {
+            done = true;
+            break;
+        }
+    }
+    if done {
+        stream.state = StreamState::Done;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -31,6 +31,9 @@ const SALT_DRAFT_29: [u8; 20] = [
     0x90, 0xa8, 0x99,
 ];
 const MAX_CID_LEN: usize = 20;
+/// A datagram holds one client Initial (RFC 9000 §12.2 coalesces packets of
+/// different types); more is crafted, and each costs a key derivation.
+const MAX_INITIALS_PER_DATAGRAM: usize = 4;
 
 /// Whether `version` is one whose Initial packets we can decrypt.
 pub fn is_supported_version(version: u32) -> bool {
@@ -205,6 +208,9 @@ pub fn initial_packets(datagram: &[u8]) -> Result<Vec<InitialPacket<'_>>, ParseE
         let total = pn_offset.checked_add(length).ok_or(ParseError::Invalid("quic length"))?;
         let (bytes, tail) = rest.split_at_checked(total).ok_or(ParseError::Truncated("quic packet"))?;
         if kind == LongType::Initial {
+            if packets.len() == MAX_INITIALS_PER_DATAGRAM {
+                return Err(ParseError::Invalid("too many initial packets in one datagram"));
+            }
             packets.push(InitialPacket { version, dcid, bytes, pn_offset });
         }
         rest = tail;

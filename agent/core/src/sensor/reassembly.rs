@@ -22,6 +22,11 @@ impl Reassembler {
         &self.contiguous
     }
 
+    /// Bytes held, contiguous and pending.
+    pub(crate) fn buffered(&self) -> usize {
+        self.contiguous.len() + self.pending_bytes
+    }
+
     /// Adds `bytes` found at stream `offset`, keeping at most `limit` bytes.
     pub(crate) fn insert(&mut self, offset: u64, bytes: &[u8], limit: usize) -> Result<(), Overflow> {
         let end = offset.saturating_add(bytes.len() as u64);

@@ -11,9 +11,12 @@ const EXT_SERVER_NAME: u16 = 0;
 const EXT_ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
 /// RFC 8446 §5.1: a plaintext record is at most 2^14 bytes.
 const MAX_RECORD: usize = 1 << 14;
+/// Real clients send a ClientHello in one to three records; a hello cut into
+/// more is refused, which bounds the work to re-read a growing stream.
+const MAX_HELLO_RECORDS: usize = 64;
 /// A ClientHello larger than this is not one a real client sends (post-quantum
 /// key shares bring Chromium's to ~2 KB); refusing bigger bounds memory per flow.
-pub const MAX_CLIENT_HELLO: usize = 64 * 1024;
+pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
 
 /// What a ClientHello tells about its destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +31,9 @@ pub struct ClientHello<'a> {
 /// The state of a TLS byte stream that should start with a ClientHello.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HelloProgress {
-    /// The stream is a valid prefix of a ClientHello: more bytes are needed.
-    NeedMore,
+    /// The stream is a valid prefix of a ClientHello: nothing can change
+    /// until the stream holds at least this many bytes.
+    NeedMore(usize),
     Done(OwnedClientHello),
 }
 
@@ -62,8 +66,9 @@ pub fn parse_client_hello_records(stream: &[u8]) -> Result<HelloProgress, ParseE
     let mut first: &[u8] = &[];
     let mut records = 0usize;
     loop {
+        let at = stream.len() - r.remaining();
         if r.remaining() < 5 {
-            return Ok(HelloProgress::NeedMore);
+            return Ok(HelloProgress::NeedMore(at + 5));
         }
         let content = r.u8("record type")?;
         let major = r.u8("record version")?;
@@ -79,9 +84,12 @@ pub fn parse_client_hello_records(stream: &[u8]) -> Result<HelloProgress, ParseE
             return Err(ParseError::Invalid("record length"));
         }
         let Ok(fragment) = r.take(len, "record") else {
-            return Ok(HelloProgress::NeedMore);
+            return Ok(HelloProgress::NeedMore(at + 5 + len));
         };
         records += 1;
+        if records > MAX_HELLO_RECORDS {
+            return Err(ParseError::Invalid("client hello split over too many records"));
+        }
         let message: &[u8] = if records == 1 {
             first = fragment;
             first
@@ -232,7 +240,11 @@ pub(crate) mod tests {
         let msg = client_hello_message("chatgpt.com", false, 1500);
         assert_eq!(parse_client_hello_records(&records(&msg, 16384)), Ok(done("chatgpt.com", false)));
         assert_eq!(parse_client_hello_records(&records(&msg, 512)), Ok(done("chatgpt.com", false)));
-        assert_eq!(parse_client_hello_records(&records(&msg, 1)), Ok(done("chatgpt.com", false)));
+        assert_eq!(parse_client_hello_records(&records(&msg, 64)), Ok(done("chatgpt.com", false)));
+        assert_eq!(
+            parse_client_hello_records(&records(&msg, 1)),
+            Err(ParseError::Invalid("client hello split over too many records"))
+        );
         let ech = client_hello_message("public.example", true, 0);
         assert_eq!(parse_client_hello_records(&records(&ech, 100)), Ok(done("public.example", true)));
     }
@@ -243,11 +255,13 @@ pub(crate) mod tests {
         for max in [16384, 64, 7] {
             let stream = records(&msg, max);
             for len in 0..stream.len() {
-                assert_eq!(
-                    parse_client_hello_records(&stream[..len]),
-                    Ok(HelloProgress::NeedMore),
-                    "{max} {len}"
-                );
+                // The hint never points at bytes already held, nor past the hello.
+                match parse_client_hello_records(&stream[..len]) {
+                    Ok(HelloProgress::NeedMore(need)) => {
+                        assert!(need > len && need <= stream.len(), "{max} {len}");
+                    }
+                    other => panic!("{max} {len}: {other:?}"),
+                }
             }
         }
         let body = &msg[4..];

@@ -118,7 +118,10 @@ impl Store {
 
     /// Deletes events older than `keep_days` before `now`; returns how many.
     pub fn apply_retention(&mut self, now: Micros, keep_days: u32) -> Result<u64, StoreError> {
-        let cutoff = now.saturating_sub(i64::from(keep_days) * 86_400 * 1_000_000);
+        // u32::MAX days in microseconds overflow an i64: saturate, so a huge
+        // retention keeps everything instead of wrapping into deleting it.
+        let keep = i64::from(keep_days).saturating_mul(86_400_000_000);
+        let cutoff = now.saturating_sub(keep);
         let deleted = self.conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;
         Ok(deleted as u64)
     }
