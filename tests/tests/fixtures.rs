@@ -198,3 +198,64 @@ fn records_larger_than_the_read_buffer_are_read_whole() {
     assert_eq!((frames, sizes), (3, vec![60, 3_000_000, 70]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Rewrites a little-endian microsecond pcap as big-endian and/or nanosecond.
+fn rewrite_pcap(bytes: &[u8], big_endian: bool, nanos: bool) -> Vec<u8> {
+    let le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let put = |out: &mut Vec<u8>, v: u32| {
+        out.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
+    };
+    let mut out = Vec::new();
+    put(&mut out, if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
+    let (major, minor) = (u16::from_le_bytes([bytes[4], bytes[5]]), u16::from_le_bytes([bytes[6], bytes[7]]));
+    for v in [major, minor] {
+        out.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() });
+    }
+    for at in [8, 12, 16, 20] {
+        put(&mut out, le(at));
+    }
+    let mut at = 24;
+    while at < bytes.len() {
+        let caplen = le(at + 8) as usize;
+        put(&mut out, le(at));
+        put(&mut out, if nanos { le(at + 4) * 1000 } else { le(at + 4) });
+        put(&mut out, le(at + 8));
+        put(&mut out, le(at + 12));
+        out.extend_from_slice(&bytes[at + 16..at + 16 + caplen]);
+        at += 16 + caplen;
+    }
+    out
+}
+
+#[test]
+fn big_endian_and_nanosecond_pcaps_read_the_same() {
+    let original = fixture("curl-tls.pcap");
+    let frames = |path: &std::path::Path| {
+        let mut out = Vec::new();
+        vigie_core::replay::for_each_frame(path, |ts, _, data| out.push((ts, data.to_vec()))).unwrap();
+        out
+    };
+    let expected = frames(&original);
+    assert!(expected[0].0 > 1_790_000_000_000_000, "timestamp {}", expected[0].0);
+    let bytes = std::fs::read(&original).unwrap();
+    let dir = std::env::temp_dir().join(format!("vigie-endian-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (big_endian, nanos) in [(true, false), (false, true), (true, true)] {
+        let path = dir.join(format!("{big_endian}-{nanos}.pcap"));
+        std::fs::write(&path, rewrite_pcap(&bytes, big_endian, nanos)).unwrap();
+        assert_eq!(frames(&path), expected, "big endian {big_endian}, nanos {nanos}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pcapng_timestamps_are_in_microseconds() {
+    let mut first = None;
+    vigie_core::replay::for_each_frame(&fixture("openssl-gnutls-python.pcapng"), |ts, _, _| {
+        first.get_or_insert(ts);
+    })
+    .unwrap();
+    // Captured on 2026-11-27.
+    let ts = first.unwrap();
+    assert!((1_795_795_200_000_000..1_795_881_600_000_000).contains(&ts), "{ts}");
+}

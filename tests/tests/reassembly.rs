@@ -38,6 +38,7 @@ fn deliver(bytes: &[u8], pieces: &[(usize, usize)], with_syn: bool) -> Vec<Obser
     }
     for (i, f) in frames.iter().enumerate() {
         sensor.process(i as i64, LinkType::Ethernet, f, &mut |o| out.push(o));
+        sensor.check_invariants().unwrap();
     }
     out
 }

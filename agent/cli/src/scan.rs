@@ -208,13 +208,21 @@ fn print(out: &mut impl Write, decided: &Decided<'_>, json: bool) -> std::io::Re
         Some((s, d)) => (s.id.as_str(), d.action.as_str(), &*d.rule_id),
         None => ("-", "-", "-"),
     };
-    writeln!(
-        out,
-        "{} {source:<10} {:<40} {service:<20} {action:<7} {rule:<34} {}{ech}",
-        rfc3339_micros(o.ts),
-        o.name,
-        o.flow
-    )
+    // Columns padded by hand: `{:<N}` pads one character at a time, which
+    // showed in the benchmark's profile.
+    out.write_all(rfc3339_micros(o.ts).as_bytes())?;
+    for (field, width) in [(source, 10), (o.name.as_str(), 40), (service, 20), (action, 7), (rule, 34)] {
+        out.write_all(b" ")?;
+        padded(out, field, width)?;
+    }
+    writeln!(out, " {}{ech}", o.flow)
+}
+
+fn padded(out: &mut impl Write, field: &str, width: usize) -> std::io::Result<()> {
+    const SPACES: &[u8; 64] = &[b' '; 64];
+    out.write_all(field.as_bytes())?;
+    let fill = width.saturating_sub(field.chars().count()).min(SPACES.len());
+    out.write_all(SPACES.get(..fill).unwrap_or_default())
 }
 
 fn print_summary(out: &mut impl Write, summary: &Summary<'_>, json: bool) -> std::io::Result<()> {

@@ -21,6 +21,9 @@ fuzz_target!(|data: &[u8]| {
         let len = usize::from(u16::from_be_bytes([*hi, *lo]));
         let (frame, next) = tail.split_at(len.min(tail.len()));
         sensor.process(ts, LinkType::Ethernet, frame, &mut |_| {});
+        if let Err(e) = sensor.check_invariants() {
+            panic!("{e}");
+        }
         ts += 1_000_000;
         rest = next;
     }

@@ -246,6 +246,9 @@ pub struct Sensor {
     last_forced_sweep: Micros,
     /// Bytes held in reassembly buffers, all flows together.
     buffered: usize,
+    /// TCP streams still reading a handshake: while there are none, mid-stream
+    /// segments need no flow lookup at all.
+    reading_tcp: usize,
 }
 
 impl Default for Sensor {
@@ -276,6 +279,7 @@ impl Sensor {
             last_sweep: i64::MIN,
             last_forced_sweep: i64::MIN,
             buffered: 0,
+            reading_tcp: 0,
         }
     }
 
@@ -291,6 +295,21 @@ impl Sensor {
     /// Bytes currently held for unfinished handshakes.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered
+    }
+
+    /// Checks the running totals against the tables (tests and fuzzing).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let reading = self.tcp.values().filter(|s| matches!(s.state, StreamState::Reading(_))).count();
+        let buffered: usize = self.tcp.values().map(|s| s.state.buffered()).sum::<usize>()
+            + self.quic.values().map(|c| c.crypto.buffered()).sum::<usize>();
+        if reading != self.reading_tcp || buffered != self.buffered {
+            return Err(format!(
+                "reading {reading} vs {}, buffered {buffered} vs {}",
+                self.reading_tcp, self.buffered
+            ));
+        }
+        Ok(())
     }
 
     /// Feeds one captured frame; observations go to `out`.
@@ -348,14 +367,16 @@ impl Sensor {
             let timeout = if matches!(state, StreamState::Done) { done_timeout } else { handshake_timeout };
             now.saturating_sub(last_seen) >= timeout
         };
-        let (before, mut released) = (self.tcp.len(), 0);
+        let (before, mut released, mut reading_released) = (self.tcp.len(), 0, 0);
         self.tcp.retain(|_, s| {
             let drop = expired(&s.state, s.last_seen);
-            if drop {
+            if drop && matches!(s.state, StreamState::Reading(_)) {
                 released += s.state.buffered();
+                reading_released += 1;
             }
             !drop
         });
+        self.reading_tcp -= reading_released;
         self.stats.tcp_streams_expired += (before - self.tcp.len()) as u64;
         let before = self.quic.len();
         self.quic.retain(|_, c| {
@@ -386,6 +407,16 @@ impl Sensor {
         out: &mut impl FnMut(Observation),
     ) {
         let is_dns = key.src.port() == DNS_PORT || key.dst.port() == DNS_PORT;
+        // The common case, bulk data mid-stream: nothing is reading a handshake,
+        // and this segment neither opens nor closes one.
+        let control = TcpSegment::SYN | TcpSegment::FIN | TcpSegment::RST;
+        if self.reading_tcp == 0
+            && seg.flags & control == 0
+            && !is_dns
+            && !tls::looks_like_client_hello_start(seg.payload)
+        {
+            return;
+        }
         // Data in a SYN (TCP Fast Open) starts after the SYN's own sequence number.
         let mut data_seq = seg.seq;
         if seg.has(TcpSegment::SYN) {
@@ -447,7 +478,9 @@ impl Sensor {
         let grown = buffer.buffered() - before;
         if inserted.is_err() || grown > budget {
             self.stats.tcp_streams_dropped += 1;
+            // The running total holds `before` only: `grown` was never added.
             self.buffered = self.buffered.saturating_sub(before);
+            self.reading_tcp -= 1;
             stream.state = StreamState::Done;
             return;
         }
@@ -474,6 +507,7 @@ impl Sensor {
         }
         if matches!(stream.state, StreamState::Done) {
             self.buffered = self.buffered.saturating_sub(before + grown);
+            self.reading_tcp -= 1;
         }
     }
 
@@ -494,12 +528,16 @@ impl Sensor {
         let stream =
             TcpStream { base, dns, dns_messages: 0, dns_consumed: 0, need: 0, state, last_seen: self.now };
         self.tcp.insert(key, stream);
+        self.reading_tcp += 1;
         true
     }
 
     fn remove_stream(&mut self, key: &StreamKey) {
         if let Some(stream) = self.tcp.remove(key) {
-            self.buffered = self.buffered.saturating_sub(stream.state.buffered());
+            if matches!(stream.state, StreamState::Reading(_)) {
+                self.buffered = self.buffered.saturating_sub(stream.state.buffered());
+                self.reading_tcp -= 1;
+            }
         }
     }
 

@@ -27,6 +27,7 @@ fn run(sensor: &mut Sensor, frames: &[Vec<u8>]) -> Vec<Observation> {
     let mut out = Vec::new();
     for (i, f) in frames.iter().enumerate() {
         sensor.process(i as i64, LinkType::RawIp, f, &mut |o| out.push(o));
+        sensor.check_invariants().unwrap();
     }
     out
 }
