@@ -203,7 +203,7 @@ fn records_larger_than_the_read_buffer_are_read_whole() {
 fn rewrite_pcap(bytes: &[u8], big_endian: bool, nanos: bool) -> Vec<u8> {
     let le = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
     let put = |out: &mut Vec<u8>, v: u32| {
-        out.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() })
+        out.extend_from_slice(&if big_endian { v.to_be_bytes() } else { v.to_le_bytes() });
     };
     let mut out = Vec::new();
     put(&mut out, if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 });
