@@ -8,6 +8,8 @@ export CARGO_TERM_COLOR=never
 FUZZ_SECONDS=${FUZZ_SECONDS:-8}
 
 rust_ensure
+# Live tests drive real clients in network namespaces.
+apt_ensure iproute2 curl dnsutils python3
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz
 

@@ -1,6 +1,7 @@
 //! `vigie-agent`: the Vigie endpoint agent. For now it replays captures
 //! through the detection pipeline; the live daemon builds on the same core.
 
+mod run;
 mod scan;
 mod timefmt;
 
@@ -23,6 +24,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the live agent in monitor mode: capture, decide, log and store
+    /// (needs CAP_NET_RAW). Stops on SIGINT or SIGTERM.
+    Run(run::RunArgs),
     /// Replay a pcap or pcapng capture through the detection pipeline and
     /// print one line per observation with the policy's decision.
     Scan(scan::ScanArgs),
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::CheckPolicy { policy, catalog } => scan::check_policy(&policy, catalog.as_deref()),
         Command::Lookup { names, policy, catalog } => {

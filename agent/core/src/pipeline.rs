@@ -36,8 +36,10 @@ impl Pipeline {
         &self.catalog
     }
 
-    /// Swaps the policy in force (after a successful reload).
-    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+    /// Swaps the catalog and policy in force (after a successful reload),
+    /// keeping the flows the sensor is following.
+    pub fn set_rules(&mut self, catalog: Arc<Catalog>, policy: Arc<Policy>) {
+        self.catalog = catalog;
         self.policy = policy;
     }
 
