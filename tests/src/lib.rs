@@ -50,15 +50,20 @@ pub fn load_frames(path: &Path) -> Result<Vec<OwnedFrame>> {
     Ok(frames)
 }
 
-/// An Ethernet + IPv4 + TCP frame (checksums left at zero: nothing checks them).
+/// Ethernet and IPv4 headers for a `protocol` payload of `len` bytes
+/// (checksums left at zero: nothing checks them).
+fn ethernet_ipv4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: usize) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0];
+    f.extend_from_slice(&u16::try_from(20 + len).unwrap_or(u16::MAX).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, protocol, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f
+}
+
+/// An Ethernet + IPv4 + TCP frame.
 pub fn tcp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    let total = u16::try_from(20 + 20 + payload.len()).unwrap_or(u16::MAX);
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-    f.extend_from_slice(&src.0.octets());
-    f.extend_from_slice(&dst.0.octets());
+    let mut f = ethernet_ipv4(src.0, dst.0, 6, 20 + payload.len());
     f.extend_from_slice(&src.1.to_be_bytes());
     f.extend_from_slice(&dst.1.to_be_bytes());
     f.extend_from_slice(&seq.to_be_bytes());
@@ -69,13 +74,7 @@ pub fn tcp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), seq: u32, flags: u8
 
 /// An Ethernet + IPv4 + UDP frame.
 pub fn udp_frame(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
-    let total = u16::try_from(20 + 8 + payload.len()).unwrap_or(u16::MAX);
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&total.to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&src.0.octets());
-    f.extend_from_slice(&dst.0.octets());
+    let mut f = ethernet_ipv4(src.0, dst.0, 17, 8 + payload.len());
     f.extend_from_slice(&src.1.to_be_bytes());
     f.extend_from_slice(&dst.1.to_be_bytes());
     f.extend_from_slice(&u16::try_from(8 + payload.len()).unwrap_or(u16::MAX).to_be_bytes());

@@ -126,28 +126,14 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
     let client = |args: &[&str]| {
         let _ = in_ns(&ns.client, args).stdout(Stdio::null()).stderr(Stdio::null()).status();
     };
-    client(&[
-        "timeout",
-        "5",
-        "curl",
-        "-sk",
-        "--max-time",
-        "2",
-        "--resolve",
-        "chatgpt.com:443:10.204.0.2",
-        "https://chatgpt.com/",
-    ]);
-    client(&[
-        "timeout",
-        "5",
-        "curl",
-        "-sk",
-        "--max-time",
-        "2",
-        "--resolve",
-        "github.com:443:10.204.0.2",
-        "https://github.com/",
-    ]);
+    // curl sends its ClientHello to the silent listener, then gives up.
+    let curl = |host: &str| {
+        let resolve = format!("{host}:443:10.204.0.2");
+        let url = format!("https://{host}/");
+        client(&["timeout", "5", "curl", "-sk", "--max-time", "2", "--resolve", &resolve, &url]);
+    };
+    curl("chatgpt.com");
+    curl("github.com");
     client(&["timeout", "5", "dig", "+tries=1", "+time=1", "@10.204.0.2", "claude.ai"]);
     let seen = wait_for(Duration::from_secs(10), || {
         let log = read_log();
