@@ -132,12 +132,23 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
 
-    // Rules reload on any change to their files; editors replace files, so
-    // the folders are watched.
+    // Rules reload when their files change. Editors replace files, so the
+    // folders are watched and events filtered by file name.
     let watched: Vec<PathBuf> = [&config.policy, &config.catalog].into_iter().flatten().cloned().collect();
+    let names: Vec<std::ffi::OsString> =
+        watched.iter().filter_map(|p| p.file_name().map(Into::into)).collect();
     let (reload_tx, reload_rx) = sync_channel::<()>(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+        Ok(event) => {
+            let ours =
+                event.paths.iter().any(|p| p.file_name().is_some_and(|n| names.iter().any(|w| w == n)));
+            if ours && !event.kind.is_access() {
+                let _ = reload_tx.try_send(());
+            }
+        }
+        // A lost event may have been a change: reload to be sure.
+        Err(e) => {
+            warn!(error = %e, "file watch error");
             let _ = reload_tx.try_send(());
         }
     })?;
@@ -149,82 +160,157 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
 
     let (events_tx, events_rx) = sync_channel::<Event>(8192);
     let dropped = Arc::new(AtomicU64::new(0));
-    let writer =
-        std::thread::Builder::new().name("store".into()).spawn(move || write_events(store, &events_rx))?;
+    let retention_days = config.retention_days;
+    let writer = std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || write_events(store, &events_rx, retention_days))?;
 
     let mut captures = Vec::new();
-    for interface in capture::interfaces(&config.interfaces)? {
+    let interfaces = capture::interfaces(&config.interfaces);
+    for interface in interfaces.iter().flatten().cloned() {
         let (rules, stop, events, dropped) =
             (Arc::clone(&rules), Arc::clone(&stop), events_tx.clone(), Arc::clone(&dropped));
         let name = interface.name.clone();
-        captures.push(
-            std::thread::Builder::new()
-                .name(format!("capture-{name}"))
-                .spawn(move || capture::run(&interface, &rules, &stop, &events, &dropped))?,
-        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("capture-{name}"))
+            .spawn(move || capture::run(&interface, &rules, &stop, &events, &dropped));
+        match spawned {
+            Ok(handle) => captures.push((name, handle)),
+            Err(e) => error!(interface = %name, error = %e, "cannot start capture"),
+        }
     }
     drop(events_tx);
-    info!(database = %config.database.display(), "monitor mode: nothing on this machine is changed");
+    let mut failure = interfaces.err();
+    if failure.is_none() {
+        info!(database = %config.database.display(), "monitor mode: nothing on this machine is changed");
+    }
 
-    while !stop.load(Ordering::Relaxed) {
-        match reload_rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(()) => {
-                // Let an editor finish writing before reading.
-                while reload_rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
-                reload(&config, &mut active, &rules);
+    let mut watching = true;
+    while failure.is_none() && !stop.load(Ordering::Relaxed) {
+        if watching {
+            match reload_rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(()) => {
+                    // Let an editor finish writing, for one second at most.
+                    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+                    while std::time::Instant::now() < deadline
+                        && !stop.load(Ordering::Relaxed)
+                        && reload_rx.recv_timeout(Duration::from_millis(100)).is_ok()
+                    {}
+                    reload(&config, &mut active, &rules);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    warn!("file watching stopped: rules will not reload until restart");
+                    watching = false;
+                }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        } else {
+            std::thread::park_timeout(Duration::from_millis(200));
         }
-        if captures.iter().all(std::thread::JoinHandle::is_finished) {
-            warn!("every capture stopped");
-            break;
+        // A capture that ends is reported at once; with none left, the agent
+        // fails so that its supervisor restarts it.
+        let (finished, running): (Vec<_>, Vec<_>) = captures.into_iter().partition(|(_, h)| h.is_finished());
+        captures = running;
+        for (name, handle) in finished {
+            report_capture_end(&name, handle.join());
+        }
+        // Threads also end when asked to stop: that is not a failure.
+        let stopping = stop.load(Ordering::Relaxed);
+        if captures.is_empty() && !stopping {
+            failure = Some(anyhow::anyhow!("every capture stopped"));
+        }
+        if writer.is_finished() && !stopping {
+            failure = Some(anyhow::anyhow!("the event store stopped"));
         }
     }
     stop.store(true, Ordering::Relaxed);
-    for capture in captures {
-        if let Ok(Err(e)) = capture.join() {
-            error!(error = %format!("{e:#}"), "capture failed");
-        }
+    for (name, handle) in captures {
+        report_capture_end(&name, handle.join());
     }
-    let stored = writer.join().map_err(|_| anyhow::anyhow!("store thread panicked"))??;
-    info!(stored, dropped = dropped.load(Ordering::Relaxed), "stopped");
-    Ok(())
+    let stored = writer.join().map_err(|_| anyhow::anyhow!("store thread panicked"));
+    info!(
+        stored = stored.as_ref().ok().and_then(|s| s.as_ref().ok()),
+        dropped = dropped.load(Ordering::Relaxed),
+        "stopped"
+    );
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    stored?.map(|_| ())
+}
+
+fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
+    match outcome {
+        Ok(Ok(())) => info!(interface = %name, "capture stopped"),
+        Ok(Err(e)) => error!(interface = %name, error = %format!("{e:#}"), "capture failed"),
+        Err(_) => error!(interface = %name, "capture thread panicked"),
+    }
 }
 
 fn reload(config: &AgentConfig, active: &mut ActivePolicy, rules: &Rules) {
     let loaded = load_rules(config);
     let catalog = loaded.as_ref().ok().map(|(c, _)| Arc::new(c.clone()));
     match active.apply(loaded.map(|(_, p)| p)) {
-        Ok(policy) => {
-            if let (Some(catalog), Ok(mut current)) = (catalog, rules.current.write()) {
+        Ok(policy) => match (catalog, rules.current.write()) {
+            (Some(catalog), Ok(mut current)) => {
                 info!(policy = %policy.name, version = %policy.version, "rules reloaded");
                 *current = (catalog, Arc::clone(policy));
                 rules.generation.fetch_add(1, Ordering::Release);
             }
-        }
+            _ => error!("rules lock poisoned: reload not applied"),
+        },
         // The error names file, line and column; the rules in force stay.
         Err(e) => error!(error = %e, "reload rejected, keeping the rules in force"),
     }
 }
 
-/// The single writer: batches what the capture threads decided, commits it.
-fn write_events(mut store: Store, events: &Receiver<Event>) -> Result<u64> {
+/// The single writer: batches what the capture threads decided, commits it
+/// (retrying a failed commit), and applies retention every hour.
+fn write_events(mut store: Store, events: &Receiver<Event>, retention_days: u32) -> Result<u64> {
+    const HOUR: Duration = Duration::from_secs(3600);
     let mut batch = Vec::with_capacity(512);
     let mut stored = 0u64;
-    while let Ok(first) = events.recv() {
-        batch.push(first);
+    let mut last_retention = std::time::Instant::now();
+    loop {
+        match events.recv_timeout(Duration::from_secs(60)) {
+            Ok(first) => batch.push(first),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
         while batch.len() < 512 {
             match events.try_recv() {
                 Ok(event) => batch.push(event),
                 Err(_) => break,
             }
         }
-        match store.insert(&batch) {
-            Ok(()) => stored += batch.len() as u64,
-            Err(e) => error!(error = %e, lost = batch.len(), "storing events failed"),
+        if !batch.is_empty() {
+            let mut attempt = 0;
+            loop {
+                match store.insert(&batch) {
+                    Ok(()) => {
+                        stored += batch.len() as u64;
+                        break;
+                    }
+                    // Inserting is idempotent by event id: a retry cannot duplicate.
+                    Err(e) if attempt < 3 => {
+                        warn!(error = %e, attempt, "storing events failed, retrying");
+                        std::thread::park_timeout(Duration::from_millis(100 << (2 * attempt)));
+                        attempt += 1;
+                    }
+                    Err(e) => {
+                        error!(error = %e, lost = batch.len(), "storing events failed");
+                        break;
+                    }
+                }
+            }
+            batch.clear();
         }
-        batch.clear();
+        if last_retention.elapsed() >= HOUR {
+            last_retention = std::time::Instant::now();
+            if let Err(e) = store.apply_retention(now_micros(), retention_days) {
+                warn!(error = %e, "retention failed");
+            }
+        }
     }
     Ok(stored)
 }
@@ -336,6 +422,7 @@ mod capture {
 mod capture {
     use super::*;
 
+    #[derive(Clone)]
     pub(super) struct Interface {
         pub(super) name: String,
     }

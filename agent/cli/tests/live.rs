@@ -15,9 +15,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Everything the test made, removed on drop whether it passed or not.
 struct Namespaces {
     client: String,
     server: String,
+    dir: std::path::PathBuf,
     children: Vec<Child>,
 }
 
@@ -35,6 +37,7 @@ impl Drop for Namespaces {
         for ns in [&self.client, &self.server] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -67,13 +70,31 @@ fn is_root() -> bool {
 
 #[test]
 fn monitor_mode_sees_real_clients_and_stores_their_events() {
-    if !is_root() || Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: needs root and iproute2 (network namespaces)");
+    let tools = ["ip", "ss", "curl", "dig", "python3", "timeout"];
+    let on_path = |tool: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let missing: Vec<_> = tools.into_iter().filter(|t| !on_path(t)).collect();
+    if !is_root() || !missing.is_empty() {
+        eprintln!("SKIPPED: needs root and {missing:?} (tests/run.sh installs them)");
         return;
     }
     let id = std::process::id() % 100_000;
-    let mut ns =
-        Namespaces { client: format!("vgl-c-{id}"), server: format!("vgl-s-{id}"), children: Vec::new() };
+    let dir = std::env::temp_dir().join(format!("vigie-live-{id}"));
+    let mut ns = Namespaces {
+        client: format!("vgl-c-{id}"),
+        server: format!("vgl-s-{id}"),
+        dir: dir.clone(),
+        children: Vec::new(),
+    };
+    // Leftovers of an earlier run that was killed: start clean.
+    for n in [&ns.client, &ns.server] {
+        let _ = Command::new("ip").args(["netns", "del", n]).stderr(Stdio::null()).status();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     let (vc, vs) = (format!("vglc{id}"), format!("vgls{id}"));
     sh(&["ip", "netns", "add", &ns.client]);
     sh(&["ip", "netns", "add", &ns.server]);
@@ -90,7 +111,7 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
     // A TCP listener that accepts and stays silent: clients send their ClientHello.
     let server = in_ns(
         &ns.server,
-        &["timeout", "30", "python3", "-c", "import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('10.204.0.2',443));s.listen(16)\nc=[]\nwhile True: c.append(s.accept()[0])"],
+        &["timeout", "120", "python3", "-c", "import socket,time\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('10.204.0.2',443));s.listen(16)\nc=[]\nwhile True: c.append(s.accept()[0])"],
     )
     .stdout(Stdio::null())
     .stderr(Stdio::null())
@@ -104,7 +125,6 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
     });
     assert!(listening, "test server did not start");
 
-    let dir = std::env::temp_dir().join(format!("vigie-live-{id}"));
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("events.db");
     let log_path = dir.join("agent.log");
@@ -142,8 +162,8 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
     assert!(seen, "{}", read_log());
 
     sh(&["kill", "-TERM", &agent_pid]);
-    let agent = ns.children.pop().unwrap();
-    let mut agent = agent;
+    // The agent stays in `ns.children`, so a failed assertion still stops it.
+    let agent = ns.children.last_mut().unwrap();
     assert!(wait_for(Duration::from_secs(10), || agent.try_wait().unwrap().is_some()), "agent did not stop");
     assert!(agent.wait().unwrap().success(), "{}", read_log());
 
@@ -158,5 +178,5 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
     assert_eq!(find("claude.ai").map(|e| e.source.as_str()), Some("dns"));
     assert!(find("github.com").is_none());
     drop(ns);
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!dir.exists());
 }
