@@ -374,6 +374,8 @@ mod capture {
         info!(interface = %interface.name, "capturing");
         let (catalog, policy) =
             rules.current.read().map_err(|_| anyhow::anyhow!("rules lock poisoned"))?.clone();
+        // Copied once per rules change, not per frame: events carry it.
+        let mut version = policy.version.clone();
         let mut pipeline = Pipeline::new(Sensor::default(), catalog, policy);
         let mut generation = rules.generation.load(Ordering::Acquire);
         let subject = Subject::default();
@@ -382,6 +384,7 @@ mod capture {
             if latest != generation {
                 if let Ok(current) = rules.current.read() {
                     pipeline.set_rules(Arc::clone(&current.0), Arc::clone(&current.1));
+                    version.clone_from(&current.1.version);
                     generation = latest;
                 }
             }
@@ -395,7 +398,6 @@ mod capture {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e).with_context(|| format!("reading from {}", interface.name)),
             };
-            let version = pipeline.policy().version.clone();
             pipeline.process(now_micros(), LinkType::Ethernet, frame, &subject, &mut |decided| {
                 let o = &decided.observation;
                 let Some((service, decision)) = &decided.verdict else { return };
