@@ -248,19 +248,22 @@ fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
 }
 
 fn reload(config: &AgentConfig, active: &mut ActivePolicy, rules: &Rules) {
-    let loaded = load_rules(config);
-    let catalog = loaded.as_ref().ok().map(|(c, _)| Arc::new(c.clone()));
-    match active.apply(loaded.map(|(_, p)| p)) {
-        Ok(policy) => match (catalog, rules.current.write()) {
-            (Some(catalog), Ok(mut current)) => {
+    let (catalog, loaded) = match load_rules(config) {
+        Ok((catalog, policy)) => (Some(Arc::new(catalog)), Ok(policy)),
+        Err(e) => (None, Err(e)),
+    };
+    match (active.apply(loaded), catalog) {
+        (Ok(policy), Some(catalog)) => match rules.current.write() {
+            Ok(mut current) => {
                 info!(policy = %policy.name, version = %policy.version, "rules reloaded");
                 *current = (catalog, Arc::clone(policy));
                 rules.generation.fetch_add(1, Ordering::Release);
             }
-            _ => error!("rules lock poisoned: reload not applied"),
+            Err(_) => error!("rules lock poisoned: reload not applied"),
         },
         // The error names file, line and column; the rules in force stay.
-        Err(e) => error!(error = %e, "reload rejected, keeping the rules in force"),
+        (Err(e), _) => error!(error = %e, "reload rejected, keeping the rules in force"),
+        (Ok(_), None) => {}
     }
 }
 

@@ -28,14 +28,6 @@ impl Pipeline {
         Self { sensor, catalog, policy }
     }
 
-    pub fn policy(&self) -> &Arc<Policy> {
-        &self.policy
-    }
-
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
-    }
-
     /// Swaps the catalog and policy in force (after a successful reload),
     /// keeping the flows the sensor is following.
     pub fn set_rules(&mut self, catalog: Arc<Catalog>, policy: Arc<Policy>) {

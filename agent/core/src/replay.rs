@@ -212,7 +212,6 @@ fn for_each_classic_frame(
     let linktype = format.linktype;
     let link = LinkType::from_linktype(linktype)
         .ok_or_else(|| ReplayError::UnsupportedLinkType { path: name.to_owned(), linktype })?;
-    let io_error = |e: std::io::Error| malformed(name, 0, &e.to_string());
     let mut buf = vec![0u8; INITIAL_BUFFER];
     let (mut start, mut end) = (0usize, 0usize);
     let mut frames = 0u64;
@@ -236,7 +235,8 @@ fn for_each_classic_frame(
             }
             buf.copy_within(start..end, 0);
             (start, end) = (0, available);
-            let read = read_full(&mut file, buf.get_mut(end..).unwrap_or_default()).map_err(io_error)?;
+            let read = read_full(&mut file, buf.get_mut(end..).unwrap_or_default())
+                .map_err(|e| malformed(name, frames, &e.to_string()))?;
             end += read;
             if end - start < record_len {
                 if read == 0 && end == start {
