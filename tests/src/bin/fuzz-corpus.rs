@@ -43,6 +43,7 @@ fn main() -> Result<()> {
             match ip.transport {
                 Transport::Udp { src_port, dst_port, payload } if src_port == 53 || dst_port == 53 => {
                     corpus.entry("dns_message").or_default().push(payload.to_vec());
+                    corpus.entry("dns_resolver").or_default().push(payload.to_vec());
                 }
                 Transport::Udp { dst_port: 443, payload, .. } => {
                     corpus.entry("quic_initial").or_default().push(payload.to_vec());

@@ -81,6 +81,28 @@ pub struct Coaching {
     pub min_justification_chars: u32,
 }
 
+/// What the local resolver answers for a name the policy denies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockedAnswer {
+    /// 0.0.0.0 for A, :: for AAAA, no data for other types: the browser
+    /// fails at once instead of retrying other resolvers.
+    #[default]
+    Null,
+    /// The name does not exist.
+    Nxdomain,
+}
+
+/// How the local resolver enforces the policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSettings {
+    pub blocked_answer: BlockedAnswer,
+    /// Refuse to resolve well-known DNS-over-HTTPS resolvers, so browsers
+    /// fall back to the system resolver, where the policy applies.
+    pub block_doh_resolvers: bool,
+}
+
 /// Prompt texts per action; a rule's `reason` is shown with them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +122,8 @@ struct PolicyFile {
     alternative: Alternative,
     coach: Coaching,
     messages: Messages,
+    #[serde(default)]
+    dns: DnsSettings,
     #[serde(rename = "rule", default)]
     rules: Vec<RuleFile>,
 }
@@ -156,6 +180,7 @@ pub struct Policy {
     pub alternative: Alternative,
     pub coach: Coaching,
     pub messages: Messages,
+    pub dns: DnsSettings,
     pub rules: Vec<Rule>,
 }
 
@@ -250,6 +275,7 @@ impl Policy {
             alternative: file.alternative,
             coach: file.coach,
             messages: file.messages,
+            dns: file.dns,
             rules,
         })
     }
