@@ -1,6 +1,8 @@
 //! Support for Vigie's cross-component tests and benchmark tools: fixture
 //! paths, capture loading, and frame builders for crafted edge cases.
 
+pub mod netns;
+
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 

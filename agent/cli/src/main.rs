@@ -1,6 +1,11 @@
 //! `vigie-agent`: the Vigie endpoint agent. For now it replays captures
 //! through the detection pipeline; the live daemon builds on the same core.
 
+mod accounts;
+mod client;
+mod ipc;
+mod prompts;
+mod resolver;
 mod run;
 mod scan;
 mod timefmt;
@@ -24,9 +29,28 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the live agent in monitor mode: capture, decide, log and store
-    /// (needs CAP_NET_RAW). Stops on SIGINT or SIGTERM.
+    /// Run the live agent: capture, decide, log and store (needs
+    /// CAP_NET_RAW); with --enforce, also the local resolver (needs
+    /// CAP_NET_BIND_SERVICE for port 53). Stops on SIGINT or SIGTERM.
     Run(run::RunArgs),
+    /// Show what the running agent is doing: mode, policy, counters.
+    Status {
+        #[arg(long, default_value = ipc::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print the agent's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send one request of the console protocol (agent/IPC.md) and print
+    /// the result as JSON, e.g. `request events --params '{"limit":5}'`.
+    Request {
+        method: String,
+        /// The request's params, as a JSON object.
+        #[arg(long)]
+        params: Option<String>,
+        #[arg(long, default_value = ipc::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
     /// Replay a pcap or pcapng capture through the detection pipeline and
     /// print one line per observation with the policy's decision.
     Scan(scan::ScanArgs),
@@ -50,6 +74,16 @@ enum Command {
     },
 }
 
+#[allow(clippy::print_stdout)]
+fn request(socket: &std::path::Path, method: &str, params: Option<&str>) -> anyhow::Result<()> {
+    let params = match params {
+        Some(text) => serde_json::from_str(text).map_err(|e| anyhow::anyhow!("--params is not JSON: {e}"))?,
+        None => serde_json::Value::Null,
+    };
+    println!("{:#}", client::request(socket, method, params)?);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::registry()
         .with(fmt::layer().with_writer(std::io::stderr))
@@ -59,6 +93,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&args),
         Command::Scan(args) => scan::run(&args),
+        Command::Status { socket, json } => client::status(&socket, json),
+        Command::Request { method, params, socket } => request(&socket, &method, params.as_deref()),
         Command::CheckPolicy { policy, catalog } => scan::check_policy(&policy, catalog.as_deref()),
         Command::Lookup { names, policy, catalog } => {
             scan::lookup(&names, policy.as_deref(), catalog.as_deref())

@@ -1,9 +1,9 @@
-//! `vigie-agent run`: the live agent in monitor mode. Captures on the
-//! chosen interfaces, runs each frame through the same pipeline as `scan`,
-//! logs every decision about a GenAI service and stores it as an event.
-//! The policy and catalog files are watched and reloaded; a bad edit keeps
-//! the rules in force. Nothing on the machine is changed (no resolver, no
-//! packet verdicts: enforcement comes with the live-agent issue).
+//! `vigie-agent run`: the live agent. Captures on the chosen interfaces,
+//! runs each frame through the same pipeline as `scan`, logs every decision
+//! about a GenAI service and stores it as an event. The policy and catalog
+//! files are watched and reloaded; a bad edit keeps the rules in force.
+//! Monitor mode (the default) changes nothing on the machine; enforcement
+//! adds the local resolver, which answers denied names itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,7 +19,11 @@ use vigie_core::catalog::Catalog;
 use vigie_core::diag::{Diagnostic, Diagnostics, LoadError};
 use vigie_core::event::{Attribution, Event};
 use vigie_core::policy::{ActivePolicy, Policy};
-use vigie_core::store::Store;
+use vigie_core::store::{Answer, JournalEntry, Store, StoreError};
+
+use crate::ipc::{self, Shared};
+use crate::prompts::Prompts;
+use crate::resolver::{OwnTraffic, Resolver, ResolverConfig};
 
 pub(crate) const DEFAULT_CONFIG: &str = "/etc/vigie/agent.toml";
 
@@ -34,6 +38,12 @@ pub(crate) struct RunArgs {
     /// Store events in this database; overrides the configuration.
     #[arg(long)]
     db: Option<PathBuf>,
+    /// Enforce the policy (local resolver); overrides the configuration.
+    #[arg(long)]
+    enforce: bool,
+    /// Serve the console on this socket; overrides the configuration.
+    #[arg(long)]
+    socket: Option<PathBuf>,
 }
 
 /// `/etc/vigie/agent.toml`. Every key is optional.
@@ -51,9 +61,25 @@ struct AgentConfig {
     interfaces: Vec<String>,
     #[serde(default = "default_retention_days")]
     retention_days: u32,
-    /// Enforcement (resolver, packet verdicts) is not available yet.
+    /// Enforce the policy: run the local resolver. Off: monitor mode.
     #[serde(default)]
     enforce: bool,
+    #[serde(default)]
+    resolver: ResolverConfig,
+    /// The console socket.
+    #[serde(default = "default_socket")]
+    socket: PathBuf,
+    /// Members of this group (and root) may read every user's events.
+    #[serde(default = "default_admin_group")]
+    admin_group: String,
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(crate::ipc::DEFAULT_SOCKET)
+}
+
+fn default_admin_group() -> String {
+    "vigie-admin".to_owned()
 }
 
 fn default_database() -> PathBuf {
@@ -74,16 +100,14 @@ fn load_config(path: Option<&Path>) -> Result<AgentConfig> {
     let name = path.display().to_string();
     let config: AgentConfig =
         toml::from_str(&text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(&name, &text, &e)]))?;
-    if config.enforce {
-        bail!("{name}: enforce = true is not supported yet; this agent runs in monitor mode");
-    }
     Ok(config)
 }
 
 /// The catalog and policy in force, shared with the capture threads, which
 /// pick up a new generation between frames.
-struct Rules {
-    current: RwLock<(Arc<Catalog>, Arc<Policy>)>,
+#[derive(Debug)]
+pub(crate) struct Rules {
+    pub(crate) current: RwLock<(Arc<Catalog>, Arc<Policy>)>,
     generation: AtomicU64,
 }
 
@@ -99,7 +123,7 @@ fn load_rules(config: &AgentConfig) -> Result<(Catalog, Policy), LoadError> {
     Ok((catalog, policy))
 }
 
-fn now_micros() -> i64 {
+pub(crate) fn now_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
@@ -112,6 +136,10 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     }
     if let Some(db) = &args.db {
         config.database.clone_from(db);
+    }
+    config.enforce |= args.enforce;
+    if let Some(socket) = &args.socket {
+        config.socket.clone_from(socket);
     }
     let (catalog, policy) = load_rules(&config).context("rules rejected")?;
     info!(policy = %policy.name, version = %policy.version, services = catalog.services().len(), "rules loaded");
@@ -126,6 +154,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     }
     let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
     store.apply_retention(now_micros(), config.retention_days)?;
+    record_start(&mut store, &config, active.current())?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -158,31 +187,86 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
             .with_context(|| format!("watching {}", folder.display()))?;
     }
 
-    let (events_tx, events_rx) = sync_channel::<Event>(8192);
+    let (events_tx, events_rx) = sync_channel::<Record>(8192);
     let dropped = Arc::new(AtomicU64::new(0));
+    let stored = Arc::new(AtomicU64::new(0));
     let retention_days = config.retention_days;
-    let writer = std::thread::Builder::new()
-        .name("store".into())
-        .spawn(move || write_events(store, &events_rx, retention_days))?;
+    let writer = {
+        let stored = Arc::clone(&stored);
+        std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || write_events(store, &events_rx, retention_days, &stored))?
+    };
+
+    // The resolver and the console socket are network services: tokio.
+    // Capture stays on plain threads, each blocked on its socket.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vigie-io")
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")?;
+    let prompts = Arc::new(Prompts::default());
+    let mut own_traffic = Arc::new(OwnTraffic::default());
+    let mut resolver = None;
+    if config.enforce {
+        let (started, own) = runtime
+            .block_on(Resolver::start(
+                &config.resolver,
+                Arc::clone(&rules),
+                Arc::clone(&prompts),
+                events_tx.clone(),
+                Arc::clone(&dropped),
+            ))
+            .context("enforcement needs the local resolver")?;
+        own_traffic = Arc::new(own);
+        resolver = Some(started);
+    }
+    let shared = Arc::new(Shared::new(
+        Arc::clone(&rules),
+        Arc::clone(&prompts),
+        resolver,
+        events_tx.clone(),
+        Arc::clone(&dropped),
+        Arc::clone(&stored),
+        config.database.clone(),
+        config.admin_group.clone(),
+        config.enforce,
+    ));
+    let listener = {
+        let _guard = runtime.enter();
+        ipc::bind(&config.socket)?
+    };
+    runtime.spawn(ipc::serve(listener, Arc::clone(&shared)));
+    info!(socket = %config.socket.display(), "console socket ready");
 
     let mut captures = Vec::new();
     let interfaces = capture::interfaces(&config.interfaces);
     for interface in interfaces.iter().flatten().cloned() {
         let (rules, stop, events, dropped) =
             (Arc::clone(&rules), Arc::clone(&stop), events_tx.clone(), Arc::clone(&dropped));
+        let own_traffic = Arc::clone(&own_traffic);
         let name = interface.name.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("capture-{name}"))
-            .spawn(move || capture::run(&interface, &rules, &stop, &events, &dropped));
+            .spawn(move || capture::run(&interface, &rules, &stop, &events, &dropped, &own_traffic));
         match spawned {
-            Ok(handle) => captures.push((name, handle)),
+            Ok(handle) => {
+                if let Ok(mut names) = shared.interfaces.lock() {
+                    names.push(name.clone());
+                }
+                captures.push((name, handle));
+            }
             Err(e) => error!(interface = %name, error = %e, "cannot start capture"),
         }
     }
-    drop(events_tx);
     let mut failure = interfaces.err();
     if failure.is_none() {
-        info!(database = %config.database.display(), "monitor mode: nothing on this machine is changed");
+        if config.enforce {
+            info!(database = %config.database.display(), "enforcing: the local resolver answers per policy");
+        } else {
+            info!(database = %config.database.display(), "monitor mode: nothing on this machine is changed");
+        }
     }
 
     let mut watching = true;
@@ -196,7 +280,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
                         && !stop.load(Ordering::Relaxed)
                         && reload_rx.recv_timeout(Duration::from_millis(100)).is_ok()
                     {}
-                    reload(&config, &mut active, &rules);
+                    reload(&config, &mut active, &rules, &shared);
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
@@ -227,6 +311,17 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     for (name, handle) in captures {
         report_capture_end(&name, handle.join());
     }
+    // Consoles and the resolver go first, so that every sender of records
+    // is gone and the writer drains what is queued, then ends.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    drop(shared);
+    let how = match &failure {
+        None => "clean stop".to_owned(),
+        Some(e) => format!("stopped on failure: {e:#}"),
+    };
+    let _ = events_tx.send(journal(STOPPED, how));
+    drop(events_tx);
+    let _ = std::fs::remove_file(&config.socket);
     let stored = writer.join().map_err(|_| anyhow::anyhow!("store thread panicked"));
     info!(
         stored = stored.as_ref().ok().and_then(|s| s.as_ref().ok()),
@@ -247,7 +342,42 @@ fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
     }
 }
 
-fn reload(config: &AgentConfig, active: &mut ActivePolicy, rules: &Rules) {
+const STOPPED: &str = "stopped";
+
+/// Journals this start, and first the unclean end of the previous run if
+/// it left no `stopped` entry: while no agent ran, nothing was filtered.
+fn record_start(store: &mut Store, config: &AgentConfig, policy: &Policy) -> Result<()> {
+    let now = now_micros();
+    let mut entries = Vec::new();
+    if let Some(last) = store.journal(1)?.into_iter().next().filter(|e| e.kind != STOPPED) {
+        warn!(since = last.ts, "the previous run did not stop cleanly");
+        entries.push(JournalEntry {
+            ts: now,
+            kind: "unclean-stop".to_owned(),
+            detail: format!(
+                "the previous run (last entry `{}` at {}) ended without stopping cleanly; \
+                 traffic was not filtered until this start (fail-open)",
+                last.kind,
+                crate::timefmt::rfc3339_micros(last.ts)
+            ),
+        });
+    }
+    entries.push(JournalEntry {
+        ts: now,
+        kind: "started".to_owned(),
+        detail: format!(
+            "mode={} policy={} version={} pid={}",
+            if config.enforce { "enforce" } else { "monitor" },
+            policy.name,
+            policy.version,
+            std::process::id()
+        ),
+    });
+    store.append_journal(&entries)?;
+    Ok(())
+}
+
+fn reload(config: &AgentConfig, active: &mut ActivePolicy, rules: &Rules, shared: &Shared) {
     let (catalog, loaded) = match load_rules(config) {
         Ok((catalog, policy)) => (Some(Arc::new(catalog)), Ok(policy)),
         Err(e) => (None, Err(e)),
@@ -256,57 +386,110 @@ fn reload(config: &AgentConfig, active: &mut ActivePolicy, rules: &Rules) {
         (Ok(policy), Some(catalog)) => match rules.current.write() {
             Ok(mut current) => {
                 info!(policy = %policy.name, version = %policy.version, "rules reloaded");
+                let detail = format!("policy={} version={}", policy.name, policy.version);
                 *current = (catalog, Arc::clone(policy));
                 rules.generation.fetch_add(1, Ordering::Release);
+                if let Ok(mut error) = shared.reload_error.lock() {
+                    *error = None;
+                }
+                let _ = shared.records.try_send(journal("reloaded", detail));
             }
             Err(_) => error!("rules lock poisoned: reload not applied"),
         },
         // The error names file, line and column; the rules in force stay.
-        (Err(e), _) => error!(error = %e, "reload rejected, keeping the rules in force"),
+        (Err(e), _) => {
+            error!(error = %e, "reload rejected, keeping the rules in force");
+            if let Ok(mut error) = shared.reload_error.lock() {
+                *error = Some(e.to_string());
+            }
+            let _ = shared.records.try_send(journal("reload-rejected", e.to_string()));
+        }
         (Ok(_), None) => {}
     }
 }
 
-/// The single writer: batches what the capture threads decided, commits it
-/// (retrying a failed commit), and applies retention every hour.
-fn write_events(mut store: Store, events: &Receiver<Event>, retention_days: u32) -> Result<u64> {
+/// What the store thread writes. Nearly every record is an event: boxing
+/// it to shrink the rare others would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Record {
+    Event(Event),
+    Journal(JournalEntry),
+    Answer(Answer),
+}
+
+pub(crate) fn journal(kind: &str, detail: impl Into<String>) -> Record {
+    Record::Journal(JournalEntry { ts: now_micros(), kind: kind.to_owned(), detail: detail.into() })
+}
+
+/// Runs `write` up to four times with a growing pause; `Err` after the last.
+fn with_retries(what: &str, mut write: impl FnMut() -> Result<(), StoreError>) -> Result<(), StoreError> {
+    let mut attempt = 0;
+    loop {
+        match write() {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 => {
+                warn!(error = %e, attempt, "storing {what} failed, retrying");
+                std::thread::park_timeout(Duration::from_millis(100 << (2 * attempt)));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The single writer: batches what the agent decided, commits it (retrying
+/// a failed commit), counts what is committed, and applies retention every
+/// hour.
+fn write_events(
+    mut store: Store,
+    records: &Receiver<Record>,
+    retention_days: u32,
+    stored: &AtomicU64,
+) -> Result<u64> {
     const HOUR: Duration = Duration::from_secs(3600);
     let mut batch = Vec::with_capacity(512);
-    let mut stored = 0u64;
+    let mut others = Vec::new();
     let mut last_retention = std::time::Instant::now();
     loop {
-        match events.recv_timeout(Duration::from_secs(60)) {
-            Ok(first) => batch.push(first),
+        match records.recv_timeout(Duration::from_secs(60)) {
+            Ok(first) => others.push(first),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        while batch.len() < 512 {
-            match events.try_recv() {
-                Ok(event) => batch.push(event),
+        while batch.len() + others.len() < 512 {
+            match records.try_recv() {
+                Ok(record) => others.push(record),
                 Err(_) => break,
             }
         }
+        let (mut journal, mut answers) = (Vec::new(), Vec::new());
+        for record in others.drain(..) {
+            match record {
+                Record::Event(event) => batch.push(event),
+                Record::Journal(entry) => journal.push(entry),
+                Record::Answer(answer) => answers.push(answer),
+            }
+        }
         if !batch.is_empty() {
-            let mut attempt = 0;
-            loop {
-                match store.insert(&batch) {
-                    Ok(()) => {
-                        stored += batch.len() as u64;
-                        break;
-                    }
-                    // Inserting is idempotent by event id: a retry cannot duplicate.
-                    Err(e) if attempt < 3 => {
-                        warn!(error = %e, attempt, "storing events failed, retrying");
-                        std::thread::park_timeout(Duration::from_millis(100 << (2 * attempt)));
-                        attempt += 1;
-                    }
-                    Err(e) => {
-                        error!(error = %e, lost = batch.len(), "storing events failed");
-                        break;
-                    }
+            // Inserting is idempotent by event id: a retry cannot duplicate.
+            match with_retries("events", || store.insert(&batch)) {
+                Ok(()) => {
+                    stored.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 }
+                Err(e) => error!(error = %e, lost = batch.len(), "storing events failed"),
             }
             batch.clear();
+        }
+        if !journal.is_empty() {
+            if let Err(e) = with_retries("journal", || store.append_journal(&journal)) {
+                error!(error = %e, lost = journal.len(), "storing the journal failed");
+            }
+        }
+        if !answers.is_empty() {
+            if let Err(e) = with_retries("answers", || store.insert_answers(&answers)) {
+                error!(error = %e, lost = answers.len(), "storing prompt answers failed");
+            }
         }
         if last_retention.elapsed() >= HOUR {
             last_retention = std::time::Instant::now();
@@ -315,12 +498,13 @@ fn write_events(mut store: Store, events: &Receiver<Event>, retention_days: u32)
             }
         }
     }
-    Ok(stored)
+    Ok(stored.load(Ordering::Relaxed))
 }
 
 /// Hands an event to the writer without ever blocking capture.
-fn send(events: &SyncSender<Event>, dropped: &AtomicU64, event: Event) {
-    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = events.try_send(event) {
+pub(crate) fn send(records: &SyncSender<Record>, dropped: &AtomicU64, event: Event) {
+    if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = records.try_send(Record::Event(event))
+    {
         dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -332,7 +516,7 @@ mod capture {
     use vigie_core::pipeline::Pipeline;
     use vigie_core::policy::Subject;
     use vigie_core::sensor::frame::LinkType;
-    use vigie_core::sensor::Sensor;
+    use vigie_core::sensor::{Sensor, Source};
 
     pub(super) fn interfaces(names: &[String]) -> Result<Vec<NetworkInterface>> {
         let all = pnet_datalink::interfaces();
@@ -358,8 +542,9 @@ mod capture {
         interface: &NetworkInterface,
         rules: &Rules,
         stop: &AtomicBool,
-        events: &SyncSender<Event>,
+        events: &SyncSender<Record>,
         dropped: &AtomicU64,
+        own_traffic: &OwnTraffic,
     ) -> Result<()> {
         let config = pnet_datalink::Config {
             // Frames on the sending side can be GSO super-frames, far over the MTU.
@@ -404,7 +589,8 @@ mod capture {
             pipeline.process(now_micros(), LinkType::Ethernet, frame, &subject, &mut |decided| {
                 let o = &decided.observation;
                 let Some((service, decision)) = &decided.verdict else { return };
-                if o.is_answer() {
+                // The resolver reports the queries it answers and forwards.
+                if o.is_answer() || (o.source == Source::Dns && own_traffic.contains(&o.flow)) {
                     return;
                 }
                 info!(
@@ -440,8 +626,9 @@ mod capture {
         _: &Interface,
         _: &Rules,
         _: &AtomicBool,
-        _: &SyncSender<Event>,
+        _: &SyncSender<Record>,
         _: &AtomicU64,
+        _: &OwnTraffic,
     ) -> Result<()> {
         bail!("live capture is implemented for Linux only so far")
     }

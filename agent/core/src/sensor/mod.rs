@@ -71,6 +71,8 @@ pub enum Source {
     Dns,
     Tls,
     Quic,
+    /// A query to the agent's own resolver (not seen on the wire).
+    Resolver,
 }
 
 impl Source {
@@ -79,6 +81,7 @@ impl Source {
             Source::Dns => "dns",
             Source::Tls => "tls",
             Source::Quic => "quic",
+            Source::Resolver => "resolver",
         }
     }
 }

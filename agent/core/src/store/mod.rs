@@ -11,7 +11,8 @@ use crate::policy::Action;
 use crate::sensor::Micros;
 
 /// Ordered migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_events.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrations/0001_events.sql"), include_str!("migrations/0002_journal_answers.sql")];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,11 +32,44 @@ pub struct Store {
 }
 
 /// Events per service and action, for summaries and charts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ServiceCount {
     pub service_id: String,
     pub action: Action,
     pub count: u64,
+}
+
+/// Which events to read, newest first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only this user's events (what a non-administrator may see).
+    pub uid: Option<u32>,
+    /// Only events older than this (microseconds), to page back in time.
+    pub before: Option<Micros>,
+    pub limit: u32,
+}
+
+/// One entry of the agent's own journal.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JournalEntry {
+    pub ts: Micros,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// A user's answer to a prompt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Answer {
+    pub ts: Micros,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub service_id: String,
+    pub action: Action,
+    pub event_id: String,
+    /// `acknowledged`, `justified` or `exception-requested`.
+    pub kind: String,
+    pub text: Option<String>,
+    pub bypass_until: Option<Micros>,
 }
 
 impl Store {
@@ -133,12 +167,19 @@ impl Store {
 
     /// The most recent events first.
     pub fn recent(&self, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.events(&EventFilter { limit, ..EventFilter::default() })
+    }
+
+    /// Events matching `filter`, newest first.
+    pub fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, ts, source, name, service_id, service_name, category, vendor, action, rule_id,
                     policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user
-             FROM events ORDER BY ts DESC, seq DESC LIMIT ?1",
+             FROM events
+             WHERE (?1 IS NULL OR uid = ?1) AND (?2 IS NULL OR ts < ?2)
+             ORDER BY ts DESC, seq DESC LIMIT ?3",
         )?;
-        let rows = stmt.query_map([limit], |row| {
+        let rows = stmt.query_map(params![filter.uid, filter.before, filter.limit], |row| {
             Ok((
                 Event {
                     id: row.get(0)?,
@@ -174,6 +215,84 @@ impl Store {
             events.push(event);
         }
         Ok(events)
+    }
+
+    pub fn append_journal(&mut self, entries: &[JournalEntry]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached("INSERT INTO journal (ts, kind, detail) VALUES (?1, ?2, ?3)")?;
+            for e in entries {
+                stmt.execute(params![e.ts, e.kind, e.detail])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The journal, newest first.
+    pub fn journal(&self, limit: u32) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT ts, kind, detail FROM journal ORDER BY seq DESC LIMIT ?1")?;
+        let rows = stmt.query_map([limit], |row| {
+            Ok(JournalEntry { ts: row.get(0)?, kind: row.get(1)?, detail: row.get(2)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn insert_answers(&mut self, answers: &[Answer]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO answers (ts, uid, user, service_id, action, event_id, kind, text, bypass_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for a in answers {
+                stmt.execute(params![
+                    a.ts,
+                    a.uid,
+                    a.user,
+                    a.service_id,
+                    a.action.as_str(),
+                    a.event_id,
+                    a.kind,
+                    a.text,
+                    a.bypass_until
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Answers to prompts, newest first; only `uid`'s when given.
+    pub fn answers(&self, uid: Option<u32>, limit: u32) -> Result<Vec<Answer>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT ts, uid, user, service_id, action, event_id, kind, text, bypass_until FROM answers
+             WHERE (?1 IS NULL OR uid = ?1) ORDER BY ts DESC, seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![uid, limit], |row| {
+            Ok((
+                Answer {
+                    ts: row.get(0)?,
+                    uid: row.get(1)?,
+                    user: row.get(2)?,
+                    service_id: row.get(3)?,
+                    action: Action::Allow,
+                    event_id: row.get(5)?,
+                    kind: row.get(6)?,
+                    text: row.get(7)?,
+                    bypass_until: row.get(8)?,
+                },
+                row.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut answers = Vec::new();
+        for row in rows {
+            let (mut answer, action) = row?;
+            answer.action = Action::parse(&action).ok_or(StoreError::UnknownAction(action))?;
+            answers.push(answer);
+        }
+        Ok(answers)
     }
 
     pub fn counts_by_service(&self) -> Result<Vec<ServiceCount>, StoreError> {

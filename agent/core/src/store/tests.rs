@@ -65,3 +65,59 @@ fn reopening_a_file_keeps_events_and_schema() {
     assert!(matches!(Store::open(&path), Err(StoreError::TooNew { found: 99, .. })));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn events_filter_by_user_and_page_back_in_time() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut mine = event("a", 10, "chatgpt", Action::Block);
+    mine.attribution.uid = Some(1000);
+    let mut theirs = event("b", 20, "claude", Action::Warn);
+    theirs.attribution.uid = Some(1001);
+    let mut later = event("c", 30, "claude", Action::Warn);
+    later.attribution.uid = Some(1000);
+    store.insert(&[mine.clone(), theirs.clone(), later.clone()]).unwrap();
+    let filter = |uid, before| store.events(&EventFilter { uid, before, limit: 10 }).unwrap();
+    assert_eq!(filter(Some(1000), None), vec![later.clone(), mine.clone()]);
+    assert_eq!(filter(Some(1000), Some(30)), vec![mine]);
+    assert_eq!(filter(None, None).len(), 3);
+    assert_eq!(filter(Some(7), None), vec![]);
+}
+
+#[test]
+fn journal_and_answers_round_trip() {
+    let mut store = Store::open_in_memory().unwrap();
+    let entry = |ts, kind: &str| JournalEntry { ts, kind: kind.into(), detail: "d".into() };
+    store.append_journal(&[entry(1, "started"), entry(2, "stopped")]).unwrap();
+    assert_eq!(store.journal(10).unwrap(), vec![entry(2, "stopped"), entry(1, "started")]);
+    let answer = |uid, kind: &str| Answer {
+        ts: 5,
+        uid,
+        user: None,
+        service_id: "claude".into(),
+        action: Action::Coach,
+        event_id: "e".into(),
+        kind: kind.into(),
+        text: Some("Relecture d'un texte public".into()),
+        bypass_until: Some(99),
+    };
+    store.insert_answers(&[answer(Some(1000), "justified"), answer(Some(1001), "acknowledged")]).unwrap();
+    assert_eq!(store.answers(Some(1000), 10).unwrap(), vec![answer(Some(1000), "justified")]);
+    assert_eq!(store.answers(None, 10).unwrap().len(), 2);
+}
+
+#[test]
+fn a_version_1_store_is_migrated_in_place() {
+    let dir = std::env::temp_dir().join(format!("vigie-migrate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    store.insert(&[event("a", 1, "chatgpt", Action::Block)]).unwrap();
+    assert_eq!(store.count().unwrap(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,74 @@
+//! `vigie-agent status` and `vigie-agent request`: a blocking client of the
+//! console socket, for people and scripts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// Sends one request and returns its `result`; an `error` reply is an error.
+pub(crate) fn request(socket: &Path, method: &str, params: Value) -> Result<Value> {
+    let stream = UnixStream::connect(socket)
+        .with_context(|| format!("connecting to the agent at {} (is it running?)", socket.display()))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut line = json!({ "id": 1, "method": method, "params": params }).to_string();
+    line.push('\n');
+    (&stream).write_all(line.as_bytes())?;
+    let mut reply = String::new();
+    BufReader::new(&stream).read_line(&mut reply).context("reading the agent's reply")?;
+    let reply: Value = serde_json::from_str(&reply).context("the agent's reply is not JSON")?;
+    if let Some(error) = reply.get("error") {
+        let message = error.get("message").and_then(Value::as_str).unwrap_or("unknown error");
+        bail!("the agent refused `{method}`: {message}");
+    }
+    Ok(reply.get("result").cloned().unwrap_or(Value::Null))
+}
+
+#[allow(clippy::print_stdout)]
+pub(crate) fn status(socket: &Path, as_json: bool) -> Result<()> {
+    let status = request(socket, "status", Value::Null)?;
+    if as_json {
+        println!("{status:#}");
+        return Ok(());
+    }
+    let text = |path: &[&str]| match field(&status, path) {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    };
+    println!("agent       {} (pid {}), protocol {}", text(&["agent"]), text(&["pid"]), text(&["protocol"]));
+    println!("mode        {}", text(&["mode"]));
+    println!("policy      {} {}", text(&["policy", "name"]), text(&["policy", "version"]));
+    if let Some(error) = status.get("reload_error").and_then(Value::as_str) {
+        println!("reload      REJECTED, rules in force kept: {error}");
+    }
+    let interfaces: Vec<String> = field(&status, &["capture", "interfaces"])
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    println!("capture     {}", if interfaces.is_empty() { "-".to_owned() } else { interfaces.join(", ") });
+    match status.get("resolver").filter(|r| !r.is_null()) {
+        Some(r) => println!(
+            "resolver    {} queries, {} denied, {} forwarded, {} cache hits, {} ECH stripped, {} upstream timeouts, {} SERVFAIL",
+            field(r, &["queries"]),
+            field(r, &["denied"]),
+            field(r, &["forwarded"]),
+            field(r, &["cache_hits"]),
+            field(r, &["ech_stripped"]),
+            field(r, &["upstream_timeouts"]),
+            field(r, &["servfail"])
+        ),
+        None => println!("resolver    off (monitor mode)"),
+    }
+    println!("events      {} stored, {} dropped", text(&["events", "stored"]), text(&["events", "dropped"]));
+    println!("consoles    {} connected, {} open prompts", text(&["consoles"]), text(&["open_prompts"]));
+    Ok(())
+}
+
+fn field<'v>(value: &'v Value, path: &[&str]) -> &'v Value {
+    path.iter().fold(value, |v, key| v.get(key).unwrap_or(&Value::Null))
+}

@@ -1,0 +1,344 @@
+//! Awareness prompts waiting for a console, and the bypasses users earned
+//! by justifying a coached service. The agent never waits on a console:
+//! decisions apply at once, prompts queue here (grouped, bounded) until the
+//! user's console fetches them or they expire.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use vigie_core::event::Event;
+use vigie_core::policy::{Action, Alternative, Policy, Text};
+
+/// Repeats of one service for one user within this window add to the open
+/// prompt's counter instead of opening another.
+const GROUP_WINDOW: Duration = Duration::from_secs(60);
+/// Prompts nobody answered are dropped after this long.
+const PROMPT_LIFETIME: Duration = Duration::from_secs(3600);
+const MAX_OPEN_PROMPTS: usize = 256;
+const MAX_JUSTIFICATION_CHARS: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct PromptRequest {
+    pub(crate) id: u64,
+    /// When the service was last reached, in microseconds since the epoch.
+    pub(crate) ts: i64,
+    pub(crate) uid: Option<u32>,
+    pub(crate) user: Option<String>,
+    pub(crate) program: Option<String>,
+    pub(crate) service_id: String,
+    pub(crate) service_name: String,
+    pub(crate) vendor: String,
+    pub(crate) category: String,
+    pub(crate) name: String,
+    pub(crate) action: Action,
+    pub(crate) rule_id: String,
+    pub(crate) reason: Option<Text>,
+    pub(crate) message: Text,
+    pub(crate) alternative: Alternative,
+    /// Coach only: the justification the user must give, and what it earns.
+    pub(crate) min_justification_chars: Option<u32>,
+    pub(crate) bypass_minutes: Option<u32>,
+    /// How many times the service was reached while this prompt was open.
+    pub(crate) repeats: u32,
+    pub(crate) event_id: String,
+}
+
+#[derive(Debug)]
+struct OpenPrompt {
+    request: PromptRequest,
+    last_seen: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_id: u64,
+    open: VecDeque<OpenPrompt>,
+    bypasses: HashMap<(Option<u32>, String), Instant>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AnswerError {
+    #[error("no open prompt {0} for this user")]
+    Unknown(u64),
+    #[error("a justification of at least {0} characters is required")]
+    JustificationTooShort(u32),
+    #[error("a justification is at most {MAX_JUSTIFICATION_CHARS} characters")]
+    JustificationTooLong,
+    #[error("this prompt takes no such answer")]
+    NotExpected,
+}
+
+/// What the user did with a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reply<'a> {
+    Acknowledge,
+    Justify(&'a str),
+    RequestException(&'a str),
+}
+
+/// What answering a prompt did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Answered {
+    pub(crate) prompt: PromptRequest,
+    /// `acknowledged`, `justified` or `exception-requested`.
+    pub(crate) kind: &'static str,
+    pub(crate) text: Option<String>,
+    /// Coach: the user may reach the service until this time (microseconds).
+    pub(crate) bypass_until: Option<i64>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Prompts {
+    inner: Mutex<Inner>,
+    updates: broadcast::Sender<PromptRequest>,
+}
+
+impl Default for Prompts {
+    fn default() -> Self {
+        Self { inner: Mutex::default(), updates: broadcast::channel(256).0 }
+    }
+}
+
+impl Prompts {
+    /// New and updated prompts, for connected consoles.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<PromptRequest> {
+        self.updates.subscribe()
+    }
+
+    /// Queues the prompt an event calls for (warn, coach, block), grouped
+    /// with an open one for the same user and service.
+    pub(crate) fn notify(&self, event: &Event, policy: &Policy) {
+        let message = match event.action {
+            Action::Warn => &policy.messages.warn,
+            Action::Coach => &policy.messages.coach,
+            Action::Block => &policy.messages.block,
+            Action::Allow | Action::Monitor => return,
+        };
+        let Ok(mut inner) = self.inner.lock() else { return };
+        let now = Instant::now();
+        inner.open.retain(|p| now.duration_since(p.last_seen) < PROMPT_LIFETIME);
+        let uid = event.attribution.uid;
+        let grouped = inner.open.iter_mut().find(|p| {
+            p.request.uid == uid
+                && p.request.service_id == event.service_id
+                && p.request.action == event.action
+                && now.duration_since(p.last_seen) < GROUP_WINDOW
+        });
+        let update = if let Some(open) = grouped {
+            open.request.repeats = open.request.repeats.saturating_add(1);
+            open.request.ts = event.ts;
+            open.last_seen = now;
+            open.request.clone()
+        } else {
+            inner.next_id += 1;
+            let coach = event.action == Action::Coach;
+            let request = PromptRequest {
+                id: inner.next_id,
+                ts: event.ts,
+                uid,
+                user: event.attribution.user.clone(),
+                program: event.attribution.program.clone(),
+                service_id: event.service_id.clone(),
+                service_name: event.service_name.clone(),
+                vendor: event.vendor.clone(),
+                category: event.category.clone(),
+                name: event.name.clone(),
+                action: event.action,
+                rule_id: event.rule_id.clone(),
+                reason: policy.rule(&event.rule_id).and_then(|r| r.reason.clone()),
+                message: message.clone(),
+                alternative: policy.alternative.clone(),
+                min_justification_chars: coach.then_some(policy.coach.min_justification_chars),
+                bypass_minutes: coach.then_some(policy.coach.bypass_minutes),
+                repeats: 1,
+                event_id: event.id.clone(),
+            };
+            if inner.open.len() >= MAX_OPEN_PROMPTS {
+                inner.open.pop_front();
+            }
+            inner.open.push_back(OpenPrompt { request: request.clone(), last_seen: now });
+            request
+        };
+        drop(inner);
+        // No console listening is fine: the prompt waits in the queue.
+        let _ = self.updates.send(update);
+    }
+
+    /// The open prompts `uid` may see: their own, and those no socket owner
+    /// could be found for. `None` (an administrator) sees all.
+    pub(crate) fn open_for(&self, uid: Option<u32>) -> Vec<PromptRequest> {
+        let Ok(inner) = self.inner.lock() else { return Vec::new() };
+        inner.open.iter().map(|p| &p.request).filter(|r| visible_to(r, uid)).cloned().collect()
+    }
+
+    /// The user answers a prompt: acknowledges it (warn, block), justifies
+    /// a coached service (which earns a bypass of the policy's duration), or
+    /// asks for an exception to a block (recorded for the security team).
+    pub(crate) fn answer(
+        &self,
+        uid: Option<u32>,
+        id: u64,
+        reply: Reply<'_>,
+        now_micros: i64,
+    ) -> Result<Answered, AnswerError> {
+        let mut inner = self.inner.lock().map_err(|_| AnswerError::Unknown(id))?;
+        let index = inner
+            .open
+            .iter()
+            .position(|p| p.request.id == id && visible_to(&p.request, uid))
+            .ok_or(AnswerError::Unknown(id))?;
+        let request = inner.open.get(index).map(|p| p.request.clone()).ok_or(AnswerError::Unknown(id))?;
+        let checked = |text: &str, min: u32| {
+            let text = text.trim();
+            let chars = text.chars().count();
+            if chars < min as usize {
+                Err(AnswerError::JustificationTooShort(min))
+            } else if chars > MAX_JUSTIFICATION_CHARS {
+                Err(AnswerError::JustificationTooLong)
+            } else {
+                Ok(text.to_owned())
+            }
+        };
+        let (kind, text, bypass_until) = match (request.action, reply) {
+            (Action::Coach, Reply::Justify(text)) => {
+                let min = request.min_justification_chars.unwrap_or(1);
+                let text = checked(text, min)?;
+                let minutes = request.bypass_minutes.unwrap_or(0);
+                let duration = Duration::from_secs(u64::from(minutes) * 60);
+                inner.bypasses.insert((request.uid, request.service_id.clone()), Instant::now() + duration);
+                let until =
+                    now_micros.saturating_add(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX));
+                ("justified", Some(text), Some(until))
+            }
+            (Action::Coach, _) => {
+                return Err(AnswerError::JustificationTooShort(request.min_justification_chars.unwrap_or(1)))
+            }
+            (Action::Block, Reply::RequestException(text)) => {
+                ("exception-requested", Some(checked(text, 1)?), None)
+            }
+            (_, Reply::Acknowledge) => ("acknowledged", None, None),
+            (_, Reply::Justify(_) | Reply::RequestException(_)) => return Err(AnswerError::NotExpected),
+        };
+        inner.open.remove(index);
+        Ok(Answered { prompt: request, kind, text, bypass_until })
+    }
+
+    /// Whether `uid` justified `service` recently enough. A bypass given
+    /// without a known user (no attribution) covers unknown users only.
+    pub(crate) fn bypassed(&self, uid: Option<u32>, service: &str) -> bool {
+        let Ok(mut inner) = self.inner.lock() else { return false };
+        let now = Instant::now();
+        inner.bypasses.retain(|_, until| *until > now);
+        inner.bypasses.contains_key(&(uid, service.to_owned()))
+    }
+}
+
+fn visible_to(request: &PromptRequest, uid: Option<u32>) -> bool {
+    uid.is_none() || request.uid.is_none() || request.uid == uid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigie_core::catalog::Catalog;
+    use vigie_core::policy::Decision;
+    use vigie_core::sensor::{Detail, Flow, Observation, Protocol, Source};
+
+    fn event(catalog: &Catalog, policy: &Policy, service: &str, uid: Option<u32>) -> Event {
+        let service = catalog.get(service).unwrap();
+        let decision: Decision = policy.decide(service, &Default::default());
+        let observation = Observation {
+            ts: 1,
+            flow: Flow {
+                protocol: Protocol::Udp,
+                src: "127.0.0.1:5000".parse().unwrap(),
+                dst: "127.0.0.153:53".parse().unwrap(),
+            },
+            source: Source::Resolver,
+            name: service.domains.first().cloned().unwrap_or_default(),
+            detail: Detail::DnsQuery { qtype: 1 },
+        };
+        let mut event = Event::new(&observation, service, &decision, "v", Default::default());
+        event.attribution.uid = uid;
+        event
+    }
+
+    fn coach_policy(catalog: &Catalog) -> Policy {
+        let text = vigie_core::policy::BUNDLED_POLICY
+            .replace("[[rule]]\nid = \"block-non-adequate", "[[rule]]\nid = \"coach-claude\"\naction = \"coach\"\nservices = [\"claude\"]\n\n[[rule]]\nid = \"block-non-adequate");
+        Policy::parse(&text, "p", catalog).unwrap()
+    }
+
+    #[test]
+    fn repeats_group_into_one_prompt_per_user_and_service() {
+        let catalog = Catalog::bundled().unwrap();
+        let policy = coach_policy(&catalog);
+        let prompts = Prompts::default();
+        let mut updates = prompts.subscribe();
+        for _ in 0..5 {
+            prompts.notify(&event(&catalog, &policy, "claude", Some(1000)), &policy);
+        }
+        prompts.notify(&event(&catalog, &policy, "claude", Some(1001)), &policy);
+        prompts.notify(&event(&catalog, &policy, "huggingface", Some(1000)), &policy); // monitor: no prompt
+        let mine = prompts.open_for(Some(1000));
+        assert_eq!(mine.len(), 1);
+        assert_eq!((mine[0].repeats, mine[0].min_justification_chars), (5, Some(20)));
+        assert_eq!(mine[0].rule_id, "coach-claude");
+        assert_eq!(prompts.open_for(Some(1001)).len(), 1);
+        assert_eq!(prompts.open_for(None).len(), 2);
+        assert_eq!(updates.try_recv().unwrap().repeats, 1);
+    }
+
+    #[test]
+    fn a_justification_earns_a_bypass_for_that_user_only() {
+        let catalog = Catalog::bundled().unwrap();
+        let policy = coach_policy(&catalog);
+        let prompts = Prompts::default();
+        prompts.notify(&event(&catalog, &policy, "claude", Some(1000)), &policy);
+        let id = prompts.open_for(Some(1000))[0].id;
+        let long = "x".repeat(30);
+        assert_eq!(prompts.answer(Some(1001), id, Reply::Justify(&long), 0), Err(AnswerError::Unknown(id)));
+        let short = Reply::Justify("   trop court   ");
+        assert_eq!(prompts.answer(Some(1000), id, short, 0), Err(AnswerError::JustificationTooShort(20)));
+        let ack = prompts.answer(Some(1000), id, Reply::Acknowledge, 0);
+        assert_eq!(ack, Err(AnswerError::JustificationTooShort(20)));
+        assert!(!prompts.bypassed(Some(1000), "claude"));
+        let why = Reply::Justify(" Relecture d'un texte public pour un client ");
+        let answered = prompts.answer(Some(1000), id, why, 0).unwrap();
+        assert_eq!(answered.bypass_until, Some(240 * 60 * 1_000_000));
+        assert_eq!(answered.kind, "justified");
+        assert_eq!(answered.text.as_deref(), Some("Relecture d'un texte public pour un client"));
+        assert!(prompts.bypassed(Some(1000), "claude"));
+        assert!(!prompts.bypassed(Some(1001), "claude") && !prompts.bypassed(None, "claude"));
+        assert!(prompts.open_for(Some(1000)).is_empty());
+    }
+
+    #[test]
+    fn a_blocked_prompt_is_acknowledged_without_bypass() {
+        let catalog = Catalog::bundled().unwrap();
+        let policy = coach_policy(&catalog);
+        let prompts = Prompts::default();
+        prompts.notify(&event(&catalog, &policy, "chatgpt", None), &policy);
+        let open = prompts.open_for(Some(1000));
+        assert_eq!(open[0].action, Action::Block);
+        assert_eq!(
+            prompts.answer(Some(1000), open[0].id, Reply::Justify("x"), 0),
+            Err(AnswerError::NotExpected)
+        );
+        assert_eq!(
+            prompts.answer(Some(1000), open[0].id, Reply::RequestException("  "), 0),
+            Err(AnswerError::JustificationTooShort(1))
+        );
+        let answered = prompts
+            .answer(Some(1000), open[0].id, Reply::RequestException("Besoin pour un audit"), 0)
+            .unwrap();
+        assert_eq!((answered.kind, answered.bypass_until), ("exception-requested", None));
+        assert!(!prompts.bypassed(None, "chatgpt"));
+        prompts.notify(&event(&catalog, &policy, "chatgpt", None), &policy);
+        let id = prompts.open_for(None)[0].id;
+        assert_eq!(prompts.answer(None, id, Reply::Acknowledge, 0).unwrap().kind, "acknowledged");
+    }
+}

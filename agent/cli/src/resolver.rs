@@ -1,0 +1,529 @@
+//! The local resolver (enforcement point 1): answers on a loopback address,
+//! decides each query with `vigie_core::resolver`, answers denied names at
+//! once and forwards the rest to the upstreams over the client's transport
+//! (UDP or TCP), with timeouts, retries, failover and a TTL-aware cache.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{oneshot, Semaphore};
+use tracing::{debug, info, warn};
+use vigie_core::event::{Attribution, Event};
+use vigie_core::policy::{Action, Subject};
+use vigie_core::resolver::wire::{self, Query, Rcode};
+use vigie_core::resolver::{resolve, Matched, Plan};
+use vigie_core::sensor::{Detail, Flow, Observation, Protocol, Source};
+
+use crate::prompts::Prompts;
+use crate::run::{now_micros, send, Record, Rules};
+
+/// `[resolver]` in the agent configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ResolverConfig {
+    /// Where the resolver answers; point the system's DNS here.
+    pub(crate) listen: Vec<SocketAddr>,
+    /// Where it forwards; empty: the nameservers of /etc/resolv.conf that
+    /// are not this resolver.
+    pub(crate) upstreams: Vec<SocketAddr>,
+    /// How long to wait for one upstream before trying the next.
+    pub(crate) timeout_ms: u64,
+    /// Upstream attempts per query, spread over the upstreams in turn.
+    pub(crate) attempts: u32,
+    pub(crate) cache_entries: usize,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 153], 53))],
+            upstreams: Vec::new(),
+            timeout_ms: 1500,
+            attempts: 3,
+            cache_entries: 10_000,
+        }
+    }
+}
+
+/// The nameservers of a resolv.conf, but `ours`: forwarding to ourselves
+/// would loop.
+pub(crate) fn upstreams_from_resolv_conf(text: &str, ours: &[SocketAddr]) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .filter(|addr| !ours.contains(addr))
+        .collect()
+}
+
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct ResolverStats {
+    pub(crate) queries: AtomicU64,
+    pub(crate) malformed: AtomicU64,
+    pub(crate) denied: AtomicU64,
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
+    pub(crate) ech_stripped: AtomicU64,
+    pub(crate) upstream_timeouts: AtomicU64,
+    pub(crate) servfail: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Responses by question (lowercased) and whether the query had EDNS, which
+/// changes what an upstream may send back.
+struct Cache {
+    entries: HashMap<(Box<[u8]>, bool), CachedResponse>,
+    capacity: usize,
+}
+
+struct CachedResponse {
+    response: Vec<u8>,
+    stored: Instant,
+    expires: Instant,
+}
+
+/// Upper bound on what the cache keeps, whatever an upstream says.
+const MAX_CACHE_TTL: u32 = 86_400;
+
+impl Cache {
+    fn key(query: &Query<'_>) -> (Box<[u8]>, bool) {
+        (query.question.to_ascii_lowercase().into_boxed_slice(), query.edns)
+    }
+
+    fn get(&mut self, query: &Query<'_>, now: Instant) -> Option<Vec<u8>> {
+        let key = Self::key(query);
+        let entry = self.entries.get(&key)?;
+        if entry.expires <= now {
+            self.entries.remove(&key);
+            return None;
+        }
+        let mut response = entry.response.clone();
+        let elapsed = u32::try_from(now.duration_since(entry.stored).as_secs()).unwrap_or(u32::MAX);
+        wire::age_response(&mut response, query.id, query.question.len(), elapsed).ok()?;
+        Some(response)
+    }
+
+    fn put(&mut self, query: &Query<'_>, response: &[u8], now: Instant) {
+        let Ok(info) = wire::inspect_response(response, query.question) else { return };
+        let cacheable = matches!(info.rcode, 0 | 3) && !info.truncated;
+        let Some(ttl) = info.min_ttl.filter(|ttl| cacheable && *ttl > 0) else { return };
+        if self.entries.len() >= self.capacity {
+            self.entries.retain(|_, e| e.expires > now);
+            if self.entries.len() >= self.capacity {
+                // Full of live entries: start over rather than scan for the oldest.
+                self.entries.clear();
+            }
+        }
+        let expires = now + Duration::from_secs(u64::from(ttl.min(MAX_CACHE_TTL)));
+        self.entries
+            .insert(Self::key(query), CachedResponse { response: response.to_vec(), stored: now, expires });
+    }
+}
+
+/// A query waiting for its answer: the question it asked, and where to
+/// hand the answer.
+type Waiter = (Box<[u8]>, oneshot::Sender<Vec<u8>>);
+
+/// One upstream over UDP: a connected socket (so only that server's
+/// datagrams arrive), and the queries waiting for it by random id.
+struct UdpUpstream {
+    addr: SocketAddr,
+    socket: UdpSocket,
+    pending: Mutex<HashMap<u16, Waiter>>,
+}
+
+impl UdpUpstream {
+    async fn receive(self: Arc<Self>) {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let len = match self.socket.recv(&mut buf).await {
+                Ok(len) => len,
+                // ICMP errors surface here; the query times out and fails over.
+                Err(e) => {
+                    debug!(upstream = %self.addr, error = %e, "upstream receive");
+                    continue;
+                }
+            };
+            let Some(response) = buf.get(..len) else { continue };
+            let Some(&[a, b]) = response.get(..2) else { continue };
+            let Ok(mut pending) = self.pending.lock() else { return };
+            let id = u16::from_be_bytes([a, b]);
+            // An answer to another question under the same id is a spoof or
+            // a late reply: it does not consume the wait.
+            let matches = pending
+                .get(&id)
+                .is_some_and(|(question, _)| wire::inspect_response(response, question).is_ok());
+            if matches {
+                if let Some((_, waiter)) = pending.remove(&id) {
+                    let _ = waiter.send(response.to_vec());
+                }
+            }
+        }
+    }
+
+    async fn exchange(&self, query: &Query<'_>, message: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut pending = self.pending.lock().ok()?;
+            // Random ids, checked questions and a connected socket: what an
+            // off-path attacker must guess to poison an answer.
+            let id = (0..16).map(|_| rand::random::<u16>()).find(|id| !pending.contains_key(id))?;
+            pending.insert(id, (query.question.into(), tx));
+            id
+        };
+        let mut outgoing = message.to_vec();
+        if let Some(field) = outgoing.get_mut(..2) {
+            field.copy_from_slice(&id.to_be_bytes());
+        }
+        let answered = match self.socket.send(&outgoing).await {
+            Ok(_) => tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok),
+            Err(e) => {
+                debug!(upstream = %self.addr, error = %e, "upstream send");
+                None
+            }
+        };
+        if answered.is_none() {
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.remove(&id);
+            }
+        }
+        let mut response = answered?;
+        if let Some(field) = response.get_mut(..2) {
+            field.copy_from_slice(&query.id.to_be_bytes());
+        }
+        Some(response)
+    }
+}
+
+/// One exchange over TCP (RFC 7766 framing).
+async fn exchange_tcp(
+    addr: SocketAddr,
+    query: &Query<'_>,
+    message: &[u8],
+    timeout: Duration,
+) -> Option<Vec<u8>> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let len = u16::try_from(message.len()).ok()?;
+        let mut framed = Vec::with_capacity(message.len() + 2);
+        framed.extend_from_slice(&len.to_be_bytes());
+        framed.extend_from_slice(message);
+        stream.write_all(&framed).await.ok()?;
+        let len = stream.read_u16().await.ok()?;
+        let mut response = vec![0u8; usize::from(len)];
+        stream.read_exact(&mut response).await.ok()?;
+        let info = wire::inspect_response(&response, query.question).ok()?;
+        (info.id == query.id).then_some(response)
+    };
+    tokio::time::timeout(timeout, exchange).await.ok().flatten()
+}
+
+/// What one query needs after the decision: an answer now, or a forward.
+enum Step {
+    Reply(Vec<u8>),
+    Forward { strip_ech: bool },
+}
+
+#[derive(Debug)]
+pub(crate) struct Resolver {
+    rules: Arc<Rules>,
+    prompts: Arc<Prompts>,
+    events: SyncSender<Record>,
+    dropped: Arc<AtomicU64>,
+    upstreams: Vec<Arc<UdpUpstream>>,
+    /// The upstream that answered last: tried first, so a dead one costs
+    /// one timeout, not one per query.
+    preferred: AtomicUsize,
+    timeout: Duration,
+    attempts: u32,
+    cache: Mutex<Cache>,
+    pub(crate) stats: ResolverStats,
+}
+
+/// The resolver's own DNS traffic, which the passive capture must not
+/// report a second time: clients asking it, and it asking upstream.
+#[derive(Debug, Default)]
+pub(crate) struct OwnTraffic {
+    listen: Vec<SocketAddr>,
+    upstream_ports: Vec<u16>,
+}
+
+impl OwnTraffic {
+    pub(crate) fn contains(&self, flow: &Flow) -> bool {
+        self.listen.iter().any(|l| *l == flow.dst || (l.ip().is_unspecified() && l.port() == flow.dst.port()))
+            || self.upstream_ports.contains(&flow.src.port())
+    }
+}
+
+impl std::fmt::Debug for UdpUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UdpUpstream").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("entries", &self.entries.len()).finish()
+    }
+}
+
+impl Resolver {
+    /// Binds the upstream sockets and the listeners, and starts serving on
+    /// the current tokio runtime.
+    pub(crate) async fn start(
+        config: &ResolverConfig,
+        rules: Arc<Rules>,
+        prompts: Arc<Prompts>,
+        events: SyncSender<Record>,
+        dropped: Arc<AtomicU64>,
+    ) -> Result<(Arc<Self>, OwnTraffic)> {
+        let mut upstream_addrs = config.upstreams.clone();
+        if upstream_addrs.is_empty() {
+            let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            upstream_addrs = upstreams_from_resolv_conf(&text, &config.listen);
+        }
+        if upstream_addrs.is_empty() {
+            bail!("the resolver has no upstream: set [resolver] upstreams in the agent configuration");
+        }
+        if config.listen.is_empty() || config.attempts == 0 || config.timeout_ms == 0 {
+            bail!("[resolver] needs at least one listen address, attempts >= 1 and timeout_ms >= 1");
+        }
+        let mut upstreams = Vec::new();
+        let mut ports = Vec::new();
+        for addr in upstream_addrs {
+            let bind: SocketAddr =
+                if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+            let socket =
+                UdpSocket::bind(bind).await.with_context(|| format!("upstream socket for {addr}"))?;
+            socket.connect(addr).await.with_context(|| format!("upstream {addr}"))?;
+            ports.push(socket.local_addr()?.port());
+            upstreams.push(Arc::new(UdpUpstream { addr, socket, pending: Mutex::new(HashMap::new()) }));
+        }
+        let resolver = Arc::new(Self {
+            rules,
+            prompts,
+            events,
+            dropped,
+            upstreams,
+            preferred: AtomicUsize::new(0),
+            timeout: Duration::from_millis(config.timeout_ms),
+            attempts: config.attempts,
+            cache: Mutex::new(Cache { entries: HashMap::new(), capacity: config.cache_entries.max(1) }),
+            stats: ResolverStats::default(),
+        });
+        for upstream in &resolver.upstreams {
+            tokio::spawn(Arc::clone(upstream).receive());
+        }
+        for &addr in &config.listen {
+            let udp = UdpSocket::bind(addr).await.with_context(|| format!("resolver on {addr} (udp)"))?;
+            let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
+            tokio::spawn(Arc::clone(&resolver).serve_udp(Arc::new(udp)));
+            tokio::spawn(Arc::clone(&resolver).serve_tcp(tcp));
+            info!(%addr, "resolver listening");
+        }
+        let names: Vec<String> = resolver.upstreams.iter().map(|u| u.addr.to_string()).collect();
+        info!(upstreams = %names.join(", "), "resolver forwarding");
+        Ok((resolver, OwnTraffic { listen: config.listen.clone(), upstream_ports: ports }))
+    }
+
+    async fn serve_udp(self: Arc<Self>, socket: Arc<UdpSocket>) {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let (len, peer) = match socket.recv_from(&mut buf).await {
+                Ok(received) => received,
+                Err(e) => {
+                    debug!(error = %e, "resolver receive");
+                    continue;
+                }
+            };
+            let Some(message) = buf.get(..len) else { continue };
+            let local = socket.local_addr().unwrap_or(peer);
+            match self.decide(message, peer, local, Protocol::Udp) {
+                Ok(Step::Reply(reply)) => {
+                    let _ = socket.send_to(&reply, peer).await;
+                }
+                Ok(Step::Forward { strip_ech }) => {
+                    let (resolver, socket, message) =
+                        (Arc::clone(&self), Arc::clone(&socket), message.to_vec());
+                    tokio::spawn(async move {
+                        if let Some(reply) = resolver.forward(&message, strip_ech, false).await {
+                            let _ = socket.send_to(&reply, peer).await;
+                        }
+                    });
+                }
+                Err(()) => {}
+            }
+        }
+    }
+
+    async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
+        // Each TCP client holds a task; bound them so a flood cannot exhaust memory.
+        let slots = Arc::new(Semaphore::new(256));
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                debug!(%peer, "too many TCP clients, closing");
+                continue;
+            };
+            let resolver = Arc::clone(&self);
+            tokio::spawn(async move {
+                let _slot = slot;
+                resolver.serve_tcp_client(stream, peer).await;
+            });
+        }
+    }
+
+    async fn serve_tcp_client(&self, mut stream: TcpStream, peer: SocketAddr) {
+        const IDLE: Duration = Duration::from_secs(10);
+        let local = stream.local_addr().unwrap_or(peer);
+        loop {
+            let Ok(Ok(len)) = tokio::time::timeout(IDLE, stream.read_u16()).await else { return };
+            let mut message = vec![0u8; usize::from(len)];
+            if !matches!(tokio::time::timeout(IDLE, stream.read_exact(&mut message)).await, Ok(Ok(_))) {
+                return;
+            }
+            let reply = match self.decide(&message, peer, local, Protocol::Tcp) {
+                Ok(Step::Reply(reply)) => Some(reply),
+                Ok(Step::Forward { strip_ech }) => self.forward(&message, strip_ech, true).await,
+                Err(()) => return,
+            };
+            let Some(reply) = reply else { return };
+            let Ok(len) = u16::try_from(reply.len()) else { return };
+            let mut framed = Vec::with_capacity(reply.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&reply);
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Decides a query; `Err` when nothing should be sent back.
+    fn decide(
+        &self,
+        message: &[u8],
+        peer: SocketAddr,
+        local: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<Step, ()> {
+        bump(&self.stats.queries);
+        let query = match wire::parse_query(message) {
+            Ok(query) => query,
+            Err(e) => {
+                bump(&self.stats.malformed);
+                return wire::reject(message, e).map(Step::Reply).ok_or(());
+            }
+        };
+        let plan = {
+            let Ok(rules) = self.rules.current.read() else { return Err(()) };
+            let (catalog, policy) = &*rules;
+            // Attribution of resolver queries comes with socket attribution.
+            let subject = Subject::default();
+            let resolution = resolve(&query, catalog, policy, &subject, |service| {
+                self.prompts.bypassed(None, &service.id)
+            });
+            match &resolution.matched {
+                Matched::Service(service, decision) if decision.action != Action::Allow => {
+                    let observation = Observation {
+                        ts: now_micros(),
+                        flow: Flow { protocol, src: peer, dst: local },
+                        source: Source::Resolver,
+                        name: query.name.clone().unwrap_or_default(),
+                        detail: Detail::DnsQuery { qtype: query.qtype },
+                    };
+                    let event =
+                        Event::new(&observation, service, decision, &policy.version, Attribution::default());
+                    info!(
+                        source = "resolver",
+                        name = %event.name,
+                        service = %service.id,
+                        action = decision.action.as_str(),
+                        rule = %decision.rule_id,
+                        "decision"
+                    );
+                    self.prompts.notify(&event, policy);
+                    send(&self.events, &self.dropped, event);
+                }
+                Matched::DohResolver => info!(name = ?query.name, "DNS-over-HTTPS resolver refused"),
+                _ => {}
+            }
+            resolution.plan
+        };
+        match plan {
+            Plan::Reply(reply) => {
+                bump(&self.stats.denied);
+                Ok(Step::Reply(reply))
+            }
+            Plan::Forward { strip_ech } => {
+                let cached = self.cache.lock().ok().and_then(|mut cache| cache.get(&query, Instant::now()));
+                match cached {
+                    Some(response) => {
+                        bump(&self.stats.cache_hits);
+                        Ok(Step::Reply(self.finish(&query, response, strip_ech)))
+                    }
+                    None => Ok(Step::Forward { strip_ech }),
+                }
+            }
+        }
+    }
+
+    fn finish(&self, query: &Query<'_>, response: Vec<u8>, strip_ech: bool) -> Vec<u8> {
+        if !strip_ech {
+            return response;
+        }
+        match wire::strip_ech(&response) {
+            Ok(Some(stripped)) => {
+                bump(&self.stats.ech_stripped);
+                stripped
+            }
+            Ok(None) => response,
+            // Undecodable: better no HTTPS record than one with ECH.
+            Err(_) => wire::bare(query, Rcode::NoError),
+        }
+    }
+
+    /// Asks the upstreams in turn, up to `attempts` times; SERVFAIL when none answers.
+    async fn forward(&self, message: &[u8], strip_ech: bool, tcp: bool) -> Option<Vec<u8>> {
+        let query = wire::parse_query(message).ok()?;
+        bump(&self.stats.forwarded);
+        let count = self.upstreams.len().max(1);
+        let first = self.preferred.load(Ordering::Relaxed);
+        for attempt in 0..self.attempts as usize {
+            let index = (first + attempt) % count;
+            let Some(upstream) = self.upstreams.get(index) else { break };
+            let response = if tcp {
+                exchange_tcp(upstream.addr, &query, message, self.timeout).await
+            } else {
+                upstream.exchange(&query, message, self.timeout).await
+            };
+            // A truncated UDP answer goes back as is: the client retries over
+            // TCP, which this resolver forwards over TCP.
+            match response {
+                Some(response) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    if let Ok(mut cache) = self.cache.lock() {
+                        cache.put(&query, &response, Instant::now());
+                    }
+                    return Some(self.finish(&query, response, strip_ech));
+                }
+                None => {
+                    bump(&self.stats.upstream_timeouts);
+                    warn!(upstream = %upstream.addr, attempt, "upstream did not answer");
+                }
+            }
+        }
+        bump(&self.stats.servfail);
+        Some(wire::bare(&query, Rcode::ServFail))
+    }
+}

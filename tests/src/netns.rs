@@ -1,0 +1,178 @@
+//! Network namespaces for live tests: a "workstation" and an "internet"
+//! joined by a veth pair, processes started inside them, and everything
+//! removed on drop whether the test passed or not. Needs root.
+
+// Test support: a failed setup step is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The workstation's address on the veth, and the internet's.
+pub const CLIENT_IP: &str = "10.204.0.1";
+pub const SERVER_IP: &str = "10.204.0.2";
+
+#[derive(Debug)]
+pub struct Lab {
+    pub client: String,
+    pub server: String,
+    /// The client end of the veth pair (the interface to capture on).
+    pub client_if: String,
+    /// Scratch folder for logs, databases and configuration.
+    pub dir: PathBuf,
+    children: Vec<Child>,
+}
+
+/// Whether this process is root and every tool is on the PATH; if not, the
+/// caller skips with the message.
+pub fn missing_prerequisites(tools: &[&str]) -> Option<String> {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let on_path = |tool: &&str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let missing: Vec<_> = tools.iter().filter(|t| !on_path(t)).collect();
+    (!root || !missing.is_empty()).then(|| format!("needs root and {missing:?} (tests/run.sh installs them)"))
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    check()
+}
+
+pub fn sh(args: &[&str]) {
+    let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
+    assert!(status.success(), "{args:?}");
+}
+
+impl Lab {
+    /// Two namespaces named after `tag` and this process, and the veth
+    /// between them, with loopback up in both.
+    pub fn new(tag: &str) -> Self {
+        let id = std::process::id() % 100_000;
+        let dir = std::env::temp_dir().join(format!("vigie-{tag}-{id}"));
+        let lab = Lab {
+            client: format!("vg{tag}-c-{id}"),
+            server: format!("vg{tag}-s-{id}"),
+            client_if: format!("vg{tag}c{id}"),
+            dir: dir.clone(),
+            children: Vec::new(),
+        };
+        // Leftovers of an earlier run that was killed: start clean.
+        lab.remove_namespaces();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let server_if = format!("vg{tag}s{id}");
+        sh(&["ip", "netns", "add", &lab.client]);
+        sh(&["ip", "netns", "add", &lab.server]);
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &lab.client_if,
+            "netns",
+            &lab.client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &server_if,
+            "netns",
+            &lab.server,
+        ]);
+        sh(&["ip", "-n", &lab.client, "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &lab.client_if]);
+        sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{SERVER_IP}/24"), "dev", &server_if]);
+        for (n, dev) in [(&lab.client, &lab.client_if), (&lab.server, &server_if)] {
+            sh(&["ip", "-n", n, "link", "set", dev, "up"]);
+            sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
+        }
+        lab
+    }
+
+    fn remove_namespaces(&self) {
+        for ns in [&self.client, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).stderr(Stdio::null()).status();
+            // `ip netns exec` mounts /etc/netns/<name>/resolv.conf over /etc/resolv.conf.
+            let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
+        }
+    }
+
+    /// A command run inside namespace `ns`.
+    pub fn cmd(&self, ns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).args(args);
+        c
+    }
+
+    /// Runs a client in the workstation namespace; its output.
+    pub fn client_output(&self, args: &[&str]) -> String {
+        let out = self.cmd(&self.client, args).stderr(Stdio::null()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts a long-lived process (wrap it in `timeout`); stopped on drop.
+    pub fn spawn(&mut self, mut command: Command) -> u32 {
+        let child = command.spawn().unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Waits for the process started as `pid` to end; its exit status.
+    pub fn wait_exit(&mut self, pid: u32, limit: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.children.iter_mut().find(|c| c.id() == pid)?;
+        if wait_for(limit, || child.try_wait().ok().flatten().is_some()) {
+            child.wait().ok()
+        } else {
+            None
+        }
+    }
+
+    /// Waits until something listens on `addr` ("ip:port") in `ns` for
+    /// `proto` ("t" or "u").
+    pub fn wait_listening(&self, ns: &str, proto: &str, addr: &str) -> bool {
+        let flags = format!("-Hln{proto}");
+        wait_for(Duration::from_secs(10), || {
+            self.cmd(ns, &["ss", &flags])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(addr))
+        })
+    }
+
+    /// Points the workstation's system resolver (glibc, as `ip netns exec`
+    /// sets it up) at `nameservers`, in order.
+    pub fn set_resolv_conf(&self, text: &str) {
+        let dir = Path::new("/etc/netns").join(&self.client);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("resolv.conf"), text).unwrap();
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            if child.try_wait().ok().flatten().is_some() {
+                continue;
+            }
+            // SIGTERM first: `timeout` passes it on to the process it runs,
+            // which SIGKILL would orphan.
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            if !wait_for(Duration::from_secs(3), || child.try_wait().ok().flatten().is_some()) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        self.remove_namespaces();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
