@@ -65,6 +65,12 @@ pub(crate) fn status(socket: &Path, as_json: bool) -> Result<()> {
         None => println!("resolver    off (monitor mode)"),
     }
     println!("events      {} stored, {} dropped", text(&["events", "stored"]), text(&["events", "dropped"]));
+    println!(
+        "attribution {} flows, p50 {} µs, p99 {} µs",
+        text(&["attribution", "count"]),
+        text(&["attribution", "p50_us"]),
+        text(&["attribution", "p99_us"])
+    );
     println!("consoles    {} connected, {} open prompts", text(&["consoles"]), text(&["open_prompts"]));
     Ok(())
 }

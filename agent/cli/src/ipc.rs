@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use vigie_core::store::{Answer, EventFilter, Store};
 
 use crate::accounts::Accounts;
+use crate::attribution::OwnerLookup;
 use crate::prompts::{PromptRequest, Prompts, Reply};
 use crate::resolver::Resolver;
 use crate::run::{now_micros, Record, Rules};
@@ -37,6 +38,7 @@ pub(crate) struct Shared {
     pub(crate) rules: Arc<Rules>,
     pub(crate) prompts: Arc<Prompts>,
     pub(crate) resolver: Option<Arc<Resolver>>,
+    pub(crate) owners: Arc<dyn OwnerLookup>,
     pub(crate) records: SyncSender<Record>,
     pub(crate) dropped: Arc<AtomicU64>,
     pub(crate) stored: Arc<AtomicU64>,
@@ -56,6 +58,7 @@ impl Shared {
         rules: Arc<Rules>,
         prompts: Arc<Prompts>,
         resolver: Option<Arc<Resolver>>,
+        owners: Arc<dyn OwnerLookup>,
         records: SyncSender<Record>,
         dropped: Arc<AtomicU64>,
         stored: Arc<AtomicU64>,
@@ -67,6 +70,7 @@ impl Shared {
             rules,
             prompts,
             resolver,
+            owners,
             records,
             dropped,
             stored,
@@ -367,6 +371,16 @@ async fn handle(shared: &Shared, peer: &Peer, envelope: Envelope) -> Result<Valu
     }
 }
 
+/// Count, median, 99th percentile and maximum of attribution times (µs).
+fn percentiles(mut micros: Vec<u32>) -> Value {
+    micros.sort_unstable();
+    let at = |q: f64| {
+        let index = ((micros.len() as f64 - 1.0) * q).round() as usize;
+        micros.get(index).copied()
+    };
+    json!({ "count": micros.len(), "p50_us": at(0.5), "p99_us": at(0.99), "max_us": micros.last() })
+}
+
 fn status(shared: &Shared) -> Value {
     let (policy_name, policy_version) =
         shared.rules.current.read().map(|c| (c.1.name.clone(), c.1.version.clone())).unwrap_or_default();
@@ -384,6 +398,7 @@ fn status(shared: &Shared) -> Value {
             "stored": shared.stored.load(Ordering::Relaxed),
             "dropped": shared.dropped.load(Ordering::Relaxed),
         },
+        "attribution": percentiles(shared.owners.timings()),
         "consoles": shared.consoles.load(Ordering::Relaxed),
         "open_prompts": shared.prompts.open_for(None).len(),
     })

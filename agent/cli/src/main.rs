@@ -2,6 +2,7 @@
 //! through the detection pipeline; the live daemon builds on the same core.
 
 mod accounts;
+mod attribution;
 mod client;
 mod ipc;
 mod prompts;

@@ -16,12 +16,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, info, warn};
-use vigie_core::event::{Attribution, Event};
-use vigie_core::policy::{Action, Subject};
+use vigie_core::event::Event;
+use vigie_core::policy::Action;
 use vigie_core::resolver::wire::{self, Query, Rcode};
 use vigie_core::resolver::{resolve, Matched, Plan};
 use vigie_core::sensor::{Detail, Flow, Observation, Protocol, Source};
 
+use crate::attribution::{Owner, OwnerLookup};
 use crate::prompts::Prompts;
 use crate::run::{now_micros, send, Record, Rules};
 
@@ -239,6 +240,7 @@ enum Step {
 pub(crate) struct Resolver {
     rules: Arc<Rules>,
     prompts: Arc<Prompts>,
+    owners: Arc<dyn OwnerLookup>,
     events: SyncSender<Record>,
     dropped: Arc<AtomicU64>,
     upstreams: Vec<Arc<UdpUpstream>>,
@@ -285,6 +287,7 @@ impl Resolver {
         config: &ResolverConfig,
         rules: Arc<Rules>,
         prompts: Arc<Prompts>,
+        owners: Arc<dyn OwnerLookup>,
         events: SyncSender<Record>,
         dropped: Arc<AtomicU64>,
     ) -> Result<(Arc<Self>, OwnTraffic)> {
@@ -313,6 +316,7 @@ impl Resolver {
         let resolver = Arc::new(Self {
             rules,
             prompts,
+            owners,
             events,
             dropped,
             upstreams,
@@ -428,10 +432,13 @@ impl Resolver {
         let plan = {
             let Ok(rules) = self.rules.current.read() else { return Err(()) };
             let (catalog, policy) = &*rules;
-            // Attribution of resolver queries comes with socket attribution.
-            let subject = Subject::default();
-            let resolution = resolve(&query, catalog, policy, &subject, |service| {
-                self.prompts.bypassed(None, &service.id)
+            // Who asks matters only for names the policy knows; the lookup (a
+            // sock_diag query, sometimes a /proc scan) is paid for those alone.
+            let known = query.name.as_deref().is_some_and(|n| catalog.lookup(n).is_some());
+            let owner = if known { self.owners.owner(protocol, peer, local) } else { Owner::default() };
+            let uid = owner.attribution.uid;
+            let resolution = resolve(&query, catalog, policy, &owner.subject(), |service| {
+                self.prompts.bypassed(uid, &service.id)
             });
             match &resolution.matched {
                 Matched::Service(service, decision) if decision.action != Action::Allow => {
@@ -442,14 +449,16 @@ impl Resolver {
                         name: query.name.clone().unwrap_or_default(),
                         detail: Detail::DnsQuery { qtype: query.qtype },
                     };
-                    let event =
-                        Event::new(&observation, service, decision, &policy.version, Attribution::default());
+                    let attribution = owner.attribution.clone();
+                    let event = Event::new(&observation, service, decision, &policy.version, attribution);
                     info!(
                         source = "resolver",
                         name = %event.name,
                         service = %service.id,
                         action = decision.action.as_str(),
                         rule = %decision.rule_id,
+                        uid = event.attribution.uid,
+                        program = event.attribution.program.as_deref(),
                         "decision"
                     );
                     self.prompts.notify(&event, policy);

@@ -17,10 +17,11 @@ use serde::Deserialize;
 use tracing::{error, info, warn};
 use vigie_core::catalog::Catalog;
 use vigie_core::diag::{Diagnostic, Diagnostics, LoadError};
-use vigie_core::event::{Attribution, Event};
+use vigie_core::event::Event;
 use vigie_core::policy::{ActivePolicy, Policy};
 use vigie_core::store::{Answer, JournalEntry, Store, StoreError};
 
+use crate::attribution::{self, OwnerLookup};
 use crate::ipc::{self, Shared};
 use crate::prompts::Prompts;
 use crate::resolver::{OwnTraffic, Resolver, ResolverConfig};
@@ -207,6 +208,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         .build()
         .context("starting the I/O runtime")?;
     let prompts = Arc::new(Prompts::default());
+    let owners = attribution::for_this_platform();
     let mut own_traffic = Arc::new(OwnTraffic::default());
     let mut resolver = None;
     if config.enforce {
@@ -215,6 +217,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
                 &config.resolver,
                 Arc::clone(&rules),
                 Arc::clone(&prompts),
+                Arc::clone(&owners),
                 events_tx.clone(),
                 Arc::clone(&dropped),
             ))
@@ -226,6 +229,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         Arc::clone(&rules),
         Arc::clone(&prompts),
         resolver,
+        Arc::clone(&owners),
         events_tx.clone(),
         Arc::clone(&dropped),
         Arc::clone(&stored),
@@ -246,10 +250,17 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         let (rules, stop, events, dropped) =
             (Arc::clone(&rules), Arc::clone(&stop), events_tx.clone(), Arc::clone(&dropped));
         let own_traffic = Arc::clone(&own_traffic);
+        let owners = Arc::clone(&owners);
         let name = interface.name.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("capture-{name}"))
-            .spawn(move || capture::run(&interface, &rules, &stop, &events, &dropped, &own_traffic));
+        let spawned = std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
+            let sinks = capture::Sinks {
+                events: &events,
+                dropped: &dropped,
+                own_traffic: &own_traffic,
+                owners: &*owners,
+            };
+            capture::run(&interface, &rules, &stop, &sinks)
+        });
         match spawned {
             Ok(handle) => {
                 if let Ok(mut names) = shared.interfaces.lock() {
@@ -518,6 +529,14 @@ mod capture {
     use vigie_core::sensor::frame::LinkType;
     use vigie_core::sensor::{Sensor, Source};
 
+    /// Where a capture thread sends what it decided, and what it consults.
+    pub(super) struct Sinks<'a> {
+        pub(super) events: &'a SyncSender<Record>,
+        pub(super) dropped: &'a AtomicU64,
+        pub(super) own_traffic: &'a OwnTraffic,
+        pub(super) owners: &'a dyn OwnerLookup,
+    }
+
     pub(super) fn interfaces(names: &[String]) -> Result<Vec<NetworkInterface>> {
         let all = pnet_datalink::interfaces();
         if names.is_empty() {
@@ -542,9 +561,7 @@ mod capture {
         interface: &NetworkInterface,
         rules: &Rules,
         stop: &AtomicBool,
-        events: &SyncSender<Record>,
-        dropped: &AtomicU64,
-        own_traffic: &OwnTraffic,
+        sinks: &Sinks<'_>,
     ) -> Result<()> {
         let config = pnet_datalink::Config {
             // Frames on the sending side can be GSO super-frames, far over the MTU.
@@ -564,7 +581,8 @@ mod capture {
             rules.current.read().map_err(|_| anyhow::anyhow!("rules lock poisoned"))?.clone();
         // Copied once per rules change, not per frame: events carry it.
         let mut version = policy.version.clone();
-        let mut pipeline = Pipeline::new(Sensor::default(), catalog, policy);
+        let mut pipeline = Pipeline::new(Sensor::default(), catalog, Arc::clone(&policy));
+        let mut policy = policy;
         let mut generation = rules.generation.load(Ordering::Acquire);
         let subject = Subject::default();
         while !stop.load(Ordering::Relaxed) {
@@ -573,6 +591,7 @@ mod capture {
                 if let Ok(current) = rules.current.read() {
                     pipeline.set_rules(Arc::clone(&current.0), Arc::clone(&current.1));
                     version.clone_from(&current.1.version);
+                    policy = Arc::clone(&current.1);
                     generation = latest;
                 }
             }
@@ -588,11 +607,14 @@ mod capture {
             };
             pipeline.process(now_micros(), LinkType::Ethernet, frame, &subject, &mut |decided| {
                 let o = &decided.observation;
-                let Some((service, decision)) = &decided.verdict else { return };
+                let Some((service, _)) = &decided.verdict else { return };
                 // The resolver reports the queries it answers and forwards.
-                if o.is_answer() || (o.source == Source::Dns && own_traffic.contains(&o.flow)) {
+                if o.is_answer() || (o.source == Source::Dns && sinks.own_traffic.contains(&o.flow)) {
                     return;
                 }
+                // Attributed only now: few flows reach a catalogued service.
+                let owner = sinks.owners.owner(o.flow.protocol, o.flow.src, o.flow.dst);
+                let decision = &policy.decide(service, &owner.subject());
                 info!(
                     source = o.source.as_str(),
                     name = %o.name,
@@ -600,9 +622,12 @@ mod capture {
                     action = decision.action.as_str(),
                     rule = %decision.rule_id,
                     flow = %o.flow,
+                    uid = owner.attribution.uid,
+                    program = owner.attribution.program.as_deref(),
                     "decision"
                 );
-                send(events, dropped, Event::new(o, service, decision, &version, Attribution::default()));
+                let event = Event::new(o, service, decision, &version, owner.attribution);
+                send(sinks.events, sinks.dropped, event);
             });
         }
         Ok(())
@@ -622,14 +647,14 @@ mod capture {
         bail!("live capture is implemented for Linux only so far")
     }
 
-    pub(super) fn run(
-        _: &Interface,
-        _: &Rules,
-        _: &AtomicBool,
-        _: &SyncSender<Record>,
-        _: &AtomicU64,
-        _: &OwnTraffic,
-    ) -> Result<()> {
+    pub(super) struct Sinks<'a> {
+        pub(super) events: &'a SyncSender<Record>,
+        pub(super) dropped: &'a AtomicU64,
+        pub(super) own_traffic: &'a OwnTraffic,
+        pub(super) owners: &'a dyn OwnerLookup,
+    }
+
+    pub(super) fn run(_: &Interface, _: &Rules, _: &AtomicBool, _: &Sinks<'_>) -> Result<()> {
         bail!("live capture is implemented for Linux only so far")
     }
 }

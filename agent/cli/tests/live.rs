@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use vigie_tests::netns::{missing_prerequisites, sh, wait_for, Lab, SERVER_IP};
 
-/// A TCP listener that accepts and stays silent: clients send their ClientHello.
-const SILENT_TLS_SERVER: &str = "import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((sys.argv[1],443));s.listen(16)\nc=[]\nwhile True: c.append(s.accept()[0])";
+/// A TCP listener on 443 that accepts and stays silent (clients send their
+/// ClientHello and wait), and a UDP socket on 53 that never answers (so dig
+/// waits instead of failing at once on an ICMP error).
+const SILENT_SERVER: &str = "import socket,sys\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);u.bind((sys.argv[1],53))\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((sys.argv[1],443));s.listen(16)\nc=[]\nwhile True: c.append(s.accept()[0])";
 
 #[test]
 fn monitor_mode_sees_real_clients_and_stores_their_events() {
@@ -26,7 +28,7 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
         return;
     }
     let mut lab = Lab::new("l");
-    let mut server = lab.cmd(&lab.server, &["timeout", "120", "python3", "-c", SILENT_TLS_SERVER, SERVER_IP]);
+    let mut server = lab.cmd(&lab.server, &["timeout", "120", "python3", "-c", SILENT_SERVER, SERVER_IP]);
     server.stdout(Stdio::null()).stderr(Stdio::null());
     lab.spawn(server);
     assert!(lab.wait_listening(&lab.server, "t", &format!("{SERVER_IP}:443")), "test server did not start");
@@ -83,7 +85,15 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
         (chatgpt.source.as_str(), chatgpt.service_id.as_str(), chatgpt.action.as_str()),
         ("tls", "chatgpt", "block")
     );
-    assert_eq!(find("claude.ai").map(|e| e.source.as_str()), Some("dns"));
+    // Attributed to the socket's owner: curl, run by root.
+    let who = &chatgpt.attribution;
+    assert_eq!((who.program.as_deref(), who.uid, who.user.as_deref()), (Some("curl"), Some(0), Some("root")));
+    assert!(
+        who.pid.is_some() && who.program_path.as_deref().is_some_and(|p| p.ends_with("/curl")),
+        "{who:?}"
+    );
+    let dig = find("claude.ai").expect("claude.ai stored");
+    assert_eq!((dig.source.as_str(), dig.attribution.program.as_deref()), ("dns", Some("dig")));
     assert!(find("github.com").is_none());
     let journal: Vec<String> = store.journal(10).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(journal, ["stopped", "started"]);

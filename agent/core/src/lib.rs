@@ -11,6 +11,7 @@ pub mod policy;
 pub mod replay;
 pub mod resolver;
 pub mod sensor;
+pub mod sockdiag;
 pub mod store;
 
 /// Parser entry points for fuzzing and benchmarks; not a stable API.

@@ -1,0 +1,221 @@
+//! Socket → user and program on Linux. The kernel names a flow's owner uid
+//! and socket inode through one sock_diag lookup (microseconds); the
+//! process holding that inode is found in /proc, first among the processes
+//! that owned recent flows (browsers open many), then among that uid's
+//! processes. Only flows the policy cares about are attributed, so this
+//! runs for a handful of flows, not for every packet.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NetlinkAddr};
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+use tracing::debug;
+use vigie_core::event::Attribution;
+use vigie_core::sensor::Protocol;
+use vigie_core::sockdiag::{lookup_request, parse_lookup_reply, SocketOwner};
+
+use super::{Owner, OwnerLookup};
+use crate::accounts::Accounts;
+
+/// Processes scanned first, most recent owner first.
+const HOT_PROCESSES: usize = 32;
+/// Known socket inodes; the index starts over past this.
+const MAX_INDEXED_SOCKETS: usize = 1 << 18;
+
+#[derive(Debug, Default)]
+struct ProcIndex {
+    by_inode: HashMap<u64, u32>,
+    hot: VecDeque<u32>,
+}
+
+impl ProcIndex {
+    /// Records every socket `pid` holds; whether `inode` is among them.
+    fn scan(&mut self, pid: u32, inode: u64) -> bool {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+        let mut found = false;
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let Some(socket) = target.to_str().and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
+            else {
+                continue;
+            };
+            let Ok(socket) = socket.parse::<u64>() else { continue };
+            if self.by_inode.len() >= MAX_INDEXED_SOCKETS {
+                self.by_inode.clear();
+            }
+            self.by_inode.insert(socket, pid);
+            found |= socket == inode;
+        }
+        found
+    }
+
+    fn find(&mut self, owner: SocketOwner) -> Option<u32> {
+        if let Some(&pid) = self.by_inode.get(&owner.inode) {
+            return Some(pid);
+        }
+        let hot: Vec<u32> = self.hot.iter().copied().collect();
+        let pid = hot.into_iter().find(|&pid| self.scan(pid, owner.inode)).or_else(|| {
+            let entries = std::fs::read_dir("/proc").ok()?;
+            entries.flatten().find_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                // A socket's uid is its creator's: look at that user's processes.
+                let same_user = entry.metadata().is_ok_and(|m| m.uid() == owner.uid);
+                (same_user && self.scan(pid, owner.inode)).then_some(pid)
+            })
+        })?;
+        self.hot.retain(|&p| p != pid);
+        self.hot.push_front(pid);
+        self.hot.truncate(HOT_PROCESSES);
+        Some(pid)
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    netlink: Option<Socket>,
+    seq: u32,
+    index: ProcIndex,
+    system: System,
+}
+
+impl std::fmt::Debug for LinuxAttributor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinuxAttributor").finish_non_exhaustive()
+    }
+}
+
+/// Shared by the capture threads and the resolver.
+pub(crate) struct LinuxAttributor {
+    state: Mutex<State>,
+    accounts: Mutex<(Instant, Arc<Accounts>)>,
+    timings: Mutex<Vec<u32>>,
+}
+
+impl Default for LinuxAttributor {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State {
+                netlink: None,
+                seq: 0,
+                index: ProcIndex::default(),
+                system: System::new(),
+            }),
+            accounts: Mutex::new((Instant::now(), Arc::new(Accounts::load()))),
+            timings: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+fn open_netlink() -> std::io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&NetlinkAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+impl LinuxAttributor {
+    fn accounts(&self) -> Arc<Accounts> {
+        let Ok(mut cached) = self.accounts.lock() else { return Arc::new(Accounts::load()) };
+        if cached.0.elapsed().as_secs() >= 60 {
+            *cached = (Instant::now(), Arc::new(Accounts::load()));
+        }
+        Arc::clone(&cached.1)
+    }
+}
+
+impl OwnerLookup for LinuxAttributor {
+    fn owner(&self, protocol: Protocol, local: SocketAddr, remote: SocketAddr) -> Owner {
+        let started = Instant::now();
+        let Ok(mut state) = self.state.lock() else { return Owner::default() };
+        let Some(socket) = state.socket_owner(protocol, local, remote) else { return Owner::default() };
+        let mut attribution = Attribution { uid: Some(socket.uid), ..Attribution::default() };
+        if let Some(pid) = state.index.find(socket) {
+            attribution.pid = Some(pid);
+            let sys_pid = Pid::from_u32(pid);
+            let refresh = ProcessRefreshKind::nothing().with_exe(UpdateKind::OnlyIfNotSet);
+            state.system.refresh_processes_specifics(ProcessesToUpdate::Some(&[sys_pid]), true, refresh);
+            if let Some(process) = state.system.process(sys_pid) {
+                attribution.program = Some(process.name().to_string_lossy().into_owned());
+                attribution.program_path = process.exe().map(|p| p.display().to_string());
+            }
+        }
+        drop(state);
+        let accounts = self.accounts();
+        attribution.user = accounts.user_name(socket.uid).map(str::to_owned);
+        let groups = accounts.groups_of(socket.uid);
+        if let Ok(mut timings) = self.timings.lock() {
+            if timings.len() < 100_000 {
+                timings.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+            }
+        }
+        Owner { attribution, groups }
+    }
+
+    fn timings(&self) -> Vec<u32> {
+        self.timings.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+}
+
+impl State {
+    fn socket_owner(
+        &mut self,
+        protocol: Protocol,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<SocketOwner> {
+        self.seq = self.seq.wrapping_add(1);
+        let request = lookup_request(protocol, local, remote, self.seq)?;
+        if self.netlink.is_none() {
+            self.netlink = open_netlink().map_err(|e| debug!(error = %e, "sock_diag socket")).ok();
+        }
+        let socket = self.netlink.as_ref()?;
+        let mut reply = Vec::with_capacity(8192);
+        let exchanged = socket.send(&request, 0).and_then(|_| socket.recv(&mut reply, 0));
+        match exchanged {
+            Ok(_) => {
+                parse_lookup_reply(&reply, self.seq).map_err(|e| debug!(error = %e, "sock_diag")).ok()?
+            }
+            Err(e) => {
+                debug!(error = %e, "sock_diag exchange");
+                // Start over with a fresh socket next time.
+                self.netlink = None;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+
+    #[test]
+    fn finds_this_process_behind_its_own_sockets() {
+        let attributor = LinuxAttributor::default();
+        let me = std::process::id();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let owner =
+            attributor.owner(Protocol::Tcp, client.local_addr().unwrap(), listener.local_addr().unwrap());
+        assert_eq!(owner.attribution.pid, Some(me));
+        assert!(owner.attribution.program_path.is_some(), "{owner:?}");
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.connect(server.local_addr().unwrap()).unwrap();
+        let owner = attributor.owner(Protocol::Udp, udp.local_addr().unwrap(), server.local_addr().unwrap());
+        assert_eq!(owner.attribution.pid, Some(me), "connected UDP");
+        // An unconnected socket, as a resolver client that used sendto().
+        let loose = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let owner =
+            attributor.owner(Protocol::Udp, loose.local_addr().unwrap(), server.local_addr().unwrap());
+        assert_eq!(owner.attribution.pid, Some(me), "unconnected UDP");
+        let gone: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let nobody = attributor.owner(Protocol::Tcp, gone, listener.local_addr().unwrap());
+        assert_eq!(nobody, Owner::default());
+    }
+}

@@ -1,0 +1,61 @@
+//! Who is behind a flow: the user and program owning its local socket.
+//! One trait, one implementation per OS; elsewhere, flows stay anonymous.
+
+use std::net::SocketAddr;
+
+use vigie_core::event::Attribution;
+use vigie_core::policy::Subject;
+use vigie_core::sensor::Protocol;
+
+#[cfg(target_os = "linux")]
+mod linux;
+
+/// A flow's owner, with the groups policy rules match on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) attribution: Attribution,
+    pub(crate) groups: Vec<String>,
+}
+
+impl Owner {
+    pub(crate) fn subject(&self) -> Subject<'_> {
+        Subject {
+            user: self.attribution.user.as_deref(),
+            groups: &self.groups,
+            program: self.attribution.program.as_deref(),
+            program_path: self.attribution.program_path.as_deref(),
+        }
+    }
+}
+
+pub(crate) trait OwnerLookup: Send + Sync + std::fmt::Debug {
+    /// The owner of the local socket `local` talking to `remote`; what
+    /// cannot be found stays empty (a flow routed through this machine has
+    /// no local socket).
+    fn owner(&self, protocol: Protocol, local: SocketAddr, remote: SocketAddr) -> Owner;
+
+    /// Microseconds each attribution took so far (bounded), for the
+    /// performance figures.
+    fn timings(&self) -> Vec<u32> {
+        Vec::new()
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug, Default)]
+struct Anonymous;
+
+#[cfg(not(target_os = "linux"))]
+impl OwnerLookup for Anonymous {
+    fn owner(&self, _: Protocol, _: SocketAddr, _: SocketAddr) -> Owner {
+        Owner::default()
+    }
+}
+
+/// The platform's attribution.
+pub(crate) fn for_this_platform() -> std::sync::Arc<dyn OwnerLookup> {
+    #[cfg(target_os = "linux")]
+    return std::sync::Arc::new(linux::LinuxAttributor::default());
+    #[cfg(not(target_os = "linux"))]
+    return std::sync::Arc::new(Anonymous);
+}
