@@ -8,8 +8,9 @@ export CARGO_TERM_COLOR=never
 FUZZ_SECONDS=${FUZZ_SECONDS:-8}
 
 rust_ensure
-# Live tests drive real clients in network namespaces.
-apt_ensure iproute2 curl dnsutils python3
+# Live tests: namespaces, real clients, and dnsmasq as the "internet" resolver
+# (dnsmasq-base: the binary, without a system service).
+apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz
 

@@ -1,0 +1,359 @@
+//! `vigie-agent run --enforce` as a workstation would run it, in network
+//! namespaces this test creates (needs root, as CI runs; skipped with a
+//! message otherwise): the workstation's system resolver points at the
+//! agent, an "internet" namespace runs dnsmasq and an HTTPS server, and real
+//! clients (curl, dig) run as root and as two unprivileged users.
+
+// Test code: a panic here is a failed test, with its message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vigie_tests::netns::{missing_prerequisites, sh, wait_for, Lab, SERVER_IP};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_vigie-agent");
+const RESOLVER: &str = "127.0.0.153";
+const NOBODY: &str = "65534";
+/// A second unprivileged user, with no account: nothing in /etc names it.
+const OTHER: &str = "65533";
+
+const HTTPS_SERVER: &str = "import ssl,sys,http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'internet ok')
+    def log_message(self,*a): pass
+s=http.server.ThreadingHTTPServer((sys.argv[1],443),H)
+c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2],sys.argv[3])
+s.socket=c.wrap_socket(s.socket,server_side=True)
+s.serve_forever()";
+
+/// A console: subscribes, then prints every line the agent pushes.
+const CONSOLE: &str = "import socket,json,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f=s.makefile('rw')
+f.write(json.dumps({'id':1,'method':'subscribe'})+'\\n'); f.flush()
+print(f.readline().strip(),flush=True)
+s.settimeout(20)
+while True: print(f.readline().strip(),flush=True)";
+
+const POLICY_RULES: &str = r#"
+[[rule]]
+id = "coach-claude"
+action = "coach"
+services = ["claude"]
+reason = { fr = "Justifiez l'usage.", en = "Justify the use." }
+
+[[rule]]
+id = "warn-le-chat"
+action = "warn"
+services = ["le-chat"]
+"#;
+
+/// HTTPS record: priority 1, target ".", alpn="h2", ech=<8 bytes>.
+const HTTPS_RR_WITH_ECH: &str = "0001000001000302683200050008fe0d000401020304";
+
+fn as_user(uid: &str, args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> =
+        ["setpriv", &format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups"]
+            .map(String::from)
+            .into();
+    v.extend(args.iter().map(|a| (*a).to_owned()));
+    v
+}
+
+struct Agent {
+    pid: u32,
+    log: std::path::PathBuf,
+}
+
+fn start_agent(lab: &mut Lab, config: &Path, name: &str) -> Agent {
+    let log = lab.dir.join(format!("{name}.log"));
+    let mut agent =
+        lab.cmd(&lab.client, &[AGENT, "run", "--config", config.to_str().unwrap(), "-i", &lab.client_if]);
+    agent.env("VIGIE_LOG", "info").stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    let pid = lab.spawn(agent);
+    let ready = wait_for(Duration::from_secs(15), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("capturing") && text.contains("console socket ready")
+    });
+    assert!(ready, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    Agent { pid, log }
+}
+
+impl Agent {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A request on the console socket as `uid`: its result, or the error message.
+fn request(lab: &Lab, socket: &Path, uid: &str, method: &str, params: &str) -> Result<Value, String> {
+    let args =
+        as_user(uid, &[AGENT, "request", method, "--params", params, "--socket", socket.to_str().unwrap()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lab.cmd(&lab.client, &args).output().unwrap();
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn dig(lab: &Lab, uid: &str, name: &str, qtype: &str) -> String {
+    let server = format!("@{RESOLVER}");
+    let args = as_user(uid, &["dig", "+time=2", "+tries=1", &server, name, qtype]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.client_output(&args)
+}
+
+/// curl on the workstation, through its system resolver: the body and how long it took.
+fn curl(lab: &Lab, host: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let url = format!("https://{host}/");
+    let out = lab.client_output(&["timeout", "10", "curl", "-sk", "--max-time", "5", &url]);
+    (out, started.elapsed())
+}
+
+fn answer_of(dig_output: &str) -> Vec<String> {
+    dig_output
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn enforcement_through_the_local_resolver_and_the_console_socket() {
+    let tools = ["ip", "ss", "curl", "dig", "dnsmasq", "python3", "openssl", "setpriv", "timeout"];
+    if let Some(why) = missing_prerequisites(&tools) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let mut lab = Lab::new("e");
+    let dir = lab.dir.clone();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    // The internet: dnsmasq answers every name with the server, and an HTTPS server.
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    sh(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=internet",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let mut https = lab.cmd(
+        &lab.server,
+        &[
+            "timeout",
+            "300",
+            "python3",
+            "-c",
+            HTTPS_SERVER,
+            SERVER_IP,
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+    );
+    https.stdout(Stdio::null()).stderr(Stdio::null());
+    lab.spawn(https);
+    let mut dnsmasq = lab.cmd(
+        &lab.server,
+        &[
+            "timeout",
+            "300",
+            "dnsmasq",
+            "-k",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            &format!("--listen-address={SERVER_IP}"),
+            "--local-ttl=60",
+            &format!("--address=/#/{SERVER_IP}"),
+            &format!("--dns-rr=huggingface.co,65,{HTTPS_RR_WITH_ECH}"),
+        ],
+    );
+    dnsmasq.stdout(Stdio::null()).stderr(Stdio::null());
+    lab.spawn(dnsmasq);
+    assert!(lab.wait_listening(&lab.server, "t", &format!("{SERVER_IP}:443")), "HTTPS server did not start");
+    assert!(lab.wait_listening(&lab.server, "u", &format!("{SERVER_IP}:53")), "dnsmasq did not start");
+
+    // The workstation: the system resolver is the agent, then (fail-open)
+    // the network's, as the README tells administrators to set it up.
+    lab.set_resolv_conf(&format!(
+        "nameserver {RESOLVER}\nnameserver {SERVER_IP}\noptions timeout:1 attempts:1\n"
+    ));
+    let policy = dir.join("policy.toml");
+    let bundled = vigie_core::policy::BUNDLED_POLICY;
+    let first_rule = bundled.find("[[rule]]").unwrap();
+    std::fs::write(&policy, format!("{}{POLICY_RULES}\n{}", &bundled[..first_rule], &bundled[first_rule..]))
+        .unwrap();
+    let socket = dir.join("agent.sock");
+    let db = dir.join("events.db");
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "enforce = true\npolicy = {policy:?}\ndatabase = {db:?}\nsocket = {socket:?}\n\
+             [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\ntimeout_ms = 800\n"
+        ),
+    )
+    .unwrap();
+    let agent = start_agent(&mut lab, &config, "agent");
+
+    // An allowed site works; a blocked one fails at once, for curl.
+    let (body, _) = curl(&lab, "example.org");
+    assert_eq!(body, "internet ok", "{}", agent.log());
+    let (body, took) = curl(&lab, "chatgpt.com");
+    assert!(body.is_empty() && took < Duration::from_secs(1), "blocked took {took:?}: {body}");
+    let blocked = dig(&lab, "0", "chatgpt.com", "A");
+    assert_eq!(answer_of(&blocked), ["0.0.0.0"], "{blocked}");
+    assert!(blocked.contains("EDE: 15 (Blocked)"), "{blocked}");
+    assert_eq!(answer_of(&dig(&lab, "0", "chatgpt.com", "AAAA")), ["::"]);
+    assert!(dig(&lab, "0", "use-application-dns.net", "A").contains("NXDOMAIN"));
+    assert_eq!(answer_of(&dig(&lab, "0", "dns.google", "A")), ["0.0.0.0"]);
+
+    // ECH is stripped from a monitored service's HTTPS record, nothing else.
+    let direct = lab.client_output(&[
+        "dig",
+        "+time=2",
+        "+tries=1",
+        &format!("@{SERVER_IP}"),
+        "huggingface.co",
+        "HTTPS",
+    ]);
+    assert!(direct.contains("ech="), "{direct}");
+    let via_agent = dig(&lab, "0", "huggingface.co", "HTTPS");
+    assert!(via_agent.contains("alpn=\"h2\"") && !via_agent.contains("ech="), "{via_agent}");
+
+    // Coach: nobody's console is told, nobody justifies, and only nobody
+    // gets through.
+    let console_out = dir.join("console.out");
+    let console_args =
+        as_user(NOBODY, &["timeout", "30", "python3", "-c", CONSOLE, socket.to_str().unwrap()]);
+    let console_args: Vec<&str> = console_args.iter().map(String::as_str).collect();
+    let mut console = lab.cmd(&lab.client, &console_args);
+    console.stdout(std::fs::File::create(&console_out).unwrap()).stderr(Stdio::null());
+    lab.spawn(console);
+    let read_console = || std::fs::read_to_string(&console_out).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(10), || read_console().contains("subscribed")),
+        "{}",
+        read_console()
+    );
+    assert_eq!(answer_of(&dig(&lab, NOBODY, "claude.ai", "A")), ["0.0.0.0"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || read_console().contains("\"push\":\"prompt\"")),
+        "{}",
+        read_console()
+    );
+    let pushed: Value = serde_json::from_str(read_console().lines().nth(1).unwrap()).unwrap();
+    let prompt = &pushed["prompt"];
+    assert_eq!((prompt["service_id"].as_str(), prompt["action"].as_str()), (Some("claude"), Some("coach")));
+    assert_eq!((prompt["uid"].as_u64(), prompt["user"].as_str()), (Some(65534), Some("nobody")));
+    assert_eq!(prompt["program"].as_str(), Some("dig"));
+    let id = prompt["id"].as_u64().unwrap();
+
+    // Root's own prompts are root's; the other user sees none and cannot answer.
+    let mine = request(&lab, &socket, NOBODY, "prompts", "null").unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(request(&lab, &socket, OTHER, "prompts", "null").unwrap(), Value::Array(vec![]));
+    let justification =
+        format!("{{\"prompt\":{id},\"justification\":\"Relecture d'un texte public pour un client\"}}");
+    assert!(request(&lab, &socket, OTHER, "answer", &justification).is_err());
+    let short = format!("{{\"prompt\":{id},\"justification\":\"trop court\"}}");
+    let refused = request(&lab, &socket, NOBODY, "answer", &short).unwrap_err();
+    assert!(refused.contains("at least 20"), "{refused}");
+    let answered = request(&lab, &socket, NOBODY, "answer", &justification).unwrap();
+    assert_eq!(answered["kind"], "justified");
+    assert_eq!(answer_of(&dig(&lab, NOBODY, "claude.ai", "A")), [SERVER_IP]);
+    assert_eq!(answer_of(&dig(&lab, "0", "claude.ai", "A")), ["0.0.0.0"], "the bypass is nobody's alone");
+
+    // Warn lets through and still prompts.
+    assert_eq!(answer_of(&dig(&lab, NOBODY, "chat.mistral.ai", "A")), [SERVER_IP]);
+    let prompts = request(&lab, &socket, NOBODY, "prompts", "null").unwrap();
+    assert!(prompts.as_array().unwrap().iter().any(|p| p["action"] == "warn"), "{prompts}");
+
+    // What each user may read.
+    let forbidden = |uid, method, params| request(&lab, &socket, uid, method, params).unwrap_err();
+    assert!(forbidden(OTHER, "events", "{\"uid\":65534}").contains("admin group"));
+    assert!(forbidden(OTHER, "journal", "null").contains("admin group"));
+    assert!(forbidden(OTHER, "aggregates", "null").contains("admin group"));
+    let wait_stored = |uid: &str, at_least: usize| {
+        wait_for(Duration::from_secs(5), || {
+            request(&lab, &socket, uid, "events", "null")
+                .is_ok_and(|v| v.as_array().unwrap().len() >= at_least)
+        })
+    };
+    assert!(wait_stored(NOBODY, 3), "nobody's events");
+    let theirs = request(&lab, &socket, NOBODY, "events", "null").unwrap();
+    assert!(
+        theirs.as_array().unwrap().iter().all(|e| e["uid"] == 65534 && e["program"] == "dig"),
+        "{theirs}"
+    );
+    assert_eq!(request(&lab, &socket, OTHER, "events", "null").unwrap(), Value::Array(vec![]));
+    let all = request(&lab, &socket, "0", "events", "{\"limit\":1000}").unwrap();
+    assert!(all.as_array().unwrap().iter().any(|e| e["uid"] == 0 && e["service_id"] == "chatgpt"), "{all}");
+    let answers = request(&lab, &socket, "0", "answers", "null").unwrap();
+    assert_eq!(answers[0]["text"], "Relecture d'un texte public pour un client");
+
+    // kill -9 in the middle of traffic: what was stored stays, and the
+    // workstation keeps resolving through the fallback nameserver.
+    let mut traffic = lab.cmd(
+        &lab.client,
+        &[
+            "timeout",
+            "60",
+            "sh",
+            "-c",
+            &format!(
+                "for i in $(seq 1 300); do dig +time=1 +tries=1 @{RESOLVER} chatgpt.com >/dev/null; done"
+            ),
+        ],
+    );
+    traffic.stdout(Stdio::null()).stderr(Stdio::null());
+    lab.spawn(traffic);
+    let status = |field: &str| {
+        request(&lab, &socket, "0", "status", "null")
+            .ok()
+            .and_then(|s| s["events"][field].as_u64())
+            .unwrap_or(0)
+    };
+    let before = status("stored");
+    assert!(wait_for(Duration::from_secs(10), || status("stored") >= before + 20), "events kept flowing");
+    let acknowledged = status("stored");
+    sh(&["kill", "-KILL", &agent.pid.to_string()]);
+    lab.wait_exit(agent.pid, Duration::from_secs(5)).expect("agent killed");
+    let kept = vigie_core::store::Store::open(&db).unwrap().count().unwrap();
+    assert!(kept >= acknowledged, "{kept} events in the store, {acknowledged} were acknowledged");
+    let (body, took) = curl(&lab, "example.org");
+    assert_eq!(body, "internet ok", "the network works without the agent ({took:?})");
+
+    // On restart the gap is journaled, then a clean stop.
+    let agent = start_agent(&mut lab, &config, "agent-restarted");
+    let journal = request(&lab, &socket, "0", "journal", "null").unwrap();
+    let kinds: Vec<&str> = journal.as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds[..2], ["started", "unclean-stop"], "{journal}");
+    sh(&["kill", "-TERM", &agent.pid.to_string()]);
+    let status = lab.wait_exit(agent.pid, Duration::from_secs(10)).expect("agent did not stop");
+    assert!(status.success(), "{}", agent.log());
+}
