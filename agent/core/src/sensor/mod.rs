@@ -5,6 +5,7 @@
 
 pub mod dns;
 pub mod frame;
+pub mod kernel_filter;
 pub mod quic;
 mod reader;
 mod reassembly;
@@ -179,7 +180,7 @@ const MAX_DNS_TCP_BUFFER: usize = 64 * 1024;
 /// Real queries carry one question; a message with many is reported by its first few.
 const MAX_DNS_QUESTIONS: usize = 4;
 /// A ClientHello at its largest, plus the headers of the records it spans.
-const MAX_HELLO_STREAM: usize = tls::MAX_CLIENT_HELLO + 1024;
+pub(crate) const MAX_HELLO_STREAM: usize = tls::MAX_CLIENT_HELLO + 1024;
 /// RFC 9000 §14.1: a client pads every datagram carrying an Initial to 1200 bytes.
 const MIN_CLIENT_INITIAL_DATAGRAM: usize = 1200;
 const SECOND: Micros = 1_000_000;
