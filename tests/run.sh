@@ -10,7 +10,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-8}
 rust_ensure
 # Live tests: namespaces, real clients, and dnsmasq as the "internet" resolver
 # (dnsmasq-base: the binary, without a system service).
-apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base
+apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base iptables nftables
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz
 

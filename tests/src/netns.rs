@@ -19,6 +19,7 @@ pub struct Lab {
     pub server: String,
     /// The client end of the veth pair (the interface to capture on).
     pub client_if: String,
+    pub server_if: String,
     /// Scratch folder for logs, databases and configuration.
     pub dir: PathBuf,
     children: Vec<Child>,
@@ -65,6 +66,7 @@ impl Lab {
             client: format!("vg{tag}-c-{id}"),
             server: format!("vg{tag}-s-{id}"),
             client_if: format!("vg{tag}c{id}"),
+            server_if: format!("vg{tag}s{id}"),
             dir: dir.clone(),
             children: Vec::new(),
         };
@@ -72,7 +74,6 @@ impl Lab {
         lab.remove_namespaces();
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let server_if = format!("vg{tag}s{id}");
         sh(&["ip", "netns", "add", &lab.client]);
         sh(&["ip", "netns", "add", &lab.server]);
         sh(&[
@@ -86,13 +87,13 @@ impl Lab {
             "veth",
             "peer",
             "name",
-            &server_if,
+            &lab.server_if,
             "netns",
             &lab.server,
         ]);
         sh(&["ip", "-n", &lab.client, "addr", "add", &format!("{CLIENT_IP}/24"), "dev", &lab.client_if]);
-        sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{SERVER_IP}/24"), "dev", &server_if]);
-        for (n, dev) in [(&lab.client, &lab.client_if), (&lab.server, &server_if)] {
+        sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{SERVER_IP}/24"), "dev", &lab.server_if]);
+        for (n, dev) in [(&lab.client, &lab.client_if), (&lab.server, &lab.server_if)] {
             sh(&["ip", "-n", n, "link", "set", dev, "up"]);
             sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
         }

@@ -24,6 +24,7 @@ use crate::attribution::OwnerLookup;
 use crate::prompts::{PromptRequest, Prompts, Reply};
 use crate::resolver::Resolver;
 use crate::run::{now_micros, Record, Rules};
+use crate::verdict::VerdictStats;
 
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
 pub(crate) const DEFAULT_SOCKET: &str = "/run/vigie/agent.sock";
@@ -45,6 +46,7 @@ pub(crate) struct Shared {
     pub(crate) database: PathBuf,
     pub(crate) admin_group: String,
     pub(crate) enforce: bool,
+    pub(crate) verdicts: Option<Arc<VerdictStats>>,
     pub(crate) interfaces: Mutex<Vec<String>>,
     pub(crate) reload_error: Mutex<Option<String>>,
     pub(crate) started: i64,
@@ -65,6 +67,7 @@ impl Shared {
         database: PathBuf,
         admin_group: String,
         enforce: bool,
+        verdicts: Option<Arc<VerdictStats>>,
     ) -> Self {
         Self {
             rules,
@@ -77,6 +80,7 @@ impl Shared {
             database,
             admin_group,
             enforce,
+            verdicts,
             interfaces: Mutex::default(),
             reload_error: Mutex::default(),
             started: now_micros(),
@@ -394,6 +398,7 @@ fn status(shared: &Shared) -> Value {
         "reload_error": shared.reload_error.lock().ok().and_then(|e| e.clone()),
         "capture": { "interfaces": shared.interfaces.lock().map(|i| i.clone()).unwrap_or_default() },
         "resolver": shared.resolver.as_ref().map(|r| json!(r.stats)),
+        "verdicts": shared.verdicts.as_ref().map(|v| json!(v)),
         "events": {
             "stored": shared.stored.load(Ordering::Relaxed),
             "dropped": shared.dropped.load(Ordering::Relaxed),

@@ -10,6 +10,7 @@ mod resolver;
 mod run;
 mod scan;
 mod timefmt;
+mod verdict;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

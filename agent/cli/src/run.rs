@@ -25,6 +25,7 @@ use crate::attribution::{self, OwnerLookup};
 use crate::ipc::{self, Shared};
 use crate::prompts::Prompts;
 use crate::resolver::{OwnTraffic, Resolver, ResolverConfig};
+use crate::verdict::{self, VerdictConfig};
 
 pub(crate) const DEFAULT_CONFIG: &str = "/etc/vigie/agent.toml";
 
@@ -70,6 +71,8 @@ struct AgentConfig {
     enforce: bool,
     #[serde(default)]
     resolver: ResolverConfig,
+    #[serde(default)]
+    verdicts: VerdictConfig,
     /// The console socket.
     #[serde(default = "default_socket")]
     socket: PathBuf,
@@ -112,7 +115,7 @@ fn load_config(path: Option<&Path>) -> Result<AgentConfig> {
 #[derive(Debug)]
 pub(crate) struct Rules {
     pub(crate) current: RwLock<(Arc<Catalog>, Arc<Policy>)>,
-    generation: AtomicU64,
+    pub(crate) generation: AtomicU64,
 }
 
 fn load_rules(config: &AgentConfig) -> Result<(Catalog, Policy), LoadError> {
@@ -228,6 +231,22 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         own_traffic = Arc::new(own);
         resolver = Some(started);
     }
+    let link = Arc::new(verdict::Link::default());
+    let verdict_events = Arc::new(std::sync::Mutex::new(Some(events_tx.clone())));
+    // Removed when the agent stops: the kernel rules go with it.
+    let verdict_rules = if config.enforce && config.verdicts.enabled {
+        let verdicts = verdict::Verdicts {
+            rules: Arc::clone(&rules),
+            prompts: Arc::clone(&prompts),
+            owners: Arc::clone(&owners),
+            events: Arc::clone(&verdict_events),
+            dropped: Arc::clone(&dropped),
+            stats: Arc::clone(&link.stats),
+        };
+        Some(start_verdicts(&config.verdicts, verdicts)?)
+    } else {
+        None
+    };
     let shared = Arc::new(Shared::new(
         Arc::clone(&rules),
         Arc::clone(&prompts),
@@ -239,6 +258,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         config.database.clone(),
         config.admin_group.clone(),
         config.enforce,
+        verdict_rules.is_some().then(|| Arc::clone(&link.stats)),
     ));
     let listener = {
         let _guard = runtime.enter();
@@ -255,6 +275,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         let own_traffic = Arc::clone(&own_traffic);
         let owners = Arc::clone(&owners);
         let kernel_filter = !args.no_kernel_filter;
+        let link = verdict_rules.is_some().then(|| Arc::clone(&link));
         let name = interface.name.clone();
         let spawned = std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
             let sinks = capture::Sinks {
@@ -263,6 +284,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
                 own_traffic: &own_traffic,
                 owners: &*owners,
                 kernel_filter,
+                verdicts: link.as_deref(),
             };
             capture::run(&interface, &rules, &stop, &sinks)
         });
@@ -327,10 +349,15 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
     for (name, handle) in captures {
         report_capture_end(&name, handle.join());
     }
-    // Consoles and the resolver go first, so that every sender of records
-    // is gone and the writer drains what is queued, then ends.
+    // Kernel rules first: from here, traffic no longer waits on this agent.
+    drop(verdict_rules);
+    // Consoles, the resolver and the verdicts go next, so that every sender
+    // of records is gone and the writer drains what is queued, then ends.
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(shared);
+    if let Ok(mut events) = verdict_events.lock() {
+        events.take();
+    }
     let how = match &failure {
         None => "clean stop".to_owned(),
         Some(e) => format!("stopped on failure: {e:#}"),
@@ -356,6 +383,17 @@ fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
         Ok(Err(e)) => error!(interface = %name, error = %format!("{e:#}"), "capture failed"),
         Err(_) => error!(interface = %name, "capture thread panicked"),
     }
+}
+
+#[cfg(target_os = "linux")]
+fn start_verdicts(config: &VerdictConfig, verdicts: verdict::Verdicts) -> Result<verdict::Installed> {
+    verdict::start(config, verdicts)
+        .context("enforcement needs packet verdicts (set [verdicts] enabled = false for the resolver alone)")
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_verdicts(_: &VerdictConfig, _: verdict::Verdicts) -> Result<verdict::Installed> {
+    bail!("packet verdicts are implemented for Linux only; set [verdicts] enabled = false")
 }
 
 const STOPPED: &str = "stopped";
@@ -530,9 +568,10 @@ mod capture {
     use super::*;
     use pnet_datalink::{Channel, NetworkInterface};
     use vigie_core::pipeline::Pipeline;
+    use vigie_core::policy::Action;
     use vigie_core::policy::Subject;
     use vigie_core::sensor::frame::LinkType;
-    use vigie_core::sensor::{kernel_filter, Sensor, Source};
+    use vigie_core::sensor::{kernel_filter, Detail, Sensor, Source};
 
     /// Where a capture thread sends what it decided, and what it consults.
     pub(super) struct Sinks<'a> {
@@ -541,6 +580,8 @@ mod capture {
         pub(super) own_traffic: &'a OwnTraffic,
         pub(super) owners: &'a dyn OwnerLookup,
         pub(super) kernel_filter: bool,
+        /// Set when packet verdicts run.
+        pub(super) verdicts: Option<&'a verdict::Link>,
     }
 
     /// Socket receive buffer: room for the traffic the filter keeps while
@@ -659,13 +700,24 @@ mod capture {
             };
             pipeline.process(now_micros(), LinkType::Ethernet, frame, &subject, &mut |decided| {
                 let o = &decided.observation;
-                let Some((service, _)) = &decided.verdict else { return };
+                let Some((service, default_decision)) = &decided.verdict else { return };
+                if let (Detail::DnsAnswer { addresses, .. }, Some(link)) = (&o.detail, sinks.verdicts) {
+                    if policy.dns.block_resolved_addresses && default_decision.action == Action::Block {
+                        for address in addresses {
+                            link.blocker.block(*address, &link.stats);
+                        }
+                    }
+                }
                 // The resolver reports the queries it answers and forwards.
                 if o.is_answer() || (o.source == Source::Dns && sinks.own_traffic.contains(&o.flow)) {
                     return;
                 }
                 // Attributed only now: few flows reach a catalogued service.
                 let owner = sinks.owners.owner(o.flow.protocol, o.flow.src, o.flow.dst);
+                // A local program's handshake went through the verdicts, which reported it.
+                if sinks.verdicts.is_some() && o.source != Source::Dns && owner.attribution.uid.is_some() {
+                    return;
+                }
                 let decision = &policy.decide(service, &owner.subject());
                 info!(
                     source = o.source.as_str(),
@@ -705,6 +757,8 @@ mod capture {
         pub(super) own_traffic: &'a OwnTraffic,
         pub(super) owners: &'a dyn OwnerLookup,
         pub(super) kernel_filter: bool,
+        /// Set when packet verdicts run.
+        pub(super) verdicts: Option<&'a verdict::Link>,
     }
 
     pub(super) fn run(_: &Interface, _: &Rules, _: &AtomicBool, _: &Sinks<'_>) -> Result<()> {

@@ -22,18 +22,24 @@ use vigie_tests::netns::{missing_prerequisites, sh, wait_for, Lab, SERVER_IP};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_vigie-agent");
 const RESOLVER: &str = "127.0.0.153";
+/// A second address of the internet, which only chatgpt.com resolves to
+/// (for the address set).
+const CHATGPT_IP: &str = "10.204.0.3";
 const NOBODY: &str = "65534";
 /// A second unprivileged user, with no account: nothing in /etc names it.
 const OTHER: &str = "65533";
 
+/// The TLS handshake runs in each connection's thread (not in accept, where
+/// a client whose ClientHello was rejected would stall every other one).
 const HTTPS_SERVER: &str = "import ssl,sys,http.server
 class H(http.server.BaseHTTPRequestHandler):
+    timeout = 5
     def do_GET(self):
         self.send_response(200); self.end_headers(); self.wfile.write(b'internet ok')
     def log_message(self,*a): pass
 s=http.server.ThreadingHTTPServer((sys.argv[1],443),H)
 c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2],sys.argv[3])
-s.socket=c.wrap_socket(s.socket,server_side=True)
+s.socket=c.wrap_socket(s.socket,server_side=True,do_handshake_on_connect=False)
 s.serve_forever()";
 
 /// A console: subscribes, then prints every line the agent pushes.
@@ -122,6 +128,23 @@ fn curl(lab: &Lab, host: &str) -> (String, Duration) {
     (out, started.elapsed())
 }
 
+/// curl to `host` at `address`, past any resolver, as `uid`.
+fn curl_at(lab: &Lab, uid: &str, host: &str, address: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let (resolve, url) = (format!("{host}:443:{address}"), format!("https://{host}/"));
+    let args =
+        as_user(uid, &["timeout", "10", "curl", "-sk", "--max-time", "5", "--resolve", &resolve, &url]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (lab.client_output(&args), started.elapsed())
+}
+
+/// curl to an IP literal: no name in the ClientHello.
+fn curl_ip(lab: &Lab, address: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let url = format!("https://{address}/");
+    (lab.client_output(&["timeout", "10", "curl", "-sk", "--max-time", "5", &url]), started.elapsed())
+}
+
 fn answer_of(dig_output: &str) -> Vec<String> {
     dig_output
         .lines()
@@ -142,6 +165,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     // The internet: dnsmasq answers every name with the server, and an HTTPS server.
+    sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{CHATGPT_IP}/24"), "dev", &lab.server_if]);
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     sh(&[
         "openssl",
@@ -167,7 +191,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
             "python3",
             "-c",
             HTTPS_SERVER,
-            SERVER_IP,
+            "0.0.0.0",
             cert.to_str().unwrap(),
             key.to_str().unwrap(),
         ],
@@ -189,12 +213,14 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
             &format!("--listen-address={SERVER_IP}"),
             "--local-ttl=60",
             &format!("--address=/#/{SERVER_IP}"),
+            &format!("--address=/chatgpt.com/{CHATGPT_IP}"),
             &format!("--dns-rr=huggingface.co,65,{HTTPS_RR_WITH_ECH}"),
         ],
     );
     dnsmasq.stdout(Stdio::null()).stderr(Stdio::null());
     lab.spawn(dnsmasq);
-    assert!(lab.wait_listening(&lab.server, "t", &format!("{SERVER_IP}:443")), "HTTPS server did not start");
+    let listening = lab.wait_listening(&lab.server, "t", "0.0.0.0:443");
+    assert!(listening, "HTTPS server did not start: {:?}", lab.cmd(&lab.server, &["ss", "-Hlnt"]).output());
     assert!(lab.wait_listening(&lab.server, "u", &format!("{SERVER_IP}:53")), "dnsmasq did not start");
 
     // The workstation: the system resolver is the agent, then (fail-open)
@@ -205,8 +231,9 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     let policy = dir.join("policy.toml");
     let bundled = vigie_core::policy::BUNDLED_POLICY;
     let first_rule = bundled.find("[[rule]]").unwrap();
-    std::fs::write(&policy, format!("{}{POLICY_RULES}\n{}", &bundled[..first_rule], &bundled[first_rule..]))
-        .unwrap();
+    let head =
+        bundled[..first_rule].replace("block_resolved_addresses = false", "block_resolved_addresses = true");
+    std::fs::write(&policy, format!("{head}{POLICY_RULES}\n{}", &bundled[first_rule..])).unwrap();
     let socket = dir.join("agent.sock");
     let db = dir.join("events.db");
     let config = dir.join("agent.toml");
@@ -231,6 +258,24 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert_eq!(answer_of(&dig(&lab, "0", "chatgpt.com", "AAAA")), ["::"]);
     assert!(dig(&lab, "0", "use-application-dns.net", "A").contains("NXDOMAIN"));
     assert_eq!(answer_of(&dig(&lab, "0", "dns.google", "A")), ["0.0.0.0"]);
+
+    // Past the resolver (an address given by hand, as DoH or a hard-coded
+    // resolver would): the ClientHello names the service, the connection
+    // is reset at once; other names to the same server pass.
+    let (body, took) = curl_at(&lab, "0", "chatgpt.com", SERVER_IP);
+    assert!(body.is_empty() && took < Duration::from_secs(1), "direct chatgpt.com took {took:?}: {body}");
+    assert_eq!(curl_at(&lab, "0", "example.org", SERVER_IP).0, "internet ok");
+    // An IP literal sends no name: it passes until a DNS answer seen on the
+    // wire ties the address to a blocked name (policy: block_resolved_addresses).
+    assert_eq!(curl_ip(&lab, CHATGPT_IP).0, "internet ok");
+    let direct =
+        lab.client_output(&["dig", "+time=2", "+tries=1", &format!("@{SERVER_IP}"), "chatgpt.com", "A"]);
+    assert_eq!(answer_of(&direct), [CHATGPT_IP]);
+    assert!(
+        wait_for(Duration::from_secs(5), || curl_ip(&lab, CHATGPT_IP).0.is_empty()),
+        "the address of a blocked name is rejected"
+    );
+    assert_eq!(curl_at(&lab, "0", "example.org", SERVER_IP).0, "internet ok", "other addresses still pass");
 
     // ECH is stripped from a monitored service's HTTPS record, nothing else.
     let direct = lab.client_output(&[
@@ -287,6 +332,8 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert_eq!(answered["kind"], "justified");
     assert_eq!(answer_of(&dig(&lab, NOBODY, "claude.ai", "A")), [SERVER_IP]);
     assert_eq!(answer_of(&dig(&lab, "0", "claude.ai", "A")), ["0.0.0.0"], "the bypass is nobody's alone");
+    assert_eq!(curl_at(&lab, NOBODY, "claude.ai", SERVER_IP).0, "internet ok", "justified");
+    assert!(curl_at(&lab, "0", "claude.ai", SERVER_IP).0.is_empty(), "root did not justify");
 
     // Warn lets through and still prompts.
     assert_eq!(answer_of(&dig(&lab, NOBODY, "chat.mistral.ai", "A")), [SERVER_IP]);
@@ -307,12 +354,20 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert!(wait_stored(NOBODY, 3), "nobody's events");
     let theirs = request(&lab, &socket, NOBODY, "events", "null").unwrap();
     assert!(
-        theirs.as_array().unwrap().iter().all(|e| e["uid"] == 65534 && e["program"] == "dig"),
+        theirs
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["uid"] == 65534 && (e["program"] == "dig" || e["program"] == "curl")),
         "{theirs}"
     );
     assert_eq!(request(&lab, &socket, OTHER, "events", "null").unwrap(), Value::Array(vec![]));
     let all = request(&lab, &socket, "0", "events", "{\"limit\":1000}").unwrap();
     assert!(all.as_array().unwrap().iter().any(|e| e["uid"] == 0 && e["service_id"] == "chatgpt"), "{all}");
+    let verdict =
+        all.as_array().unwrap().iter().find(|e| e["source"] == "tls" && e["service_id"] == "chatgpt");
+    let verdict = verdict.unwrap_or_else(|| panic!("no TLS event: {all}"));
+    assert_eq!((verdict["program"].as_str(), verdict["user"].as_str()), (Some("curl"), Some("root")));
     let answers = request(&lab, &socket, "0", "answers", "null").unwrap();
     assert_eq!(answers[0]["text"], "Relecture d'un texte public pour un client");
 
@@ -347,6 +402,8 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert!(kept >= acknowledged, "{kept} events in the store, {acknowledged} were acknowledged");
     let (body, took) = curl(&lab, "example.org");
     assert_eq!(body, "internet ok", "the network works without the agent ({took:?})");
+    let (body, took) = curl_at(&lab, "0", "example.org", SERVER_IP);
+    assert_eq!(body, "internet ok", "queued packets pass without the agent ({took:?})");
 
     // On restart the gap is journaled, then a clean stop.
     let agent = start_agent(&mut lab, &config, "agent-restarted");
@@ -356,4 +413,8 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     sh(&["kill", "-TERM", &agent.pid.to_string()]);
     let status = lab.wait_exit(agent.pid, Duration::from_secs(10)).expect("agent did not stop");
     assert!(status.success(), "{}", agent.log());
+    // Nothing of the agent is left in the kernel.
+    let leftover = |args: &[&str]| lab.cmd(&lab.client, args).output().unwrap().status.success();
+    assert!(!leftover(&["iptables", "-w", "-S", "VIGIE"]), "iptables chain removed");
+    assert!(!leftover(&["nft", "list", "table", "inet", "vigie"]), "nftables table removed");
 }

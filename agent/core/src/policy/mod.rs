@@ -101,6 +101,11 @@ pub struct DnsSettings {
     /// Refuse to resolve well-known DNS-over-HTTPS resolvers, so browsers
     /// fall back to the system resolver, where the policy applies.
     pub block_doh_resolvers: bool,
+    /// Reject connections to the addresses blocked names resolve to (seen
+    /// in DNS answers from other resolvers), for ten minutes: this stops
+    /// clients that hide the name (IP literals, ECH), but a CDN address
+    /// shared with other sites is blocked for them too.
+    pub block_resolved_addresses: bool,
 }
 
 /// Prompt texts per action; a rule's `reason` is shown with them.
