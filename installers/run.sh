@@ -1,19 +1,40 @@
 #!/usr/bin/env bash
 # The main job, on embedded defaults (bundled policy and catalog, SQLite):
-# replays bundled real-client captures (DNS, TLS over TCP, QUIC, Chromium)
-# through the detection pipeline, prints every observation with its
-# decision, and stores the GenAI events in a SQLite database.
-# The live agent will take this over.
+# the live agent in monitor mode. It watches every interface that is up,
+# prints each decision about a GenAI service with the program and user
+# behind it, stores the events in /var/lib/vigie/events.db and serves the
+# console socket /run/vigie/agent.sock. Nothing on the machine is changed.
+# Ctrl-C stops it. Extra arguments go to `vigie-agent run` (e.g. --enforce).
+#
+# VIGIE_DEMO=1: replay the bundled real-client captures instead (no root,
+# no network), storing their events in target/vigie-demo/events.db.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 rust_ensure
 log "build"
 cargo build --release --locked -p vigie-agent
-db=${VIGIE_DB:-target/vigie-demo/events.db}
-mkdir -p "$(dirname "$db")"
-for capture in dns-udp-tcp.pcap chromium-tcp-split.pcap chromium-quic.pcap curl-tls.pcap; do
-    log "vigie-agent scan tests/fixtures/pcap/$capture"
-    ./target/release/vigie-agent scan "tests/fixtures/pcap/$capture" --db "$db"
-done
-log "events stored in $db"
+agent=$PWD/target/release/vigie-agent
+
+if [ -n "${VIGIE_DEMO:-}" ]; then
+    db=${VIGIE_DB:-target/vigie-demo/events.db}
+    mkdir -p "$(dirname "$db")"
+    for capture in dns-udp-tcp.pcap chromium-tcp-split.pcap chromium-quic.pcap curl-tls.pcap; do
+        log "vigie-agent scan tests/fixtures/pcap/$capture"
+        "$agent" scan "tests/fixtures/pcap/$capture" --db "$db"
+    done
+    log "events stored in $db"
+    exit 0
+fi
+
+if [[ " $* " == *" --enforce "* ]]; then
+    # Enforcement installs packet rules: their tools must be there.
+    apt_ensure iptables nftables
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "the live agent captures packets: run this as root (or with sudo)" >&2
+    exit 1
+fi
+log "vigie-agent run $* (Ctrl-C to stop; \`$agent status\` in another terminal)"
+export VIGIE_LOG=${VIGIE_LOG:-info}
+exec "$agent" run "$@"

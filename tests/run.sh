@@ -30,6 +30,19 @@ else
     echo "advisories: database unreachable here, not checked"
 fi
 
+log "service unit hardening (systemd-analyze security)"
+unit=installers/systemd/vigie-agent.service
+if command -v systemd-analyze >/dev/null 2>&1; then
+    exposure=$(systemd-analyze security --offline=true "$unit" 2>/dev/null | awk '/Overall exposure level/ { print $(NF-2) }')
+    echo "exposure: $exposure (lower is better; 10 is unprotected)"
+    awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 3.0) }' || {
+        echo "$unit: exposure ${exposure:-unknown} is above 3.0" >&2
+        exit 1
+    }
+else
+    echo "systemd-analyze not installed: unit not checked"
+fi
+
 log "fuzz smoke (${FUZZ_SECONDS}s per target)"
 # cargo-fuzz needs unstable rustc flags; the machine has one stable toolchain.
 export RUSTC_BOOTSTRAP=1

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use vigie_core::event::Event;
 use vigie_core::policy::Action;
 use vigie_core::resolver::wire::{self, Query, Rcode};
-use vigie_core::resolver::{resolve, Matched, Plan};
+use vigie_core::resolver::{resolve, service_of, Matched, Plan};
 use vigie_core::sensor::{Detail, Flow, Observation, Protocol, Source};
 
 use crate::attribution::{Owner, OwnerLookup};
@@ -84,7 +84,7 @@ fn bump(counter: &AtomicU64) {
 /// Responses by question (lowercased) and whether the query had EDNS, which
 /// changes what an upstream may send back.
 struct Cache {
-    entries: HashMap<(Box<[u8]>, bool), CachedResponse>,
+    entries: HashMap<(Box<[u8]>, bool), CachedResponse, ahash::RandomState>,
     capacity: usize,
 }
 
@@ -93,6 +93,9 @@ struct CachedResponse {
     stored: Instant,
     expires: Instant,
 }
+
+/// Tasks reading each UDP listener (the runtime has two workers).
+const WORKERS: usize = 2;
 
 /// Upper bound on what the cache keeps, whatever an upstream says.
 const MAX_CACHE_TTL: u32 = 86_400;
@@ -323,16 +326,23 @@ impl Resolver {
             preferred: AtomicUsize::new(0),
             timeout: Duration::from_millis(config.timeout_ms),
             attempts: config.attempts,
-            cache: Mutex::new(Cache { entries: HashMap::new(), capacity: config.cache_entries.max(1) }),
+            cache: Mutex::new(Cache {
+                entries: HashMap::with_hasher(ahash::RandomState::new()),
+                capacity: config.cache_entries.max(1),
+            }),
             stats: ResolverStats::default(),
         });
         for upstream in &resolver.upstreams {
             tokio::spawn(Arc::clone(upstream).receive());
         }
         for &addr in &config.listen {
-            let udp = UdpSocket::bind(addr).await.with_context(|| format!("resolver on {addr} (udp)"))?;
+            let udp =
+                Arc::new(UdpSocket::bind(addr).await.with_context(|| format!("resolver on {addr} (udp)"))?);
             let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
-            tokio::spawn(Arc::clone(&resolver).serve_udp(Arc::new(udp)));
+            // One receiving task per runtime worker: queries are decided in parallel.
+            for _ in 0..WORKERS {
+                tokio::spawn(Arc::clone(&resolver).serve_udp(Arc::clone(&udp)));
+            }
             tokio::spawn(Arc::clone(&resolver).serve_tcp(tcp));
             info!(%addr, "resolver listening");
         }
@@ -434,10 +444,11 @@ impl Resolver {
             let (catalog, policy) = &*rules;
             // Who asks matters only for names the policy knows; the lookup (a
             // sock_diag query, sometimes a /proc scan) is paid for those alone.
-            let known = query.name.as_deref().is_some_and(|n| catalog.lookup(n).is_some());
-            let owner = if known { self.owners.owner(protocol, peer, local) } else { Owner::default() };
+            let service = service_of(&query, catalog);
+            let owner =
+                if service.is_some() { self.owners.owner(protocol, peer, local) } else { Owner::default() };
             let uid = owner.attribution.uid;
-            let resolution = resolve(&query, catalog, policy, &owner.subject(), |service| {
+            let resolution = resolve(&query, service, policy, &owner.subject(), |service| {
                 self.prompts.bypassed(uid, &service.id)
             });
             match &resolution.matched {

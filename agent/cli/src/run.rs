@@ -644,7 +644,53 @@ mod capture {
             .collect()
     }
 
+    /// Captures until asked to stop. A capture that breaks (the link went
+    /// down, the interface was removed and comes back) is opened again, with
+    /// a growing pause; only a refusal (no CAP_NET_RAW) ends it for good.
     pub(super) fn run(
+        interface: &NetworkInterface,
+        rules: &Rules,
+        stop: &AtomicBool,
+        sinks: &Sinks<'_>,
+    ) -> Result<()> {
+        const FIRST_PAUSE: Duration = Duration::from_secs(1);
+        let mut pause = FIRST_PAUSE;
+        let mut current = interface.clone();
+        loop {
+            let started = std::time::Instant::now();
+            let error = match capture_once(&current, rules, stop, sinks) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let refused = error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+            });
+            if refused {
+                return Err(error);
+            }
+            // A capture that ran a while before breaking starts the pauses over.
+            if started.elapsed() > Duration::from_secs(60) {
+                pause = FIRST_PAUSE;
+            }
+            warn!(interface = %current.name, error = %format!("{error:#}"), retry_in = ?pause, "capture interrupted");
+            let resume = std::time::Instant::now() + pause;
+            while std::time::Instant::now() < resume {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            pause = (pause * 2).min(Duration::from_secs(30));
+            // The interface may be back under another index.
+            if let Some(again) = pnet_datalink::interfaces().into_iter().find(|i| i.name == current.name) {
+                current = again;
+            }
+        }
+    }
+
+    fn capture_once(
         interface: &NetworkInterface,
         rules: &Rules,
         stop: &AtomicBool,

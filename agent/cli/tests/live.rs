@@ -72,6 +72,25 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
     });
     assert!(seen, "{}", read_log());
 
+    // The link goes down and comes back: the capture reopens by itself.
+    sh(&["ip", "-n", &lab.client, "link", "set", &lab.client_if, "down"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || read_log().contains("capture interrupted")),
+        "{}",
+        read_log()
+    );
+    sh(&["ip", "-n", &lab.client, "link", "set", &lab.client_if, "up"]);
+    let reopened = wait_for(Duration::from_secs(10), || read_log().matches("capturing").count() >= 2);
+    assert!(reopened, "{}", read_log());
+    // The veth's addresses went with the link: the route comes back with them.
+    std::thread::sleep(Duration::from_millis(500));
+    curl("copilot.microsoft.com");
+    assert!(
+        wait_for(Duration::from_secs(10), || read_log().contains("copilot.microsoft.com")),
+        "{}",
+        read_log()
+    );
+
     sh(&["kill", "-TERM", &agent_pid.to_string()]);
     let status = lab.wait_exit(agent_pid, Duration::from_secs(10)).expect("agent did not stop");
     assert!(status.success(), "{}", read_log());

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NetlinkAddr};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
@@ -74,12 +74,20 @@ impl ProcIndex {
     }
 }
 
+/// How long a flow's owner, and a process's name, are reused: a client
+/// that sends many queries from one socket is looked up once.
+const OWNER_TTL: Duration = Duration::from_secs(2);
+const PROGRAM_TTL: Duration = Duration::from_secs(10);
+const MAX_CACHED: usize = 4096;
+
 #[derive(Debug)]
 struct State {
     netlink: Option<Socket>,
     seq: u32,
     index: ProcIndex,
     system: System,
+    owners: HashMap<(bool, SocketAddr, SocketAddr), (Instant, Owner)>,
+    programs: HashMap<u32, (Instant, Option<String>, Option<String>)>,
 }
 
 impl std::fmt::Debug for LinuxAttributor {
@@ -103,6 +111,8 @@ impl Default for LinuxAttributor {
                 seq: 0,
                 index: ProcIndex::default(),
                 system: System::new(),
+                owners: HashMap::new(),
+                programs: HashMap::new(),
             }),
             accounts: Mutex::new((Instant::now(), Arc::new(Accounts::load()))),
             timings: Mutex::new(Vec::new()),
@@ -131,28 +141,37 @@ impl OwnerLookup for LinuxAttributor {
     fn owner(&self, protocol: Protocol, local: SocketAddr, remote: SocketAddr) -> Owner {
         let started = Instant::now();
         let Ok(mut state) = self.state.lock() else { return Owner::default() };
+        let key = (protocol == Protocol::Tcp, local, remote);
+        if let Some((at, owner)) = state.owners.get(&key) {
+            if at.elapsed() < OWNER_TTL {
+                return owner.clone();
+            }
+        }
         let Some(socket) = state.socket_owner(protocol, local, remote) else { return Owner::default() };
         let mut attribution = Attribution { uid: Some(socket.uid), ..Attribution::default() };
         if let Some(pid) = state.index.find(socket) {
             attribution.pid = Some(pid);
-            let sys_pid = Pid::from_u32(pid);
-            let refresh = ProcessRefreshKind::nothing().with_exe(UpdateKind::OnlyIfNotSet);
-            state.system.refresh_processes_specifics(ProcessesToUpdate::Some(&[sys_pid]), true, refresh);
-            if let Some(process) = state.system.process(sys_pid) {
-                attribution.program = Some(process.name().to_string_lossy().into_owned());
-                attribution.program_path = process.exe().map(|p| p.display().to_string());
-            }
+            let (program, path) = state.program(pid);
+            attribution.program = program;
+            attribution.program_path = path;
         }
-        drop(state);
         let accounts = self.accounts();
         attribution.user = accounts.user_name(socket.uid).map(str::to_owned);
-        let groups = accounts.groups_of(socket.uid);
+        let owner = Owner { attribution, groups: accounts.groups_of(socket.uid) };
+        if state.owners.len() >= MAX_CACHED {
+            state.owners.retain(|_, (at, _)| at.elapsed() < OWNER_TTL);
+            if state.owners.len() >= MAX_CACHED {
+                state.owners.clear();
+            }
+        }
+        state.owners.insert(key, (Instant::now(), owner.clone()));
+        drop(state);
         if let Ok(mut timings) = self.timings.lock() {
             if timings.len() < 100_000 {
                 timings.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
             }
         }
-        Owner { attribution, groups }
+        owner
     }
 
     fn timings(&self) -> Vec<u32> {
@@ -161,6 +180,30 @@ impl OwnerLookup for LinuxAttributor {
 }
 
 impl State {
+    /// The name and executable of `pid`, through sysinfo, kept a few seconds.
+    fn program(&mut self, pid: u32) -> (Option<String>, Option<String>) {
+        if let Some((at, name, path)) = self.programs.get(&pid) {
+            if at.elapsed() < PROGRAM_TTL {
+                return (name.clone(), path.clone());
+            }
+        }
+        let sys_pid = Pid::from_u32(pid);
+        let refresh = ProcessRefreshKind::nothing().with_exe(UpdateKind::Always);
+        self.system.refresh_processes_specifics(ProcessesToUpdate::Some(&[sys_pid]), true, refresh);
+        let (name, path) = match self.system.process(sys_pid) {
+            Some(process) => (
+                Some(process.name().to_string_lossy().into_owned()),
+                process.exe().map(|p| p.display().to_string()),
+            ),
+            None => (None, None),
+        };
+        if self.programs.len() >= MAX_CACHED {
+            self.programs.clear();
+        }
+        self.programs.insert(pid, (Instant::now(), name.clone(), path.clone()));
+        (name, path)
+    }
+
     fn socket_owner(
         &mut self,
         protocol: Protocol,

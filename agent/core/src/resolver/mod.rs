@@ -90,11 +90,17 @@ pub struct Resolution<'c> {
     pub matched: Matched<'c>,
 }
 
-/// Decides one query. `bypassed` says whether the asking user justified a
-/// coached service recently enough.
+/// The catalogued service a query asks for, if any.
+pub fn service_of<'c>(query: &Query<'_>, catalog: &'c Catalog) -> Option<&'c Service> {
+    query.name.as_deref().and_then(|name| catalog.lookup(name))
+}
+
+/// Decides one query for `service` (from [`service_of`], which the caller
+/// needs anyway to know whether the asker must be identified). `bypassed`
+/// says whether the asking user justified a coached service recently enough.
 pub fn resolve<'c>(
     query: &Query<'_>,
-    catalog: &'c Catalog,
+    service: Option<&'c Service>,
     policy: &Policy,
     subject: &Subject<'_>,
     bypassed: impl FnOnce(&Service) -> bool,
@@ -112,7 +118,7 @@ pub fn resolve<'c>(
             matched: Matched::FirefoxCanary,
         };
     }
-    if let Some(service) = catalog.lookup(name) {
+    if let Some(service) = service {
         let decision = policy.decide(service, subject);
         let plan = match decision.action {
             // Allowed: the service's own privacy choices (ECH) are left alone.

@@ -54,6 +54,12 @@ fn rules(dns: &str) -> (Catalog, Policy) {
     (catalog, policy)
 }
 
+/// The resolution of a query by someone who justified nothing.
+fn decide<'c>(bytes: &[u8], catalog: &'c Catalog, policy: &Policy) -> Resolution<'c> {
+    let q = wire::parse_query(bytes).unwrap();
+    resolve(&q, service_of(&q, catalog), policy, &Subject::default(), |_| false)
+}
+
 #[test]
 fn parses_the_question_of_a_real_query() {
     let bytes = query_bytes("ChatGPT.COM.", RecordType::AAAA, true);
@@ -95,7 +101,7 @@ fn names_no_host_can_have_are_forwarded_untouched() {
     let q = wire::parse_query(&bytes).unwrap();
     assert_eq!(q.name, None);
     let (catalog, policy) = rules("");
-    let r = resolve(&q, &catalog, &policy, &Subject::default(), |_| false);
+    let r = resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |_| false);
     assert_eq!(r.plan, Plan::Forward { strip_ech: false });
 }
 
@@ -107,7 +113,7 @@ fn blocked_names_get_null_addresses_with_an_extended_error() {
     {
         let bytes = query_bytes("chat.openai.com.", rtype, true);
         let q = wire::parse_query(&bytes).unwrap();
-        let r = resolve(&q, &catalog, &policy, &Subject::default(), |_| false);
+        let r = resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |_| false);
         let Matched::Service(service, decision) = &r.matched else { panic!("{r:?}") };
         assert_eq!((service.id.as_str(), &*decision.rule_id), ("chatgpt", "block-chatgpt"));
         let Plan::Reply(reply) = r.plan else { panic!() };
@@ -134,7 +140,9 @@ fn nxdomain_mode_and_queries_without_edns() {
     let (catalog, policy) = rules("blocked_answer = \"nxdomain\"\n");
     let bytes = query_bytes("chatgpt.com.", RecordType::A, false);
     let q = wire::parse_query(&bytes).unwrap();
-    let Plan::Reply(reply) = resolve(&q, &catalog, &policy, &Subject::default(), |_| false).plan else {
+    let Plan::Reply(reply) =
+        resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |_| false).plan
+    else {
         panic!()
     };
     let m = Message::from_vec(&reply).unwrap();
@@ -147,9 +155,9 @@ fn coach_denies_until_the_user_justified() {
     let (catalog, policy) = rules("");
     let bytes = query_bytes("claude.ai.", RecordType::HTTPS, false);
     let q = wire::parse_query(&bytes).unwrap();
-    let held = resolve(&q, &catalog, &policy, &Subject::default(), |_| false);
+    let held = resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |_| false);
     assert!(matches!(held.plan, Plan::Reply(_)));
-    let passed = resolve(&q, &catalog, &policy, &Subject::default(), |s| s.id == "claude");
+    let passed = resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |s| s.id == "claude");
     assert_eq!(passed.plan, Plan::Forward { strip_ech: true });
 }
 
@@ -158,7 +166,7 @@ fn warned_and_unknown_names_are_forwarded() {
     let (catalog, policy) = rules("");
     let plan = |name: &str, rtype| {
         let bytes = query_bytes(name, rtype, false);
-        resolve(&wire::parse_query(&bytes).unwrap(), &catalog, &policy, &Subject::default(), |_| false).plan
+        decide(&bytes, &catalog, &policy).plan
     };
     assert_eq!(plan("chat.mistral.ai.", RecordType::HTTPS), Plan::Forward { strip_ech: true });
     assert_eq!(plan("chat.mistral.ai.", RecordType::A), Plan::Forward { strip_ech: false });
@@ -171,7 +179,7 @@ fn warned_and_unknown_names_are_forwarded() {
 fn canary_and_doh_resolvers() {
     let (catalog, policy) = rules("");
     let bytes = query_bytes("use-application-dns.net.", RecordType::A, false);
-    let r = resolve(&wire::parse_query(&bytes).unwrap(), &catalog, &policy, &Subject::default(), |_| false);
+    let r = decide(&bytes, &catalog, &policy);
     assert_eq!(r.matched, Matched::FirefoxCanary);
     let Plan::Reply(reply) = r.plan else { panic!() };
     assert_eq!(Message::from_vec(&reply).unwrap().response_code(), ResponseCode::NXDomain);
@@ -180,10 +188,10 @@ fn canary_and_doh_resolvers() {
     assert!(is_doh_resolver("chromium.dns.nextdns.io"));
     assert!(!is_doh_resolver("notdns.google") && !is_doh_resolver("google.com"));
     let bytes = query_bytes("mozilla.cloudflare-dns.com.", RecordType::A, false);
-    let r = resolve(&wire::parse_query(&bytes).unwrap(), &catalog, &policy, &Subject::default(), |_| false);
+    let r = decide(&bytes, &catalog, &policy);
     assert_eq!(r.matched, Matched::DohResolver);
     let policy = Policy::parse(&POLICY.replace("block_doh_resolvers = true", ""), "p", &catalog).unwrap();
-    let r = resolve(&wire::parse_query(&bytes).unwrap(), &catalog, &policy, &Subject::default(), |_| false);
+    let r = decide(&bytes, &catalog, &policy);
     assert_eq!(r.matched, Matched::Nothing);
 }
 
