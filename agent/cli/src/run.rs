@@ -18,7 +18,9 @@ use tracing::{error, info, warn};
 use vigie_core::catalog::Catalog;
 use vigie_core::diag::{Diagnostic, Diagnostics, LoadError};
 use vigie_core::event::Event;
+use vigie_core::pipeline::Pipeline;
 use vigie_core::policy::{ActivePolicy, Policy};
+use vigie_core::sensor::Sensor;
 use vigie_core::store::{Answer, JournalEntry, Store, StoreError};
 
 use crate::attribution::{self, OwnerLookup};
@@ -278,7 +280,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         let link = verdict_rules.is_some().then(|| Arc::clone(&link));
         let name = interface.name.clone();
         let spawned = std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
-            let sinks = capture::Sinks {
+            let sinks = Sinks {
                 events: &events,
                 dropped: &dropped,
                 own_traffic: &own_traffic,
@@ -563,26 +565,62 @@ pub(crate) fn send(records: &SyncSender<Record>, dropped: &AtomicU64, event: Eve
     }
 }
 
+/// Where a capture thread sends what it decided, and what it consults.
+struct Sinks<'a> {
+    events: &'a SyncSender<Record>,
+    dropped: &'a AtomicU64,
+    own_traffic: &'a OwnTraffic,
+    owners: &'a dyn OwnerLookup,
+    kernel_filter: bool,
+    /// Set when packet verdicts run.
+    verdicts: Option<&'a verdict::Link>,
+}
+
+/// A thread's pipeline on the rules in force, with the policy and its
+/// version at hand (events carry it); a reload is picked up between frames.
+pub(crate) struct LivePipeline {
+    pub(crate) pipeline: Pipeline,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) version: String,
+    generation: u64,
+}
+
+impl LivePipeline {
+    pub(crate) fn new(rules: &Rules) -> Result<Self> {
+        let generation = rules.generation.load(Ordering::Acquire);
+        let (catalog, policy) =
+            rules.current.read().map_err(|_| anyhow::anyhow!("rules lock poisoned"))?.clone();
+        Ok(Self {
+            pipeline: Pipeline::new(Sensor::default(), catalog, Arc::clone(&policy)),
+            version: policy.version.clone(),
+            policy,
+            generation,
+        })
+    }
+
+    /// Takes the latest rules if a reload happened since the last call.
+    pub(crate) fn refresh(&mut self, rules: &Rules) {
+        let latest = rules.generation.load(Ordering::Acquire);
+        if latest == self.generation {
+            return;
+        }
+        if let Ok(current) = rules.current.read() {
+            self.pipeline.set_rules(Arc::clone(&current.0), Arc::clone(&current.1));
+            self.version.clone_from(&current.1.version);
+            self.policy = Arc::clone(&current.1);
+            self.generation = latest;
+        }
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod capture {
     use super::*;
     use pnet_datalink::{Channel, NetworkInterface};
-    use vigie_core::pipeline::Pipeline;
     use vigie_core::policy::Action;
     use vigie_core::policy::Subject;
     use vigie_core::sensor::frame::LinkType;
-    use vigie_core::sensor::{kernel_filter, Detail, Sensor, Source};
-
-    /// Where a capture thread sends what it decided, and what it consults.
-    pub(super) struct Sinks<'a> {
-        pub(super) events: &'a SyncSender<Record>,
-        pub(super) dropped: &'a AtomicU64,
-        pub(super) own_traffic: &'a OwnTraffic,
-        pub(super) owners: &'a dyn OwnerLookup,
-        pub(super) kernel_filter: bool,
-        /// Set when packet verdicts run.
-        pub(super) verdicts: Option<&'a verdict::Link>,
-    }
+    use vigie_core::sensor::{kernel_filter, Detail, Source};
 
     /// Socket receive buffer: room for the traffic the filter keeps while
     /// the capture thread sleeps between batches (5 ms of a 10 Gbit/s
@@ -713,24 +751,11 @@ mod capture {
         };
         // Said once the socket is open: from here on, nothing is missed.
         info!(interface = %interface.name, "capturing");
-        let (catalog, policy) =
-            rules.current.read().map_err(|_| anyhow::anyhow!("rules lock poisoned"))?.clone();
-        // Copied once per rules change, not per frame: events carry it.
-        let mut version = policy.version.clone();
-        let mut pipeline = Pipeline::new(Sensor::default(), catalog, Arc::clone(&policy));
-        let mut policy = policy;
-        let mut generation = rules.generation.load(Ordering::Acquire);
+        let mut live = LivePipeline::new(rules)?;
         let subject = Subject::default();
         while !stop.load(Ordering::Relaxed) {
-            let latest = rules.generation.load(Ordering::Acquire);
-            if latest != generation {
-                if let Ok(current) = rules.current.read() {
-                    pipeline.set_rules(Arc::clone(&current.0), Arc::clone(&current.1));
-                    version.clone_from(&current.1.version);
-                    policy = Arc::clone(&current.1);
-                    generation = latest;
-                }
-            }
+            live.refresh(rules);
+            let LivePipeline { pipeline, policy, version, .. } = &mut live;
             if !frame_waiting(&peeker) {
                 std::thread::sleep(BATCH_WINDOW);
             }
@@ -776,7 +801,7 @@ mod capture {
                     program = owner.attribution.program.as_deref(),
                     "decision"
                 );
-                let event = Event::new(o, service, decision, &version, owner.attribution);
+                let event = Event::new(o, service, decision, version, owner.attribution);
                 send(sinks.events, sinks.dropped, event);
             });
         }
@@ -795,16 +820,6 @@ mod capture {
 
     pub(super) fn interfaces(_: &[String]) -> Result<Vec<Interface>> {
         bail!("live capture is implemented for Linux only so far")
-    }
-
-    pub(super) struct Sinks<'a> {
-        pub(super) events: &'a SyncSender<Record>,
-        pub(super) dropped: &'a AtomicU64,
-        pub(super) own_traffic: &'a OwnTraffic,
-        pub(super) owners: &'a dyn OwnerLookup,
-        pub(super) kernel_filter: bool,
-        /// Set when packet verdicts run.
-        pub(super) verdicts: Option<&'a verdict::Link>,
     }
 
     pub(super) fn run(_: &Interface, _: &Rules, _: &AtomicBool, _: &Sinks<'_>) -> Result<()> {

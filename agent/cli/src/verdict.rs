@@ -27,14 +27,12 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 use vigie_core::event::Event;
-use vigie_core::pipeline::Pipeline;
 use vigie_core::policy::{Action, Subject};
 use vigie_core::sensor::frame::LinkType;
-use vigie_core::sensor::Sensor;
 
 use crate::attribution::OwnerLookup;
 use crate::prompts::Prompts;
-use crate::run::{now_micros, send, Record, Rules};
+use crate::run::{now_micros, send, LivePipeline, Record, Rules};
 
 /// The packet mark of a denied connection's first packet, saved into its
 /// conntrack entry so that the kernel rejects what follows ("VG" 1).
@@ -286,11 +284,7 @@ pub(crate) fn start(config: &VerdictConfig, verdicts: Verdicts) -> Result<Instal
 
 #[cfg(target_os = "linux")]
 fn decide_loop(mut queue: nfq::Queue, v: &Verdicts) {
-    let Ok(current) = v.rules.current.read().map(|c| c.clone()) else { return };
-    let mut version = current.1.version.clone();
-    let mut generation = v.rules.generation.load(Ordering::Acquire);
-    let mut pipeline = Pipeline::new(Sensor::default(), current.0, Arc::clone(&current.1));
-    let mut policy = current.1;
+    let Ok(mut live) = LivePipeline::new(&v.rules) else { return };
     loop {
         let mut message = match queue.recv() {
             Ok(message) => message,
@@ -302,15 +296,8 @@ fn decide_loop(mut queue: nfq::Queue, v: &Verdicts) {
             }
         };
         let started = Instant::now();
-        let latest = v.rules.generation.load(Ordering::Acquire);
-        if latest != generation {
-            if let Ok(current) = v.rules.current.read() {
-                pipeline.set_rules(Arc::clone(&current.0), Arc::clone(&current.1));
-                version.clone_from(&current.1.version);
-                policy = Arc::clone(&current.1);
-                generation = latest;
-            }
-        }
+        live.refresh(&v.rules);
+        let LivePipeline { pipeline, policy, version, .. } = &mut live;
         let mut deny = false;
         pipeline.process(
             now_micros(),
@@ -345,8 +332,8 @@ fn decide_loop(mut queue: nfq::Queue, v: &Verdicts) {
                     rejected = denies,
                     "decision"
                 );
-                let event = Event::new(o, service, &decision, &version, owner.attribution);
-                v.prompts.notify(&event, &policy);
+                let event = Event::new(o, service, &decision, version, owner.attribution);
+                v.prompts.notify(&event, policy);
                 if let Some(events) = v.events.lock().ok().as_deref().and_then(Option::as_ref) {
                     send(events, &v.dropped, event);
                 }
