@@ -84,12 +84,14 @@ fn bump(counter: &AtomicU64) {
 /// Responses by question (lowercased) and whether the query had EDNS, which
 /// changes what an upstream may send back.
 struct Cache {
-    entries: HashMap<(Box<[u8]>, bool), CachedResponse, ahash::RandomState>,
+    entries: HashMap<Box<[u8]>, CachedResponse, ahash::RandomState>,
     capacity: usize,
 }
 
 struct CachedResponse {
     response: Vec<u8>,
+    /// Where its TTLs are, found once when stored.
+    ttl_offsets: Vec<usize>,
     stored: Instant,
     expires: Instant,
 }
@@ -99,22 +101,33 @@ const WORKERS: usize = 2;
 
 /// Upper bound on what the cache keeps, whatever an upstream says.
 const MAX_CACHE_TTL: u32 = 86_400;
+/// A question is at most 255 bytes of name and 4 of type and class.
+const MAX_KEY: usize = 260;
 
 impl Cache {
-    fn key(query: &Query<'_>) -> (Box<[u8]>, bool) {
-        (query.question.to_ascii_lowercase().into_boxed_slice(), query.edns)
+    /// The key of `query` in `buf` (no allocation on the lookup path): its
+    /// question lowercased, then 1 if it had EDNS.
+    fn key<'b>(query: &Query<'_>, buf: &'b mut [u8; MAX_KEY]) -> Option<&'b [u8]> {
+        let len = query.question.len();
+        let key = buf.get_mut(..len + 1)?;
+        let (question, flag) = key.split_at_mut(len);
+        question.copy_from_slice(query.question);
+        question.make_ascii_lowercase();
+        flag.fill(u8::from(query.edns));
+        Some(key)
     }
 
     fn get(&mut self, query: &Query<'_>, now: Instant) -> Option<Vec<u8>> {
-        let key = Self::key(query);
-        let entry = self.entries.get(&key)?;
+        let mut buf = [0u8; MAX_KEY];
+        let key = Self::key(query, &mut buf)?;
+        let entry = self.entries.get(key)?;
         if entry.expires <= now {
-            self.entries.remove(&key);
+            self.entries.remove(key);
             return None;
         }
         let mut response = entry.response.clone();
         let elapsed = u32::try_from(now.duration_since(entry.stored).as_secs()).unwrap_or(u32::MAX);
-        wire::age_response(&mut response, query.id, query.question.len(), elapsed).ok()?;
+        wire::age_response(&mut response, query.id, &entry.ttl_offsets, elapsed);
         Some(response)
     }
 
@@ -122,6 +135,9 @@ impl Cache {
         let Ok(info) = wire::inspect_response(response, query.question) else { return };
         let cacheable = matches!(info.rcode, 0 | 3) && !info.truncated;
         let Some(ttl) = info.min_ttl.filter(|ttl| cacheable && *ttl > 0) else { return };
+        let Ok(ttl_offsets) = wire::ttl_offsets(response, query.question.len()) else { return };
+        let mut buf = [0u8; MAX_KEY];
+        let Some(key) = Self::key(query, &mut buf) else { return };
         if self.entries.len() >= self.capacity {
             self.entries.retain(|_, e| e.expires > now);
             if self.entries.len() >= self.capacity {
@@ -130,8 +146,8 @@ impl Cache {
             }
         }
         let expires = now + Duration::from_secs(u64::from(ttl.min(MAX_CACHE_TTL)));
-        self.entries
-            .insert(Self::key(query), CachedResponse { response: response.to_vec(), stored: now, expires });
+        let entry = CachedResponse { response: response.to_vec(), ttl_offsets, stored: now, expires };
+        self.entries.insert(key.into(), entry);
     }
 }
 
@@ -341,7 +357,7 @@ impl Resolver {
             let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
             // One receiving task per runtime worker: queries are decided in parallel.
             for _ in 0..WORKERS {
-                tokio::spawn(Arc::clone(&resolver).serve_udp(Arc::clone(&udp)));
+                tokio::spawn(Arc::clone(&resolver).serve_udp(Arc::clone(&udp), addr));
             }
             tokio::spawn(Arc::clone(&resolver).serve_tcp(tcp));
             info!(%addr, "resolver listening");
@@ -351,7 +367,7 @@ impl Resolver {
         Ok((resolver, OwnTraffic { listen: config.listen.clone(), upstream_ports: ports }))
     }
 
-    async fn serve_udp(self: Arc<Self>, socket: Arc<UdpSocket>) {
+    async fn serve_udp(self: Arc<Self>, socket: Arc<UdpSocket>, local: SocketAddr) {
         let mut buf = vec![0u8; 65_535];
         loop {
             let (len, peer) = match socket.recv_from(&mut buf).await {
@@ -362,7 +378,6 @@ impl Resolver {
                 }
             };
             let Some(message) = buf.get(..len) else { continue };
-            let local = socket.local_addr().unwrap_or(peer);
             match self.decide(message, peer, local, Protocol::Udp) {
                 Ok(Step::Reply(reply)) => {
                     let _ = socket.send_to(&reply, peer).await;

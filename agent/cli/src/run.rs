@@ -17,7 +17,7 @@ use serde::Deserialize;
 use tracing::{error, info, warn};
 use vigie_core::catalog::Catalog;
 use vigie_core::diag::{Diagnostic, Diagnostics, LoadError};
-use vigie_core::event::Event;
+use vigie_core::event::{coalesce, Event};
 use vigie_core::pipeline::Pipeline;
 use vigie_core::policy::{ActivePolicy, Policy};
 use vigie_core::sensor::Sensor;
@@ -504,19 +504,27 @@ fn write_events(
     stored: &AtomicU64,
 ) -> Result<u64> {
     const HOUR: Duration = Duration::from_secs(3600);
+    // A batch gathers for this long, or this many records, before its one
+    // commit; identical decisions in it are stored once, with a count.
+    const GATHER: Duration = Duration::from_millis(250);
+    const MAX_BATCH: usize = 4096;
     let mut batch = Vec::with_capacity(512);
     let mut others = Vec::new();
     let mut last_retention = std::time::Instant::now();
-    loop {
+    let mut open = true;
+    while open {
         match records.recv_timeout(Duration::from_secs(60)) {
             Ok(first) => others.push(first),
             Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => open = false,
         }
-        while batch.len() + others.len() < 512 {
-            match records.try_recv() {
+        let deadline = std::time::Instant::now() + GATHER;
+        while open && !others.is_empty() && others.len() < MAX_BATCH {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match records.recv_timeout(left) {
                 Ok(record) => others.push(record),
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => open = false,
             }
         }
         let (mut journal, mut answers) = (Vec::new(), Vec::new());
@@ -528,6 +536,7 @@ fn write_events(
             }
         }
         if !batch.is_empty() {
+            batch = coalesce(std::mem::take(&mut batch));
             // Inserting is idempotent by event id: a retry cannot duplicate.
             match with_retries("events", || store.insert(&batch)) {
                 Ok(()) => {

@@ -39,6 +39,13 @@ pub struct Event {
     pub ech: bool,
     #[serde(flatten)]
     pub attribution: Attribution,
+    /// How many identical decisions this event stands for (see [`coalesce`]).
+    #[serde(default = "one")]
+    pub repeats: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Event {
@@ -70,6 +77,94 @@ impl Event {
             dst: observation.flow.dst.to_string(),
             ech,
             attribution,
+            repeats: 1,
         }
+    }
+
+    /// Whether `other` records the same decision, for the same program and
+    /// user, about the same name (flows and times aside).
+    fn same_decision(&self, other: &Event) -> bool {
+        self.source == other.source
+            && self.name == other.name
+            && self.service_id == other.service_id
+            && self.action == other.action
+            && self.rule_id == other.rule_id
+            && self.policy_version == other.policy_version
+            && self.protocol == other.protocol
+            && self.ech == other.ech
+            && self.attribution.uid == other.attribution.uid
+            && self.attribution.pid == other.attribution.pid
+            && self.attribution.program_path == other.attribution.program_path
+    }
+}
+
+/// Merges identical decisions of one batch (see [`Event::same_decision`])
+/// into the first of them, which keeps its id, time and flow and counts the
+/// others in `repeats`. Order is kept.
+pub fn coalesce(events: Vec<Event>) -> Vec<Event> {
+    let mut kept: Vec<Event> = Vec::with_capacity(events.len());
+    // Candidates by name: the comparison runs only against events about the same name.
+    let mut by_name: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+    for event in events {
+        let candidates = by_name.entry(event.name.clone()).or_default();
+        let same = candidates.iter().copied().find(|&i| kept.get(i).is_some_and(|k| k.same_decision(&event)));
+        match same.and_then(|i| kept.get_mut(i)) {
+            Some(first) => first.repeats = first.repeats.saturating_add(event.repeats),
+            None => {
+                candidates.push(kept.len());
+                kept.push(event);
+            }
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, uid: Option<u32>, action: Action, ts: i64) -> Event {
+        Event {
+            id: format!("{name}-{ts}"),
+            ts,
+            source: "resolver".into(),
+            name: name.into(),
+            service_id: name.into(),
+            service_name: name.into(),
+            category: "chat".into(),
+            vendor: "V".into(),
+            action,
+            rule_id: "r".into(),
+            policy_version: "1".into(),
+            protocol: "udp".into(),
+            src: format!("127.0.0.1:{ts}"),
+            dst: "127.0.0.153:53".into(),
+            ech: false,
+            attribution: Attribution { uid, ..Attribution::default() },
+            repeats: 1,
+        }
+    }
+
+    #[test]
+    fn identical_decisions_are_counted_once() {
+        let batch = vec![
+            event("chatgpt.com", Some(1000), Action::Block, 1),
+            event("claude.ai", Some(1000), Action::Coach, 2),
+            event("chatgpt.com", Some(1000), Action::Block, 3),
+            event("chatgpt.com", Some(1001), Action::Block, 4),
+            event("chatgpt.com", Some(1000), Action::Block, 5),
+        ];
+        let merged = coalesce(batch);
+        let summary: Vec<(&str, Option<u32>, u32, i64)> =
+            merged.iter().map(|e| (e.name.as_str(), e.attribution.uid, e.repeats, e.ts)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("chatgpt.com", Some(1000), 3, 1),
+                ("claude.ai", Some(1000), 1, 2),
+                ("chatgpt.com", Some(1001), 1, 4)
+            ]
+        );
+        assert_eq!(merged[0].src, "127.0.0.1:1", "the first flow is kept");
     }
 }

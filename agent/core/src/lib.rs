@@ -17,7 +17,7 @@ pub mod store;
 /// Parser entry points for fuzzing and benchmarks; not a stable API.
 #[doc(hidden)]
 pub mod internal {
-    pub use crate::resolver::wire::{age_response, inspect_response, parse_query, strip_ech};
+    pub use crate::resolver::wire::{age_response, inspect_response, parse_query, strip_ech, ttl_offsets};
     pub use crate::sensor::dns::parse_dns_message;
     pub use crate::sensor::frame::{decode_frame, LinkType};
     pub use crate::sensor::quic::{initial_client_hello_fragments, InitialKeys};

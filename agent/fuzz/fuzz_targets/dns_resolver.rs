@@ -3,7 +3,7 @@
 //! ageing, ECH stripping).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use vigie_core::internal::{age_response, inspect_response, parse_query, strip_ech};
+use vigie_core::internal::{age_response, inspect_response, parse_query, strip_ech, ttl_offsets};
 use vigie_core::resolver::wire::{bare, denied, Rcode};
 
 fuzz_target!(|data: &[u8]| {
@@ -18,5 +18,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = info;
     }
     let mut copy = data.to_vec();
-    let _ = age_response(&mut copy, 1, 5, 30);
+    if let Ok(offsets) = ttl_offsets(data, 5) {
+        age_response(&mut copy, 1, &offsets, 30);
+    }
+    // Offsets from another message must not break anything either.
+    age_response(&mut copy, 1, &[0, 3, data.len(), usize::MAX - 2], 30);
 });

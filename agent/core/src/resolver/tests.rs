@@ -250,7 +250,9 @@ fn responses_are_checked_and_aged_for_the_cache() {
     let upper = query_bytes("EXAMPLE.org.", RecordType::A, false);
     assert!(wire::inspect_response(&resp, wire::parse_query(&upper).unwrap().question).is_ok());
 
-    wire::age_response(&mut resp, 7, q.question.len(), 100).unwrap();
+    let offsets = wire::ttl_offsets(&resp, q.question.len()).unwrap();
+    assert_eq!(offsets.len(), 2);
+    wire::age_response(&mut resp, 7, &offsets, 100);
     let m = Message::from_vec(&resp).unwrap();
     assert_eq!(m.id(), 7);
     let ttls: Vec<u32> = m.answers().iter().map(Record::ttl).collect();
@@ -258,7 +260,10 @@ fn responses_are_checked_and_aged_for_the_cache() {
     for len in 0..resp.len() {
         let mut prefix = resp[..len].to_vec();
         let _ = wire::inspect_response(&prefix, q.question);
-        let _ = wire::age_response(&mut prefix, 1, q.question.len(), 1);
+        if let Ok(offsets) = wire::ttl_offsets(&prefix, q.question.len()) {
+            wire::age_response(&mut prefix, 1, &offsets, 1);
+        }
+        wire::age_response(&mut prefix, 1, &offsets, 1);
     }
 }
 

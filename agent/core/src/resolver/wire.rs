@@ -311,20 +311,29 @@ fn walk_ttls(msg: &[u8], mut at: usize, mut each: impl FnMut(u32, usize)) -> Res
     Ok(())
 }
 
-/// Rewrites a cached response for a new query: its id, and every answer and
-/// authority TTL lowered by the seconds it spent in the cache.
-pub fn age_response(msg: &mut [u8], id: u16, question_len: usize, elapsed: u32) -> Result<(), WireError> {
+/// Where the TTLs of a response's answer and authority records sit, so
+/// that a cache can age a copy without walking the records again.
+pub fn ttl_offsets(msg: &[u8], question_len: usize) -> Result<Vec<usize>, WireError> {
     let mut offsets = Vec::new();
-    walk_ttls(msg, HEADER_LEN + question_len, |ttl, at| offsets.push((at, ttl.saturating_sub(elapsed))))?;
-    for (at, ttl) in offsets {
-        if let Some(field) = msg.get_mut(at..at + 4) {
-            field.copy_from_slice(&ttl.to_be_bytes());
+    walk_ttls(msg, HEADER_LEN + question_len, |_, at| offsets.push(at))?;
+    Ok(offsets)
+}
+
+/// Rewrites a cached response for a new query: its id, and the TTLs at
+/// `ttl_offsets` (from [`ttl_offsets`]) lowered by the seconds it spent in
+/// the cache. Offsets past the end are ignored.
+pub fn age_response(msg: &mut [u8], id: u16, ttl_offsets: &[usize], elapsed: u32) {
+    for &at in ttl_offsets {
+        let Some(end) = at.checked_add(4) else { continue };
+        if let Some(field) = msg.get_mut(at..end) {
+            if let Ok(ttl) = <[u8; 4]>::try_from(&*field) {
+                field.copy_from_slice(&u32::from_be_bytes(ttl).saturating_sub(elapsed).to_be_bytes());
+            }
         }
     }
     if let Some(field) = msg.get_mut(..2) {
         field.copy_from_slice(&id.to_be_bytes());
     }
-    Ok(())
 }
 
 /// Removes ECH configurations from the HTTPS and SVCB records of a response

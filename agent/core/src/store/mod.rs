@@ -11,8 +11,11 @@ use crate::policy::Action;
 use crate::sensor::Micros;
 
 /// Ordered migrations; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_events.sql"), include_str!("migrations/0002_journal_answers.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_events.sql"),
+    include_str!("migrations/0002_journal_answers.sql"),
+    include_str!("migrations/0003_event_repeats.sql"),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -118,8 +121,10 @@ impl Store {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO events (id, ts, source, name, service_id, service_name, category, vendor,
-                    action, rule_id, policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                    action, rule_id, policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user,
+                    repeats)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+                    ?21)",
             )?;
             for e in events {
                 stmt.execute(params![
@@ -143,6 +148,7 @@ impl Store {
                     e.attribution.program_path,
                     e.attribution.uid,
                     e.attribution.user,
+                    e.repeats,
                 ])?;
             }
         }
@@ -174,7 +180,7 @@ impl Store {
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, ts, source, name, service_id, service_name, category, vendor, action, rule_id,
-                    policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user
+                    policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user, repeats
              FROM events
              WHERE (?1 IS NULL OR uid = ?1) AND (?2 IS NULL OR ts < ?2)
              ORDER BY ts DESC, seq DESC LIMIT ?3",
@@ -204,6 +210,7 @@ impl Store {
                         uid: row.get(18)?,
                         user: row.get(19)?,
                     },
+                    repeats: row.get(20)?,
                 },
                 row.get::<_, String>(8)?,
             ))

@@ -18,6 +18,7 @@ fn event(id: &str, ts: Micros, service: &str, action: Action) -> Event {
         dst: "10.0.0.2:443".into(),
         ech: false,
         attribution: Attribution { pid: Some(42), user: Some("alice".into()), ..Attribution::default() },
+        repeats: 1,
     }
 }
 
@@ -115,9 +116,21 @@ fn a_version_1_store_is_migrated_in_place() {
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
     }
+    {
+        let conn = Connection::open(&path).unwrap();
+        let old =
+            "INSERT INTO events (id, ts, source, name, service_id, service_name, category, vendor, action,
+            rule_id, policy_version, protocol, src, dst, ech) VALUES ('old', 1, 'dns', 'claude.ai', 'claude',
+            'Claude', 'chat', 'Anthropic', 'block', 'r', '1', 'udp', 'a', 'b', 0)";
+        conn.execute_batch(old).unwrap();
+    }
     let mut store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-    store.insert(&[event("a", 1, "chatgpt", Action::Block)]).unwrap();
-    assert_eq!(store.count().unwrap(), 1);
+    let mut repeated = event("a", 2, "chatgpt", Action::Block);
+    repeated.repeats = 7;
+    store.insert(&[repeated]).unwrap();
+    let events = store.recent(10).unwrap();
+    let repeats: Vec<(&str, u32)> = events.iter().map(|e| (e.id.as_str(), e.repeats)).collect();
+    assert_eq!(repeats, vec![("a", 7), ("old", 1)], "an event stored before repeats counts once");
     std::fs::remove_dir_all(&dir).unwrap();
 }
