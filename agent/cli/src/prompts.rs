@@ -50,13 +50,20 @@ pub(crate) struct PromptRequest {
 struct OpenPrompt {
     request: PromptRequest,
     last_seen: Instant,
+    /// When consoles were last told of it: repeats are pushed at most once
+    /// a second, so a client retrying in a loop cannot flood them.
+    last_pushed: Instant,
 }
+
+const REPEAT_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Inner {
     next_id: u64,
     open: VecDeque<OpenPrompt>,
     bypasses: HashMap<(Option<u32>, String), Instant>,
+    /// Expired prompts are dropped at most once a second, not per decision.
+    last_purge: Option<Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,7 +126,10 @@ impl Prompts {
         };
         let Ok(mut inner) = self.inner.lock() else { return };
         let now = Instant::now();
-        inner.open.retain(|p| now.duration_since(p.last_seen) < PROMPT_LIFETIME);
+        if inner.last_purge.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
+            inner.open.retain(|p| now.duration_since(p.last_seen) < PROMPT_LIFETIME);
+            inner.last_purge = Some(now);
+        }
         let uid = event.attribution.uid;
         let grouped = inner.open.iter_mut().find(|p| {
             p.request.uid == uid
@@ -131,6 +141,10 @@ impl Prompts {
             open.request.repeats = open.request.repeats.saturating_add(1);
             open.request.ts = event.ts;
             open.last_seen = now;
+            if now.duration_since(open.last_pushed) < REPEAT_PUSH_INTERVAL {
+                return;
+            }
+            open.last_pushed = now;
             open.request.clone()
         } else {
             inner.next_id += 1;
@@ -159,7 +173,7 @@ impl Prompts {
             if inner.open.len() >= MAX_OPEN_PROMPTS {
                 inner.open.pop_front();
             }
-            inner.open.push_back(OpenPrompt { request: request.clone(), last_seen: now });
+            inner.open.push_back(OpenPrompt { request: request.clone(), last_seen: now, last_pushed: now });
             request
         };
         drop(inner);

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -96,7 +96,7 @@ struct CachedResponse {
     expires: Instant,
 }
 
-/// Tasks reading each UDP listener (the runtime has two workers).
+/// Threads reading each UDP listener (this machine kind has two cores).
 const WORKERS: usize = 2;
 
 /// Upper bound on what the cache keeps, whatever an upstream says.
@@ -309,6 +309,7 @@ impl Resolver {
         owners: Arc<dyn OwnerLookup>,
         events: SyncSender<Record>,
         dropped: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
     ) -> Result<(Arc<Self>, OwnTraffic)> {
         let mut upstream_addrs = config.upstreams.clone();
         if upstream_addrs.is_empty() {
@@ -352,12 +353,17 @@ impl Resolver {
             tokio::spawn(Arc::clone(upstream).receive());
         }
         for &addr in &config.listen {
-            let udp =
-                Arc::new(UdpSocket::bind(addr).await.with_context(|| format!("resolver on {addr} (udp)"))?);
+            let udp = std::net::UdpSocket::bind(addr).with_context(|| format!("resolver on {addr} (udp)"))?;
+            udp.set_read_timeout(Some(Duration::from_millis(200)))?;
+            let udp = Arc::new(udp);
             let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
-            // One receiving task per runtime worker: queries are decided in parallel.
-            for _ in 0..WORKERS {
-                tokio::spawn(Arc::clone(&resolver).serve_udp(Arc::clone(&udp), addr));
+            // Queries are decided in parallel, one worker per core.
+            for worker in 0..WORKERS {
+                let (resolver, udp, stop) = (Arc::clone(&resolver), Arc::clone(&udp), Arc::clone(&stop));
+                let runtime = tokio::runtime::Handle::current();
+                std::thread::Builder::new()
+                    .name(format!("resolver-{worker}"))
+                    .spawn(move || resolver.serve_udp(udp, addr, runtime, stop))?;
             }
             tokio::spawn(Arc::clone(&resolver).serve_tcp(tcp));
             info!(%addr, "resolver listening");
@@ -367,11 +373,26 @@ impl Resolver {
         Ok((resolver, OwnTraffic { listen: config.listen.clone(), upstream_ports: ports }))
     }
 
-    async fn serve_udp(self: Arc<Self>, socket: Arc<UdpSocket>, local: SocketAddr) {
+    /// One UDP worker: a plain thread blocked in `recv_from`, which costs
+    /// less per query than waking an async task; answers that need an
+    /// upstream are handed to the runtime. It notices `stop` within the
+    /// socket's read timeout.
+    fn serve_udp(
+        self: Arc<Self>,
+        socket: Arc<std::net::UdpSocket>,
+        local: SocketAddr,
+        runtime: tokio::runtime::Handle,
+        stop: Arc<AtomicBool>,
+    ) {
         let mut buf = vec![0u8; 65_535];
-        loop {
-            let (len, peer) = match socket.recv_from(&mut buf).await {
+        while !stop.load(Ordering::Relaxed) {
+            let (len, peer) = match socket.recv_from(&mut buf) {
                 Ok(received) => received,
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
+                    continue
+                }
                 Err(e) => {
                     debug!(error = %e, "resolver receive");
                     continue;
@@ -380,14 +401,15 @@ impl Resolver {
             let Some(message) = buf.get(..len) else { continue };
             match self.decide(message, peer, local, Protocol::Udp) {
                 Ok(Step::Reply(reply)) => {
-                    let _ = socket.send_to(&reply, peer).await;
+                    let _ = socket.send_to(&reply, peer);
                 }
                 Ok(Step::Forward { strip_ech }) => {
                     let (resolver, socket, message) =
                         (Arc::clone(&self), Arc::clone(&socket), message.to_vec());
-                    tokio::spawn(async move {
+                    runtime.spawn(async move {
                         if let Some(reply) = resolver.forward(&message, strip_ech, false).await {
-                            let _ = socket.send_to(&reply, peer).await;
+                            // A datagram send does not wait: fine inside a task.
+                            let _ = socket.send_to(&reply, peer);
                         }
                     });
                 }

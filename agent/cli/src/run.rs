@@ -228,6 +228,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
                 Arc::clone(&owners),
                 events_tx.clone(),
                 Arc::clone(&dropped),
+                Arc::clone(&stop),
             ))
             .context("enforcement needs the local resolver")?;
         own_traffic = Arc::new(own);
