@@ -59,12 +59,18 @@ impl ProcIndex {
         }
         let hot: Vec<u32> = self.hot.iter().copied().collect();
         let pid = hot.into_iter().find(|&pid| self.scan(pid, owner.inode)).or_else(|| {
-            let entries = std::fs::read_dir("/proc").ok()?;
-            entries.flatten().find_map(|entry| {
-                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            // Newest first: a connection that no recent owner made most
+            // likely comes from a process that just started (pids grow).
+            let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+                .ok()?
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                .collect();
+            pids.sort_unstable_by(|a, b| b.cmp(a));
+            pids.into_iter().find(|&pid| {
                 // A socket's uid is its creator's: look at that user's processes.
-                let same_user = entry.metadata().is_ok_and(|m| m.uid() == owner.uid);
-                (same_user && self.scan(pid, owner.inode)).then_some(pid)
+                let same_user = std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == owner.uid);
+                same_user && self.scan(pid, owner.inode)
             })
         })?;
         self.hot.retain(|&p| p != pid);
