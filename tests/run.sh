@@ -8,9 +8,10 @@ export CARGO_TERM_COLOR=never
 FUZZ_SECONDS=${FUZZ_SECONDS:-8}
 
 rust_ensure
-# Live tests: namespaces, real clients, and dnsmasq as the "internet" resolver
-# (dnsmasq-base: the binary, without a system service).
-apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base iptables nftables
+# Live tests: namespaces, real clients (curl, dig, headless Chromium), dnsmasq
+# as the "internet" resolver, and the tools the agent drives (iptables, nft).
+# dnsmasq-base is the binary without a system service.
+apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base iptables nftables chromium
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz
 

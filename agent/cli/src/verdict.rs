@@ -16,6 +16,7 @@
 //!   blocks resolved to (seen in DNS answers on the wire), rejected with a
 //!   timeout.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -277,17 +278,100 @@ pub(crate) fn start(config: &VerdictConfig, verdicts: Verdicts) -> Result<Instal
     queue.set_queue_max_len(config.queue, 4096)?;
     // A GSO packet comes whole: a ClientHello is never split by the kernel for us.
     queue.set_recv_gso(config.queue, true)?;
+    // The socket owner's uid, as the kernel saw it when queueing: what is
+    // left when the socket is closed before it can be looked up.
+    queue.set_recv_uid_gid(config.queue, true)?;
     let installed = install(config)?;
     std::thread::Builder::new().name("verdicts".into()).spawn(move || decide_loop(queue, &verdicts))?;
     Ok(installed)
 }
 
+/// How long a connection's first data packet may wait for the next one
+/// when it holds only part of a handshake (Chromium's ClientHello often
+/// spans two segments, its QUIC Initial two datagrams). Held, the server
+/// gets none of a denied handshake, and the socket is still open when the
+/// second packet names the service and the agent looks up its owner.
+const HOLD: Duration = Duration::from_millis(50);
+const MAX_HELD: usize = 256;
+const MAX_STARTED: usize = 8192;
+
+/// A flow's direction, and whether it is TCP: what holding is keyed by.
+type FlowKey = (std::net::SocketAddr, std::net::SocketAddr, bool);
+
+/// The flow of a queued packet that carries handshake-capable data: TCP
+/// payload, or a QUIC long-header datagram.
+fn data_flow(packet: &[u8]) -> Option<FlowKey> {
+    use std::net::SocketAddr;
+    use vigie_core::sensor::frame::{decode_frame, Frame, Transport};
+    let Ok(Frame::Ip(ip)) = decode_frame(LinkType::RawIp, packet) else { return None };
+    match ip.transport {
+        Transport::Tcp(segment) if !segment.payload.is_empty() => {
+            Some((SocketAddr::new(ip.src, segment.src_port), SocketAddr::new(ip.dst, segment.dst_port), true))
+        }
+        Transport::Udp { src_port, dst_port, payload } if payload.first().is_some_and(|b| b & 0x80 != 0) => {
+            Some((SocketAddr::new(ip.src, src_port), SocketAddr::new(ip.dst, dst_port), false))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(target_os = "linux")]
-fn decide_loop(mut queue: nfq::Queue, v: &Verdicts) {
+struct Verdicter<'v> {
+    queue: nfq::Queue,
+    v: &'v Verdicts,
+    /// First data packets waiting for the rest of their handshake.
+    held: std::collections::VecDeque<(nfq::Message, FlowKey, Instant)>,
+    /// Flows whose first data packet was seen, so later ones are not held.
+    started: HashMap<FlowKey, Instant>,
+}
+
+#[cfg(target_os = "linux")]
+impl Verdicter<'_> {
+    fn send(&mut self, mut message: nfq::Message, deny: bool) {
+        if deny {
+            self.v.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            // Back through OUTPUT with the mark: the rules there save it to
+            // the connection and reject.
+            message.set_nfmark(DENIED_MARK);
+            message.set_verdict(nfq::Verdict::Repeat);
+        } else {
+            self.v.stats.accepted.fetch_add(1, Ordering::Relaxed);
+            message.set_verdict(nfq::Verdict::Accept);
+        }
+        if let Err(e) = self.queue.verdict(message) {
+            self.v.stats.errors.fetch_add(1, Ordering::Relaxed);
+            debug!(error = %e, "NFQUEUE verdict");
+        }
+    }
+
+    /// Decides the packets held for `key` (all of them, with `None`: those
+    /// past their time are let through).
+    fn release(&mut self, key: Option<&FlowKey>, deny: bool) {
+        let now = Instant::now();
+        let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(_, k, since)| key.map_or(now.duration_since(*since) >= HOLD, |key| k == key));
+        self.held = kept.into();
+        for (message, _, _) in due {
+            self.send(message, deny);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn decide_loop(queue: nfq::Queue, v: &Verdicts) {
     let Ok(mut live) = LivePipeline::new(&v.rules) else { return };
+    let mut q = Verdicter { queue, v, held: std::collections::VecDeque::new(), started: HashMap::new() };
     loop {
-        let mut message = match queue.recv() {
+        // Block while nothing is held; otherwise poll, to let held packets go in time.
+        q.queue.set_nonblocking(!q.held.is_empty());
+        let message = match q.queue.recv() {
             Ok(message) => message,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1));
+                q.release(None, false);
+                continue;
+            }
             Err(e) => {
                 v.stats.errors.fetch_add(1, Ordering::Relaxed);
                 warn!(error = %e, "NFQUEUE receive");
@@ -298,16 +382,24 @@ fn decide_loop(mut queue: nfq::Queue, v: &Verdicts) {
         let started = Instant::now();
         live.refresh(&v.rules);
         let LivePipeline { pipeline, policy, version, .. } = &mut live;
-        let mut deny = false;
+        let (mut deny, mut observed) = (false, false);
+        let queued_uid = message.get_uid();
+        let flow = data_flow(message.get_payload());
         pipeline.process(
             now_micros(),
             LinkType::RawIp,
             message.get_payload(),
             &Subject::default(),
             &mut |d| {
+                observed = true;
                 let o = &d.observation;
                 let Some((service, _)) = &d.verdict else { return };
-                let owner = v.owners.owner(o.flow.protocol, o.flow.src, o.flow.dst);
+                let mut owner = v.owners.owner(o.flow.protocol, o.flow.src, o.flow.dst);
+                if owner.attribution.uid.is_none() {
+                    if let Some(uid) = queued_uid {
+                        owner = v.owners.for_uid(uid);
+                    }
+                }
                 let decision = policy.decide(service, &owner.subject());
                 let bypassed = decision.action == Action::Coach
                     && v.prompts.bypassed(owner.attribution.uid, &service.id);
@@ -340,22 +432,32 @@ fn decide_loop(mut queue: nfq::Queue, v: &Verdicts) {
             },
         );
         v.stats.packets.fetch_add(1, Ordering::Relaxed);
-        if deny {
-            v.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            // Back through OUTPUT with the mark: the rules there save it to
-            // the connection and reject.
-            message.set_nfmark(DENIED_MARK);
-            message.set_verdict(nfq::Verdict::Repeat);
-        } else {
-            v.stats.accepted.fetch_add(1, Ordering::Relaxed);
-            message.set_verdict(nfq::Verdict::Accept);
-        }
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         v.stats.decision_nanos.fetch_add(nanos, Ordering::Relaxed);
-        debug!(deny, id = message.get_packet_id(), mark = message.get_nfmark(), "verdict");
-        if let Err(e) = queue.verdict(message) {
-            v.stats.errors.fetch_add(1, Ordering::Relaxed);
-            debug!(error = %e, "NFQUEUE verdict");
+        let Some(key) = flow else {
+            q.send(message, deny);
+            continue;
+        };
+        let first = q.started.insert(key, Instant::now()).is_none();
+        if q.started.len() > MAX_STARTED {
+            q.started.retain(|_, at| at.elapsed() < Duration::from_secs(60));
+            if q.started.len() > MAX_STARTED {
+                // A burst of new flows: forget them all (a later packet is then
+                // at worst held once more).
+                q.started.clear();
+            }
         }
+        if !observed && first {
+            if q.held.len() >= MAX_HELD {
+                if let Some((oldest, _, _)) = q.held.pop_front() {
+                    q.send(oldest, false);
+                }
+            }
+            q.held.push_back((message, key, Instant::now()));
+            continue;
+        }
+        // What was held for this flow shares the fate of what completed it.
+        q.release(Some(&key), deny);
+        q.send(message, deny);
     }
 }

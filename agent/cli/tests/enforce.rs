@@ -138,6 +138,41 @@ fn curl_at(lab: &Lab, uid: &str, host: &str, address: &str) -> (String, Duration
     (lab.client_output(&args), started.elapsed())
 }
 
+/// Headless Chromium on the workstation: the page it got (its DOM) and how
+/// long it took. Names resolve to the internet's server by rule, past any
+/// resolver, so only the packet verdicts stand in the way.
+fn chromium(lab: &Lab, url: &str, extra: &[&str]) -> (String, Duration) {
+    let profile = lab.dir.join(format!("chromium-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let rules = format!("--host-resolver-rules=MAP * {SERVER_IP}");
+    let user_data = format!("--user-data-dir={}", profile.display());
+    let mut args = vec![
+        "timeout",
+        "-k",
+        "5",
+        "30",
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--ignore-certificate-errors",
+        &rules,
+        &user_data,
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--dump-dom", url]);
+    let started = Instant::now();
+    let mut command = lab.cmd(&lab.client, &args);
+    command.env("HOME", &profile).stderr(Stdio::null());
+    let out = command.output().unwrap();
+    (String::from_utf8_lossy(&out.stdout).into_owned(), started.elapsed())
+}
+
 /// curl to an IP literal: no name in the ClientHello.
 fn curl_ip(lab: &Lab, address: &str) -> (String, Duration) {
     let started = Instant::now();
@@ -155,7 +190,8 @@ fn answer_of(dig_output: &str) -> Vec<String> {
 
 #[test]
 fn enforcement_through_the_local_resolver_and_the_console_socket() {
-    let tools = ["ip", "ss", "curl", "dig", "dnsmasq", "python3", "openssl", "setpriv", "timeout"];
+    let tools =
+        ["ip", "ss", "curl", "dig", "dnsmasq", "python3", "openssl", "setpriv", "timeout", "chromium"];
     if let Some(why) = missing_prerequisites(&tools) {
         eprintln!("SKIPPED: {why}");
         return;
@@ -265,6 +301,15 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     let (body, took) = curl_at(&lab, "0", "chatgpt.com", SERVER_IP);
     assert!(body.is_empty() && took < Duration::from_secs(1), "direct chatgpt.com took {took:?}: {body}");
     assert_eq!(curl_at(&lab, "0", "example.org", SERVER_IP).0, "internet ok");
+    // Chromium, over TCP and over QUIC (forced: nothing answers QUIC here,
+    // so without the verdict it would wait until its own timeout).
+    let (page, _) = chromium(&lab, "https://example.org/", &["--disable-quic"]);
+    assert!(page.contains("internet ok"), "Chromium over TCP, allowed: {page}");
+    let (page, took) = chromium(&lab, "https://chatgpt.com/", &["--disable-quic"]);
+    assert!(!page.contains("internet ok") && took < Duration::from_secs(10), "Chromium TCP took {took:?}");
+    let quic = ["--enable-quic", "--origin-to-force-quic-on=chatgpt.com:443"];
+    let (page, took) = chromium(&lab, "https://chatgpt.com/", &quic);
+    assert!(!page.contains("internet ok") && took < Duration::from_secs(10), "Chromium QUIC took {took:?}");
     // An IP literal sends no name: it passes until a DNS answer seen on the
     // wire ties the address to a blocked name (policy: block_resolved_addresses).
     assert_eq!(curl_ip(&lab, CHATGPT_IP).0, "internet ok");
@@ -320,7 +365,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
 
     // Root's own prompts are root's; the other user sees none and cannot answer.
     let mine = request(&lab, &socket, NOBODY, "prompts", "null").unwrap();
-    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
     assert_eq!(request(&lab, &socket, OTHER, "prompts", "null").unwrap(), Value::Array(vec![]));
     let justification =
         format!("{{\"prompt\":{id},\"justification\":\"Relecture d'un texte public pour un client\"}}");
@@ -364,10 +409,17 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert_eq!(request(&lab, &socket, OTHER, "events", "null").unwrap(), Value::Array(vec![]));
     let all = request(&lab, &socket, "0", "events", "{\"limit\":1000}").unwrap();
     assert!(all.as_array().unwrap().iter().any(|e| e["uid"] == 0 && e["service_id"] == "chatgpt"), "{all}");
-    let verdict =
-        all.as_array().unwrap().iter().find(|e| e["source"] == "tls" && e["service_id"] == "chatgpt");
-    let verdict = verdict.unwrap_or_else(|| panic!("no TLS event: {all}"));
-    assert_eq!((verdict["program"].as_str(), verdict["user"].as_str()), (Some("curl"), Some("root")));
+    // The packet verdicts' events name the program behind each blocked handshake.
+    let verdict = |source: &str, program: &str| {
+        all.as_array().unwrap().iter().any(|e| {
+            e["source"] == source
+                && e["service_id"] == "chatgpt"
+                && e["action"] == "block"
+                && e["program"] == program
+                && e["user"] == "root"
+        })
+    };
+    assert!(verdict("tls", "curl") && verdict("tls", "chromium") && verdict("quic", "chromium"), "{all}");
     let answers = request(&lab, &socket, "0", "answers", "null").unwrap();
     assert_eq!(answers[0]["text"], "Relecture d'un texte public pour un client");
 

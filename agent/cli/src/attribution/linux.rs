@@ -180,6 +180,16 @@ impl OwnerLookup for LinuxAttributor {
         owner
     }
 
+    fn for_uid(&self, uid: u32) -> Owner {
+        let accounts = self.accounts();
+        let attribution = Attribution {
+            uid: Some(uid),
+            user: accounts.user_name(uid).map(str::to_owned),
+            ..Attribution::default()
+        };
+        Owner { attribution, groups: accounts.groups_of(uid) }
+    }
+
     fn timings(&self) -> Vec<u32> {
         self.timings.lock().map(|t| t.clone()).unwrap_or_default()
     }

@@ -34,6 +34,12 @@ pub(crate) trait OwnerLookup: Send + Sync + std::fmt::Debug {
     /// no local socket).
     fn owner(&self, protocol: Protocol, local: SocketAddr, remote: SocketAddr) -> Owner;
 
+    /// An owner known only by uid (from the kernel, when the socket itself is
+    /// gone): the user and their groups, no program.
+    fn for_uid(&self, uid: u32) -> Owner {
+        Owner { attribution: Attribution { uid: Some(uid), ..Attribution::default() }, groups: Vec::new() }
+    }
+
     /// Microseconds each attribution took so far (bounded), for the
     /// performance figures.
     fn timings(&self) -> Vec<u32> {
