@@ -19,7 +19,7 @@ use vigie_core::catalog::Catalog;
 use vigie_core::diag::{Diagnostic, Diagnostics, LoadError};
 use vigie_core::event::{coalesce, Event};
 use vigie_core::pipeline::Pipeline;
-use vigie_core::policy::{ActivePolicy, Policy};
+use vigie_core::policy::{ActivePolicy, FailureMode, Policy};
 use vigie_core::sensor::Sensor;
 use vigie_core::store::{Answer, JournalEntry, Store, StoreError};
 
@@ -246,7 +246,8 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
             dropped: Arc::clone(&dropped),
             stats: Arc::clone(&link.stats),
         };
-        Some(start_verdicts(&config.verdicts, verdicts)?)
+        // Read at start: a reload that changes it applies at the next start.
+        Some(start_verdicts(&config.verdicts, active.current().failure_mode, verdicts)?)
     } else {
         None
     };
@@ -389,13 +390,17 @@ fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
 }
 
 #[cfg(target_os = "linux")]
-fn start_verdicts(config: &VerdictConfig, verdicts: verdict::Verdicts) -> Result<verdict::Installed> {
-    verdict::start(config, verdicts)
+fn start_verdicts(
+    config: &VerdictConfig,
+    failure: FailureMode,
+    verdicts: verdict::Verdicts,
+) -> Result<verdict::Installed> {
+    verdict::start(config, failure, verdicts)
         .context("enforcement needs packet verdicts (set [verdicts] enabled = false for the resolver alone)")
 }
 
 #[cfg(not(target_os = "linux"))]
-fn start_verdicts(_: &VerdictConfig, _: verdict::Verdicts) -> Result<verdict::Installed> {
+fn start_verdicts(_: &VerdictConfig, _: FailureMode, _: verdict::Verdicts) -> Result<verdict::Installed> {
     bail!("packet verdicts are implemented for Linux only; set [verdicts] enabled = false")
 }
 
@@ -423,8 +428,9 @@ fn record_start(store: &mut Store, config: &AgentConfig, policy: &Policy) -> Res
         ts: now,
         kind: "started".to_owned(),
         detail: format!(
-            "mode={} policy={} version={} pid={}",
+            "mode={} failure_mode={:?} policy={} version={} pid={}",
             if config.enforce { "enforce" } else { "monitor" },
+            policy.failure_mode,
             policy.name,
             policy.version,
             std::process::id()

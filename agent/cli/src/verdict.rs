@@ -28,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 use vigie_core::event::Event;
-use vigie_core::policy::{Action, Subject};
+use vigie_core::policy::{Action, FailureMode, Subject};
 use vigie_core::sensor::frame::LinkType;
 
 use crate::attribution::OwnerLookup;
@@ -111,14 +111,18 @@ pub(crate) struct Installed {
 }
 
 /// Removes whatever an earlier run (maybe killed) left, then installs.
-fn install(config: &VerdictConfig) -> Result<Installed> {
+/// Fail-open rules let packets through when nobody reads the queue;
+/// fail-closed ones drop them.
+fn install(config: &VerdictConfig, failure: FailureMode) -> Result<Installed> {
+    let open = failure == FailureMode::Open;
     uninstall_all();
     let queue = config.queue;
     let last = config.packets_per_connection.saturating_sub(1);
     // Prefer nftables' own queue where the kernel has it.
     let nft_queue = format!(
         "meta l4proto {{ tcp, udp }} th dport 443 ct original packets 0-{last} \
-         meta mark != {DENIED_MARK:#x} queue num {queue} bypass"
+         meta mark != {DENIED_MARK:#x} queue num {queue}{}",
+        if open { " bypass" } else { "" }
     );
     let native = nft_load(&nft_table(Some(&nft_queue))).is_ok();
     if !native {
@@ -151,7 +155,8 @@ fn install(config: &VerdictConfig) -> Result<Installed> {
                 .map(|proto| {
                     format!(
                         "-p {proto} --dport 443 -m connbytes --connbytes 0:{last} --connbytes-dir original \
-                         --connbytes-mode packets -j NFQUEUE --queue-num {queue} --queue-bypass"
+                         --connbytes-mode packets -j NFQUEUE --queue-num {queue}{}",
+                        if open { " --queue-bypass" } else { "" }
                     )
                 })
                 .collect()
@@ -170,7 +175,7 @@ fn install(config: &VerdictConfig) -> Result<Installed> {
     if iptables.is_empty() && !native {
         bail!("no way to queue packets: neither iptables nor nftables' queue works here");
     }
-    info!(queue = config.queue, nft_queue = native, "packet verdict rules installed");
+    info!(queue = config.queue, nft_queue = native, ?failure, "packet verdict rules installed");
     Ok(Installed { iptables })
 }
 
@@ -270,7 +275,7 @@ pub(crate) struct Link {
 /// the rules go first (on drop of the returned value), and with queue
 /// bypass, traffic flows in between.
 #[cfg(target_os = "linux")]
-pub(crate) fn start(config: &VerdictConfig, verdicts: Verdicts) -> Result<Installed> {
+pub(crate) fn start(config: &VerdictConfig, failure: FailureMode, verdicts: Verdicts) -> Result<Installed> {
     let mut queue = nfq::Queue::open().context("NFQUEUE (needs CAP_NET_ADMIN)")?;
     queue.bind(config.queue).with_context(|| format!("binding NFQUEUE {}", config.queue))?;
     // A full queue lets packets through rather than dropping them.
@@ -281,7 +286,7 @@ pub(crate) fn start(config: &VerdictConfig, verdicts: Verdicts) -> Result<Instal
     // The socket owner's uid, as the kernel saw it when queueing: what is
     // left when the socket is closed before it can be looked up.
     queue.set_recv_uid_gid(config.queue, true)?;
-    let installed = install(config)?;
+    let installed = install(config, failure)?;
     std::thread::Builder::new().name("verdicts".into()).spawn(move || decide_loop(queue, &verdicts))?;
     Ok(installed)
 }

@@ -470,3 +470,68 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert!(!leftover(&["iptables", "-w", "-S", "VIGIE"]), "iptables chain removed");
     assert!(!leftover(&["nft", "list", "table", "inet", "vigie"]), "nftables table removed");
 }
+
+#[test]
+fn fail_closed_holds_https_while_the_agent_is_gone() {
+    if let Some(why) =
+        missing_prerequisites(&["ip", "ss", "curl", "python3", "openssl", "timeout", "iptables"])
+    {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let mut lab = Lab::new("f");
+    let dir = lab.dir.clone();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=internet"])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl req");
+    let mut https = lab.cmd(
+        &lab.server,
+        &[
+            "timeout",
+            "120",
+            "python3",
+            "-c",
+            HTTPS_SERVER,
+            "0.0.0.0",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+        ],
+    );
+    https.stdout(Stdio::null()).stderr(Stdio::null());
+    lab.spawn(https);
+    assert!(lab.wait_listening(&lab.server, "t", "0.0.0.0:443"), "HTTPS server did not start");
+
+    let policy = dir.join("policy.toml");
+    let closed =
+        vigie_core::policy::BUNDLED_POLICY.replace("failure_mode = \"open\"", "failure_mode = \"closed\"");
+    assert!(closed.contains("failure_mode = \"closed\""));
+    std::fs::write(&policy, closed).unwrap();
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "enforce = true\npolicy = {policy:?}\ndatabase = {:?}\nsocket = {:?}\n\
+             [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\n",
+            dir.join("events.db"),
+            dir.join("agent.sock")
+        ),
+    )
+    .unwrap();
+    let agent = start_agent(&mut lab, &config, "agent");
+    assert_eq!(curl_at(&lab, "0", "example.org", SERVER_IP).0, "internet ok", "{}", agent.log());
+    sh(&["kill", "-KILL", &agent.pid.to_string()]);
+    lab.wait_exit(agent.pid, Duration::from_secs(5)).expect("agent killed");
+    let (body, _) = curl_at(&lab, "0", "example.org", SERVER_IP);
+    assert!(body.is_empty(), "fail-closed: nothing leaves while the agent is gone");
+    let agent = start_agent(&mut lab, &config, "agent-restarted");
+    assert_eq!(curl_at(&lab, "0", "example.org", SERVER_IP).0, "internet ok", "back with the agent");
+    sh(&["kill", "-TERM", &agent.pid.to_string()]);
+    assert!(lab.wait_exit(agent.pid, Duration::from_secs(10)).is_some_and(|s| s.success()));
+    // A clean stop takes the rules away: traffic flows, unfiltered.
+    assert_eq!(curl_at(&lab, "0", "example.org", SERVER_IP).0, "internet ok", "after a clean stop");
+}

@@ -81,6 +81,19 @@ pub struct Coaching {
     pub min_justification_chars: u32,
 }
 
+/// What happens to traffic while no agent runs (stopped, crashed, killed)
+/// with enforcement installed (R15).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// Traffic flows unfiltered until the agent is back.
+    #[default]
+    Open,
+    /// New connections to port 443 wait for the agent (their first packets
+    /// are queued and dropped): nothing leaves unchecked.
+    Closed,
+}
+
 /// What the local resolver answers for a name the policy denies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,6 +137,8 @@ struct PolicyFile {
     name: String,
     version: String,
     default_action: Action,
+    #[serde(default)]
+    failure_mode: FailureMode,
     alternative: Alternative,
     coach: Coaching,
     messages: Messages,
@@ -182,6 +197,7 @@ pub struct Policy {
     pub name: String,
     pub version: String,
     pub default_action: Action,
+    pub failure_mode: FailureMode,
     pub alternative: Alternative,
     pub coach: Coaching,
     pub messages: Messages,
@@ -277,6 +293,7 @@ impl Policy {
             name: file.name,
             version: file.version,
             default_action: file.default_action,
+            failure_mode: file.failure_mode,
             alternative: file.alternative,
             coach: file.coach,
             messages: file.messages,
