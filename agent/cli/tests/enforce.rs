@@ -61,6 +61,18 @@ reason = { fr = "Justifiez l'usage.", en = "Justify the use." }
 id = "warn-le-chat"
 action = "warn"
 services = ["le-chat"]
+
+[[rule]]
+id = "block-hugging-face-for-nobody"
+action = "block"
+services = ["huggingface"]
+users = ["nobody"]
+
+[[rule]]
+id = "block-poe-from-curl"
+action = "block"
+services = ["poe"]
+programs = ["curl"]
 "#;
 
 /// HTTPS record: priority 1, target ".", alpn="h2", ech=<8 bytes>.
@@ -379,6 +391,12 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert_eq!(answer_of(&dig(&lab, "0", "claude.ai", "A")), ["0.0.0.0"], "the bypass is nobody's alone");
     assert_eq!(curl_at(&lab, NOBODY, "claude.ai", SERVER_IP).0, "internet ok", "justified");
     assert!(curl_at(&lab, "0", "claude.ai", SERVER_IP).0.is_empty(), "root did not justify");
+
+    // Rules scoped to a user or a program apply to live traffic.
+    assert_eq!(answer_of(&dig(&lab, NOBODY, "huggingface.co", "A")), ["0.0.0.0"], "nobody's rule");
+    assert_eq!(answer_of(&dig(&lab, "0", "huggingface.co", "A")), [SERVER_IP], "root is only monitored");
+    assert_eq!(answer_of(&dig(&lab, "0", "poe.com", "A")), [SERVER_IP], "dig is not curl");
+    assert!(curl_at(&lab, "0", "poe.com", SERVER_IP).0.is_empty(), "curl is blocked from poe.com");
 
     // Warn lets through and still prompts.
     assert_eq!(answer_of(&dig(&lab, NOBODY, "chat.mistral.ai", "A")), [SERVER_IP]);
