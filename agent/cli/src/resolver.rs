@@ -155,6 +155,16 @@ impl Cache {
 /// hand the answer.
 type Waiter = (Box<[u8]>, oneshot::Sender<Vec<u8>>);
 
+/// A UDP socket on `addr` that other workers of this agent may bind too.
+fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    Ok(socket.into())
+}
+
 /// One upstream over UDP: a connected socket (so only that server's
 /// datagrams arrive), and the queries waiting for it by random id.
 struct UdpUpstream {
@@ -353,13 +363,13 @@ impl Resolver {
             tokio::spawn(Arc::clone(upstream).receive());
         }
         for &addr in &config.listen {
-            let udp = std::net::UdpSocket::bind(addr).with_context(|| format!("resolver on {addr} (udp)"))?;
-            udp.set_read_timeout(Some(Duration::from_millis(200)))?;
-            let udp = Arc::new(udp);
             let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
-            // Queries are decided in parallel, one worker per core.
+            // Queries are decided in parallel, one worker per core, each on
+            // its own socket (SO_REUSEPORT): no receive queue shared between them.
             for worker in 0..WORKERS {
-                let (resolver, udp, stop) = (Arc::clone(&resolver), Arc::clone(&udp), Arc::clone(&stop));
+                let udp =
+                    Arc::new(reuse_port_socket(addr).with_context(|| format!("resolver on {addr} (udp)"))?);
+                let (resolver, stop) = (Arc::clone(&resolver), Arc::clone(&stop));
                 let runtime = tokio::runtime::Handle::current();
                 std::thread::Builder::new()
                     .name(format!("resolver-{worker}"))

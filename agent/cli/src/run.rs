@@ -525,14 +525,28 @@ fn write_events(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => open = false,
         }
+        // Gather by draining in short naps rather than waiting on each
+        // record: a flood of decisions then costs a few wakeups a second.
         let deadline = std::time::Instant::now() + GATHER;
-        while open && !others.is_empty() && others.len() < MAX_BATCH {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match records.recv_timeout(left) {
-                Ok(record) => others.push(record),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => open = false,
+        while open && !others.is_empty() {
+            loop {
+                match records.try_recv() {
+                    Ok(record) => others.push(record),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+                if others.len() >= MAX_BATCH {
+                    break;
+                }
             }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !open || others.len() >= MAX_BATCH || left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(25)));
         }
         let (mut journal, mut answers) = (Vec::new(), Vec::new());
         for record in others.drain(..) {
