@@ -13,7 +13,7 @@ use vigie_core::catalog::Catalog;
 use vigie_core::pipeline::Pipeline;
 use vigie_core::policy::{Policy, Subject};
 use vigie_core::sensor::frame::LinkType;
-use vigie_core::sensor::kernel_filter::{capture_filter, SNAP_LEN, TCP_SNAP_LEN};
+use vigie_core::sensor::kernel_filter::{capture_filter, SNAP_LEN, TCP_SHORT_SNAP_LEN, TCP_SNAP_LEN};
 use vigie_core::sensor::Sensor;
 use vigie_tests::{bpf, capture_fixtures, load_frames, tcp_frame, udp_frame, OwnedFrame, ACK, PSH_ACK, SYN};
 
@@ -38,7 +38,9 @@ fn observations<'a>(frames: impl Iterator<Item = &'a OwnedFrame>) -> BTreeSet<St
 fn filtered(frame: &[u8]) -> Option<&[u8]> {
     match bpf::run(&capture_filter(), frame) {
         Some(0) => None,
-        Some(len @ (SNAP_LEN | TCP_SNAP_LEN)) => Some(&frame[..frame.len().min(len as usize)]),
+        Some(len @ (SNAP_LEN | TCP_SNAP_LEN | TCP_SHORT_SNAP_LEN)) => {
+            Some(&frame[..frame.len().min(len as usize)])
+        }
         other => panic!("unexpected filter result {other:?}"),
     }
 }
@@ -108,9 +110,13 @@ fn bulk_traffic_is_dropped_in_the_kernel_and_handshakes_kept() {
     let mut fragment = udp_frame(c, s53, &[0; 30]);
     fragment[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
     assert!(!kept(&fragment));
-    // TCP segments are cut after a ClientHello's worth; DNS and QUIC are kept whole.
+    // TCP data is cut: after a ClientHello's worth when it starts a handshake
+    // record, after 2 KiB otherwise; DNS and QUIC are kept whole.
     let upload = tcp_frame(c, s443, 1, PSH_ACK, &[0x17; 60_000]);
-    assert_eq!(filtered(&upload).unwrap().len(), TCP_SNAP_LEN as usize);
+    assert_eq!(filtered(&upload).unwrap().len(), TCP_SHORT_SNAP_LEN as usize);
+    let mut big_hello = vec![0x16, 3, 1];
+    big_hello.resize(60_000, 0);
+    assert_eq!(filtered(&tcp_frame(c, s443, 1, PSH_ACK, &big_hello)).unwrap().len(), TCP_SNAP_LEN as usize);
     assert_eq!(bpf::run(&capture_filter(), &udp_frame(c, s443, &[0xc3; 1200])), Some(SNAP_LEN));
     // A frame cut short is refused, as the kernel refuses an out-of-bounds load.
     assert!(!kept(&tcp_frame(c, s443, 1, PSH_ACK, &data)[..30]));
@@ -121,6 +127,9 @@ fn bulk_traffic_is_dropped_in_the_kernel_and_handshakes_kept() {
     assert!(kept(&ipv6_frame(6, &hello)));
     assert!(kept(&ipv6_frame(6, &tcp_header(40_000, 443, SYN))));
     assert!(!kept(&ipv6_frame(6, &tcp_header(40_000, 443, ACK))));
+    let mut upload6 = tcp_header(40_000, 443, PSH_ACK);
+    upload6.extend_from_slice(&[0x17; 60_000]);
+    assert_eq!(filtered(&ipv6_frame(6, &upload6)).unwrap().len(), TCP_SHORT_SNAP_LEN as usize);
     let mut download = tcp_header(443, 40_000, PSH_ACK);
     download.extend_from_slice(&data);
     assert!(!kept(&ipv6_frame(6, &download)));

@@ -663,8 +663,7 @@ mod capture {
 
     /// An AF_PACKET socket for pnet to bind, with the kernel filter attached
     /// (unless benchmarking without it) so that bulk traffic is dropped
-    /// before it is copied to us, and a second handle on it to tell whether
-    /// frames are waiting.
+    /// before it is copied to us, and a second handle on it to read from.
     fn capture_socket(filter: bool) -> std::io::Result<(i32, socket2::Socket)> {
         use std::os::fd::IntoRawFd;
         const ETH_P_ALL: u16 = 0x0003;
@@ -681,15 +680,59 @@ mod capture {
         if rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket, RECEIVE_BUFFER).is_err() {
             socket.set_recv_buffer_size(RECEIVE_BUFFER)?;
         }
-        let peeker = socket.try_clone()?;
+        let reader = socket.try_clone()?;
         // pnet owns the descriptor from here and closes it with the channel.
-        Ok((socket.into_raw_fd(), peeker))
+        Ok((socket.into_raw_fd(), reader))
     }
 
-    /// Whether a frame is waiting (pnet makes the socket non-blocking).
-    fn frame_waiting(socket: &socket2::Socket) -> bool {
-        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
-        socket.peek(&mut byte).is_ok()
+    /// Reads frames straight from the capture socket that pnet opened and
+    /// bound: one `recv` per frame (pnet's reader adds a `poll` per frame),
+    /// and when none is waiting, a nap so that frames come in batches, then
+    /// a bounded wait in the kernel.
+    struct FrameReader {
+        socket: socket2::Socket,
+        buf: Vec<u8>,
+        napped: bool,
+    }
+
+    impl FrameReader {
+        fn new(socket: socket2::Socket) -> std::io::Result<Self> {
+            socket.set_nonblocking(true)?;
+            // Frames on the sending side can be GSO super-frames, far over the MTU.
+            Ok(Self { socket, buf: vec![0; 1 << 17], napped: false })
+        }
+
+        /// The length of the next frame, now in `buf`; `None` when none came
+        /// within 200 ms (time to look at the stop flag).
+        fn next(&mut self) -> std::io::Result<Option<usize>> {
+            use std::io::Read;
+            loop {
+                match (&self.socket).read(&mut self.buf) {
+                    Ok(len) => {
+                        self.napped = false;
+                        return Ok(Some(len));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if !self.napped {
+                            self.napped = true;
+                            std::thread::sleep(BATCH_WINDOW);
+                            continue;
+                        }
+                        self.napped = false;
+                        let mut fds =
+                            [rustix::event::PollFd::new(&self.socket, rustix::event::PollFlags::IN)];
+                        let wait = rustix::event::Timespec { tv_sec: 0, tv_nsec: 200_000_000 };
+                        match rustix::event::poll(&mut fds, Some(&wait)) {
+                            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(None),
+                            Ok(_) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
 
     pub(super) fn interfaces(names: &[String]) -> Result<Vec<NetworkInterface>> {
@@ -764,7 +807,7 @@ mod capture {
         stop: &AtomicBool,
         sinks: &Sinks<'_>,
     ) -> Result<()> {
-        let (socket_fd, peeker) = capture_socket(sinks.kernel_filter)
+        let (socket_fd, reader) = capture_socket(sinks.kernel_filter)
             .with_context(|| format!("capture on {} (needs CAP_NET_RAW)", interface.name))?;
         let config = pnet_datalink::Config {
             // Frames on the sending side can be GSO super-frames, far over the MTU.
@@ -776,9 +819,11 @@ mod capture {
         };
         let channel = pnet_datalink::channel(interface, config)
             .with_context(|| format!("capture on {} (needs CAP_NET_RAW)", interface.name))?;
-        let Channel::Ethernet(_, mut rx) = channel else {
+        // pnet bound the socket to the interface; frames are read through our own handle.
+        let Channel::Ethernet(_tx, _rx) = channel else {
             bail!("{}: not an Ethernet-like interface", interface.name);
         };
+        let mut reader = FrameReader::new(reader)?;
         // Said once the socket is open: from here on, nothing is missed.
         info!(interface = %interface.name, "capturing");
         let mut live = LivePipeline::new(rules)?;
@@ -786,19 +831,12 @@ mod capture {
         while !stop.load(Ordering::Relaxed) {
             live.refresh(rules);
             let LivePipeline { pipeline, policy, version, .. } = &mut live;
-            if !frame_waiting(&peeker) {
-                std::thread::sleep(BATCH_WINDOW);
-            }
-            let frame = match rx.next() {
-                Ok(frame) => frame,
-                Err(e)
-                    if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) =>
-                {
-                    continue
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            let len = match reader.next() {
+                Ok(Some(len)) => len,
+                Ok(None) => continue,
                 Err(e) => return Err(e).with_context(|| format!("reading from {}", interface.name)),
             };
+            let Some(frame) = reader.buf.get(..len) else { continue };
             pipeline.process(now_micros(), LinkType::Ethernet, frame, &subject, &mut |decided| {
                 let o = &decided.observation;
                 let Some((service, default_decision)) = &decided.verdict else { return };

@@ -9,9 +9,10 @@
 //!   and what the sensor needs to follow and end a stream). Pure ACKs and
 //!   everything the server sends are dropped: a download costs nothing.
 //!
-//! TCP segments are cut after 17 KiB of payload: the sensor reads no more
-//! of a stream than a ClientHello's maximum in its records, and an upload's
-//! GSO super-frames (up to 64 KiB) then cost a quarter of the copy.
+//! TCP segments that start a TLS handshake record are cut after 17 KiB of
+//! payload (the most the sensor reads of a stream); other data segments
+//! after 2 KiB, enough for the continuation of a ClientHello split at the
+//! MTU. An upload's GSO super-frames (up to 64 KiB) then cost 2 KiB of copy.
 //!
 //! Non-first IPv4 fragments are dropped (the sensor cannot use them);
 //! IPv6 packets with extension headers are kept, for the sensor to decide.
@@ -46,7 +47,14 @@ const RET: u16 = 0x06;
 pub const SNAP_LEN: u32 = 262_144;
 /// What an accepted TCP segment keeps: the largest headers (Ethernet,
 /// IPv4 with options, TCP with options) and a whole ClientHello.
-pub const TCP_SNAP_LEN: u32 = 14 + 60 + 60 + super::MAX_HELLO_STREAM as u32;
+pub const TCP_SNAP_LEN: u32 = TCP_HEADERS + super::MAX_HELLO_STREAM as u32;
+/// What other TCP data keeps: the headers and 2 KiB, more than a segment of
+/// a ClientHello split at any common MTU carries.
+pub const TCP_SHORT_SNAP_LEN: u32 = TCP_HEADERS + 2048;
+/// The largest Ethernet, IPv4 (with options) and TCP (with options) headers.
+const TCP_HEADERS: u32 = 14 + 60 + 60;
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u32 = 0x16;
 
 const ETH_IPV4: u32 = 0x0800;
 const ETH_IPV6: u32 = 0x86dd;
@@ -60,6 +68,8 @@ enum Target {
     Accept,
     /// Accept a TCP segment, up to `TCP_SNAP_LEN`.
     AcceptTcp,
+    /// Accept a TCP segment, up to `TCP_SHORT_SNAP_LEN`.
+    AcceptTcpShort,
     Drop,
     At(&'static str),
 }
@@ -71,7 +81,7 @@ enum Step {
 }
 
 use Step::{Jump, Label, Op};
-use Target::{Accept, AcceptTcp, At, Drop, Next};
+use Target::{Accept, AcceptTcp, AcceptTcpShort, At, Drop, Next};
 
 /// The UDP and TCP port and flag checks, for IPv4 (offsets from the IP
 /// header, whose length is in X) or IPv6 (fixed offsets).
@@ -120,7 +130,10 @@ fn program() -> Vec<Step> {
         Op(ADD_X, 0),
         Op(TAX, 0),
         Op(LDH_ABS, 16),
-        Jump(JGT_X, 0, AcceptTcp, Drop),
+        Jump(JGT_X, 0, Next, Drop),
+        // X still holds both header lengths: the first payload byte.
+        Op(LDB_IND, 14),
+        Jump(JEQ, TLS_HANDSHAKE, AcceptTcp, AcceptTcpShort),
         Label("v6"),
         Jump(JEQ, ETH_IPV6, Next, Drop),
         Op(LDB_ABS, 20),
@@ -136,7 +149,9 @@ fn program() -> Vec<Step> {
         // IPv6 payload length − TCP header length.
         Op(LDH_ABS, 18),
         Op(SUB_X, 0),
-        Jump(JGT, 0, AcceptTcp, Drop),
+        Jump(JGT, 0, Next, Drop),
+        Op(LDB_IND, 54),
+        Jump(JEQ, TLS_HANDSHAKE, AcceptTcp, AcceptTcpShort),
     ]);
     s
 }
@@ -154,8 +169,8 @@ pub fn capture_filter() -> Vec<Instruction> {
             _ => index += 1,
         }
     }
-    let (accept, accept_tcp, drop) = (index, index + 1, index + 2);
-    let mut out = Vec::with_capacity(index + 3);
+    let (accept, accept_tcp, accept_tcp_short, drop) = (index, index + 1, index + 2, index + 3);
+    let mut out = Vec::with_capacity(index + 4);
     for step in steps {
         let here = out.len();
         let offset = |target: Target| -> u8 {
@@ -163,6 +178,7 @@ pub fn capture_filter() -> Vec<Instruction> {
                 Next => here + 1,
                 Accept => accept,
                 AcceptTcp => accept_tcp,
+                AcceptTcpShort => accept_tcp_short,
                 Drop => drop,
                 At(name) => labels.get(name).copied().unwrap_or(drop),
             };
@@ -177,6 +193,7 @@ pub fn capture_filter() -> Vec<Instruction> {
     }
     out.push((RET, 0, 0, SNAP_LEN));
     out.push((RET, 0, 0, TCP_SNAP_LEN));
+    out.push((RET, 0, 0, TCP_SHORT_SNAP_LEN));
     out.push((RET, 0, 0, 0));
     out
 }
