@@ -64,6 +64,17 @@ pub(crate) fn status(socket: &Path, as_json: bool) -> Result<()> {
         ),
         None => println!("resolver    off (monitor mode)"),
     }
+    match status.get("verdicts").filter(|v| !v.is_null()) {
+        Some(v) => println!(
+            "verdicts    {} packets, {} rejected, {} accepted, {} addresses blocked, {} errors",
+            field(v, &["packets"]),
+            field(v, &["rejected"]),
+            field(v, &["accepted"]),
+            field(v, &["addresses_blocked"]),
+            field(v, &["errors"])
+        ),
+        None => println!("verdicts    off"),
+    }
     println!("events      {} stored, {} dropped", text(&["events", "stored"]), text(&["events", "dropped"]));
     println!(
         "attribution {} flows, p50 {} µs, p99 {} µs",
