@@ -6,15 +6,18 @@
 //! browsers fall back or fail at once), and so is the rest of its
 //! connection, in the kernel, by its conntrack mark.
 //!
-//! Rules live in their own places and go when the agent stops:
-//! - iptables chain `VIGIE` (filter/OUTPUT; also ip6tables): the NFQUEUE
-//!   rule with `--queue-bypass`, so that traffic flows while no agent
-//!   listens (fail-open), and the rejects by mark. iptables because this
-//!   kernel lacks nftables' `queue` statement; where `nft` accepts it, the
-//!   queue rule goes in the nftables table instead.
-//! - nftables table `inet vigie`: sets of addresses that names the policy
-//!   blocks resolved to (seen in DNS answers on the wire), rejected with a
-//!   timeout.
+//! Rules live in their own places, ahead of the administrator's, and go
+//! when the agent stops:
+//! - the queue rule, at the mangle priority (before any filter rule can
+//!   accept the packet, and an accept verdict ends only this table, so the
+//!   administrator's filter rules still apply): iptables chain `VIGIE` in
+//!   the mangle table (also ip6tables), because this kernel lacks nftables'
+//!   `queue` statement; where `nft` accepts it, a chain of the agent's
+//!   nftables table instead. With `--queue-bypass` (fail-open) or without
+//!   (fail-closed).
+//! - nftables table `inet vigie`, at filter priority − 10: the denied mark
+//!   saved to the connection, the rejects by connection mark, and the sets
+//!   of addresses that blocked names resolved to, rejected with a timeout.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,9 +38,11 @@ use crate::attribution::OwnerLookup;
 use crate::prompts::Prompts;
 use crate::run::{now_micros, send, LivePipeline, Record, Rules};
 
-/// The packet mark of a denied connection's first packet, saved into its
-/// conntrack entry so that the kernel rejects what follows ("VG" 1).
-const DENIED_MARK: u32 = 0x5647_0001;
+/// The mark bit of a denied connection's first packet, saved into its
+/// conntrack entry so that the kernel rejects what follows. One bit, OR-ed
+/// into whatever mark the packet had: other users of marks (VPNs, policy
+/// routing) keep theirs.
+const DENIED_MARK: u32 = 0x0400_0000;
 const CHAIN: &str = "VIGIE";
 const TABLE: &str = "vigie";
 /// Addresses of blocked names stay rejected this long after being seen.
@@ -84,20 +89,26 @@ fn run_tool(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The nftables table: address sets and the rejects that use them.
+/// The nftables table: the denied connections' rejects, the address sets,
+/// and the queue rule when the kernel has nftables' queue.
 fn nft_table(queue_rule: Option<&str>) -> String {
-    let queue = queue_rule.unwrap_or("");
+    let queue = queue_rule.map_or(String::new(), |rule| {
+        format!("  chain queue {{\n    type filter hook output priority mangle; policy accept;\n    {rule}\n  }}\n")
+    });
+    let mark = format!("{DENIED_MARK:#x}");
     format!(
         "table inet {TABLE} {{
   set blocked4 {{ type ipv4_addr; flags timeout; }}
   set blocked6 {{ type ipv6_addr; flags timeout; }}
-  chain output {{
+{queue}  chain output {{
     type filter hook output priority filter - 10; policy accept;
+    meta mark and {mark} == {mark} ct mark set ct mark or {mark}
+    ct direction original ct mark and {mark} == {mark} meta l4proto tcp reject with tcp reset
+    ct direction original ct mark and {mark} == {mark} reject
     ip daddr @blocked4 meta l4proto tcp reject with tcp reset
     ip daddr @blocked4 reject
     ip6 daddr @blocked6 meta l4proto tcp reject with tcp reset
     ip6 daddr @blocked6 reject
-    {queue}
   }}
 }}
 "
@@ -116,67 +127,45 @@ pub(crate) struct Installed {
 fn install(config: &VerdictConfig, failure: FailureMode) -> Result<Installed> {
     let open = failure == FailureMode::Open;
     uninstall_all();
+    // From here, a failure part way removes what was added (on drop).
+    let mut installed = Installed { iptables: Vec::new() };
     let queue = config.queue;
-    let last = config.packets_per_connection.saturating_sub(1);
-    // Prefer nftables' own queue where the kernel has it.
+    // Conntrack counts the packet being filtered: the SYN is packet 1.
+    let packets = config.packets_per_connection.max(1);
+    let mark = format!("{DENIED_MARK:#x}");
     let nft_queue = format!(
-        "meta l4proto {{ tcp, udp }} th dport 443 ct original packets 0-{last} \
-         meta mark != {DENIED_MARK:#x} queue num {queue}{}",
+        "meta l4proto {{ tcp, udp }} th dport 443 ct original packets 1-{packets} \
+         meta mark and {mark} != {mark} queue num {queue}{}",
         if open { " bypass" } else { "" }
     );
     let native = nft_load(&nft_table(Some(&nft_queue))).is_ok();
     if !native {
         nft_load(&nft_table(None)).context("nftables table")?;
-    }
-    let mut iptables = Vec::new();
-    for tool in ["iptables", "ip6tables"] {
-        let Ok(()) = run_tool(tool, &["-w", "-N", CHAIN]) else {
-            warn!(tool, "cannot create the verdict chain; skipping this family");
-            continue;
-        };
-        iptables.push(tool);
-        let rules: Vec<Vec<String>> = [
-            // The rest of a denied connection, then its first packet (back
-            // here after the verdict asked to repeat with the mark). Only
-            // the client's direction: the reset the kernel sends back to the
-            // client belongs to the same connection and must pass.
-            format!("-m connmark --mark {DENIED_MARK:#x} -m conntrack --ctdir ORIGINAL -p tcp -j REJECT --reject-with tcp-reset"),
-            format!("-m connmark --mark {DENIED_MARK:#x} -m conntrack --ctdir ORIGINAL -j REJECT"),
-            format!("-m mark --mark {DENIED_MARK:#x} -j CONNMARK --save-mark"),
-            format!("-m mark --mark {DENIED_MARK:#x} -p tcp -j REJECT --reject-with tcp-reset"),
-            format!("-m mark --mark {DENIED_MARK:#x} -j REJECT"),
-        ]
-        .into_iter()
-        .chain(if native {
-            Vec::new()
-        } else {
-            ["tcp", "udp"]
-                .into_iter()
-                .map(|proto| {
-                    format!(
-                        "-p {proto} --dport 443 -m connbytes --connbytes 0:{last} --connbytes-dir original \
-                         --connbytes-mode packets -j NFQUEUE --queue-num {queue}{}",
-                        if open { " --queue-bypass" } else { "" }
-                    )
-                })
-                .collect()
-        })
-        .map(|rule| rule.split_whitespace().map(str::to_owned).collect())
-        .collect();
-        for rule in rules {
-            let mut args = vec!["-w".to_owned(), "-A".to_owned(), CHAIN.to_owned()];
-            args.extend(rule);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run_tool(tool, &args)?;
+        for tool in ["iptables", "ip6tables"] {
+            let Ok(()) = run_tool(tool, &["-w", "-t", "mangle", "-N", CHAIN]) else {
+                warn!(tool, "cannot create the verdict chain; skipping this family");
+                continue;
+            };
+            installed.iptables.push(tool);
+            for proto in ["tcp", "udp"] {
+                let rule = format!(
+                    "-w -t mangle -A {CHAIN} -p {proto} --dport 443 -m connbytes --connbytes 1:{packets} \
+                     --connbytes-dir original --connbytes-mode packets -m mark ! --mark {mark}/{mark} \
+                     -j NFQUEUE --queue-num {queue}{}",
+                    if open { " --queue-bypass" } else { "" }
+                );
+                let args: Vec<&str> = rule.split_whitespace().collect();
+                run_tool(tool, &args)?;
+            }
+            // First: no rule of the administrator's decides before the agent looks.
+            run_tool(tool, &["-w", "-t", "mangle", "-I", "OUTPUT", "1", "-j", CHAIN])?;
         }
-        // Last in OUTPUT: the administrator's own rules decide first.
-        run_tool(tool, &["-w", "-A", "OUTPUT", "-j", CHAIN])?;
-    }
-    if iptables.is_empty() && !native {
-        bail!("no way to queue packets: neither iptables nor nftables' queue works here");
+        if installed.iptables.is_empty() {
+            bail!("no way to queue packets: neither iptables nor nftables' queue works here");
+        }
     }
     info!(queue = config.queue, nft_queue = native, ?failure, "packet verdict rules installed");
-    Ok(Installed { iptables })
+    Ok(installed)
 }
 
 fn nft_load(ruleset: &str) -> Result<()> {
@@ -197,12 +186,15 @@ fn nft_load(ruleset: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes every rule the agent may have installed; errors mean "was not there".
+/// Removes every rule the agent may have installed (this version's and an
+/// earlier one's); errors mean "was not there".
 fn uninstall_all() {
     for tool in ["iptables", "ip6tables"] {
-        while run_tool(tool, &["-w", "-D", "OUTPUT", "-j", CHAIN]).is_ok() {}
-        let _ = run_tool(tool, &["-w", "-F", CHAIN]);
-        let _ = run_tool(tool, &["-w", "-X", CHAIN]);
+        for table in ["mangle", "filter"] {
+            while run_tool(tool, &["-w", "-t", table, "-D", "OUTPUT", "-j", CHAIN]).is_ok() {}
+            let _ = run_tool(tool, &["-w", "-t", table, "-F", CHAIN]);
+            let _ = run_tool(tool, &["-w", "-t", table, "-X", CHAIN]);
+        }
     }
     let _ = run_tool("nft", &["delete", "table", "inet", TABLE]);
 }
@@ -278,8 +270,8 @@ pub(crate) struct Link {
 pub(crate) fn start(config: &VerdictConfig, failure: FailureMode, verdicts: Verdicts) -> Result<Installed> {
     let mut queue = nfq::Queue::open().context("NFQUEUE (needs CAP_NET_ADMIN)")?;
     queue.bind(config.queue).with_context(|| format!("binding NFQUEUE {}", config.queue))?;
-    // A full queue lets packets through rather than dropping them.
-    queue.set_fail_open(config.queue, true)?;
+    // A full queue lets packets through (fail-open) or drops them (fail-closed).
+    queue.set_fail_open(config.queue, failure == FailureMode::Open)?;
     queue.set_queue_max_len(config.queue, 4096)?;
     // A GSO packet comes whole: a ClientHello is never split by the kernel for us.
     queue.set_recv_gso(config.queue, true)?;
@@ -335,9 +327,10 @@ impl Verdicter<'_> {
     fn send(&mut self, mut message: nfq::Message, deny: bool) {
         if deny {
             self.v.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            // Back through OUTPUT with the mark: the rules there save it to
-            // the connection and reject.
-            message.set_nfmark(DENIED_MARK);
+            // Back through OUTPUT with the mark: the agent's nftables chain
+            // saves it to the connection and rejects.
+            let mark = message.get_nfmark() | DENIED_MARK;
+            message.set_nfmark(mark);
             message.set_verdict(nfq::Verdict::Repeat);
         } else {
             self.v.stats.accepted.fetch_add(1, Ordering::Relaxed);

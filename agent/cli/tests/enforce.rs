@@ -293,6 +293,12 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
         ),
     )
     .unwrap();
+    // The administrator's own firewall accepts HTTPS (as ufw does): the
+    // agent's rules must still see and judge it.
+    for proto in ["tcp", "udp"] {
+        let accept = ["iptables", "-w", "-A", "OUTPUT", "-p", proto, "--dport", "443", "-j", "ACCEPT"];
+        assert!(lab.cmd(&lab.client, &accept).status().unwrap().success());
+    }
     let agent = start_agent(&mut lab, &config, "agent");
 
     // An allowed site works; a blocked one fails at once, for curl.
@@ -485,7 +491,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert!(status.success(), "{}", agent.log());
     // Nothing of the agent is left in the kernel.
     let leftover = |args: &[&str]| lab.cmd(&lab.client, args).output().unwrap().status.success();
-    assert!(!leftover(&["iptables", "-w", "-S", "VIGIE"]), "iptables chain removed");
+    assert!(!leftover(&["iptables", "-w", "-t", "mangle", "-S", "VIGIE"]), "iptables chain removed");
     assert!(!leftover(&["nft", "list", "table", "inet", "vigie"]), "nftables table removed");
 }
 
