@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tracing::{debug, info, warn};
 use vigie_core::event::Event;
 use vigie_core::policy::Action;
-use vigie_core::resolver::wire::{self, Query, Rcode};
+use vigie_core::resolver::wire::{self, Query, Rcode, WireError};
 use vigie_core::resolver::{resolve, service_of, Matched, Plan};
 use vigie_core::sensor::{Detail, Flow, Observation, Protocol, Source};
 
@@ -81,8 +81,8 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Responses by question (lowercased) and whether the query had EDNS, which
-/// changes what an upstream may send back.
+/// Responses by question (lowercased) and the query's EDNS and DNSSEC-OK
+/// flags, which change what an upstream may send back.
 struct Cache {
     entries: HashMap<Box<[u8]>, CachedResponse, ahash::RandomState>,
     capacity: usize,
@@ -96,6 +96,12 @@ struct CachedResponse {
     expires: Instant,
 }
 
+/// Queries waiting on an upstream at once; past this, SERVFAIL at once
+/// rather than memory without bound.
+const MAX_IN_FLIGHT: usize = 4096;
+/// Larger messages are not queries a stub sends: refused, not forwarded.
+const MAX_QUERY_LEN: usize = 4096;
+
 /// Threads reading each UDP listener (this machine kind has two cores).
 const WORKERS: usize = 2;
 
@@ -107,13 +113,20 @@ const MAX_KEY: usize = 260;
 impl Cache {
     /// The key of `query` in `buf` (no allocation on the lookup path): its
     /// question lowercased, then 1 if it had EDNS.
+    ///
+    /// Only ordinary recursive queries are cached: an answer to one that
+    /// asked for no recursion (a referral) or no DNSSEC checking must not be
+    /// served to others. DNSSEC-OK queries are cached apart.
     fn key<'b>(query: &Query<'_>, buf: &'b mut [u8; MAX_KEY]) -> Option<&'b [u8]> {
+        if !query.recursion_desired || query.checking_disabled {
+            return None;
+        }
         let len = query.question.len();
         let key = buf.get_mut(..len + 1)?;
         let (question, flag) = key.split_at_mut(len);
         question.copy_from_slice(query.question);
         question.make_ascii_lowercase();
-        flag.fill(u8::from(query.edns));
+        flag.fill(u8::from(query.edns) | u8::from(query.dnssec_ok) << 1);
         Some(key)
     }
 
@@ -128,6 +141,10 @@ impl Cache {
         let mut response = entry.response.clone();
         let elapsed = u32::try_from(now.duration_since(entry.stored).as_secs()).unwrap_or(u32::MAX);
         wire::age_response(&mut response, query.id, &entry.ttl_offsets, elapsed);
+        // The asker's own spelling of the name (clients that randomise case check it).
+        if let Some(question) = response.get_mut(12..12 + query.question.len()) {
+            question.copy_from_slice(query.question);
+        }
         Some(response)
     }
 
@@ -276,6 +293,7 @@ pub(crate) struct Resolver {
     /// The upstream that answered last: tried first, so a dead one costs
     /// one timeout, not one per query.
     preferred: AtomicUsize,
+    in_flight: AtomicUsize,
     timeout: Duration,
     attempts: u32,
     cache: Mutex<Cache>,
@@ -351,6 +369,7 @@ impl Resolver {
             dropped,
             upstreams,
             preferred: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
             timeout: Duration::from_millis(config.timeout_ms),
             attempts: config.attempts,
             cache: Mutex::new(Cache {
@@ -432,7 +451,15 @@ impl Resolver {
         // Each TCP client holds a task; bound them so a flood cannot exhaust memory.
         let slots = Arc::new(Semaphore::new(256));
         loop {
-            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                // Out of descriptors, say: pause rather than spin.
+                Err(e) => {
+                    debug!(error = %e, "resolver accept");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                 debug!(%peer, "too many TCP clients, closing");
                 continue;
@@ -479,6 +506,10 @@ impl Resolver {
         protocol: Protocol,
     ) -> Result<Step, ()> {
         bump(&self.stats.queries);
+        if message.len() > MAX_QUERY_LEN {
+            bump(&self.stats.malformed);
+            return wire::reject(message, WireError::Truncated).map(Step::Reply).ok_or(());
+        }
         let query = match wire::parse_query(message) {
             Ok(query) => query,
             Err(e) => {
@@ -564,15 +595,26 @@ impl Resolver {
     async fn forward(&self, message: &[u8], strip_ech: bool, tcp: bool) -> Option<Vec<u8>> {
         let query = wire::parse_query(message).ok()?;
         bump(&self.stats.forwarded);
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) >= MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::Relaxed);
+            bump(&self.stats.servfail);
+            return Some(wire::bare(&query, Rcode::ServFail));
+        }
+        let reply = self.forward_query(&query, message, strip_ech, tcp).await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        Some(reply)
+    }
+
+    async fn forward_query(&self, query: &Query<'_>, message: &[u8], strip_ech: bool, tcp: bool) -> Vec<u8> {
         let count = self.upstreams.len().max(1);
         let first = self.preferred.load(Ordering::Relaxed);
         for attempt in 0..self.attempts as usize {
             let index = (first + attempt) % count;
             let Some(upstream) = self.upstreams.get(index) else { break };
             let response = if tcp {
-                exchange_tcp(upstream.addr, &query, message, self.timeout).await
+                exchange_tcp(upstream.addr, query, message, self.timeout).await
             } else {
-                upstream.exchange(&query, message, self.timeout).await
+                upstream.exchange(query, message, self.timeout).await
             };
             // A truncated UDP answer goes back as is: the client retries over
             // TCP, which this resolver forwards over TCP.
@@ -580,9 +622,9 @@ impl Resolver {
                 Some(response) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     if let Ok(mut cache) = self.cache.lock() {
-                        cache.put(&query, &response, Instant::now());
+                        cache.put(query, &response, Instant::now());
                     }
-                    return Some(self.finish(&query, response, strip_ech));
+                    return self.finish(query, response, strip_ech);
                 }
                 None => {
                     bump(&self.stats.upstream_timeouts);
@@ -591,6 +633,57 @@ impl Resolver {
             }
         }
         bump(&self.stats.servfail);
-        Some(wire::bare(&query, Rcode::ServFail))
+        wire::bare(query, Rcode::ServFail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for `name`, type A, with the RD and CD bits as given.
+    fn query(name: &str, rd: bool, cd: bool) -> Vec<u8> {
+        let flags: u16 = if rd { 0x0100 } else { 0 } | if cd { 0x0010 } else { 0 };
+        let mut q = vec![0x12, 0x34];
+        q.extend_from_slice(&flags.to_be_bytes());
+        q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        for label in name.split('.') {
+            q.push(u8::try_from(label.len()).unwrap());
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    fn empty_cache() -> Cache {
+        Cache { entries: HashMap::with_hasher(ahash::RandomState::new()), capacity: 10 }
+    }
+
+    #[test]
+    fn only_ordinary_recursive_answers_are_shared() {
+        let now = Instant::now();
+        let mut cache = empty_cache();
+        let asked = query("Example.ORG", true, false);
+        let asked = wire::parse_query(&asked).unwrap();
+        // An answer with a record and a TTL, as an upstream would give.
+        let answer = wire::denied(&asked, false, 60, "test");
+        cache.put(&asked, &answer, now);
+
+        let other_case = query("eXample.org", true, false);
+        let other_case = wire::parse_query(&other_case).unwrap();
+        let hit = cache.get(&other_case, now + Duration::from_secs(20)).unwrap();
+        assert_eq!(&hit[12..12 + other_case.question.len()], other_case.question, "the asker's spelling");
+        let info = wire::inspect_response(&hit, other_case.question).unwrap();
+        assert_eq!(info.min_ttl, Some(40), "aged by its time in the cache");
+
+        for (rd, cd) in [(false, false), (true, true)] {
+            let unusual = query("example.org", rd, cd);
+            let unusual = wire::parse_query(&unusual).unwrap();
+            assert!(cache.get(&unusual, now).is_none(), "rd={rd} cd={cd} is not served from the cache");
+            let mut other = empty_cache();
+            other.put(&unusual, &wire::denied(&unusual, false, 60, "test"), now);
+            assert!(other.entries.is_empty(), "rd={rd} cd={cd} is not stored");
+        }
+        assert!(cache.get(&other_case, now + Duration::from_secs(61)).is_none(), "expired");
     }
 }

@@ -67,8 +67,15 @@ fn parses_the_question_of_a_real_query() {
     assert_eq!(q.id, 0x4242);
     assert_eq!(q.name.as_deref(), Some("chatgpt.com"));
     assert_eq!(q.qtype, wire::TYPE_AAAA);
-    assert!(q.recursion_desired && q.edns);
+    assert!(q.recursion_desired && q.edns && !q.dnssec_ok && !q.checking_disabled);
     assert!(!wire::parse_query(&query_bytes("example.org.", RecordType::A, false)).unwrap().edns);
+    let mut m = Message::from_vec(&bytes).unwrap();
+    m.set_checking_disabled(true);
+    let mut edns = Edns::new();
+    edns.set_dnssec_ok(true);
+    m.set_edns(edns);
+    let q = wire::parse_query(&m.to_vec().unwrap()).map(|q| (q.checking_disabled, q.dnssec_ok)).unwrap();
+    assert_eq!(q, (true, true));
 }
 
 #[test]
@@ -92,6 +99,27 @@ fn rejects_what_is_not_one_plain_query() {
     let mut pointer = query_bytes("a.example.", RecordType::A, false);
     pointer[12] = 0xC0;
     assert_eq!(wire::parse_query(&pointer), Err(WireError::Name));
+}
+
+#[test]
+fn names_longer_than_255_bytes_are_refused() {
+    // 4 labels of 63 bytes: 4 × 64 + 1 = 257 bytes on the wire.
+    let label = "a".repeat(63);
+    let mut bytes = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for _ in 0..4 {
+        bytes.push(63);
+        bytes.extend_from_slice(label.as_bytes());
+    }
+    bytes.extend_from_slice(&[0, 0, 1, 0, 1]);
+    assert_eq!(wire::parse_query(&bytes), Err(WireError::Name));
+    // 3 labels of 63 and one of 61: 255 bytes, the longest legal name.
+    let mut ok = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for len in [63usize, 63, 63, 61] {
+        ok.push(len as u8);
+        ok.extend(std::iter::repeat_n(b'a', len));
+    }
+    ok.extend_from_slice(&[0, 0, 1, 0, 1]);
+    assert!(wire::parse_query(&ok).is_ok());
 }
 
 #[test]

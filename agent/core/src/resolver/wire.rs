@@ -58,8 +58,12 @@ pub struct Query<'a> {
     pub qtype: u16,
     pub qclass: u16,
     pub recursion_desired: bool,
+    /// CD: the sender asks not to have DNSSEC checked for it.
+    pub checking_disabled: bool,
     /// The sender understands EDNS (RFC 6891): replies may carry an OPT record.
     pub edns: bool,
+    /// DO, in the OPT record: the sender wants DNSSEC records.
+    pub dnssec_ok: bool,
     /// Name, type and class exactly as sent: copied into replies.
     pub question: &'a [u8],
 }
@@ -122,7 +126,8 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, WireError> {
             return Err(WireError::Name);
         }
         let label = msg.get(at + 1..at + 1 + len).ok_or(WireError::Truncated)?;
-        if at + len > MAX_NAME_LEN + HEADER_LEN {
+        // The name so far, this label and the closing root label, in wire bytes.
+        if at - HEADER_LEN + 1 + len + 1 > MAX_NAME_LEN {
             return Err(WireError::Name);
         }
         printable &= label.iter().all(|b| b.is_ascii_graphic() && *b != b'.');
@@ -137,31 +142,35 @@ pub fn parse_query(msg: &[u8]) -> Result<Query<'_>, WireError> {
     let qtype = u16_at(msg, at)?;
     let qclass = u16_at(msg, at + 2)?;
     let question = msg.get(HEADER_LEN..at + 4).ok_or(WireError::Truncated)?;
-    let edns = has_opt(msg, at + 4, header)?;
+    let opt_flags = opt_flags(msg, at + 4, header)?;
     Ok(Query {
         id: u16_at(header, 0)?,
         name: printable.then_some(name),
         qtype,
         qclass,
         recursion_desired: flags & 0x0100 != 0,
-        edns,
+        checking_disabled: flags & 0x0010 != 0,
+        edns: opt_flags.is_some(),
+        dnssec_ok: opt_flags.is_some_and(|f| f & 0x8000 != 0),
         question,
     })
 }
 
-/// Whether the records after the question include an OPT record.
-fn has_opt(msg: &[u8], mut at: usize, header: &[u8]) -> Result<bool, WireError> {
+/// The EDNS flags of the OPT record among the records after the question,
+/// if there is one.
+fn opt_flags(msg: &[u8], mut at: usize, header: &[u8]) -> Result<Option<u16>, WireError> {
     let records =
         u32::from(u16_at(header, 6)?) + u32::from(u16_at(header, 8)?) + u32::from(u16_at(header, 10)?);
     for _ in 0..records {
         at = skip_name(msg, at)?;
         let rtype = u16_at(msg, at)?;
         if rtype == TYPE_OPT {
-            return Ok(true);
+            // Type, class (payload size), extended rcode, version, then the flags.
+            return u16_at(msg, at + 6).map(Some);
         }
         at += 10 + usize::from(u16_at(msg, at + 8)?);
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// A response to `query` with `rcode`, the question, and `answers` (records
