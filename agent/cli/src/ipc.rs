@@ -31,6 +31,9 @@ pub(crate) const DEFAULT_SOCKET: &str = "/run/vigie/agent.sock";
 /// A request line longer than this closes the connection.
 const MAX_LINE: usize = 64 * 1024;
 const MAX_CONNECTIONS: usize = 64;
+/// Connections one user may hold, so that no user can lock the others
+/// (administrators included) out of the socket. Root is not limited.
+const MAX_CONNECTIONS_PER_USER: usize = 8;
 const MAX_LIMIT: u32 = 10_000;
 
 /// What the socket serves, shared with the rest of the agent.
@@ -52,6 +55,7 @@ pub(crate) struct Shared {
     pub(crate) started: i64,
     pub(crate) consoles: AtomicU64,
     accounts: Mutex<(Instant, Arc<Accounts>)>,
+    connections_per_user: Mutex<std::collections::HashMap<u32, usize>>,
 }
 
 impl Shared {
@@ -86,6 +90,7 @@ impl Shared {
             started: now_micros(),
             consoles: AtomicU64::new(0),
             accounts: Mutex::new((Instant::now(), Arc::new(Accounts::load()))),
+            connections_per_user: Mutex::default(),
         }
     }
 
@@ -162,6 +167,35 @@ async fn connection(stream: UnixStream, shared: &Shared) -> Result<()> {
         admin: uid == 0 || accounts.is_member(uid, &shared.admin_group),
     };
     debug!(uid, pid = ?peer.pid, admin = peer.admin, "console connected");
+    let admitted = shared.connections_per_user.lock().is_ok_and(|mut per_user| {
+        let held = per_user.entry(uid).or_insert(0);
+        let admitted = uid == 0 || *held < MAX_CONNECTIONS_PER_USER;
+        if admitted {
+            *held += 1;
+        }
+        admitted
+    });
+    if !admitted {
+        let (_, mut writer) = stream.into_split();
+        let mut line = error_line(None, "too-many-connections", "this user holds too many connections");
+        line.push('\n');
+        let _ = writer.write_all(line.as_bytes()).await;
+        return Ok(());
+    }
+    let result = serve_connection(stream, shared, &peer).await;
+    if let Ok(mut per_user) = shared.connections_per_user.lock() {
+        if let Some(held) = per_user.get_mut(&uid) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                per_user.remove(&uid);
+            }
+        }
+    }
+    result
+}
+
+async fn serve_connection(stream: UnixStream, shared: &Shared, peer: &Peer) -> Result<()> {
+    let peer = peer.clone();
     shared.consoles.fetch_add(1, Ordering::Relaxed);
     let (reader, mut writer) = stream.into_split();
     let (out, mut outgoing) = mpsc::channel::<String>(256);

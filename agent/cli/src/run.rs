@@ -234,7 +234,9 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
         own_traffic = Arc::new(own);
         resolver = Some(started);
     }
-    let link = Arc::new(verdict::Link::default());
+    let mut link = verdict::Link::default();
+    link.blocker.spared = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
+    let link = Arc::new(link);
     let verdict_events = Arc::new(std::sync::Mutex::new(Some(events_tx.clone())));
     // Removed when the agent stops: the kernel rules go with it.
     let verdict_rules = if config.enforce && config.verdicts.enabled {

@@ -212,15 +212,37 @@ impl Drop for Installed {
 #[derive(Debug, Default)]
 pub(crate) struct AddressBlocker {
     recent: std::sync::Mutex<std::collections::HashMap<IpAddr, Instant>>,
+    /// Addresses never blocked: the resolver's upstreams.
+    pub(crate) spared: Vec<IpAddr>,
 }
 
 impl AddressBlocker {
     pub(crate) fn block(&self, address: IpAddr, stats: &VerdictStats) {
+        // Never this machine, its link or a broadcast: an answer anyone can
+        // send must not cut the workstation off its own network.
         let (set, text) = match address {
-            IpAddr::V4(v4) if !v4.is_unspecified() && !v4.is_loopback() => ("blocked4", v4.to_string()),
-            IpAddr::V6(v6) if !v6.is_unspecified() && !v6.is_loopback() => ("blocked6", v6.to_string()),
+            IpAddr::V4(v4)
+                if !(v4.is_unspecified()
+                    || v4.is_loopback()
+                    || v4.is_link_local()
+                    || v4.is_multicast()
+                    || v4.is_broadcast()) =>
+            {
+                ("blocked4", v4.to_string())
+            }
+            IpAddr::V6(v6)
+                if !(v6.is_unspecified()
+                    || v6.is_loopback()
+                    || v6.is_multicast()
+                    || v6.is_unicast_link_local()) =>
+            {
+                ("blocked6", v6.to_string())
+            }
             _ => return,
         };
+        if self.spared.contains(&address) {
+            return;
+        }
         let Ok(mut recent) = self.recent.lock() else { return };
         let now = Instant::now();
         recent.retain(|_, added| now.duration_since(*added) < Duration::from_secs(60));

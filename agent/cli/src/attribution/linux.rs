@@ -23,6 +23,8 @@ use crate::accounts::Accounts;
 
 /// Processes scanned first, most recent owner first.
 const HOT_PROCESSES: usize = 32;
+/// Longest a search through `/proc` may take before giving up the program.
+const SCAN_BUDGET: Duration = Duration::from_millis(20);
 /// Known socket inodes; the index starts over past this.
 const MAX_INDEXED_SOCKETS: usize = 1 << 18;
 
@@ -57,22 +59,26 @@ impl ProcIndex {
         if let Some(&pid) = self.by_inode.get(&owner.inode) {
             return Some(pid);
         }
+        let started = Instant::now();
+        // A socket's uid is its creator's: only that user's processes are looked at.
+        let same_user =
+            |pid: u32| std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == owner.uid);
         let hot: Vec<u32> = self.hot.iter().copied().collect();
-        let pid = hot.into_iter().find(|&pid| self.scan(pid, owner.inode)).or_else(|| {
-            // Newest first: a connection that no recent owner made most
-            // likely comes from a process that just started (pids grow).
-            let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-                .ok()?
-                .flatten()
-                .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
-                .collect();
-            pids.sort_unstable_by(|a, b| b.cmp(a));
-            pids.into_iter().find(|&pid| {
-                // A socket's uid is its creator's: look at that user's processes.
-                let same_user = std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == owner.uid);
-                same_user && self.scan(pid, owner.inode)
-            })
-        })?;
+        let pid =
+            hot.into_iter().find(|&pid| same_user(pid) && self.scan(pid, owner.inode)).or_else(|| {
+                // Newest first: a connection that no recent owner made most
+                // likely comes from a process that just started (pids grow).
+                let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+                    .ok()?
+                    .flatten()
+                    .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+                    .collect();
+                pids.sort_unstable_by(|a, b| b.cmp(a));
+                // For a bounded time: the caller holds the lookup lock.
+                pids.into_iter()
+                    .take_while(|_| started.elapsed() < SCAN_BUDGET)
+                    .find(|&pid| same_user(pid) && self.scan(pid, owner.inode))
+            })?;
         self.hot.retain(|&p| p != pid);
         self.hot.push_front(pid);
         self.hot.truncate(HOT_PROCESSES);
