@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 use vigie_core::event::Event;
 use vigie_core::policy::Action;
@@ -168,10 +168,6 @@ impl Cache {
     }
 }
 
-/// A query waiting for its answer: the question it asked, and where to
-/// hand the answer.
-type Waiter = (Box<[u8]>, oneshot::Sender<Vec<u8>>);
-
 /// A UDP socket on `addr` that other workers of this agent may bind too.
 fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
@@ -182,70 +178,50 @@ fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// One upstream over UDP: a connected socket (so only that server's
-/// datagrams arrive), and the queries waiting for it by random id.
-struct UdpUpstream {
+/// One upstream. Each query over UDP gets a socket of its own: a fresh
+/// random source port and a random id per query, connected so that only
+/// that server's datagrams arrive, and the answer's question checked —
+/// what an off-path attacker would have to guess to poison the cache.
+#[derive(Debug)]
+struct Upstream {
     addr: SocketAddr,
-    socket: UdpSocket,
-    pending: Mutex<HashMap<u16, Waiter>>,
 }
 
-impl UdpUpstream {
-    async fn receive(self: Arc<Self>) {
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let len = match self.socket.recv(&mut buf).await {
-                Ok(len) => len,
-                // ICMP errors surface here; the query times out and fails over.
-                Err(e) => {
-                    debug!(upstream = %self.addr, error = %e, "upstream receive");
-                    continue;
-                }
-            };
-            let Some(response) = buf.get(..len) else { continue };
-            let Some(&[a, b]) = response.get(..2) else { continue };
-            let Ok(mut pending) = self.pending.lock() else { return };
-            let id = u16::from_be_bytes([a, b]);
-            // An answer to another question under the same id is a spoof or
-            // a late reply: it does not consume the wait.
-            let matches = pending
-                .get(&id)
-                .is_some_and(|(question, _)| wire::inspect_response(response, question).is_ok());
-            if matches {
-                if let Some((_, waiter)) = pending.remove(&id) {
-                    let _ = waiter.send(response.to_vec());
-                }
-            }
+impl Upstream {
+    async fn exchange(
+        &self,
+        query: &Query<'_>,
+        message: &[u8],
+        timeout: Duration,
+        own: &OwnTraffic,
+    ) -> Option<Vec<u8>> {
+        let bind: SocketAddr =
+            if self.addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+        let socket = UdpSocket::bind(bind).await.ok()?;
+        socket.connect(self.addr).await.ok()?;
+        if let Ok(local) = socket.local_addr() {
+            own.sent_from(local.port());
         }
-    }
-
-    async fn exchange(&self, query: &Query<'_>, message: &[u8], timeout: Duration) -> Option<Vec<u8>> {
-        let (tx, rx) = oneshot::channel();
-        let id = {
-            let mut pending = self.pending.lock().ok()?;
-            // Random ids, checked questions and a connected socket: what an
-            // off-path attacker must guess to poison an answer.
-            let id = (0..16).map(|_| rand::random::<u16>()).find(|id| !pending.contains_key(id))?;
-            pending.insert(id, (query.question.into(), tx));
-            id
-        };
+        let id = rand::random::<u16>();
         let mut outgoing = message.to_vec();
         if let Some(field) = outgoing.get_mut(..2) {
             field.copy_from_slice(&id.to_be_bytes());
         }
-        let answered = match self.socket.send(&outgoing).await {
-            Ok(_) => tokio::time::timeout(timeout, rx).await.ok().and_then(Result::ok),
-            Err(e) => {
-                debug!(upstream = %self.addr, error = %e, "upstream send");
-                None
+        socket.send(&outgoing).await.ok()?;
+        let answer = async {
+            let mut buf = vec![0u8; 65_535];
+            loop {
+                // An ICMP error (nothing listens there) ends the wait at once.
+                let len = socket.recv(&mut buf).await.ok()?;
+                let Some(response) = buf.get(..len) else { continue };
+                let ours = response.get(..2) == Some(&id.to_be_bytes()[..])
+                    && wire::inspect_response(response, query.question).is_ok();
+                if ours {
+                    return Some(response.to_vec());
+                }
             }
         };
-        if answered.is_none() {
-            if let Ok(mut pending) = self.pending.lock() {
-                pending.remove(&id);
-            }
-        }
-        let mut response = answered?;
+        let mut response = tokio::time::timeout(timeout, answer).await.ok().flatten()?;
         if let Some(field) = response.get_mut(..2) {
             field.copy_from_slice(&query.id.to_be_bytes());
         }
@@ -289,7 +265,7 @@ pub(crate) struct Resolver {
     owners: Arc<dyn OwnerLookup>,
     events: SyncSender<Record>,
     dropped: Arc<AtomicU64>,
-    upstreams: Vec<Arc<UdpUpstream>>,
+    upstreams: Vec<Upstream>,
     /// The upstream that answered last: tried first, so a dead one costs
     /// one timeout, not one per query.
     preferred: AtomicUsize,
@@ -298,26 +274,43 @@ pub(crate) struct Resolver {
     attempts: u32,
     cache: Mutex<Cache>,
     pub(crate) stats: ResolverStats,
+    own: Arc<OwnTraffic>,
 }
 
 /// The resolver's own DNS traffic, which the passive capture must not
-/// report a second time: clients asking it, and it asking upstream.
+/// report a second time: clients asking it, and it asking upstream (from
+/// the ports of its recent upstream queries).
 #[derive(Debug, Default)]
 pub(crate) struct OwnTraffic {
     listen: Vec<SocketAddr>,
-    upstream_ports: Vec<u16>,
+    upstreams: Vec<SocketAddr>,
+    recent_ports: Mutex<HashMap<u16, Instant>>,
 }
+
+/// How long an upstream query's port is remembered: longer than the
+/// capture can lag behind.
+const RECENT_PORT: Duration = Duration::from_secs(10);
 
 impl OwnTraffic {
     pub(crate) fn contains(&self, flow: &Flow) -> bool {
-        self.listen.iter().any(|l| *l == flow.dst || (l.ip().is_unspecified() && l.port() == flow.dst.port()))
-            || self.upstream_ports.contains(&flow.src.port())
+        let asking_us = self
+            .listen
+            .iter()
+            .any(|l| *l == flow.dst || (l.ip().is_unspecified() && l.port() == flow.dst.port()));
+        asking_us
+            || (self.upstreams.contains(&flow.dst)
+                && self.recent_ports.lock().is_ok_and(|ports| {
+                    ports.get(&flow.src.port()).is_some_and(|at| at.elapsed() < RECENT_PORT)
+                }))
     }
-}
 
-impl std::fmt::Debug for UdpUpstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UdpUpstream").field("addr", &self.addr).finish_non_exhaustive()
+    fn sent_from(&self, port: u16) {
+        if let Ok(mut ports) = self.recent_ports.lock() {
+            if ports.len() >= 16_384 {
+                ports.retain(|_, at| at.elapsed() < RECENT_PORT);
+            }
+            ports.insert(port, Instant::now());
+        }
     }
 }
 
@@ -338,7 +331,7 @@ impl Resolver {
         events: SyncSender<Record>,
         dropped: Arc<AtomicU64>,
         stop: Arc<AtomicBool>,
-    ) -> Result<(Arc<Self>, OwnTraffic)> {
+    ) -> Result<(Arc<Self>, Arc<OwnTraffic>)> {
         let mut upstream_addrs = config.upstreams.clone();
         if upstream_addrs.is_empty() {
             let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -350,17 +343,12 @@ impl Resolver {
         if config.listen.is_empty() || config.attempts == 0 || config.timeout_ms == 0 {
             bail!("[resolver] needs at least one listen address, attempts >= 1 and timeout_ms >= 1");
         }
-        let mut upstreams = Vec::new();
-        let mut ports = Vec::new();
-        for addr in upstream_addrs {
-            let bind: SocketAddr =
-                if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-            let socket =
-                UdpSocket::bind(bind).await.with_context(|| format!("upstream socket for {addr}"))?;
-            socket.connect(addr).await.with_context(|| format!("upstream {addr}"))?;
-            ports.push(socket.local_addr()?.port());
-            upstreams.push(Arc::new(UdpUpstream { addr, socket, pending: Mutex::new(HashMap::new()) }));
-        }
+        let own = Arc::new(OwnTraffic {
+            listen: config.listen.clone(),
+            upstreams: upstream_addrs.clone(),
+            recent_ports: Mutex::default(),
+        });
+        let upstreams: Vec<Upstream> = upstream_addrs.into_iter().map(|addr| Upstream { addr }).collect();
         let resolver = Arc::new(Self {
             rules,
             prompts,
@@ -377,10 +365,8 @@ impl Resolver {
                 capacity: config.cache_entries.max(1),
             }),
             stats: ResolverStats::default(),
+            own: Arc::clone(&own),
         });
-        for upstream in &resolver.upstreams {
-            tokio::spawn(Arc::clone(upstream).receive());
-        }
         for &addr in &config.listen {
             let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
             // Queries are decided in parallel, one worker per core, each on
@@ -399,7 +385,7 @@ impl Resolver {
         }
         let names: Vec<String> = resolver.upstreams.iter().map(|u| u.addr.to_string()).collect();
         info!(upstreams = %names.join(", "), "resolver forwarding");
-        Ok((resolver, OwnTraffic { listen: config.listen.clone(), upstream_ports: ports }))
+        Ok((resolver, own))
     }
 
     /// One UDP worker: a plain thread blocked in `recv_from`, which costs
@@ -614,7 +600,7 @@ impl Resolver {
             let response = if tcp {
                 exchange_tcp(upstream.addr, query, message, self.timeout).await
             } else {
-                upstream.exchange(query, message, self.timeout).await
+                upstream.exchange(query, message, self.timeout, &self.own).await
             };
             // A truncated UDP answer goes back as is: the client retries over
             // TCP, which this resolver forwards over TCP.

@@ -231,7 +231,7 @@ pub(crate) fn run(args: &RunArgs) -> Result<()> {
                 Arc::clone(&stop),
             ))
             .context("enforcement needs the local resolver")?;
-        own_traffic = Arc::new(own);
+        own_traffic = own;
         resolver = Some(started);
     }
     let mut link = verdict::Link::default();

@@ -433,6 +433,10 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert_eq!(request(&lab, &socket, OTHER, "events", "null").unwrap(), Value::Array(vec![]));
     let all = request(&lab, &socket, "0", "events", "{\"limit\":1000}").unwrap();
     assert!(all.as_array().unwrap().iter().any(|e| e["uid"] == 0 && e["service_id"] == "chatgpt"), "{all}");
+    // What the resolver forwarded upstream was seen on the wire too, and
+    // not reported twice (claude.ai was only ever asked of the resolver).
+    let twice = all.as_array().unwrap().iter().any(|e| e["source"] == "dns" && e["name"] == "claude.ai");
+    assert!(!twice, "{all}");
     // The packet verdicts' events name the program behind each blocked handshake.
     let verdict = |source: &str, program: &str| {
         all.as_array().unwrap().iter().any(|e| {
