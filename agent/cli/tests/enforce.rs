@@ -42,6 +42,26 @@ c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2],sys.arg
 s.socket=c.wrap_socket(s.socket,server_side=True,do_handshake_on_connect=False)
 s.serve_forever()";
 
+/// The internet's HTTPS server on every address of the server namespace,
+/// with a throwaway certificate; returns once it listens.
+fn start_https_server(lab: &mut Lab) {
+    let (cert, key) = (lab.dir.join("cert.pem"), lab.dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=internet"])
+        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl req");
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut https =
+        lab.cmd(&lab.server, &["timeout", "300", "python3", "-c", HTTPS_SERVER, "0.0.0.0", cert, key]);
+    https.stdout(Stdio::null()).stderr(Stdio::null());
+    lab.spawn(https);
+    let listening = lab.wait_listening(&lab.server, "t", "0.0.0.0:443");
+    assert!(listening, "HTTPS server did not start: {:?}", lab.cmd(&lab.server, &["ss", "-Hlnt"]).output());
+}
+
 /// A console: subscribes, then prints every line the agent pushes.
 const CONSOLE: &str = "import socket,json,sys
 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f=s.makefile('rw')
@@ -214,38 +234,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
 
     // The internet: dnsmasq answers every name with the server, and an HTTPS server.
     sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{CHATGPT_IP}/24"), "dev", &lab.server_if]);
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    sh(&[
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=internet",
-        "-keyout",
-        key.to_str().unwrap(),
-        "-out",
-        cert.to_str().unwrap(),
-    ]);
-    let mut https = lab.cmd(
-        &lab.server,
-        &[
-            "timeout",
-            "300",
-            "python3",
-            "-c",
-            HTTPS_SERVER,
-            "0.0.0.0",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-        ],
-    );
-    https.stdout(Stdio::null()).stderr(Stdio::null());
-    lab.spawn(https);
+    start_https_server(&mut lab);
     let mut dnsmasq = lab.cmd(
         &lab.server,
         &[
@@ -267,8 +256,6 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     );
     dnsmasq.stdout(Stdio::null()).stderr(Stdio::null());
     lab.spawn(dnsmasq);
-    let listening = lab.wait_listening(&lab.server, "t", "0.0.0.0:443");
-    assert!(listening, "HTTPS server did not start: {:?}", lab.cmd(&lab.server, &["ss", "-Hlnt"]).output());
     assert!(lab.wait_listening(&lab.server, "u", &format!("{SERVER_IP}:53")), "dnsmasq did not start");
 
     // The workstation: the system resolver is the agent, then (fail-open)
@@ -509,30 +496,7 @@ fn fail_closed_holds_https_while_the_agent_is_gone() {
     }
     let mut lab = Lab::new("f");
     let dir = lab.dir.clone();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=internet"])
-        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(made.success(), "openssl req");
-    let mut https = lab.cmd(
-        &lab.server,
-        &[
-            "timeout",
-            "120",
-            "python3",
-            "-c",
-            HTTPS_SERVER,
-            "0.0.0.0",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-        ],
-    );
-    https.stdout(Stdio::null()).stderr(Stdio::null());
-    lab.spawn(https);
-    assert!(lab.wait_listening(&lab.server, "t", "0.0.0.0:443"), "HTTPS server did not start");
+    start_https_server(&mut lab);
 
     let policy = dir.join("policy.toml");
     let closed =
