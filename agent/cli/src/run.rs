@@ -846,9 +846,7 @@ mod capture {
         let (socket_fd, reader) = capture_socket(sinks.kernel_filter)
             .with_context(|| format!("capture on {} (needs CAP_NET_RAW)", interface.name))?;
         let config = pnet_datalink::Config {
-            // Frames on the sending side can be GSO super-frames, far over the MTU.
-            read_buffer_size: 1 << 17,
-            read_timeout: Some(Duration::from_millis(200)),
+            // pnet only binds the socket: frames are read by FrameReader.
             promiscuous: false,
             socket_fd: Some(socket_fd),
             ..pnet_datalink::Config::default()

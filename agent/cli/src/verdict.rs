@@ -421,13 +421,9 @@ fn decide_loop(queue: nfq::Queue, v: &Verdicts) {
                     }
                 }
                 let decision = policy.decide(service, &owner.subject());
-                let bypassed = decision.action == Action::Coach
+                let justified = decision.action == Action::Coach
                     && v.prompts.bypassed(owner.attribution.uid, &service.id);
-                let denies = match decision.action {
-                    Action::Block => true,
-                    Action::Coach => !bypassed,
-                    Action::Allow | Action::Monitor | Action::Warn => false,
-                };
+                let denies = decision.action.denies(justified);
                 deny |= denies;
                 if decision.action == Action::Allow {
                     return;

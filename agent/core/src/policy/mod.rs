@@ -49,6 +49,16 @@ impl Action {
         }
     }
 
+    /// Whether an enforcement point refuses the service: always for block,
+    /// for coach until the user justified it.
+    pub fn denies(self, justified: bool) -> bool {
+        match self {
+            Action::Block => true,
+            Action::Coach => !justified,
+            Action::Allow | Action::Monitor | Action::Warn => false,
+        }
+    }
+
     pub fn parse(value: &str) -> Option<Self> {
         [Action::Allow, Action::Monitor, Action::Warn, Action::Coach, Action::Block]
             .into_iter()

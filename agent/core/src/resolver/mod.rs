@@ -120,15 +120,14 @@ pub fn resolve<'c>(
     }
     if let Some(service) = service {
         let decision = policy.decide(service, subject);
-        let plan = match decision.action {
-            // Allowed: the service's own privacy choices (ECH) are left alone.
-            Action::Allow => forward(false),
-            Action::Monitor | Action::Warn => forward(true),
-            Action::Coach if bypassed(service) => forward(true),
-            Action::Coach | Action::Block => {
-                let why = format!("vigie: {} ({})", service.name, decision.rule_id);
-                Plan::Reply(wire::denied(query, nxdomain, DENIED_TTL, &why))
-            }
+        // Allowed: the service's own privacy choices (ECH) are left alone.
+        let plan = if decision.action == Action::Allow {
+            forward(false)
+        } else if !decision.action.denies(decision.action == Action::Coach && bypassed(service)) {
+            forward(true)
+        } else {
+            let why = format!("vigie: {} ({})", service.name, decision.rule_id);
+            Plan::Reply(wire::denied(query, nxdomain, DENIED_TTL, &why))
         };
         return Resolution { plan, matched: Matched::Service(service, decision) };
     }
