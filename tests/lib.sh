@@ -38,3 +38,17 @@ rust_ensure() {
     fi
     rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 }
+
+# The console: Tauri 2 on WebKitGTK (Debian's -dev packages), and its web
+# front end built with Node.js into ui/dist, which the Rust build embeds.
+console_ensure() {
+    apt_ensure libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev file
+    command -v npm >/dev/null 2>&1 || apt_ensure nodejs npm
+    # `npm ci` only when the lock file changed since the last install.
+    local stamp=ui/node_modules/.vigie-lock.sha256
+    if ! sha256sum --status -c "$stamp" 2>/dev/null; then
+        (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+        sha256sum ui/package-lock.json >"$stamp"
+    fi
+    (cd ui && npm run --silent build >/dev/null)
+}

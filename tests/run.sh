@@ -12,11 +12,22 @@ rust_ensure
 # as the "internet" resolver, and the tools the agent drives (iptables, nft).
 # dnsmasq-base is the binary without a system service.
 apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base iptables nftables chromium
+console_ensure
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz
 
 log "fmt"
 cargo fmt --all --check
+
+log "console UI: types generated from Rust are current, unit tests"
+cargo test --locked --quiet -p vigie-core --features ts export_bindings >/dev/null
+cargo test --locked --quiet -p vigie-console export_bindings >/dev/null
+if [ -n "$(git status --porcelain -- ui/src/ipc/gen)" ]; then
+    git status --short -- ui/src/ipc/gen
+    echo "ui/src/ipc/gen differs from the Rust types: regenerate and commit it" >&2
+    exit 1
+fi
+(cd ui && npm test --silent)
 
 log "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -17,16 +17,18 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
-use vigie_core::store::{Answer, EventFilter, Store};
+use vigie_core::proto::{
+    AnswerParams, CatalogView, EventQuery, Hello, PolicyView, Prompt, Push, MAX_LIMIT, PROTOCOL_VERSION,
+};
+use vigie_core::store::{Answer, EventFilter, Store, StoreError};
 
 use crate::accounts::Accounts;
 use crate::attribution::OwnerLookup;
-use crate::prompts::{PromptRequest, Prompts, Reply};
+use crate::prompts::{Prompts, Reply};
 use crate::resolver::Resolver;
 use crate::run::{now_micros, Record, Rules};
 use crate::verdict::VerdictStats;
 
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
 pub(crate) const DEFAULT_SOCKET: &str = "/run/vigie/agent.sock";
 /// A request line longer than this closes the connection.
 const MAX_LINE: usize = 64 * 1024;
@@ -34,7 +36,6 @@ const MAX_CONNECTIONS: usize = 64;
 /// Connections one user may hold, so that no user can lock the others
 /// (administrators included) out of the socket. Root is not limited.
 const MAX_CONNECTIONS_PER_USER: usize = 8;
-const MAX_LIMIT: u32 = 10_000;
 
 /// What the socket serves, shared with the rest of the agent.
 #[derive(Debug)]
@@ -255,21 +256,21 @@ async fn serve_connection(stream: UnixStream, shared: &Shared, peer: &Peer) -> R
 }
 
 async fn push_prompts(
-    mut updates: tokio::sync::broadcast::Receiver<PromptRequest>,
+    mut updates: tokio::sync::broadcast::Receiver<Prompt>,
     uid: u32,
     out: mpsc::Sender<String>,
 ) {
     loop {
         match updates.recv().await {
             Ok(prompt) if prompt.uid.is_none() || prompt.uid == Some(uid) => {
-                if out.send(json!({ "push": "prompt", "prompt": prompt }).to_string()).await.is_err() {
+                if out.send(json!(Push::Prompt { prompt: Box::new(prompt) }).to_string()).await.is_err() {
                     return;
                 }
             }
             Ok(_) => {}
             // A slow console missed some: it can list the open prompts again.
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                let _ = out.send(json!({ "push": "lagged", "missed": missed }).to_string()).await;
+                let _ = out.send(json!(Push::Lagged { missed }).to_string()).await;
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
@@ -304,16 +305,6 @@ fn params<T: for<'de> Deserialize<'de> + Default>(value: Value) -> Result<T, Fai
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AnswerParams {
-    prompt: u64,
-    /// Coach: why the user needs the service.
-    justification: Option<String>,
-    /// Block: the user asks the security team for an exception, saying why.
-    exception: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ListParams {
     limit: Option<u32>,
     before: Option<i64>,
@@ -328,12 +319,12 @@ fn forbidden() -> Failure {
 async fn handle(shared: &Shared, peer: &Peer, envelope: Envelope) -> Result<Value, Failure> {
     let internal = |e: &dyn std::fmt::Display| Failure("internal", e.to_string());
     match envelope.method.as_str() {
-        "hello" => Ok(json!({
-            "protocol": PROTOCOL_VERSION,
-            "agent": env!("CARGO_PKG_VERSION"),
-            "uid": peer.uid,
-            "user": peer.user,
-            "admin": peer.admin,
+        "hello" => Ok(json!(Hello {
+            protocol: PROTOCOL_VERSION,
+            agent: env!("CARGO_PKG_VERSION").to_owned(),
+            uid: peer.uid,
+            user: peer.user.clone(),
+            admin: peer.admin,
         })),
         "status" => Ok(status(shared)),
         "subscribe" => Ok(json!({ "subscribed": true })),
@@ -354,7 +345,7 @@ async fn handle(shared: &Shared, peer: &Peer, envelope: Envelope) -> Result<Valu
             info!(
                 uid = peer.uid,
                 service = %answered.prompt.service_id,
-                answer = answered.kind,
+                answer = answered.kind.as_str(),
                 "prompt answered"
             );
             let record = Record::Answer(Answer {
@@ -364,7 +355,7 @@ async fn handle(shared: &Shared, peer: &Peer, envelope: Envelope) -> Result<Valu
                 service_id: answered.prompt.service_id.clone(),
                 action: answered.prompt.action,
                 event_id: answered.prompt.event_id.clone(),
-                kind: answered.kind.to_owned(),
+                kind: answered.kind.as_str().to_owned(),
                 text: answered.text.clone(),
                 bypass_until: answered.bypass_until,
             });
@@ -400,10 +391,47 @@ async fn handle(shared: &Shared, peer: &Peer, envelope: Envelope) -> Result<Valu
             .map_err(|e| internal(&e))?
             .map_err(|e| internal(&e))
         }
+        "search" | "stats" | "facets" => {
+            let method = envelope.method.clone();
+            let mut query: EventQuery = params(envelope.params)?;
+            // A user reads their own events only; the charts and the lists
+            // of every user's values are the security team's.
+            if method != "search" && !peer.admin {
+                return Err(forbidden());
+            }
+            if !peer.admin {
+                if query.uid.is_some_and(|uid| uid != peer.uid) {
+                    return Err(forbidden());
+                }
+                query.uid = Some(peer.uid);
+            }
+            let database = shared.database.clone();
+            tokio::task::spawn_blocking(move || -> Result<Value, Failure> {
+                let store = Store::open(&database).map_err(|e| internal(&e))?;
+                let value = match method.as_str() {
+                    "search" => store.search(&query).map(|page| json!(page)),
+                    "stats" => store.stats(&query).map(|stats| json!(stats)),
+                    _ => store.facets().map(|facets| json!(facets)),
+                };
+                value.map_err(|e| match e {
+                    StoreError::Query(e) => bad_request(e),
+                    e => internal(&e),
+                })
+            })
+            .await
+            .map_err(|e| internal(&e))?
+        }
         "policy" => {
             let current = shared.rules.current.read().map_err(|_| internal(&"rules lock poisoned"))?;
-            let error = shared.reload_error.lock().ok().and_then(|e| e.clone());
-            Ok(json!({ "policy": &*current.1, "reload_error": error }))
+            let reload_error = shared.reload_error.lock().ok().and_then(|e| e.clone());
+            Ok(json!(PolicyView { policy: (*current.1).clone(), reload_error }))
+        }
+        "catalog" => {
+            let current = shared.rules.current.read().map_err(|_| internal(&"rules lock poisoned"))?;
+            Ok(json!(CatalogView {
+                version: current.0.version.clone(),
+                services: current.0.services().to_vec()
+            }))
         }
         other => Err(Failure("unknown-method", format!("unknown method `{other}`"))),
     }

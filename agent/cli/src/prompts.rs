@@ -7,10 +7,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::broadcast;
 use vigie_core::event::Event;
-use vigie_core::policy::{Action, Alternative, Policy, Text};
+use vigie_core::policy::{Action, Policy};
+use vigie_core::proto::{AnswerKind, Answered, Prompt};
 
 /// Repeats of one service for one user within this window add to the open
 /// prompt's counter instead of opening another.
@@ -20,35 +20,9 @@ const PROMPT_LIFETIME: Duration = Duration::from_secs(3600);
 const MAX_OPEN_PROMPTS: usize = 256;
 const MAX_JUSTIFICATION_CHARS: usize = 2000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct PromptRequest {
-    pub(crate) id: u64,
-    /// When the service was last reached, in microseconds since the epoch.
-    pub(crate) ts: i64,
-    pub(crate) uid: Option<u32>,
-    pub(crate) user: Option<String>,
-    pub(crate) program: Option<String>,
-    pub(crate) service_id: String,
-    pub(crate) service_name: String,
-    pub(crate) vendor: String,
-    pub(crate) category: String,
-    pub(crate) name: String,
-    pub(crate) action: Action,
-    pub(crate) rule_id: String,
-    pub(crate) reason: Option<Text>,
-    pub(crate) message: Text,
-    pub(crate) alternative: Alternative,
-    /// Coach only: the justification the user must give, and what it earns.
-    pub(crate) min_justification_chars: Option<u32>,
-    pub(crate) bypass_minutes: Option<u32>,
-    /// How many times the service was reached while this prompt was open.
-    pub(crate) repeats: u32,
-    pub(crate) event_id: String,
-}
-
 #[derive(Debug)]
 struct OpenPrompt {
-    request: PromptRequest,
+    request: Prompt,
     last_seen: Instant,
     /// When consoles were last told of it: repeats are pushed at most once
     /// a second, so a client retrying in a loop cannot flood them.
@@ -86,21 +60,10 @@ pub(crate) enum Reply<'a> {
     RequestException(&'a str),
 }
 
-/// What answering a prompt did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Answered {
-    pub(crate) prompt: PromptRequest,
-    /// `acknowledged`, `justified` or `exception-requested`.
-    pub(crate) kind: &'static str,
-    pub(crate) text: Option<String>,
-    /// Coach: the user may reach the service until this time (microseconds).
-    pub(crate) bypass_until: Option<i64>,
-}
-
 #[derive(Debug)]
 pub(crate) struct Prompts {
     inner: Mutex<Inner>,
-    updates: broadcast::Sender<PromptRequest>,
+    updates: broadcast::Sender<Prompt>,
 }
 
 impl Default for Prompts {
@@ -111,7 +74,7 @@ impl Default for Prompts {
 
 impl Prompts {
     /// New and updated prompts, for connected consoles.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<PromptRequest> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Prompt> {
         self.updates.subscribe()
     }
 
@@ -149,7 +112,7 @@ impl Prompts {
         } else {
             inner.next_id += 1;
             let coach = event.action == Action::Coach;
-            let request = PromptRequest {
+            let request = Prompt {
                 id: inner.next_id,
                 ts: event.ts,
                 uid,
@@ -183,7 +146,7 @@ impl Prompts {
 
     /// The open prompts `uid` may see: their own, and those no socket owner
     /// could be found for. `None` (an administrator) sees all.
-    pub(crate) fn open_for(&self, uid: Option<u32>) -> Vec<PromptRequest> {
+    pub(crate) fn open_for(&self, uid: Option<u32>) -> Vec<Prompt> {
         let Ok(inner) = self.inner.lock() else { return Vec::new() };
         inner.open.iter().map(|p| &p.request).filter(|r| visible_to(r, uid)).cloned().collect()
     }
@@ -225,15 +188,15 @@ impl Prompts {
                 inner.bypasses.insert((request.uid, request.service_id.clone()), Instant::now() + duration);
                 let until =
                     now_micros.saturating_add(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX));
-                ("justified", Some(text), Some(until))
+                (AnswerKind::Justified, Some(text), Some(until))
             }
             (Action::Coach, _) => {
                 return Err(AnswerError::JustificationTooShort(request.min_justification_chars.unwrap_or(1)))
             }
             (Action::Block, Reply::RequestException(text)) => {
-                ("exception-requested", Some(checked(text, 1)?), None)
+                (AnswerKind::ExceptionRequested, Some(checked(text, 1)?), None)
             }
-            (_, Reply::Acknowledge) => ("acknowledged", None, None),
+            (_, Reply::Acknowledge) => (AnswerKind::Acknowledged, None, None),
             (_, Reply::Justify(_) | Reply::RequestException(_)) => return Err(AnswerError::NotExpected),
         };
         inner.open.remove(index);
@@ -250,7 +213,7 @@ impl Prompts {
     }
 }
 
-fn visible_to(request: &PromptRequest, uid: Option<u32>) -> bool {
+fn visible_to(request: &Prompt, uid: Option<u32>) -> bool {
     uid.is_none() || request.uid.is_none() || request.uid == uid
 }
 
@@ -323,7 +286,7 @@ mod tests {
         let why = Reply::Justify(" Relecture d'un texte public pour un client ");
         let answered = prompts.answer(Some(1000), id, why, 0).unwrap();
         assert_eq!(answered.bypass_until, Some(240 * 60 * 1_000_000));
-        assert_eq!(answered.kind, "justified");
+        assert_eq!(answered.kind, AnswerKind::Justified);
         assert_eq!(answered.text.as_deref(), Some("Relecture d'un texte public pour un client"));
         assert!(prompts.bypassed(Some(1000), "claude"));
         assert!(!prompts.bypassed(Some(1001), "claude") && !prompts.bypassed(None, "claude"));
@@ -349,10 +312,10 @@ mod tests {
         let answered = prompts
             .answer(Some(1000), open[0].id, Reply::RequestException("Besoin pour un audit"), 0)
             .unwrap();
-        assert_eq!((answered.kind, answered.bypass_until), ("exception-requested", None));
+        assert_eq!((answered.kind, answered.bypass_until), (AnswerKind::ExceptionRequested, None));
         assert!(!prompts.bypassed(None, "chatgpt"));
         prompts.notify(&event(&catalog, &policy, "chatgpt", None), &policy);
         let id = prompts.open_for(None)[0].id;
-        assert_eq!(prompts.answer(None, id, Reply::Acknowledge, 0).unwrap().kind, "acknowledged");
+        assert_eq!(prompts.answer(None, id, Reply::Acknowledge, 0).unwrap().kind, AnswerKind::Acknowledged);
     }
 }

@@ -14,6 +14,7 @@ use crate::diag::{self, Diagnostic, Diagnostics, LoadError};
 pub const BUNDLED_CATALOG: &str = include_str!("../../../policies/catalog.toml");
 pub const BUNDLED_CATALOG_PATH: &str = "policies/catalog.toml";
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
@@ -45,6 +46,7 @@ impl Category {
 }
 
 /// Whether what a user types is used to train the vendor's models by default.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrainsOnInputs {
@@ -81,7 +83,8 @@ struct ServiceFile {
 }
 
 /// One GenAI service and the facts policy rules can match on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub id: String,
     pub name: String,

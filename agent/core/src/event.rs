@@ -8,6 +8,7 @@ use crate::policy::{Action, Decision};
 use crate::sensor::{Detail, Micros, Observation};
 
 /// Who owned the socket, when the live agent could tell.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attribution {
     pub pid: Option<u32>,
@@ -17,6 +18,7 @@ pub struct Attribution {
     pub user: Option<String>,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// A UUIDv7: unique across agents and sortable by time, so a collector

@@ -8,6 +8,7 @@ pub mod diag;
 pub mod event;
 pub mod pipeline;
 pub mod policy;
+pub mod proto;
 pub mod replay;
 pub mod resolver;
 pub mod sensor;

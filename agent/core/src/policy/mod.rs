@@ -23,6 +23,7 @@ pub const BUNDLED_POLICY_PATH: &str = "policies/default.toml";
 /// The rule id reported when no rule matched and `default_action` applied.
 pub const DEFAULT_RULE_ID: &str = "default";
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
@@ -67,6 +68,7 @@ impl Action {
 }
 
 /// French and English text; French is what employees see first.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Text {
@@ -75,6 +77,7 @@ pub struct Text {
 }
 
 /// The approved internal tool every prompt points to (R34).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Alternative {
@@ -82,6 +85,7 @@ pub struct Alternative {
     pub url: String,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Coaching {
@@ -93,6 +97,7 @@ pub struct Coaching {
 
 /// What happens to traffic while no agent runs (stopped, crashed, killed)
 /// with enforcement installed (R15).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureMode {
@@ -105,6 +110,7 @@ pub enum FailureMode {
 }
 
 /// What the local resolver answers for a name the policy denies.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockedAnswer {
@@ -117,6 +123,7 @@ pub enum BlockedAnswer {
 }
 
 /// How the local resolver enforces the policy.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DnsSettings {
@@ -132,6 +139,7 @@ pub struct DnsSettings {
 }
 
 /// Prompt texts per action; a rule's `reason` is shown with them.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Messages {
@@ -185,8 +193,10 @@ struct RuleFile {
 
 /// One rule. Each non-empty criterion must hold (AND); within a list, any
 /// value may match (OR). A rule with no criterion matches every service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub id: Arc<str>,
     pub action: Action,
     pub reason: Option<Text>,
@@ -202,7 +212,8 @@ pub struct Rule {
     pub programs: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub name: String,
     pub version: String,

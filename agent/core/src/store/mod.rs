@@ -10,11 +10,16 @@ use crate::event::{Attribution, Event};
 use crate::policy::Action;
 use crate::sensor::Micros;
 
+mod query;
+pub use query::QueryError;
+use query::ANSWER_COLUMNS;
+
 /// Ordered migrations; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_events.sql"),
     include_str!("migrations/0002_journal_answers.sql"),
     include_str!("migrations/0003_event_repeats.sql"),
+    concat!(include_str!("migrations/0004_event_terms.sql"), include_str!("event_terms_fill.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +32,8 @@ pub enum StoreError {
     TooNew { found: i64, supported: usize },
     #[error("event store holds an unknown action `{0}`")]
     UnknownAction(String),
+    #[error(transparent)]
+    Query(#[from] QueryError),
 }
 
 #[derive(Debug)]
@@ -53,6 +60,7 @@ pub struct EventFilter {
 }
 
 /// One entry of the agent's own journal.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JournalEntry {
     pub ts: Micros,
@@ -61,6 +69,7 @@ pub struct JournalEntry {
 }
 
 /// A user's answer to a prompt.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Answer {
     pub ts: Micros,
@@ -152,6 +161,7 @@ impl Store {
                 ])?;
             }
         }
+        Self::remember_terms(&tx, events)?;
         tx.commit()?;
         Ok(())
     }
@@ -163,6 +173,9 @@ impl Store {
         let keep = i64::from(keep_days).saturating_mul(86_400_000_000);
         let cutoff = now.saturating_sub(keep);
         let deleted = self.conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;
+        if deleted > 0 {
+            self.rebuild_terms()?;
+        }
         Ok(deleted as u64)
     }
 
@@ -178,48 +191,15 @@ impl Store {
 
     /// Events matching `filter`, newest first.
     pub fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, ts, source, name, service_id, service_name, category, vendor, action, rule_id,
-                    policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user, repeats
-             FROM events
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
              WHERE (?1 IS NULL OR uid = ?1) AND (?2 IS NULL OR ts < ?2)
-             ORDER BY ts DESC, seq DESC LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![filter.uid, filter.before, filter.limit], |row| {
-            Ok((
-                Event {
-                    id: row.get(0)?,
-                    ts: row.get(1)?,
-                    source: row.get(2)?,
-                    name: row.get(3)?,
-                    service_id: row.get(4)?,
-                    service_name: row.get(5)?,
-                    category: row.get(6)?,
-                    vendor: row.get(7)?,
-                    action: Action::Allow,
-                    rule_id: row.get(9)?,
-                    policy_version: row.get(10)?,
-                    protocol: row.get(11)?,
-                    src: row.get(12)?,
-                    dst: row.get(13)?,
-                    ech: row.get(14)?,
-                    attribution: Attribution {
-                        pid: row.get(15)?,
-                        program: row.get(16)?,
-                        program_path: row.get(17)?,
-                        uid: row.get(18)?,
-                        user: row.get(19)?,
-                    },
-                    repeats: row.get(20)?,
-                },
-                row.get::<_, String>(8)?,
-            ))
-        })?;
+             ORDER BY ts DESC, seq DESC LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![filter.uid, filter.before, filter.limit], event_row)?;
         let mut events = Vec::new();
         for row in rows {
-            let (mut event, action) = row?;
-            event.action = Action::parse(&action).ok_or(StoreError::UnknownAction(action))?;
-            events.push(event);
+            events.push(event_from_row(row?)?);
         }
         Ok(events)
     }
@@ -273,31 +253,13 @@ impl Store {
 
     /// Answers to prompts, newest first; only `uid`'s when given.
     pub fn answers(&self, uid: Option<u32>, limit: u32) -> Result<Vec<Answer>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT ts, uid, user, service_id, action, event_id, kind, text, bypass_until FROM answers
-             WHERE (?1 IS NULL OR uid = ?1) ORDER BY ts DESC, seq DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![uid, limit], |row| {
-            Ok((
-                Answer {
-                    ts: row.get(0)?,
-                    uid: row.get(1)?,
-                    user: row.get(2)?,
-                    service_id: row.get(3)?,
-                    action: Action::Allow,
-                    event_id: row.get(5)?,
-                    kind: row.get(6)?,
-                    text: row.get(7)?,
-                    bypass_until: row.get(8)?,
-                },
-                row.get::<_, String>(4)?,
-            ))
-        })?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ANSWER_COLUMNS} FROM answers WHERE (?1 IS NULL OR uid = ?1) ORDER BY ts DESC, seq DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![uid, limit], answer_row)?;
         let mut answers = Vec::new();
         for row in rows {
-            let (mut answer, action) = row?;
-            answer.action = Action::parse(&action).ok_or(StoreError::UnknownAction(action))?;
-            answers.push(answer);
+            answers.push(answer_from_row(row?)?);
         }
         Ok(answers)
     }
@@ -317,6 +279,69 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+const EVENT_COLUMNS: &str =
+    "id, ts, source, name, service_id, service_name, category, vendor, action, rule_id,
+    policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user, repeats";
+
+/// An event row as read, with its action still text (checked by [`event_from_row`]).
+fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, String)> {
+    Ok((
+        Event {
+            id: row.get(0)?,
+            ts: row.get(1)?,
+            source: row.get(2)?,
+            name: row.get(3)?,
+            service_id: row.get(4)?,
+            service_name: row.get(5)?,
+            category: row.get(6)?,
+            vendor: row.get(7)?,
+            action: Action::Allow,
+            rule_id: row.get(9)?,
+            policy_version: row.get(10)?,
+            protocol: row.get(11)?,
+            src: row.get(12)?,
+            dst: row.get(13)?,
+            ech: row.get(14)?,
+            attribution: Attribution {
+                pid: row.get(15)?,
+                program: row.get(16)?,
+                program_path: row.get(17)?,
+                uid: row.get(18)?,
+                user: row.get(19)?,
+            },
+            repeats: row.get(20)?,
+        },
+        row.get(8)?,
+    ))
+}
+
+fn event_from_row((mut event, action): (Event, String)) -> Result<Event, StoreError> {
+    event.action = Action::parse(&action).ok_or(StoreError::UnknownAction(action))?;
+    Ok(event)
+}
+
+fn answer_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Answer, String)> {
+    Ok((
+        Answer {
+            ts: row.get(0)?,
+            uid: row.get(1)?,
+            user: row.get(2)?,
+            service_id: row.get(3)?,
+            action: Action::Allow,
+            event_id: row.get(5)?,
+            kind: row.get(6)?,
+            text: row.get(7)?,
+            bypass_until: row.get(8)?,
+        },
+        row.get(4)?,
+    ))
+}
+
+fn answer_from_row((mut answer, action): (Answer, String)) -> Result<Answer, StoreError> {
+    answer.action = Action::parse(&action).ok_or(StoreError::UnknownAction(action))?;
+    Ok(answer)
 }
 
 #[cfg(test)]

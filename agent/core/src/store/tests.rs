@@ -134,3 +134,162 @@ fn a_version_1_store_is_migrated_in_place() {
     assert_eq!(repeats, vec![("a", 7), ("old", 1)], "an event stored before repeats counts once");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod query {
+    use super::*;
+    use crate::proto::{EventQuery, MAX_FILTER_VALUES};
+
+    fn sample() -> Store {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut events = Vec::new();
+        for i in 0..300i64 {
+            let (service, action) = match i % 3 {
+                0 => ("chatgpt", Action::Block),
+                1 => ("claude", Action::Coach),
+                _ => ("mistral", Action::Warn),
+            };
+            let mut e = event(&format!("e{i}"), 1_000_000 * i, service, action);
+            e.service_name = format!("{service} name");
+            e.vendor = if service == "chatgpt" { "OpenAI".into() } else { "Other".into() };
+            e.attribution.user = Some(if i % 2 == 0 { "alice" } else { "bob" }.into());
+            e.attribution.uid = Some(if i % 2 == 0 { 1000 } else { 1001 });
+            e.attribution.program = Some(if i % 5 == 0 { "curl" } else { "firefox" }.into());
+            e.rule_id = format!("rule-{}", i % 3);
+            events.push(e);
+        }
+        store.insert(&events).unwrap();
+        store
+    }
+
+    fn q() -> EventQuery {
+        EventQuery { limit: 50, ..EventQuery::default() }
+    }
+
+    #[test]
+    fn filters_narrow_and_pages_follow_the_newest_first_order() {
+        let store = sample();
+        let all = store.search(&q()).unwrap();
+        assert_eq!((all.total, all.events.len()), (300, 50));
+        assert_eq!(all.events[0].id, "e299");
+        let page = store.search(&EventQuery { offset: 290, ..q() }).unwrap();
+        assert_eq!(page.events.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().last(), Some(&"e0"));
+        assert_eq!(page.events.len(), 10);
+
+        let blocked_alice = store
+            .search(&EventQuery { actions: vec![Action::Block], users: vec!["alice".into()], ..q() })
+            .unwrap();
+        // i % 3 == 0 and i even: i % 6 == 0.
+        assert_eq!(blocked_alice.total, 50);
+        assert!(blocked_alice
+            .events
+            .iter()
+            .all(|e| e.action == Action::Block && e.attribution.uid == Some(1000)));
+
+        let window =
+            store.search(&EventQuery { from: Some(10_000_000), to: Some(20_000_000), ..q() }).unwrap();
+        assert_eq!(window.total, 10);
+        let curl_claude = store
+            .search(&EventQuery { programs: vec!["curl".into()], services: vec!["claude".into()], ..q() })
+            .unwrap();
+        assert!(curl_claude
+            .events
+            .iter()
+            .all(|e| e.service_id == "claude" && e.attribution.program.as_deref() == Some("curl")));
+        assert_eq!(curl_claude.total, 20); // i % 15 == 10... i ≡ 1 (mod 3) and i ≡ 0 (mod 5)
+        assert_eq!(store.search(&EventQuery { uid: Some(1001), limit: 0, ..q() }).unwrap().total, 150);
+    }
+
+    #[test]
+    fn free_text_matches_names_services_vendors_programs_users_and_rules() {
+        let store = sample();
+        let count = |text: &str| store.search(&EventQuery { text: Some(text.into()), ..q() }).unwrap().total;
+        assert_eq!(count("OPENAI"), 100, "vendor, case-insensitively");
+        assert_eq!(count("claude.exa"), 100, "name");
+        assert_eq!(count("curl"), 60, "program");
+        assert_eq!(count("bob"), 150, "user");
+        assert_eq!(count("rule-2"), 100, "rule");
+        assert_eq!(count("nothing-like-this"), 0);
+        assert_eq!(count("  "), 300, "blank text does not filter");
+        // Text and filters combine.
+        let both = store
+            .search(&EventQuery { text: Some("mistral".into()), users: vec!["alice".into()], ..q() })
+            .unwrap();
+        assert_eq!(both.total, 50);
+    }
+
+    #[test]
+    fn bad_queries_are_refused_with_a_reason() {
+        let store = sample();
+        let too_many = EventQuery { services: vec!["x".into(); MAX_FILTER_VALUES + 1], ..q() };
+        assert!(matches!(store.search(&too_many), Err(StoreError::Query(QueryError::TooManyValues))));
+        let reversed = EventQuery { from: Some(10), to: Some(5), ..q() };
+        assert!(matches!(store.search(&reversed), Err(StoreError::Query(QueryError::EmptyRange))));
+        let long = EventQuery { text: Some("x".repeat(1000)), ..q() };
+        assert!(matches!(store.search(&long), Err(StoreError::Query(QueryError::TextTooLong))));
+        // Text that looks like SQL is only text.
+        let sql = EventQuery { text: Some("') OR 1=1 --".into()), ..q() };
+        assert_eq!(store.search(&sql).unwrap().total, 0);
+    }
+
+    #[test]
+    fn stats_count_the_same_selection() {
+        let store = sample();
+        let stats = store.stats(&EventQuery { users: vec!["alice".into()], ..q() }).unwrap();
+        assert_eq!(stats.total, 150);
+        let in_buckets: u64 =
+            stats.timeline.iter().map(|b| b.allow + b.monitor + b.warn + b.coach + b.block).sum();
+        assert_eq!(in_buckets, 150);
+        assert_eq!(stats.bucket_micros, 60_000_000, "300 s of events: one-minute buckets");
+        assert_eq!(stats.timeline.len(), 5);
+        assert_eq!(stats.top_users.len(), 1);
+        assert_eq!(stats.top_services.iter().map(|r| r.count).sum::<u64>(), 150);
+        assert_eq!(stats.top_services[0].label, "chatgpt name");
+        assert_eq!(store.stats(&EventQuery { text: Some("zzz".into()), ..q() }).unwrap().total, 0);
+    }
+
+    #[test]
+    fn facets_list_every_value_and_survive_retention() {
+        let mut store = sample();
+        let facets = store.facets().unwrap();
+        assert_eq!(
+            facets.services.iter().map(|f| f.value.as_str()).collect::<Vec<_>>(),
+            ["chatgpt", "claude", "mistral"]
+        );
+        assert_eq!(facets.services[0].label, "chatgpt name");
+        assert_eq!(facets.users.len(), 2);
+        assert_eq!(facets.programs.len(), 2);
+        assert_eq!(facets.rules.len(), 3);
+        // Only chatgpt events are left after retention: the lists follow.
+        store
+            .conn
+            .execute("UPDATE events SET ts = ts + 86400000000000 WHERE service_id = 'chatgpt'", [])
+            .unwrap();
+        store.apply_retention(86_400_000_000_000, 1).unwrap();
+        let facets = store.facets().unwrap();
+        assert_eq!(facets.services.iter().map(|f| f.value.as_str()).collect::<Vec<_>>(), ["chatgpt"]);
+    }
+
+    #[test]
+    fn the_terms_migration_indexes_existing_events() {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in MIGRATIONS.iter().take(3) {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let mut old = Store { conn };
+        // Written as a version-3 agent did: no terms.
+        old.conn
+            .execute(
+                "INSERT INTO events (id, ts, source, name, service_id, service_name, category, vendor, action,
+                    rule_id, policy_version, protocol, src, dst, ech, program, user)
+                 VALUES ('a', 1, 'dns', 'chatgpt.com', 'chatgpt', 'ChatGPT', 'chat', 'OpenAI', 'block', 'r', '1',
+                    'udp', 's', 'd', 0, 'firefox', 'alice')",
+                [],
+            )
+            .unwrap();
+        old.migrate().unwrap();
+        assert_eq!(old.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(old.search(&EventQuery { text: Some("openai".into()), ..q() }).unwrap().total, 1);
+        assert_eq!(old.facets().unwrap().programs[0].value, "firefox");
+    }
+}

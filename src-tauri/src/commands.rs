@@ -1,0 +1,172 @@
+//! The commands the UI may call (per window: see capabilities/). Each
+//! unwraps the state and calls a plain function of `ops`.
+
+use std::time::Instant;
+
+use tauri::{AppHandle, Manager, Runtime, State};
+use tracing::info;
+use vigie_core::proto::{
+    AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView, Prompt,
+};
+use vigie_core::store::Answer;
+
+use crate::types::{CommandError, ConnectionStatus, ErrorKind, ExportFormat, ExportResult};
+use crate::{ops, windows, Console};
+
+type Reply<T> = Result<T, CommandError>;
+
+fn my_uid(console: &Console) -> Reply<u32> {
+    console.client.current_status().hello.map(|h| h.uid).ok_or_else(|| CommandError {
+        kind: ErrorKind::NotConnected,
+        message: "not connected to the agent".to_owned(),
+    })
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+#[tauri::command]
+pub fn connection_status(console: State<'_, Console>) -> ConnectionStatus {
+    console.client.current_status()
+}
+
+#[tauri::command]
+pub fn pending_prompts(console: State<'_, Console>) -> Vec<Prompt> {
+    console.queue.lock().map(|q| q.pending()).unwrap_or_default()
+}
+
+#[tauri::command]
+pub async fn answer_prompt<R: Runtime>(
+    app: AppHandle<R>,
+    console: State<'_, Console>,
+    answer: AnswerParams,
+) -> Reply<Answered> {
+    let answered = ops::answer_prompt(&*console.client, &answer).await?;
+    if let Ok(mut queue) = console.queue.lock() {
+        queue.answered(answer.prompt);
+    }
+    windows::show_prompts(&app, false);
+    Ok(answered)
+}
+
+#[tauri::command]
+pub fn dismiss_prompt<R: Runtime>(app: AppHandle<R>, console: State<'_, Console>, id: u64) {
+    if let Ok(mut queue) = console.queue.lock() {
+        queue.dismiss(id, Instant::now());
+    }
+    windows::show_prompts(&app, false);
+}
+
+/// Opens the internal alternative a prompt names, in the user's browser.
+/// Only that URL, and only http(s): the UI cannot open anything else.
+#[tauri::command]
+pub fn open_alternative(console: State<'_, Console>, id: u64) -> Reply<()> {
+    let url =
+        console.queue.lock().ok().and_then(|q| q.get(id).map(|p| p.alternative.url.clone())).ok_or_else(
+            || CommandError { kind: ErrorKind::BadRequest, message: format!("no prompt {id}") },
+        )?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(CommandError {
+            kind: ErrorKind::BadRequest,
+            message: format!("not a web address: {url}"),
+        });
+    }
+    std::process::Command::new("xdg-open")
+        .arg(&url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(|_| ())
+        .map_err(|e| CommandError { kind: ErrorKind::Internal, message: format!("xdg-open {url}: {e}") })
+}
+
+#[tauri::command]
+pub async fn my_events(console: State<'_, Console>, offset: u32, limit: u32) -> Reply<EventPage> {
+    let uid = my_uid(&console)?;
+    ops::my_events(&*console.client, uid, offset, limit).await
+}
+
+#[tauri::command]
+pub async fn my_answers(console: State<'_, Console>) -> Reply<Vec<Answer>> {
+    let uid = my_uid(&console)?;
+    ops::my_answers(&*console.client, uid).await
+}
+
+#[tauri::command]
+pub async fn policy(console: State<'_, Console>) -> Reply<PolicyView> {
+    ops::policy(&*console.client).await
+}
+
+#[tauri::command]
+pub async fn catalog(console: State<'_, Console>) -> Reply<CatalogView> {
+    ops::catalog(&*console.client).await
+}
+
+#[tauri::command]
+pub async fn search_events(console: State<'_, Console>, query: EventQuery) -> Reply<EventPage> {
+    ops::search_events(&*console.client, &query).await
+}
+
+#[tauri::command]
+pub async fn event_stats(console: State<'_, Console>, query: EventQuery) -> Reply<EventStats> {
+    ops::event_stats(&*console.client, &query).await
+}
+
+#[tauri::command]
+pub async fn facets(console: State<'_, Console>) -> Reply<Facets> {
+    ops::facets(&*console.client).await
+}
+
+/// Writes the filtered events to the user's download folder.
+#[tauri::command]
+pub async fn export_events<R: Runtime>(
+    app: AppHandle<R>,
+    console: State<'_, Console>,
+    query: EventQuery,
+    format: ExportFormat,
+) -> Reply<ExportResult> {
+    let directory = app.path().download_dir().or_else(|_| app.path().home_dir()).map_err(|e| {
+        CommandError { kind: ErrorKind::Internal, message: format!("no download folder: {e}") }
+    })?;
+    let result = ops::export_events(&*console.client, &query, format, &directory, now_micros()).await?;
+    info!(path = %result.path, count = result.count, "events exported");
+    Ok(result)
+}
+
+#[tauri::command]
+pub fn open_console<R: Runtime>(app: AppHandle<R>, view: String) {
+    windows::open_console(&app, &view);
+}
+
+/// The main window's UI rendered its first data: records how long the
+/// console took from process start (the cold-start figure).
+#[tauri::command]
+pub fn ui_ready(console: State<'_, Console>) -> Option<u64> {
+    let elapsed = process_age_ms();
+    if let Ok(mut ready) = console.ready_after_ms.lock() {
+        if ready.is_none() {
+            *ready = elapsed;
+            info!(ms = elapsed, "console interactive");
+        }
+        return *ready;
+    }
+    elapsed
+}
+
+/// Milliseconds since this process started (Linux: /proc/self/stat field
+/// 22 against /proc/uptime, both from boot).
+fn process_age_ms() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces: fields are counted after its ')'.
+    let after_name = stat.rsplit_once(')')?.1;
+    let start_ticks: f64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 =
+        std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    let ticks_per_second = 100.0; // USER_HZ, fixed at 100 on Linux for userspace ABI
+    let age = uptime - start_ticks / ticks_per_second;
+    Some((age * 1000.0).max(0.0) as u64)
+}

@@ -1,0 +1,145 @@
+//! Vigie console: the unprivileged desktop app in each user's session. It
+//! lives in the tray, keeps a connection to the agent's socket, brings up
+//! the just-in-time prompt when the agent decides warn, coach or block for
+//! this user, and shows "Mon activité" and — to the security team — the
+//! event review. The agent decides what each user may read; the console
+//! only asks.
+
+pub mod client;
+pub mod commands;
+pub mod ops;
+pub mod prompt_queue;
+pub mod settings;
+pub mod types;
+mod windows;
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tauri::{Emitter, Manager, RunEvent, Runtime};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::client::{call, PromptFeed, SocketClient};
+use crate::prompt_queue::{Offer, PromptQueue};
+use crate::settings::Settings;
+
+/// Events sent to the UI (names mirrored in ui/src/ipc/commands.ts).
+pub const CONNECTION_EVENT: &str = "vigie://connection";
+pub const PROMPTS_EVENT: &str = "vigie://prompts";
+
+/// The console's state, managed by Tauri.
+#[derive(Debug)]
+pub struct Console {
+    pub client: Arc<SocketClient>,
+    pub queue: Mutex<PromptQueue>,
+    /// When the UI first said it was ready, in ms after the process started.
+    pub ready_after_ms: Mutex<Option<u64>>,
+}
+
+pub fn run() {
+    init_tracing();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            // A bad settings file must not leave the user without prompts.
+            warn!(error = %e, "console settings rejected; using the defaults");
+            Settings::default()
+        }
+    };
+    let builder = tauri::Builder::default().plugin(tauri_plugin_notification::init());
+    let app = match build(builder, settings).build(tauri::generate_context!()) {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "the console could not start");
+            std::process::exit(1);
+        }
+    };
+    app.run(|_, event| {
+        // Closing the windows leaves the console in the tray; only "Quitter"
+        // (an explicit exit code) ends it.
+        if let RunEvent::ExitRequested { api, code: None, .. } = event {
+            api.prevent_exit();
+        }
+    });
+}
+
+/// The app without its context, so tests can build it on the mock runtime.
+pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> tauri::Builder<R> {
+    builder
+        .invoke_handler(tauri::generate_handler![
+            commands::connection_status,
+            commands::pending_prompts,
+            commands::answer_prompt,
+            commands::dismiss_prompt,
+            commands::open_alternative,
+            commands::my_events,
+            commands::my_answers,
+            commands::policy,
+            commands::catalog,
+            commands::search_events,
+            commands::event_stats,
+            commands::facets,
+            commands::export_events,
+            commands::open_console,
+            commands::ui_ready,
+        ])
+        .setup(move |app| {
+            let client = SocketClient::new(settings.socket.clone());
+            app.manage(Console {
+                client: Arc::clone(&client),
+                queue: Mutex::new(PromptQueue::new(settings.prompts.clone())),
+                ready_after_ms: Mutex::new(None),
+            });
+            let handle = app.handle().clone();
+            windows::setup(&handle, settings.show_console)?;
+            let (feed, prompts) = mpsc::channel(256);
+            tauri::async_runtime::spawn(Arc::clone(&client).maintain(feed));
+            tauri::async_runtime::spawn(follow_prompts(handle.clone(), prompts));
+            tauri::async_runtime::spawn(follow_connection(handle, client));
+            Ok(())
+        })
+}
+
+/// Tells the windows when the connection to the agent changes.
+async fn follow_connection<R: Runtime>(app: tauri::AppHandle<R>, client: Arc<SocketClient>) {
+    let mut status = client.status();
+    loop {
+        let current = status.borrow_and_update().clone();
+        let _ = app.emit(CONNECTION_EVENT, &current);
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Feeds the prompt queue from the agent and brings the prompt window up
+/// when the queue says so.
+async fn follow_prompts<R: Runtime>(app: tauri::AppHandle<R>, mut feed: mpsc::Receiver<PromptFeed>) {
+    while let Some(message) = feed.recv().await {
+        let console = app.state::<Console>();
+        let now = Instant::now();
+        let offer = match message {
+            PromptFeed::Prompt(prompt) => console.queue.lock().map(|mut q| q.offer(*prompt, now)),
+            PromptFeed::Resync(open) => console.queue.lock().map(|mut q| q.resync(open, now)),
+            PromptFeed::Lagged => match call(&*console.client, "prompts", serde_json::Value::Null).await {
+                Ok(open) => console.queue.lock().map(|mut q| q.resync(open, now)),
+                Err(e) => {
+                    warn!(error = %e, "listing prompts after a lag failed");
+                    continue;
+                }
+            },
+        };
+        let Ok(offer) = offer else { continue };
+        if offer != Offer::Ignore {
+            windows::show_prompts(&app, offer == Offer::Raise);
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VIGIE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    info!(version = env!("CARGO_PKG_VERSION"), "vigie console starting");
+}

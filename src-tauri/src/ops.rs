@@ -1,0 +1,245 @@
+//! What the console's commands do, as plain functions over an
+//! [`AgentClient`]: the Tauri commands (`commands.rs`) only unwrap state and
+//! call these, so they are tested without a window against a fake agent.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use vigie_core::event::Event;
+use vigie_core::proto::{
+    AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView, MAX_LIMIT,
+};
+use vigie_core::store::Answer;
+
+use crate::client::{call, AgentClient};
+use crate::types::{CommandError, ErrorKind, ExportFormat, ExportResult};
+
+/// Rows of "Mon activité" and answers listed at most.
+const MY_ANSWERS: u32 = 200;
+
+fn to_params<T: serde::Serialize>(value: &T) -> Result<Value, CommandError> {
+    serde_json::to_value(value)
+        .map_err(|e| CommandError { kind: ErrorKind::Internal, message: e.to_string() })
+}
+
+pub async fn answer_prompt<C: AgentClient>(
+    client: &C,
+    answer: &AnswerParams,
+) -> Result<Answered, CommandError> {
+    call(client, "answer", to_params(answer)?).await
+}
+
+/// My own events, newest first (an administrator's own too, not everyone's).
+pub async fn my_events<C: AgentClient>(
+    client: &C,
+    uid: u32,
+    offset: u32,
+    limit: u32,
+) -> Result<EventPage, CommandError> {
+    let query = EventQuery { uid: Some(uid), offset, limit: limit.min(MAX_LIMIT), ..EventQuery::default() };
+    call(client, "search", to_params(&query)?).await
+}
+
+pub async fn my_answers<C: AgentClient>(client: &C, uid: u32) -> Result<Vec<Answer>, CommandError> {
+    call(client, "answers", json!({ "uid": uid, "limit": MY_ANSWERS })).await
+}
+
+pub async fn search_events<C: AgentClient>(
+    client: &C,
+    query: &EventQuery,
+) -> Result<EventPage, CommandError> {
+    call(client, "search", to_params(query)?).await
+}
+
+pub async fn event_stats<C: AgentClient>(client: &C, query: &EventQuery) -> Result<EventStats, CommandError> {
+    call(client, "stats", to_params(query)?).await
+}
+
+pub async fn facets<C: AgentClient>(client: &C) -> Result<Facets, CommandError> {
+    call(client, "facets", Value::Null).await
+}
+
+pub async fn policy<C: AgentClient>(client: &C) -> Result<PolicyView, CommandError> {
+    call(client, "policy", Value::Null).await
+}
+
+pub async fn catalog<C: AgentClient>(client: &C) -> Result<CatalogView, CommandError> {
+    call(client, "catalog", Value::Null).await
+}
+
+fn io_error(path: &Path, e: &std::io::Error) -> CommandError {
+    CommandError { kind: ErrorKind::Internal, message: format!("{}: {e}", path.display()) }
+}
+
+/// Writes every event matching `query` to a new file in `directory`, page
+/// by page (the agent caps a page at 10,000). The time range is frozen at
+/// the start, so events arriving meanwhile do not shift the pages.
+pub async fn export_events<C: AgentClient>(
+    client: &C,
+    query: &EventQuery,
+    format: ExportFormat,
+    directory: &Path,
+    now_micros: i64,
+) -> Result<ExportResult, CommandError> {
+    let mut query = query.clone();
+    query.to = Some(query.to.map_or(now_micros.saturating_add(1), |to| to.min(now_micros.saturating_add(1))));
+    query.limit = MAX_LIMIT;
+    query.offset = 0;
+    let extension = match format {
+        ExportFormat::Csv => "csv",
+        ExportFormat::Json => "json",
+    };
+    std::fs::create_dir_all(directory).map_err(|e| io_error(directory, &e))?;
+    let path = unique_path(directory, &format!("vigie-events-{}", file_stamp(now_micros)), extension);
+    let part = path.with_extension(format!("{extension}.part"));
+    let file = std::fs::File::create(&part).map_err(|e| io_error(&part, &e))?;
+    let mut out = std::io::BufWriter::new(file);
+    let written = write_pages(client, &mut query, format, &mut out, &part).await;
+    let finished = written.and_then(|count| {
+        out.flush().map_err(|e| io_error(&part, &e))?;
+        std::fs::rename(&part, &path).map_err(|e| io_error(&path, &e))?;
+        Ok(count)
+    });
+    match finished {
+        Ok(count) => Ok(ExportResult { path: path.display().to_string(), count }),
+        Err(e) => {
+            // A half-written export is worse than none.
+            let _ = std::fs::remove_file(&part);
+            Err(e)
+        }
+    }
+}
+
+async fn write_pages<C: AgentClient>(
+    client: &C,
+    query: &mut EventQuery,
+    format: ExportFormat,
+    out: &mut impl Write,
+    path: &Path,
+) -> Result<u64, CommandError> {
+    let io = |e: std::io::Error| io_error(path, &e);
+    let mut count = 0u64;
+    match format {
+        ExportFormat::Csv => writeln!(out, "{}", CSV_HEADER).map_err(io)?,
+        ExportFormat::Json => write!(out, "[").map_err(io)?,
+    }
+    loop {
+        let page = search_events(client, query).await?;
+        for event in &page.events {
+            match format {
+                ExportFormat::Csv => writeln!(out, "{}", csv_row(event)).map_err(io)?,
+                ExportFormat::Json => {
+                    if count > 0 {
+                        write!(out, ",").map_err(io)?;
+                    }
+                    write!(out, "\n  ").map_err(io)?;
+                    serde_json::to_writer(&mut *out, event)
+                        .map_err(|e| CommandError { kind: ErrorKind::Internal, message: e.to_string() })?;
+                }
+            }
+            count += 1;
+        }
+        let fetched = u32::try_from(page.events.len()).unwrap_or(u32::MAX);
+        query.offset = query.offset.saturating_add(fetched);
+        if fetched == 0 || u64::from(query.offset) >= page.total {
+            break;
+        }
+    }
+    if format == ExportFormat::Json {
+        writeln!(out, "\n]").map_err(io)?;
+    }
+    Ok(count)
+}
+
+const CSV_HEADER: &str = "id,time,ts_us,source,name,service_id,service_name,category,vendor,action,rule_id,\
+policy_version,protocol,src,dst,ech,pid,program,program_path,uid,user,repeats";
+
+fn csv_row(e: &Event) -> String {
+    let a = &e.attribution;
+    let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+    [
+        csv_field(&e.id),
+        rfc3339(e.ts),
+        e.ts.to_string(),
+        csv_field(&e.source),
+        csv_field(&e.name),
+        csv_field(&e.service_id),
+        csv_field(&e.service_name),
+        csv_field(&e.category),
+        csv_field(&e.vendor),
+        e.action.as_str().to_owned(),
+        csv_field(&e.rule_id),
+        csv_field(&e.policy_version),
+        csv_field(&e.protocol),
+        csv_field(&e.src),
+        csv_field(&e.dst),
+        e.ech.to_string(),
+        opt(a.pid),
+        csv_field(a.program.as_deref().unwrap_or("")),
+        csv_field(a.program_path.as_deref().unwrap_or("")),
+        opt(a.uid),
+        csv_field(a.user.as_deref().unwrap_or("")),
+        e.repeats.to_string(),
+    ]
+    .join(",")
+}
+
+/// RFC 4180 quoting, and a leading `'` on text a spreadsheet would run as a
+/// formula (names and program paths come from the network and the machine).
+fn csv_field(value: &str) -> String {
+    let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", guarded.replace('"', "\"\""))
+    } else {
+        guarded
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`), so exports need no date crate.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Microseconds since the epoch as `2026-11-28T09:15:02.123456Z`.
+pub fn rfc3339(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, sod / 60 % 60, sod % 60)
+}
+
+fn file_stamp(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!("{y:04}{mo:02}{d:02}-{:02}{:02}{:02}", sod / 3600, sod / 60 % 60, sod % 60)
+}
+
+fn unique_path(directory: &Path, stem: &str, extension: &str) -> PathBuf {
+    let mut path = directory.join(format!("{stem}.{extension}"));
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = directory.join(format!("{stem}-{n}.{extension}"));
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests;

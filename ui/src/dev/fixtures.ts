@@ -1,0 +1,301 @@
+// Sample data shaped like the agent's answers: the development mock and the
+// tests use it. Nothing here is shipped in the production bundle.
+import type { Action } from "../ipc/gen/Action";
+import type { Answer } from "../ipc/gen/Answer";
+import type { CatalogView } from "../ipc/gen/CatalogView";
+import type { Event } from "../ipc/gen/Event";
+import type { Policy } from "../ipc/gen/Policy";
+import type { Prompt } from "../ipc/gen/Prompt";
+import type { Service } from "../ipc/gen/Service";
+
+const svc = (
+  id: string,
+  name: string,
+  vendor: string,
+  category: Service["category"],
+  domains: string[],
+  jurisdiction: string,
+  trains: Service["trains_on_inputs"],
+  notes: string | null = null,
+): Service => ({
+  id,
+  name,
+  vendor,
+  category,
+  domains,
+  hosts: [],
+  shared_domains: [],
+  jurisdiction,
+  trains_on_inputs: trains,
+  source: `https://example.org/${id}/privacy`,
+  notes,
+});
+
+export const SERVICES: Service[] = [
+  svc("chatgpt", "ChatGPT", "OpenAI", "chat", ["chatgpt.com", "chat.openai.com", "oaistatic.com"], "US", "yes", "Consumer ChatGPT; trains unless opted out."),
+  svc("claude", "Claude", "Anthropic", "chat", ["claude.ai", "claude.com"], "US", "yes"),
+  svc("gemini", "Gemini", "Google", "chat", ["gemini.google.com", "gemini.google"], "US", "yes"),
+  svc("le-chat", "Le Chat", "Mistral AI", "chat", ["chat.mistral.ai"], "FR", "no"),
+  svc("deepseek", "DeepSeek", "DeepSeek", "chat", ["deepseek.com", "chat.deepseek.com"], "CN", "yes"),
+  svc("perplexity", "Perplexity", "Perplexity AI", "search", ["perplexity.ai"], "US", "yes"),
+  svc("copilot", "Microsoft Copilot", "Microsoft", "chat", ["copilot.microsoft.com"], "US", "no"),
+  svc("github-copilot", "GitHub Copilot", "GitHub", "code-assistant", ["githubcopilot.com"], "US", "no"),
+  svc("cursor", "Cursor", "Anysphere", "code-assistant", ["cursor.sh", "cursor.com"], "US", "unknown"),
+  svc("huggingface", "Hugging Face", "Hugging Face", "model-hub", ["huggingface.co", "hf.co"], "US", "unknown"),
+  svc("midjourney", "Midjourney", "Midjourney", "image", ["midjourney.com"], "US", "yes"),
+  svc("notebooklm", "NotebookLM", "Google", "chat", ["notebooklm.google.com"], "US", "no"),
+  svc("deepl-write", "DeepL Write", "DeepL", "writing", ["deepl.com"], "DE", "unknown"),
+  svc("kimi", "Kimi", "Moonshot AI", "chat", ["kimi.ai", "kimi.moonshot.cn"], "CN", "yes"),
+];
+SERVICES[0]!.hosts = ["ios.chat.openai.com"];
+SERVICES[2]!.shared_domains = ["www.google.com", "docs.google.com"];
+
+export const CATALOG: CatalogView = { version: "2026.11.27", services: SERVICES };
+
+const txt = (fr: string, en: string) => ({ fr, en });
+
+export const POLICY: Policy = {
+  name: "Vigie R34 baseline",
+  version: "2026-11-27.1",
+  default_action: "coach",
+  failure_mode: "open",
+  alternative: { name: "Assistant IA interne", url: "https://assistant-ia.intranet.example" },
+  coach: { bypass_minutes: 240, min_justification_chars: 20 },
+  messages: {
+    warn: txt(
+      "Vous accédez à un service d'IA générative public. N'y saisissez aucune donnée sensible ou non publique.",
+      "You are reaching a public generative-AI service. Do not enter any sensitive or non-public data.",
+    ),
+    coach: txt(
+      "Ce service d'IA générative public n'est pas approuvé pour un usage professionnel. Indiquez pourquoi vous en avez besoin, ou utilisez l'assistant interne.",
+      "This public generative-AI service is not approved for work. Say why you need it, or use the internal assistant.",
+    ),
+    block: txt(
+      "L'accès à ce service d'IA générative public est bloqué sur ce poste : les données de l'organisation ne doivent pas en sortir.",
+      "Access to this public generative-AI service is blocked on this workstation: the organisation's data must not leave through it.",
+    ),
+  },
+  dns: { blocked_answer: "null", block_doh_resolvers: true, block_resolved_addresses: false },
+  rules: [
+    {
+      id: "block-non-adequate-jurisdictions",
+      action: "block",
+      reason: txt(
+        "Les données saisies sont hébergées hors de l'UE, sans garanties équivalentes au RGPD.",
+        "What you type is hosted outside the EU without GDPR-equivalent safeguards.",
+      ),
+      services: [],
+      categories: [],
+      vendors: [],
+      jurisdictions: ["CN", "RU"],
+      jurisdictions_except: [],
+      trains_on_inputs: null,
+      users: [],
+      groups: [],
+      programs: [],
+    },
+    {
+      id: "block-trains-on-inputs",
+      action: "block",
+      reason: txt(
+        "Ce service réutilise par défaut ce que vous saisissez pour entraîner ses modèles.",
+        "This service trains its models on what you type by default.",
+      ),
+      services: [],
+      categories: ["chat", "writing", "search", "agent", "image", "audio-video"],
+      vendors: [],
+      jurisdictions: [],
+      jurisdictions_except: [],
+      trains_on_inputs: "yes",
+      users: [],
+      groups: [],
+      programs: [],
+    },
+    {
+      id: "coach-code-assistants",
+      action: "coach",
+      reason: txt("Un assistant de code envoie votre code source au fournisseur.", "A code assistant sends your source code to its vendor."),
+      services: [],
+      categories: ["code-assistant"],
+      vendors: [],
+      jurisdictions: [],
+      jurisdictions_except: [],
+      trains_on_inputs: null,
+      users: [],
+      groups: [],
+      programs: [],
+    },
+    {
+      id: "monitor-model-hubs",
+      action: "monitor",
+      reason: null,
+      services: [],
+      categories: ["model-hub"],
+      vendors: [],
+      jurisdictions: [],
+      jurisdictions_except: [],
+      trains_on_inputs: null,
+      users: [],
+      groups: [],
+      programs: [],
+    },
+    {
+      id: "warn-no-training",
+      action: "warn",
+      reason: txt(
+        "Ce service n'entraîne pas ses modèles sur vos saisies, mais reste un service externe.",
+        "This service does not train on your inputs, but it is still an external service.",
+      ),
+      services: [],
+      categories: [],
+      vendors: [],
+      jurisdictions: [],
+      jurisdictions_except: [],
+      trains_on_inputs: "no",
+      users: [],
+      groups: [],
+      programs: [],
+    },
+  ],
+};
+
+/** The action the sample policy gives a service. */
+export function actionFor(s: Service): { action: Action; rule: string } {
+  if (s.jurisdiction === "CN" || s.jurisdiction === "RU") return { action: "block", rule: "block-non-adequate-jurisdictions" };
+  if (s.trains_on_inputs === "yes" && s.category !== "code-assistant" && s.category !== "model-hub" && s.category !== "api")
+    return { action: "block", rule: "block-trains-on-inputs" };
+  if (s.category === "code-assistant") return { action: "coach", rule: "coach-code-assistants" };
+  if (s.category === "model-hub") return { action: "monitor", rule: "monitor-model-hubs" };
+  if (s.trains_on_inputs === "no") return { action: "warn", rule: "warn-no-training" };
+  return { action: "coach", rule: "default" };
+}
+
+export const USERS = ["alice", "bruno", "chloe", "david", "emma", "farid", "gaelle", "hugo"];
+export const PROGRAMS = ["firefox", "chrome", "code", "curl", "python3", "slack"];
+
+/** A fixed "now" for reproducible samples: 27 Nov 2026, 15:30 UTC. */
+export const NOW_MICROS = Date.UTC(2026, 10, 27, 15, 30) * 1000;
+
+function mix(n: number): number {
+  let x = (n ^ 0x9e3779b9) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b) >>> 0;
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+const pick = <T,>(list: readonly T[], n: number): T => list[n % list.length]!;
+
+/** The `index`-th newest sample event (deterministic), about 20 s apart. */
+export function sampleEvent(index: number, now = NOW_MICROS, only?: { services?: string[]; users?: string[]; actions?: Action[] }): Event {
+  const h = mix(index);
+  let services = SERVICES;
+  if (only?.services?.length) services = SERVICES.filter((s) => only.services!.includes(s.id));
+  if (only?.actions?.length) {
+    const f = services.filter((s) => only.actions!.includes(actionFor(s).action));
+    if (f.length) services = f;
+  }
+  const s = pick(services.length ? services : SERVICES, h);
+  const { action, rule } = actionFor(s);
+  const user = only?.users?.length ? pick(only.users, h >>> 8) : pick(USERS, h >>> 8);
+  const program = pick(PROGRAMS, h >>> 12);
+  const uid = 1000 + USERS.indexOf(user);
+  const repeats = h % 7 === 0 ? 1 + (h % 5) : 1;
+  return {
+    id: `0193a1b2-${index.toString(16).padStart(4, "0")}-7000-8000-${h.toString(16).padStart(12, "0")}`,
+    ts: now - index * 20_000_000 - (h % 15_000_000),
+    source: pick(["tls", "dns", "quic", "resolver"], h >>> 4),
+    name: s.domains[0] ?? s.id,
+    service_id: s.id,
+    service_name: s.name,
+    category: s.category,
+    vendor: s.vendor,
+    action,
+    rule_id: rule,
+    policy_version: POLICY.version,
+    protocol: pick(["tcp", "udp"], h >>> 6),
+    src: `10.0.${(h >>> 3) % 8}.${(h % 200) + 10}:${40000 + (h % 20000)}`,
+    dst: `104.18.${(h >>> 5) % 255}.${(h >>> 9) % 255}:443`,
+    ech: h % 11 === 0,
+    repeats,
+    pid: 2000 + (h % 30000),
+    program,
+    program_path: `/usr/bin/${program}`,
+    uid,
+    user,
+  };
+}
+
+export function samplePrompt(id: number, action: "block" | "coach" | "warn", serviceId: string, repeats = 1): Prompt {
+  const s = SERVICES.find((x) => x.id === serviceId) ?? SERVICES[0]!;
+  const rule = POLICY.rules.find((r) => r.action === action);
+  return {
+    id,
+    ts: NOW_MICROS - 60_000_000,
+    uid: 1000,
+    user: "alice",
+    program: "firefox",
+    service_id: s.id,
+    service_name: s.name,
+    vendor: s.vendor,
+    category: s.category,
+    name: s.domains[0] ?? s.id,
+    action,
+    rule_id: rule?.id ?? "default",
+    reason: rule?.reason ?? null,
+    message: POLICY.messages[action],
+    alternative: POLICY.alternative,
+    min_justification_chars: action === "coach" ? POLICY.coach.min_justification_chars : null,
+    bypass_minutes: action === "coach" ? POLICY.coach.bypass_minutes : null,
+    repeats,
+    event_id: `evt-${id}`,
+  };
+}
+
+export function sampleAnswers(now = NOW_MICROS): Answer[] {
+  return [
+    {
+      ts: now - 30 * 60_000_000,
+      uid: 1000,
+      user: "alice",
+      service_id: "github-copilot",
+      action: "coach",
+      event_id: "evt-a1",
+      kind: "justified",
+      text: "Revue d'un module open source public, aucune donnée interne.",
+      bypass_until: now + 210 * 60_000_000,
+    },
+    {
+      ts: now - 26 * 3_600_000_000,
+      uid: 1000,
+      user: "alice",
+      service_id: "cursor",
+      action: "coach",
+      event_id: "evt-a2",
+      kind: "justified",
+      text: "Évaluation de l'outil demandée par l'équipe plateforme.",
+      bypass_until: now - 22 * 3_600_000_000,
+    },
+    {
+      ts: now - 3 * 24 * 3_600_000_000,
+      uid: 1000,
+      user: "alice",
+      service_id: "deepseek",
+      action: "block",
+      event_id: "evt-a3",
+      kind: "exception-requested",
+      text: "Besoin de comparer les modèles pour un appel d'offres.",
+      bypass_until: null,
+    },
+    {
+      ts: now - 4 * 24 * 3_600_000_000,
+      uid: 1000,
+      user: "alice",
+      service_id: "le-chat",
+      action: "warn",
+      event_id: "evt-a4",
+      kind: "acknowledged",
+      text: null,
+      bypass_until: null,
+    },
+  ];
+}

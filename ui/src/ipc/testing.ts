@@ -1,0 +1,23 @@
+// Test and development helpers around @tauri-apps/api's IPC mocks, so that
+// only ui/src/ipc/ imports @tauri-apps/api. Never imported by the app itself.
+import { emit } from "@tauri-apps/api/event";
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+
+import type { CommandError } from "./gen/CommandError";
+
+export type Handler = (cmd: string, args: Record<string, unknown>) => unknown;
+
+/** Routes every command to `handler`, and events through the mock event bus. */
+export function installMock(handler: Handler): void {
+  mockIPC((cmd, args) => handler(cmd, (args ?? {}) as Record<string, unknown>), { shouldMockEvents: true });
+}
+
+export { clearMocks };
+
+/** Emits an event as the Rust side would. */
+export const emitEvent = (event: string, payload: unknown) => emit(event, payload);
+
+/** A rejection as the Rust commands give it. */
+export function commandError(kind: CommandError["kind"], message: string = kind): CommandError {
+  return { kind, message };
+}

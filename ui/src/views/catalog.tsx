@@ -1,0 +1,174 @@
+// "Catalogue": the GenAI services the agent recognises, and what each matches.
+import { useMemo, useState } from "preact/hooks";
+
+import { ErrorBox } from "../components/ErrorBox";
+import { ServiceAvatar } from "../components/ServiceAvatar";
+import { useI18n } from "../i18n";
+import { catalog } from "../ipc/commands";
+import type { Service } from "../ipc/gen/Service";
+import { formatNumber } from "../lib/format";
+import { categoryName, countryName } from "../lib/rules";
+import { useCommand } from "../lib/useCommand";
+
+export function matchesService(s: Service, q: string): boolean {
+  const needle = q.trim().toLowerCase();
+  if (!needle) return true;
+  return [s.id, s.name, s.vendor, s.category, s.jurisdiction, ...s.domains, ...s.hosts].some((v) =>
+    v.toLowerCase().includes(needle),
+  );
+}
+
+export function CatalogView() {
+  const i18n = useI18n();
+  const { t, locale } = i18n;
+  const cat = useCommand(() => catalog(), []);
+  const [search, setSearch] = useState("");
+  const [selected, setSelected] = useState<string | null>(null);
+  const shown = useMemo(() => (cat.data?.services ?? []).filter((s) => matchesService(s, search)), [cat.data, search]);
+  const current = cat.data?.services.find((s) => s.id === selected) ?? null;
+
+  if (cat.error !== undefined && !cat.data) return <ErrorBox error={cat.error} onRetry={cat.reload} />;
+  if (!cat.data) return <p class="muted">{t("app.loading")}</p>;
+
+  const onRowKey = (e: KeyboardEvent, i: number) => {
+    const rows = (e.currentTarget as HTMLElement).parentElement?.querySelectorAll<HTMLElement>("tr") ?? [];
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      rows[Math.max(0, Math.min(rows.length - 1, i + (e.key === "ArrowDown" ? 1 : -1)))]?.focus();
+    } else if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      const s = shown[i];
+      if (s) setSelected(s.id);
+    }
+  };
+
+  return (
+    <div class="catalog">
+      <div class="catalog-list">
+        <div class="toolbar">
+          <span class="muted small">
+            {t("catalog.intro", { n: formatNumber(cat.data.services.length, locale), version: cat.data.version })}
+          </span>
+          <span class="spacer" />
+          <input
+            type="search"
+            class="input search"
+            aria-label={t("catalog.search")}
+            placeholder={t("catalog.search")}
+            value={search}
+            onInput={(e) => setSearch(e.currentTarget.value)}
+          />
+        </div>
+        {shown.length === 0 && <p class="muted">{t("catalog.empty")}</p>}
+        <div class="table-wrap scroll">
+          <table class="table selectable">
+            <thead>
+              <tr>
+                <th scope="col">{t("catalog.col.name")}</th>
+                <th scope="col">{t("catalog.col.vendor")}</th>
+                <th scope="col">{t("catalog.col.category")}</th>
+                <th scope="col">{t("catalog.col.jurisdiction")}</th>
+                <th scope="col">{t("catalog.col.trains")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {shown.map((s, i) => (
+                <tr
+                  key={s.id}
+                  data-testid="catalog-row"
+                  tabIndex={0}
+                  aria-selected={s.id === selected}
+                  class={s.id === selected ? "selected" : undefined}
+                  onClick={() => setSelected(s.id)}
+                  onKeyDown={(e) => onRowKey(e, i)}
+                >
+                  <td>
+                    <span class="service-cell">
+                      <ServiceAvatar id={s.id} name={s.name} size="sm" />
+                      {s.name}
+                    </span>
+                  </td>
+                  <td>{s.vendor}</td>
+                  <td>{categoryName(s.category, i18n)}</td>
+                  <td title={countryName(s.jurisdiction, locale)}>{s.jurisdiction}</td>
+                  <td>
+                    <span class={`trains trains-${s.trains_on_inputs}`}>{t(`trains.${s.trains_on_inputs}`)}</span>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </div>
+      <aside class="detail panel" aria-labelledby="svc-detail-title" aria-live="polite">
+        {current ? <ServiceDetail service={current} /> : <p class="muted">{t("catalog.select")}</p>}
+      </aside>
+    </div>
+  );
+}
+
+function ServiceDetail({ service: s }: { service: Service }) {
+  const i18n = useI18n();
+  const { t, locale } = i18n;
+  const list = (items: string[]) =>
+    items.length ? (
+      <ul class="plain mono">
+        {items.map((d) => (
+          <li key={d}>{d}</li>
+        ))}
+      </ul>
+    ) : (
+      t("app.none")
+    );
+  return (
+    <>
+      <div class="prompt-service">
+        <ServiceAvatar id={s.id} name={s.name} />
+        <div>
+          <h2 id="svc-detail-title" class="service-name">
+            {s.name}
+          </h2>
+          <div class="muted small">
+            {s.vendor} · <span class="mono">{s.id}</span>
+          </div>
+        </div>
+      </div>
+      <dl class="facts">
+        <div class="fact">
+          <dt>{t("catalog.col.category")}</dt>
+          <dd>{categoryName(s.category, i18n)}</dd>
+        </div>
+        <div class="fact">
+          <dt>{t("catalog.col.jurisdiction")}</dt>
+          <dd>
+            {countryName(s.jurisdiction, locale)} ({s.jurisdiction})
+          </dd>
+        </div>
+        <div class="fact">
+          <dt>{t("catalog.col.trains")}</dt>
+          <dd>{t(`trains.${s.trains_on_inputs}`)}</dd>
+        </div>
+        <div class="fact">
+          <dt>{t("catalog.domains")}</dt>
+          <dd>{list(s.domains)}</dd>
+        </div>
+        <div class="fact">
+          <dt>{t("catalog.hosts")}</dt>
+          <dd>{list(s.hosts)}</dd>
+        </div>
+        <div class="fact">
+          <dt>{t("catalog.shared")}</dt>
+          <dd>{list(s.shared_domains)}</dd>
+        </div>
+        <div class="fact">
+          <dt>{t("catalog.source")}</dt>
+          <dd class="mono break">{s.source}</dd>
+        </div>
+        <div class="fact">
+          <dt>{t("catalog.notes")}</dt>
+          <dd>{s.notes ?? t("app.none")}</dd>
+        </div>
+      </dl>
+    </>
+  );
+}
