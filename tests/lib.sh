@@ -24,7 +24,7 @@ apt_ensure() {
 # cargo install a tool at a pinned version unless that version is there.
 cargo_tool_ensure() {
     local crate=$1 version=$2 bin=$3
-    if command -v "$bin" >/dev/null 2>&1 && "$bin" --version 2>/dev/null | grep -q "$version"; then
+    if command -v "$bin" >/dev/null 2>&1 && cargo install --list | grep -q "^$crate v$version:"; then
         return 0
     fi
     cargo install --locked --quiet "$crate" --version "$version"

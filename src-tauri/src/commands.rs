@@ -48,7 +48,7 @@ pub async fn answer_prompt<R: Runtime>(
     if let Ok(mut queue) = console.queue.lock() {
         queue.answered(answer.prompt);
     }
-    windows::show_prompts(&app, false);
+    windows::show_prompts(&app, windows::Show::Keep);
     Ok(answered)
 }
 
@@ -57,7 +57,7 @@ pub fn dismiss_prompt<R: Runtime>(app: AppHandle<R>, console: State<'_, Console>
     if let Ok(mut queue) = console.queue.lock() {
         queue.dismiss(id, Instant::now());
     }
-    windows::show_prompts(&app, false);
+    windows::show_prompts(&app, windows::Show::Update);
 }
 
 /// Opens the internal alternative a prompt names, in the user's browser.
@@ -140,6 +140,17 @@ pub async fn export_events<R: Runtime>(
 #[tauri::command]
 pub fn open_console<R: Runtime>(app: AppHandle<R>, view: String) {
     windows::open_console(&app, &view);
+}
+
+/// The session's language for the UI: French unless the locale settings
+/// name another language (English is then the closest we have).
+#[tauri::command]
+pub fn session_locale() -> &'static str {
+    if windows::prefers_french() {
+        "fr"
+    } else {
+        "en"
+    }
 }
 
 /// The main window's UI rendered its first data: records how long the

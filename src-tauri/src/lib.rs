@@ -83,6 +83,7 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> taur
             commands::export_events,
             commands::open_console,
             commands::ui_ready,
+            commands::session_locale,
         ])
         .setup(move |app| {
             let client = SocketClient::new(settings.socket.clone());
@@ -131,8 +132,10 @@ async fn follow_prompts<R: Runtime>(app: tauri::AppHandle<R>, mut feed: mpsc::Re
             },
         };
         let Ok(offer) = offer else { continue };
-        if offer != Offer::Ignore {
-            windows::show_prompts(&app, offer == Offer::Raise);
+        match offer {
+            Offer::Raise => windows::show_prompts(&app, windows::Show::Raise),
+            Offer::Update => windows::show_prompts(&app, windows::Show::Update),
+            Offer::Ignore => {}
         }
     }
 }

@@ -17,7 +17,11 @@ const PROMPT_SIZE: (f64, f64) = (480.0, 440.0);
 pub(crate) fn setup<R: Runtime>(app: &AppHandle<R>, show_console: bool) -> tauri::Result<()> {
     prompt_window(app)?;
     if show_console {
-        open_console(app, "activity");
+        // The window opens on its configured view; no navigation here, which
+        // would race the page's own.
+        if let Some(main) = app.get_webview_window(MAIN) {
+            main.show()?;
+        }
     }
     // No tray host (a bare X server) is not an error: the prompts still work.
     if let Err(e) = tray(app) {
@@ -41,9 +45,21 @@ fn prompt_window<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<tauri::Webview
         .build()
 }
 
-/// Sends the pending prompts to the prompt window; `raise` brings it up,
-/// otherwise it is only updated (or hidden when nothing is left).
-pub(crate) fn show_prompts<R: Runtime>(app: &AppHandle<R>, raise: bool) {
+/// What the prompt window does with the pending list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Show {
+    /// Bring the window up.
+    Raise,
+    /// Update it; hide it when nothing is left.
+    Update,
+    /// Update it and leave it as it is: after an answer, the window shows
+    /// its confirmation until the user closes it.
+    Keep,
+}
+
+/// Sends the pending prompts to the prompt window and shows or hides it.
+pub(crate) fn show_prompts<R: Runtime>(app: &AppHandle<R>, show: Show) {
+    let raise = show == Show::Raise;
     let pending = app.state::<Console>().queue.lock().map(|q| q.pending()).unwrap_or_default();
     let window = match prompt_window(app) {
         Ok(window) => window,
@@ -56,7 +72,7 @@ pub(crate) fn show_prompts<R: Runtime>(app: &AppHandle<R>, raise: bool) {
         }
     };
     let _ = window.emit_to(PROMPT, PROMPTS_EVENT, &pending);
-    if pending.is_empty() {
+    if pending.is_empty() && show == Show::Update {
         let _ = window.hide();
     } else if raise {
         let shown =
@@ -117,7 +133,7 @@ fn tray<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     Ok(())
 }
 
-fn prefers_french() -> bool {
+pub(crate) fn prefers_french() -> bool {
     ["LC_ALL", "LC_MESSAGES", "LANG"]
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))

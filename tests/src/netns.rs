@@ -150,6 +150,32 @@ impl Lab {
         })
     }
 
+    /// The internet's resolver: dnsmasq on the server side, answering every
+    /// name with the server's address (plus `extra` dnsmasq options).
+    pub fn start_internet_resolver(&mut self, extra: &[String]) {
+        let listen = format!("--listen-address={SERVER_IP}");
+        let every_name = format!("--address=/#/{SERVER_IP}");
+        let mut args = vec![
+            "timeout",
+            "900",
+            "dnsmasq",
+            "-k",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            &listen,
+            "--local-ttl=60",
+            &every_name,
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        let mut dnsmasq = self.cmd(&self.server, &args);
+        dnsmasq.stdout(Stdio::null()).stderr(Stdio::null());
+        self.spawn(dnsmasq);
+        assert!(self.wait_listening(&self.server, "u", &format!("{SERVER_IP}:53")), "dnsmasq did not start");
+    }
+
     /// Points the workstation's system resolver (glibc, as `ip netns exec`
     /// sets it up) at `nameservers`, in order.
     pub fn set_resolv_conf(&self, text: &str) {

@@ -22,10 +22,23 @@ export function interpolate(template: string, vars?: Vars): string {
   );
 }
 
-/** The locale to start with: the stored choice, else the browser's, else French. */
+/**
+ * The session's language as the Rust side reads it from the user's locale
+ * settings (the web view reports "en-US" when the C library lacks the
+ * user's locale); set once at start-up, before the first render.
+ */
+let sessionLanguages: readonly string[] = [];
+export function setSessionLanguage(language: string): void {
+  sessionLanguages = [language];
+}
+
+/** The locale to start with: the stored choice, else the session's, else the browser's, else French. */
 export function initialLocale(
   stored: string | null = safeStorageGet(STORAGE_KEY),
-  languages: readonly string[] = typeof navigator === "undefined" ? [] : navigator.languages ?? [navigator.language],
+  languages: readonly string[] = [
+    ...sessionLanguages,
+    ...(typeof navigator === "undefined" ? [] : navigator.languages ?? [navigator.language]),
+  ],
 ): Locale {
   if (stored === "fr" || stored === "en") return stored;
   for (const lang of languages) {

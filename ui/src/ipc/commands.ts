@@ -53,6 +53,8 @@ export const openAlternative = (id: number) => invoke<void>("open_alternative", 
  * The main window shows its first data: the Rust side records the time
  * since process start (the cold-start figure) and returns it in ms.
  */
+/** "fr" or "en", from the session's locale settings (French unless they say otherwise). */
+export const sessionLocale = () => invoke<string>("session_locale");
 export const uiReady = () => invoke<number | null>("ui_ready");
 
 export const onConnection = (handler: (status: ConnectionStatus) => void): Promise<UnlistenFn> =>

@@ -48,8 +48,28 @@ export function PromptView() {
   if (index < 0) index = 0;
   const prompt = list[index];
 
+  // When a prompt's content is first on screen (after the frame is painted),
+  // its id and the wall-clock time go on the root element: the end-to-end
+  // test measures "DNS query → prompt visible" from it.
+  const shownKey = prompt ? `${prompt.id}:${prompt.service_id}` : "";
+  useEffect(() => {
+    if (!shownKey) return;
+    requestAnimationFrame(() => {
+      document.documentElement.dataset.promptShown = shownKey;
+      document.documentElement.dataset.promptShownAt = String(Date.now());
+    });
+  }, [shownKey]);
+
   // The shown prompt is followed by id (`currentId`, set by the pager); when
   // it leaves the list, or none was picked, the first one is shown.
+
+  // A new prompt arriving while a confirmation is on screen takes its place.
+  const seenIds = useRef<Set<number>>(new Set());
+  useEffect(() => {
+    const fresh = list.some((p) => !seenIds.current.has(p.id));
+    list.forEach((p) => seenIds.current.add(p.id));
+    if (fresh) setConfirmation(null);
+  }, [list.map((p) => p.id).join(",")]);
 
   const removeLocally = (id: number) => setPrompts((cur) => (cur ? cur.filter((p) => p.id !== id) : cur));
 

@@ -271,29 +271,39 @@ impl Store {
             }
         }
         stats.timeline = timeline.into_values().collect();
-        stats.top_services = self.top(&clause, "service_id", "max(service_name)")?;
+        stats.top_services = self.top(&clause, "service_id", "service")?;
         stats.top_users = self.top(&clause, "user", "user")?;
         stats.top_programs = self.top(&clause, "program", "program")?;
         stats.justifications = self.justifications(query)?;
         Ok(stats)
     }
 
-    fn top(&self, clause: &Clause, column: &str, label: &str) -> Result<Vec<Ranked>, StoreError> {
+    /// The most frequent values of `column`, labelled from `event_terms`
+    /// (`field`): the count reads only the column's index.
+    fn top(&self, clause: &Clause, column: &str, field: &str) -> Result<Vec<Ranked>, StoreError> {
         let mut not_null = Clause { conditions: clause.conditions.clone(), args: clause.args.clone() };
         not_null.conditions.push(format!("{column} IS NOT NULL"));
         let sql = format!(
-            "SELECT {column}, {label}, count(*) FROM events{} GROUP BY {column} ORDER BY 3 DESC, 1 LIMIT {TOP}",
+            "SELECT {column}, count(*) FROM events{} GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT {TOP}",
             not_null.sql()
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(&not_null.args), |r| {
-            Ok(Ranked {
-                key: r.get(0)?,
-                label: r.get(1)?,
-                count: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-            })
+            Ok((r.get::<_, String>(0)?, u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0)))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut label =
+            self.conn.prepare_cached("SELECT label FROM event_terms WHERE field = ?1 AND value = ?2")?;
+        let mut ranked = Vec::new();
+        for row in rows {
+            let (key, count) = row?;
+            let found: Option<String> =
+                label.query_row([field, key.as_str()], |r| r.get(0)).map(Some).or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })?;
+            ranked.push(Ranked { label: found.unwrap_or_else(|| key.clone()), key, count });
+        }
+        Ok(ranked)
     }
 
     /// Justifications and exception requests within the query's time range,
