@@ -1,0 +1,463 @@
+//! Secrets: provider keys by their documented prefixes (after gitleaks'
+//! rules), private keys, JWTs, connection strings with a password, and
+//! high-entropy tokens next to a secret-ish keyword.
+
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::text::{self, char_after, char_before, entropy, has_keyword, keyword_near};
+use super::{Confidence, DetectorId, Finding};
+
+/// A prefix-anchored provider key: its pattern and a check on the match.
+struct Rule {
+    id: DetectorId,
+    pattern: &'static str,
+    check: Check,
+}
+
+/// Gets the whole text and the match's span; `None` rejects the match.
+type Check = fn(&str, &Range<usize>) -> Option<Confidence>;
+
+const RULES: &[Rule] = &[
+    Rule {
+        id: DetectorId::OpenaiKey,
+        pattern: r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}",
+        check: openai,
+    },
+    Rule {
+        id: DetectorId::AnthropicKey,
+        pattern: r"sk-ant-(?:api|admin|oat|sid)[0-9]{2}-[A-Za-z0-9_\-]{32,}",
+        check: mixed_high,
+    },
+    Rule { id: DetectorId::HuggingfaceToken, pattern: r"hf_[A-Za-z0-9]{30,40}", check: cased_high },
+    Rule {
+        id: DetectorId::AwsAccessKey,
+        pattern: r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16}",
+        check: always_high,
+    },
+    Rule { id: DetectorId::GithubToken, pattern: r"gh[pousr]_[A-Za-z0-9]{36}", check: mixed_high },
+    Rule { id: DetectorId::GithubToken, pattern: r"github_pat_[A-Za-z0-9_]{70,}", check: mixed_high },
+    Rule { id: DetectorId::GitlabToken, pattern: r"glpat-[A-Za-z0-9_\-]{20,}", check: mixed_high },
+    Rule {
+        id: DetectorId::SlackToken,
+        pattern: r"xox[abposr]-[0-9]{6,}-[0-9A-Za-z\-]{8,}",
+        check: always_high,
+    },
+    Rule {
+        id: DetectorId::SlackToken,
+        pattern: r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{16,}",
+        check: always_high,
+    },
+    Rule { id: DetectorId::GoogleApiKey, pattern: r"AIza[0-9A-Za-z_\-]{35}", check: always_high },
+    Rule {
+        id: DetectorId::AzureStorageKey,
+        pattern: r"(?:AccountKey=[A-Za-z0-9+/]{86}==|SharedAccessKey=[A-Za-z0-9+/]{43}=)",
+        check: always_high,
+    },
+    Rule {
+        id: DetectorId::Jwt,
+        pattern: r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
+        check: jwt,
+    },
+    Rule {
+        id: DetectorId::PrivateKey,
+        pattern: r"-----BEGIN[ A-Z0-9]{0,20} PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-[0-9]: ",
+        check: always_high,
+    },
+    Rule {
+        id: DetectorId::ConnectionString,
+        pattern: r"[A-Za-z][A-Za-z0-9+.\-]{1,30}://[^\s:/@?#'<>]{0,128}:[^\s@/?#'<>]{1,128}@[A-Za-z0-9.\-\[\]_]{1,255}",
+        check: url_password,
+    },
+    Rule {
+        id: DetectorId::ConnectionString,
+        pattern: r"(?i:password|pwd)[ \t]*=[ \t]*[^;\s'<>]{1,128}",
+        check: ado_password,
+    },
+];
+
+struct Compiled {
+    rules: Vec<(DetectorId, Regex, Check)>,
+    token: Option<Regex>,
+    ado_context: Option<Regex>,
+}
+
+static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
+    rules: RULES.iter().filter_map(|r| Some((r.id, text::regex(r.pattern)?, r.check))).collect(),
+    // Token chars of keys and base64; `=` only as trailing padding so that
+    // `AccountKey=…` splits into a name and a value.
+    token: text::regex(r"[A-Za-z0-9+/_\-]{16,}={0,2}"),
+    ado_context: text::regex(
+        r"(?i:server|data source|host|uid|user id|initial catalog|database|driver|dsn|provider)[ \t]*=|://",
+    ),
+});
+
+#[cfg(test)]
+pub(super) fn patterns_compiled() -> bool {
+    COMPILED.rules.len() == RULES.len() && COMPILED.token.is_some() && COMPILED.ado_context.is_some()
+}
+
+/// Chars that would glue a key to what precedes it (`task-…`, a longer
+/// random string). Not `/`: keys often follow `https://`.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+')
+}
+
+pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
+    let first = out.len();
+    let mut next_end = None;
+    for (id, re, check) in &COMPILED.rules {
+        for m in re.find_iter(text) {
+            let mut span = m.range();
+            // A key glued to more key-like chars is something else
+            // (`task-…`, a longer random string).
+            let glued_before = char_before(text, span.start).is_some_and(is_token_char);
+            let glued_after = char_after(text, span.end).is_some_and(|c| c.is_ascii_alphanumeric());
+            let wants_bounds = !matches!(id, DetectorId::ConnectionString | DetectorId::PrivateKey);
+            if wants_bounds && (glued_before || glued_after) {
+                continue;
+            }
+            let Some(confidence) = check(text, &span) else { continue };
+            if *id == DetectorId::PrivateKey {
+                span = private_key_block(text, span, &mut next_end);
+            }
+            out.push(Finding { detector: *id, confidence, span });
+        }
+    }
+    let mut taken: Vec<Range<usize>> =
+        out.get(first..).unwrap_or_default().iter().map(|f| f.span.clone()).collect();
+    taken.sort_by_key(|r| r.start);
+    generic(text, &taken, out);
+}
+
+fn always_high(_: &str, _: &Range<usize>) -> Option<Confidence> {
+    Some(Confidence::High)
+}
+
+fn matched<'t>(text: &'t str, span: &Range<usize>) -> &'t str {
+    text.get(span.clone()).unwrap_or_default()
+}
+
+/// Real keys are random: upper, lower and digits all appear.
+fn mixed_classes(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_uppercase())
+        && s.bytes().any(|b| b.is_ascii_lowercase())
+        && s.bytes().any(|b| b.is_ascii_digit())
+}
+
+/// Letters-only tokens (Hugging Face): both cases appear.
+fn cased_high(text: &str, span: &Range<usize>) -> Option<Confidence> {
+    let s = matched(text, span);
+    (s.bytes().any(|b| b.is_ascii_uppercase()) && s.bytes().any(|b| b.is_ascii_lowercase()))
+        .then_some(Confidence::High)
+}
+
+fn mixed_high(text: &str, span: &Range<usize>) -> Option<Confidence> {
+    mixed_classes(matched(text, span)).then_some(Confidence::High)
+}
+
+fn openai(text: &str, span: &Range<usize>) -> Option<Confidence> {
+    // `sk-ant-` is Anthropic's and has its own rule.
+    let body = matched(text, span).strip_prefix("sk-")?;
+    if body.starts_with("ant-") || !mixed_classes(body) {
+        return None;
+    }
+    // "T3BlbkFJ" is base64 of "OpenAI", embedded in every issued key.
+    let scoped = ["proj-", "svcacct-", "admin-"].iter().any(|p| body.starts_with(p));
+    if body.contains("T3BlbkFJ") || (scoped && body.len() >= 40) {
+        Some(Confidence::High)
+    } else if body.len() >= 32 {
+        Some(Confidence::Medium)
+    } else {
+        None
+    }
+}
+
+/// A JWT's header decodes to a JSON object with an `alg` member.
+fn jwt(text: &str, span: &Range<usize>) -> Option<Confidence> {
+    let header = matched(text, span).split('.').next()?;
+    let bytes = base64url_decode(header)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.get("alg")?;
+    Some(Confidence::High)
+}
+
+/// Decodes unpadded base64url (or standard base64); `None` on any bad char.
+pub(super) fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Documentation placeholders are not secrets.
+fn is_placeholder(password: &str) -> bool {
+    let p = password.trim_matches(|c| c == '"' || c == '\'');
+    let lower = p.to_ascii_lowercase();
+    p.is_empty()
+        || p.starts_with(['$', '<', '{', '%', '['])
+        || p.chars().all(|c| c == '*' || c == 'x' || c == 'X' || c == '.' || c == '•')
+        || ["password", "pass", "passwd", "pwd", "secret", "changeme", "motdepasse", "mot_de_passe"]
+            .contains(&lower.as_str())
+}
+
+fn url_password(text: &str, span: &Range<usize>) -> Option<Confidence> {
+    let (_, rest) = matched(text, span).split_once("://")?;
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    let (_, password) = userinfo.split_once(':')?;
+    (!is_placeholder(password)).then_some(Confidence::High)
+}
+
+/// `Password=` counts in an ADO/ODBC/JDBC string: a server, database or
+/// user key (or a URL) on the same line.
+fn ado_password(text: &str, span: &Range<usize>) -> Option<Confidence> {
+    let value = matched(text, span).split_once('=')?.1.trim();
+    if is_placeholder(value) {
+        return None;
+    }
+    let line = text.get(text::line_of(text, span.start, 256))?;
+    let context = COMPILED.ado_context.as_ref()?;
+    (context.is_match(line) && line.contains(';') || line.contains("://")).then_some(Confidence::High)
+}
+
+/// Extends a PEM header to its END line when one follows within 16 KiB.
+/// `next_end` remembers where the next END marker is (or that there is
+/// none), so that many BEGIN lines do not each search the rest of the text.
+fn private_key_block(text: &str, span: Range<usize>, next_end: &mut Option<usize>) -> Range<usize> {
+    if !matched(text, &span).starts_with("-----BEGIN") {
+        // PuTTY's header line names the key; the whole line is the finding.
+        return span.start..text::line_of(text, span.start, 256).end.max(span.end);
+    }
+    let stale = next_end.is_some_and(|at| at < span.end);
+    if next_end.is_none() || stale {
+        *next_end =
+            Some(text.get(span.end..).and_then(|r| r.find("-----END")).map_or(usize::MAX, |i| span.end + i));
+    }
+    let Some(end_marker) = *next_end else { return span };
+    if end_marker == usize::MAX || end_marker - span.end > 16 * 1024 {
+        return span;
+    }
+    let limit = text::floor_boundary(text, end_marker.saturating_add(64));
+    let close = text
+        .get(end_marker + 8..limit)
+        .and_then(|r| r.find("-----"))
+        .map_or(end_marker + 8, |i| end_marker + 8 + i + 5);
+    span.start..close
+}
+
+/// Words that make a random-looking token a credential.
+const SECRET_WORDS: &[&str] = &[
+    "*token*",
+    "*secret*",
+    "*passw*",
+    "*credential*",
+    "*apikey*",
+    "*api_key*",
+    "*api-key*",
+    "*auth*",
+    "bearer",
+    "key*",
+    "*_key",
+    "*private*",
+    "pwd",
+    "mdp",
+    "mot de passe",
+    "clé",
+    "cle",
+    "jeton",
+];
+
+/// Generic high-entropy tokens. Without a keyword nearby a token stays Low;
+/// after `NAME=` / `"name":` / `Bearer` with a secret-ish name it is High.
+fn generic(text: &str, taken: &[Range<usize>], out: &mut Vec<Finding>) {
+    let Some(re) = COMPILED.token.as_ref() else { return };
+    for m in re.find_iter(text) {
+        let span = m.range();
+        let token = m.as_str();
+        // Overlaps a provider key or connection string already reported.
+        let i = taken.partition_point(|r| r.end <= span.start);
+        if taken.get(i).is_some_and(|r| r.start < span.end) {
+            continue;
+        }
+        if token.len() > 256 || char_before(text, span.start).is_some_and(|c| c.is_alphanumeric() || c == '.')
+        {
+            continue;
+        }
+        // A 40-char base64 string near "aws" is an AWS secret access key.
+        if token.len() == 40
+            && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            && mixed_classes(token)
+            && keyword_near(text, &span, 256, 0, &["*aws*", "akia*"])
+        {
+            out.push(Finding { detector: DetectorId::AwsSecretKey, confidence: Confidence::High, span });
+            continue;
+        }
+        let assigned = assigned_to_secret(text, span.start);
+        let Some(confidence) = token_confidence(token, assigned) else { continue };
+        let confidence = if assigned {
+            confidence
+        } else if keyword_near(text, &span, 48, 0, SECRET_WORDS) && !in_url_or_path(text, &span) {
+            confidence.min(Confidence::Medium)
+        } else {
+            Confidence::Low
+        };
+        out.push(Finding { detector: DetectorId::GenericSecret, confidence, span });
+    }
+}
+
+/// `API_KEY=`, `"client_secret": "`, `token: `, `Authorization: Bearer `
+/// right before the token.
+fn assigned_to_secret(text: &str, start: usize) -> bool {
+    let (before, _) = text::around(text, &(start..start), 64, 0);
+    let before = before.rsplit('\n').next().unwrap_or_default();
+    let trimmed = before.trim_end_matches(|c: char| c == '"' || c == '\'' || c == '`' || c.is_whitespace());
+    let lower = trimmed.to_lowercase();
+    if lower.ends_with("bearer") || lower.ends_with("token") {
+        return true;
+    }
+    let Some(name) = lower
+        .strip_suffix("=>")
+        .or_else(|| lower.strip_suffix(":="))
+        .or_else(|| lower.strip_suffix('='))
+        .or_else(|| lower.strip_suffix(':'))
+    else {
+        return false;
+    };
+    let name = name.trim_end_matches(|c: char| c == '"' || c == '\'' || c.is_whitespace());
+    let ident_start = name
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let ident = name.get(ident_start..).unwrap_or_default();
+    !ident.is_empty() && has_keyword(ident, SECRET_WORDS)
+}
+
+/// A token inside a URL or a file path is an identifier, not a credential.
+fn in_url_or_path(text: &str, span: &Range<usize>) -> bool {
+    let (before, _) = text::around(text, span, 256, 0);
+    let word = before.rsplit(char::is_whitespace).next().unwrap_or_default();
+    word.contains("://") || word.ends_with('/')
+}
+
+/// How random `token` looks: `None` for UUIDs, hex digests, identifiers,
+/// paths and base64 of plain text.
+fn token_confidence(token: &str, assigned: bool) -> Option<Confidence> {
+    let body = token.trim_end_matches('=');
+    let len = body.len();
+    if len < if assigned { 16 } else { 20 } {
+        return None;
+    }
+    if is_uuid(body) {
+        return None;
+    }
+    let hex = body.bytes().all(|b| b.is_ascii_hexdigit());
+    if hex {
+        // Digests (md5, sha1, sha256, git ids) are hex; a hex secret only
+        // counts when it is assigned to a secret-ish name.
+        return (assigned && len >= 32).then_some(Confidence::Medium);
+    }
+    let upper = body.bytes().filter(u8::is_ascii_uppercase).count();
+    let lower = body.bytes().filter(u8::is_ascii_lowercase).count();
+    let digits = body.bytes().filter(u8::is_ascii_digit).count();
+    let slashes = body.bytes().filter(|&b| b == b'/').count();
+    if digits < 2 || upper + lower < 4 || (upper == 0 && lower == 0) {
+        return None;
+    }
+    if slashes >= 3 && !body.contains('+') {
+        return None;
+    }
+    // Identifiers in snake or kebab case: long words joined by `_`/`-`.
+    let words = body.split(['_', '-']).filter(|w| w.len() >= 4 && w.bytes().all(|b| b.is_ascii_alphabetic()));
+    if words.count() >= 2 {
+        return None;
+    }
+    if upper == 0 || lower == 0 {
+        // One letter case: only long tokens are random enough.
+        if len < 32 {
+            return assigned.then_some(Confidence::Medium);
+        }
+    }
+    if entropy(body) < 3.5 {
+        return None;
+    }
+    if decodes_to_text(body) {
+        return None;
+    }
+    Some(if assigned { Confidence::High } else { Confidence::Medium })
+}
+
+fn is_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Base64 of readable text ("Hello, this is …") has high char entropy but
+/// carries no secret.
+fn decodes_to_text(s: &str) -> bool {
+    let Some(bytes) = base64url_decode(s) else { return false };
+    bytes.len() >= 12
+        && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ' || *b == b'\n')
+        && bytes.iter().filter(|b| b.is_ascii_alphabetic() || **b == b' ').count() * 10 >= bytes.len() * 8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_decodes() {
+        assert_eq!(base64url_decode("eyJhbGciOiJIUzI1NiJ9").as_deref(), Some(&b"{\"alg\":\"HS256\"}"[..]));
+        assert!(base64url_decode("a*b").is_none());
+    }
+
+    #[test]
+    fn token_guards() {
+        assert!(token_confidence("550e8400-e29b-41d4-a716-446655440000", true).is_none());
+        assert!(token_confidence("d41d8cd98f00b204e9800998ecf8427e", false).is_none());
+        assert!(token_confidence("AbstractSingletonProxyFactoryBean", false).is_none());
+        assert!(token_confidence("SGVsbG8sIHRoaXMgaXMgYSBwbGFpbiB0ZXh0", false).is_none());
+        assert_eq!(token_confidence("q8Vd2LzX0pR7sNwK4mYbT1cH", false), Some(Confidence::Medium));
+        assert_eq!(token_confidence("q8Vd2LzX0pR7sNwK4mYbT1cH", true), Some(Confidence::High));
+    }
+
+    #[test]
+    fn assignment_context() {
+        let t = "export API_KEY=q8Vd2LzX0pR7sNwK4mYbT1cH";
+        assert!(assigned_to_secret(t, t.find("q8").unwrap()));
+        let t = "\"client_secret\": \"q8Vd2LzX0pR7sNwK4mYbT1cH\"";
+        assert!(assigned_to_secret(t, t.find("q8").unwrap()));
+        let t = "Authorization: Bearer q8Vd2LzX0pR7sNwK4mYbT1cH";
+        assert!(assigned_to_secret(t, t.find("q8").unwrap()));
+        let t = "commit = q8Vd2LzX0pR7sNwK4mYbT1cH";
+        assert!(!assigned_to_secret(t, t.find("q8").unwrap()));
+    }
+
+    #[test]
+    fn placeholders() {
+        for p in ["password", "${DB_PASS}", "<password>", "****", "xxxx", "{pwd}"] {
+            assert!(is_placeholder(p), "{p}");
+        }
+        assert!(!is_placeholder("Tr0ub4dor&3"));
+    }
+}

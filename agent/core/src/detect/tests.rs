@@ -1,0 +1,152 @@
+//! API-level tests: names, settings, bounds, and hand-picked examples per
+//! detector. The labelled corpus lives in `agent/core/tests/detector_corpus.rs`.
+
+use super::*;
+
+fn found(text: &str) -> Vec<DetectorId> {
+    scan(text, &DetectorSettings::default()).into_iter().map(|f| f.detector).collect()
+}
+
+#[test]
+fn every_pattern_compiles() {
+    assert!(secrets::patterns_compiled());
+    assert!(personal::patterns_compiled());
+    assert!(marking::patterns_compiled());
+}
+
+#[test]
+fn names_are_stable_and_serialized_as_is() {
+    let mut seen = BTreeSet::new();
+    for id in DetectorId::ALL {
+        assert!(seen.insert(id.as_str()), "duplicate name {id}");
+        let json = serde_json::to_string(id).unwrap();
+        assert_eq!(json, format!("\"{}\"", id.as_str()));
+        let back: DetectorId = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, *id);
+    }
+    assert_eq!(DetectorId::Nir.family(), Family::PersonalData);
+    assert_eq!(DetectorId::MarkingDiffusionRestreinte.as_str(), "marking-diffusion-restreinte");
+    assert_eq!(serde_json::to_string(&Family::PersonalData).unwrap(), "\"personal-data\"");
+}
+
+#[test]
+fn settings_reject_unknown_fields_and_default_sensibly() {
+    let s: DetectorSettings = toml::from_str("min_confidence = \"high\"\ndisabled = [\"email\"]").unwrap();
+    assert_eq!(s.min_confidence, Confidence::High);
+    assert!(!s.is_enabled(DetectorId::Email));
+    assert!(s.is_enabled(DetectorId::Nir));
+    assert!(toml::from_str::<DetectorSettings>("min_confidense = \"high\"").is_err());
+    assert!(toml::from_str::<DetectorSettings>("disabled = [\"no-such-detector\"]").is_err());
+    let d = DetectorSettings::default();
+    assert!(DetectorId::ALL.iter().all(|id| d.is_enabled(*id)));
+    assert_eq!(d.min_confidence, Confidence::Medium);
+}
+
+#[test]
+fn settings_select_families_and_confidence() {
+    let text = "IBAN FR76 3000 6000 0112 3456 7890 189, SIREN 732829320";
+    let only_secrets = DetectorSettings { families: [Family::Secret].into(), ..Default::default() };
+    assert!(scan(text, &only_secrets).is_empty());
+    assert_eq!(found(text), [DetectorId::Iban, DetectorId::Siren]);
+    // Without its keyword a Luhn-valid 9-digit number is only Low.
+    assert!(found("order 732829320").is_empty());
+    let low = DetectorSettings { min_confidence: Confidence::Low, ..Default::default() };
+    assert_eq!(scan("order 732829320", &low).len(), 1);
+}
+
+#[test]
+fn summary_has_names_and_counts_only() {
+    let findings = scan("a@b.fr, c@d.fr, SIREN 732 829 320", &DetectorSettings::default());
+    let summary = summarize(&findings);
+    assert_eq!(summary.counts.get(&DetectorId::Email), Some(&2));
+    assert_eq!(summary.total(), 3);
+    assert_eq!(summary.highest, Some(Confidence::High));
+    let json = serde_json::to_string(&summary).unwrap();
+    // Counts keyed by name in `DetectorId::ALL` order; no text, no spans.
+    assert_eq!(json, r#"{"counts":{"siren":1,"email":2},"highest":"high"}"#);
+}
+
+#[test]
+fn contained_findings_are_dropped() {
+    // The SIREN inside a VAT number, the e-mail-like tail of a URL password.
+    assert_eq!(found("TVA : FR40303265045"), [DetectorId::VatFr]);
+    assert_eq!(
+        found("postgres://app:S3cr3tPassw0rd@db.internal.example.com:5432/app"),
+        [DetectorId::ConnectionString]
+    );
+}
+
+#[test]
+fn spans_are_char_boundaries_of_the_input() {
+    let text = "Référence : né le … NIR 2 95 10 99 126 111 93 — tél. 06 12 34 56 78 — TRÈS SECRET";
+    let findings = scan(text, &DetectorSettings::default());
+    assert_eq!(findings.len(), 3, "{findings:?}");
+    for f in &findings {
+        assert!(text.get(f.span.clone()).is_some());
+    }
+    assert_eq!(&text[findings[0].span.clone()], "2 95 10 99 126 111 93");
+}
+
+#[test]
+fn long_inputs_are_cut_at_the_cap() {
+    let mut text = "é".repeat(MAX_SCAN_BYTES / 2 - 1);
+    text.push_str("x ");
+    text.push_str("jean.dupont@exemple.fr");
+    assert!(found(&text).is_empty());
+    assert_eq!(found(&format!("jean.dupont@exemple.fr {text}")), [DetectorId::Email]);
+}
+
+#[test]
+fn never_panics_on_random_bytes() {
+    // A small xorshift: deterministic, no dev-dependency.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let alphabet: Vec<char> = "0123456789 -.AZaz+/=_:;@éÈ\u{a0}\n{}()sk-hf_AKIAeyJ€2AB".chars().collect();
+    let low =
+        DetectorSettings { min_confidence: Confidence::Low, source_code_min_lines: 2, ..Default::default() };
+    for _ in 0..3000 {
+        let len = (next() % 200) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let _ = scan(&String::from_utf8_lossy(&bytes), &low);
+        let s: String = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+        for f in scan(&s, &low) {
+            assert!(s.get(f.span.clone()).is_some());
+        }
+    }
+}
+
+/// Inputs built to make a detector work per match over the whole text
+/// (no newline, repeated triggers): each 1 MiB input must stay linear. The
+/// bound is loose (a debug build, a shared machine); quadratic behaviour
+/// would take minutes.
+#[test]
+fn pathological_inputs_stay_linear() {
+    let low =
+        DetectorSettings { min_confidence: Confidence::Low, source_code_min_lines: 2, ..Default::default() };
+    let fill = |unit: &str| unit.repeat(MAX_SCAN_BYTES / unit.len() + 1);
+    let inputs = [
+        fill("1 "),
+        fill("12 "),
+        fill("password=x;"),
+        fill("SECRET "),
+        fill("-----BEGIN PRIVATE KEY-----"),
+        fill("a@b.fr "),
+        fill("06 "),
+        fill("x;\n"),
+        fill("a"),
+        fill("Ab1+"),
+        fill("é"),
+    ];
+    for input in &inputs {
+        let start = std::time::Instant::now();
+        let _ = scan(input, &low);
+        let took = start.elapsed();
+        println!("{:?}…: {took:?}", input.get(..12));
+        assert!(took.as_secs() < 20, "{:?}…: {took:?}", input.get(..12));
+    }
+}
