@@ -202,6 +202,34 @@ fn answers(dig_output: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts the agent in the workstation namespace; its pid once it serves the socket.
+fn start_agent(lab: &mut Lab, agent: &Path, config: &Path, name: &str) -> u32 {
+    let log = lab.dir.join(format!("{name}.log"));
+    let (ns, interface) = (lab.client.clone(), lab.client_if.clone());
+    let mut command = lab.cmd(
+        &ns,
+        &[
+            "timeout",
+            "900",
+            agent.to_str().unwrap(),
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "-i",
+            &interface,
+        ],
+    );
+    command.env("VIGIE_LOG", "info").stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    let pid = lab.spawn(command);
+    assert!(
+        wait_for(Duration::from_secs(30), || std::fs::read_to_string(&log)
+            .is_ok_and(|t| t.contains("console socket ready"))),
+        "agent did not start: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    pid
+}
+
 /// Starts the console as the employee: a wrapper WebKitWebDriver runs.
 fn employee_launcher(lab: &Lab, console: &Path, socket: &Path) -> PathBuf {
     let home = lab.dir.join("home-employee");
@@ -269,28 +297,7 @@ async fn console_in_a_real_window_with_a_real_agent() {
         ),
     )
     .unwrap();
-    let agent_log = dir.join("agent.log");
-    let mut agent = lab.cmd(
-        &lab.client.clone(),
-        &[
-            "timeout",
-            "900",
-            agent_bin.to_str().unwrap(),
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "-i",
-            &lab.client_if.clone(),
-        ],
-    );
-    agent.env("VIGIE_LOG", "info").stdout(Stdio::null()).stderr(std::fs::File::create(&agent_log).unwrap());
-    lab.spawn(agent);
-    assert!(
-        wait_for(Duration::from_secs(30), || std::fs::read_to_string(&agent_log)
-            .is_ok_and(|t| t.contains("console socket ready"))),
-        "agent did not start: {}",
-        std::fs::read_to_string(&agent_log).unwrap_or_default()
-    );
+    let agent_pid = start_agent(&mut lab, &agent_bin, &config, "agent");
 
     let desktop = start_desktop(&mut lab);
 
@@ -389,6 +396,20 @@ async fn console_in_a_real_window_with_a_real_agent() {
     shot(&client, "06-employee-activity-after").await;
     client.execute("location.hash = '#/rules'", vec![]).await.unwrap();
     shot(&client, "07-employee-rules").await;
+
+    // The agent restarts (an update, a crash): the console follows.
+    sh(&["kill", "-TERM", &agent_pid.to_string()]);
+    assert!(lab.wait_exit(agent_pid, Duration::from_secs(15)).is_some(), "the agent did not stop");
+    eventually(Duration::from_secs(10), "the console to notice", || async {
+        text_of(&client, "connection-state").await.filter(|t| !t.contains("Connecté"))
+    })
+    .await;
+    shot(&client, "07-employee-agent-down").await;
+    start_agent(&mut lab, &agent_bin, &config, "agent-restarted");
+    eventually(Duration::from_secs(15), "the console to reconnect", || async {
+        text_of(&client, "connection-state").await.filter(|t| t.contains("Connecté"))
+    })
+    .await;
     client.close().await.unwrap();
 
     // ---- The security team (root is an administrator) -------------------
@@ -425,7 +446,8 @@ async fn console_in_a_real_window_with_a_real_agent() {
         let total = text_of(&client, "events-total").await?;
         let rows = client.find_all(Locator::Css("[data-testid=\"events-row\"]")).await.ok()?;
         let first = rows.first()?.text().await.ok()?;
-        (first.contains("cursor.sh") && total != unfiltered).then_some(total)
+        (first.contains("cursor.sh") && total != unfiltered && total.chars().any(|c| c.is_ascii_digit()))
+            .then_some(total)
     })
     .await;
     let query_ms = text_of(&client, "events-query-ms").await.unwrap_or_default();
@@ -442,6 +464,16 @@ async fn console_in_a_real_window_with_a_real_agent() {
         .await
         .unwrap();
     println!("filter text+action over {SEEDED_EVENTS} events: {timing}");
+    let timing = client
+        .execute_async(
+            "const done = arguments[0]; const t0 = performance.now();
+             window.__TAURI_INTERNALS__.invoke('event_stats', { query: { limit: 0 } })
+               .then((stats) => done({ ms: performance.now() - t0, total: stats.total }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    println!("charts over all {SEEDED_EVENTS} events: {timing}");
 
     click(&client, "export-csv").await;
     let exported = eventually(Duration::from_secs(120), "the export", || async {

@@ -145,19 +145,31 @@ impl Store {
     /// containing `text`; `None` when none does.
     fn text_condition(&self, text: &str) -> Result<Option<(String, Vec<Value>)>, StoreError> {
         let needle = text.to_lowercase();
-        let mut stmt =
-            self.conn.prepare_cached("SELECT field, value FROM event_terms WHERE instr(search, ?1) > 0")?;
-        let mut by_field: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let rows =
-            stmt.query_map([&needle], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
-        for row in rows {
-            let (field, value) = row?;
-            by_field.entry(field).or_default().push(value);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT field, value, service FROM event_terms WHERE instr(search, ?1) > 0")?;
+        let rows = stmt.query_map([&needle], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<String>>(2)?))
+        })?;
+        let terms = rows.collect::<Result<Vec<_>, _>>()?;
+        let services: HashSet<&str> = terms
+            .iter()
+            .filter(|(field, ..)| field == "service")
+            .map(|(_, value, _)| value.as_str())
+            .collect();
+        let mut by_field: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (field, value, service) in &terms {
+            // A name of a service the text already matches adds nothing but
+            // a slower query.
+            if field == "name" && service.as_deref().is_some_and(|s| services.contains(s)) {
+                continue;
+            }
+            by_field.entry(field.as_str()).or_default().push(value.clone());
         }
         let mut alternatives = Vec::new();
         let mut args = Vec::new();
         for (field, column) in TEXT_FIELDS {
-            let Some(values) = by_field.remove(*field) else { continue };
+            let Some(values) = by_field.remove(field) else { continue };
             if values.len() > MAX_TERMS_PER_FIELD {
                 alternatives.push(format!("instr(lower({column}), ?) > 0"));
                 args.push(Value::Text(needle.clone()));
@@ -341,30 +353,27 @@ impl Store {
     pub(super) fn remember_terms(tx: &rusqlite::Transaction<'_>, events: &[Event]) -> Result<(), StoreError> {
         let mut seen: HashSet<(&str, &str)> = HashSet::new();
         let mut stmt = tx.prepare_cached(
-            "INSERT OR IGNORE INTO event_terms (field, value, label, search) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR IGNORE INTO event_terms (field, value, label, search, service) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for e in events {
             let service_search = format!("{} {} {}", e.service_id, e.service_name, e.vendor);
+            let service = Some(e.service_id.as_str());
+            // (field, value, label, search text, the service of a name)
             let terms = [
-                (
-                    "service",
-                    Some(e.service_id.as_str()),
-                    Some(e.service_name.as_str()),
-                    Some(service_search.as_str()),
-                ),
-                ("category", Some(e.category.as_str()), None, None),
-                ("user", e.attribution.user.as_deref(), None, None),
-                ("program", e.attribution.program.as_deref(), None, None),
-                ("rule", Some(e.rule_id.as_str()), None, None),
-                ("name", Some(e.name.as_str()), None, None),
+                ("service", service, Some(e.service_name.as_str()), Some(service_search.as_str()), None),
+                ("category", Some(e.category.as_str()), None, None, None),
+                ("user", e.attribution.user.as_deref(), None, None, None),
+                ("program", e.attribution.program.as_deref(), None, None, None),
+                ("rule", Some(e.rule_id.as_str()), None, None, None),
+                ("name", Some(e.name.as_str()), None, None, service),
             ];
-            for (field, value, label, search) in terms {
+            for (field, value, label, search, of_service) in terms {
                 let Some(value) = value else { continue };
                 if !seen.insert((field, value)) {
                     continue;
                 }
                 let search = search.unwrap_or(value).to_lowercase();
-                stmt.execute(rusqlite::params![field, value, label.unwrap_or(value), search])?;
+                stmt.execute(rusqlite::params![field, value, label.unwrap_or(value), search, of_service])?;
             }
         }
         Ok(())
