@@ -11,6 +11,7 @@ use vigie_core::proto::{
     AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView, MAX_LIMIT,
 };
 use vigie_core::store::Answer;
+use vigie_core::timefmt::{civil_from_days, rfc3339_micros};
 
 use crate::client::{call, AgentClient};
 use crate::types::{CommandError, ErrorKind, ExportFormat, ExportResult};
@@ -160,7 +161,7 @@ fn csv_row(e: &Event) -> String {
     let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
     [
         csv_field(&e.id),
-        rfc3339(e.ts),
+        rfc3339_micros(e.ts),
         e.ts.to_string(),
         csv_field(&e.source),
         csv_field(&e.name),
@@ -198,30 +199,6 @@ fn csv_field(value: &str) -> String {
     } else {
         guarded
     }
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
-/// (H. Hinnant's `civil_from_days`), so exports need no date crate.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Microseconds since the epoch as `2026-11-28T09:15:02.123456Z`.
-pub fn rfc3339(micros: i64) -> String {
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z", sod / 3600, sod / 60 % 60, sod % 60)
 }
 
 fn file_stamp(micros: i64) -> String {

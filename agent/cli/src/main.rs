@@ -9,7 +9,6 @@ mod prompts;
 mod resolver;
 mod run;
 mod scan;
-mod timefmt;
 mod verdict;
 
 use std::path::PathBuf;

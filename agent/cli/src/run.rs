@@ -422,7 +422,7 @@ fn record_start(store: &mut Store, config: &AgentConfig, policy: &Policy) -> Res
                 "the previous run (last entry `{}` at {}) ended without stopping cleanly; \
                  traffic was not filtered until this start (fail-open)",
                 last.kind,
-                crate::timefmt::rfc3339_micros(last.ts)
+                vigie_core::timefmt::rfc3339_micros(last.ts)
             ),
         });
     }

@@ -16,7 +16,7 @@ use vigie_core::replay;
 use vigie_core::sensor::{Sensor, SensorStats, Source};
 use vigie_core::store::Store;
 
-use crate::timefmt::rfc3339_micros;
+use vigie_core::timefmt::rfc3339_micros;
 
 #[derive(Debug, Args)]
 pub(crate) struct ScanArgs {

@@ -235,28 +235,10 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     // The internet: dnsmasq answers every name with the server, and an HTTPS server.
     sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{CHATGPT_IP}/24"), "dev", &lab.server_if]);
     start_https_server(&mut lab);
-    let mut dnsmasq = lab.cmd(
-        &lab.server,
-        &[
-            "timeout",
-            "300",
-            "dnsmasq",
-            "-k",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            &format!("--listen-address={SERVER_IP}"),
-            "--local-ttl=60",
-            &format!("--address=/#/{SERVER_IP}"),
-            &format!("--address=/chatgpt.com/{CHATGPT_IP}"),
-            &format!("--dns-rr=huggingface.co,65,{HTTPS_RR_WITH_ECH}"),
-        ],
-    );
-    dnsmasq.stdout(Stdio::null()).stderr(Stdio::null());
-    lab.spawn(dnsmasq);
-    assert!(lab.wait_listening(&lab.server, "u", &format!("{SERVER_IP}:53")), "dnsmasq did not start");
+    lab.start_internet_resolver(&[
+        format!("--address=/chatgpt.com/{CHATGPT_IP}"),
+        format!("--dns-rr=huggingface.co,65,{HTTPS_RR_WITH_ECH}"),
+    ]);
 
     // The workstation: the system resolver is the agent, then (fail-open)
     // the network's, as the README tells administrators to set it up.

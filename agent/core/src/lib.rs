@@ -15,6 +15,7 @@ pub mod resolver;
 pub mod sensor;
 pub mod sockdiag;
 pub mod store;
+pub mod timefmt;
 
 /// Parser entry points for fuzzing and benchmarks; not a stable API.
 #[doc(hidden)]

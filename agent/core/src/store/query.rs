@@ -72,6 +72,22 @@ impl Clause {
         }
     }
 
+    /// The time range and the user: the columns events and answers share.
+    fn push_scope(&mut self, query: &EventQuery) {
+        if let Some(from) = query.from {
+            self.conditions.push("ts >= ?".to_owned());
+            self.args.push(Value::Integer(from));
+        }
+        if let Some(to) = query.to {
+            self.conditions.push("ts < ?".to_owned());
+            self.args.push(Value::Integer(to));
+        }
+        if let Some(uid) = query.uid {
+            self.conditions.push("uid = ?".to_owned());
+            self.args.push(Value::Integer(i64::from(uid)));
+        }
+    }
+
     fn push_in(&mut self, column: &str, values: impl IntoIterator<Item = String>) {
         let values: Vec<String> = values.into_iter().collect();
         if values.is_empty() {
@@ -108,18 +124,7 @@ impl Store {
             }
         }
         let mut clause = Clause::default();
-        if let Some(from) = query.from {
-            clause.conditions.push("ts >= ?".to_owned());
-            clause.args.push(Value::Integer(from));
-        }
-        if let Some(to) = query.to {
-            clause.conditions.push("ts < ?".to_owned());
-            clause.args.push(Value::Integer(to));
-        }
-        if let Some(uid) = query.uid {
-            clause.conditions.push("uid = ?".to_owned());
-            clause.args.push(Value::Integer(i64::from(uid)));
-        }
+        clause.push_scope(query);
         clause.push_in("service_id", query.services.iter().cloned());
         clause.push_in("category", query.categories.iter().cloned());
         clause.push_in("user", query.users.iter().cloned());
@@ -322,18 +327,7 @@ impl Store {
     /// services and users.
     fn justifications(&self, query: &EventQuery) -> Result<Vec<Answer>, StoreError> {
         let mut clause = Clause { conditions: vec!["kind != 'acknowledged'".to_owned()], args: Vec::new() };
-        if let Some(from) = query.from {
-            clause.conditions.push("ts >= ?".to_owned());
-            clause.args.push(Value::Integer(from));
-        }
-        if let Some(to) = query.to {
-            clause.conditions.push("ts < ?".to_owned());
-            clause.args.push(Value::Integer(to));
-        }
-        if let Some(uid) = query.uid {
-            clause.conditions.push("uid = ?".to_owned());
-            clause.args.push(Value::Integer(i64::from(uid)));
-        }
+        clause.push_scope(query);
         clause.push_in("service_id", query.services.iter().cloned());
         clause.push_in("user", query.users.iter().cloned());
         let sql = format!(

@@ -1,8 +1,9 @@
 //! RFC 3339 UTC timestamps from microseconds, without a date crate: the
-//! agent only ever prints UTC, and the civil-date conversion is ten lines.
+//! agent and the console's exports only ever write UTC, and the civil-date
+//! conversion is ten lines.
 
 /// `2026-11-27T18:45:00.123456Z`
-pub(crate) fn rfc3339_micros(micros: i64) -> String {
+pub fn rfc3339_micros(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -12,7 +13,7 @@ pub(crate) fn rfc3339_micros(micros: i64) -> String {
 }
 
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 → (year, month, day).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
