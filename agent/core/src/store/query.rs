@@ -263,7 +263,7 @@ impl Store {
         let width =
             BUCKET_WIDTHS.iter().copied().find(|w| span / w < MAX_BUCKETS).unwrap_or(span / MAX_BUCKETS + 1);
         // Buckets start on multiples of their width, so they read as round times.
-        let start = first - first.rem_euclid(width);
+        let start = first.saturating_sub(first.rem_euclid(width));
         stats.bucket_micros = width;
         let mut timeline: BTreeMap<i64, TimeBucket> = BTreeMap::new();
         let sql =
