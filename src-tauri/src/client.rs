@@ -123,7 +123,10 @@ impl SocketClient {
     /// Keeps a connection open for as long as the console runs: connects,
     /// says hello, subscribes to prompts and hands every pushed prompt (and
     /// a resync after a reconnection or a lag) to `prompts`.
-    pub async fn maintain(self: Arc<Self>, prompts: mpsc::Sender<PromptFeed>) {
+    /// The feed is unbounded so that the reader never waits on the queue's
+    /// task while that task waits on a reply the reader must read; the
+    /// agent bounds what it pushes (one update a second per prompt, 256 open).
+    pub async fn maintain(self: Arc<Self>, prompts: mpsc::UnboundedSender<PromptFeed>) {
         let mut delay = BACKOFF_FIRST;
         loop {
             match self.session(&prompts).await {
@@ -148,7 +151,7 @@ impl SocketClient {
     }
 
     /// One connection's life; returns when it ends.
-    async fn session(&self, prompts: &mpsc::Sender<PromptFeed>) -> Result<(), CommandError> {
+    async fn session(&self, prompts: &mpsc::UnboundedSender<PromptFeed>) -> Result<(), CommandError> {
         let stream = match UnixStream::connect(&self.socket).await {
             Ok(stream) => stream,
             Err(e) => {
@@ -191,19 +194,20 @@ impl SocketClient {
                 });
             }
             self.request("subscribe", Value::Null).await?;
-            let open: Vec<Prompt> = call(self, "prompts", Value::Null).await?;
-            Ok((hello, open))
+            Ok(hello)
         };
         let result = tokio::select! {
             handshake = handshake => match handshake {
-                Ok((hello, open)) => {
+                Ok(hello) => {
                     info!(agent = %hello.agent, admin = hello.admin, "connected to the agent");
                     self.status.send_modify(|s| {
                         s.connected = true;
                         s.hello = Some(hello.clone());
                         s.error = None;
                     });
-                    let _ = prompts.send(PromptFeed::Resync(open)).await;
+                    // Listed by the queue's own task, in order with the pushes
+                    // already queued: none can be lost between the two.
+                    let _ = prompts.send(PromptFeed::Relist);
                     (&mut reader).await.unwrap_or(Ok(()))
                 }
                 Err(e) => Err(e),
@@ -226,10 +230,9 @@ impl SocketClient {
 pub enum PromptFeed {
     /// A new or updated prompt.
     Prompt(Box<Prompt>),
-    /// The full list of open prompts, after connecting.
-    Resync(Vec<Prompt>),
-    /// Pushes were missed: the open prompts must be listed again.
-    Lagged,
+    /// The open prompts must be listed again: after connecting, or after
+    /// pushes were missed.
+    Relist,
 }
 
 fn fail_all(pending: &Pending, why: &str) {
@@ -243,7 +246,7 @@ fn fail_all(pending: &Pending, why: &str) {
 async fn read_replies(
     read: tokio::net::unix::OwnedReadHalf,
     pending: Pending,
-    prompts: mpsc::Sender<PromptFeed>,
+    prompts: mpsc::UnboundedSender<PromptFeed>,
 ) -> Result<(), CommandError> {
     let mut lines = BufReader::new(read);
     let mut line = String::new();
@@ -265,12 +268,12 @@ async fn read_replies(
         if value.get("push").is_some() {
             match serde_json::from_value::<Push>(value) {
                 Ok(Push::Prompt { prompt }) => {
-                    let _ = prompts.send(PromptFeed::Prompt(prompt)).await;
+                    let _ = prompts.send(PromptFeed::Prompt(prompt));
                 }
                 // Missed pushes: ask for the open prompts again, off this task.
                 Ok(Push::Lagged { missed }) => {
                     debug!(missed, "prompt pushes missed");
-                    let _ = prompts.send(PromptFeed::Lagged).await;
+                    let _ = prompts.send(PromptFeed::Relist);
                 }
                 Err(e) => debug!(error = %e, "unknown push; ignored"),
             }

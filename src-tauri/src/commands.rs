@@ -74,14 +74,16 @@ pub fn open_alternative(console: State<'_, Console>, id: u64) -> Reply<()> {
             message: format!("not a web address: {url}"),
         });
     }
-    std::process::Command::new("xdg-open")
+    let mut opener = std::process::Command::new("xdg-open")
         .arg(&url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .map(|_| ())
-        .map_err(|e| CommandError { kind: ErrorKind::Internal, message: format!("xdg-open {url}: {e}") })
+        .map_err(|e| CommandError { kind: ErrorKind::Internal, message: format!("xdg-open {url}: {e}") })?;
+    // Reaped off the UI's way, so no zombie is left per click.
+    std::thread::spawn(move || opener.wait());
+    Ok(())
 }
 
 #[tauri::command]

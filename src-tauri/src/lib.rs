@@ -94,7 +94,7 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> taur
             });
             let handle = app.handle().clone();
             windows::setup(&handle, settings.show_console)?;
-            let (feed, prompts) = mpsc::channel(256);
+            let (feed, prompts) = mpsc::unbounded_channel();
             tauri::async_runtime::spawn(Arc::clone(&client).maintain(feed));
             tauri::async_runtime::spawn(follow_prompts(handle.clone(), prompts));
             tauri::async_runtime::spawn(follow_connection(handle, client));
@@ -116,27 +116,53 @@ async fn follow_connection<R: Runtime>(app: tauri::AppHandle<R>, client: Arc<Soc
 
 /// Feeds the prompt queue from the agent and brings the prompt window up
 /// when the queue says so.
-async fn follow_prompts<R: Runtime>(app: tauri::AppHandle<R>, mut feed: mpsc::Receiver<PromptFeed>) {
-    while let Some(message) = feed.recv().await {
+async fn follow_prompts<R: Runtime>(app: tauri::AppHandle<R>, mut feed: mpsc::UnboundedReceiver<PromptFeed>) {
+    while let Some(mut message) = feed.recv().await {
+        // Several relists in a row are one.
+        while message == PromptFeed::Relist {
+            match feed.try_recv() {
+                Ok(PromptFeed::Relist) => {}
+                Ok(next) => {
+                    // Keep the order: list now, the next message after.
+                    relist(&app).await;
+                    message = next;
+                }
+                Err(_) => break,
+            }
+        }
         let console = app.state::<Console>();
         let now = Instant::now();
         let offer = match message {
             PromptFeed::Prompt(prompt) => console.queue.lock().map(|mut q| q.offer(*prompt, now)),
-            PromptFeed::Resync(open) => console.queue.lock().map(|mut q| q.resync(open, now)),
-            PromptFeed::Lagged => match call(&*console.client, "prompts", serde_json::Value::Null).await {
-                Ok(open) => console.queue.lock().map(|mut q| q.resync(open, now)),
-                Err(e) => {
-                    warn!(error = %e, "listing prompts after a lag failed");
-                    continue;
-                }
-            },
+            PromptFeed::Relist => {
+                relist(&app).await;
+                continue;
+            }
         };
-        let Ok(offer) = offer else { continue };
-        match offer {
-            Offer::Raise => windows::show_prompts(&app, windows::Show::Raise),
-            Offer::Update => windows::show_prompts(&app, windows::Show::Update),
-            Offer::Ignore => {}
+        if let Ok(offer) = offer {
+            show(&app, offer);
         }
+    }
+}
+
+/// Lists the agent's open prompts and brings the queue in line with them.
+async fn relist<R: Runtime>(app: &tauri::AppHandle<R>) {
+    let console = app.state::<Console>();
+    match call(&*console.client, "prompts", serde_json::Value::Null).await {
+        Ok(open) => {
+            if let Ok(offer) = console.queue.lock().map(|mut q| q.resync(open, Instant::now())) {
+                show(app, offer);
+            }
+        }
+        Err(e) => warn!(error = %e, "listing the open prompts failed"),
+    }
+}
+
+fn show<R: Runtime>(app: &tauri::AppHandle<R>, offer: Offer) {
+    match offer {
+        Offer::Raise => windows::show_prompts(app, windows::Show::Raise),
+        Offer::Update => windows::show_prompts(app, windows::Show::Update),
+        Offer::Ignore => {}
     }
 }
 

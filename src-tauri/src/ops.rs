@@ -73,9 +73,15 @@ fn io_error(path: &Path, e: &std::io::Error) -> CommandError {
     CommandError { kind: ErrorKind::Internal, message: format!("{}: {e}", path.display()) }
 }
 
+/// The agent stores events in batches: an event can reach the store a few
+/// seconds after its time. An export stops this far before now, so that no
+/// late event shifts its pages.
+const EXPORT_SETTLE_MICROS: i64 = 5_000_000;
+
 /// Writes every event matching `query` to a new file in `directory`, page
 /// by page (the agent caps a page at 10,000). The time range is frozen at
-/// the start, so events arriving meanwhile do not shift the pages.
+/// the start, a few seconds back, so events arriving meanwhile do not shift
+/// the pages.
 pub async fn export_events<C: AgentClient>(
     client: &C,
     query: &EventQuery,
@@ -84,7 +90,8 @@ pub async fn export_events<C: AgentClient>(
     now_micros: i64,
 ) -> Result<ExportResult, CommandError> {
     let mut query = query.clone();
-    query.to = Some(query.to.map_or(now_micros.saturating_add(1), |to| to.min(now_micros.saturating_add(1))));
+    let settled = now_micros.saturating_sub(EXPORT_SETTLE_MICROS);
+    query.to = Some(query.to.map_or(settled, |to| to.min(settled)));
     query.limit = MAX_LIMIT;
     query.offset = 0;
     let extension = match format {

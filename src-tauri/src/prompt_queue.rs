@@ -45,11 +45,22 @@ pub enum Offer {
 
 #[derive(Debug, Clone)]
 struct Entry {
+    /// The newest agent prompt for the service: the one answered.
     prompt: Prompt,
-    /// Repeats the console merged into this entry from earlier agent prompts
-    /// for the same service, added to the agent's own count.
-    merged_repeats: u32,
+    /// Earlier agent prompts for the same service merged into this entry,
+    /// with their last repeat counts: shown as one counter, closed together.
+    merged: Vec<(u64, u32)>,
     last_seen: Instant,
+}
+
+impl Entry {
+    fn holds(&self, id: u64) -> bool {
+        self.prompt.id == id || self.merged.iter().any(|(merged, _)| *merged == id)
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(self.prompt.id).chain(self.merged.iter().map(|(id, _)| *id))
+    }
 }
 
 #[derive(Debug)]
@@ -82,14 +93,16 @@ impl PromptQueue {
             .iter()
             .map(|e| {
                 let mut prompt = e.prompt.clone();
-                prompt.repeats = prompt.repeats.saturating_add(e.merged_repeats);
+                let earlier = e.merged.iter().fold(0u32, |sum, (_, repeats)| sum.saturating_add(*repeats));
+                prompt.repeats = prompt.repeats.saturating_add(earlier);
                 prompt
             })
             .collect()
     }
 
+    /// The prompt on screen for agent prompt `id` (its own, or the newer one it was merged into).
     pub fn get(&self, id: u64) -> Option<&Prompt> {
-        self.entries.iter().map(|e| &e.prompt).find(|p| p.id == id)
+        self.entries.iter().find(|e| e.holds(id)).map(|e| &e.prompt)
     }
 
     /// A prompt the agent pushed (new, or an open one reached again).
@@ -100,8 +113,12 @@ impl PromptQueue {
         let group = Duration::from_secs(self.settings.group_seconds);
         let snooze = Duration::from_secs(self.settings.snooze_minutes.saturating_mul(60));
         self.snoozed.retain(|_, at| now.duration_since(*at) < snooze);
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.prompt.id == prompt.id) {
-            entry.prompt = prompt;
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.holds(prompt.id)) {
+            if entry.prompt.id == prompt.id {
+                entry.prompt = prompt;
+            } else if let Some(merged) = entry.merged.iter_mut().find(|(id, _)| *id == prompt.id) {
+                merged.1 = prompt.repeats;
+            }
             entry.last_seen = now;
             return Offer::Update;
         }
@@ -112,15 +129,15 @@ impl PromptQueue {
         {
             // A newer agent prompt for a service on screen: answer the newer
             // one, keep counting from the older.
-            entry.merged_repeats = entry.merged_repeats.saturating_add(entry.prompt.repeats);
-            entry.prompt = prompt;
+            let older = std::mem::replace(&mut entry.prompt, prompt);
+            entry.merged.push((older.id, older.repeats));
             entry.last_seen = now;
             return Offer::Update;
         }
         if self.snoozed.contains_key(&prompt.service_id) {
             return Offer::Ignore;
         }
-        self.entries.push(Entry { prompt, merged_repeats: 0, last_seen: now });
+        self.entries.push(Entry { prompt, merged: Vec::new(), last_seen: now });
         self.raise_allowed(now)
     }
 
@@ -140,7 +157,7 @@ impl PromptQueue {
     /// elsewhere or expired leave; new ones are offered.
     pub fn resync(&mut self, open: Vec<Prompt>, now: Instant) -> Offer {
         let before = self.entries.len();
-        self.entries.retain(|e| open.iter().any(|p| p.id == e.prompt.id));
+        self.entries.retain(|e| open.iter().any(|p| e.holds(p.id)));
         let mut outcome = if self.entries.len() == before { Offer::Ignore } else { Offer::Update };
         for prompt in open {
             match self.offer(prompt, now) {
@@ -165,12 +182,18 @@ impl PromptQueue {
         self.close(id);
     }
 
+    /// Closes the entry holding `id`, with every agent prompt merged into it.
     fn close(&mut self, id: u64) {
-        self.entries.retain(|e| e.prompt.id != id);
-        if self.closed.len() >= REMEMBERED_CLOSED {
-            self.closed.pop_front();
+        let mut ids = vec![id];
+        if let Some(index) = self.entries.iter().position(|e| e.holds(id)) {
+            ids = self.entries.remove(index).ids().collect();
         }
-        self.closed.push_back(id);
+        for id in ids {
+            if self.closed.len() >= REMEMBERED_CLOSED {
+                self.closed.pop_front();
+            }
+            self.closed.push_back(id);
+        }
     }
 }
 
@@ -215,6 +238,32 @@ mod tests {
         let pending = queue.pending();
         assert_eq!(pending.len(), 1);
         assert_eq!((pending[0].id, pending[0].repeats), (7, 5));
+    }
+
+    #[test]
+    fn merged_prompts_count_once_and_close_together() {
+        let mut queue = PromptQueue::new(PromptSettings::default());
+        let t0 = Instant::now();
+        queue.offer(prompt(1, "chatgpt", 2), t0);
+        queue.offer(prompt(7, "chatgpt", 1), t0 + Duration::from_secs(70));
+        // The agent still holds both: relisting twice changes nothing.
+        for _ in 0..2 {
+            queue
+                .resync(vec![prompt(1, "chatgpt", 2), prompt(7, "chatgpt", 1)], t0 + Duration::from_secs(80));
+        }
+        let pending = queue.pending();
+        assert_eq!(pending.iter().map(|p| (p.id, p.repeats)).collect::<Vec<_>>(), [(7, 3)]);
+        // A late update of the older one updates the counter, not the prompt.
+        queue.offer(prompt(1, "chatgpt", 4), t0 + Duration::from_secs(81));
+        assert_eq!(queue.pending().iter().map(|p| (p.id, p.repeats)).collect::<Vec<_>>(), [(7, 5)]);
+        queue.answered(7);
+        assert!(queue.pending().is_empty());
+        let later = t0 + Duration::from_secs(90);
+        assert_eq!(
+            queue.resync(vec![prompt(1, "chatgpt", 4), prompt(7, "chatgpt", 1)], later),
+            Offer::Ignore
+        );
+        assert!(queue.pending().is_empty(), "neither comes back");
     }
 
     #[test]

@@ -116,6 +116,17 @@ describe("prompt window", () => {
     expect(await screen.findByText("Aucune alerte en attente.")).toBeTruthy();
   });
 
+  it("Escape keeps a justification being typed", async () => {
+    const calls = setup([samplePrompt(5, "coach", "cursor")]);
+    renderIn(<PromptView />);
+    const box = (await screen.findByTestId("prompt-justification")) as HTMLTextAreaElement;
+    fireEvent.input(box, { target: { value: "Une justification en cours" } });
+    fireEvent.keyDown(box, { key: "Escape" });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(calls.some((c) => c.cmd === "dismiss_prompt")).toBe(false);
+    expect(box.value).toBe("Une justification en cours");
+  });
+
   it("follows the pushed list, pages through several prompts", async () => {
     setup([]);
     renderIn(<PromptView />);

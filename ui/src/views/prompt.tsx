@@ -129,7 +129,7 @@ export function PromptView() {
         }
       />
       <PromptCard
-        key={prompt.id}
+        key={prompt.service_id}
         prompt={prompt}
         onDone={(id, confirm) => {
           removeLocally(id);
@@ -268,12 +268,14 @@ function PromptCard({ prompt, onDone }: { prompt: Prompt; onDone: (id: number, c
     openAlternative(prompt.id).catch((err: unknown) => alive.current && setError(err));
   };
 
-  // Escape anywhere in the window is "Plus tard".
+  // Escape anywhere in the window is "Plus tard" — but not from a text the
+  // user has started typing, which it would throw away.
   const laterRef = useRef(later);
   laterRef.current = later;
   useEffect(() => {
     const onKeyDown = (e: KeyboardEvent) => {
-      if (e.key === "Escape" && !e.defaultPrevented) {
+      const typing = e.target instanceof HTMLTextAreaElement && e.target.value.trim() !== "";
+      if (e.key === "Escape" && !e.defaultPrevented && !typing) {
         e.preventDefault();
         laterRef.current();
       }

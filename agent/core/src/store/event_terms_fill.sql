@@ -1,4 +1,4 @@
--- Fills event_terms from the events (migration 0004, and after retention).
+-- Fills event_terms from the events already stored (migration 0004).
 INSERT OR IGNORE INTO event_terms
     SELECT 'service', service_id, service_name, lower(service_id || ' ' || service_name || ' ' || vendor), NULL
     FROM events GROUP BY service_id;

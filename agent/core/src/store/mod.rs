@@ -174,7 +174,7 @@ impl Store {
         let cutoff = now.saturating_sub(keep);
         let deleted = self.conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;
         if deleted > 0 {
-            self.rebuild_terms()?;
+            self.prune_terms()?;
         }
         Ok(deleted as u64)
     }

@@ -18,14 +18,6 @@ use crate::proto::{
 };
 use crate::sensor::Micros;
 
-/// The fields the free-text search looks at, and their column.
-const TEXT_FIELDS: &[(&str, &str)] = &[
-    ("service", "service_id"),
-    ("name", "name"),
-    ("program", "program"),
-    ("user", "user"),
-    ("rule", "rule_id"),
-];
 /// Above this many matching values of one field, the search matches that
 /// column directly rather than through an `IN` list.
 const MAX_TERMS_PER_FIELD: usize = 2_000;
@@ -173,7 +165,8 @@ impl Store {
         }
         let mut alternatives = Vec::new();
         let mut args = Vec::new();
-        for (field, column) in TEXT_FIELDS {
+        // Categories are filtered by list, not searched.
+        for (field, column) in TERM_COLUMNS.iter().filter(|(field, _)| *field != "category") {
             let Some(values) = by_field.remove(field) else { continue };
             if values.len() > MAX_TERMS_PER_FIELD {
                 alternatives.push(format!("instr(lower({column}), ?) > 0"));
@@ -373,18 +366,33 @@ impl Store {
         Ok(())
     }
 
-    /// Rebuilds `event_terms` from the events left (after retention).
-    pub(super) fn rebuild_terms(&mut self) -> Result<(), StoreError> {
+    /// Forgets the values no event holds any more (after retention). Each
+    /// check is one index lookup per value, so the writer is not held up.
+    pub(super) fn prune_terms(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM event_terms", [])?;
-        tx.execute_batch(TERMS_FROM_EVENTS)?;
+        for (field, column) in TERM_COLUMNS {
+            tx.execute(
+                &format!(
+                    "DELETE FROM event_terms WHERE field = ?1
+                     AND NOT EXISTS (SELECT 1 FROM events WHERE {column} = event_terms.value)"
+                ),
+                [field],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
 }
 
-/// Fills `event_terms` from the events: run by migration 0004 and after retention.
-pub(super) const TERMS_FROM_EVENTS: &str = include_str!("event_terms_fill.sql");
+/// Every field of `event_terms` and the indexed column it comes from.
+const TERM_COLUMNS: &[(&str, &str)] = &[
+    ("service", "service_id"),
+    ("category", "category"),
+    ("user", "user"),
+    ("program", "program"),
+    ("rule", "rule_id"),
+    ("name", "name"),
+];
 
 pub(super) const ANSWER_COLUMNS: &str =
     "ts, uid, user, service_id, action, event_id, kind, text, bypass_until";
