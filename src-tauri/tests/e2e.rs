@@ -499,6 +499,11 @@ async fn console_in_a_real_window_with_a_real_agent() {
     .await;
     shot(&client, "11-security-catalog").await;
     client.execute("location.hash = '#/security/policy'", vec![]).await.unwrap();
+    eventually(Duration::from_secs(10), "the policy in force", || async {
+        let body = client.find(Locator::Css("body")).await.ok()?.text().await.ok()?;
+        body.contains("block-trains-on-inputs").then_some(())
+    })
+    .await;
     shot(&client, "12-security-policy").await;
     client.close().await.unwrap();
     println!("screenshots in {}", screenshots().display());
