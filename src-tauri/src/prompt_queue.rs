@@ -122,11 +122,11 @@ impl PromptQueue {
             entry.last_seen = now;
             return Offer::Update;
         }
-        if let Some(entry) = self
-            .entries
-            .iter_mut()
-            .find(|e| e.prompt.service_id == prompt.service_id && now.duration_since(e.last_seen) < group)
-        {
+        if let Some(entry) = self.entries.iter_mut().find(|e| {
+            e.prompt.service_id == prompt.service_id
+                && e.prompt.clipboard.is_some() == prompt.clipboard.is_some()
+                && now.duration_since(e.last_seen) < group
+        }) {
             // A newer agent prompt for a service on screen: answer the newer
             // one, keep counting from the older.
             let older = std::mem::replace(&mut entry.prompt, prompt);
@@ -134,7 +134,9 @@ impl PromptQueue {
             entry.last_seen = now;
             return Offer::Update;
         }
-        if self.snoozed.contains_key(&prompt.service_id) {
+        // "Later" quiets a service's network prompts; a clipboard prompt says
+        // what just happened to the user's clipboard and always shows.
+        if prompt.clipboard.is_none() && self.snoozed.contains_key(&prompt.service_id) {
             return Offer::Ignore;
         }
         self.entries.push(Entry { prompt, merged: Vec::new(), last_seen: now });
@@ -176,7 +178,7 @@ impl PromptQueue {
 
     /// "Plus tard": the prompt leaves, and its service stays quiet for a while.
     pub fn dismiss(&mut self, id: u64, now: Instant) {
-        if let Some(service) = self.get(id).map(|p| p.service_id.clone()) {
+        if let Some(service) = self.get(id).filter(|p| p.clipboard.is_none()).map(|p| p.service_id.clone()) {
             self.snoozed.insert(service, now);
         }
         self.close(id);
@@ -223,6 +225,7 @@ mod tests {
             bypass_minutes: None,
             repeats,
             event_id: format!("event-{id}"),
+            clipboard: None,
         }
     }
 
@@ -311,5 +314,29 @@ mod tests {
         let pending = queue.pending();
         assert_eq!(pending.iter().map(|p| (p.id, p.repeats)).collect::<Vec<_>>(), [(2, 4)]);
         assert_eq!(queue.resync(vec![prompt(2, "claude", 4), prompt(5, "gemini", 1)], t0), Offer::Raise);
+    }
+
+    #[test]
+    fn clipboard_prompts_stand_apart_and_ignore_later() {
+        use vigie_core::detect::DetectorId;
+        use vigie_core::proto::{ClipboardNotice, DetectorCount};
+        let mut queue = PromptQueue::new(PromptSettings::default());
+        let t0 = Instant::now();
+        let pasted = |id| Prompt {
+            clipboard: Some(ClipboardNotice {
+                detectors: vec![DetectorCount { detector: DetectorId::Nir, count: 1 }],
+                cleared: true,
+            }),
+            ..prompt(id, "chatgpt", 1)
+        };
+        queue.offer(prompt(1, "chatgpt", 1), t0);
+        queue.dismiss(1, t0);
+        assert_eq!(queue.offer(pasted(2), t0), Offer::Raise, "later quiets the network prompt only");
+        assert_eq!(queue.offer(prompt(3, "chatgpt", 1), t0), Offer::Ignore);
+        queue.dismiss(2, t0);
+        assert_eq!(queue.offer(pasted(4), t0), Offer::Raise);
+        assert_eq!(queue.offer(prompt(5, "claude", 1), t0), Offer::Raise);
+        assert_eq!(queue.offer(prompt(6, "claude", 1), t0), Offer::Update);
+        assert_eq!(queue.pending().len(), 2, "one clipboard prompt and one network prompt");
     }
 }

@@ -18,12 +18,14 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, info, warn};
 use vigie_core::proto::{
-    AnswerParams, CatalogView, EventQuery, Hello, PolicyView, Prompt, Push, MAX_LIMIT, PROTOCOL_VERSION,
+    AnswerParams, CatalogView, ClipboardReport, EventQuery, Hello, PolicyView, Prompt, Push, MAX_LIMIT,
+    PROTOCOL_VERSION,
 };
 use vigie_core::store::{Answer, EventFilter, Store, StoreError};
 
 use crate::accounts::Accounts;
 use crate::attribution::OwnerLookup;
+use crate::clipboard::{self, Reporter};
 use crate::prompts::{Prompts, Reply};
 use crate::resolver::Resolver;
 use crate::run::{now_micros, Record, Rules};
@@ -420,6 +422,17 @@ async fn handle(shared: &Shared, peer: &Peer, envelope: Envelope) -> Result<Valu
             })
             .await
             .map_err(|e| internal(&e))?
+        }
+        "clipboard" => {
+            let report: ClipboardReport = params(envelope.params)?;
+            let reporter = Reporter { uid: peer.uid, user: peer.user.as_deref() };
+            // Reads the store (recent flows): keep it off the other tasks' way.
+            let outcome = tokio::task::block_in_place(|| clipboard::report(shared, reporter, &report));
+            match outcome {
+                Ok(outcome) => Ok(json!(outcome)),
+                Err(e) if e.is_bad_request() => Err(bad_request(e)),
+                Err(e) => Err(internal(&e)),
+            }
         }
         "policy" => {
             let current = shared.rules.current.read().map_err(|_| internal(&"rules lock poisoned"))?;

@@ -4,6 +4,7 @@
 mod accounts;
 mod attribution;
 mod client;
+mod clipboard;
 mod ipc;
 mod prompts;
 mod resolver;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use vigie_core::event::Event;
-use vigie_core::policy::{Action, Policy};
-use vigie_core::proto::{AnswerKind, Answered, Prompt};
+use vigie_core::policy::{Action, Policy, Text};
+use vigie_core::proto::{AnswerKind, Answered, ClipboardNotice, Prompt};
 
 /// Repeats of one service for one user within this window add to the open
 /// prompt's counter instead of opening another.
@@ -87,6 +87,29 @@ impl Prompts {
             Action::Block => &policy.messages.block,
             Action::Allow | Action::Monitor => return,
         };
+        let reason = policy.rule(&event.rule_id).and_then(|r| r.reason.clone());
+        self.queue(event, policy, message, reason, None);
+    }
+
+    /// Queues the clipboard guard's prompt (warn, block) for `event`: what
+    /// the detectors found, and whether the clipboard was replaced.
+    pub(crate) fn notify_clipboard(&self, event: &Event, policy: &Policy, notice: ClipboardNotice) {
+        let message = match event.action {
+            Action::Warn => &policy.clipboard.messages.warn,
+            Action::Block => &policy.clipboard.messages.block,
+            Action::Allow | Action::Monitor | Action::Coach => return,
+        };
+        self.queue(event, policy, message, None, Some(notice));
+    }
+
+    fn queue(
+        &self,
+        event: &Event,
+        policy: &Policy,
+        message: &Text,
+        reason: Option<Text>,
+        clipboard: Option<ClipboardNotice>,
+    ) {
         let Ok(mut inner) = self.inner.lock() else { return };
         let now = Instant::now();
         if inner.last_purge.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
@@ -98,6 +121,7 @@ impl Prompts {
             p.request.uid == uid
                 && p.request.service_id == event.service_id
                 && p.request.action == event.action
+                && p.request.clipboard == clipboard
                 && now.duration_since(p.last_seen) < GROUP_WINDOW
         });
         let update = if let Some(open) = grouped {
@@ -125,13 +149,14 @@ impl Prompts {
                 name: event.name.clone(),
                 action: event.action,
                 rule_id: event.rule_id.clone(),
-                reason: policy.rule(&event.rule_id).and_then(|r| r.reason.clone()),
+                reason,
                 message: message.clone(),
                 alternative: policy.alternative.clone(),
                 min_justification_chars: coach.then_some(policy.coach.min_justification_chars),
                 bypass_minutes: coach.then_some(policy.coach.bypass_minutes),
                 repeats: 1,
                 event_id: event.id.clone(),
+                clipboard,
             };
             if inner.open.len() >= MAX_OPEN_PROMPTS {
                 inner.open.pop_front();

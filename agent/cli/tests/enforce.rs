@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use vigie_tests::netns::{missing_prerequisites, sh, wait_for, Lab, SERVER_IP};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_vigie-agent");
@@ -419,6 +419,50 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert!(verdict("tls", "curl") && verdict("tls", "chromium") && verdict("quic", "chromium"), "{all}");
     let answers = request(&lab, &socket, "0", "answers", "null").unwrap();
     assert_eq!(answers[0]["text"], "Relecture d'un texte public pour un client");
+
+    // The clipboard guard: a console reports what its detectors found (names
+    // and counts only) and the window in front; the agent decides.
+    let report = |title: &str, detectors: &str| {
+        let params = format!(
+            "{{\"detectors\":{detectors},\"window\":{{\"title\":{title:?},\"pid\":null,\"program\":null}},\
+             \"content_hash\":\"00112233445566778899aabbccddeeff\",\"display\":\"x11\"}}"
+        );
+        request(&lab, &socket, NOBODY, "clipboard", &params)
+    };
+    let blocked = report("ChatGPT — Mozilla Firefox", "{\"nir\":1,\"email\":2}").unwrap();
+    assert_eq!(
+        (&blocked["service_id"], &blocked["evidence"], &blocked["action"], &blocked["clear"]),
+        (&json!("chatgpt"), &json!("window-title"), &json!("block"), &json!(true)),
+        "{blocked}"
+    );
+    let warned = report("Résumé - Claude - Chromium", "{\"email\":1}").unwrap();
+    assert_eq!((&warned["action"], &warned["clear"]), (&json!("warn"), &json!(false)), "{warned}");
+    let elsewhere = report("rapport.odt - LibreOffice Writer", "{\"nir\":1}").unwrap();
+    assert_eq!(elsewhere["action"], Value::Null, "{elsewhere}");
+    assert!(report("ChatGPT", "{\"nir\":0}").unwrap_err().contains("at least 1"));
+    assert!(report("ChatGPT", "{\"not-a-detector\":1}").unwrap_err().contains("unknown variant"));
+    let prompts = request(&lab, &socket, NOBODY, "prompts", "null").unwrap();
+    let clipboard_prompt = prompts.as_array().unwrap().iter().find(|p| p["event_id"] == blocked["event_id"]);
+    assert_eq!(
+        clipboard_prompt.map(|p| (&p["clipboard"]["cleared"], &p["clipboard"]["detectors"][0]["detector"])),
+        Some((&json!(true), &json!("nir"))),
+        "{prompts}"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            let mine = request(&lab, &socket, NOBODY, "events", "null").unwrap();
+            mine.as_array().unwrap().iter().any(|e| {
+                e["source"] == "clipboard"
+                    && e["name"] == "nir:1 email:2"
+                    && e["service_id"] == "chatgpt"
+                    && e["action"] == "block"
+                    && e["rule_id"] == "clipboard:nir"
+                    && e["protocol"] == "x11/window-title"
+                    && e["content_hash"] == "00112233445566778899aabbccddeeff"
+            })
+        }),
+        "the clipboard event is stored"
+    );
 
     // kill -9 in the middle of traffic: what was stored stays, and the
     // workstation keeps resolving through the fallback nameserver.

@@ -76,6 +76,8 @@ struct ServiceFile {
     hosts: Vec<Spanned<String>>,
     #[serde(default)]
     shared_domains: Vec<Spanned<String>>,
+    #[serde(default)]
+    window_titles: Vec<Spanned<String>>,
     jurisdiction: Spanned<String>,
     trains_on_inputs: TrainsOnInputs,
     source: Spanned<String>,
@@ -97,6 +99,11 @@ pub struct Service {
     /// Where the service also lives but that cannot be told apart from
     /// non-AI use by name: documented, never matched.
     pub shared_domains: Vec<String>,
+    /// What the service's windows and browser tabs are titled: one part of
+    /// a window title (between ` - `, ` — `, ` | ` …) equal to one of these,
+    /// ignoring case, is this service for the clipboard guard.
+    #[serde(default)]
+    pub window_titles: Vec<String>,
     /// ISO 3166-1 alpha-2.
     pub jurisdiction: String,
     pub trains_on_inputs: TrainsOnInputs,
@@ -113,7 +120,14 @@ pub struct Catalog {
     /// Exact host → service index.
     by_host: HashMap<Box<str>, usize>,
     by_id: HashMap<String, usize>,
+    /// Lowercased window title → service index.
+    by_title: HashMap<String, usize>,
 }
+
+/// What separates the parts of a window title: the page from the browser,
+/// the conversation from the site.
+const TITLE_SEPARATORS: &[&str] = &[" - ", " \u{2014} ", " \u{2013} ", " | ", " \u{b7} ", " \u{2022} "];
+const MAX_WINDOW_TITLE_CHARS: usize = 64;
 
 const FORMAT: u32 = 1;
 
@@ -140,6 +154,7 @@ impl Catalog {
         let mut ids: HashMap<String, usize> = HashMap::new();
         let mut by_domain: HashMap<Box<str>, usize> = HashMap::new();
         let mut by_host: HashMap<Box<str>, usize> = HashMap::new();
+        let mut by_title: HashMap<String, usize> = HashMap::new();
         let mut services = Vec::with_capacity(file.services.len());
         for (index, s) in file.services.into_iter().enumerate() {
             let id = s.id.get_ref();
@@ -190,6 +205,26 @@ impl Catalog {
                     error(name.span().start, format!("invalid shared domain `{}`", name.get_ref()));
                 }
             }
+            for title in &s.window_titles {
+                let value = title.get_ref();
+                let clean = value.trim() == value
+                    && !value.is_empty()
+                    && value.chars().count() <= MAX_WINDOW_TITLE_CHARS
+                    && !TITLE_SEPARATORS.iter().any(|sep| value.contains(sep));
+                if !clean {
+                    error(
+                        title.span().start,
+                        format!(
+                            "invalid window title `{value}`: 1 to {MAX_WINDOW_TITLE_CHARS} characters, no surrounding spaces, no separator such as ` - `"
+                        ),
+                    );
+                } else if let Some(other) = by_title.insert(value.to_lowercase(), index) {
+                    error(
+                        title.span().start,
+                        format!("window title `{value}` is already listed by service #{}", other + 1),
+                    );
+                }
+            }
             services.push(Service {
                 id: s.id.into_inner(),
                 name: s.name,
@@ -198,6 +233,7 @@ impl Catalog {
                 domains: s.domains.into_iter().map(Spanned::into_inner).collect(),
                 hosts: s.hosts.into_iter().map(Spanned::into_inner).collect(),
                 shared_domains: s.shared_domains.into_iter().map(Spanned::into_inner).collect(),
+                window_titles: s.window_titles.into_iter().map(Spanned::into_inner).collect(),
                 jurisdiction: s.jurisdiction.into_inner(),
                 trains_on_inputs: s.trains_on_inputs,
                 source: s.source.into_inner(),
@@ -207,7 +243,7 @@ impl Catalog {
         if !errors.is_empty() {
             return Err(Diagnostics(errors).into());
         }
-        Ok(Self { version: file.version, services, by_domain, by_host, by_id: ids })
+        Ok(Self { version: file.version, services, by_domain, by_host, by_id: ids, by_title })
     }
 
     pub fn services(&self) -> &[Service] {
@@ -233,6 +269,24 @@ impl Catalog {
             }
             candidate = candidate.split_once('.')?.1;
         }
+    }
+}
+
+impl Catalog {
+    /// The service a window title names: one of its parts equals one of a
+    /// service's `window_titles`. "ChatGPT — Mozilla Firefox" names ChatGPT;
+    /// "ChatGPT: what changes - Le Monde" names nothing.
+    pub fn service_for_title(&self, title: &str) -> Option<&Service> {
+        if self.by_title.is_empty() || title.is_empty() {
+            return None;
+        }
+        // Titles come from other programs: bound the work on a huge one.
+        let title: String = title.chars().take(1024).collect::<String>().to_lowercase();
+        let mut parts = vec![title.as_str()];
+        for sep in TITLE_SEPARATORS {
+            parts = parts.into_iter().flat_map(|p| p.split(sep)).collect();
+        }
+        parts.into_iter().find_map(|part| self.by_title.get(part.trim())).and_then(|&i| self.services.get(i))
     }
 }
 

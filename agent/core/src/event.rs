@@ -44,6 +44,11 @@ pub struct Event {
     /// How many identical decisions this event stands for (see [`coalesce`]).
     #[serde(default = "one")]
     pub repeats: u32,
+    /// Clipboard events: a keyed hash of the content, to count the same
+    /// content again within a console session; never the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub content_hash: Option<String>,
 }
 
 fn one() -> u32 {
@@ -80,6 +85,7 @@ impl Event {
             ech,
             attribution,
             repeats: 1,
+            content_hash: None,
         }
     }
 
@@ -97,6 +103,7 @@ impl Event {
             && self.attribution.uid == other.attribution.uid
             && self.attribution.pid == other.attribution.pid
             && self.attribution.program_path == other.attribution.program_path
+            && self.content_hash == other.content_hash
     }
 }
 
@@ -144,6 +151,7 @@ mod tests {
             ech: false,
             attribution: Attribution { uid, ..Attribution::default() },
             repeats: 1,
+            content_hash: None,
         }
     }
 

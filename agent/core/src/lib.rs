@@ -4,6 +4,7 @@
 //! through exactly the same [`pipeline::Pipeline`].
 
 pub mod catalog;
+pub mod clipboard;
 pub mod detect;
 pub mod diag;
 pub mod event;

@@ -4,7 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::catalog::Service;
+use crate::clipboard::{ActiveWindow, ClipboardAction, Evidence};
+use crate::detect::DetectorId;
 use crate::event::Event;
 use crate::policy::{Action, Alternative, Policy, Text};
 use crate::sensor::Micros;
@@ -57,6 +61,63 @@ pub struct Prompt {
     /// How many times the service was reached while this prompt was open.
     pub repeats: u32,
     pub event_id: String,
+    /// Set when the clipboard guard raised this prompt, not a flow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub clipboard: Option<ClipboardNotice>,
+}
+
+/// What a clipboard prompt says about the content: which detectors fired
+/// and how often, and whether the clipboard was replaced.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipboardNotice {
+    pub detectors: Vec<DetectorCount>,
+    pub cleared: bool,
+}
+
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorCount {
+    pub detector: DetectorId,
+    pub count: u32,
+}
+
+/// Bounds on a clipboard report.
+pub const MAX_REPORT_DETECTORS: usize = 64;
+pub const MAX_WINDOW_TITLE_BYTES: usize = 4096;
+
+/// `clipboard`: the console found sensitive content in the clipboard (the
+/// names and counts of the detectors, never the content) while `window` had
+/// the focus. The agent decides where it is headed and what to do.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipboardReport {
+    #[cfg_attr(feature = "ts", ts(type = "Partial<Record<DetectorId, number>>"))]
+    pub detectors: BTreeMap<DetectorId, u32>,
+    pub window: ActiveWindow,
+    /// Keyed hash of the content (per console session key), to count the
+    /// same content pasted again; it cannot be reversed once the session
+    /// ends.
+    pub content_hash: String,
+    /// Where the copy was seen: `x11`, `wayland`.
+    pub display: String,
+}
+
+/// The reply to `clipboard`.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipboardOutcome {
+    /// The GenAI service the content is headed to, if any.
+    pub service_id: Option<String>,
+    pub evidence: Option<Evidence>,
+    /// What the policy does; `None`: nothing (no destination, guard off,
+    /// an excepted service).
+    pub action: Option<ClipboardAction>,
+    /// Block: the console must replace the clipboard's content now.
+    pub clear: bool,
+    pub event_id: Option<String>,
 }
 
 /// `answer`: what the user did with a prompt. Give a justification (coach)

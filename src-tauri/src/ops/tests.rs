@@ -52,6 +52,7 @@ fn event(i: usize) -> Event {
             user: Some("alice".into()),
         },
         repeats: 1,
+        content_hash: None,
     }
 }
 

@@ -86,6 +86,7 @@ fn main() -> Result<()> {
                 user: Some(user.to_owned()),
             },
             repeats: 1,
+            content_hash: None,
         });
         if batch.len() == 10_000 {
             store.insert(&batch)?;

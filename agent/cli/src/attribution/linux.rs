@@ -196,6 +196,13 @@ impl OwnerLookup for LinuxAttributor {
         Owner { attribution, groups: accounts.groups_of(uid) }
     }
 
+    fn program(&self, pid: u32) -> (Option<String>, Option<String>) {
+        match self.state.lock() {
+            Ok(mut state) => state.program(pid),
+            Err(_) => (None, None),
+        }
+    }
+
     fn timings(&self) -> Vec<u32> {
         self.timings.lock().map(|t| t.clone()).unwrap_or_default()
     }

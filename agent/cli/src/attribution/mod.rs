@@ -40,6 +40,11 @@ pub(crate) trait OwnerLookup: Send + Sync + std::fmt::Debug {
         Owner { attribution: Attribution { uid: Some(uid), ..Attribution::default() }, groups: Vec::new() }
     }
 
+    /// The name and executable of a process, as flows record them.
+    fn program(&self, _pid: u32) -> (Option<String>, Option<String>) {
+        (None, None)
+    }
+
     /// Microseconds each attribution took so far (bounded), for the
     /// performance figures.
     fn timings(&self) -> Vec<u32> {

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_SCAN_BYTES: usize = 1 << 20;
 
 /// What a detector protects.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Family {
@@ -43,6 +44,7 @@ impl Family {
     pub const ALL: [Family; 4] = [Family::Secret, Family::PersonalData, Family::Marking, Family::SourceCode];
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Confidence {
@@ -57,6 +59,7 @@ macro_rules! detectors {
     ($($variant:ident => $name:literal, $family:ident;)*) => {
         /// One detector. The serialized name is [`DetectorId::as_str`] and is
         /// stable: policies and stored events refer to it.
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "kebab-case")]
         pub enum DetectorId {
@@ -141,6 +144,7 @@ pub struct Finding {
 }
 
 /// Which detectors run and what they report.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorSettings {
@@ -151,6 +155,7 @@ pub struct DetectorSettings {
     /// Findings below this confidence are dropped.
     pub min_confidence: Confidence,
     /// Fewest code-like lines for a block to count as source code.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub source_code_min_lines: usize,
 }
 

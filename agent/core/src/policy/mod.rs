@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::catalog::{Catalog, Category, TrainsOnInputs};
+use crate::clipboard::ClipboardPolicy;
 use crate::diag::{self, Diagnostic, Diagnostics, LoadError};
 
 pub use eval::{Decision, Subject};
@@ -162,6 +163,8 @@ struct PolicyFile {
     messages: Messages,
     #[serde(default)]
     dns: DnsSettings,
+    #[serde(default)]
+    clipboard: ClipboardPolicy,
     #[serde(rename = "rule", default)]
     rules: Vec<RuleFile>,
 }
@@ -223,6 +226,7 @@ pub struct Policy {
     pub coach: Coaching,
     pub messages: Messages,
     pub dns: DnsSettings,
+    pub clipboard: ClipboardPolicy,
     pub rules: Vec<Rule>,
 }
 
@@ -307,6 +311,17 @@ impl Policy {
         if file.coach.min_justification_chars == 0 || file.coach.bypass_minutes == 0 {
             error(0, "coach.bypass_minutes and coach.min_justification_chars must be at least 1".to_owned());
         }
+        for service in &file.clipboard.services_except {
+            if catalog.get(service).is_none() {
+                error(
+                    0,
+                    format!("clipboard.services_except: unknown service `{service}`: not in the catalog"),
+                );
+            }
+        }
+        if file.clipboard.recent_flow_seconds > 3600 || file.clipboard.browser_recent_flow_seconds > 3600 {
+            error(0, "clipboard: recent-flow windows are at most 3600 seconds".to_owned());
+        }
         if !errors.is_empty() {
             return Err(Diagnostics(errors).into());
         }
@@ -319,6 +334,7 @@ impl Policy {
             coach: file.coach,
             messages: file.messages,
             dns: file.dns,
+            clipboard: file.clipboard,
             rules,
         })
     }

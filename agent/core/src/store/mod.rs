@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection};
 
+use crate::clipboard::RecentFlow;
 use crate::event::{Attribution, Event};
 use crate::policy::Action;
 use crate::sensor::Micros;
@@ -20,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_journal_answers.sql"),
     include_str!("migrations/0003_event_repeats.sql"),
     concat!(include_str!("migrations/0004_event_terms.sql"), include_str!("event_terms_fill.sql")),
+    include_str!("migrations/0005_event_content_hash.sql"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -131,9 +133,9 @@ impl Store {
             let mut stmt = tx.prepare_cached(
                 "INSERT OR IGNORE INTO events (id, ts, source, name, service_id, service_name, category, vendor,
                     action, rule_id, policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user,
-                    repeats)
+                    repeats, content_hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                    ?21)",
+                    ?21, ?22)",
             )?;
             for e in events {
                 stmt.execute(params![
@@ -158,6 +160,7 @@ impl Store {
                     e.attribution.uid,
                     e.attribution.user,
                     e.repeats,
+                    e.content_hash,
                 ])?;
             }
         }
@@ -264,6 +267,20 @@ impl Store {
         Ok(answers)
     }
 
+    /// The GenAI flows `uid` made since `since`: per service and program,
+    /// the latest time. What the clipboard guard tells desktop apps by.
+    pub fn recent_flows(&self, uid: u32, since: Micros) -> Result<Vec<RecentFlow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT service_id, program, max(ts) FROM events
+             WHERE ts >= ?1 AND uid = ?2 AND source <> 'clipboard' AND action <> 'allow'
+             GROUP BY service_id, program LIMIT 256",
+        )?;
+        let rows = stmt.query_map(params![since, uid], |row| {
+            Ok(RecentFlow { service_id: row.get(0)?, program: row.get(1)?, ts: row.get(2)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn counts_by_service(&self) -> Result<Vec<ServiceCount>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT service_id, action, count(*) FROM events GROUP BY service_id, action ORDER BY 3 DESC, 1",
@@ -283,7 +300,7 @@ impl Store {
 
 const EVENT_COLUMNS: &str =
     "id, ts, source, name, service_id, service_name, category, vendor, action, rule_id,
-    policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user, repeats";
+    policy_version, protocol, src, dst, ech, pid, program, program_path, uid, user, repeats, content_hash";
 
 /// An event row as read, with its action still text (checked by [`event_from_row`]).
 fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, String)> {
@@ -312,6 +329,7 @@ fn event_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Event, String)> {
                 user: row.get(19)?,
             },
             repeats: row.get(20)?,
+            content_hash: row.get(21)?,
         },
         row.get(8)?,
     ))

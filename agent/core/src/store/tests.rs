@@ -19,6 +19,7 @@ fn event(id: &str, ts: Micros, service: &str, action: Action) -> Event {
         ech: false,
         attribution: Attribution { pid: Some(42), user: Some("alice".into()), ..Attribution::default() },
         repeats: 1,
+        content_hash: None,
     }
 }
 
@@ -305,4 +306,32 @@ fn stats_over_the_widest_range_are_an_answer_not_a_crash() {
         assert_eq!(stats.total, 1);
     }
     assert_eq!(store.search(&EventQuery { limit: 10, ..widest }).unwrap().total, 1);
+}
+
+#[test]
+fn recent_flows_are_this_users_latest_per_service_and_program() {
+    let mut store = Store::open_in_memory().unwrap();
+    let flow = |id: &str, ts: Micros, service: &str, uid: u32, program: &str| {
+        let mut e = event(id, ts, service, Action::Warn);
+        e.attribution.uid = Some(uid);
+        e.attribution.program = Some(program.into());
+        e
+    };
+    let mut pasted = flow("c", 40, "claude", 1000, "firefox-esr");
+    pasted.source = "clipboard".into();
+    store
+        .insert(&[
+            flow("old", 5, "chatgpt", 1000, "firefox-esr"),
+            flow("a", 20, "chatgpt", 1000, "firefox-esr"),
+            flow("b", 30, "chatgpt", 1000, "firefox-esr"),
+            flow("other-user", 30, "claude", 1001, "firefox-esr"),
+            flow("app", 25, "claude", 1000, "claude-desktop"),
+            pasted,
+        ])
+        .unwrap();
+    let mut recent = store.recent_flows(1000, 10).unwrap();
+    recent.sort_by_key(|f| f.ts);
+    let seen: Vec<(&str, Option<&str>, Micros)> =
+        recent.iter().map(|f| (f.service_id.as_str(), f.program.as_deref(), f.ts)).collect();
+    assert_eq!(seen, vec![("claude", Some("claude-desktop"), 25), ("chatgpt", Some("firefox-esr"), 30)]);
 }

@@ -14,4 +14,9 @@ ech: boolean,
 /**
  * How many identical decisions this event stands for (see [`coalesce`]).
  */
-repeats: number, pid: number | null, program: string | null, program_path: string | null, uid: number | null, user: string | null, };
+repeats: number, 
+/**
+ * Clipboard events: a keyed hash of the content, to count the same
+ * content again within a console session; never the content.
+ */
+content_hash?: string, pid: number | null, program: string | null, program_path: string | null, uid: number | null, user: string | null, };

@@ -20,6 +20,12 @@ hosts: Array<string>,
  */
 shared_domains: Array<string>, 
 /**
+ * What the service's windows and browser tabs are titled: one part of
+ * a window title (between ` - `, ` — `, ` | ` …) equal to one of these,
+ * ignoring case, is this service for the clipboard guard.
+ */
+window_titles: Array<string>, 
+/**
  * ISO 3166-1 alpha-2.
  */
 jurisdiction: string, trains_on_inputs: TrainsOnInputs, source: string, notes: string | null, };
