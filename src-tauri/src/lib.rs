@@ -6,6 +6,7 @@
 //! only asks.
 
 pub mod client;
+pub mod clipboard;
 pub mod commands;
 pub mod ops;
 pub mod prompt_queue;
@@ -97,7 +98,8 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> taur
             let (feed, prompts) = mpsc::unbounded_channel();
             tauri::async_runtime::spawn(Arc::clone(&client).maintain(feed));
             tauri::async_runtime::spawn(follow_prompts(handle.clone(), prompts));
-            tauri::async_runtime::spawn(follow_connection(handle, client));
+            tauri::async_runtime::spawn(follow_connection(handle, Arc::clone(&client)));
+            start_clipboard_guard(client);
             Ok(())
         })
 }
@@ -163,6 +165,67 @@ fn show<R: Runtime>(app: &tauri::AppHandle<R>, offer: Offer) {
         Offer::Raise => windows::show_prompts(app, windows::Show::Raise),
         Offer::Update => windows::show_prompts(app, windows::Show::Update),
         Offer::Ignore => {}
+    }
+}
+
+/// The clipboard guard's view of the agent, from its own thread.
+struct GuardAgent {
+    client: Arc<SocketClient>,
+}
+
+/// How long the guard waits for the agent before letting a copy go.
+const GUARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl clipboard::x11::Agent for GuardAgent {
+    fn clipboard_policy(&self) -> Option<vigie_core::clipboard::ClipboardPolicy> {
+        let request =
+            call::<_, vigie_core::proto::PolicyView>(&*self.client, "policy", serde_json::Value::Null);
+        match tauri::async_runtime::block_on(tokio::time::timeout(GUARD_TIMEOUT, request)) {
+            Ok(Ok(view)) => Some(view.policy.clipboard),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "clipboard guard: no policy from the agent yet");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn report(
+        &self,
+        report: &vigie_core::proto::ClipboardReport,
+    ) -> Option<vigie_core::proto::ClipboardOutcome> {
+        let params = serde_json::to_value(report).ok()?;
+        let request = call::<_, vigie_core::proto::ClipboardOutcome>(&*self.client, "clipboard", params);
+        match tauri::async_runtime::block_on(tokio::time::timeout(GUARD_TIMEOUT, request)) {
+            Ok(Ok(outcome)) => Some(outcome),
+            Ok(Err(e)) => {
+                warn!(error = %e, "clipboard guard: the agent did not decide");
+                None
+            }
+            Err(_) => {
+                warn!("clipboard guard: the agent did not answer in time");
+                None
+            }
+        }
+    }
+}
+
+/// Watches the clipboard on its own thread (X11), for as long as the
+/// console runs.
+fn start_clipboard_guard(client: Arc<SocketClient>) {
+    if std::env::var_os("DISPLAY").is_none() {
+        // A native Wayland session without XWayland: see clipboard/mod.rs.
+        warn!("clipboard guard off: no X11 display (native Wayland clipboards are not watched)");
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("clipboard-guard".into()).spawn(move || {
+        let agent = GuardAgent { client };
+        if let Err(e) = clipboard::x11::watch(&agent) {
+            warn!(error = %e, "clipboard guard stopped");
+        }
+    });
+    if let Err(e) = spawned {
+        warn!(error = %e, "clipboard guard could not start");
     }
 }
 

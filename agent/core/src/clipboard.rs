@@ -74,10 +74,8 @@ pub struct ClipboardPolicy {
     /// Which detectors run in the console and from what confidence.
     pub detectors: DetectorSettings,
     /// The action for each family of detectors.
-    #[cfg_attr(feature = "ts", ts(type = "Partial<Record<Family, ClipboardAction>>"))]
     pub actions: BTreeMap<Family, ClipboardAction>,
     /// Per-detector actions, overriding their family's.
-    #[cfg_attr(feature = "ts", ts(type = "Partial<Record<DetectorId, ClipboardAction>>"))]
     pub detector_actions: BTreeMap<DetectorId, ClipboardAction>,
     /// Catalog ids the guard leaves alone (an approved enterprise tenant).
     pub services_except: Vec<String>,

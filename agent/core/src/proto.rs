@@ -94,7 +94,6 @@ pub const MAX_WINDOW_TITLE_BYTES: usize = 4096;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClipboardReport {
-    #[cfg_attr(feature = "ts", ts(type = "Partial<Record<DetectorId, number>>"))]
     pub detectors: BTreeMap<DetectorId, u32>,
     pub window: ActiveWindow,
     /// Keyed hash of the content (per console session key), to count the

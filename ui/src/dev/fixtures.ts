@@ -25,6 +25,7 @@ const svc = (
   domains,
   hosts: [],
   shared_domains: [],
+  window_titles: [name],
   jurisdiction,
   trains_on_inputs: trains,
   source: `https://example.org/${id}/privacy`,
@@ -76,6 +77,30 @@ export const POLICY: Policy = {
     ),
   },
   dns: { blocked_answer: "null", block_doh_resolvers: true, block_resolved_addresses: false },
+  clipboard: {
+    enabled: true,
+    detectors: {
+      families: ["secret", "personal-data", "marking", "source-code"],
+      disabled: [],
+      min_confidence: "medium",
+      source_code_min_lines: 8,
+    },
+    actions: { secret: "block", "personal-data": "warn", marking: "block", "source-code": "warn" },
+    detector_actions: { nir: "block", "payment-card": "block" },
+    services_except: [],
+    recent_flow_seconds: 120,
+    browser_recent_flow_seconds: 30,
+    messages: {
+      warn: txt(
+        "Le presse-papiers contient des données sensibles et la fenêtre active est un service d'IA générative public. Ne les y collez pas : tout ce qui y est saisi sort de l'organisation.",
+        "The clipboard holds sensitive data and the active window is a public generative-AI service. Do not paste it there: whatever is typed there leaves the organisation.",
+      ),
+      block: txt(
+        "Le presse-papiers contenait des données sensibles alors qu'un service d'IA générative public est actif : Vigie l'a remplacé par un avertissement. Utilisez l'assistant interne pour ce contenu.",
+        "The clipboard held sensitive data while a public generative-AI service was active: Vigie replaced it with a notice. Use the internal assistant for this content.",
+      ),
+    },
+  },
   rules: [
     {
       id: "block-non-adequate-jurisdictions",

@@ -106,6 +106,51 @@ describe("prompt window", () => {
     await waitFor(() => expect(calls.find((c) => c.cmd === "answer_prompt")?.args).toEqual({ answer: { prompt: 9 } }));
   });
 
+  it("clipboard block: says what was found and that the clipboard was replaced, no exception", async () => {
+    const pasted: Prompt = {
+      ...samplePrompt(11, "block", "chatgpt"),
+      name: "nir:1 email:2",
+      program: "firefox-esr",
+      message: {
+        fr: "Le presse-papiers contenait des données sensibles alors qu'un service d'IA générative public est actif.",
+        en: "The clipboard held sensitive data while a public generative-AI service was active.",
+      },
+      clipboard: {
+        detectors: [
+          { detector: "nir", count: 1 },
+          { detector: "email", count: 2 },
+        ],
+        cleared: true,
+      },
+    };
+    const calls = setup([pasted]);
+    renderIn(<PromptView />);
+    expect((await screen.findByTestId("prompt-title")).textContent).toBe("Contenu sensible retiré du presse-papiers");
+    const found = screen.getByTestId("prompt-clipboard").textContent ?? "";
+    expect(found).toContain("numéro de sécurité sociale (NIR) ×1");
+    expect(found).toContain("adresse e-mail ×2");
+    expect(screen.getByTestId("prompt-clipboard-cleared").textContent).toContain("avertissement");
+    expect(screen.getByText(/Presse-papiers → ChatGPT · firefox-esr/)).toBeTruthy();
+    expect(screen.queryByTestId("prompt-exception-toggle")).toBeNull();
+    fireEvent.click(screen.getByTestId("prompt-ack"));
+    await waitFor(() => expect(calls.find((c) => c.cmd === "answer_prompt")?.args).toEqual({ answer: { prompt: 11 } }));
+  });
+
+  it("clipboard warn, in English: the clipboard is left alone", async () => {
+    setup([
+      {
+        ...samplePrompt(12, "warn", "claude"),
+        clipboard: { detectors: [{ detector: "iban", count: 1 }], cleared: false },
+      },
+    ]);
+    renderIn(<PromptView />, "en");
+    expect((await screen.findByTestId("prompt-title")).textContent).toBe(
+      "Sensitive content: do not paste it into Claude",
+    );
+    expect(screen.getByTestId("prompt-clipboard").textContent).toContain("IBAN ×1");
+    expect(screen.queryByTestId("prompt-clipboard-cleared")).toBeNull();
+  });
+
   it("Escape dismisses the prompt (Plus tard)", async () => {
     const calls = setup([samplePrompt(5, "coach", "cursor")]);
     renderIn(<PromptView />);

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 
 import { ServiceAvatar } from "../components/ServiceAvatar";
-import { useI18n, type Locale } from "../i18n";
+import { useI18n, type Locale, type MessageKey } from "../i18n";
 import { answerPrompt, dismissPrompt, onPrompts, openAlternative, pendingPrompts } from "../ipc/commands";
 import type { AnswerParams } from "../ipc/gen/AnswerParams";
 import type { Prompt } from "../ipc/gen/Prompt";
@@ -286,6 +286,17 @@ function PromptCard({ prompt, onDone }: { prompt: Prompt; onDone: (id: number, c
 
   const reason = prompt.reason?.[locale];
   const program = prompt.program;
+  const clipboard = prompt.clipboard;
+  const headline = clipboard
+    ? t(prompt.action === "block" ? "prompt.clipboard.headline.block" : "prompt.clipboard.headline.warn", { service })
+    : t(`prompt.headline.${prompt.action === "allow" || prompt.action === "monitor" ? "warn" : prompt.action}`, {
+        service,
+      });
+  const where = clipboard
+    ? `${t("prompt.clipboard.where", { service })}${program ? ` · ${program}` : ""}`
+    : program
+      ? t("prompt.reached", { program, name: prompt.name })
+      : t("prompt.reachedNoProgram", { name: prompt.name });
   return (
     <div class={`prompt-body prompt-${prompt.action}`}>
       <div class="prompt-scroll">
@@ -297,17 +308,28 @@ function PromptCard({ prompt, onDone }: { prompt: Prompt; onDone: (id: number, c
           </div>
         </div>
         <h1 class="prompt-title" data-testid="prompt-title">
-          {t(`prompt.headline.${prompt.action === "allow" || prompt.action === "monitor" ? "warn" : prompt.action}`, {
-            service,
-          })}
+          {headline}
         </h1>
         <p class="prompt-message" data-testid="prompt-message">
           {prompt.message[locale]}
         </p>
+        {clipboard && (
+          <div class="prompt-clipboard" data-testid="prompt-clipboard">
+            <p>{t("prompt.clipboard.found")}</p>
+            <ul>
+              {clipboard.detectors.map((d) => (
+                <li key={d.detector} data-detector={d.detector}>
+                  {t("prompt.clipboard.count", { label: t(`detector.${d.detector}` as MessageKey), n: d.count })}
+                </li>
+              ))}
+            </ul>
+            {clipboard.cleared && <p data-testid="prompt-clipboard-cleared">{t("prompt.clipboard.cleared")}</p>}
+          </div>
+        )}
         {reason && <p class="prompt-reason">{reason}</p>}
         <p class="prompt-r34">{t("prompt.r34")}</p>
         <p class="prompt-meta small muted">
-          {program ? t("prompt.reached", { program, name: prompt.name }) : t("prompt.reachedNoProgram", { name: prompt.name })}{" "}
+          {where}{" "}
           · {t("prompt.at", { time: formatTime(prompt.ts, locale) })}
           {prompt.repeats > 1 && (
             <>
@@ -390,7 +412,9 @@ function PromptCard({ prompt, onDone }: { prompt: Prompt; onDone: (id: number, c
             {t("prompt.ack")}
           </button>
         )}
+        {/* An exception cannot bring back content that is gone from the clipboard. */}
         {prompt.action === "block" &&
+          !clipboard &&
           (exceptionOpen ? (
             <button
               type="button"
