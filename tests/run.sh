@@ -13,9 +13,10 @@ rust_ensure
 # dnsmasq-base is the binary without a system service.
 apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base iptables nftables chromium
 console_ensure
-# The console end to end: a real X display with a window manager, and
-# WebKitGTK's WebDriver behind tauri-driver; ImageMagick captures the screen.
-apt_ensure xvfb openbox webkit2gtk-driver imagemagick
+# The console and clipboard guard end to end: a real X display with a window
+# manager, WebKitGTK's WebDriver behind tauri-driver, ImageMagick for
+# screenshots, the real X clipboard (xclip) and xprop.
+apt_ensure xvfb openbox webkit2gtk-driver imagemagick xclip x11-utils
 cargo_tool_ensure tauri-driver 2.1.0 tauri-driver
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz

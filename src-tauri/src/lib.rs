@@ -176,11 +176,19 @@ struct GuardAgent {
 /// How long the guard waits for the agent before letting a copy go.
 const GUARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Runs `request` on the console's runtime from the guard's thread; the
+/// timer is made inside the runtime, where it must live.
+fn with_timeout<T>(
+    request: impl std::future::Future<Output = T> + Send,
+) -> Result<T, tokio::time::error::Elapsed> {
+    tauri::async_runtime::block_on(async move { tokio::time::timeout(GUARD_TIMEOUT, request).await })
+}
+
 impl clipboard::x11::Agent for GuardAgent {
     fn clipboard_policy(&self) -> Option<vigie_core::clipboard::ClipboardPolicy> {
         let request =
             call::<_, vigie_core::proto::PolicyView>(&*self.client, "policy", serde_json::Value::Null);
-        match tauri::async_runtime::block_on(tokio::time::timeout(GUARD_TIMEOUT, request)) {
+        match with_timeout(request) {
             Ok(Ok(view)) => Some(view.policy.clipboard),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "clipboard guard: no policy from the agent yet");
@@ -196,7 +204,7 @@ impl clipboard::x11::Agent for GuardAgent {
     ) -> Option<vigie_core::proto::ClipboardOutcome> {
         let params = serde_json::to_value(report).ok()?;
         let request = call::<_, vigie_core::proto::ClipboardOutcome>(&*self.client, "clipboard", params);
-        match tauri::async_runtime::block_on(tokio::time::timeout(GUARD_TIMEOUT, request)) {
+        match with_timeout(request) {
             Ok(Ok(outcome)) => Some(outcome),
             Ok(Err(e)) => {
                 warn!(error = %e, "clipboard guard: the agent did not decide");

@@ -253,6 +253,108 @@ fn employee_launcher(lab: &Lab, console: &Path, socket: &Path) -> PathBuf {
     script
 }
 
+/// A valid NIR (key 46) in a sentence, and the same with a wrong key.
+const NIR_TEXT: &str = "Dossier de M. Martin, NIR 1 84 12 76 451 089 46, à traiter avant vendredi.";
+const BAD_NIR_TEXT: &str = "Dossier de M. Martin, NIR 1 84 12 76 451 089 47, à traiter avant vendredi.";
+/// Another valid NIR (2A: Corsica), for the second copy.
+const NIR_TEXT_2: &str = "Mme Rossi, n° de sécurité sociale 2 91 05 2A 004 017 12.";
+
+/// Opens a titled window (tests/src/bin/x-window.rs) and asks for it to
+/// be put in front; its id once it is mapped.
+fn open_window(lab: &mut Lab, desktop: &Desktop, title: &str) -> u32 {
+    let out = lab.dir.join(format!("x-window-{}.id", now_ms()));
+    let mut window = Command::new("timeout");
+    window
+        .args(["900", target_dir().join("x-window").to_str().unwrap(), title])
+        .env("DISPLAY", &desktop.display)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null());
+    lab.spawn(window);
+    let mut id = None;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            id = std::fs::read_to_string(&out).ok().and_then(|t| t.trim().parse().ok());
+            id.is_some()
+        }),
+        "window {title:?} did not open"
+    );
+    id.unwrap()
+}
+
+/// `_NET_ACTIVE_WINDOW`, as the window manager sets it.
+fn active_window(desktop: &Desktop) -> Option<u32> {
+    let out = Command::new("xprop")
+        .args(["-display", &desktop.display, "-root", "_NET_ACTIVE_WINDOW"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text.split("# 0x").nth(1)?.trim();
+    u32::from_str_radix(hex.split(|c: char| !c.is_ascii_hexdigit()).next()?, 16).ok()
+}
+
+/// Copies `text` to the CLIPBOARD selection with xclip, as the employee.
+fn copy(desktop: &Desktop, text: &str) {
+    use std::io::Write;
+    let mut xclip = Command::new("setpriv")
+        .args([&format!("--reuid={EMPLOYEE}"), &format!("--regid={EMPLOYEE}"), "--clear-groups"])
+        .args(["xclip", "-display", &desktop.display, "-selection", "clipboard", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    xclip.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    // xclip forks a child that owns the selection; the parent exits.
+    assert!(xclip.wait().unwrap().success());
+}
+
+/// What pasting now would give.
+fn paste(desktop: &Desktop) -> String {
+    let out = Command::new("timeout")
+        .args(["5", "xclip", "-display", &desktop.display, "-selection", "clipboard", "-o"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// CPU time (ms) the console's clipboard thread used so far.
+fn guard_cpu_ms() -> Option<u64> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "vigie-console" {
+            continue;
+        }
+        for task in std::fs::read_dir(entry.path().join("task")).ok()?.flatten() {
+            if std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim()
+                != "clipboard-guard"
+            {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // Fields after the command name: utime and stime are 14th and 15th.
+            let rest = stat.rsplit_once(") ")?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+            return Some(ticks * 10); // USER_HZ = 100
+        }
+    }
+    None
+}
+
+/// The id and time of the prompt on screen, once one with a new id shows.
+async fn prompt_shown(client: &Client, service: &str, not: Option<&str>) -> (String, u64) {
+    eventually(Duration::from_secs(10), "a prompt on screen", || async {
+        let shown = client
+            .execute("return [document.documentElement.dataset.promptShown, document.documentElement.dataset.promptShownAt]", vec![])
+            .await
+            .ok()?;
+        let key = shown.get(0)?.as_str()?.to_owned();
+        let at = shown.get(1)?.as_str()?.parse().ok()?;
+        (key.ends_with(&format!(":{service}")) && Some(key.as_str()) != not).then_some((key, at))
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_a_real_window_with_a_real_agent() {
     let tools = [
@@ -267,6 +369,8 @@ async fn console_in_a_real_window_with_a_real_agent() {
         "tauri-driver",
         "WebKitWebDriver",
         "import",
+        "xclip",
+        "xprop",
     ];
     if let Some(why) = missing_prerequisites(&tools) {
         eprintln!("SKIPPED: {why}");
@@ -275,7 +379,11 @@ async fn console_in_a_real_window_with_a_real_agent() {
     let console = PathBuf::from(env!("CARGO_BIN_EXE_vigie-console"));
     let agent_bin = target_dir().join("vigie-agent");
     let seed_bin = target_dir().join("seed-events");
-    assert!(agent_bin.exists() && seed_bin.exists(), "build the workspace first (cargo test --workspace)");
+    let window_bin = target_dir().join("x-window");
+    assert!(
+        agent_bin.exists() && seed_bin.exists() && window_bin.exists(),
+        "build the workspace first (cargo test --workspace)"
+    );
 
     let mut lab = Lab::new("ui");
     let dir = lab.dir.clone();
@@ -369,6 +477,89 @@ async fn console_in_a_real_window_with_a_real_agent() {
     assert_eq!(answers(&allowed), [SERVER_IP], "the justified user gets through: {allowed}");
     let other = dig(&lab, EMPLOYEE + 1, "cursor.sh");
     assert_eq!(answers(&other), ["0.0.0.0"], "another user does not: {other}");
+
+    // ---- The clipboard guard ----------------------------------------------
+    // A document editor in front: copying a NIR there is ordinary work.
+    switch_to(&client, "#/prompt").await;
+    let (before, _) = prompt_shown(&client, "cursor", None).await;
+    let idle_from = guard_cpu_ms().expect("the console's clipboard-guard thread");
+    let editor = open_window(&mut lab, &desktop, "rapport-2026.odt - LibreOffice Writer");
+    assert!(
+        wait_for(Duration::from_secs(5), || active_window(&desktop) == Some(editor)),
+        "the editor in front"
+    );
+    copy(&desktop, BAD_NIR_TEXT);
+    copy(&desktop, NIR_TEXT);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(paste(&desktop), NIR_TEXT, "a non-GenAI window: the clipboard is left alone");
+    // The user switches to a ChatGPT tab with the NIR still in the clipboard
+    // (the prompt then takes the focus from it).
+    let chatgpt = open_window(&mut lab, &desktop, "ChatGPT — Mozilla Firefox");
+    let (first, _) = prompt_shown(&client, "chatgpt", Some(&before)).await;
+    assert!(
+        wait_for(Duration::from_secs(3), || paste(&desktop).starts_with("[Vigie]")),
+        "blocked: the clipboard holds the notice, not the NIR"
+    );
+    assert_eq!(text_of(&client, "prompt-title").await.unwrap(), "Contenu sensible retiré du presse-papiers");
+    let found = text_of(&client, "prompt-clipboard").await.unwrap();
+    assert!(found.contains("numéro de sécurité sociale (NIR) ×1"), "{found}");
+    shot(&client, "13-clipboard-block").await;
+    desktop.capture("13-desktop-clipboard-block");
+    click(&client, "prompt-ack").await;
+    // With ChatGPT in front, a copy is acted on at once; an invalid NIR is not.
+    sh(&[
+        "sh",
+        "-c",
+        &format!(
+            "DISPLAY={} {} --activate {chatgpt}",
+            desktop.display,
+            target_dir().join("x-window").display()
+        ),
+    ]);
+    assert!(wait_for(Duration::from_secs(5), || active_window(&desktop) == Some(chatgpt)));
+    copy(&desktop, BAD_NIR_TEXT);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(paste(&desktop), BAD_NIR_TEXT, "an invalid checksum is not a NIR");
+    let copied_at = now_ms();
+    copy(&desktop, NIR_TEXT_2);
+    let (_, shown_at) = prompt_shown(&client, "chatgpt", Some(&first)).await;
+    let latency = shown_at.saturating_sub(copied_at);
+    println!("clipboard: copy → prompt on screen {latency} ms");
+    assert!(wait_for(Duration::from_secs(3), || paste(&desktop).starts_with("[Vigie]")));
+    click(&client, "prompt-ack").await;
+    switch_to(&client, "#/activity").await;
+    // The agent stores events in batches (a quarter of a second).
+    let events = eventually(Duration::from_secs(5), "the two clipboard events", || async {
+        let page = invoke(&client, "search_events", json!({ "query": { "text": "nir", "limit": 50 } }))
+            .await
+            .ok()?;
+        let count = page["events"].as_array()?.iter().filter(|e| e["source"] == "clipboard").count();
+        (count >= 2).then_some(page)
+    })
+    .await;
+    let pasted: Vec<&Value> =
+        events["events"].as_array().unwrap().iter().filter(|e| e["source"] == "clipboard").collect();
+    assert_eq!(pasted.len(), 2, "one event per blocked copy, none for the editor: {events}");
+    for e in &pasted {
+        assert_eq!(
+            (&e["service_id"], &e["action"], &e["name"]),
+            (&json!("chatgpt"), &json!("block"), &json!("nir:1"))
+        );
+        assert_eq!((&e["program"], &e["protocol"]), (&json!("x-window"), &json!("x11/window-title")));
+        assert_eq!(e["content_hash"].as_str().map(str::len), Some(32));
+    }
+    assert_ne!(pasted[0]["content_hash"], pasted[1]["content_hash"], "two different contents");
+    let stored = serde_json::to_string(&events).unwrap();
+    assert!(!stored.contains("451 089") && !stored.contains("Martin"), "never the content");
+    // Idle: the watcher sleeps on the X connection between events.
+    let idle_start = guard_cpu_ms().unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle = guard_cpu_ms().unwrap() - idle_start;
+    println!(
+        "clipboard watcher CPU: {idle} ms over 10 s idle; {} ms for the whole clipboard phase",
+        idle_start - idle_from
+    );
+    assert!(idle <= 50, "the watcher should not poll: {idle} ms of CPU over 10 s idle");
 
     // The employee cannot read the security view's data.
     switch_to(&client, "#/activity").await;

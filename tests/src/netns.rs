@@ -200,6 +200,9 @@ impl Drop for Lab {
             let _ = child.wait();
         }
         self.remove_namespaces();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // VIGIE_KEEP_LAB=1 keeps the logs and databases of a failed run.
+        if std::env::var_os("VIGIE_KEEP_LAB").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -87,6 +87,10 @@ impl Prompts {
             Action::Block => &policy.messages.block,
             Action::Allow | Action::Monitor => return,
         };
+        // A user who justified the service is let through: no new prompt.
+        if event.action == Action::Coach && self.bypassed(event.attribution.uid, &event.service_id) {
+            return;
+        }
         let reason = policy.rule(&event.rule_id).and_then(|r| r.reason.clone());
         self.queue(event, policy, message, reason, None);
     }
@@ -316,6 +320,11 @@ mod tests {
         assert!(prompts.bypassed(Some(1000), "claude"));
         assert!(!prompts.bypassed(Some(1001), "claude") && !prompts.bypassed(None, "claude"));
         assert!(prompts.open_for(Some(1000)).is_empty());
+        // Reaching it again within the bypass asks nothing more of them.
+        prompts.notify(&event(&catalog, &policy, "claude", Some(1000)), &policy);
+        assert!(prompts.open_for(Some(1000)).is_empty());
+        prompts.notify(&event(&catalog, &policy, "claude", Some(1001)), &policy);
+        assert_eq!(prompts.open_for(Some(1001)).len(), 1);
     }
 
     #[test]
