@@ -15,8 +15,10 @@ apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base iptabl
 console_ensure
 # The console and clipboard guard end to end: a real X display with a window
 # manager, WebKitGTK's WebDriver behind tauri-driver, ImageMagick for
-# screenshots, the real X clipboard (xclip) and xprop.
-apt_ensure xvfb openbox webkit2gtk-driver imagemagick xclip x11-utils
+# screenshots, the real X clipboard (xclip) and xprop; for the Wayland
+# watcher, a headless compositor with data-control (sway), a terminal to
+# title windows (foot) and the Wayland clipboard tools.
+apt_ensure xvfb openbox webkit2gtk-driver imagemagick xclip x11-utils sway foot wl-clipboard
 cargo_tool_ensure tauri-driver 2.1.0 tauri-driver
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz

@@ -184,7 +184,7 @@ fn with_timeout<T>(
     tauri::async_runtime::block_on(async move { tokio::time::timeout(GUARD_TIMEOUT, request).await })
 }
 
-impl clipboard::x11::Agent for GuardAgent {
+impl clipboard::Agent for GuardAgent {
     fn clipboard_policy(&self) -> Option<vigie_core::clipboard::ClipboardPolicy> {
         let request =
             call::<_, vigie_core::proto::PolicyView>(&*self.client, "policy", serde_json::Value::Null);
@@ -218,17 +218,30 @@ impl clipboard::x11::Agent for GuardAgent {
     }
 }
 
-/// Watches the clipboard on its own thread (X11), for as long as the
-/// console runs.
+/// Watches the clipboard on its own thread for as long as the console
+/// runs: through Wayland data-control in a Wayland session whose compositor
+/// offers it, else through X11 (an X session, or XWayland's clients).
 fn start_clipboard_guard(client: Arc<SocketClient>) {
-    if std::env::var_os("DISPLAY").is_none() {
-        // A native Wayland session without XWayland: see clipboard/mod.rs.
-        warn!("clipboard guard off: no X11 display (native Wayland clipboards are not watched)");
+    let wayland = std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let x11 = std::env::var_os("DISPLAY").is_some();
+    if !wayland && !x11 {
+        warn!("clipboard guard off: no display");
         return;
     }
     let spawned = std::thread::Builder::new().name("clipboard-guard".into()).spawn(move || {
-        let agent = GuardAgent { client };
-        if let Err(e) = clipboard::x11::watch(&agent) {
+        if wayland {
+            match clipboard::wayland::watch(GuardAgent { client: Arc::clone(&client) }) {
+                Err(e @ clipboard::wayland::WatchError::NotSupported(_)) if x11 => {
+                    warn!(error = %e, "clipboard guard: falling back to X11 (XWayland clients only)");
+                }
+                Err(e) => {
+                    warn!(error = %e, "clipboard guard stopped");
+                    return;
+                }
+                Ok(()) => return,
+            }
+        }
+        if let Err(e) = clipboard::x11::watch(&GuardAgent { client }) {
             warn!(error = %e, "clipboard guard stopped");
         }
     });

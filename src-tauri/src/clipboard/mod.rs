@@ -6,9 +6,10 @@
 //! clipboard and the window in front changes, the agent is asked where it
 //! is headed and what the policy does about it.
 //!
-//! Wayland: not watched. A native Wayland client's clipboard is only
-//! readable through the data-control protocol, which GNOME does not offer;
-//! under XWayland the X11 watcher sees what X11 clients copy.
+//! Wayland ([`wayland`]): through the wlr data-control protocol (sway,
+//! Hyprland, KDE Plasma, other wlroots compositors) and the window in front
+//! through wlr foreign-toplevel management. GNOME (Mutter) offers neither
+//! to clients: there, only what X11 clients copy under XWayland is seen.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -18,7 +19,20 @@ use vigie_core::clipboard::{ActiveWindow, ClipboardPolicy};
 use vigie_core::detect::{self, DetectorId};
 use vigie_core::proto::{ClipboardOutcome, ClipboardReport};
 
+pub mod wayland;
 pub mod x11;
+
+/// What a watcher needs from the rest of the console: the policy's
+/// clipboard section, and the agent's decision on a report. Both block
+/// (a watcher has its own thread).
+pub trait Agent {
+    fn clipboard_policy(&self) -> Option<ClipboardPolicy>;
+    fn report(&self, report: &ClipboardReport) -> Option<ClipboardOutcome>;
+}
+
+/// Text types a clipboard owner may offer, best first (Wayland MIME types
+/// and their X11 names, as XWayland bridges them).
+pub const TEXT_TYPES: &[&str] = &["text/plain;charset=utf-8", "UTF8_STRING", "text/plain", "TEXT", "STRING"];
 
 /// What replaces blocked content in the clipboard.
 pub const NOTICE: &str = "[Vigie] Contenu retiré du presse-papiers : il contenait des données sensibles \

@@ -16,7 +16,6 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 use vigie_core::clipboard::ActiveWindow;
 use vigie_core::detect::MAX_SCAN_BYTES;
-use vigie_core::proto::{ClipboardOutcome, ClipboardReport};
 use x11rb::connection::Connection;
 use x11rb::errors::{ConnectionError, ReplyError, ReplyOrIdError};
 use x11rb::protocol::xfixes::{ConnectionExt as _, SelectionEventMask};
@@ -29,7 +28,7 @@ use x11rb::rust_connection::RustConnection;
 use x11rb::wrapper::ConnectionExt as _;
 use x11rb::{COPY_DEPTH_FROM_PARENT, CURRENT_TIME, NONE};
 
-use super::{Guard, NOTICE};
+use super::{Agent, Guard, NOTICE};
 
 x11rb::atom_manager! {
     Atoms: AtomsCookie {
@@ -59,14 +58,6 @@ pub enum WatchError {
     NoScreen(usize),
     #[error("another client kept the clipboard")]
     NotOwner,
-}
-
-/// What the watcher needs from the rest of the console: the policy's
-/// clipboard section, and the agent's decision on a report. Both block
-/// (the watcher has its own thread).
-pub trait Agent {
-    fn clipboard_policy(&self) -> Option<vigie_core::clipboard::ClipboardPolicy>;
-    fn report(&self, report: &ClipboardReport) -> Option<ClipboardOutcome>;
 }
 
 /// A clipboard transfer being read.
