@@ -6,10 +6,10 @@
 //! clipboard and the window in front changes, the agent is asked where it
 //! is headed and what the policy does about it.
 //!
-//! Wayland ([`wayland`]): through the wlr data-control protocol (sway,
-//! Hyprland, KDE Plasma, other wlroots compositors) and the window in front
-//! through wlr foreign-toplevel management. GNOME (Mutter) offers neither
-//! to clients: there, only what X11 clients copy under XWayland is seen.
+//! Wayland ([`wayland`]): through the wlr data-control protocol and the
+//! window in front through wlr foreign-toplevel management (sway, Hyprland
+//! and other wlroots compositors). GNOME and KDE Plasma do not offer both:
+//! there, only what X11 clients copy under XWayland is seen.
 
 use std::collections::{BTreeMap, VecDeque};
 

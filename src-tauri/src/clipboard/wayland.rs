@@ -1,14 +1,16 @@
 //! The Wayland watcher, for compositors with wlr data-control (the
 //! clipboard of every client, as a clipboard manager sees it) and wlr
 //! foreign-toplevel management (titles, app ids and which window is in
-//! front): sway, Hyprland, KDE Plasma and other wlroots compositors. It
-//! blocks on the Wayland connection between events: no polling.
+//! front): sway, Hyprland, river, labwc, Wayfire and other wlroots
+//! compositors. It blocks on the Wayland connection between events: no
+//! polling.
 //!
-//! Not watched: GNOME (Mutter offers neither protocol to clients), the
-//! primary selection (middle-click paste). Without foreign-toplevel the
-//! window in front is unknown and nothing can be decided: the watcher says
-//! so and stops. A Wayland window has no pid: its `app_id` stands for the
-//! program.
+//! Not watched: GNOME (Mutter offers neither protocol to clients), KDE
+//! Plasma (data-control, but the window in front only through KDE's own
+//! protocol), the newer ext-data-control, the primary selection
+//! (middle-click paste). Without both protocols the watcher says so and the
+//! console falls back to X11, which sees XWayland clients only. A Wayland
+//! window has no pid: its `app_id` stands for the program.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
