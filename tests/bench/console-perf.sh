@@ -5,17 +5,19 @@
 #   prompt       `dig chatgpt.com` sent → the block prompt painted
 #   filter       free text over a million stored events → total and first rows
 #                (measured in the page, IPC and agent included)
+#   clipboard    a NIR copied (xclip) with a ChatGPT window in front → the
+#                prompt painted; the clipboard watcher's CPU over 10 s idle
 # Needs root (namespaces, the agent). Usage: bash tests/bench/console-perf.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
 rust_ensure
 console_ensure
-apt_ensure xvfb openbox webkit2gtk-driver imagemagick iproute2 dnsutils dnsmasq-base iptables nftables
+apt_ensure xvfb openbox webkit2gtk-driver imagemagick xclip x11-utils iproute2 dnsutils dnsmasq-base iptables nftables
 cargo_tool_ensure tauri-driver 2.1.0 tauri-driver
 cargo build --release --locked -p vigie-agent -p vigie-tests -p vigie-console
 for run in $(seq "${RUNS:-3}"); do
     log "run $run"
     cargo test --release --locked -q -p vigie-console --test e2e -- --nocapture 2>&1 |
-        grep -E '^(cold start|prompt:|filter|security view|charts)'
+        grep -E '^(cold start|prompt:|filter|security view|charts|clipboard)'
 done
