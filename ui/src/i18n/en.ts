@@ -46,6 +46,10 @@ export const en: Record<MessageKey, string> = {
   "meaning.warn": "Allowed with a warning",
   "meaning.coach": "Justification requested",
   "meaning.block": "Blocked: the service is not authorised",
+  "meaning.clipboard.block": "Sensitive content removed from the clipboard",
+  "meaning.clipboard.warn": "Warned: sensitive content in the clipboard",
+  "meaning.clipboard.monitor": "Sensitive content copied, recorded",
+  "activity.clipboard": "Clipboard: {found}",
 
   "error.not-connected": "The Vigie agent is not responding",
   "error.forbidden": "Restricted to the security team",

@@ -46,6 +46,10 @@ export const fr = {
   "meaning.warn": "Autorisé avec avertissement",
   "meaning.coach": "Justification demandée",
   "meaning.block": "Bloqué : le service n'est pas autorisé",
+  "meaning.clipboard.block": "Contenu sensible retiré du presse-papiers",
+  "meaning.clipboard.warn": "Averti : contenu sensible dans le presse-papiers",
+  "meaning.clipboard.monitor": "Contenu sensible copié, enregistré",
+  "activity.clipboard": "Presse-papiers : {found}",
 
   "error.not-connected": "L'agent Vigie ne répond pas",
   "error.forbidden": "Accès réservé à l'équipe sécurité",

@@ -7,6 +7,7 @@ import { ServiceAvatar } from "../components/ServiceAvatar";
 import { useI18n, type I18n } from "../i18n";
 import { catalog, myAnswers, myEvents, uiReady } from "../ipc/commands";
 import type { Answer } from "../ipc/gen/Answer";
+import { eventMeaning, eventName } from "../lib/clipboard";
 import { formatDateTime, formatNumber, formatShortDateTime, formatTime } from "../lib/format";
 import { useCommand } from "../lib/useCommand";
 
@@ -66,12 +67,12 @@ export function ActivityView() {
                         {e.service_name}
                       </span>
                     </td>
-                    <td class="mono">{e.name}</td>
+                    <td class={e.source === "clipboard" ? undefined : "mono"}>{eventName(e, i18n)}</td>
                     <td>{e.program ?? t("app.none")}</td>
                     <td>
                       <ActionBadge action={e.action} />
                     </td>
-                    <td>{t(`meaning.${e.action}`)}</td>
+                    <td>{eventMeaning(e, i18n)}</td>
                   </tr>
                 ))}
               </tbody>
