@@ -5,6 +5,8 @@ import { ActionBadge } from "../components/ActionBadge";
 import { ErrorBox } from "../components/ErrorBox";
 import { useI18n } from "../i18n";
 import { catalog, policy } from "../ipc/commands";
+import type { ClipboardPolicy } from "../ipc/gen/ClipboardPolicy";
+import type { Family } from "../ipc/gen/Family";
 import { describeRule, formatDuration, groupRules, RULE_GROUPS } from "../lib/rules";
 import { useCommand } from "../lib/useCommand";
 
@@ -83,6 +85,41 @@ export function RulesView() {
           </dd>
         </dl>
       </section>
+      <ClipboardPanel clipboard={p.clipboard} />
     </div>
+  );
+}
+
+const FAMILIES: Family[] = ["secret", "personal-data", "marking", "source-code"];
+
+/** What the clipboard guard watches and does: employees are told. */
+function ClipboardPanel({ clipboard }: { clipboard: ClipboardPolicy }) {
+  const { t } = useI18n();
+  const families = FAMILIES.filter((f) => clipboard.detectors.families.includes(f));
+  return (
+    <section class="panel" aria-labelledby="rules-clipboard" data-testid="rules-clipboard">
+      <h2 id="rules-clipboard">{t("rules.clipboard.title")}</h2>
+      {!clipboard.enabled || families.length === 0 ? (
+        <p>{t("rules.clipboard.off")}</p>
+      ) : (
+        <>
+          <p>{t("rules.clipboard.intro")}</p>
+          <ul class="criteria">
+            {families.map((f) => {
+              const action = clipboard.actions[f] ?? "monitor";
+              return (
+                <li key={f}>
+                  {t("rules.clipboard.line", {
+                    family: t(`rules.clipboard.family.${f}`),
+                    action: t(`rules.clipboard.action.${action}`),
+                  })}
+                </li>
+              );
+            })}
+          </ul>
+          <p class="small muted">{t("rules.clipboard.privacy")}</p>
+        </>
+      )}
+    </section>
   );
 }
