@@ -281,6 +281,21 @@ fn open_window(lab: &mut Lab, desktop: &Desktop, title: &str) -> u32 {
     id.unwrap()
 }
 
+/// Asks for `window` to be put in front until the window manager does it
+/// (the prompt window may be hiding, and openbox can then keep the focus
+/// where it is).
+fn to_front(desktop: &Desktop, window: u32) -> bool {
+    let x_window = target_dir().join("x-window");
+    wait_for(Duration::from_secs(5), || {
+        let _ = Command::new(&x_window)
+            .args(["--activate", &window.to_string()])
+            .env("DISPLAY", &desktop.display)
+            .status();
+        std::thread::sleep(Duration::from_millis(100));
+        active_window(desktop) == Some(window)
+    })
+}
+
 /// `_NET_ACTIVE_WINDOW`, as the window manager sets it.
 fn active_window(desktop: &Desktop) -> Option<u32> {
     let out = Command::new("xprop")
@@ -484,10 +499,7 @@ async fn console_in_a_real_window_with_a_real_agent() {
     let (before, _) = prompt_shown(&client, "cursor", None).await;
     let idle_from = guard_cpu_ms().expect("the console's clipboard-guard thread");
     let editor = open_window(&mut lab, &desktop, "rapport-2026.odt - LibreOffice Writer");
-    assert!(
-        wait_for(Duration::from_secs(5), || active_window(&desktop) == Some(editor)),
-        "the editor in front"
-    );
+    assert!(to_front(&desktop, editor), "the editor in front");
     copy(&desktop, BAD_NIR_TEXT);
     copy(&desktop, NIR_TEXT);
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -507,16 +519,7 @@ async fn console_in_a_real_window_with_a_real_agent() {
     desktop.capture("13-desktop-clipboard-block");
     click(&client, "prompt-ack").await;
     // With ChatGPT in front, a copy is acted on at once; an invalid NIR is not.
-    sh(&[
-        "sh",
-        "-c",
-        &format!(
-            "DISPLAY={} {} --activate {chatgpt}",
-            desktop.display,
-            target_dir().join("x-window").display()
-        ),
-    ]);
-    assert!(wait_for(Duration::from_secs(5), || active_window(&desktop) == Some(chatgpt)));
+    assert!(to_front(&desktop, chatgpt), "ChatGPT back in front");
     copy(&desktop, BAD_NIR_TEXT);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(paste(&desktop), BAD_NIR_TEXT, "an invalid checksum is not a NIR");
