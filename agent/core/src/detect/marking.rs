@@ -22,6 +22,7 @@ struct Compiled {
     corporate: Option<Regex>,
     corporate_after_label: Option<Regex>,
     msip: Option<Regex>,
+    dr_after_label: Option<Regex>,
 }
 
 /// Words between the parts of a marking: spaces, tabs, no-break spaces,
@@ -35,10 +36,15 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
         r"(?i:(?:tr[èe]s{GAP}secret|confidentiel|secret){GAP}d[ée]fense|(?:tr[èe]s|top){GAP}secret|diffusion{GAP}restreinte|sp[ée]cial{GAP}france|(?:highly|strictly|strictement|hautement){GAP}confidenti(?:al|el)|confidentiel(?:le)?|confidential|secret)"
     )),
     corporate: text::regex(
-        r"\bC[0-3][ \t]*(?:[-–—:/|][ \t]*)?(?i:public|interne|internal|restreint|restricted|limited|confidentiel(?:le)?|confidential|sensible|sensitive|secret)\b",
+        r"\bC[0-3][ \t]*(?:[-–—:/|][ \t]*)?(?i:public|interne|internal|restreint|restricted|limited|confidentiel(?:le)?|confidential|sensible|sensitive|secret|critique|critical)\b",
     ),
     corporate_after_label: text::regex(
         r"(?i:classification|niveau(?: de (?:confidentialité|sensibilité|classification))?|sensibilité|sensitivity|label|marquage|étiquette)[ \t\u{a0}]*:?[ \t\u{a0}]*C[0-3]\b",
+    ),
+    // "DR" alone is too short to be a stamp, except as the value of a
+    // protection label: "Mention de protection : DR".
+    dr_after_label: text::regex(
+        r"(?im:^[ \t]*(?:mention(?: de protection)?|marquage|classification|niveau de protection|protection)[ \t\u{a0}]*:[ \t\u{a0}]*)DR\b",
     ),
     msip: text::regex(
         r"MSIP_Label_[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}_(?:Enabled|SetDate|Method|Name|SiteId|ActionId|ContentBits|Application)",
@@ -51,6 +57,7 @@ pub(super) fn patterns_compiled() -> bool {
         && COMPILED.corporate.is_some()
         && COMPILED.corporate_after_label.is_some()
         && COMPILED.msip.is_some()
+        && COMPILED.dr_after_label.is_some()
 }
 
 pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
@@ -60,6 +67,17 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
             confidence: Confidence::High,
             span: m.range(),
         }));
+    }
+    if let Some(re) = COMPILED.dr_after_label.as_ref() {
+        for m in re.find_iter(text) {
+            // The match ends with "DR": report those two letters.
+            let span = m.end().saturating_sub(2)..m.end();
+            out.push(Finding {
+                detector: DetectorId::MarkingDiffusionRestreinte,
+                confidence: Confidence::High,
+                span,
+            });
+        }
     }
     if let Some(re) = COMPILED.corporate.as_ref() {
         for m in re.find_iter(text) {
@@ -162,10 +180,6 @@ const STAMP_WORDS: &[&str] = &[
 /// Lower-case labels after which any capitalisation counts.
 const LABELS: &[&str] = &[
     "classification",
-    "classifié",
-    "classifiée",
-    "classé",
-    "classée",
     "classified",
     "niveau",
     "niveau de protection",
@@ -189,7 +203,14 @@ fn stamp(text: &str, span: &Range<usize>, phrase: &str, detector: DetectorId) ->
     if after_label(before) {
         return Some(Confidence::High);
     }
+    // "Document classé SECRET", "Classifié : secret" are stamps; "le dossier
+    // a été classé secret-défense" is prose about one.
     let capitals = phrase.chars().any(char::is_alphabetic) && !phrase.chars().any(char::is_lowercase);
+    if let Some(colon) = after_verb_label(before) {
+        if colon || capitals {
+            return Some(Confidence::High);
+        }
+    }
     if capitals {
         if !neighbour_ok(before.split(char::is_whitespace).rev().find(|w| !w.is_empty()))
             || !neighbour_ok(after.split(char::is_whitespace).find(|w| !w.is_empty()))
@@ -222,7 +243,9 @@ fn stamp(text: &str, span: &Range<usize>, phrase: &str, detector: DetectorId) ->
     let head = before.trim_start_matches(|c: char| c.is_whitespace() || "*#>-[(|_\"'".contains(c)).is_empty();
     let tail = after.trim_start();
     let separated = tail.is_empty() || tail.starts_with(['-', '–', '—', ':', '/', '|', ')', ']', '*', '_']);
-    (head && separated).then_some(Confidence::Medium)
+    // "secret: false" is a setting, "Confidentiel – ne pas diffuser" a stamp.
+    let cased = phrase.chars().next().is_some_and(char::is_uppercase);
+    (head && separated && (cased || !bare)).then_some(Confidence::Medium)
 }
 
 /// `before` ends with a label and an optional colon: "Classification : ".
@@ -234,6 +257,24 @@ fn after_label(before: &str) -> bool {
             .strip_suffix(l)
             .is_some_and(|head| !head.chars().next_back().is_some_and(char::is_alphanumeric))
     })
+}
+
+/// `before` ends with "classé", "classifiée"…: `Some(whether a colon follows it)`.
+fn after_verb_label(before: &str) -> Option<bool> {
+    let lower = before.to_lowercase();
+    let trimmed = lower.trim_end_matches(|c: char| c.is_whitespace() || "\"'«»[(*".contains(c));
+    let (trimmed, colon) = match trimmed.strip_suffix(':') {
+        Some(head) => (head.trim_end(), true),
+        None => (trimmed, false),
+    };
+    ["classé", "classée", "classifié", "classifiée"]
+        .iter()
+        .any(|l| {
+            trimmed
+                .strip_suffix(l)
+                .is_some_and(|head| !head.chars().next_back().is_some_and(char::is_alphanumeric))
+        })
+        .then_some(colon)
 }
 
 /// A neighbouring word in capitals is allowed only when it belongs to a

@@ -95,14 +95,14 @@ fn chains(text: &str, out: &mut Vec<Finding>) {
             joiners.clear();
             continue;
         }
-        let joined = groups.last().is_some_and(|g| {
-            text.get(g.end..i).is_some_and(|between| {
-                let mut cs = between.chars();
-                matches!((cs.next(), cs.next()), (Some(j), None) if is_joiner(j))
-            })
-        });
-        if joined {
-            joiners.push(char_before(text, i).unwrap_or(' '));
+        let between = groups.last().and_then(|g| text.get(g.end..i)).unwrap_or_default();
+        let mut cs = between.chars();
+        let single = matches!((cs.next(), cs.next()), (Some(j), None) if is_joiner(j));
+        // A dash between spaces sets a part apart ("127 452 - 93", a
+        // NIR's key): it joins like a space.
+        let spaced_dash = matches!(between, " - " | " \u{2013} ");
+        if single || spaced_dash {
+            joiners.push(if spaced_dash { ' ' } else { char_before(text, i).unwrap_or(' ') });
         } else {
             windows(text, &groups, &joiners, out);
             groups.clear();
@@ -120,6 +120,9 @@ struct Window<'a> {
     /// Offsets in `compact` where groups meet.
     cuts: &'a [usize],
     span: Range<usize>,
+    /// The groups joined to the window by a space on each side, if any.
+    before: Option<&'a str>,
+    after: Option<&'a str>,
 }
 
 impl Window<'_> {
@@ -173,7 +176,18 @@ fn windows(text: &str, groups: &[Group], joiners: &[char], out: &mut Vec<Finding
                 }
                 compact.push_str(text.get(g.start..g.end).unwrap_or_default());
             }
-            let window = Window { text, compact: &compact, cuts: &cuts, span: first.start..end.end };
+            let neighbour = |k: Option<usize>, joiner: Option<usize>| {
+                let joined = joiner.and_then(|x| joiners.get(x)).is_some_and(|&c| is_space_joiner(c));
+                k.and_then(|k| groups.get(k)).filter(|_| joined).and_then(|g| text.get(g.start..g.end))
+            };
+            let window = Window {
+                text,
+                compact: &compact,
+                cuts: &cuts,
+                span: first.start..end.end,
+                before: neighbour(i.checked_sub(1), i.checked_sub(1)),
+                after: neighbour(Some(j + 1), Some(j)),
+            };
             if let Some((detector, confidence)) = classify(&window) {
                 hit = Some((j, Finding { detector, confidence, span: window.span }));
                 break;
@@ -395,6 +409,14 @@ fn siren(w: &Window<'_>) -> Option<Confidence> {
     if !w.cuts_within(&[3, 6]) || !checksum::siren(w.compact) || w.compact == "000000000" {
         return None;
     }
+    // The head of a SIRET ("959 081 019 00029") or the tail of a VAT
+    // number ("FR31 966887168") that failed their own check is not a SIREN.
+    let siret_tail = w.after.is_some_and(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit()));
+    let vat_head =
+        w.before.is_some_and(|g| g.len() == 4 && g.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("FR")));
+    if siret_tail || vat_head {
+        return None;
+    }
     Some(if w.keyword(COMPANY_WORDS) { Confidence::High } else { Confidence::Low })
 }
 
@@ -490,7 +512,12 @@ fn emails(text: &str, out: &mut Vec<Finding>) {
     for m in re.find_iter(text) {
         let span = m.range();
         let s = m.as_str();
-        if char_before(text, span.start).is_some_and(|c| is_word_char(c) || ".%+-:/@".contains(c))
+        let mailto = span
+            .start
+            .checked_sub(7)
+            .and_then(|from| text.get(from..span.start))
+            .is_some_and(|b| b.eq_ignore_ascii_case("mailto:"));
+        if !mailto && char_before(text, span.start).is_some_and(|c| is_word_char(c) || ".%+-:/@".contains(c))
             || char_after(text, span.end).is_some_and(|c| is_word_char(c) || c == ':' || c == '-' || c == '@')
         {
             continue;

@@ -35,14 +35,14 @@ const RULES: &[Rule] = &[
     Rule {
         id: DetectorId::AwsAccessKey,
         pattern: r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z2-7]{16}",
-        check: always_high,
+        check: not_example,
     },
     Rule { id: DetectorId::GithubToken, pattern: r"gh[pousr]_[A-Za-z0-9]{36}", check: mixed_high },
     Rule { id: DetectorId::GithubToken, pattern: r"github_pat_[A-Za-z0-9_]{70,}", check: mixed_high },
     Rule { id: DetectorId::GitlabToken, pattern: r"glpat-[A-Za-z0-9_\-]{20,}", check: mixed_high },
     Rule {
         id: DetectorId::SlackToken,
-        pattern: r"xox[abposr]-[0-9]{6,}-[0-9A-Za-z\-]{8,}",
+        pattern: r"xox[abposre]-(?:[0-9]{1,2}-)?[0-9]{6,}-[0-9A-Za-z\-]{8,}",
         check: always_high,
     },
     Rule {
@@ -82,6 +82,8 @@ struct Compiled {
     rules: Vec<(DetectorId, Regex, Check)>,
     token: Option<Regex>,
     ado_context: Option<Regex>,
+    public_block: Option<Regex>,
+    assignment: Option<Regex>,
 }
 
 static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
@@ -89,6 +91,15 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
     // Token chars of keys and base64; `=` only as trailing padding so that
     // `AccountKey=…` splits into a name and a value.
     token: text::regex(r"[A-Za-z0-9+/_\-]{16,}={0,2}"),
+    // Public keys, certificates and signatures are base64 but not secret.
+    public_block: text::regex(
+        r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE|SIGNATURE)-----",
+    ),
+    // `NAME = "value"`, `name: value`, `"name": "value"`, `-H "Name: value"`:
+    // a value of any printable chars (passwords have `^~!*%`).
+    assignment: text::regex(
+        r#"([A-Za-z_][A-Za-z0-9_.\-]{1,63})["']?[ \t]*(?:=>|:=|=|:)[ \t]*["'`]?([^\s"'`,;<>]{8,128})"#,
+    ),
     ado_context: text::regex(
         r"(?i:server|data source|host|uid|user id|initial catalog|database|driver|dsn|provider)[ \t]*=|://",
     ),
@@ -96,7 +107,11 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
 
 #[cfg(test)]
 pub(super) fn patterns_compiled() -> bool {
-    COMPILED.rules.len() == RULES.len() && COMPILED.token.is_some() && COMPILED.ado_context.is_some()
+    COMPILED.rules.len() == RULES.len()
+        && COMPILED.token.is_some()
+        && COMPILED.ado_context.is_some()
+        && COMPILED.public_block.is_some()
+        && COMPILED.assignment.is_some()
 }
 
 /// Chars that would glue a key to what precedes it (`task-…`, a longer
@@ -128,12 +143,35 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
     }
     let mut taken: Vec<Range<usize>> =
         out.get(first..).unwrap_or_default().iter().map(|f| f.span.clone()).collect();
+    if let Some(re) = COMPILED.public_block.as_ref() {
+        // From the header to its END line (within 16 KiB), or that far.
+        taken.extend(re.find_iter(text).map(|m| {
+            let limit = text::floor_boundary(text, m.end().saturating_add(16 * 1024));
+            let body = text.get(m.end()..limit).unwrap_or_default();
+            let end = body.find("-----END").map_or(limit, |at| {
+                let after = m.end() + at + "-----END".len();
+                text.get(after..limit)
+                    .and_then(|rest| rest.find("-----"))
+                    .map_or(limit, |close| after + close + 5)
+            });
+            m.start()..end
+        }));
+    }
     taken.sort_by_key(|r| r.start);
+    let before_generic = out.len();
     generic(text, &taken, out);
+    taken.extend(out.get(before_generic..).unwrap_or_default().iter().map(|f| f.span.clone()));
+    taken.sort_by_key(|r| r.start);
+    assigned_values(text, &taken, out);
 }
 
 fn always_high(_: &str, _: &Range<usize>) -> Option<Confidence> {
     Some(Confidence::High)
+}
+
+/// AWS's documentation keys (`AKIAIOSFODNN7EXAMPLE`, `…EXAMPLEKEY`).
+fn not_example(text: &str, span: &Range<usize>) -> Option<Confidence> {
+    (!matched(text, span).contains("EXAMPLE")).then_some(Confidence::High)
 }
 
 fn matched<'t>(text: &'t str, span: &Range<usize>) -> &'t str {
@@ -285,6 +323,26 @@ const SECRET_WORDS: &[&str] = &[
     "jeton",
 ];
 
+/// Names a value of any chars is a secret under: narrower than
+/// [`SECRET_WORDS`] (not `author`, `authDomain`, `keyboard`).
+const SECRET_NAMES: &[&str] = &[
+    "*token*",
+    "*secret*",
+    "*passw*",
+    "*credential*",
+    "*apikey*",
+    "*api_key*",
+    "*api-key*",
+    "*private_key*",
+    "*access_key*",
+    "key",
+    "*_key",
+    "*-key",
+    "pwd",
+    "*_pwd",
+    "mdp",
+];
+
 /// Generic high-entropy tokens. Without a keyword nearby a token stays Low;
 /// after `NAME=` / `"name":` / `Bearer` with a secret-ish name it is High.
 fn generic(text: &str, taken: &[Range<usize>], out: &mut Vec<Finding>) {
@@ -293,19 +351,27 @@ fn generic(text: &str, taken: &[Range<usize>], out: &mut Vec<Finding>) {
         let span = m.range();
         let token = m.as_str();
         // Overlaps a provider key or connection string already reported.
-        let i = taken.partition_point(|r| r.end <= span.start);
-        if taken.get(i).is_some_and(|r| r.start < span.end) {
+        if overlaps(taken, &span) {
             continue;
         }
         if token.len() > 256 || char_before(text, span.start).is_some_and(|c| c.is_alphanumeric() || c == '.')
         {
             continue;
         }
+        if token.contains("EXAMPLE") || looks_like_path(text, &span) {
+            continue;
+        }
         // A 40-char base64 string near "aws" is an AWS secret access key.
         if token.len() == 40
             && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
             && mixed_classes(token)
-            && keyword_near(text, &span, 256, 0, &["*aws*", "akia*"])
+            && keyword_near(
+                text,
+                &span,
+                256,
+                0,
+                &["*aws*", "akia*", "*secretaccesskey*", "*secret_access_key*"],
+            )
         {
             out.push(Finding { detector: DetectorId::AwsSecretKey, confidence: Confidence::High, span });
             continue;
@@ -321,6 +387,88 @@ fn generic(text: &str, taken: &[Range<usize>], out: &mut Vec<Finding>) {
         };
         out.push(Finding { detector: DetectorId::GenericSecret, confidence, span });
     }
+}
+
+/// Whether `span` overlaps one of the sorted ranges in `taken`.
+fn overlaps(taken: &[Range<usize>], span: &Range<usize>) -> bool {
+    let i = taken.partition_point(|r| r.start < span.end);
+    taken.get(..i).unwrap_or_default().iter().rev().take(64).any(|r| r.end > span.start)
+}
+
+/// `exports/2022-03-01/dPvj….csv.gz`: an object key or a file, not a secret.
+fn looks_like_path(text: &str, span: &Range<usize>) -> bool {
+    let token = matched(text, span);
+    let Some((head, _)) = token.split_once('/') else { return false };
+    let extension = text.get(span.end..).is_some_and(|rest| {
+        rest.strip_prefix('.').is_some_and(|ext| {
+            let n = ext.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            (1..=5).contains(&n)
+        })
+    });
+    extension || (head.len() >= 4 && head.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+/// Values assigned to a secret-ish name, of any printable chars: the
+/// passwords and keys that the token pattern (base64 chars only) misses.
+/// Checked like a password: long enough, three kinds of chars (or two and
+/// long), not a placeholder, a reference or a word.
+fn assigned_values(text: &str, taken: &[Range<usize>], out: &mut Vec<Finding>) {
+    let Some(re) = COMPILED.assignment.as_ref() else { return };
+    for caps in re.captures_iter(text) {
+        let (Some(name), Some(value)) = (caps.get(1), caps.get(2)) else { continue };
+        let span = value.range();
+        if overlaps(taken, &span) || !has_keyword(&name.as_str().to_lowercase(), SECRET_NAMES) {
+            continue;
+        }
+        let cut_short = char_after(text, span.end).is_some_and(|c| c == '<' || c == '>');
+        if !cut_short && password_like(value.as_str()) && !looks_like_path(text, &span) {
+            out.push(Finding { detector: DetectorId::GenericSecret, confidence: Confidence::High, span });
+        }
+    }
+}
+
+fn password_like(value: &str) -> bool {
+    if is_placeholder(value) || value.contains("EXAMPLE") || value.contains("://") {
+        return false;
+    }
+    let lower = value.to_ascii_lowercase();
+    // Examples and references: `sk-ant-api03-...`, `xoxb-your-bot-token`,
+    // `<votre-clé>`, a file (`/run/secrets/db_password`), an e-mail.
+    if ["...", "…", "your", "votre", "xxxx", "changeme", "example", "placeholder", "dummy"]
+        .iter()
+        .any(|p| lower.contains(p))
+        || value.starts_with(['/', '~', '.', '<', '@'])
+        || (value.contains('@') && value.rsplit('@').next().is_some_and(|d| d.contains('.')))
+    {
+        return false;
+    }
+    if ["true", "false", "null", "none", "undefined"].contains(&lower.as_str())
+        || value.starts_with("process.env")
+        || value.starts_with("os.environ")
+        || value.contains("${")
+        || value.contains("{{")
+    {
+        return false;
+    }
+    let upper = value.bytes().any(|b| b.is_ascii_uppercase());
+    let lower_case = value.bytes().any(|b| b.is_ascii_lowercase());
+    let digit = value.bytes().any(|b| b.is_ascii_digit());
+    let symbol = value.bytes().any(|b| b.is_ascii_punctuation());
+    let kinds = [upper, lower_case, digit, symbol].iter().filter(|k| **k).count();
+    // Code identifiers and references (`self.config.password`,
+    // `get_password()`, `X-Signature`, `user:20443`,
+    // `refresh_token_expiry_2024_05`): words or numbers joined by dots,
+    // dashes, underscores, colons or brackets.
+    let parts = || value.split(['.', '_', '-', ':', '(', ')', '[', ']']).filter(|w| !w.is_empty());
+    let words_only = parts().all(|w| w.bytes().all(|b| b.is_ascii_alphabetic()));
+    let words_or_numbers = !upper
+        && parts()
+            .all(|w| w.bytes().all(|b| b.is_ascii_lowercase()) || w.bytes().all(|b| b.is_ascii_digit()));
+    let identifier = words_only || words_or_numbers;
+    !identifier
+        && value.len() >= 10
+        && (kinds >= 3 || (kinds == 2 && value.len() >= 16))
+        && entropy(value) >= 3.0
 }
 
 /// `API_KEY=`, `"client_secret": "`, `token: `, `Authorization: Bearer `

@@ -215,8 +215,22 @@ fn classify(line: &str) -> Line {
         _ => false,
     };
     let strong = (STRONG.contains(&first) || SQL.contains(&first)) && t.len() > first.len();
+    let mut words = t.split_whitespace();
+    let (w1, w2) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+    // "public static class Calendar": modifiers in a row.
+    let modifiers = KEYWORDS.contains(&w1) && KEYWORDS.contains(&w2);
+    // ".Select(x => …)", "&& d.Day != …": a chained call, a continued condition.
+    let continued = (t.starts_with('.') && t.contains('(')) || t.starts_with("&&") || t.starts_with("||");
+    // "created_at  TIMESTAMPTZ NOT NULL,": a column of a CREATE TABLE.
+    let column = w1.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && w2.len() >= 3
+        && w2.trim_end_matches(|c: char| "(),0123456789".contains(c)).bytes().all(|b| b.is_ascii_uppercase())
+        && matches!(last, Some(',') | Some(')'));
     if ends
         || strong
+        || modifiers
+        || continued
+        || column
         || t.starts_with('}')
         || (keyword && has_code_punct)
         || assignment(t)

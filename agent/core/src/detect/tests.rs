@@ -150,3 +150,40 @@ fn pathological_inputs_stay_linear() {
         assert!(took.as_secs() < 20, "{:?}…: {took:?}", input.get(..12));
     }
 }
+
+/// What the independent corpus taught: each case was a miss or a false
+/// alarm before.
+#[test]
+fn lessons_from_the_independent_corpus() {
+    use DetectorId as D;
+    let cases: &[(&str, &[DetectorId])] = &[
+        ("NIR : 1 03 09 99 127 452 - 93", &[D::Nir]),
+        ("mailto:thomasm@free.fr?subject=Candidature", &[D::Email]),
+        ("Establishment ID (SIRET) 959 081 019 00029", &[]),
+        ("Northwind Logistique SAS – TVA FR31 966887168", &[]),
+        ("secret: false", &[]),
+        ("Le journal affirme que le dossier a été classé secret-défense il y a dix ans.", &[]),
+        ("Document classé SECRET.", &[D::MarkingSecret]),
+        ("Mention de protection : DR\nN° 8706/SGDSN/PRT", &[D::MarkingDiffusionRestreinte]),
+        ("Boulangeries Lemoine SAS | C3 – Critique | v1.8", &[D::MarkingCorporateLabel]),
+        ("token: xoxa-2-163984005385-970469797612-8788526680870-541c5e6734f2fd08b08f0ed3677b147828218e40", &[D::SlackToken]),
+        ("\"SecretAccessKey\": \"PbgSsESeVmvmoEKMbo5tq1yKLEwLyAkf9gnCueJg\"", &[D::AwsSecretKey]),
+        ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", &[]),
+        ("password = oCaBwLSliP!pE5", &[D::GenericSecret]),
+        ("export SECRET_KEY='YVxr^-mjtU^7xKTn^hJ'", &[D::GenericSecret]),
+        ("const SECRET_HEADER = \"X-Signature\";", &[]),
+        ("ANTHROPIC_API_KEY=sk-ant-api03-<votre-clé>", &[]),
+        ("SLACK_BOT_TOKEN=xoxb-your-bot-token", &[]),
+        ("POSTGRES_PASSWORD_FILE: /run/secrets/db_password", &[]),
+        ("# Author: emilie_perrin@editionsduquai.fr", &[D::Email]),
+        ("cache miss for key=user:3246", &[]),
+        ("S3 object key: exports/2022-03-01/dPvjYAWVK02eTz1zvh7vgOaYhxF2Iouwu4wwVwoV.csv.gz", &[]),
+        (
+            "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAYICRsq2KpZfIiY3wmQ9x\n-----END PUBLIC KEY-----",
+            &[],
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(found(text), *expected, "{text}");
+    }
+}
