@@ -7,7 +7,7 @@
 //! event records only the [`Summary`] (names and counts).
 //!
 //! Inputs are scanned on their first [`MAX_SCAN_BYTES`] bytes only, so a
-//! huge paste costs a bounded time. A 10 KB mixed text takes about 0.3 ms
+//! huge paste costs a bounded time. A 10 KB mixed text takes 0.6–0.8 ms
 //! in a release build (3–5 ms with vigie-core unoptimised), every detector
 //! enabled; `scan_speed_10kb` in `tests/detector_corpus.rs` measures it.
 //! Per-match context look-ups are clipped to a few hundred bytes, so the

@@ -98,7 +98,9 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
     // `NAME = "value"`, `name: value`, `"name": "value"`, `-H "Name: value"`:
     // a value of any printable chars (passwords have `^~!*%`).
     assignment: text::regex(
-        r#"([A-Za-z_][A-Za-z0-9_.\-]{1,63})["']?[ \t]*(?:=>|:=|=|:)[ \t]*["'`]?([^\s"'`,;<>]{8,128})"#,
+        // The name must hold a secret-ish word, so that the (slower) capture
+        // runs only where one is.
+        r#"(?-u:\b)([A-Za-z0-9_.\-]{0,40}(?i:pass|secret|token|key|pwd|mdp|credential)[A-Za-z0-9_.\-]{0,40})["']?[ \t]*(?:=>|:=|=|:)[ \t]*["'`]?([^\s"'`,;<>]{8,128})"#,
     ),
     ado_context: text::regex(
         r"(?i:server|data source|host|uid|user id|initial catalog|database|driver|dsn|provider)[ \t]*=|://",
