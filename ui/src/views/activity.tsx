@@ -4,11 +4,11 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { ActionBadge } from "../components/ActionBadge";
 import { ErrorBox } from "../components/ErrorBox";
 import { ServiceAvatar } from "../components/ServiceAvatar";
-import { useI18n, type I18n } from "../i18n";
+import { useI18n } from "../i18n";
 import { catalog, myAnswers, myEvents, uiReady } from "../ipc/commands";
-import type { Answer } from "../ipc/gen/Answer";
+import { answerKind, answerStatus } from "../lib/answers";
 import { eventMeaning, eventName } from "../lib/clipboard";
-import { formatDateTime, formatNumber, formatShortDateTime, formatTime } from "../lib/format";
+import { formatDateTime, formatNumber } from "../lib/format";
 import { useCommand } from "../lib/useCommand";
 
 export const ACTIVITY_PAGE = 25;
@@ -127,23 +127,4 @@ export function ActivityView() {
       </section>
     </div>
   );
-}
-
-export function answerKind(kind: string, { t }: I18n): string {
-  return kind === "justified" || kind === "exception-requested" || kind === "acknowledged" ? t(`answer.kind.${kind}`) : kind;
-}
-
-/** What became of an answer, at `nowMs`. */
-export function answerStatus(a: Answer, i18n: I18n, nowMs: number): string {
-  const { t, locale } = i18n;
-  if (a.kind === "justified") {
-    if (a.bypass_until !== null && a.bypass_until > nowMs * 1000) {
-      const sameDay = new Date(a.bypass_until / 1000).toDateString() === new Date(nowMs).toDateString();
-      const time = sameDay ? formatTime(a.bypass_until, locale) : formatShortDateTime(a.bypass_until, locale);
-      return t("answer.status.until", { time });
-    }
-    return t("answer.status.expired");
-  }
-  if (a.kind === "exception-requested") return t("answer.status.sent");
-  return t("answer.status.ack");
 }

@@ -8,10 +8,10 @@ import { STACK, TimelineChart } from "../components/TimelineChart";
 import { useI18n } from "../i18n";
 import { eventStats } from "../ipc/commands";
 import type { EventQuery } from "../ipc/gen/EventQuery";
+import { answerKind } from "../lib/answers";
 import { formatDateTime, formatNumber, formatShortDateTime } from "../lib/format";
 import { selectionKey } from "../lib/query";
 import { useCommand } from "../lib/useCommand";
-import { answerKind } from "./activity";
 
 export function ChartsView({ query }: { query: EventQuery }) {
   const i18n = useI18n();
