@@ -8,9 +8,22 @@ import { parseRoute, routeHash, type Route } from "./lib/route";
 import { Tabs } from "./components/Tabs";
 import { applyTheme, nextTheme, storeTheme, storedTheme, watchSystemTheme, type ThemeChoice } from "./theme";
 import { ActivityView } from "./views/activity";
+import { CatalogView } from "./views/catalog";
+import { ChartsView } from "./views/charts";
+import { EventsView } from "./views/events";
+import { PolicyView } from "./views/policy";
 import { PromptView } from "./views/prompt";
 import { RulesView } from "./views/rules";
-import { SecurityView } from "./views/security";
+import { SecurityView, type SecurityPanels } from "./views/security";
+
+// The security tabs' views are composed here, not in the security view, so
+// that no view imports another.
+export const SECURITY_PANELS: SecurityPanels = {
+  events: (query) => <EventsView query={query} />,
+  charts: (query) => <ChartsView query={query} />,
+  catalog: () => <CatalogView />,
+  policy: () => <PolicyView />,
+};
 
 export function App() {
   const [locale, setLocaleState] = useState<Locale>(() => initialLocale());
@@ -127,7 +140,7 @@ function MainWindow({
           {route.view === "activity" && <ActivityView />}
           {route.view === "rules" && <RulesView />}
           {route.view === "security" && (
-            <SecurityView sub={route.sub} onSub={(sub) => navigate({ view: "security", sub })} />
+            <SecurityView sub={route.sub} onSub={(sub) => navigate({ view: "security", sub })} panels={SECURITY_PANELS} />
           )}
         </div>
       </main>

@@ -4,8 +4,9 @@ import { describe, expect, it } from "vitest";
 import { CATALOG, NOW_MICROS, sampleAnswers, sampleEvent } from "../dev/fixtures";
 import { makeI18n } from "../i18n";
 import { commandError, installMock } from "../ipc/testing";
+import { answerStatus } from "../lib/answers";
 import { renderIn, type Calls } from "../test/render";
-import { ACTIVITY_PAGE, ActivityView, answerStatus } from "./activity";
+import { ACTIVITY_PAGE, ActivityView } from "./activity";
 
 describe("Mon activité", () => {
   it("lists my events with what each decision means, and my answers", async () => {

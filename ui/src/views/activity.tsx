@@ -2,13 +2,16 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 
 import { ActionBadge } from "../components/ActionBadge";
+import { DataTable, type DataColumn } from "../components/DataTable";
 import { ErrorBox } from "../components/ErrorBox";
 import { ServiceAvatar } from "../components/ServiceAvatar";
-import { useI18n, type I18n } from "../i18n";
+import { useI18n } from "../i18n";
 import { catalog, myAnswers, myEvents, uiReady } from "../ipc/commands";
 import type { Answer } from "../ipc/gen/Answer";
+import type { Event } from "../ipc/gen/Event";
+import { answerKind, answerStatus } from "../lib/answers";
 import { eventMeaning, eventName } from "../lib/clipboard";
-import { formatDateTime, formatNumber, formatShortDateTime, formatTime } from "../lib/format";
+import { formatDateTime, formatNumber } from "../lib/format";
 import { useCommand } from "../lib/useCommand";
 
 export const ACTIVITY_PAGE = 25;
@@ -33,6 +36,34 @@ export function ActivityView() {
   const total = events.data?.total ?? 0;
   const pages = Math.max(1, Math.ceil(total / ACTIVITY_PAGE));
   const rows = events.data?.events ?? [];
+  const eventColumns: DataColumn<Event>[] = [
+    { header: t("activity.col.time"), class: "nowrap num", cell: (e) => formatDateTime(e.ts, locale) },
+    {
+      header: t("activity.col.service"),
+      cell: (e) => (
+        <span class="service-cell">
+          <ServiceAvatar id={e.service_id} name={e.service_name} size="sm" />
+          {e.service_name}
+        </span>
+      ),
+    },
+    // Clipboard findings are worded; domains and hosts read better in monospace.
+    {
+      header: t("activity.col.name"),
+      class: (e) => (e.source === "clipboard" ? undefined : "mono"),
+      cell: (e) => eventName(e, i18n),
+    },
+    { header: t("activity.col.program"), cell: (e) => e.program ?? t("app.none") },
+    { header: t("activity.col.action"), cell: (e) => <ActionBadge action={e.action} /> },
+    { header: t("activity.col.meaning"), cell: (e) => eventMeaning(e, i18n) },
+  ];
+  const answerColumns: DataColumn<Answer>[] = [
+    { header: t("activity.col.time"), class: "nowrap num", cell: (a) => formatDateTime(a.ts, locale) },
+    { header: t("activity.col.service"), cell: (a) => names.get(a.service_id) ?? a.service_id },
+    { header: t("activity.col.kind"), cell: (a) => answerKind(a.kind, i18n) },
+    { header: t("activity.col.text"), class: "text-cell", cell: (a) => a.text ?? t("app.none") },
+    { header: t("activity.col.status"), cell: (a) => answerStatus(a, i18n, Date.now()) },
+  ];
   return (
     <div class="view">
       <div class="view-head">
@@ -43,41 +74,14 @@ export function ActivityView() {
       <section class="panel" aria-labelledby="act-events">
         <h2 id="act-events">{t("activity.events")}</h2>
         {events.error !== undefined && <ErrorBox error={events.error} onRetry={events.reload} />}
-        {events.data && rows.length === 0 && <p class="muted">{t("activity.empty")}</p>}
-        {rows.length > 0 && (
-          <div class="table-wrap">
-            <table class="table">
-              <thead>
-                <tr>
-                  <th scope="col">{t("activity.col.time")}</th>
-                  <th scope="col">{t("activity.col.service")}</th>
-                  <th scope="col">{t("activity.col.name")}</th>
-                  <th scope="col">{t("activity.col.program")}</th>
-                  <th scope="col">{t("activity.col.action")}</th>
-                  <th scope="col">{t("activity.col.meaning")}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((e) => (
-                  <tr key={e.id} data-testid="activity-row">
-                    <td class="nowrap num">{formatDateTime(e.ts, locale)}</td>
-                    <td>
-                      <span class="service-cell">
-                        <ServiceAvatar id={e.service_id} name={e.service_name} size="sm" />
-                        {e.service_name}
-                      </span>
-                    </td>
-                    <td class={e.source === "clipboard" ? undefined : "mono"}>{eventName(e, i18n)}</td>
-                    <td>{e.program ?? t("app.none")}</td>
-                    <td>
-                      <ActionBadge action={e.action} />
-                    </td>
-                    <td>{eventMeaning(e, i18n)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+        {events.data && (
+          <DataTable
+            columns={eventColumns}
+            rows={rows}
+            rowKey={(e) => e.id}
+            rowTestId={() => "activity-row"}
+            empty={t("activity.empty")}
+          />
         )}
         {total > ACTIVITY_PAGE && (
           <div class="paging">
@@ -97,53 +101,16 @@ export function ActivityView() {
       <section class="panel" aria-labelledby="act-answers">
         <h2 id="act-answers">{t("activity.answers")}</h2>
         {answers.error !== undefined && <ErrorBox error={answers.error} onRetry={answers.reload} />}
-        {answers.data && answers.data.length === 0 && <p class="muted">{t("activity.answersEmpty")}</p>}
-        {answers.data && answers.data.length > 0 && (
-          <div class="table-wrap">
-            <table class="table">
-              <thead>
-                <tr>
-                  <th scope="col">{t("activity.col.time")}</th>
-                  <th scope="col">{t("activity.col.service")}</th>
-                  <th scope="col">{t("activity.col.kind")}</th>
-                  <th scope="col">{t("activity.col.text")}</th>
-                  <th scope="col">{t("activity.col.status")}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {answers.data.map((a) => (
-                  <tr key={`${a.event_id}-${a.ts}`} data-testid="answers-row">
-                    <td class="nowrap num">{formatDateTime(a.ts, locale)}</td>
-                    <td>{names.get(a.service_id) ?? a.service_id}</td>
-                    <td>{answerKind(a.kind, i18n)}</td>
-                    <td class="text-cell">{a.text ?? t("app.none")}</td>
-                    <td>{answerStatus(a, i18n, Date.now())}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+        {answers.data && (
+          <DataTable
+            columns={answerColumns}
+            rows={answers.data}
+            rowKey={(a) => `${a.event_id}-${a.ts}`}
+            rowTestId={() => "answers-row"}
+            empty={t("activity.answersEmpty")}
+          />
         )}
       </section>
     </div>
   );
-}
-
-export function answerKind(kind: string, { t }: I18n): string {
-  return kind === "justified" || kind === "exception-requested" || kind === "acknowledged" ? t(`answer.kind.${kind}`) : kind;
-}
-
-/** What became of an answer, at `nowMs`. */
-export function answerStatus(a: Answer, i18n: I18n, nowMs: number): string {
-  const { t, locale } = i18n;
-  if (a.kind === "justified") {
-    if (a.bypass_until !== null && a.bypass_until > nowMs * 1000) {
-      const sameDay = new Date(a.bypass_until / 1000).toDateString() === new Date(nowMs).toDateString();
-      const time = sameDay ? formatTime(a.bypass_until, locale) : formatShortDateTime(a.bypass_until, locale);
-      return t("answer.status.until", { time });
-    }
-    return t("answer.status.expired");
-  }
-  if (a.kind === "exception-requested") return t("answer.status.sent");
-  return t("answer.status.ack");
 }

@@ -1,6 +1,7 @@
 // "Catalogue": the GenAI services the agent recognises, and what each matches.
 import { useMemo, useState } from "preact/hooks";
 
+import { DataTable, type DataColumn } from "../components/DataTable";
 import { ErrorBox } from "../components/ErrorBox";
 import { ServiceAvatar } from "../components/ServiceAvatar";
 import { useI18n } from "../i18n";
@@ -30,17 +31,24 @@ export function CatalogView() {
   if (cat.error !== undefined && !cat.data) return <ErrorBox error={cat.error} onRetry={cat.reload} />;
   if (!cat.data) return <p class="muted">{t("app.loading")}</p>;
 
-  const onRowKey = (e: KeyboardEvent, i: number) => {
-    const rows = (e.currentTarget as HTMLElement).parentElement?.querySelectorAll<HTMLElement>("tr") ?? [];
-    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
-      e.preventDefault();
-      rows[Math.max(0, Math.min(rows.length - 1, i + (e.key === "ArrowDown" ? 1 : -1)))]?.focus();
-    } else if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      const s = shown[i];
-      if (s) setSelected(s.id);
-    }
-  };
+  const columns: DataColumn<Service>[] = [
+    {
+      header: t("catalog.col.name"),
+      cell: (s) => (
+        <span class="service-cell">
+          <ServiceAvatar id={s.id} name={s.name} size="sm" />
+          {s.name}
+        </span>
+      ),
+    },
+    { header: t("catalog.col.vendor"), cell: (s) => s.vendor },
+    { header: t("catalog.col.category"), cell: (s) => categoryName(s.category, i18n) },
+    { header: t("catalog.col.jurisdiction"), title: (s) => countryName(s.jurisdiction, locale), cell: (s) => s.jurisdiction },
+    {
+      header: t("catalog.col.trains"),
+      cell: (s) => <span class={`trains trains-${s.trains_on_inputs}`}>{t(`trains.${s.trains_on_inputs}`)}</span>,
+    },
+  ];
 
   return (
     <div class="catalog">
@@ -59,46 +67,17 @@ export function CatalogView() {
             onInput={(e) => setSearch(e.currentTarget.value)}
           />
         </div>
-        {shown.length === 0 && <p class="muted">{t("catalog.empty")}</p>}
-        <div class="table-wrap scroll">
-          <table class="table selectable">
-            <thead>
-              <tr>
-                <th scope="col">{t("catalog.col.name")}</th>
-                <th scope="col">{t("catalog.col.vendor")}</th>
-                <th scope="col">{t("catalog.col.category")}</th>
-                <th scope="col">{t("catalog.col.jurisdiction")}</th>
-                <th scope="col">{t("catalog.col.trains")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((s, i) => (
-                <tr
-                  key={s.id}
-                  data-testid="catalog-row"
-                  tabIndex={0}
-                  aria-selected={s.id === selected}
-                  class={s.id === selected ? "selected" : undefined}
-                  onClick={() => setSelected(s.id)}
-                  onKeyDown={(e) => onRowKey(e, i)}
-                >
-                  <td>
-                    <span class="service-cell">
-                      <ServiceAvatar id={s.id} name={s.name} size="sm" />
-                      {s.name}
-                    </span>
-                  </td>
-                  <td>{s.vendor}</td>
-                  <td>{categoryName(s.category, i18n)}</td>
-                  <td title={countryName(s.jurisdiction, locale)}>{s.jurisdiction}</td>
-                  <td>
-                    <span class={`trains trains-${s.trains_on_inputs}`}>{t(`trains.${s.trains_on_inputs}`)}</span>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          columns={columns}
+          rows={shown}
+          rowKey={(s) => s.id}
+          rowTestId={() => "catalog-row"}
+          onSelect={(s) => setSelected(s.id)}
+          selectedKey={selected}
+          scroll
+          empty={t("catalog.empty")}
+          headerWhenEmpty
+        />
       </div>
       <aside class="detail panel" aria-labelledby="svc-detail-title" aria-live="polite">
         {current ? <ServiceDetail service={current} /> : <p class="muted">{t("catalog.select")}</p>}

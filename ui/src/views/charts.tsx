@@ -2,16 +2,19 @@
 import { useMemo } from "preact/hooks";
 
 import { ActionBadge } from "../components/ActionBadge";
+import { DataTable, type DataColumn } from "../components/DataTable";
 import { ErrorBox } from "../components/ErrorBox";
 import { RankedBars } from "../components/RankedBars";
 import { STACK, TimelineChart } from "../components/TimelineChart";
 import { useI18n } from "../i18n";
 import { eventStats } from "../ipc/commands";
+import type { Answer } from "../ipc/gen/Answer";
 import type { EventQuery } from "../ipc/gen/EventQuery";
+import type { TimeBucket } from "../ipc/gen/TimeBucket";
+import { answerKind } from "../lib/answers";
 import { formatDateTime, formatNumber, formatShortDateTime } from "../lib/format";
 import { selectionKey } from "../lib/query";
 import { useCommand } from "../lib/useCommand";
-import { answerKind } from "./activity";
 
 export function ChartsView({ query }: { query: EventQuery }) {
   const i18n = useI18n();
@@ -22,6 +25,24 @@ export function ChartsView({ query }: { query: EventQuery }) {
   if (stats.error !== undefined && !stats.data) return <ErrorBox error={stats.error} onRetry={stats.reload} />;
   const s = stats.data;
   if (!s) return <p class="muted">{t("app.loading")}</p>;
+  // The chart's figures, readable without the canvas (screen readers, copying).
+  const timelineColumns: DataColumn<TimeBucket>[] = [
+    { header: t("charts.bucket"), class: "nowrap", cell: (b) => formatShortDateTime(b.start, locale) },
+    ...STACK.map((a): DataColumn<TimeBucket> => ({
+      header: t(`action.${a}`),
+      align: "end",
+      class: "num",
+      cell: (b) => formatNumber(b[a], locale),
+    })),
+  ];
+  const justificationColumns: DataColumn<Answer>[] = [
+    { header: t("activity.col.time"), class: "nowrap num", cell: (a) => formatDateTime(a.ts, locale) },
+    { header: t("charts.col.user"), cell: (a) => a.user ?? (a.uid !== null ? String(a.uid) : t("app.none")) },
+    { header: t("activity.col.service"), cell: (a) => a.service_id },
+    { header: t("activity.col.action"), cell: (a) => <ActionBadge action={a.action} /> },
+    { header: t("activity.col.kind"), cell: (a) => answerKind(a.kind, i18n) },
+    { header: t("activity.col.text"), class: "text-cell", cell: (a) => a.text ?? t("app.none") },
+  ];
   return (
     <div class="charts">
       {stats.error !== undefined && <ErrorBox error={stats.error} onRetry={stats.reload} />}
@@ -37,32 +58,7 @@ export function ChartsView({ query }: { query: EventQuery }) {
             <TimelineChart buckets={s.timeline} bucketMicros={s.bucket_micros} />
             <details class="chart-data">
               <summary>{t("charts.timelineData")}</summary>
-              <div class="table-wrap">
-                <table class="table compact">
-                  <thead>
-                    <tr>
-                      <th scope="col">{t("charts.bucket")}</th>
-                      {STACK.map((a) => (
-                        <th scope="col" key={a} class="end">
-                          {t(`action.${a}`)}
-                        </th>
-                      ))}
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {s.timeline.map((b) => (
-                      <tr key={b.start}>
-                        <td class="nowrap">{formatShortDateTime(b.start, locale)}</td>
-                        {STACK.map((a) => (
-                          <td key={a} class="end num">
-                            {formatNumber(b[a], locale)}
-                          </td>
-                        ))}
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <DataTable columns={timelineColumns} rows={s.timeline} rowKey={(b) => b.start} compact />
             </details>
           </>
         )}
@@ -83,38 +79,14 @@ export function ChartsView({ query }: { query: EventQuery }) {
       </div>
       <section class="panel">
         <h2>{t("charts.justifications")}</h2>
-        {s.justifications.length === 0 ? (
-          <p class="muted small">{t("charts.noData")}</p>
-        ) : (
-          <div class="table-wrap">
-            <table class="table">
-              <thead>
-                <tr>
-                  <th scope="col">{t("activity.col.time")}</th>
-                  <th scope="col">{t("charts.col.user")}</th>
-                  <th scope="col">{t("activity.col.service")}</th>
-                  <th scope="col">{t("activity.col.action")}</th>
-                  <th scope="col">{t("activity.col.kind")}</th>
-                  <th scope="col">{t("activity.col.text")}</th>
-                </tr>
-              </thead>
-              <tbody>
-                {s.justifications.map((a) => (
-                  <tr key={`${a.event_id}-${a.ts}`} data-testid="justification-row">
-                    <td class="nowrap num">{formatDateTime(a.ts, locale)}</td>
-                    <td>{a.user ?? (a.uid !== null ? String(a.uid) : t("app.none"))}</td>
-                    <td>{a.service_id}</td>
-                    <td>
-                      <ActionBadge action={a.action} />
-                    </td>
-                    <td>{answerKind(a.kind, i18n)}</td>
-                    <td class="text-cell">{a.text ?? t("app.none")}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <DataTable
+          columns={justificationColumns}
+          rows={s.justifications}
+          rowKey={(a) => `${a.event_id}-${a.ts}`}
+          rowTestId={() => "justification-row"}
+          empty={t("charts.noData")}
+          emptyClass="muted small"
+        />
       </section>
     </div>
   );

@@ -3,9 +3,11 @@
 import { useMemo } from "preact/hooks";
 
 import { ActionBadge } from "../components/ActionBadge";
+import { DataTable, type DataColumn } from "../components/DataTable";
 import { ErrorBox } from "../components/ErrorBox";
 import { useI18n } from "../i18n";
 import { catalog, policy } from "../ipc/commands";
+import type { Rule } from "../ipc/gen/Rule";
 import { describeRule, formatDuration } from "../lib/rules";
 import { useCommand } from "../lib/useCommand";
 
@@ -20,6 +22,23 @@ export function PolicyView() {
   if (!pol.data) return <p class="muted">{t("app.loading")}</p>;
   const { policy: p, reload_error } = pol.data;
   const yesNo = (b: boolean) => (b ? t("app.yes") : t("app.no"));
+  const ruleColumns: DataColumn<Rule>[] = [
+    // Rules apply first match wins: the order is part of the policy.
+    { header: t("policy.col.order"), class: "num", cell: (_, i) => i + 1 },
+    { header: t("policy.col.id"), class: "mono", cell: (r) => r.id },
+    { header: t("policy.col.action"), cell: (r) => <ActionBadge action={r.action} /> },
+    {
+      header: t("policy.col.match"),
+      cell: (r) => (
+        <ul class="plain">
+          {describeRule(r, i18n, names).criteria.map((c) => (
+            <li key={c}>{c}</li>
+          ))}
+        </ul>
+      ),
+    },
+    { header: t("policy.col.reason"), class: "text-cell", cell: (r) => (r.reason ? r.reason[locale] : t("app.none")) },
+  ];
   return (
     <div class="policy">
       {reload_error !== null ? (
@@ -88,41 +107,7 @@ export function PolicyView() {
       </section>
       <section class="panel">
         <h2>{t("policy.rules")}</h2>
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th scope="col">{t("policy.col.order")}</th>
-                <th scope="col">{t("policy.col.id")}</th>
-                <th scope="col">{t("policy.col.action")}</th>
-                <th scope="col">{t("policy.col.match")}</th>
-                <th scope="col">{t("policy.col.reason")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {p.rules.map((r, i) => {
-                const d = describeRule(r, i18n, names);
-                return (
-                  <tr key={r.id} data-testid="policy-rule">
-                    <td class="num">{i + 1}</td>
-                    <td class="mono">{r.id}</td>
-                    <td>
-                      <ActionBadge action={r.action} />
-                    </td>
-                    <td>
-                      <ul class="plain">
-                        {d.criteria.map((c) => (
-                          <li key={c}>{c}</li>
-                        ))}
-                      </ul>
-                    </td>
-                    <td class="text-cell">{r.reason ? r.reason[locale] : t("app.none")}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+        <DataTable columns={ruleColumns} rows={p.rules} rowKey={(r) => r.id} rowTestId={() => "policy-rule"} />
       </section>
     </div>
   );

@@ -1,6 +1,7 @@
 import { fireEvent, screen, waitFor } from "@testing-library/preact";
 import { describe, expect, it, vi } from "vitest";
 
+import { SECURITY_PANELS } from "../app";
 import { CATALOG, POLICY, sampleAnswers, SERVICES } from "../dev/fixtures";
 import type { EventQuery } from "../ipc/gen/EventQuery";
 import type { EventStats } from "../ipc/gen/EventStats";
@@ -70,7 +71,7 @@ const queries = (calls: Calls, cmd: string) => calls.filter((c) => c.cmd === cmd
 describe("security views", () => {
   it("filters the events: multi-select and debounced text", async () => {
     const calls = mockAdmin();
-    renderIn(<SecurityView sub="events" onSub={() => {}} />);
+    renderIn(<SecurityView sub="events" onSub={() => {}} panels={SECURITY_PANELS} />);
     await waitFor(() => expect(queries(calls, "search_events")).toHaveLength(1));
     fireEvent.click(screen.getByTestId("filter-service").querySelector("button")!);
     fireEvent.click(await screen.findByLabelText("Claude"));
@@ -95,7 +96,7 @@ describe("security views", () => {
 
   it("draws the charts for the same selection", async () => {
     const calls = mockAdmin();
-    renderIn(<SecurityView sub="charts" onSub={() => {}} />);
+    renderIn(<SecurityView sub="charts" onSub={() => {}} panels={SECURITY_PANELS} />);
     expect(await screen.findByTestId("chart-timeline")).toBeTruthy();
     const top = screen.getByTestId("chart-top-services");
     expect(top.textContent).toContain("ChatGPT");
@@ -110,7 +111,7 @@ describe("security views", () => {
 
   it("lists the catalog and shows a service's detail", async () => {
     mockAdmin();
-    renderIn(<SecurityView sub="catalog" onSub={() => {}} />);
+    renderIn(<SecurityView sub="catalog" onSub={() => {}} panels={SECURITY_PANELS} />);
     const rows = await screen.findAllByTestId("catalog-row");
     expect(rows).toHaveLength(SERVICES.length);
     fireEvent.input(screen.getByLabelText("Rechercher un service"), { target: { value: "mistral" } });
@@ -123,7 +124,7 @@ describe("security views", () => {
 
   it("shows the policy, and a rejected policy file prominently", async () => {
     mockAdmin("default.toml:3:1: unknown field `actoin`");
-    renderIn(<SecurityView sub="policy" onSub={() => {}} />);
+    renderIn(<SecurityView sub="policy" onSub={() => {}} panels={SECURITY_PANELS} />);
     const err = await screen.findByTestId("policy-error");
     expect(err.textContent).toContain(
       "La dernière modification du fichier de politique a été rejetée ; la politique précédente reste en vigueur :",

@@ -1,5 +1,7 @@
 // "Sécurité": the security team's views, sharing one filter state between
 // the events table and the charts. The agent decides who may read them.
+// The tabs' views are passed in by the app shell, so that no view imports another.
+import type { ComponentChildren } from "preact";
 import { useMemo, useState } from "preact/hooks";
 
 import { ForbiddenPanel } from "../components/ErrorBox";
@@ -7,16 +9,16 @@ import { FilterBar } from "../components/FilterBar";
 import { Tabs } from "../components/Tabs";
 import { useI18n } from "../i18n";
 import { facets } from "../ipc/commands";
+import type { EventQuery } from "../ipc/gen/EventQuery";
 import { isForbidden } from "../lib/errors";
 import { buildQuery, DEFAULT_FILTERS, type Filters } from "../lib/query";
 import type { SecurityView as Sub } from "../lib/route";
 import { useCommand } from "../lib/useCommand";
-import { CatalogView } from "./catalog";
-import { ChartsView } from "./charts";
-import { EventsView } from "./events";
-import { PolicyView } from "./policy";
 
-export function SecurityView({ sub, onSub }: { sub: Sub; onSub: (s: Sub) => void }) {
+/** What each tab shows, given the filtered selection (events and charts use it). */
+export type SecurityPanels = Record<Sub, (query: EventQuery) => ComponentChildren>;
+
+export function SecurityView({ sub, onSub, panels }: { sub: Sub; onSub: (s: Sub) => void; panels: SecurityPanels }) {
   const { t } = useI18n();
   // The filters, and the time they were set at (relative presets resolve
   // against it, so that scrolling does not shift the selection).
@@ -41,12 +43,9 @@ export function SecurityView({ sub, onSub }: { sub: Sub; onSub: (s: Sub) => void
         ) : (
           <>
             {needsFacets && <FilterBar filters={state.filters} onChange={setFilters} facets={fac.data ?? undefined} />}
-            {sub === "events" && <EventsView query={query} />}
-            {sub === "charts" && <ChartsView query={query} />}
+            {panels[sub](query)}
           </>
         )}
-        {sub === "catalog" && <CatalogView />}
-        {sub === "policy" && <PolicyView />}
       </div>
     </div>
   );
