@@ -17,28 +17,18 @@ seconds=${2:-5}
 rust_ensure
 apt_ensure iperf3 tcpdump iproute2 python3
 log "build"
-cargo build --release --locked -p vigie-agent
+cargo build --release --locked -p vigie-agent -p vigie-tests
 agent=$PWD/target/release/vigie-agent
+lab=$PWD/target/release/vigie-lab
+id=$(( $$ % 100000 ))
 work=$(mktemp -d)
-c=vgbench-c-$$ s=vgbench-s-$$
 cleanup() {
-    pkill -TERM -f "vgbench-marker-$$" 2>/dev/null || true
-    ip netns pids "$c" 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true
-    ip netns pids "$s" 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true
-    sleep 0.5
-    ip netns del "$c" 2>/dev/null || true
-    ip netns del "$s" 2>/dev/null || true
+    "$lab" down bc "$id"
     rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$c"
-ip netns add "$s"
-ip link add vgbc$$ netns "$c" type veth peer name vgbs$$ netns "$s"
-ip -n "$c" addr add 10.205.0.1/24 dev vgbc$$
-ip -n "$s" addr add 10.205.0.2/24 dev vgbs$$
-for ns in "$c" "$s"; do ip -n "$ns" link set lo up; done
-ip -n "$c" link set vgbc$$ up
-ip -n "$s" link set vgbs$$ up
+eval "$("$lab" up bc "$id")"
+c=$LAB_CLIENT s=$LAB_SERVER
 ip netns exec "$s" timeout 600 iperf3 -s -p 443 -D --pidfile "$work/iperf3.pid"
 sleep 0.5
 
@@ -56,7 +46,7 @@ measure() { # name, command...
         local flag=""; [ "$direction" = download ] && flag=-R
         local before; before=$(cpu_seconds "$pid")
         local start; start=$(date +%s.%N)
-        ip netns exec "$c" timeout $((seconds + 10)) iperf3 -c 10.205.0.2 -p 443 -t "$seconds" -b "$rate" $flag --json > "$work/iperf.json"
+        ip netns exec "$c" timeout $((seconds + 10)) iperf3 -c "$LAB_SERVER_IP" -p 443 -t "$seconds" -b "$rate" $flag --json > "$work/iperf.json"
         local end; end=$(date +%s.%N)
         local after; after=$(cpu_seconds "$pid")
         local gbits; gbits=$(python3 -c "import json;print(round(json.load(open('$work/iperf.json'))['end']['sum_received']['bits_per_second']/1e9,2))")
@@ -68,6 +58,6 @@ measure() { # name, command...
 }
 
 log "bulk transfers at $rate for ${seconds}s each way, through port 443"
-measure vigie env VIGIE_LOG=warn "$agent" run -i vgbc$$ --db "$work/v.db" --socket "$work/v.sock"
-measure vigie-unfiltered env VIGIE_LOG=warn "$agent" run -i vgbc$$ --db "$work/u.db" --socket "$work/u.sock" --no-kernel-filter
-measure tcpdump tcpdump -i vgbc$$ -n -q -w /dev/null 'port 53 or port 443'
+measure vigie env VIGIE_LOG=warn "$agent" run -i "$LAB_CLIENT_IF" --db "$work/v.db" --socket "$work/v.sock"
+measure vigie-unfiltered env VIGIE_LOG=warn "$agent" run -i "$LAB_CLIENT_IF" --db "$work/u.db" --socket "$work/u.sock" --no-kernel-filter
+measure tcpdump tcpdump -i "$LAB_CLIENT_IF" -n -q -w /dev/null 'port 53 or port 443'

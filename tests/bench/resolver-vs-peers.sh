@@ -23,22 +23,19 @@ log "build"
 cargo build --release --locked -p vigie-agent -p vigie-tests
 agent=$PWD/target/release/vigie-agent
 latency=$PWD/target/release/dns-latency
+lab=$PWD/target/release/vigie-lab
+id=$(( $$ % 100000 ))
 work=$(mktemp -d)
 chmod 755 "$work"
-ns=vgdns-$$
 cleanup() {
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true
-    sleep 0.5
-    ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
-    ip netns del "$ns" 2>/dev/null || true
+    "$lab" down rv "$id"
     rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# The agent captures on an interface that sees nothing: only its resolver is measured.
-ip -n "$ns" link add vgquiet type veth peer name vgquiet1
-ip -n "$ns" link set vgquiet up
+# The workstation namespace of the lab; the agent captures on its veth,
+# which sees nothing: only its resolver is measured.
+eval "$("$lab" up rv "$id")"
+ns=$LAB_CLIENT
 inns() { ip netns exec "$ns" "$@"; }
 
 blocked=(chatgpt.com chat.openai.com claude.ai chat.mistral.ai chat.deepseek.com www.perplexity.ai gemini.google.com copilot.microsoft.com character.ai)
@@ -98,7 +95,7 @@ cache_entries = 10000
 [verdicts]
 enabled = false
 EOF
-VIGIE_LOG=warn inns timeout 900 "$agent" run --config "$work/agent.toml" -i vgquiet &
+VIGIE_LOG=warn inns timeout 900 "$agent" run --config "$work/agent.toml" -i "$LAB_CLIENT_IF" &
 sleep 2
 
 log "unloaded latency (5,000 queries one at a time)"

@@ -21,25 +21,18 @@ connections=${1:-300}
 rust_ensure
 apt_ensure iptables nftables curl python3 openssl iproute2
 log "build"
-cargo build --release --locked -p vigie-agent
+cargo build --release --locked -p vigie-agent -p vigie-tests
 agent=$PWD/target/release/vigie-agent
+lab=$PWD/target/release/vigie-lab
+id=$(( $$ % 100000 ))
 work=$(mktemp -d)
-c=vgvc-c-$$ s=vgvc-s-$$
 cleanup() {
-    for ns in "$c" "$s"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true; done
-    sleep 1
-    for ns in "$c" "$s"; do ip netns del "$ns" 2>/dev/null || true; done
+    "$lab" down vc "$id"
     rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$c"
-ip netns add "$s"
-ip link add vgvc$$ netns "$c" type veth peer name vgvs$$ netns "$s"
-ip -n "$c" addr add 10.209.0.1/24 dev vgvc$$
-ip -n "$s" addr add 10.209.0.2/24 dev vgvs$$
-for ns in "$c" "$s"; do ip -n "$ns" link set lo up; done
-ip -n "$c" link set vgvc$$ up
-ip -n "$s" link set vgvs$$ up
+eval "$("$lab" up vc "$id")"
+c=$LAB_CLIENT s=$LAB_SERVER
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=internet -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 cat > "$work/server.py" <<'PY'
 import ssl, sys, http.server
@@ -59,7 +52,7 @@ sleep 1
 # appconnect NAME: curl's connect + TLS time for each connection, in µs, sorted.
 appconnect() {
     for _ in $(seq "$connections"); do
-        ip netns exec "$c" curl -sk -o /dev/null --max-time 5 --resolve "$1:443:10.209.0.2" \
+        ip netns exec "$c" curl -sk -o /dev/null --max-time 5 --resolve "$1:443:$LAB_SERVER_IP" \
             -w '%{time_appconnect}\n' "https://$1/"
     done | awk '{ printf "%d\n", $1 * 1e6 }' | sort -n
 }
@@ -75,9 +68,9 @@ database = "$work/events.db"
 socket = "$work/agent.sock"
 [resolver]
 listen = ["127.0.0.153:53"]
-upstreams = ["10.209.0.2:53"]
+upstreams = ["$LAB_SERVER_IP:53"]
 EOF
-ip netns exec "$c" env VIGIE_LOG=warn timeout 900 "$agent" run --config "$work/agent.toml" -i vgvc$$ &
+ip netns exec "$c" env VIGIE_LOG=warn timeout 900 "$agent" run --config "$work/agent.toml" -i "$LAB_CLIENT_IF" &
 sleep 2
 log "$connections connections with the agent enforcing"
 appconnect example.org > "$work/plain.txt"

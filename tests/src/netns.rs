@@ -23,6 +23,8 @@ pub struct Lab {
     /// Scratch folder for logs, databases and configuration.
     pub dir: PathBuf,
     children: Vec<Child>,
+    /// Left in place on drop (`vigie-lab up`): `Lab::remove` ends it.
+    kept: bool,
 }
 
 /// Whether this process is root and every tool is on the PATH; if not, the
@@ -60,16 +62,28 @@ impl Lab {
     /// Two namespaces named after `tag` and this process, and the veth
     /// between them, with loopback up in both.
     pub fn new(tag: &str) -> Self {
-        let id = std::process::id() % 100_000;
-        let dir = std::env::temp_dir().join(format!("vigie-{tag}-{id}"));
-        let lab = Lab {
+        Self::with_id(tag, std::process::id() % 100_000)
+    }
+
+    /// The lab's names for `tag` and `id`, nothing created.
+    fn names(tag: &str, id: u32) -> Self {
+        Lab {
             client: format!("vg{tag}-c-{id}"),
             server: format!("vg{tag}-s-{id}"),
             client_if: format!("vg{tag}c{id}"),
             server_if: format!("vg{tag}s{id}"),
-            dir: dir.clone(),
+            dir: std::env::temp_dir().join(format!("vigie-{tag}-{id}")),
             children: Vec::new(),
-        };
+            kept: true,
+        }
+    }
+
+    /// The lab for `tag` and `id` (the benchmark scripts pass their own pid).
+    pub fn with_id(tag: &str, id: u32) -> Self {
+        let mut lab = Self::names(tag, id);
+        // From here a failed step removes what was made (on drop).
+        lab.kept = false;
+        let dir = lab.dir.clone();
         // Leftovers of an earlier run that was killed: start clean.
         lab.remove_namespaces();
         let _ = std::fs::remove_dir_all(&dir);
@@ -98,6 +112,49 @@ impl Lab {
             sh(&["ip", "-n", n, "link", "set", "lo", "up"]);
         }
         lab
+    }
+
+    /// Leaves the lab in place when dropped, for a script that ends it
+    /// later with [`Lab::remove`].
+    pub fn keep(mut self) -> Self {
+        self.kept = true;
+        self
+    }
+
+    /// Ends what runs in the lab of `tag` and `id` (by the pids the kernel
+    /// lists in its namespaces: TERM, then KILL after 3 s), removes the
+    /// namespaces and the scratch folder. Nothing outside the lab is touched.
+    pub fn remove(tag: &str, id: u32) {
+        let lab = Self::names(tag, id);
+        let pids = |lab: &Lab| -> Vec<String> {
+            [&lab.client, &lab.server]
+                .iter()
+                .filter_map(|ns| Command::new("ip").args(["netns", "pids", ns]).stderr(Stdio::null()).output().ok())
+                .flat_map(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .collect()
+        };
+        for signal in ["-TERM", "-KILL"] {
+            let running = pids(&lab);
+            if running.is_empty() {
+                break;
+            }
+            let _ = Command::new("kill").arg(signal).args(&running).stderr(Stdio::null()).status();
+            wait_for(Duration::from_secs(3), || pids(&lab).is_empty());
+        }
+        lab.remove_namespaces();
+        let _ = std::fs::remove_dir_all(&lab.dir);
+    }
+
+    /// The lab as shell assignments, for `eval` in a script.
+    pub fn shell_vars(&self) -> String {
+        format!(
+            "LAB_CLIENT={}\nLAB_SERVER={}\nLAB_CLIENT_IF={}\nLAB_SERVER_IF={}\nLAB_CLIENT_IP={CLIENT_IP}\nLAB_SERVER_IP={SERVER_IP}\nLAB_DIR={}\n",
+            self.client,
+            self.server,
+            self.client_if,
+            self.server_if,
+            self.dir.display()
+        )
     }
 
     fn remove_namespaces(&self) {
@@ -187,6 +244,9 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
         for child in &mut self.children {
             if child.try_wait().ok().flatten().is_some() {
                 continue;

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
+use vigie_core::proto::Request;
 
 /// Sends one request and returns its `result`; an `error` reply is an error.
-pub(crate) fn request(socket: &Path, method: &str, params: Value) -> Result<Value> {
+pub(crate) fn request(socket: &Path, request: &Request) -> Result<Value> {
+    let method = request.method();
     let stream = UnixStream::connect(socket)
         .with_context(|| format!("connecting to the agent at {} (is it running?)", socket.display()))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut line = json!({ "id": 1, "method": method, "params": params }).to_string();
+    let mut line = json!({ "id": 1, "method": method, "params": request.params() }).to_string();
     line.push('\n');
     (&stream).write_all(line.as_bytes())?;
     let mut reply = String::new();
@@ -30,7 +32,7 @@ pub(crate) fn request(socket: &Path, method: &str, params: Value) -> Result<Valu
 
 #[allow(clippy::print_stdout)]
 pub(crate) fn status(socket: &Path, as_json: bool) -> Result<()> {
-    let status = request(socket, "status", Value::Null)?;
+    let status = request(socket, &Request::Status)?;
     if as_json {
         println!("{status:#}");
         return Ok(());

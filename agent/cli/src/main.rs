@@ -1,16 +1,8 @@
 //! `vigie-agent`: the Vigie endpoint agent. For now it replays captures
 //! through the detection pipeline; the live daemon builds on the same core.
 
-mod accounts;
-mod attribution;
 mod client;
-mod clipboard;
-mod ipc;
-mod prompts;
-mod resolver;
-mod run;
 mod scan;
-mod verdict;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,10 +26,10 @@ enum Command {
     /// Run the live agent: capture, decide, log and store (needs
     /// CAP_NET_RAW); with --enforce, also the local resolver (needs
     /// CAP_NET_BIND_SERVICE for port 53). Stops on SIGINT or SIGTERM.
-    Run(run::RunArgs),
+    Run(RunArgs),
     /// Show what the running agent is doing: mode, policy, counters.
     Status {
-        #[arg(long, default_value = ipc::DEFAULT_SOCKET)]
+        #[arg(long, default_value = vigie_daemon::console::DEFAULT_SOCKET)]
         socket: PathBuf,
         /// Print the agent's answer as JSON.
         #[arg(long)]
@@ -50,7 +42,7 @@ enum Command {
         /// The request's params, as a JSON object.
         #[arg(long)]
         params: Option<String>,
-        #[arg(long, default_value = ipc::DEFAULT_SOCKET)]
+        #[arg(long, default_value = vigie_daemon::console::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
     /// Replay a pcap or pcapng capture through the detection pipeline and
@@ -76,13 +68,59 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Agent configuration (default: /etc/vigie/agent.toml when it exists, else built-in defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Capture on this interface (repeatable); overrides the configuration.
+    #[arg(long = "interface", short = 'i')]
+    interfaces: Vec<String>,
+    /// Store events in this database; overrides the configuration.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Enforce the policy (local resolver, packet verdicts); overrides the configuration.
+    #[arg(long)]
+    enforce: bool,
+    /// Serve the console on this socket; overrides the configuration.
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Copy every frame to user space (benchmarks of the kernel filter).
+    #[arg(long, hide = true)]
+    no_kernel_filter: bool,
+}
+
+/// The configuration file with the command line's overrides, then the
+/// daemon on this machine until SIGINT or SIGTERM.
+fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let mut config = vigie_daemon::Config::load(args.config.as_deref())?;
+    if !args.interfaces.is_empty() {
+        config.interfaces.clone_from(&args.interfaces);
+    }
+    if let Some(db) = &args.db {
+        config.database.clone_from(db);
+    }
+    config.enforce |= args.enforce;
+    if let Some(socket) = &args.socket {
+        config.socket.clone_from(socket);
+    }
+    config.kernel_filter = !args.no_kernel_filter;
+    let daemon = vigie_daemon::start(config, vigie_daemon::Platform::this_machine())?;
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, daemon.stop_flag())?;
+    }
+    daemon.run()
+}
+
 #[allow(clippy::print_stdout)]
 fn request(socket: &std::path::Path, method: &str, params: Option<&str>) -> anyhow::Result<()> {
     let params = match params {
         Some(text) => serde_json::from_str(text).map_err(|e| anyhow::anyhow!("--params is not JSON: {e}"))?,
         None => serde_json::Value::Null,
     };
-    println!("{:#}", client::request(socket, method, params)?);
+    // Checked here first: a typo is named before anything is sent.
+    let request = vigie_core::proto::Request::parse(method, params)?;
+    println!("{:#}", client::request(socket, &request)?);
     Ok(())
 }
 
@@ -93,7 +131,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run::run(&args),
+        Command::Run(args) => run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::Status { socket, json } => client::status(&socket, json),
         Command::Request { method, params, socket } => request(&socket, &method, params.as_deref()),

@@ -343,7 +343,10 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
         "{}",
         read_console()
     );
-    let pushed: Value = serde_json::from_str(read_console().lines().nth(1).unwrap()).unwrap();
+    // The first prompt pushed (an `activity` push may come before or after it).
+    let console_text = read_console();
+    let pushed = console_text.lines().find(|line| line.contains("\"push\":\"prompt\"")).unwrap();
+    let pushed: Value = serde_json::from_str(pushed).unwrap();
     let prompt = &pushed["prompt"];
     assert_eq!((prompt["service_id"].as_str(), prompt["action"].as_str()), (Some("claude"), Some("coach")));
     assert_eq!((prompt["uid"].as_u64(), prompt["user"].as_str()), (Some(65534), Some("nobody")));

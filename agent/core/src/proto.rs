@@ -142,6 +142,12 @@ pub enum AnswerKind {
 }
 
 impl AnswerKind {
+    pub fn parse(value: &str) -> Option<Self> {
+        [AnswerKind::Acknowledged, AnswerKind::Justified, AnswerKind::ExceptionRequested]
+            .into_iter()
+            .find(|kind| kind.as_str() == value)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AnswerKind::Acknowledged => "acknowledged",
@@ -282,4 +288,203 @@ pub enum Push {
     Prompt { prompt: Box<Prompt> },
     /// The console read too slowly and missed updates: list prompts again.
     Lagged { missed: u64 },
+    /// New events of this user were recorded: views of their activity
+    /// fetch again. Sent at most once a second per console.
+    Activity { ts: Micros },
+}
+
+/// `events`, `answers`, `aggregates` and `journal`: a page of the newest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Before this time (exclusive), microseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// Administrators only: one user's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+}
+
+/// One request of the console protocol: a method and its params. On the
+/// wire, `{"id": …, "method": "…", "params": …}` (agent/IPC.md); params may
+/// be left out or `null` where the method takes none or all are optional.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Hello,
+    Status,
+    Subscribe,
+    Prompts,
+    Answer(AnswerParams),
+    Events(ListParams),
+    Answers(ListParams),
+    Aggregates(ListParams),
+    Journal(ListParams),
+    Search(EventQuery),
+    Stats(EventQuery),
+    Facets,
+    Clipboard(ClipboardReport),
+    Policy,
+    Catalog,
+}
+
+/// Why a request line is not a [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("unknown method `{0}`")]
+    UnknownMethod(String),
+    #[error("params of `{method}`: {reason}")]
+    BadParams { method: &'static str, reason: String },
+}
+
+impl Request {
+    /// Every method, for documentation and tests.
+    pub const METHODS: [&'static str; 15] = [
+        "hello",
+        "status",
+        "subscribe",
+        "prompts",
+        "answer",
+        "events",
+        "answers",
+        "aggregates",
+        "journal",
+        "search",
+        "stats",
+        "facets",
+        "clipboard",
+        "policy",
+        "catalog",
+    ];
+
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::Hello => "hello",
+            Request::Status => "status",
+            Request::Subscribe => "subscribe",
+            Request::Prompts => "prompts",
+            Request::Answer(_) => "answer",
+            Request::Events(_) => "events",
+            Request::Answers(_) => "answers",
+            Request::Aggregates(_) => "aggregates",
+            Request::Journal(_) => "journal",
+            Request::Search(_) => "search",
+            Request::Stats(_) => "stats",
+            Request::Facets => "facets",
+            Request::Clipboard(_) => "clipboard",
+            Request::Policy => "policy",
+            Request::Catalog => "catalog",
+        }
+    }
+
+    /// The params as sent on the wire (`null` for none).
+    pub fn params(&self) -> serde_json::Value {
+        let value = match self {
+            Request::Answer(p) => serde_json::to_value(p),
+            Request::Events(p) | Request::Answers(p) | Request::Aggregates(p) | Request::Journal(p) => {
+                serde_json::to_value(p)
+            }
+            Request::Search(q) | Request::Stats(q) => serde_json::to_value(q),
+            Request::Clipboard(r) => serde_json::to_value(r),
+            Request::Hello
+            | Request::Status
+            | Request::Subscribe
+            | Request::Prompts
+            | Request::Facets
+            | Request::Policy
+            | Request::Catalog => Ok(serde_json::Value::Null),
+        };
+        // These types serialise to JSON whatever they hold.
+        value.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The request a method name and its params make.
+    pub fn parse(method: &str, params: serde_json::Value) -> Result<Self, RequestError> {
+        fn take<T: serde::de::DeserializeOwned + Default>(
+            method: &'static str,
+            params: serde_json::Value,
+        ) -> Result<T, RequestError> {
+            if params.is_null() {
+                return Ok(T::default());
+            }
+            serde_json::from_value(params)
+                .map_err(|e| RequestError::BadParams { method, reason: e.to_string() })
+        }
+        fn none(method: &'static str, params: &serde_json::Value) -> Result<(), RequestError> {
+            match params {
+                serde_json::Value::Null => Ok(()),
+                serde_json::Value::Object(fields) if fields.is_empty() => Ok(()),
+                _ => Err(RequestError::BadParams { method, reason: "takes no params".to_owned() }),
+            }
+        }
+        let known = Self::METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .ok_or_else(|| RequestError::UnknownMethod(method.chars().take(64).collect()))?;
+        Ok(match known {
+            "answer" => Request::Answer(take(known, params)?),
+            "events" => Request::Events(take(known, params)?),
+            "answers" => Request::Answers(take(known, params)?),
+            "aggregates" => Request::Aggregates(take(known, params)?),
+            "journal" => Request::Journal(take(known, params)?),
+            "search" => Request::Search(take(known, params)?),
+            "stats" => Request::Stats(take(known, params)?),
+            "clipboard" => Request::Clipboard(take(known, params)?),
+            other => {
+                none(other, &params)?;
+                match other {
+                    "hello" => Request::Hello,
+                    "status" => Request::Status,
+                    "subscribe" => Request::Subscribe,
+                    "prompts" => Request::Prompts,
+                    "facets" => Request::Facets,
+                    "policy" => Request::Policy,
+                    _ => Request::Catalog,
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::*;
+
+    #[test]
+    fn every_method_round_trips_through_its_wire_form() {
+        for method in Request::METHODS {
+            let request = Request::parse(method, serde_json::Value::Null);
+            // Clipboard reports have required fields; the rest default.
+            if method == "clipboard" {
+                assert!(matches!(request, Err(RequestError::BadParams { .. })), "{request:?}");
+                continue;
+            }
+            let request = request.unwrap();
+            assert_eq!(request.method(), method);
+            assert_eq!(Request::parse(request.method(), request.params()), Ok(request));
+        }
+        let search = Request::Search(EventQuery { text: Some("chatgpt".into()), ..EventQuery::default() });
+        assert_eq!(Request::parse("search", search.params()), Ok(search));
+    }
+
+    #[test]
+    fn bad_methods_and_params_are_named() {
+        assert_eq!(
+            Request::parse("drop-tables", serde_json::Value::Null),
+            Err(RequestError::UnknownMethod("drop-tables".into()))
+        );
+        let extra = serde_json::json!({ "limit": 5, "evil": true });
+        assert!(matches!(
+            Request::parse("events", extra),
+            Err(RequestError::BadParams { method: "events", .. })
+        ));
+        let params = serde_json::json!({ "x": 1 });
+        assert!(matches!(
+            Request::parse("status", params),
+            Err(RequestError::BadParams { method: "status", .. })
+        ));
+        assert_eq!(Request::parse("status", serde_json::json!({})), Ok(Request::Status));
+    }
 }

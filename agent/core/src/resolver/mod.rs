@@ -5,7 +5,7 @@
 pub mod wire;
 
 use crate::catalog::{Catalog, Service};
-use crate::policy::{Action, BlockedAnswer, Decision, Policy, Subject};
+use crate::policy::{Action, BlockedAnswer, Decision, Policy};
 use wire::{Query, Rcode};
 
 /// Firefox asks for this name before enabling its own DoH, and leaves DoH
@@ -95,15 +95,13 @@ pub fn service_of<'c>(query: &Query<'_>, catalog: &'c Catalog) -> Option<&'c Ser
     query.name.as_deref().and_then(|name| catalog.lookup(name))
 }
 
-/// Decides one query for `service` (from [`service_of`], which the caller
-/// needs anyway to know whether the asker must be identified). `bypassed`
-/// says whether the asking user justified a coached service recently enough.
+/// Decides one query. `decided` is the catalogued service it asks for (from
+/// [`service_of`]), with the decision for whoever asked and whether that
+/// denies it: the agent's decider makes both, bypasses included.
 pub fn resolve<'c>(
     query: &Query<'_>,
-    service: Option<&'c Service>,
+    decided: Option<(&'c Service, Decision, bool)>,
     policy: &Policy,
-    subject: &Subject<'_>,
-    bypassed: impl FnOnce(&Service) -> bool,
 ) -> Resolution<'c> {
     let forward = |strip| Plan::Forward {
         strip_ech: strip && matches!(query.qtype, wire::TYPE_HTTPS | wire::TYPE_SVCB),
@@ -118,12 +116,11 @@ pub fn resolve<'c>(
             matched: Matched::FirefoxCanary,
         };
     }
-    if let Some(service) = service {
-        let decision = policy.decide(service, subject);
+    if let Some((service, decision, denies)) = decided {
         // Allowed: the service's own privacy choices (ECH) are left alone.
         let plan = if decision.action == Action::Allow {
             forward(false)
-        } else if !decision.action.denies(decision.action == Action::Coach && bypassed(service)) {
+        } else if !denies {
             forward(true)
         } else {
             let why = format!("vigie: {} ({})", service.name, decision.rule_id);

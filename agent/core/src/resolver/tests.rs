@@ -9,6 +9,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use super::wire::{self, Rcode, WireError};
 use super::*;
 use crate::catalog::Catalog;
+use crate::policy::Subject;
 
 fn query_bytes(name: &str, rtype: RecordType, edns: bool) -> Vec<u8> {
     let mut m = Message::new();
@@ -54,10 +55,24 @@ fn rules(dns: &str) -> (Catalog, Policy) {
     (catalog, policy)
 }
 
+/// The decision the agent's decider makes for an anonymous asker who
+/// justified the services `bypassed` says.
+fn decided<'c>(
+    service: Option<&'c Service>,
+    policy: &Policy,
+    bypassed: impl Fn(&Service) -> bool,
+) -> Option<(&'c Service, Decision, bool)> {
+    service.map(|service| {
+        let decision = policy.decide(service, &Subject::default());
+        let denies = decision.action.denies(decision.action == Action::Coach && bypassed(service));
+        (service, decision, denies)
+    })
+}
+
 /// The resolution of a query by someone who justified nothing.
 fn decide<'c>(bytes: &[u8], catalog: &'c Catalog, policy: &Policy) -> Resolution<'c> {
     let q = wire::parse_query(bytes).unwrap();
-    resolve(&q, service_of(&q, catalog), policy, &Subject::default(), |_| false)
+    resolve(&q, decided(service_of(&q, catalog), policy, |_| false), policy)
 }
 
 #[test]
@@ -129,7 +144,7 @@ fn names_no_host_can_have_are_forwarded_untouched() {
     let q = wire::parse_query(&bytes).unwrap();
     assert_eq!(q.name, None);
     let (catalog, policy) = rules("");
-    let r = resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |_| false);
+    let r = resolve(&q, decided(service_of(&q, &catalog), &policy, |_| false), &policy);
     assert_eq!(r.plan, Plan::Forward { strip_ech: false });
 }
 
@@ -141,7 +156,7 @@ fn blocked_names_get_null_addresses_with_an_extended_error() {
     {
         let bytes = query_bytes("chat.openai.com.", rtype, true);
         let q = wire::parse_query(&bytes).unwrap();
-        let r = resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |_| false);
+        let r = resolve(&q, decided(service_of(&q, &catalog), &policy, |_| false), &policy);
         let Matched::Service(service, decision) = &r.matched else { panic!("{r:?}") };
         assert_eq!((service.id.as_str(), &*decision.rule_id), ("chatgpt", "block-chatgpt"));
         let Plan::Reply(reply) = r.plan else { panic!() };
@@ -168,8 +183,7 @@ fn nxdomain_mode_and_queries_without_edns() {
     let (catalog, policy) = rules("blocked_answer = \"nxdomain\"\n");
     let bytes = query_bytes("chatgpt.com.", RecordType::A, false);
     let q = wire::parse_query(&bytes).unwrap();
-    let Plan::Reply(reply) =
-        resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |_| false).plan
+    let Plan::Reply(reply) = resolve(&q, decided(service_of(&q, &catalog), &policy, |_| false), &policy).plan
     else {
         panic!()
     };
@@ -183,9 +197,9 @@ fn coach_denies_until_the_user_justified() {
     let (catalog, policy) = rules("");
     let bytes = query_bytes("claude.ai.", RecordType::HTTPS, false);
     let q = wire::parse_query(&bytes).unwrap();
-    let held = resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |_| false);
+    let held = resolve(&q, decided(service_of(&q, &catalog), &policy, |_| false), &policy);
     assert!(matches!(held.plan, Plan::Reply(_)));
-    let passed = resolve(&q, service_of(&q, &catalog), &policy, &Subject::default(), |s| s.id == "claude");
+    let passed = resolve(&q, decided(service_of(&q, &catalog), &policy, |s| s.id == "claude"), &policy);
     assert_eq!(passed.plan, Plan::Forward { strip_ech: true });
 }
 

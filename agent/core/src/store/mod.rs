@@ -9,6 +9,7 @@ use rusqlite::{params, Connection};
 use crate::clipboard::RecentFlow;
 use crate::event::{Attribution, Event};
 use crate::policy::Action;
+use crate::proto::AnswerKind;
 use crate::sensor::Micros;
 
 mod query;
@@ -32,8 +33,14 @@ pub enum StoreError {
         "event store schema version {found} is newer than this agent ({supported}); refusing to touch it"
     )]
     TooNew { found: i64, supported: usize },
+    #[error(
+        "event store schema version {found} is not this agent's ({expected}): open it for writing first"
+    )]
+    Unmigrated { found: i64, expected: usize },
     #[error("event store holds an unknown action `{0}`")]
     UnknownAction(String),
+    #[error("event store holds an unknown answer kind `{0}`")]
+    UnknownAnswer(String),
     #[error(transparent)]
     Query(#[from] QueryError),
 }
@@ -80,8 +87,7 @@ pub struct Answer {
     pub service_id: String,
     pub action: Action,
     pub event_id: String,
-    /// `acknowledged`, `justified` or `exception-requested`.
-    pub kind: String,
+    pub kind: AnswerKind,
     pub text: Option<String>,
     pub bypass_until: Option<Micros>,
 }
@@ -89,6 +95,24 @@ pub struct Answer {
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Self::init(Connection::open(path)?)
+    }
+
+    /// A read-only connection to a store the writer already migrated: no
+    /// migration, no write lock taken. Readers (the console's queries) open
+    /// one and keep it.
+    pub fn open_reader(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let flags =
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let store = Self { conn };
+        let version = store.schema_version()?;
+        let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        if version != known {
+            return Err(StoreError::Unmigrated { found: version, expected: MIGRATIONS.len() });
+        }
+        Ok(store)
     }
 
     pub fn open_in_memory() -> Result<Self, StoreError> {
@@ -244,7 +268,7 @@ impl Store {
                     a.service_id,
                     a.action.as_str(),
                     a.event_id,
-                    a.kind,
+                    a.kind.as_str(),
                     a.text,
                     a.bypass_until
                 ])?;
@@ -340,7 +364,7 @@ fn event_from_row((mut event, action): (Event, String)) -> Result<Event, StoreEr
     Ok(event)
 }
 
-fn answer_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Answer, String)> {
+fn answer_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Answer, String, String)> {
     Ok((
         Answer {
             ts: row.get(0)?,
@@ -349,16 +373,18 @@ fn answer_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Answer, String)> {
             service_id: row.get(3)?,
             action: Action::Allow,
             event_id: row.get(5)?,
-            kind: row.get(6)?,
+            kind: AnswerKind::Acknowledged,
             text: row.get(7)?,
             bypass_until: row.get(8)?,
         },
         row.get(4)?,
+        row.get(6)?,
     ))
 }
 
-fn answer_from_row((mut answer, action): (Answer, String)) -> Result<Answer, StoreError> {
+fn answer_from_row((mut answer, action, kind): (Answer, String, String)) -> Result<Answer, StoreError> {
     answer.action = Action::parse(&action).ok_or(StoreError::UnknownAction(action))?;
+    answer.kind = AnswerKind::parse(&kind).ok_or(StoreError::UnknownAnswer(kind))?;
     Ok(answer)
 }
 

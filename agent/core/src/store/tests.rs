@@ -98,7 +98,7 @@ fn journal_and_answers_round_trip() {
         service_id: "claude".into(),
         action: Action::Coach,
         event_id: "e".into(),
-        kind: kind.into(),
+        kind: crate::proto::AnswerKind::parse(kind).unwrap(),
         text: Some("Relecture d'un texte public".into()),
         bypass_until: Some(99),
     };

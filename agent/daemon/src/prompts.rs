@@ -4,13 +4,15 @@
 //! user's console fetches them or they expire.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use vigie_core::event::Event;
 use vigie_core::policy::{Action, Policy, Text};
 use vigie_core::proto::{AnswerKind, Answered, ClipboardNotice, Prompt};
+
+use crate::platform::Clock;
 
 /// Repeats of one service for one user within this window add to the open
 /// prompt's counter instead of opening another.
@@ -31,7 +33,7 @@ struct OpenPrompt {
 
 const REPEAT_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     next_id: u64,
     open: VecDeque<OpenPrompt>,
@@ -41,7 +43,7 @@ struct Inner {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum AnswerError {
+pub enum AnswerError {
     #[error("no open prompt {0} for this user")]
     Unknown(u64),
     #[error("a justification of at least {0} characters is required")]
@@ -54,50 +56,51 @@ pub(crate) enum AnswerError {
 
 /// What the user did with a prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reply<'a> {
+pub enum Reply<'a> {
     Acknowledge,
     Justify(&'a str),
     RequestException(&'a str),
 }
 
 #[derive(Debug)]
-pub(crate) struct Prompts {
+pub struct Prompts {
     inner: Mutex<Inner>,
     updates: broadcast::Sender<Prompt>,
-}
-
-impl Default for Prompts {
-    fn default() -> Self {
-        Self { inner: Mutex::default(), updates: broadcast::channel(256).0 }
-    }
+    clock: Arc<dyn Clock>,
 }
 
 impl Prompts {
+    /// Prompt ids start from the wall clock in microseconds, so that they
+    /// keep growing across agent restarts: a console that closed prompt 7
+    /// before an update never mistakes a new prompt for it.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        let next_id = u64::try_from(clock.wall_micros()).unwrap_or(0);
+        let inner = Inner { next_id, open: VecDeque::new(), bypasses: HashMap::new(), last_purge: None };
+        Self { inner: Mutex::new(inner), updates: broadcast::channel(256).0, clock }
+    }
+
     /// New and updated prompts, for connected consoles.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Prompt> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Prompt> {
         self.updates.subscribe()
     }
 
     /// Queues the prompt an event calls for (warn, coach, block), grouped
-    /// with an open one for the same user and service.
-    pub(crate) fn notify(&self, event: &Event, policy: &Policy) {
+    /// with an open one for the same user and service. Whether to call it
+    /// is the decider's business (`decider::shows_prompt`).
+    pub fn notify(&self, event: &Event, policy: &Policy) {
         let message = match event.action {
             Action::Warn => &policy.messages.warn,
             Action::Coach => &policy.messages.coach,
             Action::Block => &policy.messages.block,
             Action::Allow | Action::Monitor => return,
         };
-        // A user who justified the service is let through: no new prompt.
-        if event.action == Action::Coach && self.bypassed(event.attribution.uid, &event.service_id) {
-            return;
-        }
         let reason = policy.rule(&event.rule_id).and_then(|r| r.reason.clone());
         self.queue(event, policy, message, reason, None);
     }
 
     /// Queues the clipboard guard's prompt (warn, block) for `event`: what
     /// the detectors found, and whether the clipboard was replaced.
-    pub(crate) fn notify_clipboard(&self, event: &Event, policy: &Policy, notice: ClipboardNotice) {
+    pub fn notify_clipboard(&self, event: &Event, policy: &Policy, notice: ClipboardNotice) {
         let message = match event.action {
             Action::Warn => &policy.clipboard.messages.warn,
             Action::Block => &policy.clipboard.messages.block,
@@ -115,7 +118,7 @@ impl Prompts {
         clipboard: Option<ClipboardNotice>,
     ) {
         let Ok(mut inner) = self.inner.lock() else { return };
-        let now = Instant::now();
+        let now = self.clock.now();
         if inner.last_purge.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
             inner.open.retain(|p| now.duration_since(p.last_seen) < PROMPT_LIFETIME);
             inner.last_purge = Some(now);
@@ -175,7 +178,7 @@ impl Prompts {
 
     /// The open prompts `uid` may see: their own, and those no socket owner
     /// could be found for. `None` (an administrator) sees all.
-    pub(crate) fn open_for(&self, uid: Option<u32>) -> Vec<Prompt> {
+    pub fn open_for(&self, uid: Option<u32>) -> Vec<Prompt> {
         let Ok(inner) = self.inner.lock() else { return Vec::new() };
         inner.open.iter().map(|p| &p.request).filter(|r| visible_to(r, uid)).cloned().collect()
     }
@@ -183,7 +186,7 @@ impl Prompts {
     /// The user answers a prompt: acknowledges it (warn, block), justifies
     /// a coached service (which earns a bypass of the policy's duration), or
     /// asks for an exception to a block (recorded for the security team).
-    pub(crate) fn answer(
+    pub fn answer(
         &self,
         uid: Option<u32>,
         id: u64,
@@ -214,7 +217,7 @@ impl Prompts {
                 let text = checked(text, min)?;
                 let minutes = request.bypass_minutes.unwrap_or(0);
                 let duration = Duration::from_secs(u64::from(minutes) * 60);
-                inner.bypasses.insert((request.uid, request.service_id.clone()), Instant::now() + duration);
+                inner.bypasses.insert((request.uid, request.service_id.clone()), self.clock.now() + duration);
                 let until =
                     now_micros.saturating_add(i64::try_from(duration.as_micros()).unwrap_or(i64::MAX));
                 (AnswerKind::Justified, Some(text), Some(until))
@@ -234,9 +237,9 @@ impl Prompts {
 
     /// Whether `uid` justified `service` recently enough. A bypass given
     /// without a known user (no attribution) covers unknown users only.
-    pub(crate) fn bypassed(&self, uid: Option<u32>, service: &str) -> bool {
+    pub fn bypassed(&self, uid: Option<u32>, service: &str) -> bool {
         let Ok(mut inner) = self.inner.lock() else { return false };
-        let now = Instant::now();
+        let now = self.clock.now();
         inner.bypasses.retain(|_, until| *until > now);
         inner.bypasses.contains_key(&(uid, service.to_owned()))
     }
@@ -252,6 +255,8 @@ mod tests {
     use vigie_core::catalog::Catalog;
     use vigie_core::policy::Decision;
     use vigie_core::sensor::{Detail, Flow, Observation, Protocol, Source};
+
+    use crate::platform::fake::ManualClock;
 
     fn event(catalog: &Catalog, policy: &Policy, service: &str, uid: Option<u32>) -> Event {
         let service = catalog.get(service).unwrap();
@@ -282,7 +287,7 @@ mod tests {
     fn repeats_group_into_one_prompt_per_user_and_service() {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
-        let prompts = Prompts::default();
+        let prompts = Prompts::new(Arc::new(ManualClock::default()));
         let mut updates = prompts.subscribe();
         for _ in 0..5 {
             prompts.notify(&event(&catalog, &policy, "claude", Some(1000)), &policy);
@@ -302,7 +307,7 @@ mod tests {
     fn a_justification_earns_a_bypass_for_that_user_only() {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
-        let prompts = Prompts::default();
+        let prompts = Prompts::new(Arc::new(ManualClock::default()));
         prompts.notify(&event(&catalog, &policy, "claude", Some(1000)), &policy);
         let id = prompts.open_for(Some(1000))[0].id;
         let long = "x".repeat(30);
@@ -320,18 +325,13 @@ mod tests {
         assert!(prompts.bypassed(Some(1000), "claude"));
         assert!(!prompts.bypassed(Some(1001), "claude") && !prompts.bypassed(None, "claude"));
         assert!(prompts.open_for(Some(1000)).is_empty());
-        // Reaching it again within the bypass asks nothing more of them.
-        prompts.notify(&event(&catalog, &policy, "claude", Some(1000)), &policy);
-        assert!(prompts.open_for(Some(1000)).is_empty());
-        prompts.notify(&event(&catalog, &policy, "claude", Some(1001)), &policy);
-        assert_eq!(prompts.open_for(Some(1001)).len(), 1);
     }
 
     #[test]
     fn a_blocked_prompt_is_acknowledged_without_bypass() {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
-        let prompts = Prompts::default();
+        let prompts = Prompts::new(Arc::new(ManualClock::default()));
         prompts.notify(&event(&catalog, &policy, "chatgpt", None), &policy);
         let open = prompts.open_for(Some(1000));
         assert_eq!(open[0].action, Action::Block);
@@ -351,5 +351,50 @@ mod tests {
         prompts.notify(&event(&catalog, &policy, "chatgpt", None), &policy);
         let id = prompts.open_for(None)[0].id;
         assert_eq!(prompts.answer(None, id, Reply::Acknowledge, 0).unwrap().kind, AnswerKind::Acknowledged);
+    }
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::*;
+    use crate::platform::fake::ManualClock;
+    use crate::testing::{event_for, rules};
+
+    #[test]
+    fn ids_keep_growing_across_restarts() {
+        let (catalog, policy) = rules();
+        let clock = Arc::new(ManualClock::default());
+        let before = Prompts::new(Arc::clone(&clock) as _);
+        before.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);
+        before.notify(&event_for(&catalog, &policy, "deepseek", Some(1000)), &policy);
+        let last_before = before.open_for(None).iter().map(|p| p.id).max().unwrap();
+        // The agent restarts a second later.
+        clock.advance(Duration::from_secs(1));
+        let after = Prompts::new(clock as _);
+        after.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);
+        let first_after = after.open_for(None)[0].id;
+        assert!(first_after > last_before, "{first_after} after {last_before}");
+    }
+
+    #[test]
+    fn repeats_group_within_the_window_and_expire_after_an_hour() {
+        let (catalog, policy) = rules();
+        let clock = Arc::new(ManualClock::default());
+        let prompts = Prompts::new(Arc::clone(&clock) as _);
+        prompts.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);
+        clock.advance(Duration::from_secs(30));
+        prompts.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);
+        let open = prompts.open_for(Some(1000));
+        assert_eq!((open.len(), open[0].repeats), (1, 2));
+        // Past the grouping window: a new prompt.
+        clock.advance(GROUP_WINDOW + Duration::from_secs(1));
+        prompts.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);
+        assert_eq!(prompts.open_for(Some(1000)).len(), 2);
+        // An hour on, the first two are gone when the next one comes.
+        clock.advance(PROMPT_LIFETIME);
+        prompts.notify(&event_for(&catalog, &policy, "deepseek", Some(1000)), &policy);
+        let open = prompts.open_for(Some(1000));
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].service_id, "deepseek");
     }
 }

@@ -1,5 +1,5 @@
 //! Who is behind a flow: the user and program owning its local socket.
-//! One trait, one implementation per OS; elsewhere, flows stay anonymous.
+//! One trait; each platform implements it (see `platform`).
 
 use std::net::SocketAddr;
 
@@ -7,18 +7,15 @@ use vigie_core::event::Attribution;
 use vigie_core::policy::Subject;
 use vigie_core::sensor::Protocol;
 
-#[cfg(target_os = "linux")]
-mod linux;
-
 /// A flow's owner, with the groups policy rules match on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Owner {
-    pub(crate) attribution: Attribution,
-    pub(crate) groups: Vec<String>,
+pub struct Owner {
+    pub attribution: Attribution,
+    pub groups: Vec<String>,
 }
 
 impl Owner {
-    pub(crate) fn subject(&self) -> Subject<'_> {
+    pub fn subject(&self) -> Subject<'_> {
         Subject {
             user: self.attribution.user.as_deref(),
             groups: &self.groups,
@@ -28,7 +25,7 @@ impl Owner {
     }
 }
 
-pub(crate) trait OwnerLookup: Send + Sync + std::fmt::Debug {
+pub trait OwnerLookup: Send + Sync + std::fmt::Debug {
     /// The owner of the local socket `local` talking to `remote`; what
     /// cannot be found stays empty (a flow routed through this machine has
     /// no local socket).
@@ -50,23 +47,4 @@ pub(crate) trait OwnerLookup: Send + Sync + std::fmt::Debug {
     fn timings(&self) -> Vec<u32> {
         Vec::new()
     }
-}
-
-#[cfg(not(target_os = "linux"))]
-#[derive(Debug, Default)]
-struct Anonymous;
-
-#[cfg(not(target_os = "linux"))]
-impl OwnerLookup for Anonymous {
-    fn owner(&self, _: Protocol, _: SocketAddr, _: SocketAddr) -> Owner {
-        Owner::default()
-    }
-}
-
-/// The platform's attribution.
-pub(crate) fn for_this_platform() -> std::sync::Arc<dyn OwnerLookup> {
-    #[cfg(target_os = "linux")]
-    return std::sync::Arc::new(linux::LinuxAttributor::default());
-    #[cfg(not(target_os = "linux"))]
-    return std::sync::Arc::new(Anonymous);
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Accounts {
+pub struct Accounts {
     /// uid → (name, primary gid)
     users: HashMap<u32, (String, u32)>,
     /// (name, gid, members by user name)
@@ -15,13 +15,13 @@ pub(crate) struct Accounts {
 
 impl Accounts {
     /// Reads the system files; a missing or unreadable one counts as empty.
-    pub(crate) fn load() -> Self {
+    pub fn load() -> Self {
         let read = |path| std::fs::read_to_string(path).unwrap_or_default();
         Self::parse(&read("/etc/passwd"), &read("/etc/group"))
     }
 
     /// Lines that do not parse are skipped, as the C library does.
-    pub(crate) fn parse(passwd: &str, group: &str) -> Self {
+    pub fn parse(passwd: &str, group: &str) -> Self {
         let users = passwd
             .lines()
             .filter_map(|line| {
@@ -52,13 +52,13 @@ impl Accounts {
         Self { users, groups }
     }
 
-    pub(crate) fn user_name(&self, uid: u32) -> Option<&str> {
+    pub fn user_name(&self, uid: u32) -> Option<&str> {
         self.users.get(&uid).map(|(name, _)| name.as_str())
     }
 
     /// The names of `uid`'s groups: its primary group and every group that
     /// lists it as a member.
-    pub(crate) fn groups_of(&self, uid: u32) -> Vec<String> {
+    pub fn groups_of(&self, uid: u32) -> Vec<String> {
         let Some((name, primary)) = self.users.get(&uid) else { return Vec::new() };
         self.groups
             .iter()
@@ -67,7 +67,7 @@ impl Accounts {
             .collect()
     }
 
-    pub(crate) fn is_member(&self, uid: u32, group: &str) -> bool {
+    pub fn is_member(&self, uid: u32, group: &str) -> bool {
         self.groups_of(uid).iter().any(|g| g == group)
     }
 }

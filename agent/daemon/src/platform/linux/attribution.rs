@@ -18,8 +18,8 @@ use vigie_core::event::Attribution;
 use vigie_core::sensor::Protocol;
 use vigie_core::sockdiag::{lookup_request, parse_lookup_reply, SocketOwner};
 
-use super::{Owner, OwnerLookup};
 use crate::accounts::Accounts;
+use crate::attribution::{Owner, OwnerLookup};
 
 /// Processes scanned first, most recent owner first.
 const HOT_PROCESSES: usize = 32;
@@ -109,7 +109,7 @@ impl std::fmt::Debug for LinuxAttributor {
 }
 
 /// Shared by the capture threads and the resolver.
-pub(crate) struct LinuxAttributor {
+pub(super) struct LinuxAttributor {
     state: Mutex<State>,
     accounts: Mutex<(Instant, Arc<Accounts>)>,
     timings: Mutex<Vec<u32>>,

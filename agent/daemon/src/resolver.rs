@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,30 +15,27 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
-use vigie_core::event::Event;
-use vigie_core::policy::Action;
 use vigie_core::resolver::wire::{self, Query, Rcode, WireError};
 use vigie_core::resolver::{resolve, service_of, Matched, Plan};
 use vigie_core::sensor::{Detail, Flow, Observation, Protocol, Source};
 
-use crate::attribution::{Owner, OwnerLookup};
-use crate::prompts::Prompts;
-use crate::run::{now_micros, send, Record, Rules};
+use crate::decider::{Decider, Point};
+use crate::rules::Rules;
 
 /// `[resolver]` in the agent configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct ResolverConfig {
+pub struct ResolverConfig {
     /// Where the resolver answers; point the system's DNS here.
-    pub(crate) listen: Vec<SocketAddr>,
+    pub listen: Vec<SocketAddr>,
     /// Where it forwards; empty: the nameservers of /etc/resolv.conf that
     /// are not this resolver.
-    pub(crate) upstreams: Vec<SocketAddr>,
+    pub upstreams: Vec<SocketAddr>,
     /// How long to wait for one upstream before trying the next.
-    pub(crate) timeout_ms: u64,
+    pub timeout_ms: u64,
     /// Upstream attempts per query, spread over the upstreams in turn.
-    pub(crate) attempts: u32,
-    pub(crate) cache_entries: usize,
+    pub attempts: u32,
+    pub cache_entries: usize,
 }
 
 impl Default for ResolverConfig {
@@ -56,7 +52,7 @@ impl Default for ResolverConfig {
 
 /// The nameservers of a resolv.conf, but `ours`: forwarding to ourselves
 /// would loop.
-pub(crate) fn upstreams_from_resolv_conf(text: &str, ours: &[SocketAddr]) -> Vec<SocketAddr> {
+pub fn upstreams_from_resolv_conf(text: &str, ours: &[SocketAddr]) -> Vec<SocketAddr> {
     text.lines()
         .filter_map(|line| line.trim().strip_prefix("nameserver"))
         .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
@@ -66,15 +62,15 @@ pub(crate) fn upstreams_from_resolv_conf(text: &str, ours: &[SocketAddr]) -> Vec
 }
 
 #[derive(Debug, Default, Serialize)]
-pub(crate) struct ResolverStats {
-    pub(crate) queries: AtomicU64,
-    pub(crate) malformed: AtomicU64,
-    pub(crate) denied: AtomicU64,
-    pub(crate) forwarded: AtomicU64,
-    pub(crate) cache_hits: AtomicU64,
-    pub(crate) ech_stripped: AtomicU64,
-    pub(crate) upstream_timeouts: AtomicU64,
-    pub(crate) servfail: AtomicU64,
+pub struct ResolverStats {
+    pub queries: AtomicU64,
+    pub malformed: AtomicU64,
+    pub denied: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub ech_stripped: AtomicU64,
+    pub upstream_timeouts: AtomicU64,
+    pub servfail: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -193,14 +189,14 @@ impl Upstream {
         query: &Query<'_>,
         message: &[u8],
         timeout: Duration,
-        own: &OwnTraffic,
+        decider: &Decider,
     ) -> Option<Vec<u8>> {
         let bind: SocketAddr =
             if self.addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
         let socket = UdpSocket::bind(bind).await.ok()?;
         socket.connect(self.addr).await.ok()?;
         if let Ok(local) = socket.local_addr() {
-            own.sent_from(local.port());
+            decider.handled().upstream_query(local.port(), self.addr, decider.clock().now());
         }
         let id = rand::random::<u16>();
         let mut outgoing = message.to_vec();
@@ -259,12 +255,9 @@ enum Step {
 }
 
 #[derive(Debug)]
-pub(crate) struct Resolver {
+pub struct Resolver {
     rules: Arc<Rules>,
-    prompts: Arc<Prompts>,
-    owners: Arc<dyn OwnerLookup>,
-    events: SyncSender<Record>,
-    dropped: Arc<AtomicU64>,
+    decider: Arc<Decider>,
     upstreams: Vec<Upstream>,
     /// The upstream that answered last: tried first, so a dead one costs
     /// one timeout, not one per query.
@@ -273,45 +266,7 @@ pub(crate) struct Resolver {
     timeout: Duration,
     attempts: u32,
     cache: Mutex<Cache>,
-    pub(crate) stats: ResolverStats,
-    own: Arc<OwnTraffic>,
-}
-
-/// The resolver's own DNS traffic, which the passive capture must not
-/// report a second time: clients asking it, and it asking upstream (from
-/// the ports of its recent upstream queries).
-#[derive(Debug, Default)]
-pub(crate) struct OwnTraffic {
-    listen: Vec<SocketAddr>,
-    upstreams: Vec<SocketAddr>,
-    recent_ports: Mutex<HashMap<u16, Instant>>,
-}
-
-/// How long an upstream query's port is remembered: longer than the
-/// capture can lag behind.
-const RECENT_PORT: Duration = Duration::from_secs(10);
-
-impl OwnTraffic {
-    pub(crate) fn contains(&self, flow: &Flow) -> bool {
-        let asking_us = self
-            .listen
-            .iter()
-            .any(|l| *l == flow.dst || (l.ip().is_unspecified() && l.port() == flow.dst.port()));
-        asking_us
-            || (self.upstreams.contains(&flow.dst)
-                && self.recent_ports.lock().is_ok_and(|ports| {
-                    ports.get(&flow.src.port()).is_some_and(|at| at.elapsed() < RECENT_PORT)
-                }))
-    }
-
-    fn sent_from(&self, port: u16) {
-        if let Ok(mut ports) = self.recent_ports.lock() {
-            if ports.len() >= 16_384 {
-                ports.retain(|_, at| at.elapsed() < RECENT_PORT);
-            }
-            ports.insert(port, Instant::now());
-        }
-    }
+    pub stats: ResolverStats,
 }
 
 impl std::fmt::Debug for Cache {
@@ -323,15 +278,12 @@ impl std::fmt::Debug for Cache {
 impl Resolver {
     /// Binds the upstream sockets and the listeners, and starts serving on
     /// the current tokio runtime.
-    pub(crate) async fn start(
+    pub async fn start(
         config: &ResolverConfig,
         rules: Arc<Rules>,
-        prompts: Arc<Prompts>,
-        owners: Arc<dyn OwnerLookup>,
-        events: SyncSender<Record>,
-        dropped: Arc<AtomicU64>,
+        decider: Arc<Decider>,
         stop: Arc<AtomicBool>,
-    ) -> Result<(Arc<Self>, Arc<OwnTraffic>)> {
+    ) -> Result<Arc<Self>> {
         let mut upstream_addrs = config.upstreams.clone();
         if upstream_addrs.is_empty() {
             let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -343,18 +295,11 @@ impl Resolver {
         if config.listen.is_empty() || config.attempts == 0 || config.timeout_ms == 0 {
             bail!("[resolver] needs at least one listen address, attempts >= 1 and timeout_ms >= 1");
         }
-        let own = Arc::new(OwnTraffic {
-            listen: config.listen.clone(),
-            upstreams: upstream_addrs.clone(),
-            recent_ports: Mutex::default(),
-        });
+        decider.handled().set_resolver_listen(&config.listen);
         let upstreams: Vec<Upstream> = upstream_addrs.into_iter().map(|addr| Upstream { addr }).collect();
         let resolver = Arc::new(Self {
             rules,
-            prompts,
-            owners,
-            events,
-            dropped,
+            decider,
             upstreams,
             preferred: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -365,7 +310,6 @@ impl Resolver {
                 capacity: config.cache_entries.max(1),
             }),
             stats: ResolverStats::default(),
-            own: Arc::clone(&own),
         });
         for &addr in &config.listen {
             let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
@@ -385,7 +329,7 @@ impl Resolver {
         }
         let names: Vec<String> = resolver.upstreams.iter().map(|u| u.addr.to_string()).collect();
         info!(upstreams = %names.join(", "), "resolver forwarding");
-        Ok((resolver, own))
+        Ok(resolver)
     }
 
     /// One UDP worker: a plain thread blocked in `recv_from`, which costs
@@ -504,42 +448,29 @@ impl Resolver {
             }
         };
         let plan = {
-            let Ok(rules) = self.rules.current.read() else { return Err(()) };
-            let (catalog, policy) = &*rules;
+            let (catalog, policy) = self.rules.current();
+            let decider = &*self.decider;
             // Who asks matters only for names the policy knows; the lookup (a
             // sock_diag query, sometimes a /proc scan) is paid for those alone.
-            let service = service_of(&query, catalog);
-            let owner =
-                if service.is_some() { self.owners.owner(protocol, peer, local) } else { Owner::default() };
-            let uid = owner.attribution.uid;
-            let resolution = resolve(&query, service, policy, &owner.subject(), |service| {
-                self.prompts.bypassed(uid, &service.id)
+            let flow = Flow { protocol, src: peer, dst: local };
+            let decided = service_of(&query, &catalog).map(|service| {
+                let owner = decider.owner(&flow, None);
+                (service, decider.decide(&policy, service, owner))
             });
-            match &resolution.matched {
-                Matched::Service(service, decision) if decision.action != Action::Allow => {
+            let resolution =
+                resolve(&query, decided.as_ref().map(|(s, o)| (*s, o.decision.clone(), o.denies)), &policy);
+            match (&resolution.matched, decided) {
+                (Matched::Service(..), Some((service, outcome))) => {
                     let observation = Observation {
-                        ts: now_micros(),
-                        flow: Flow { protocol, src: peer, dst: local },
+                        ts: decider.clock().wall_micros(),
+                        flow,
                         source: Source::Resolver,
                         name: query.name.clone().unwrap_or_default(),
                         detail: Detail::DnsQuery { qtype: query.qtype },
                     };
-                    let attribution = owner.attribution.clone();
-                    let event = Event::new(&observation, service, decision, &policy.version, attribution);
-                    info!(
-                        source = "resolver",
-                        name = %event.name,
-                        service = %service.id,
-                        action = decision.action.as_str(),
-                        rule = %decision.rule_id,
-                        uid = event.attribution.uid,
-                        program = event.attribution.program.as_deref(),
-                        "decision"
-                    );
-                    self.prompts.notify(&event, policy);
-                    send(&self.events, &self.dropped, event);
+                    decider.report(Point::Resolver, &policy, &observation, service, outcome);
                 }
-                Matched::DohResolver => info!(name = ?query.name, "DNS-over-HTTPS resolver refused"),
+                (Matched::DohResolver, _) => info!(name = ?query.name, "DNS-over-HTTPS resolver refused"),
                 _ => {}
             }
             resolution.plan
@@ -600,7 +531,7 @@ impl Resolver {
             let response = if tcp {
                 exchange_tcp(upstream.addr, query, message, self.timeout).await
             } else {
-                upstream.exchange(query, message, self.timeout, &self.own).await
+                upstream.exchange(query, message, self.timeout, &self.decider).await
             };
             // A truncated UDP answer goes back as is: the client retries over
             // TCP, which this resolver forwards over TCP.

@@ -3,31 +3,28 @@
 //! it decides where the content is headed and what to do; the console only
 //! ever sends detector names and counts, never the content.
 
-use std::sync::atomic::Ordering;
-
-use tracing::{info, warn};
-use vigie_core::clipboard::{destination, ClipboardFacts};
-use vigie_core::event::{Attribution, Event};
-use vigie_core::policy::Action;
+use vigie_core::clipboard::RecentFlow;
+use vigie_core::clipboard::{destination, ClipboardAction, ClipboardFacts};
+use vigie_core::event::Attribution;
 use vigie_core::proto::{
     ClipboardNotice, ClipboardOutcome, ClipboardReport, DetectorCount, MAX_REPORT_DETECTORS,
     MAX_WINDOW_TITLE_BYTES,
 };
-use vigie_core::store::Store;
 
-use crate::ipc::Shared;
-use crate::run::{now_micros, send};
+use crate::decider::Decider;
+use crate::platform::process_belongs_to;
+use crate::rules::Rules;
 
 /// Who sent the report, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Reporter<'a> {
-    pub(crate) uid: u32,
-    pub(crate) user: Option<&'a str>,
+pub struct Reporter<'a> {
+    pub uid: u32,
+    pub user: Option<&'a str>,
 }
 
 /// Why a report was refused.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ReportError {
+pub enum ReportError {
     #[error("at most {MAX_REPORT_DETECTORS} detectors")]
     TooManyDetectors,
     #[error("detector counts must be at least 1")]
@@ -43,7 +40,7 @@ pub(crate) enum ReportError {
 }
 
 impl ReportError {
-    pub(crate) fn is_bad_request(&self) -> bool {
+    pub fn is_bad_request(&self) -> bool {
         !matches!(self, ReportError::Poisoned)
     }
 }
@@ -72,54 +69,41 @@ fn check(report: &ClipboardReport) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// The program behind the window, as flows record it. The window's pid
-/// comes from its client; it is only looked up when that process belongs
-/// to the reporting user, so no user learns what another one runs.
-fn window_program(
-    shared: &Shared,
-    reporter: Reporter<'_>,
-    pid: Option<u32>,
-) -> (Option<String>, Option<String>) {
-    use std::os::unix::fs::MetadataExt;
-    let Some(pid) = pid.filter(|p| *p > 0) else { return (None, None) };
-    match std::fs::metadata(format!("/proc/{pid}")) {
-        Ok(meta) if meta.uid() == reporter.uid => shared.owners.program(pid),
-        _ => (None, None),
-    }
+/// The window's process and program, as flows record them, from the
+/// agent's own lookup. The pid comes from the window's client (a console
+/// can say anything): it is kept only when that process belongs to the
+/// reporting user, so no user learns what another one runs, and the
+/// console's own word for the program is never stored.
+fn window_program(decider: &Decider, reporter: Reporter<'_>, pid: Option<u32>) -> Attribution {
+    let Some(pid) = pid.filter(|pid| process_belongs_to(*pid, reporter.uid)) else {
+        return Attribution::default();
+    };
+    let (program, program_path) = decider.owners().program(pid);
+    Attribution { pid: Some(pid), program, program_path, ..Attribution::default() }
 }
 
-/// Decides a report: destination, action, event and prompt. Blocking (the
-/// store is read for the user's recent flows): run it off the async threads.
-pub(crate) fn report(
-    shared: &Shared,
+/// Decides a report: destination, action, event and prompt. `recent_flows`
+/// gives the user's GenAI flows since a time (it reads the store:
+/// blocking, run it off the async threads).
+pub fn report(
+    rules: &Rules,
+    decider: &Decider,
+    recent_flows: impl FnOnce(u32, i64) -> Vec<RecentFlow>,
     reporter: Reporter<'_>,
     report: &ClipboardReport,
 ) -> Result<ClipboardOutcome, ReportError> {
     check(report)?;
-    let (catalog, policy) = {
-        let current = shared.rules.current.read().map_err(|_| ReportError::Poisoned)?;
-        (current.0.clone(), current.1.clone())
-    };
+    let (catalog, policy) = rules.current();
     let guard = &policy.clipboard;
     let Some(decision) = guard.decide(&report.detectors) else { return Ok(ClipboardOutcome::default()) };
-    let now = now_micros();
-    let (program, program_path) = window_program(shared, reporter, report.window.pid);
+    let now = decider.clock().wall_micros();
+    let program = window_program(decider, reporter, report.window.pid);
     let mut window = report.window.clone();
-    // The agent's view of the program wins over the console's claim.
-    if program.is_some() {
-        window.program.clone_from(&program);
-    }
+    window.pid = program.pid;
+    window.program.clone_from(&program.program);
     let longest = guard.recent_flow_seconds.max(guard.browser_recent_flow_seconds);
     let since = now.saturating_sub(i64::from(longest).saturating_mul(1_000_000));
-    let recent = match Store::open(&shared.database).and_then(|store| store.recent_flows(reporter.uid, since))
-    {
-        Ok(recent) => recent,
-        Err(e) => {
-            // Titles still work without the store.
-            warn!(error = %e, "clipboard: recent flows unavailable");
-            Vec::new()
-        }
-    };
+    let recent = recent_flows(reporter.uid, since);
     let Some(found) = destination(&catalog, &window, &recent, now, guard) else {
         return Ok(ClipboardOutcome::default());
     };
@@ -131,31 +115,7 @@ pub(crate) fn report(
     if guard.services_except.contains(&found.service.id) {
         return Ok(outcome);
     }
-    let event = Event::clipboard(ClipboardFacts {
-        ts: now,
-        counts: &report.detectors,
-        destination: &found,
-        decision: &decision,
-        policy_version: &policy.version,
-        display: &report.display,
-        content_hash: Some(report.content_hash.clone()),
-        attribution: Attribution {
-            pid: report.window.pid,
-            program: window.program.clone(),
-            program_path,
-            uid: Some(reporter.uid),
-            user: reporter.user.map(str::to_owned),
-        },
-    });
-    let clear = event.action == Action::Block;
-    info!(
-        uid = reporter.uid,
-        service = %event.service_id,
-        detectors = %event.name,
-        action = event.action.as_str(),
-        evidence = found.evidence.as_str(),
-        "clipboard"
-    );
+    let clear = decision.action == ClipboardAction::Block;
     let notice = ClipboardNotice {
         detectors: report
             .detectors
@@ -164,15 +124,24 @@ pub(crate) fn report(
             .collect(),
         cleared: clear,
     };
-    shared.prompts.notify_clipboard(&event, &policy, notice);
+    let facts = ClipboardFacts {
+        ts: now,
+        counts: &report.detectors,
+        destination: &found,
+        decision: &decision,
+        policy_version: &policy.version,
+        display: &report.display,
+        content_hash: Some(report.content_hash.clone()),
+        attribution: Attribution {
+            uid: Some(reporter.uid),
+            user: reporter.user.map(str::to_owned),
+            ..program
+        },
+    };
+    let event = decider.report_clipboard(&policy, facts, notice);
     outcome.action = Some(decision.action);
     outcome.clear = clear;
-    outcome.event_id = Some(event.id.clone());
-    let before = shared.dropped.load(Ordering::Relaxed);
-    send(&shared.records, &shared.dropped, event);
-    if shared.dropped.load(Ordering::Relaxed) != before {
-        warn!("clipboard event dropped: the store is behind");
-    }
+    outcome.event_id = Some(event.id);
     Ok(outcome)
 }
 

@@ -1,0 +1,47 @@
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+use crate::decider::Mode;
+use crate::platform::fake::Frames;
+use crate::rules::Rules;
+use crate::testing::{rules, TestDecider};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/pcap").join(name)
+}
+
+/// Real clients' captures through the capture loop on fakes: every
+/// catalogued name they reveal ends in one event per flow.
+#[test]
+fn a_capture_file_replays_through_the_live_path() {
+    let (catalog, policy) = rules();
+    let rules = Rules::new(std::sync::Arc::new(catalog), std::sync::Arc::new(policy));
+    let test = TestDecider::new(Mode::Monitor);
+    let context = CaptureContext { decider: &test.decider, blocker: None };
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(fixture("")).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
+            continue;
+        }
+        let mut frames = Frames::from_capture(&path).unwrap();
+        run_source(&mut frames, &rules, &AtomicBool::new(false), context).unwrap();
+        replayed += 1;
+    }
+    assert!(replayed >= 3, "the fixtures are there");
+    let events = test.events();
+    let services: std::collections::BTreeSet<&str> = events.iter().map(|e| e.service_id.as_str()).collect();
+    assert!(services.contains("chatgpt"), "{services:?}");
+    assert!(events.iter().all(|e| e.attribution == Default::default()), "fakes own nothing");
+}
+
+#[test]
+fn the_stop_flag_ends_the_loop_before_the_next_batch() {
+    let (catalog, policy) = rules();
+    let rules = Rules::new(std::sync::Arc::new(catalog), std::sync::Arc::new(policy));
+    let test = TestDecider::new(Mode::Monitor);
+    let context = CaptureContext { decider: &test.decider, blocker: None };
+    let mut frames = Frames::from_capture(&fixture("chromium-quic.pcap")).unwrap();
+    run_source(&mut frames, &rules, &AtomicBool::new(true), context).unwrap();
+    assert!(test.events().is_empty());
+}

@@ -1,0 +1,112 @@
+//! `/etc/vigie/agent.toml`: every key optional, unknown keys refused.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use vigie_core::diag::{Diagnostic, Diagnostics};
+
+use crate::console::DEFAULT_SOCKET;
+use crate::decider::Mode;
+use crate::resolver::ResolverConfig;
+use crate::rules::RuleFiles;
+use crate::verdict::VerdictConfig;
+
+pub const DEFAULT_CONFIG: &str = "/etc/vigie/agent.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Policy file (default: the bundled R34 baseline).
+    pub policy: Option<PathBuf>,
+    /// Catalog file (default: the bundled catalog).
+    pub catalog: Option<PathBuf>,
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    /// Interfaces to capture on; empty: every interface that is up, but loopback.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Enforce the policy: run the local resolver and packet verdicts.
+    /// Off: monitor mode.
+    #[serde(default)]
+    pub enforce: bool,
+    #[serde(default)]
+    pub resolver: ResolverConfig,
+    #[serde(default)]
+    pub verdicts: VerdictConfig,
+    /// The console socket.
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    /// Members of this group (and root) may read every user's events.
+    #[serde(default = "default_admin_group")]
+    pub admin_group: String,
+    /// Copy every frame to user space (benchmarks of the kernel filter).
+    #[serde(skip, default = "default_kernel_filter")]
+    pub kernel_filter: bool,
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_SOCKET)
+}
+
+fn default_admin_group() -> String {
+    "vigie-admin".to_owned()
+}
+
+fn default_database() -> PathBuf {
+    PathBuf::from("/var/lib/vigie/events.db")
+}
+
+fn default_retention_days() -> u32 {
+    90
+}
+
+fn default_kernel_filter() -> bool {
+    true
+}
+
+impl Config {
+    /// The file at `path`; without one, `/etc/vigie/agent.toml` when it
+    /// exists, else the built-in defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let path = match path {
+            Some(path) => path.to_owned(),
+            None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+            None => return Self::parse("", "(defaults)"),
+        };
+        let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, name: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(name, text, &e)]).into())
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.enforce {
+            Mode::Enforce
+        } else {
+            Mode::Monitor
+        }
+    }
+
+    pub fn rule_files(&self) -> RuleFiles {
+        RuleFiles { policy: self.policy.clone(), catalog: self.catalog.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let config = Config::parse("", "x").unwrap();
+        assert_eq!((config.mode(), config.retention_days, config.kernel_filter), (Mode::Monitor, 90, true));
+        assert_eq!(config.socket, PathBuf::from(DEFAULT_SOCKET));
+        let error = Config::parse("enforce = true\nenforcce = false\n", "agent.toml").unwrap_err();
+        assert!(format!("{error:#}").contains("agent.toml:2:1"), "{error:#}");
+    }
+}

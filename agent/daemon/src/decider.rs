@@ -1,0 +1,327 @@
+//! Where a policy action becomes an event and a prompt. Every enforcement
+//! and observation point (capture, resolver, packet verdicts, clipboard
+//! reports) asks the one [`Decider`]: `decide` gives the outcome (the
+//! policy's decision for this owner, whether it denies, the bypass a user
+//! earned), `report` writes the single `decision` log line, builds the
+//! event, raises the prompt when [`shows_prompt`] says so, and hands the
+//! event to the sink. Which point reports a flow is decided here too, from
+//! the record of the flows the verdicts and the resolver actually handled.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+use vigie_core::catalog::Service;
+use vigie_core::clipboard::ClipboardFacts;
+use vigie_core::event::Event;
+use vigie_core::policy::{Action, Decision, Policy};
+use vigie_core::proto::ClipboardNotice;
+use vigie_core::sensor::{Flow, Observation, Protocol, Source};
+
+use crate::attribution::{Owner, OwnerLookup};
+use crate::platform::Clock;
+use crate::prompts::Prompts;
+use crate::sink::EventSink;
+
+/// Whether the agent enforces the policy or only watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Monitor,
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// Where an observation was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Point {
+    /// The passive capture: sees everything, enforces nothing.
+    Capture,
+    /// The local resolver: answers denied names itself.
+    Resolver,
+    /// Packet verdicts: reject denied handshakes.
+    Verdict,
+    /// A console's clipboard report: the console clears the clipboard.
+    Clipboard,
+}
+
+impl Point {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Point::Capture => "capture",
+            Point::Resolver => "resolver",
+            Point::Verdict => "verdict",
+            Point::Clipboard => "clipboard",
+        }
+    }
+}
+
+/// Whether the employee is shown a prompt for `action`, decided at `point`
+/// in `mode`. A prompt must tell the truth: "blocked" only where the agent
+/// did block, "justify to continue" only where it held the flow.
+/// - `warn` lets the flow through everywhere, so its prompt shows in both
+///   modes, whichever point saw the flow;
+/// - `coach` and `block` prompt only where they are enforced: in enforce
+///   mode, at the resolver or the verdicts (a flow only the capture saw was
+///   not stopped); a justified coach asks nothing more;
+/// - the clipboard guard acts itself (it clears the clipboard), so its
+///   `warn` and `block` prompt in both modes;
+/// - `allow` and `monitor` never prompt.
+pub fn shows_prompt(action: Action, mode: Mode, point: Point, justified: bool) -> bool {
+    let enforced = match point {
+        Point::Clipboard => true,
+        Point::Resolver | Point::Verdict => mode == Mode::Enforce,
+        Point::Capture => false,
+    };
+    match action {
+        Action::Allow | Action::Monitor => false,
+        Action::Warn => true,
+        Action::Coach => enforced && !justified,
+        Action::Block => enforced,
+    }
+}
+
+/// What the decider made of an observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub decision: Decision,
+    /// Whether an enforcement point stops the flow.
+    pub denies: bool,
+    /// A coached service the owner justified recently: let through.
+    pub justified: bool,
+    pub owner: Owner,
+}
+
+/// How long a handled flow is remembered: longer than the capture can lag
+/// behind the verdicts (its batch window is 20 ms).
+const HANDLED_FOR: Duration = Duration::from_secs(10);
+const MAX_HANDLED: usize = 16_384;
+
+/// The flows the verdicts judged and the queries the resolver sent
+/// upstream: the capture sees them afterwards and must not report them a
+/// second time. Bounded; when full of fresh entries it forgets them all,
+/// so the worst case is an event reported twice, never one lost.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// Handshakes the verdicts reported, by (protocol, local, remote).
+    flows: Mutex<HashMap<(Protocol, SocketAddr, SocketAddr), Instant>>,
+    /// Local ports of the resolver's upstream queries, by upstream.
+    upstream_ports: Mutex<HashMap<(u16, SocketAddr), Instant>>,
+    /// Where the resolver listens: queries to it are its own to report.
+    resolver_listen: Mutex<Vec<SocketAddr>>,
+}
+
+fn remember<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: K, now: Instant) {
+    let Ok(mut map) = map.lock() else { return };
+    if map.len() >= MAX_HANDLED {
+        map.retain(|_, at| now.saturating_duration_since(*at) < HANDLED_FOR);
+        if map.len() >= MAX_HANDLED {
+            map.clear();
+        }
+    }
+    map.insert(key, now);
+}
+
+fn recent<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: &K, now: Instant) -> bool {
+    map.lock()
+        .is_ok_and(|map| map.get(key).is_some_and(|at| now.saturating_duration_since(*at) < HANDLED_FOR))
+}
+
+impl Handled {
+    pub fn set_resolver_listen(&self, listen: &[SocketAddr]) {
+        if let Ok(mut addresses) = self.resolver_listen.lock() {
+            *addresses = listen.to_vec();
+        }
+    }
+
+    /// The resolver asked `upstream` from local port `port`.
+    pub fn upstream_query(&self, port: u16, upstream: SocketAddr, now: Instant) {
+        remember(&self.upstream_ports, (port, upstream), now);
+    }
+
+    fn verdict_judged(&self, flow: &Flow, now: Instant) {
+        remember(&self.flows, (flow.protocol, flow.src, flow.dst), now);
+    }
+
+    /// Whether a point other than the capture already reported `flow`.
+    fn by_another_point(&self, flow: &Flow, now: Instant) -> bool {
+        let asks_resolver = self.resolver_listen.lock().is_ok_and(|listen| {
+            listen.iter().any(|l| *l == flow.dst || (l.ip().is_unspecified() && l.port() == flow.dst.port()))
+        });
+        asks_resolver
+            || recent(&self.upstream_ports, &(flow.src.port(), flow.dst), now)
+            || recent(&self.flows, &(flow.protocol, flow.src, flow.dst), now)
+    }
+}
+
+/// The one decision path.
+#[derive(Debug)]
+pub struct Decider {
+    mode: Mode,
+    prompts: Arc<Prompts>,
+    sink: EventSink,
+    owners: Arc<dyn OwnerLookup>,
+    clock: Arc<dyn Clock>,
+    handled: Arc<Handled>,
+    /// The owner's uid of each event reported, for the consoles' activity views.
+    activity: tokio::sync::broadcast::Sender<Option<u32>>,
+}
+
+impl Decider {
+    pub fn new(
+        mode: Mode,
+        prompts: Arc<Prompts>,
+        sink: EventSink,
+        owners: Arc<dyn OwnerLookup>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let activity = tokio::sync::broadcast::channel(64).0;
+        Self { mode, prompts, sink, owners, clock, handled: Arc::default(), activity }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn handled(&self) -> &Handled {
+        &self.handled
+    }
+
+    pub fn sink(&self) -> &EventSink {
+        &self.sink
+    }
+
+    pub fn prompts(&self) -> &Arc<Prompts> {
+        &self.prompts
+    }
+
+    pub fn owners(&self) -> &Arc<dyn OwnerLookup> {
+        &self.owners
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The uids whose events are being recorded, as they are.
+    pub fn activity(&self) -> tokio::sync::broadcast::Receiver<Option<u32>> {
+        self.activity.subscribe()
+    }
+
+    fn recorded(&self, event: Event) {
+        let uid = event.attribution.uid;
+        if self.sink.send(event) && self.activity.receiver_count() > 0 {
+            let _ = self.activity.send(uid);
+        }
+    }
+
+    /// The owner of `flow`'s local socket; when it is gone, the uid the
+    /// kernel gave with a queued packet, if any.
+    pub fn owner(&self, flow: &Flow, queued_uid: Option<u32>) -> Owner {
+        let owner = self.owners.owner(flow.protocol, flow.src, flow.dst);
+        match (owner.attribution.uid, queued_uid) {
+            (None, Some(uid)) => self.owners.for_uid(uid),
+            _ => owner,
+        }
+    }
+
+    /// The policy's decision on `service` for `owner`. The bypass rule
+    /// lives here: a coached service its owner justified is let through.
+    pub fn decide(&self, policy: &Policy, service: &Service, owner: Owner) -> Outcome {
+        let decision = policy.decide(service, &owner.subject());
+        let justified =
+            decision.action == Action::Coach && self.prompts.bypassed(owner.attribution.uid, &service.id);
+        Outcome { denies: decision.action.denies(justified), decision, justified, owner }
+    }
+
+    /// Whether `point` is the one to report `observation`: each catalogued
+    /// observation ends in exactly one event. The capture leaves DNS
+    /// answers (their question was reported) and the flows the resolver or
+    /// the verdicts handled.
+    pub fn reports(&self, point: Point, observation: &Observation) -> bool {
+        match point {
+            Point::Capture => {
+                !observation.is_answer()
+                    && !self.handled.by_another_point(&observation.flow, self.clock.now())
+            }
+            Point::Resolver | Point::Verdict | Point::Clipboard => true,
+        }
+    }
+
+    /// Logs the decision, stores its event and raises its prompt. Returns
+    /// the event's id.
+    pub fn report(
+        &self,
+        point: Point,
+        policy: &Policy,
+        observation: &Observation,
+        service: &Service,
+        outcome: Outcome,
+    ) -> String {
+        let Outcome { decision, denies, justified, owner } = outcome;
+        if point == Point::Verdict && matches!(observation.source, Source::Tls | Source::Quic) {
+            self.handled.verdict_judged(&observation.flow, self.clock.now());
+        }
+        info!(
+            point = point.as_str(),
+            source = observation.source.as_str(),
+            name = %observation.name,
+            service = %service.id,
+            action = decision.action.as_str(),
+            rule = %decision.rule_id,
+            flow = %observation.flow,
+            uid = owner.attribution.uid,
+            program = owner.attribution.program.as_deref(),
+            denied = denies,
+            "decision"
+        );
+        let event = Event::new(observation, service, &decision, &policy.version, owner.attribution);
+        if shows_prompt(decision.action, self.mode, point, justified) {
+            self.prompts.notify(&event, policy);
+        }
+        let id = event.id.clone();
+        self.recorded(event);
+        id
+    }
+
+    /// Logs, stores and prompts for a clipboard detection headed to a
+    /// catalogued service.
+    pub fn report_clipboard(
+        &self,
+        policy: &Policy,
+        facts: ClipboardFacts<'_>,
+        notice: ClipboardNotice,
+    ) -> Event {
+        let event = Event::clipboard(facts);
+        info!(
+            point = Point::Clipboard.as_str(),
+            uid = event.attribution.uid,
+            service = %event.service_id,
+            detectors = %event.name,
+            action = event.action.as_str(),
+            "decision"
+        );
+        if shows_prompt(event.action, self.mode, Point::Clipboard, false) {
+            self.prompts.notify_clipboard(&event, policy, notice);
+        }
+        let id_and_uid = (event.id.clone(), event.attribution.uid);
+        if !self.sink.send(event.clone()) {
+            warn!(id = %id_and_uid.0, "clipboard event dropped: the store is behind");
+        } else if self.activity.receiver_count() > 0 {
+            let _ = self.activity.send(id_and_uid.1);
+        }
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests;

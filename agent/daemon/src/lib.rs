@@ -1,0 +1,376 @@
+//! Vigie's live agent as a library. Data flows one way:
+//!
+//! ```text
+//! sources                      decider                     sinks
+//! capture    (capture.rs)  ─┐
+//! resolver   (resolver.rs) ─┼─► Decider::decide / report ─► EventSink (sink.rs) → SQLite
+//! verdicts   (verdict.rs)  ─┤   (decider.rs)              └► Prompts (prompts.rs) → console socket
+//! clipboard  (clipboard.rs)─┘
+//! ```
+//!
+//! The operating system sits behind [`platform::Platform`]; the console
+//! socket (`console/`) reads the store and the prompts and answers them.
+//! [`start`] wires it all; [`Daemon::run`] serves until asked to stop.
+
+pub mod accounts;
+pub mod attribution;
+pub mod capture;
+pub mod clipboard;
+pub mod config;
+pub mod console;
+pub mod decider;
+pub mod platform;
+pub mod prompts;
+pub mod resolver;
+pub mod rules;
+pub mod sink;
+pub mod verdict;
+
+#[cfg(test)]
+mod testing;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tracing::{error, info, warn};
+use vigie_core::policy::{ActivePolicy, Policy};
+use vigie_core::store::{JournalEntry, Store};
+
+pub use config::Config;
+pub use platform::Platform;
+
+use console::{ConsoleState, Readers};
+use decider::{Decider, Mode};
+use platform::Firewall;
+use prompts::Prompts;
+use rules::Rules;
+use sink::{EventSink, Writer};
+use verdict::{AddressBlocker, VerdictStats};
+
+const STOPPED: &str = "stopped";
+
+/// The running agent.
+#[derive(Debug)]
+pub struct Daemon {
+    config: Config,
+    stop: Arc<AtomicBool>,
+    rules: Arc<Rules>,
+    active: ActivePolicy,
+    state: Arc<ConsoleState>,
+    runtime: tokio::runtime::Runtime,
+    captures: Vec<(String, JoinHandle<Result<()>>)>,
+    /// Set while the kernel queues packets for this agent.
+    firewall: Option<Arc<dyn Firewall>>,
+    writer: Writer,
+    reloads: Receiver<()>,
+    _watcher: notify::RecommendedWatcher,
+    failure: Option<anyhow::Error>,
+}
+
+/// Starts the agent: store, rules, decider, console socket, and in
+/// enforce mode the resolver and the packet verdicts; then one capture
+/// thread per interface.
+pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
+    let (catalog, policy) = config.rule_files().load().context("rules rejected")?;
+    info!(policy = %policy.name, version = %policy.version, services = catalog.services().len(), "rules loaded");
+    let active = ActivePolicy::new(policy);
+    let rules = Arc::new(Rules::new(Arc::new(catalog), Arc::clone(active.current())));
+
+    if let Some(parent) = config.database.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+    }
+    let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
+    store.apply_retention(platform.clock.wall_micros(), config.retention_days)?;
+    record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
+    let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reloads, watcher) = watch_rules(&config)?;
+
+    let prompts = Arc::new(Prompts::new(Arc::clone(&platform.clock)));
+    let decider = Arc::new(Decider::new(
+        config.mode(),
+        prompts,
+        sink,
+        Arc::clone(&platform.owners),
+        Arc::clone(&platform.clock),
+    ));
+    // The resolver and the console socket are network services: tokio.
+    // Capture and verdicts stay on plain threads, each blocked on its socket.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("vigie-io")
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")?;
+    let mut state = ConsoleState::new(
+        Arc::clone(&rules),
+        Arc::clone(&decider),
+        Readers::new(config.database.clone()),
+        config.admin_group.clone(),
+    );
+    if config.mode() == Mode::Enforce {
+        let resolver = runtime
+            .block_on(resolver::Resolver::start(
+                &config.resolver,
+                Arc::clone(&rules),
+                Arc::clone(&decider),
+                Arc::clone(&stop),
+            ))
+            .context("enforcement needs the local resolver")?;
+        state.resolver = Some(resolver);
+    }
+    let stats = Arc::new(VerdictStats::default());
+    let mut firewall = None;
+    if config.mode() == Mode::Enforce && config.verdicts.enabled {
+        // Read at start: a reload that changes it applies at the next start.
+        let failure_mode = active.current().failure_mode;
+        let queue = platform.firewall.install(&config.verdicts, failure_mode).context(
+            "enforcement needs packet verdicts (set [verdicts] enabled = false for the resolver alone)",
+        )?;
+        firewall = Some(Arc::clone(&platform.firewall));
+        let (decider, rules, thread_stats, stop) =
+            (Arc::clone(&decider), Arc::clone(&rules), Arc::clone(&stats), Arc::clone(&stop));
+        // Not joined: it blocks in the kernel until a packet comes, and goes
+        // with the process; the rules go first, and with queue bypass,
+        // traffic flows in between.
+        std::thread::Builder::new()
+            .name("verdicts".into())
+            .spawn(move || verdict::run(queue, &decider, &rules, &thread_stats, &stop))?;
+        state.verdicts = Some(Arc::clone(&stats));
+    }
+    let state = Arc::new(state);
+    let listener = {
+        let _guard = runtime.enter();
+        console::bind(&config.socket)?
+    };
+    runtime.spawn(console::serve(listener, Arc::clone(&state)));
+    info!(socket = %config.socket.display(), "console socket ready");
+
+    let spared = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
+    let blocker =
+        firewall.as_ref().map(|f| Arc::new(AddressBlocker::new(Arc::clone(f), spared, Arc::clone(&stats))));
+    let mut captures = Vec::new();
+    let interfaces = platform.capture.interfaces(&config.interfaces);
+    for name in interfaces.iter().flatten().cloned() {
+        let (rules, stop, decider, blocker) =
+            (Arc::clone(&rules), Arc::clone(&stop), Arc::clone(&decider), blocker.clone());
+        let capture = Arc::clone(&platform.capture);
+        let kernel_filter = config.kernel_filter;
+        let interface = name.clone();
+        let spawned = std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
+            let context = capture::CaptureContext { decider: &decider, blocker: blocker.as_deref() };
+            capture::run_interface(&*capture, &interface, kernel_filter, &rules, &stop, context)
+        });
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut names) = state.interfaces.lock() {
+                    names.push(name.clone());
+                }
+                captures.push((name, handle));
+            }
+            Err(e) => error!(interface = %name, error = %e, "cannot start capture"),
+        }
+    }
+    let failure = interfaces.err();
+    if failure.is_none() {
+        let what = match config.mode() {
+            Mode::Enforce => "enforcing: the local resolver and the packet verdicts apply the policy",
+            Mode::Monitor => "monitor mode: nothing on this machine is changed",
+        };
+        info!(database = %config.database.display(), "{what}");
+    }
+    Ok(Daemon {
+        config,
+        stop,
+        rules,
+        active,
+        state,
+        runtime,
+        captures,
+        firewall,
+        writer,
+        reloads,
+        _watcher: watcher,
+        failure,
+    })
+}
+
+/// Rules reload when their files change. Editors replace files, so the
+/// folders are watched and events filtered by file name.
+fn watch_rules(config: &Config) -> Result<(Receiver<()>, notify::RecommendedWatcher)> {
+    let watched: Vec<PathBuf> = [&config.policy, &config.catalog].into_iter().flatten().cloned().collect();
+    let names: Vec<std::ffi::OsString> =
+        watched.iter().filter_map(|p| p.file_name().map(Into::into)).collect();
+    let (reload_tx, reload_rx) = sync_channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+        Ok(event) => {
+            let ours =
+                event.paths.iter().any(|p| p.file_name().is_some_and(|n| names.iter().any(|w| w == n)));
+            if ours && !event.kind.is_access() {
+                let _ = reload_tx.try_send(());
+            }
+        }
+        // A lost event may have been a change: reload to be sure.
+        Err(e) => {
+            warn!(error = %e, "file watch error");
+            let _ = reload_tx.try_send(());
+        }
+    })?;
+    for path in &watched {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        notify::Watcher::watch(&mut watcher, folder, notify::RecursiveMode::NonRecursive)
+            .with_context(|| format!("watching {}", folder.display()))?;
+    }
+    Ok((reload_rx, watcher))
+}
+
+impl Daemon {
+    /// Setting it stops the agent (SIGINT and SIGTERM do).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Serves until the stop flag is set or every capture ended, then shuts
+    /// down in order: captures, kernel rules, sockets, the store last.
+    pub fn run(mut self) -> Result<()> {
+        let mut watching = true;
+        while self.failure.is_none() && !self.stop.load(Ordering::Relaxed) {
+            if watching {
+                match self.reloads.recv_timeout(Duration::from_millis(200)) {
+                    Ok(()) => {
+                        // Let an editor finish writing, for one second at most.
+                        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+                        while std::time::Instant::now() < deadline
+                            && !self.stop.load(Ordering::Relaxed)
+                            && self.reloads.recv_timeout(Duration::from_millis(100)).is_ok()
+                        {
+                        }
+                        self.reload();
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        warn!("file watching stopped: rules will not reload until restart");
+                        watching = false;
+                    }
+                }
+            } else {
+                std::thread::park_timeout(Duration::from_millis(200));
+            }
+            // A capture that ends is reported at once; with none left, the agent
+            // fails so that its supervisor restarts it.
+            let (finished, running): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.captures).into_iter().partition(|(_, h)| h.is_finished());
+            self.captures = running;
+            for (name, handle) in finished {
+                report_capture_end(&name, handle.join());
+            }
+            // Threads also end when asked to stop: that is not a failure.
+            let stopping = self.stop.load(Ordering::Relaxed);
+            if self.captures.is_empty() && !stopping {
+                self.failure = Some(anyhow::anyhow!("every capture stopped"));
+            }
+            if self.writer.is_finished() && !stopping {
+                self.failure = Some(anyhow::anyhow!("the event store stopped"));
+            }
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for (name, handle) in std::mem::take(&mut self.captures) {
+            report_capture_end(&name, handle.join());
+        }
+        // Kernel rules first: from here, traffic no longer waits on this agent.
+        if let Some(firewall) = self.firewall.take() {
+            firewall.uninstall();
+        }
+        // The consoles and the resolver go next; then the writer stores
+        // what is queued, the last journal entry included, and ends.
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+        let how = match &self.failure {
+            None => "clean stop".to_owned(),
+            Some(e) => format!("stopped on failure: {e:#}"),
+        };
+        let sink = self.state.decider.sink().clone();
+        sink.journal(STOPPED, how);
+        let _ = std::fs::remove_file(&self.config.socket);
+        let stored = self.writer.close();
+        info!(stored, dropped = sink.dropped(), "stopped");
+        match self.failure {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+
+    fn reload(&mut self) {
+        let sink = self.state.decider.sink();
+        let (catalog, loaded) = match self.config.rule_files().load() {
+            Ok((catalog, policy)) => (Some(Arc::new(catalog)), Ok(policy)),
+            Err(e) => (None, Err(e)),
+        };
+        match (self.active.apply(loaded), catalog) {
+            (Ok(policy), Some(catalog)) => {
+                info!(policy = %policy.name, version = %policy.version, "rules reloaded");
+                let detail = format!("policy={} version={}", policy.name, policy.version);
+                self.rules.replace(catalog, Arc::clone(policy));
+                if let Ok(mut error) = self.state.reload_error.lock() {
+                    *error = None;
+                }
+                sink.journal("reloaded", detail);
+            }
+            // The error names file, line and column; the rules in force stay.
+            (Err(e), _) => {
+                error!(error = %e, "reload rejected, keeping the rules in force");
+                if let Ok(mut error) = self.state.reload_error.lock() {
+                    *error = Some(e.to_string());
+                }
+                sink.journal("reload-rejected", e.to_string());
+            }
+            (Ok(_), None) => {}
+        }
+    }
+}
+
+fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
+    match outcome {
+        Ok(Ok(())) => info!(interface = %name, "capture stopped"),
+        Ok(Err(e)) => error!(interface = %name, error = %format!("{e:#}"), "capture failed"),
+        Err(_) => error!(interface = %name, "capture thread panicked"),
+    }
+}
+
+/// Journals this start, and first the unclean end of the previous run if
+/// it left no `stopped` entry: while no agent ran, nothing was filtered.
+fn record_start(store: &mut Store, config: &Config, policy: &Policy, now: i64) -> Result<()> {
+    let mut entries = Vec::new();
+    if let Some(last) = store.journal(1)?.into_iter().next().filter(|e| e.kind != STOPPED) {
+        warn!(since = last.ts, "the previous run did not stop cleanly");
+        entries.push(JournalEntry {
+            ts: now,
+            kind: "unclean-stop".to_owned(),
+            detail: format!(
+                "the previous run (last entry `{}` at {}) ended without stopping cleanly; \
+                 traffic was not filtered until this start (fail-open)",
+                last.kind,
+                vigie_core::timefmt::rfc3339_micros(last.ts)
+            ),
+        });
+    }
+    entries.push(JournalEntry {
+        ts: now,
+        kind: "started".to_owned(),
+        detail: format!(
+            "mode={} failure_mode={:?} policy={} version={} pid={}",
+            config.mode().as_str(),
+            policy.failure_mode,
+            policy.name,
+            policy.version,
+            std::process::id()
+        ),
+    });
+    store.append_journal(&entries)?;
+    Ok(())
+}

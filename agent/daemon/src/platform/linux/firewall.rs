@@ -1,0 +1,223 @@
+//! Packet verdicts on Linux: NFQUEUE fed by rules in the agent's own
+//! places, ahead of the administrator's, removed when the agent stops:
+//! - the queue rule, at the mangle priority (before any filter rule can
+//!   accept the packet, and an accept verdict ends only this table, so the
+//!   administrator's filter rules still apply): iptables chain `VIGIE` in
+//!   the mangle table (also ip6tables), because some kernels lack nftables'
+//!   `queue` statement; where `nft` accepts it, a chain of the agent's
+//!   nftables table instead. With `--queue-bypass` (fail-open) or without
+//!   (fail-closed).
+//! - nftables table `inet vigie`, at filter priority − 10: the denied mark
+//!   saved to the connection, the rejects by connection mark, and the sets
+//!   of addresses that blocked names resolved to, rejected with a timeout.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use tracing::{info, warn};
+use vigie_core::policy::FailureMode;
+
+use crate::platform::{Firewall, PacketQueue, QueuedPacket};
+use crate::verdict::VerdictConfig;
+
+/// The mark bit of a denied connection's first packet, saved into its
+/// conntrack entry so that the kernel rejects what follows. One bit, OR-ed
+/// into whatever mark the packet had: other users of marks (VPNs, policy
+/// routing) keep theirs.
+const DENIED_MARK: u32 = 0x0400_0000;
+const CHAIN: &str = "VIGIE";
+const TABLE: &str = "vigie";
+/// Addresses of blocked names stay rejected this long after being seen.
+const BLOCKED_ADDRESS_TIMEOUT: &str = "10m";
+
+#[derive(Debug, Default)]
+pub(super) struct Netfilter;
+
+fn run_tool(program: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program} (install iptables and nftables)"))?;
+    if !out.status.success() {
+        bail!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// The nftables table: the denied connections' rejects, the address sets,
+/// and the queue rule when the kernel has nftables' queue.
+fn nft_table(queue_rule: Option<&str>) -> String {
+    let queue = queue_rule.map_or(String::new(), |rule| {
+        format!("  chain queue {{\n    type filter hook output priority mangle; policy accept;\n    {rule}\n  }}\n")
+    });
+    let mark = format!("{DENIED_MARK:#x}");
+    format!(
+        "table inet {TABLE} {{
+  set blocked4 {{ type ipv4_addr; flags timeout; }}
+  set blocked6 {{ type ipv6_addr; flags timeout; }}
+{queue}  chain output {{
+    type filter hook output priority filter - 10; policy accept;
+    meta mark and {mark} == {mark} ct mark set ct mark or {mark}
+    ct direction original ct mark and {mark} == {mark} meta l4proto tcp reject with tcp reset
+    ct direction original ct mark and {mark} == {mark} reject
+    ip daddr @blocked4 meta l4proto tcp reject with tcp reset
+    ip daddr @blocked4 reject
+    ip6 daddr @blocked6 meta l4proto tcp reject with tcp reset
+    ip6 daddr @blocked6 reject
+  }}
+}}
+"
+    )
+}
+
+fn nft_load(ruleset: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running nft (install nftables)")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(ruleset.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("nft: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Removes every rule the agent may have installed (this version's and an
+/// earlier one's); errors mean "was not there".
+fn uninstall_all() {
+    for tool in ["iptables", "ip6tables"] {
+        for table in ["mangle", "filter"] {
+            while run_tool(tool, &["-w", "-t", table, "-D", "OUTPUT", "-j", CHAIN]).is_ok() {}
+            let _ = run_tool(tool, &["-w", "-t", table, "-F", CHAIN]);
+            let _ = run_tool(tool, &["-w", "-t", table, "-X", CHAIN]);
+        }
+    }
+    let _ = run_tool("nft", &["delete", "table", "inet", TABLE]);
+}
+
+fn install_rules(config: &VerdictConfig, failure: FailureMode) -> Result<()> {
+    let open = failure == FailureMode::Open;
+    uninstall_all();
+    let queue = config.queue;
+    // Conntrack counts the packet being filtered: the SYN is packet 1.
+    let packets = config.packets_per_connection.max(1);
+    let mark = format!("{DENIED_MARK:#x}");
+    let nft_queue = format!(
+        "meta l4proto {{ tcp, udp }} th dport 443 ct original packets 1-{packets} \
+         meta mark and {mark} != {mark} queue num {queue}{}",
+        if open { " bypass" } else { "" }
+    );
+    let native = nft_load(&nft_table(Some(&nft_queue))).is_ok();
+    if !native {
+        nft_load(&nft_table(None)).context("nftables table")?;
+        let mut families = 0;
+        for tool in ["iptables", "ip6tables"] {
+            let Ok(()) = run_tool(tool, &["-w", "-t", "mangle", "-N", CHAIN]) else {
+                warn!(tool, "cannot create the verdict chain; skipping this family");
+                continue;
+            };
+            families += 1;
+            for proto in ["tcp", "udp"] {
+                let rule = format!(
+                    "-w -t mangle -A {CHAIN} -p {proto} --dport 443 -m connbytes --connbytes 1:{packets} \
+                     --connbytes-dir original --connbytes-mode packets -m mark ! --mark {mark}/{mark} \
+                     -j NFQUEUE --queue-num {queue}{}",
+                    if open { " --queue-bypass" } else { "" }
+                );
+                let args: Vec<&str> = rule.split_whitespace().collect();
+                run_tool(tool, &args)?;
+            }
+            // First: no rule of the administrator's decides before the agent looks.
+            run_tool(tool, &["-w", "-t", "mangle", "-I", "OUTPUT", "1", "-j", CHAIN])?;
+        }
+        if families == 0 {
+            bail!("no way to queue packets: neither iptables nor nftables' queue works here");
+        }
+    }
+    info!(queue = config.queue, nft_queue = native, ?failure, "packet verdict rules installed");
+    Ok(())
+}
+
+impl Firewall for Netfilter {
+    fn install(&self, config: &VerdictConfig, failure: FailureMode) -> Result<Box<dyn PacketQueue>> {
+        let mut queue = nfq::Queue::open().context("NFQUEUE (needs CAP_NET_ADMIN)")?;
+        queue.bind(config.queue).with_context(|| format!("binding NFQUEUE {}", config.queue))?;
+        // A full queue lets packets through (fail-open) or drops them (fail-closed).
+        queue.set_fail_open(config.queue, failure == FailureMode::Open)?;
+        queue.set_queue_max_len(config.queue, 4096)?;
+        // A GSO packet comes whole: a ClientHello is never split by the kernel for us.
+        queue.set_recv_gso(config.queue, true)?;
+        // The socket owner's uid, as the kernel saw it when queueing: what is
+        // left when the socket is closed before it can be looked up.
+        queue.set_recv_uid_gid(config.queue, true)?;
+        // A failure part way removes what was added.
+        if let Err(e) = install_rules(config, failure) {
+            uninstall_all();
+            return Err(e);
+        }
+        Ok(Box::new(NfQueue { queue, waiting: HashMap::new(), next_token: 0 }))
+    }
+
+    fn uninstall(&self) {
+        uninstall_all();
+        info!("packet verdict rules removed");
+    }
+
+    fn block_address(&self, address: IpAddr) -> Result<()> {
+        let (set, text) = match address {
+            IpAddr::V4(v4) => ("blocked4", v4.to_string()),
+            IpAddr::V6(v6) => ("blocked6", v6.to_string()),
+        };
+        let element = format!("{{ {text} timeout {BLOCKED_ADDRESS_TIMEOUT} }}");
+        run_tool("nft", &["add", "element", "inet", TABLE, set, &element])
+    }
+}
+
+/// The NFQUEUE socket; packets handed out wait here for their verdict.
+struct NfQueue {
+    queue: nfq::Queue,
+    waiting: HashMap<u64, nfq::Message>,
+    next_token: u64,
+}
+
+impl PacketQueue for NfQueue {
+    fn recv(&mut self, wait: bool) -> std::io::Result<Option<QueuedPacket>> {
+        self.queue.set_nonblocking(!wait);
+        let message = match self.queue.recv() {
+            Ok(message) => message,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.next_token = self.next_token.wrapping_add(1);
+        let packet = QueuedPacket {
+            token: self.next_token,
+            payload: message.get_payload().to_vec(),
+            uid: message.get_uid(),
+        };
+        self.waiting.insert(self.next_token, message);
+        Ok(Some(packet))
+    }
+
+    fn verdict(&mut self, packet: QueuedPacket, deny: bool) -> std::io::Result<()> {
+        let Some(mut message) = self.waiting.remove(&packet.token) else {
+            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such queued packet"));
+        };
+        if deny {
+            // Back through OUTPUT with the mark: the agent's nftables chain
+            // saves it to the connection and rejects.
+            message.set_nfmark(message.get_nfmark() | DENIED_MARK);
+            message.set_verdict(nfq::Verdict::Repeat);
+        } else {
+            message.set_verdict(nfq::Verdict::Accept);
+        }
+        self.queue.verdict(message)
+    }
+}

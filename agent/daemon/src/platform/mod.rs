@@ -1,0 +1,140 @@
+//! The operating system, behind traits: where frames come from, who owns a
+//! socket, the packet queue and the firewall rules that feed it, and the
+//! clock. The daemon is handed one [`Platform`] value (as bandwhich hands
+//! its `OsInputOutput` to `start`), so every loop also runs on the fakes of
+//! [`fake`] in ordinary `cargo test`. This is the only module with
+//! `cfg(target_os)`.
+
+use std::fmt::Debug;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use vigie_core::policy::FailureMode;
+use vigie_core::sensor::frame::LinkType;
+
+use crate::attribution::OwnerLookup;
+use crate::verdict::VerdictConfig;
+
+pub mod fake;
+#[cfg(target_os = "linux")]
+mod linux;
+
+/// Time, for what ages (prompts, held packets, bypasses) and what is stamped
+/// (events).
+pub trait Clock: Send + Sync + Debug {
+    fn now(&self) -> Instant;
+    /// Microseconds since the Unix epoch.
+    fn wall_micros(&self) -> i64;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wall_micros(&self) -> i64 {
+        now_micros()
+    }
+}
+
+/// The system's wall clock in microseconds since the Unix epoch (0 before it).
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// What one read of a frame source gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// This many frames were handed over.
+    Frames(usize),
+    /// Nothing came for a while: time to look at the stop flag.
+    Idle,
+    /// The source has no more frames (the end of a file).
+    Ended,
+}
+
+/// Frames from one place: a live capture on one interface, or a file.
+pub trait FrameSource: Send {
+    /// Hands the next batch of frames to `each`, with their time and link type.
+    fn next_batch(&mut self, each: &mut dyn FnMut(i64, LinkType, &[u8])) -> std::io::Result<Batch>;
+}
+
+/// Opens live captures.
+pub trait Capture: Send + Sync + Debug {
+    /// The interfaces to capture on: those named, or every one that is up
+    /// but loopback.
+    fn interfaces(&self, names: &[String]) -> Result<Vec<String>>;
+    /// A capture on `interface`; with `kernel_filter`, bulk traffic is left
+    /// in the kernel. A `PermissionDenied` error is final.
+    fn open(&self, interface: &str, kernel_filter: bool) -> Result<Box<dyn FrameSource>>;
+}
+
+/// A packet the kernel holds until the agent gives its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPacket {
+    /// The platform's handle on the held packet.
+    pub token: u64,
+    /// The IP packet, from its IP header.
+    pub payload: Vec<u8>,
+    /// The socket owner's uid as the kernel saw it when queueing.
+    pub uid: Option<u32>,
+}
+
+/// The packets of new connections, held for a verdict.
+pub trait PacketQueue: Send {
+    /// The next packet; with `wait` false, `None` at once when there is none.
+    fn recv(&mut self, wait: bool) -> std::io::Result<Option<QueuedPacket>>;
+    /// Lets the packet go, or denies it (and with it, its connection).
+    fn verdict(&mut self, packet: QueuedPacket, deny: bool) -> std::io::Result<()>;
+}
+
+/// The kernel rules that queue packets and reject denied connections.
+pub trait Firewall: Send + Sync + Debug {
+    /// Removes whatever an earlier run left, installs the rules and opens
+    /// the queue they feed. Fail-open rules let packets through when nobody
+    /// reads the queue; fail-closed ones drop them.
+    fn install(&self, config: &VerdictConfig, failure: FailureMode) -> Result<Box<dyn PacketQueue>>;
+    /// Removes every rule the agent installed.
+    fn uninstall(&self);
+    /// Rejects new connections to `address` for a while (a blocked name's address).
+    fn block_address(&self, address: IpAddr) -> Result<()>;
+}
+
+/// Everything the daemon needs from the operating system.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub capture: Arc<dyn Capture>,
+    pub owners: Arc<dyn OwnerLookup>,
+    pub firewall: Arc<dyn Firewall>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Platform {
+    /// The machine the agent runs on. Elsewhere than Linux: no capture, no
+    /// verdicts, anonymous flows (the resolver and the console still work).
+    pub fn this_machine() -> Self {
+        #[cfg(target_os = "linux")]
+        return linux::platform();
+        #[cfg(not(target_os = "linux"))]
+        return fake::unsupported();
+    }
+}
+
+/// Whether a file under `/proc/<pid>` belongs to `uid`: the window's process
+/// reported by a console is looked up only when it is the reporter's own.
+pub fn process_belongs_to(pid: u32, uid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    return linux::process_belongs_to(pid, uid);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pid, uid);
+        false
+    }
+}

@@ -1,0 +1,139 @@
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use vigie_tests::{client_hellos, fixture, tcp_frame, PSH_ACK, SYN};
+
+use super::*;
+use crate::decider::Mode;
+use crate::platform::fake::{FakeFirewall, FakeQueue};
+use crate::prompts::Reply;
+use crate::testing::{rules, TestDecider};
+
+const CLIENT: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 0, 0, 2), 40000);
+const SERVER: (Ipv4Addr, u16) = (Ipv4Addr::new(192, 0, 2, 1), 443);
+
+/// The ClientHello curl sent for `name`, from a real capture.
+fn hello(name: &str) -> Vec<u8> {
+    let hellos = client_hellos(&fixture("curl-tls.pcap")).unwrap();
+    hellos.into_iter().find(|(n, _)| n == name).map(|(_, bytes)| bytes).unwrap()
+}
+
+/// An IPv4 TCP packet (no Ethernet header), as the queue hands it over.
+fn packet(token: u64, client: (Ipv4Addr, u16), flags: u8, seq: u32, payload: &[u8]) -> QueuedPacket {
+    let frame = tcp_frame(client, SERVER, seq, flags, payload);
+    QueuedPacket { token, payload: frame[14..].to_vec(), uid: Some(1000) }
+}
+
+struct Bench {
+    test: TestDecider,
+    rules: Rules,
+    stats: VerdictStats,
+    queue: FakeQueue,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let (catalog, policy) = rules();
+        Self {
+            test: TestDecider::new(Mode::Enforce),
+            rules: Rules::new(Arc::new(catalog), Arc::new(policy)),
+            stats: VerdictStats::default(),
+            queue: FakeQueue::default(),
+        }
+    }
+
+    /// Judges `packets` in order; the verdicts given, by token.
+    fn judge(&mut self, packets: Vec<QueuedPacket>) -> Vec<(u64, bool)> {
+        let mut verdicter = Verdicter::new(&self.test.decider, &self.rules, &self.stats);
+        for packet in packets {
+            verdicter.judge(&mut self.queue, packet);
+        }
+        self.test.fakes.clock.advance(HOLD);
+        verdicter.release_due(&mut self.queue);
+        std::mem::take(&mut *self.queue.verdicts.lock().unwrap())
+    }
+}
+
+#[test]
+fn a_denied_hello_is_rejected_and_reported_once_with_the_kernel_uid() {
+    let mut bench = Bench::new();
+    let syn = packet(1, CLIENT, SYN, 0, &[]);
+    let verdicts = bench.judge(vec![syn, packet(2, CLIENT, PSH_ACK, 1, &hello("chatgpt.com"))]);
+    assert_eq!(verdicts, [(1, false), (2, true)]);
+    let events = bench.test.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].service_id.as_str(), events[0].attribution.uid), ("chatgpt", Some(1000)));
+    assert_eq!(bench.stats.rejected.load(Ordering::Relaxed), 1);
+    assert_eq!(bench.test.decider.prompts().open_for(Some(1000)).len(), 1, "the block prompt");
+}
+
+#[test]
+fn a_hello_split_in_two_segments_holds_the_first_and_rejects_both() {
+    let mut bench = Bench::new();
+    let bytes = hello("chatgpt.com");
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    let seq = u32::try_from(first.len()).unwrap() + 1;
+    let verdicts =
+        bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, first), packet(2, CLIENT, PSH_ACK, seq, second)]);
+    assert_eq!(verdicts, [(1, true), (2, true)], "the held first part shares the fate of the whole");
+}
+
+#[test]
+fn a_partial_hello_that_never_completes_goes_after_the_hold() {
+    let mut bench = Bench::new();
+    let bytes = hello("chatgpt.com");
+    let verdicts = bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, &bytes[..40])]);
+    assert_eq!(verdicts, [(1, false)], "released unjudged after {HOLD:?}");
+    assert!(bench.test.events().is_empty());
+}
+
+#[test]
+fn a_justified_coach_passes_at_the_verdicts() {
+    let mut bench = Bench::new();
+    let claude = hello("claude.ai");
+    assert_eq!(bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, &claude)]), [(1, true)]);
+    let prompts = Arc::clone(bench.test.decider.prompts());
+    let id = prompts.open_for(Some(1000))[0].id;
+    prompts.answer(Some(1000), id, Reply::Justify("Relecture d'un texte public pour un client"), 0).unwrap();
+    let other_port = (CLIENT.0, CLIENT.1 + 1);
+    assert_eq!(bench.judge(vec![packet(2, other_port, PSH_ACK, 1, &claude)]), [(2, false)]);
+    assert_eq!(bench.test.events().len(), 2, "both handshakes recorded");
+}
+
+#[test]
+fn the_capture_does_not_report_again_what_the_verdicts_judged() {
+    let mut bench = Bench::new();
+    bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, &hello("chatgpt.com"))]);
+    let judged = vigie_core::sensor::Observation {
+        ts: 0,
+        flow: vigie_core::sensor::Flow {
+            protocol: vigie_core::sensor::Protocol::Tcp,
+            src: std::net::SocketAddr::from(CLIENT),
+            dst: std::net::SocketAddr::from(SERVER),
+        },
+        source: vigie_core::sensor::Source::Tls,
+        name: "chatgpt.com".into(),
+        detail: vigie_core::sensor::Detail::ClientHello { ech: false },
+    };
+    assert!(!bench.test.decider.reports(crate::decider::Point::Capture, &judged));
+}
+
+#[test]
+fn blocked_addresses_spare_the_local_network_and_are_added_once() {
+    let firewall = Arc::new(FakeFirewall::default());
+    let stats = Arc::new(VerdictStats::default());
+    let upstream: IpAddr = "192.0.2.53".parse().unwrap();
+    let blocker = AddressBlocker::new(Arc::clone(&firewall) as _, vec![upstream], Arc::clone(&stats));
+    for address in
+        ["127.0.0.1", "0.0.0.0", "169.254.1.1", "255.255.255.255", "224.0.0.1", "::1", "fe80::1", "::"]
+    {
+        blocker.block(address.parse().unwrap());
+    }
+    blocker.block(upstream);
+    assert!(firewall.blocked.lock().unwrap().is_empty());
+    let openai: IpAddr = "104.18.33.45".parse().unwrap();
+    blocker.block(openai);
+    blocker.block(openai);
+    assert_eq!(*firewall.blocked.lock().unwrap(), [openai]);
+    assert_eq!(stats.addresses_blocked.load(Ordering::Relaxed), 1);
+}
