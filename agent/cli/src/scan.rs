@@ -56,10 +56,11 @@ fn load(policy: Option<&Path>, catalog: Option<&Path>) -> Result<(Arc<Catalog>, 
     Ok((Arc::new(catalog), Arc::new(policy)))
 }
 
-/// One output line, in JSON.
+/// One output line, in JSON: `time` is the observation's time as RFC 3339
+/// text, `ts` the same in microseconds since the epoch (as in stored events).
 #[derive(Serialize)]
 struct JsonLine<'a> {
-    ts: String,
+    time: String,
     #[serde(flatten)]
     observation: &'a vigie_core::sensor::Observation,
     service: Option<JsonService<'a>>,
@@ -181,7 +182,7 @@ fn print(out: &mut impl Write, decided: &Decided<'_>, json: bool) -> std::io::Re
     let verdict = decided.verdict.as_ref();
     if json {
         let line = JsonLine {
-            ts: rfc3339_micros(o.ts),
+            time: rfc3339_micros(o.ts),
             observation: o,
             service: verdict.map(|(s, _)| JsonService {
                 id: &s.id,

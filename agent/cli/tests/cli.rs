@@ -38,6 +38,32 @@ fn scan_prints_decisions_and_a_summary() {
     assert!(text.contains("frames, 8 observations"), "{text}");
 }
 
+/// The keys of a JSON object, in order, repeats included (a map type
+/// would keep only one of them).
+fn top_level_keys(line: &str) -> Vec<String> {
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                        keys.push(key);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            deserializer.deserialize_map(Visitor)
+        }
+    }
+    serde_json::from_str::<Keys>(line).unwrap().0
+}
+
 #[test]
 fn scan_json_lines_and_store() {
     let dir = temp_dir("json");
@@ -52,8 +78,19 @@ fn scan_json_lines_and_store() {
         "36500",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in text.lines() {
+        let keys = top_level_keys(line);
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(keys.len(), unique.len(), "duplicate keys in {line}");
+    }
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let first = &lines[0];
+    assert!(first["time"].as_str().unwrap().ends_with('Z'), "{first}");
+    let micros = first["ts"].as_i64().unwrap();
+    assert!(first["time"].as_str().unwrap().contains(&format!(".{:06}Z", micros % 1_000_000)), "{first}");
     let quic: Vec<_> = lines.iter().filter(|l| l["source"] == "quic").collect();
     assert!(quic
         .iter()
