@@ -12,6 +12,7 @@ mod run;
 mod scan;
 mod verdict;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -86,9 +87,15 @@ fn request(socket: &std::path::Path, method: &str, params: Option<&str>) -> anyh
     Ok(())
 }
 
+/// Colours in log lines only for a person at a terminal: not in journald or
+/// files, nor when `NO_COLOR` is set to anything (<https://no-color.org>).
+fn log_colours() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::registry()
-        .with(fmt::layer().with_writer(std::io::stderr))
+        .with(fmt::layer().with_writer(std::io::stderr).with_ansi(log_colours()))
         .with(EnvFilter::try_from_env("VIGIE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
         .init();
     let cli = Cli::parse();

@@ -155,3 +155,22 @@ fn check_policy_and_lookup() {
     assert!(text.contains("CHATGPT.COM.: ChatGPT (OpenAI"), "{text}");
     assert!(text.contains("gemini.com: not a catalogued GenAI service"), "{text}");
 }
+
+#[test]
+fn log_lines_have_no_colours_off_a_terminal() {
+    let dir = temp_dir("log");
+    let config = dir.join("agent.toml");
+    std::fs::write(&config, "").unwrap();
+    // Logs that the rules loaded, then stops: the database cannot be created.
+    let out = Command::new(env!("CARGO_BIN_EXE_vigie-agent"))
+        .args(["run", "--config", config.to_str().unwrap(), "--db", "/dev/null/events.db"])
+        .env("VIGIE_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("INFO") && err.contains("rules loaded"), "nothing logged: {err}");
+    assert!(!err.contains("\x1b["), "colour codes in a pipe: {err:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
