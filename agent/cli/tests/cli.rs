@@ -174,3 +174,45 @@ fn log_lines_have_no_colours_off_a_terminal() {
     assert!(!err.contains("\x1b["), "colour codes in a pipe: {err:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn scan_stops_quietly_when_its_reader_goes_away() {
+    // Far more output (about 0.5 MB) than a pipe holds, so the scan still
+    // has lines to write when the reader leaves, as with `scan … | head -n 1`.
+    let dir = temp_dir("pipe");
+    let bytes = std::fs::read(fixture("chromium-quic.pcap")).unwrap();
+    let mut capture = bytes.clone();
+    for _ in 0..50 {
+        capture.extend_from_slice(&bytes[24..]); // the records again, after the file header
+    }
+    let path = dir.join("long.pcap");
+    std::fs::write(&path, &capture).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie-agent"))
+        .args(["scan", path.to_str().unwrap(), "--answers"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.contains(" dns "), "{line}");
+    drop(stdout);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the scan went on after its reader left");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.is_empty(), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
