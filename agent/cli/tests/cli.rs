@@ -216,3 +216,38 @@ fn scan_stops_quietly_when_its_reader_goes_away() {
     assert!(err.is_empty(), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn check_policy_says_each_cause_once_and_every_mistake() {
+    let dir = temp_dir("check");
+    let missing = dir.join("missing.toml");
+    let out = agent(&["check-policy", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    let path = dir.join("bad.toml");
+    let bundled = std::fs::read_to_string(repo().join("policies/default.toml")).unwrap();
+    std::fs::write(&path, bundled.replacen("[[rule]]", "[[rule]]\nservice = [\"x\"]", 1)).unwrap();
+    let out = agent(&["check-policy", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("unknown field `service`").count(), 1, "{err}");
+
+    // Two mistakes of different kinds, both reported in one run.
+    let policy = format!(
+        "{bundled}\n[[rule]]\nid = \"extra\"\naction = \"block\"\ncategories = [\"chatbot\"]\nservices = [\"no-such-service\"]\n"
+    );
+    std::fs::write(&path, &policy).unwrap();
+    let line = policy.lines().position(|l| l.starts_with("categories = [\"chatbot\"]")).unwrap() + 1;
+    let out = agent(&["check-policy", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = path.display();
+    for mistake in [
+        format!("{path}:{line}:15: unknown variant `chatbot`"),
+        format!("{path}:{}:13: unknown service `no-such-service`", line + 1),
+    ] {
+        assert_eq!(err.matches(&mistake).count(), 1, "{mistake}\n{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -14,8 +14,10 @@ use crate::sensor::Micros;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("{path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    /// The message says the cause, which is therefore no `source()` (a
+    /// report of the whole chain would say it twice).
+    #[error("{path}: {error}")]
+    Open { path: String, error: std::io::Error },
     #[error("{path}: not a pcap or pcapng capture (unrecognised header)")]
     NotACapture { path: String },
     #[error("{path}: empty file")]
@@ -64,7 +66,7 @@ pub fn try_for_each_frame(
     mut frame: impl FnMut(Micros, LinkType, &[u8]) -> ControlFlow<()>,
 ) -> Result<u64, ReplayError> {
     let name = path.display().to_string();
-    let open_error = |source| ReplayError::Open { path: name.clone(), source };
+    let open_error = |error| ReplayError::Open { path: name.clone(), error };
     let mut file = File::open(path).map_err(open_error)?;
     let mut header = [0u8; 24];
     let read = read_full(&mut file, &mut header).map_err(open_error)?;
@@ -317,6 +319,12 @@ mod tests {
         assert_eq!(ticks_to_micros(1_795_795_200_123_456_789, nanos), 1_795_795_200_123_456);
         let binary = Interface { link: LinkType::Ethernet, resolution: 1 << 20, offset_secs: 10 };
         assert_eq!(ticks_to_micros(3 << 19, binary), 11_500_000);
+    }
+
+    #[test]
+    fn open_errors_say_the_cause_once() {
+        let error = for_each_frame(Path::new("/nonexistent/x.pcap"), |_, _, _| {}).unwrap_err();
+        assert_eq!(crate::diag::chain(&error), "/nonexistent/x.pcap: No such file or directory (os error 2)");
     }
 
     #[test]

@@ -158,3 +158,57 @@ fn a_failed_reload_keeps_the_policy_in_force() {
     assert_eq!(active.current().default_action, Action::Block);
     assert!(active.last_error().is_none());
 }
+
+#[test]
+fn every_wrong_name_is_reported_in_one_run() {
+    let text = format!(
+        "{HEADER}
+[[rule]]
+id = \"a\"
+action = \"deny\"
+categories = [\"chat\", \"chatbot\"]
+services = [\"no-such-service\"]
+
+[[rule]]
+id = \"a\"
+action = \"block\"
+trains_on_inputs = \"maybe\"
+"
+    )
+    .replace("default_action = \"monitor\"", "default_action = \"ignore\"");
+    let err = policy(&text).unwrap_err().to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    let expected = [
+        "p.toml:5:18: unknown variant `ignore`, expected one of `allow`,",
+        "p.toml:15:10: unknown variant `deny`, expected one of `allow`,",
+        "p.toml:16:23: unknown variant `chatbot`, expected one of `chat`,",
+        "p.toml:17:13: unknown service `no-such-service`: not in the catalog",
+        "p.toml:20:6: duplicate rule id `a`",
+        "p.toml:22:20: unknown variant `maybe`, expected one of `yes`, `no`, `unknown`",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{err}");
+    for (line, start) in lines.iter().zip(expected) {
+        assert!(line.starts_with(start), "{line:?} should start with {start:?}\n{err}");
+    }
+}
+
+#[test]
+fn names_read_as_text_keep_their_meaning() {
+    let text = format!(
+        "{HEADER}
+[[rule]]
+id = \"a\"
+action = \"coach\"
+categories = [\"code-assistant\", \"chat\"]
+trains_on_inputs = \"unknown\"
+"
+    )
+    .replace("format = 1\n", "format = 1\nfailure_mode = \"closed\"\n");
+    let p = policy(&text).unwrap();
+    assert_eq!((p.default_action, p.failure_mode), (Action::Monitor, FailureMode::Closed));
+    let rule = p.rule("a").unwrap();
+    assert_eq!(rule.action, Action::Coach);
+    assert_eq!(rule.categories, [Category::CodeAssistant, Category::Chat]);
+    assert_eq!(rule.trains_on_inputs, Some(TrainsOnInputs::Unknown));
+    assert_eq!(policy(HEADER).unwrap().failure_mode, FailureMode::Open);
+}
