@@ -2,6 +2,7 @@
 //! match wins and every decision names its rule. Loaded from TOML with
 //! located errors; a failed reload keeps the policy in force.
 
+mod clipboard_file;
 mod eval;
 
 use std::collections::HashSet;
@@ -14,6 +15,7 @@ use toml::Spanned;
 use crate::catalog::{Catalog, Category, TrainsOnInputs};
 use crate::clipboard::ClipboardPolicy;
 use crate::diag::{self, Diagnostic, Diagnostics, LoadError};
+use clipboard_file::ClipboardFile;
 
 pub use eval::{Decision, Subject};
 
@@ -161,14 +163,22 @@ struct PolicyFile {
     default_action: Spanned<String>,
     failure_mode: Option<Spanned<String>>,
     alternative: Alternative,
-    coach: Coaching,
+    coach: CoachingFile,
     messages: Messages,
     #[serde(default)]
     dns: DnsSettings,
     #[serde(default)]
-    clipboard: ClipboardPolicy,
+    clipboard: ClipboardFile,
     #[serde(rename = "rule", default)]
     rules: Vec<RuleFile>,
+}
+
+/// `coach`: see [`Coaching`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoachingFile {
+    bypass_minutes: Spanned<u32>,
+    min_justification_chars: Spanned<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,26 +347,24 @@ impl Policy {
                 programs: rule.programs,
             });
         }
-        if file.coach.min_justification_chars == 0 || file.coach.bypass_minutes == 0 {
-            report.error(
-                0,
-                "coach.bypass_minutes and coach.min_justification_chars must be at least 1".to_owned(),
-            );
-        }
-        for service in &file.clipboard.services_except {
-            if catalog.get(service).is_none() {
-                report.error(
-                    0,
-                    format!("clipboard.services_except: unknown service `{service}`: not in the catalog"),
-                );
+        let CoachingFile { bypass_minutes, min_justification_chars } = file.coach;
+        for (value, key) in
+            [(&bypass_minutes, "bypass_minutes"), (&min_justification_chars, "min_justification_chars")]
+        {
+            if *value.get_ref() == 0 {
+                report.error(value.span().start, format!("coach.{key} must be at least 1"));
             }
         }
-        if file.clipboard.recent_flow_seconds > 3600 || file.clipboard.browser_recent_flow_seconds > 3600 {
-            report.error(0, "clipboard: recent-flow windows are at most 3600 seconds".to_owned());
-        }
-        let (Some(default_action), Some(failure_mode), true) =
-            (default_action, failure_mode, report.errors.is_empty())
+        let coach = Coaching {
+            bypass_minutes: bypass_minutes.into_inner(),
+            min_justification_chars: min_justification_chars.into_inner(),
+        };
+        let clipboard = file.clipboard.check(catalog, &mut report);
+        let (Some(default_action), Some(failure_mode), Some(clipboard), true) =
+            (default_action, failure_mode, clipboard, report.errors.is_empty())
         else {
+            // In the file's order, as a compiler lists them.
+            report.errors.sort_by_key(|d| (d.line, d.column));
             return Err(Diagnostics(report.errors).into());
         };
         Ok(Self {
@@ -365,10 +373,10 @@ impl Policy {
             default_action,
             failure_mode,
             alternative: file.alternative,
-            coach: file.coach,
+            coach,
             messages: file.messages,
             dns: file.dns,
-            clipboard: file.clipboard,
+            clipboard,
             rules,
         })
     }
