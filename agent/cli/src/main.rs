@@ -1,5 +1,9 @@
-//! `vigie-agent`: the Vigie endpoint agent. For now it replays captures
-//! through the detection pipeline; the live daemon builds on the same core.
+//! `vigie-agent`: the Vigie endpoint agent's command line. `run` is the live
+//! agent (capture, decisions, event store, console socket; with enforcement,
+//! the local resolver); `status` and `request` talk to a running agent over
+//! its socket; `scan` replays a capture through the same pipeline;
+//! `check-policy` checks a policy before deployment; `lookup` shows which
+//! catalogued service a name belongs to and what the policy decides.
 
 mod accounts;
 mod attribution;
