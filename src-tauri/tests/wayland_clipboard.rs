@@ -13,6 +13,7 @@
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -50,14 +51,32 @@ impl Agent for StandIn {
     }
 }
 
-/// The compositor and its clients, stopped at the end.
+/// The compositor and its clients, stopped at the end, passed or failed.
+///
+/// Every program runs as `setpriv … timeout … program`: setpriv execs
+/// timeout, which runs the program as its child, so killing the child we
+/// hold would leave the program running (sway outlived a test run that
+/// way); and wl-copy leaves a process behind to serve the selection. So
+/// they all run in one process group, the compositor's, killed whole at
+/// the end by its id. Its leader is our child and is reaped only after
+/// that, so the id cannot have been reused by then.
 struct Session {
     runtime: PathBuf,
     children: Vec<Child>,
+    /// The compositor's process group, once it started.
+    group: Option<u32>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
+        if let Some(group) = self.group {
+            // By process group id, never by name.
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{group}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
@@ -71,7 +90,11 @@ impl Session {
         let mut command = Command::new("setpriv");
         command
             .args([&format!("--reuid={USER}"), &format!("--regid={USER}"), "--clear-groups"])
-            .args(["timeout", "120", program])
+            // --foreground: timeout stays in the group it was started in
+            // (by default it makes a group of its own).
+            .args(["timeout", "--foreground", "120", program])
+            // The compositor starts the group; the others join it.
+            .process_group(self.group.map_or(0, |group| i32::try_from(group).unwrap()))
             .env("XDG_RUNTIME_DIR", &self.runtime)
             .env("WAYLAND_DISPLAY", "wayland-1")
             .env("HOME", &self.runtime)
@@ -93,9 +116,12 @@ impl Session {
     fn copy(&self, text: &str) {
         let mut copy = self.as_user("wl-copy");
         let mut child = copy.stdin(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        // wl-copy forks a child that serves the selection; the parent exits.
-        assert!(child.wait().unwrap().success());
+        let written = child.stdin.take().unwrap().write_all(text.as_bytes());
+        // wl-copy forks a child that serves the selection (in the session's
+        // process group); the parent exits. Waited for before any panic.
+        let status = child.wait().unwrap();
+        written.unwrap();
+        assert!(status.success());
     }
 
     fn paste(&self) -> String {
@@ -110,14 +136,16 @@ fn start_sway() -> Session {
     let status = Command::new("chown").arg(format!("{USER}:{USER}")).arg(&runtime).status().unwrap();
     assert!(status.success());
     std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let mut session = Session { runtime, children: Vec::new() };
+    let mut session = Session { runtime, children: Vec::new(), group: None };
     let mut sway = session.as_user("sway");
     sway.args(["-c", "/dev/null"])
         .env("WLR_BACKENDS", "headless")
         .env("WLR_RENDERER", "pixman")
         .env("WLR_LIBINPUT_NO_DEVICES", "1")
         .env_remove("WAYLAND_DISPLAY");
-    session.children.push(sway.spawn().unwrap());
+    let sway = sway.spawn().unwrap();
+    session.group = Some(sway.id());
+    session.children.push(sway);
     let socket = session.socket();
     assert!(wait_for(Duration::from_secs(10), || Path::new(&socket).exists()), "sway did not start");
     session
@@ -125,7 +153,9 @@ fn start_sway() -> Session {
 
 #[test]
 fn the_wayland_watcher_sees_copies_and_the_window_in_front() {
-    if let Some(why) = missing_prerequisites(&["sway", "foot", "wl-copy", "wl-paste", "setpriv", "timeout"]) {
+    if let Some(why) =
+        missing_prerequisites(&["sway", "foot", "wl-copy", "wl-paste", "setpriv", "timeout", "kill"])
+    {
         eprintln!("SKIPPED: {why}");
         return;
     }

@@ -1,9 +1,14 @@
-//! `vigie-agent`: the Vigie endpoint agent. For now it replays captures
-//! through the detection pipeline; the live daemon builds on the same core.
+//! `vigie-agent`: the Vigie endpoint agent's command line. `run` is the live
+//! agent (capture, decisions, event store, console socket; with enforcement,
+//! the local resolver); `status` and `request` talk to a running agent over
+//! its socket; `scan` replays a capture through the same pipeline;
+//! `check-policy` checks a policy before deployment; `lookup` shows which
+//! catalogued service a name belongs to and what the policy decides.
 
 mod client;
 mod scan;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -124,9 +129,15 @@ fn request(socket: &std::path::Path, method: &str, params: Option<&str>) -> anyh
     Ok(())
 }
 
+/// Colours in log lines only for a person at a terminal: not in journald or
+/// files, nor when `NO_COLOR` is set to anything (<https://no-color.org>).
+fn log_colours() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::registry()
-        .with(fmt::layer().with_writer(std::io::stderr))
+        .with(fmt::layer().with_writer(std::io::stderr).with_ansi(log_colours()))
         .with(EnvFilter::try_from_env("VIGIE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
         .init();
     let cli = Cli::parse();

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,10 +57,11 @@ fn load(policy: Option<&Path>, catalog: Option<&Path>) -> Result<(Arc<Catalog>, 
     Ok((Arc::new(catalog), Arc::new(policy)))
 }
 
-/// One output line, in JSON.
+/// One output line, in JSON: `time` is the observation's time as RFC 3339
+/// text, `ts` the same in microseconds since the epoch (as in stored events).
 #[derive(Serialize)]
 struct JsonLine<'a> {
-    ts: String,
+    time: String,
     #[serde(flatten)]
     observation: &'a vigie_core::sensor::Observation,
     service: Option<JsonService<'a>>,
@@ -110,20 +112,29 @@ pub(crate) fn run(args: &ScanArgs) -> Result<()> {
     let mut pending: Vec<Event> = Vec::new();
     let mut stored = 0u64;
     let mut failure: Option<anyhow::Error> = None;
+    // Whoever read the output closed it (`scan … | head`): stop reading.
+    let mut closed = false;
     let subject = Subject::default();
 
-    let read = replay::for_each_frame(&args.capture, |ts, link, frame| {
+    let read = replay::try_for_each_frame(&args.capture, |ts, link, frame| {
         pipeline.process(ts, link, frame, &subject, &mut |decided: Decided<'_>| {
             let o = &decided.observation;
             if o.is_answer() && !args.answers {
                 return;
             }
-            if failure.is_some() {
+            if failure.is_some() || closed {
                 return;
             }
-            if let Err(e) = print(&mut out, &decided, args.json) {
-                failure = Some(e.into());
-                return;
+            match print(&mut out, &decided, args.json) {
+                Ok(()) => {}
+                Err(e) if is_closed(&e) => {
+                    closed = true;
+                    return;
+                }
+                Err(e) => {
+                    failure = Some(e.into());
+                    return;
+                }
             }
             if o.is_answer() {
                 return;
@@ -147,6 +158,11 @@ pub(crate) fn run(args: &ScanArgs) -> Result<()> {
                 }
             }
         });
+        if failure.is_some() || closed {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     });
     if let Some(error) = failure {
         return Err(error);
@@ -161,6 +177,11 @@ pub(crate) fn run(args: &ScanArgs) -> Result<()> {
             store.apply_retention(now, days).context("applying retention")?;
         }
     }
+    if closed {
+        // What was decided is stored; the rest of the capture is not read,
+        // and the summary has no reader. Not a failure: like `cat`, quietly.
+        return Ok(());
+    }
     // Whatever was read is reported even when the file ends badly.
     let frames = pipeline.stats().frames;
     let summary = Summary {
@@ -171,9 +192,25 @@ pub(crate) fn run(args: &ScanArgs) -> Result<()> {
         sensor: pipeline.stats(),
         stored_events: stored,
     };
-    print_summary(&mut out, &summary, args.json)?;
-    out.flush()?;
+    match print_summary(&mut out, &summary, args.json).and_then(|()| out.flush()) {
+        Err(e) if !is_closed(&e) => return Err(e.into()),
+        _ => {}
+    }
     read.map(|_| ()).map_err(Into::into)
+}
+
+/// Whether a write failed because stdout's reader went away (`… | head`):
+/// the rest of the output is not wanted, which is no failure.
+fn is_closed(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// Output errors, but a closed stdout, which ends the output quietly.
+fn unless_closed(written: std::io::Result<()>) -> Result<()> {
+    match written {
+        Err(e) if is_closed(&e) => Ok(()),
+        other => other.map_err(Into::into),
+    }
 }
 
 fn print(out: &mut impl Write, decided: &Decided<'_>, json: bool) -> std::io::Result<()> {
@@ -181,7 +218,7 @@ fn print(out: &mut impl Write, decided: &Decided<'_>, json: bool) -> std::io::Re
     let verdict = decided.verdict.as_ref();
     if json {
         let line = JsonLine {
-            ts: rfc3339_micros(o.ts),
+            time: rfc3339_micros(o.ts),
             observation: o,
             service: verdict.map(|(s, _)| JsonService {
                 id: &s.id,
@@ -264,7 +301,7 @@ pub(crate) fn check_policy(policy: &Path, catalog: Option<&Path>) -> Result<()> 
     let (catalog, policy) = load(Some(policy), catalog)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    writeln!(
+    unless_closed(writeln!(
         out,
         "ok: policy \"{}\" version {} ({} rules, default {}), catalog {} ({} services)",
         policy.name,
@@ -273,14 +310,21 @@ pub(crate) fn check_policy(policy: &Path, catalog: Option<&Path>) -> Result<()> 
         policy.default_action.as_str(),
         catalog.version,
         catalog.services().len()
-    )?;
-    Ok(())
+    ))
 }
 
 pub(crate) fn lookup(names: &[String], policy: Option<&Path>, catalog: Option<&Path>) -> Result<()> {
     let (catalog, policy) = load(policy, catalog)?;
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    unless_closed(print_lookups(&mut stdout.lock(), names, &catalog, &policy))
+}
+
+fn print_lookups(
+    out: &mut impl Write,
+    names: &[String],
+    catalog: &Catalog,
+    policy: &Policy,
+) -> std::io::Result<()> {
     for name in names {
         match catalog.lookup(name) {
             Some(service) => {

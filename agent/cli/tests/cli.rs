@@ -38,6 +38,32 @@ fn scan_prints_decisions_and_a_summary() {
     assert!(text.contains("frames, 8 observations"), "{text}");
 }
 
+/// The keys of a JSON object, in order, repeats included (a map type
+/// would keep only one of them).
+fn top_level_keys(line: &str) -> Vec<String> {
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl<'de> serde::de::Visitor<'de> for Visitor {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                        keys.push(key);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            deserializer.deserialize_map(Visitor)
+        }
+    }
+    serde_json::from_str::<Keys>(line).unwrap().0
+}
+
 #[test]
 fn scan_json_lines_and_store() {
     let dir = temp_dir("json");
@@ -52,8 +78,19 @@ fn scan_json_lines_and_store() {
         "36500",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in text.lines() {
+        let keys = top_level_keys(line);
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(keys.len(), unique.len(), "duplicate keys in {line}");
+    }
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let first = &lines[0];
+    assert!(first["time"].as_str().unwrap().ends_with('Z'), "{first}");
+    let micros = first["ts"].as_i64().unwrap();
+    assert!(first["time"].as_str().unwrap().contains(&format!(".{:06}Z", micros % 1_000_000)), "{first}");
     let quic: Vec<_> = lines.iter().filter(|l| l["source"] == "quic").collect();
     assert!(quic
         .iter()
@@ -117,4 +154,100 @@ fn check_policy_and_lookup() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("CHATGPT.COM.: ChatGPT (OpenAI"), "{text}");
     assert!(text.contains("gemini.com: not a catalogued GenAI service"), "{text}");
+}
+
+#[test]
+fn log_lines_have_no_colours_off_a_terminal() {
+    let dir = temp_dir("log");
+    let config = dir.join("agent.toml");
+    std::fs::write(&config, "").unwrap();
+    // Logs that the rules loaded, then stops: the database cannot be created.
+    let out = Command::new(env!("CARGO_BIN_EXE_vigie-agent"))
+        .args(["run", "--config", config.to_str().unwrap(), "--db", "/dev/null/events.db"])
+        .env("VIGIE_LOG", "info")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("INFO") && err.contains("rules loaded"), "nothing logged: {err}");
+    assert!(!err.contains("\x1b["), "colour codes in a pipe: {err:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scan_stops_quietly_when_its_reader_goes_away() {
+    // Far more output (about 0.5 MB) than a pipe holds, so the scan still
+    // has lines to write when the reader leaves, as with `scan … | head -n 1`.
+    let dir = temp_dir("pipe");
+    let bytes = std::fs::read(fixture("chromium-quic.pcap")).unwrap();
+    let mut capture = bytes.clone();
+    for _ in 0..50 {
+        capture.extend_from_slice(&bytes[24..]); // the records again, after the file header
+    }
+    let path = dir.join("long.pcap");
+    std::fs::write(&path, &capture).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigie-agent"))
+        .args(["scan", path.to_str().unwrap(), "--answers"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.contains(" dns "), "{line}");
+    drop(stdout);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the scan went on after its reader left");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.is_empty(), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_policy_says_each_cause_once_and_every_mistake() {
+    let dir = temp_dir("check");
+    let missing = dir.join("missing.toml");
+    let out = agent(&["check-policy", missing.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    let path = dir.join("bad.toml");
+    let bundled = std::fs::read_to_string(repo().join("policies/default.toml")).unwrap();
+    std::fs::write(&path, bundled.replacen("[[rule]]", "[[rule]]\nservice = [\"x\"]", 1)).unwrap();
+    let out = agent(&["check-policy", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("unknown field `service`").count(), 1, "{err}");
+
+    // Two mistakes of different kinds, both reported in one run.
+    let policy = format!(
+        "{bundled}\n[[rule]]\nid = \"extra\"\naction = \"block\"\ncategories = [\"chatbot\"]\nservices = [\"no-such-service\"]\n"
+    );
+    std::fs::write(&path, &policy).unwrap();
+    let line = policy.lines().position(|l| l.starts_with("categories = [\"chatbot\"]")).unwrap() + 1;
+    let out = agent(&["check-policy", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let path = path.display();
+    for mistake in [
+        format!("{path}:{line}:15: unknown variant `chatbot`"),
+        format!("{path}:{}:13: unknown service `no-such-service`", line + 1),
+    ] {
+        assert_eq!(err.matches(&mistake).count(), 1, "{mistake}\n{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

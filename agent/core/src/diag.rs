@@ -51,17 +51,19 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-/// Reading a configuration file failed.
+/// Reading a configuration file failed. The message says the cause, so
+/// the cause is not also a `source()`: a report of the whole chain
+/// (`{:#}` with anyhow) would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("{0}")]
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error(transparent)]
     Invalid(#[from] Diagnostics),
 }
 
 pub(crate) fn read_file(path: &std::path::Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })
+    std::fs::read_to_string(path).map_err(|error| LoadError::Io { path: path.display().to_string(), error })
 }
 
 /// Whether `name` is a plausible lowercase DNS name (labels of letters,
@@ -78,9 +80,30 @@ pub(crate) fn is_lowercase_hostname(name: &str) -> bool {
         })
 }
 
+/// An error and its causes as one line, as `{:#}` prints them with anyhow.
+#[cfg(test)]
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        line.push_str(": ");
+        line.push_str(&next.to_string());
+        cause = next.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn load_errors_say_each_cause_once() {
+        let missing = read_file(std::path::Path::new("/nonexistent/p.toml")).unwrap_err();
+        assert_eq!(chain(&missing), "/nonexistent/p.toml: No such file or directory (os error 2)");
+        let invalid = LoadError::from(Diagnostics(vec![Diagnostic::at("f.toml", "a = 1\n", 4, "bad")]));
+        assert_eq!(chain(&invalid), "f.toml:1:5: bad");
+    }
 
     #[test]
     fn positions_are_one_based_lines_and_columns() {

@@ -455,13 +455,9 @@ mod request_tests {
     #[test]
     fn every_method_round_trips_through_its_wire_form() {
         for method in Request::METHODS {
-            let request = Request::parse(method, serde_json::Value::Null);
-            // Clipboard reports have required fields; the rest default.
-            if method == "clipboard" {
-                assert!(matches!(request, Err(RequestError::BadParams { .. })), "{request:?}");
-                continue;
-            }
-            let request = request.unwrap();
+            // Params left out: the defaults (an empty clipboard report is
+            // then refused by the agent's checks, not by the parser).
+            let request = Request::parse(method, serde_json::Value::Null).unwrap();
             assert_eq!(request.method(), method);
             assert_eq!(Request::parse(request.method(), request.params()), Ok(request));
         }

@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use pcap_parser::pcapng::Block;
@@ -13,8 +14,10 @@ use crate::sensor::Micros;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("{path}: {source}")]
-    Open { path: String, source: std::io::Error },
+    /// The message says the cause, which is therefore no `source()` (a
+    /// report of the whole chain would say it twice).
+    #[error("{path}: {error}")]
+    Open { path: String, error: std::io::Error },
     #[error("{path}: not a pcap or pcapng capture (unrecognised header)")]
     NotACapture { path: String },
     #[error("{path}: empty file")]
@@ -49,8 +52,21 @@ pub fn for_each_frame(
     path: &Path,
     mut frame: impl FnMut(Micros, LinkType, &[u8]),
 ) -> Result<u64, ReplayError> {
+    try_for_each_frame(path, |ts, link, data| {
+        frame(ts, link, data);
+        ControlFlow::Continue(())
+    })
+}
+
+/// Like [`for_each_frame`], but stops reading as soon as `frame` breaks
+/// (e.g. when nobody reads the output any more). Returns the number of
+/// frames read, the last one handed to `frame` included.
+pub fn try_for_each_frame(
+    path: &Path,
+    mut frame: impl FnMut(Micros, LinkType, &[u8]) -> ControlFlow<()>,
+) -> Result<u64, ReplayError> {
     let name = path.display().to_string();
-    let open_error = |source| ReplayError::Open { path: name.clone(), source };
+    let open_error = |error| ReplayError::Open { path: name.clone(), error };
     let mut file = File::open(path).map_err(open_error)?;
     let mut header = [0u8; 24];
     let read = read_full(&mut file, &mut header).map_err(open_error)?;
@@ -89,7 +105,9 @@ pub fn for_each_frame(
                         let caplen = usize::try_from(packet.caplen).unwrap_or(usize::MAX);
                         let data = packet.data.get(..caplen).unwrap_or(packet.data);
                         frames += 1;
-                        frame(ts, link, data);
+                        if frame(ts, link, data).is_break() {
+                            return Ok(frames);
+                        }
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
@@ -113,7 +131,9 @@ pub fn for_each_frame(
                         let caplen = usize::try_from(epb.caplen).unwrap_or(usize::MAX);
                         let data = epb.data.get(..caplen).unwrap_or(epb.data);
                         frames += 1;
-                        frame(ts, interface.link, data);
+                        if frame(ts, interface.link, data).is_break() {
+                            return Ok(frames);
+                        }
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                         let interface = interfaces
@@ -123,7 +143,9 @@ pub fn for_each_frame(
                         let len = usize::try_from(spb.origlen).unwrap_or(usize::MAX);
                         let data = spb.data.get(..len).unwrap_or(spb.data);
                         frames += 1;
-                        frame(0, interface.link, data);
+                        if frame(0, interface.link, data).is_break() {
+                            return Ok(frames);
+                        }
                     }
                     PcapBlockOwned::NG(_) => {}
                 }
@@ -207,7 +229,7 @@ fn for_each_classic_frame(
     name: &str,
     mut file: File,
     format: ClassicFormat,
-    mut frame: impl FnMut(Micros, LinkType, &[u8]),
+    mut frame: impl FnMut(Micros, LinkType, &[u8]) -> ControlFlow<()>,
 ) -> Result<u64, ReplayError> {
     let linktype = format.linktype;
     let link = LinkType::from_linktype(linktype)
@@ -255,7 +277,9 @@ fn for_each_classic_frame(
         let frac = i64::from(word(4));
         let ts = i64::from(word(0)) * 1_000_000 + if format.nanos { frac / 1000 } else { frac };
         frames += 1;
-        frame(ts, link, data);
+        if frame(ts, link, data).is_break() {
+            return Ok(frames);
+        }
         start += record_len;
     }
 }
@@ -295,5 +319,31 @@ mod tests {
         assert_eq!(ticks_to_micros(1_795_795_200_123_456_789, nanos), 1_795_795_200_123_456);
         let binary = Interface { link: LinkType::Ethernet, resolution: 1 << 20, offset_secs: 10 };
         assert_eq!(ticks_to_micros(3 << 19, binary), 11_500_000);
+    }
+
+    #[test]
+    fn open_errors_say_the_cause_once() {
+        let error = for_each_frame(Path::new("/nonexistent/x.pcap"), |_, _, _| {}).unwrap_err();
+        assert_eq!(crate::diag::chain(&error), "/nonexistent/x.pcap: No such file or directory (os error 2)");
+    }
+
+    #[test]
+    fn a_break_stops_reading() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/pcap");
+        for file in ["curl-tls.pcap", "openssl-gnutls-python.pcapng"] {
+            let path = dir.join(file);
+            let all = for_each_frame(&path, |_, _, _| {}).unwrap();
+            assert!(all > 3, "{file}");
+            let mut seen = 0u64;
+            let read = try_for_each_frame(&path, |_, _, _| {
+                seen += 1;
+                if seen == 3 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            assert_eq!((read.unwrap(), seen), (3, 3), "{file}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! match wins and every decision names its rule. Loaded from TOML with
 //! located errors; a failed reload keeps the policy in force.
 
+mod clipboard_file;
 mod eval;
 
 use std::collections::HashSet;
@@ -14,6 +15,7 @@ use toml::Spanned;
 use crate::catalog::{Catalog, Category, TrainsOnInputs};
 use crate::clipboard::ClipboardPolicy;
 use crate::diag::{self, Diagnostic, Diagnostics, LoadError};
+use clipboard_file::ClipboardFile;
 
 pub use eval::{Decision, Subject};
 
@@ -149,43 +151,53 @@ pub struct Messages {
     pub block: Text,
 }
 
+// The file as written. Names (actions, categories…) are read as text and
+// checked afterwards, with their place, so that every wrong one is
+// reported: a serde enum would stop the parse at the first.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     format: Spanned<u32>,
     name: String,
     version: String,
-    default_action: Action,
-    #[serde(default)]
-    failure_mode: FailureMode,
+    default_action: Spanned<String>,
+    failure_mode: Option<Spanned<String>>,
     alternative: Alternative,
-    coach: Coaching,
+    coach: CoachingFile,
     messages: Messages,
     #[serde(default)]
     dns: DnsSettings,
     #[serde(default)]
-    clipboard: ClipboardPolicy,
+    clipboard: ClipboardFile,
     #[serde(rename = "rule", default)]
     rules: Vec<RuleFile>,
+}
+
+/// `coach`: see [`Coaching`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoachingFile {
+    bypass_minutes: Spanned<u32>,
+    min_justification_chars: Spanned<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleFile {
     id: Spanned<String>,
-    action: Action,
+    action: Spanned<String>,
     reason: Option<Text>,
     #[serde(default)]
     services: Vec<Spanned<String>>,
     #[serde(default)]
-    categories: Vec<Category>,
+    categories: Vec<Spanned<String>>,
     #[serde(default)]
     vendors: Vec<Spanned<String>>,
     #[serde(default)]
     jurisdictions: Vec<Spanned<String>>,
     #[serde(default)]
     jurisdictions_except: Vec<Spanned<String>>,
-    trains_on_inputs: Option<TrainsOnInputs>,
+    trains_on_inputs: Option<Spanned<String>>,
     #[serde(default)]
     users: Vec<String>,
     #[serde(default)]
@@ -236,6 +248,14 @@ fn is_country_code(value: &str) -> bool {
     value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase())
 }
 
+/// The variant of `T` that `value` names, as serde reads it from TOML; else
+/// serde's message (``unknown variant `deny`, expected one of …``).
+fn variant<T: serde::de::DeserializeOwned>(value: &Spanned<String>) -> Result<T, String> {
+    use serde::de::IntoDeserializer;
+    T::deserialize(value.get_ref().as_str().into_deserializer())
+        .map_err(|e: serde::de::value::Error| e.to_string())
+}
+
 impl Policy {
     pub fn bundled(catalog: &Catalog) -> Result<Self, LoadError> {
         Self::parse(BUNDLED_POLICY, BUNDLED_POLICY_PATH, catalog)
@@ -246,28 +266,41 @@ impl Policy {
         Self::parse(&text, &path.display().to_string(), catalog)
     }
 
-    /// Parses and checks a policy against `catalog`; every problem is reported.
+    /// Parses and checks a policy against `catalog`. Every problem in the
+    /// values is reported; a file TOML cannot read (syntax, unknown key,
+    /// wrong type, missing field) stops at its first problem.
     pub fn parse(text: &str, path: &str, catalog: &Catalog) -> Result<Self, LoadError> {
         let file: PolicyFile =
             toml::from_str(text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(path, text, &e)]))?;
-        let mut errors = Vec::new();
-        let mut error =
-            |offset: usize, message: String| errors.push(Diagnostic::at(path, text, offset, message));
+        let mut report = Report { path, text, errors: Vec::new() };
         if *file.format.get_ref() != FORMAT {
-            error(file.format.span().start, format!("unsupported policy format, expected {FORMAT}"));
+            report.error(file.format.span().start, format!("unsupported policy format, expected {FORMAT}"));
         }
+        let default_action: Option<Action> = report.named(&file.default_action);
+        let failure_mode: Option<FailureMode> = match &file.failure_mode {
+            Some(mode) => report.named(mode),
+            None => Some(FailureMode::default()),
+        };
         let mut ids = HashSet::new();
         let mut rules = Vec::with_capacity(file.rules.len());
         for rule in file.rules {
             let id = rule.id.get_ref();
             if id.is_empty() || id == DEFAULT_RULE_ID {
-                error(rule.id.span().start, format!("rule id `{id}` is reserved or empty"));
+                report.error(rule.id.span().start, format!("rule id `{id}` is reserved or empty"));
             } else if !ids.insert(id.clone()) {
-                error(rule.id.span().start, format!("duplicate rule id `{id}`"));
+                report.error(rule.id.span().start, format!("duplicate rule id `{id}`"));
             }
+            let action: Option<Action> = report.named(&rule.action);
+            // Each checked (collecting into an Option would stop at the first wrong one).
+            let categories: Vec<Option<Category>> = rule.categories.iter().map(|c| report.named(c)).collect();
+            let categories: Option<Vec<Category>> = categories.into_iter().collect();
+            let trains_on_inputs: Option<Option<TrainsOnInputs>> = match &rule.trains_on_inputs {
+                Some(value) => report.named(value).map(Some),
+                None => Some(None),
+            };
             for service in &rule.services {
                 if catalog.get(service.get_ref()).is_none() {
-                    error(
+                    report.error(
                         service.span().start,
                         format!("unknown service `{}`: not in the catalog", service.get_ref()),
                     );
@@ -275,7 +308,7 @@ impl Policy {
             }
             for vendor in &rule.vendors {
                 if !catalog.services().iter().any(|s| s.vendor.eq_ignore_ascii_case(vendor.get_ref())) {
-                    error(
+                    report.error(
                         vendor.span().start,
                         format!("unknown vendor `{}`: no catalogued service has it", vendor.get_ref()),
                     );
@@ -283,18 +316,24 @@ impl Policy {
             }
             for j in rule.jurisdictions.iter().chain(&rule.jurisdictions_except) {
                 if !is_country_code(j.get_ref()) {
-                    error(
+                    report.error(
                         j.span().start,
                         format!("invalid jurisdiction `{}`, expected a code such as `FR`", j.get_ref()),
                     );
                 }
             }
+            // A rule with a wrong name is reported above and not kept.
+            let (Some(action), Some(categories), Some(trains_on_inputs)) =
+                (action, categories, trains_on_inputs)
+            else {
+                continue;
+            };
             rules.push(Rule {
                 id: Arc::from(rule.id.into_inner()),
-                action: rule.action,
+                action,
                 reason: rule.reason,
                 services: rule.services.into_iter().map(Spanned::into_inner).collect(),
-                categories: rule.categories,
+                categories,
                 vendors: rule.vendors.into_iter().map(Spanned::into_inner).collect(),
                 jurisdictions: rule.jurisdictions.into_iter().map(Spanned::into_inner).collect(),
                 jurisdictions_except: rule
@@ -302,45 +341,66 @@ impl Policy {
                     .into_iter()
                     .map(Spanned::into_inner)
                     .collect(),
-                trains_on_inputs: rule.trains_on_inputs,
+                trains_on_inputs,
                 users: rule.users,
                 groups: rule.groups,
                 programs: rule.programs,
             });
         }
-        if file.coach.min_justification_chars == 0 || file.coach.bypass_minutes == 0 {
-            error(0, "coach.bypass_minutes and coach.min_justification_chars must be at least 1".to_owned());
-        }
-        for service in &file.clipboard.services_except {
-            if catalog.get(service).is_none() {
-                error(
-                    0,
-                    format!("clipboard.services_except: unknown service `{service}`: not in the catalog"),
-                );
+        let CoachingFile { bypass_minutes, min_justification_chars } = file.coach;
+        for (value, key) in
+            [(&bypass_minutes, "bypass_minutes"), (&min_justification_chars, "min_justification_chars")]
+        {
+            if *value.get_ref() == 0 {
+                report.error(value.span().start, format!("coach.{key} must be at least 1"));
             }
         }
-        if file.clipboard.recent_flow_seconds > 3600 || file.clipboard.browser_recent_flow_seconds > 3600 {
-            error(0, "clipboard: recent-flow windows are at most 3600 seconds".to_owned());
-        }
-        if !errors.is_empty() {
-            return Err(Diagnostics(errors).into());
-        }
+        let coach = Coaching {
+            bypass_minutes: bypass_minutes.into_inner(),
+            min_justification_chars: min_justification_chars.into_inner(),
+        };
+        let clipboard = file.clipboard.check(catalog, &mut report);
+        let (Some(default_action), Some(failure_mode), Some(clipboard), true) =
+            (default_action, failure_mode, clipboard, report.errors.is_empty())
+        else {
+            // In the file's order, as a compiler lists them.
+            report.errors.sort_by_key(|d| (d.line, d.column));
+            return Err(Diagnostics(report.errors).into());
+        };
         Ok(Self {
             name: file.name,
             version: file.version,
-            default_action: file.default_action,
-            failure_mode: file.failure_mode,
+            default_action,
+            failure_mode,
             alternative: file.alternative,
-            coach: file.coach,
+            coach,
             messages: file.messages,
             dns: file.dns,
-            clipboard: file.clipboard,
+            clipboard,
             rules,
         })
     }
 
     pub fn rule(&self, id: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| &*r.id == id)
+    }
+}
+
+/// The problems found in one file, each at its place.
+struct Report<'a> {
+    path: &'a str,
+    text: &'a str,
+    errors: Vec<Diagnostic>,
+}
+
+impl Report<'_> {
+    fn error(&mut self, offset: usize, message: String) {
+        self.errors.push(Diagnostic::at(self.path, self.text, offset, message));
+    }
+
+    /// The variant of `T` that `value` names, or `None` and the error at its place.
+    fn named<T: serde::de::DeserializeOwned>(&mut self, value: &Spanned<String>) -> Option<T> {
+        variant(value).map_err(|message| self.error(value.span().start, message)).ok()
     }
 }
 

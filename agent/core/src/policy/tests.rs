@@ -158,3 +158,128 @@ fn a_failed_reload_keeps_the_policy_in_force() {
     assert_eq!(active.current().default_action, Action::Block);
     assert!(active.last_error().is_none());
 }
+
+#[test]
+fn every_wrong_name_is_reported_in_one_run() {
+    let text = format!(
+        "{HEADER}
+[[rule]]
+id = \"a\"
+action = \"deny\"
+categories = [\"chat\", \"chatbot\"]
+services = [\"no-such-service\"]
+
+[[rule]]
+id = \"a\"
+action = \"block\"
+trains_on_inputs = \"maybe\"
+"
+    )
+    .replace("default_action = \"monitor\"", "default_action = \"ignore\"");
+    let err = policy(&text).unwrap_err().to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    let expected = [
+        "p.toml:5:18: unknown variant `ignore`, expected one of `allow`,",
+        "p.toml:15:10: unknown variant `deny`, expected one of `allow`,",
+        "p.toml:16:23: unknown variant `chatbot`, expected one of `chat`,",
+        "p.toml:17:13: unknown service `no-such-service`: not in the catalog",
+        "p.toml:20:6: duplicate rule id `a`",
+        "p.toml:22:20: unknown variant `maybe`, expected one of `yes`, `no`, `unknown`",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{err}");
+    for (line, start) in lines.iter().zip(expected) {
+        assert!(line.starts_with(start), "{line:?} should start with {start:?}\n{err}");
+    }
+}
+
+#[test]
+fn names_read_as_text_keep_their_meaning() {
+    let text = format!(
+        "{HEADER}
+[[rule]]
+id = \"a\"
+action = \"coach\"
+categories = [\"code-assistant\", \"chat\"]
+trains_on_inputs = \"unknown\"
+"
+    )
+    .replace("format = 1\n", "format = 1\nfailure_mode = \"closed\"\n");
+    let p = policy(&text).unwrap();
+    assert_eq!((p.default_action, p.failure_mode), (Action::Monitor, FailureMode::Closed));
+    let rule = p.rule("a").unwrap();
+    assert_eq!(rule.action, Action::Coach);
+    assert_eq!(rule.categories, [Category::CodeAssistant, Category::Chat]);
+    assert_eq!(rule.trains_on_inputs, Some(TrainsOnInputs::Unknown));
+    assert_eq!(policy(HEADER).unwrap().failure_mode, FailureMode::Open);
+}
+
+#[test]
+fn values_are_located_where_they_are_written() {
+    let text = format!(
+        "{HEADER}
+[[rule]]
+id = \"r\"
+action = \"block\"
+categories = [\"chatbot\"]
+
+[clipboard]
+enabled = true
+services_except = [\"chatgpt\", \"no-such-service\"]
+recent_flow_seconds = 7200
+browser_recent_flow_seconds = 30
+
+[clipboard.detectors]
+disabled = [\"nir-typo\"]
+min_confidence = \"certain\"
+
+[clipboard.actions]
+marking = \"coach\"
+markings = \"block\"
+"
+    )
+    .replace(
+        "bypass_minutes = 60, min_justification_chars = 10",
+        "bypass_minutes = 0, min_justification_chars = 0",
+    );
+    let err = policy(&text).unwrap_err().to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    let expected = [
+        "p.toml:7:28: coach.bypass_minutes must be at least 1",
+        "p.toml:7:57: coach.min_justification_chars must be at least 1",
+        "p.toml:16:15: unknown variant `chatbot`",
+        "p.toml:20:31: unknown service `no-such-service`: not in the catalog",
+        "p.toml:21:23: clipboard.recent_flow_seconds is at most 3600 seconds",
+        "p.toml:25:13: unknown variant `nir-typo`",
+        "p.toml:26:18: unknown variant `certain`, expected one of `low`, `medium`, `high`",
+        "p.toml:29:11: unknown variant `coach`, expected one of `monitor`, `warn`, `block`",
+        "p.toml:30:1: unknown variant `markings`",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{err}");
+    for (line, start) in lines.iter().zip(expected) {
+        assert!(line.starts_with(start), "{line:?} should start with {start:?}\n{err}");
+    }
+}
+
+#[test]
+fn the_clipboard_section_reads_as_serde_reads_it() {
+    // What the section becomes, against ClipboardPolicy's own Deserialize
+    // (defaults for absent keys included), for each shipped policy and a sparse one.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    let mut texts: Vec<String> = ["default.toml", "monitor-only.toml", "strict.toml"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+        .collect();
+    texts.push(format!(
+        "{HEADER}\n[clipboard]\nenabled = true\n[clipboard.detector_actions]\nnir = \"warn\"\n"
+    ));
+    texts.push(format!("{HEADER}\n[clipboard.detectors]\nfamilies = [\"secret\"]\n"));
+    texts.push(HEADER.to_owned());
+    for text in texts {
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        let expected: ClipboardPolicy = match table.get("clipboard") {
+            Some(section) => section.clone().try_into().unwrap(),
+            None => ClipboardPolicy::default(),
+        };
+        assert_eq!(policy(&text).unwrap().clipboard, expected, "{text}");
+    }
+}

@@ -25,10 +25,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_event_content_hash.sql"),
 ];
 
+/// Messages say their cause, which is therefore no `source()` (a report of
+/// the whole chain would say it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("event store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error(
         "event store schema version {found} is newer than this agent ({supported}); refusing to touch it"
     )]
@@ -43,6 +45,12 @@ pub enum StoreError {
     UnknownAnswer(String),
     #[error(transparent)]
     Query(#[from] QueryError),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Sqlite(error)
+    }
 }
 
 #[derive(Debug)]

@@ -335,3 +335,11 @@ fn recent_flows_are_this_users_latest_per_service_and_program() {
         recent.iter().map(|f| (f.service_id.as_str(), f.program.as_deref(), f.ts)).collect();
     assert_eq!(seen, vec![("claude", Some("claude-desktop"), 25), ("chatgpt", Some("firefox-esr"), 30)]);
 }
+
+#[test]
+fn errors_say_their_cause_once() {
+    let error = StoreError::from(rusqlite::Error::InvalidQuery);
+    let line = crate::diag::chain(&error);
+    assert_eq!(line, error.to_string());
+    assert!(line.starts_with("event store: "), "{line}");
+}
