@@ -1,6 +1,7 @@
 //! `vigie-agent status` and `vigie-agent request`: a blocking client of the
 //! console socket, for people and scripts.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -30,31 +31,46 @@ pub(crate) fn request(socket: &Path, request: &Request) -> Result<Value> {
     Ok(reply.get("result").cloned().unwrap_or(Value::Null))
 }
 
-#[allow(clippy::print_stdout)]
 pub(crate) fn status(socket: &Path, as_json: bool) -> Result<()> {
     let status = request(socket, &Request::Status)?;
     if as_json {
-        println!("{status:#}");
-        return Ok(());
+        return print(&format!("{status:#}\n"));
     }
-    let text = |path: &[&str]| match field(&status, path) {
+    print(&render_status(&status)?)
+}
+
+/// `status` for a person: one line per part of the agent.
+fn render_status(status: &Value) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    let text = |path: &[&str]| match field(status, path) {
         Value::String(s) => s.clone(),
         Value::Null => "-".to_owned(),
         other => other.to_string(),
     };
-    println!("agent       {} (pid {}), protocol {}", text(&["agent"]), text(&["pid"]), text(&["protocol"]));
-    println!("mode        {}", text(&["mode"]));
-    println!("policy      {} {}", text(&["policy", "name"]), text(&["policy", "version"]));
+    writeln!(
+        out,
+        "agent       {} (pid {}), protocol {}",
+        text(&["agent"]),
+        text(&["pid"]),
+        text(&["protocol"])
+    )?;
+    writeln!(out, "mode        {}", text(&["mode"]))?;
+    writeln!(out, "policy      {} {}", text(&["policy", "name"]), text(&["policy", "version"]))?;
     if let Some(error) = status.get("reload_error").and_then(Value::as_str) {
-        println!("reload      REJECTED, rules in force kept: {error}");
+        writeln!(out, "reload      REJECTED, rules in force kept: {error}")?;
     }
-    let interfaces: Vec<String> = field(&status, &["capture", "interfaces"])
+    let interfaces: Vec<String> = field(status, &["capture", "interfaces"])
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default();
-    println!("capture     {}", if interfaces.is_empty() { "-".to_owned() } else { interfaces.join(", ") });
+    writeln!(
+        out,
+        "capture     {}",
+        if interfaces.is_empty() { "-".to_owned() } else { interfaces.join(", ") }
+    )?;
     match status.get("resolver").filter(|r| !r.is_null()) {
-        Some(r) => println!(
+        Some(r) => writeln!(
+            out,
             "resolver    {} queries, {} denied, {} forwarded, {} cache hits, {} ECH stripped, {} upstream timeouts, {} SERVFAIL",
             field(r, &["queries"]),
             field(r, &["denied"]),
@@ -63,29 +79,43 @@ pub(crate) fn status(socket: &Path, as_json: bool) -> Result<()> {
             field(r, &["ech_stripped"]),
             field(r, &["upstream_timeouts"]),
             field(r, &["servfail"])
-        ),
-        None => println!("resolver    off (monitor mode)"),
+        )?,
+        None => writeln!(out, "resolver    off (monitor mode)")?,
     }
     match status.get("verdicts").filter(|v| !v.is_null()) {
-        Some(v) => println!(
+        Some(v) => writeln!(
+            out,
             "verdicts    {} packets, {} rejected, {} accepted, {} addresses blocked, {} errors",
             field(v, &["packets"]),
             field(v, &["rejected"]),
             field(v, &["accepted"]),
             field(v, &["addresses_blocked"]),
             field(v, &["errors"])
-        ),
-        None => println!("verdicts    off"),
+        )?,
+        None => writeln!(out, "verdicts    off")?,
     }
-    println!("events      {} stored, {} dropped", text(&["events", "stored"]), text(&["events", "dropped"]));
-    println!(
+    writeln!(
+        out,
+        "events      {} stored, {} dropped",
+        text(&["events", "stored"]),
+        text(&["events", "dropped"])
+    )?;
+    writeln!(
+        out,
         "attribution {} flows, p50 {} µs, p99 {} µs",
         text(&["attribution", "count"]),
         text(&["attribution", "p50_us"]),
         text(&["attribution", "p99_us"])
-    );
-    println!("consoles    {} connected, {} open prompts", text(&["consoles"]), text(&["open_prompts"]));
-    Ok(())
+    )?;
+    writeln!(out, "consoles    {} connected, {} open prompts", text(&["consoles"]), text(&["open_prompts"]))?;
+    Ok(out)
+}
+
+/// Writes to stdout; a reader gone away (`status | head -1`) ends it quietly.
+pub(crate) fn print(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    crate::scan::unless_closed(stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()))
 }
 
 fn field<'v>(value: &'v Value, path: &[&str]) -> &'v Value {

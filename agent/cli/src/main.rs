@@ -117,7 +117,6 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     daemon.run()
 }
 
-#[allow(clippy::print_stdout)]
 fn request(socket: &std::path::Path, method: &str, params: Option<&str>) -> anyhow::Result<()> {
     let params = match params {
         Some(text) => serde_json::from_str(text).map_err(|e| anyhow::anyhow!("--params is not JSON: {e}"))?,
@@ -125,8 +124,7 @@ fn request(socket: &std::path::Path, method: &str, params: Option<&str>) -> anyh
     };
     // Checked here first: a typo is named before anything is sent.
     let request = vigie_core::proto::Request::parse(method, params)?;
-    println!("{:#}", client::request(socket, &request)?);
-    Ok(())
+    client::print(&format!("{:#}\n", client::request(socket, &request)?))
 }
 
 /// Colours in log lines only for a person at a terminal: not in journald or

@@ -206,7 +206,7 @@ fn is_closed(error: &std::io::Error) -> bool {
 }
 
 /// Output errors, but a closed stdout, which ends the output quietly.
-fn unless_closed(written: std::io::Result<()>) -> Result<()> {
+pub(crate) fn unless_closed(written: std::io::Result<()>) -> Result<()> {
     match written {
         Err(e) if is_closed(&e) => Ok(()),
         other => other.map_err(Into::into),

@@ -65,7 +65,7 @@ fn authorisation_of_every_method_for_every_kind_of_caller() {
         // A user asking without a uid: narrowed to themselves, or refused.
         match authorize(&alice, request.clone()) {
             Ok(narrowed) if scoped.contains(&method) => {
-                assert_eq!(scope(&narrowed), Some(Some(1000)), "{method}")
+                assert_eq!(scope(&narrowed), Some(Some(1000)), "{method}");
             }
             Ok(_) => assert!(!admin_only.contains(&method), "{method} is the security team's"),
             Err(failure) => {
