@@ -52,3 +52,6 @@ console_ensure() {
     fi
     (cd ui && npm run --silent build >/dev/null)
 }
+
+# Where cargo puts release binaries (CARGO_TARGET_DIR is honoured).
+release_dir() { echo "${CARGO_TARGET_DIR:-$PWD/target}/release"; }

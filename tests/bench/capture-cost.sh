@@ -18,8 +18,8 @@ rust_ensure
 apt_ensure iperf3 tcpdump iproute2 python3
 log "build"
 cargo build --release --locked -p vigie-agent -p vigie-tests
-agent=$PWD/target/release/vigie-agent
-lab=$PWD/target/release/vigie-lab
+agent=$(release_dir)/vigie-agent
+lab=$(release_dir)/vigie-lab
 id=$(( $$ % 100000 ))
 work=$(mktemp -d)
 cleanup() {

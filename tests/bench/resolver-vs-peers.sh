@@ -21,9 +21,9 @@ rust_ensure
 apt_ensure dnsperf unbound dnsmasq-base iproute2
 log "build"
 cargo build --release --locked -p vigie-agent -p vigie-tests
-agent=$PWD/target/release/vigie-agent
-latency=$PWD/target/release/dns-latency
-lab=$PWD/target/release/vigie-lab
+agent=$(release_dir)/vigie-agent
+latency=$(release_dir)/dns-latency
+lab=$(release_dir)/vigie-lab
 id=$(( $$ % 100000 ))
 work=$(mktemp -d)
 chmod 755 "$work"

@@ -22,12 +22,12 @@ log "build"
 cargo build --release --locked -p vigie-agent -p vigie-tests
 capture="$out/mixed-$packets.pcap"
 if [ ! -s "$capture" ]; then
-    ./target/release/make-bench-capture "$capture" "$packets" > "$capture.json"
+    $(release_dir)/make-bench-capture "$capture" "$packets" > "$capture.json"
 fi
 cat "$capture.json"
 
 log "completeness: every handshake found"
-./target/release/vigie-agent scan "$capture" --json | tail -n 1 > "$out/vigie-summary.json"
+$(release_dir)/vigie-agent scan "$capture" --json | tail -n 1 > "$out/vigie-summary.json"
 python3 - "$capture.json" "$out/vigie-summary.json" <<'PY'
 import json, sys
 want = json.load(open(sys.argv[1]))
@@ -40,20 +40,20 @@ PY
 
 log "timing"
 hyperfine --style basic -N --warmup 1 --runs "${RUNS:-5}" --export-json "$out/timing.json" \
-    -n floor "./target/release/pcap-walk $capture" \
-    -n vigie "./target/release/vigie-agent scan $capture" \
+    -n floor "$(release_dir)/pcap-walk $capture" \
+    -n vigie "$(release_dir)/vigie-agent scan $capture" \
     -n ndpiReader "ndpiReader -q -i $capture"
 # tshark keeps per-packet state and takes over half an hour on the full
 # capture: it is timed, with vigie, on a capture of a tenth the size made
 # the same way, and compared per packet.
 small=$((packets / 10))
 small_capture="$out/mixed-$small.pcap"
-[ -s "$small_capture" ] || ./target/release/make-bench-capture "$small_capture" "$small" > "$small_capture.json"
+[ -s "$small_capture" ] || $(release_dir)/make-bench-capture "$small_capture" "$small" > "$small_capture.json"
 tshark_names=$(tshark -n -r "$small_capture" -Y 'tls.handshake.type == 1' -T fields -e tls.handshake.extensions_server_name 2>/dev/null | grep -c . || true)
 echo "tshark: $tshark_names ClientHello SNIs in $small_capture ($(cat "$small_capture.json"))"
 hyperfine --style basic -N --runs 1 --export-json "$out/timing-tshark.json" \
     -n tshark "tshark -n -r $small_capture -Y 'tls.handshake.type == 1' -T fields -e tls.handshake.extensions_server_name" \
-    -n vigie-small "./target/release/vigie-agent scan $small_capture"
+    -n vigie-small "$(release_dir)/vigie-agent scan $small_capture"
 
 python3 - "$out/timing.json" "$out/timing-tshark.json" "$packets" "$small" <<'PY'
 import json, sys

@@ -22,8 +22,8 @@ rust_ensure
 apt_ensure iptables nftables curl python3 openssl iproute2
 log "build"
 cargo build --release --locked -p vigie-agent -p vigie-tests
-agent=$PWD/target/release/vigie-agent
-lab=$PWD/target/release/vigie-lab
+agent=$(release_dir)/vigie-agent
+lab=$(release_dir)/vigie-lab
 id=$(( $$ % 100000 ))
 work=$(mktemp -d)
 cleanup() {
