@@ -129,8 +129,15 @@ impl Lab {
         let pids = |lab: &Lab| -> Vec<String> {
             [&lab.client, &lab.server]
                 .iter()
-                .filter_map(|ns| Command::new("ip").args(["netns", "pids", ns]).stderr(Stdio::null()).output().ok())
-                .flat_map(|out| String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                .filter_map(|ns| {
+                    Command::new("ip").args(["netns", "pids", ns]).stderr(Stdio::null()).output().ok()
+                })
+                .flat_map(|out| {
+                    String::from_utf8_lossy(&out.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
                 .collect()
         };
         for signal in ["-TERM", "-KILL"] {

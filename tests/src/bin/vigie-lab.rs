@@ -23,7 +23,9 @@ fn main() -> ExitCode {
         _ => None,
     };
     let Some((verb, tag, id)) = parsed else {
-        eprintln!("usage: vigie-lab up|down TAG ID   (TAG: 1-4 lowercase letters, ID: a number below 100000)");
+        eprintln!(
+            "usage: vigie-lab up|down TAG ID   (TAG: 1-4 lowercase letters, ID: a number below 100000)"
+        );
         return ExitCode::from(2);
     };
     if let Some(why) = missing_prerequisites(&["ip"]) {
