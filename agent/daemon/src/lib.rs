@@ -65,7 +65,7 @@ pub struct Daemon {
     runtime: tokio::runtime::Runtime,
     captures: Vec<(String, JoinHandle<Result<()>>)>,
     /// Set while the kernel queues packets for this agent.
-    firewall: Option<Arc<dyn Firewall>>,
+    firewall: Option<InstalledRules>,
     writer: Writer,
     reloads: Receiver<()>,
     _watcher: notify::RecommendedWatcher,
@@ -133,7 +133,7 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
         let queue = platform.firewall.install(&config.verdicts, failure_mode).context(
             "enforcement needs packet verdicts (set [verdicts] enabled = false for the resolver alone)",
         )?;
-        firewall = Some(Arc::clone(&platform.firewall));
+        firewall = Some(InstalledRules(Arc::clone(&platform.firewall)));
         let (decider, rules, thread_stats, stop) =
             (Arc::clone(&decider), Arc::clone(&rules), Arc::clone(&stats), Arc::clone(&stop));
         // Not joined: it blocks in the kernel until a packet comes, and goes
@@ -153,8 +153,9 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
     info!(socket = %config.socket.display(), "console socket ready");
 
     let spared = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
-    let blocker =
-        firewall.as_ref().map(|f| Arc::new(AddressBlocker::new(Arc::clone(f), spared, Arc::clone(&stats))));
+    let blocker = firewall
+        .as_ref()
+        .map(|f| Arc::new(AddressBlocker::new(Arc::clone(&f.0), spared, Arc::clone(&stats))));
     let mut captures = Vec::new();
     let interfaces = platform.capture.interfaces(&config.interfaces);
     for name in interfaces.iter().flatten().cloned() {
@@ -199,6 +200,17 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
         _watcher: watcher,
         failure,
     })
+}
+
+/// The kernel rules that queue packets for the agent, removed when this
+/// goes: at shutdown, or when a later step of `start` fails.
+#[derive(Debug)]
+struct InstalledRules(Arc<dyn Firewall>);
+
+impl Drop for InstalledRules {
+    fn drop(&mut self) {
+        self.0.uninstall();
+    }
 }
 
 /// Rules reload when their files change. Editors replace files, so the
@@ -284,9 +296,7 @@ impl Daemon {
             report_capture_end(&name, handle.join());
         }
         // Kernel rules first: from here, traffic no longer waits on this agent.
-        if let Some(firewall) = self.firewall.take() {
-            firewall.uninstall();
-        }
+        drop(self.firewall.take());
         // The consoles and the resolver go next; then the writer stores
         // what is queued, the last journal entry included, and ends.
         self.runtime.shutdown_timeout(Duration::from_secs(2));

@@ -1,0 +1,100 @@
+//! The whole daemon on the platform's fakes, without root: start, serve,
+//! stop, in the documented order.
+
+// Test code: a panic here is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use vigie_core::policy::FailureMode;
+use vigie_core::store::Store;
+use vigie_daemon::platform::fake::{Fakes, Frames};
+use vigie_daemon::Config;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/pcap").join(name)
+}
+
+fn config(dir: &std::path::Path, extra: &str) -> Config {
+    let text = format!(
+        "database = {:?}\nsocket = {:?}\ninterfaces = [\"fake0\"]\n{extra}",
+        dir.join("events.db"),
+        dir.join("agent.sock")
+    );
+    Config::parse(&text, "agent.toml").unwrap()
+}
+
+/// A free local port for the resolver (UDP and TCP).
+fn free_port() -> u16 {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_replayed_capture_is_stored_and_the_end_of_every_capture_stops_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes::default();
+    fakes
+        .capture
+        .sources
+        .lock()
+        .unwrap()
+        .insert("fake0".into(), Frames::from_capture(&fixture("curl-tls.pcap")).unwrap());
+    let daemon = vigie_daemon::start(config(dir.path(), ""), fakes.platform()).unwrap();
+    let error = daemon.run().unwrap_err();
+    assert_eq!(error.to_string(), "every capture stopped");
+    // The writer stored what the capture reported before it closed.
+    let store = Store::open(&dir.path().join("events.db")).unwrap();
+    let services: Vec<String> = store.recent(100).unwrap().into_iter().map(|e| e.service_id).collect();
+    assert!(
+        services.contains(&"chatgpt".to_owned()) && services.contains(&"claude".to_owned()),
+        "{services:?}"
+    );
+    let journal: Vec<String> = store.journal(10).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(journal, ["stopped", "started"]);
+    assert!(!dir.path().join("agent.sock").exists(), "the socket is removed");
+    assert!(fakes.firewall.installed.lock().unwrap().is_empty(), "monitor mode installs nothing");
+}
+
+#[test]
+fn enforcement_installs_the_rules_and_removes_them_at_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes::default();
+    fakes.capture.sources.lock().unwrap().insert("fake0".into(), Frames::default());
+    let port = free_port();
+    let extra = format!(
+        "enforce = true\n[resolver]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:9\"]\n"
+    );
+    let daemon = vigie_daemon::start(config(dir.path(), &extra), fakes.platform()).unwrap();
+    assert_eq!(*fakes.firewall.installed.lock().unwrap(), [FailureMode::Open]);
+    assert_eq!(fakes.firewall.uninstalled.load(Ordering::Relaxed), 0);
+    let stop = daemon.stop_flag();
+    let stopper = std::thread::spawn(move || {
+        std::thread::park_timeout(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
+    });
+    // The empty capture ends at once: the agent stops on that, rules removed.
+    let _ = daemon.run();
+    stopper.join().unwrap();
+    assert_eq!(fakes.firewall.uninstalled.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_start_that_fails_after_the_rules_went_in_takes_them_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes::default();
+    let port = free_port();
+    // The console socket cannot be made: its folder is a file.
+    std::fs::write(dir.path().join("not-a-folder"), "").unwrap();
+    let text = format!(
+        "database = {:?}\nsocket = {:?}\nenforce = true\n[resolver]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:9\"]\n",
+        dir.path().join("events.db"),
+        dir.path().join("not-a-folder/agent.sock")
+    );
+    let config = Config::parse(&text, "agent.toml").unwrap();
+    let error = vigie_daemon::start(config, fakes.platform()).unwrap_err();
+    assert!(format!("{error:#}").contains("not-a-folder"), "{error:#}");
+    assert_eq!(fakes.firewall.installed.lock().unwrap().len(), 1);
+    assert_eq!(fakes.firewall.uninstalled.load(Ordering::Relaxed), 1, "no rule left behind");
+}
