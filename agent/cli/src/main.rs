@@ -110,11 +110,12 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
         config.socket.clone_from(socket);
     }
     config.kernel_filter = !args.no_kernel_filter;
-    let daemon = vigie_daemon::start(config, vigie_daemon::Platform::this_machine())?;
+    // Caught from before the start: a stop asked during it is clean.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, daemon.stop_flag())?;
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))?;
     }
-    daemon.run()
+    vigie_daemon::start_with_stop(config, vigie_daemon::Platform::this_machine(), stop)?.run()
 }
 
 fn request(socket: &std::path::Path, method: &str, params: Option<&str>) -> anyhow::Result<()> {

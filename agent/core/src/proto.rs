@@ -307,6 +307,14 @@ pub struct ListParams {
     pub uid: Option<u32>,
 }
 
+/// `journal`: the newest entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
 /// One request of the console protocol: a method and its params. On the
 /// wire, `{"id": …, "method": "…", "params": …}` (agent/IPC.md); params may
 /// be left out or `null` where the method takes none or all are optional.
@@ -319,8 +327,8 @@ pub enum Request {
     Answer(AnswerParams),
     Events(ListParams),
     Answers(ListParams),
-    Aggregates(ListParams),
-    Journal(ListParams),
+    Aggregates,
+    Journal(JournalParams),
     Search(EventQuery),
     Stats(EventQuery),
     Facets,
@@ -367,7 +375,7 @@ impl Request {
             Request::Answer(_) => "answer",
             Request::Events(_) => "events",
             Request::Answers(_) => "answers",
-            Request::Aggregates(_) => "aggregates",
+            Request::Aggregates => "aggregates",
             Request::Journal(_) => "journal",
             Request::Search(_) => "search",
             Request::Stats(_) => "stats",
@@ -382,9 +390,8 @@ impl Request {
     pub fn params(&self) -> serde_json::Value {
         let value = match self {
             Request::Answer(p) => serde_json::to_value(p),
-            Request::Events(p) | Request::Answers(p) | Request::Aggregates(p) | Request::Journal(p) => {
-                serde_json::to_value(p)
-            }
+            Request::Events(p) | Request::Answers(p) => serde_json::to_value(p),
+            Request::Journal(p) => serde_json::to_value(p),
             Request::Search(q) | Request::Stats(q) => serde_json::to_value(q),
             Request::Clipboard(r) => serde_json::to_value(r),
             Request::Hello
@@ -392,6 +399,7 @@ impl Request {
             | Request::Subscribe
             | Request::Prompts
             | Request::Facets
+            | Request::Aggregates
             | Request::Policy
             | Request::Catalog => Ok(serde_json::Value::Null),
         };
@@ -427,7 +435,6 @@ impl Request {
             "answer" => Request::Answer(take(known, params)?),
             "events" => Request::Events(take(known, params)?),
             "answers" => Request::Answers(take(known, params)?),
-            "aggregates" => Request::Aggregates(take(known, params)?),
             "journal" => Request::Journal(take(known, params)?),
             "search" => Request::Search(take(known, params)?),
             "stats" => Request::Stats(take(known, params)?),
@@ -440,6 +447,7 @@ impl Request {
                     "subscribe" => Request::Subscribe,
                     "prompts" => Request::Prompts,
                     "facets" => Request::Facets,
+                    "aggregates" => Request::Aggregates,
                     "policy" => Request::Policy,
                     _ => Request::Catalog,
                 }

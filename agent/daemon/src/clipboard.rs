@@ -35,14 +35,6 @@ pub enum ReportError {
     BadHash,
     #[error("display must be `x11` or `wayland`")]
     BadDisplay,
-    #[error("rules lock poisoned")]
-    Poisoned,
-}
-
-impl ReportError {
-    pub fn is_bad_request(&self) -> bool {
-        !matches!(self, ReportError::Poisoned)
-    }
 }
 
 fn check(report: &ClipboardReport) -> Result<(), ReportError> {
@@ -98,9 +90,14 @@ pub fn report(
     let Some(decision) = guard.decide(&report.detectors) else { return Ok(ClipboardOutcome::default()) };
     let now = decider.clock().wall_micros();
     let program = window_program(decider, reporter, report.window.pid);
+    // The destination is found with the console's word for the program when
+    // the agent has none of its own (Wayland gives no pid, only an app id):
+    // it is matched against this user's own flows, so it reveals nothing.
+    // What is stored is only what the agent verified.
     let mut window = report.window.clone();
-    window.pid = program.pid;
-    window.program.clone_from(&program.program);
+    if program.program.is_some() {
+        window.program.clone_from(&program.program);
+    }
     let longest = guard.recent_flow_seconds.max(guard.browser_recent_flow_seconds);
     let since = now.saturating_sub(i64::from(longest).saturating_mul(1_000_000));
     let recent = recent_flows(reporter.uid, since);

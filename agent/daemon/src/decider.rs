@@ -114,8 +114,8 @@ const MAX_HANDLED: usize = 16_384;
 pub struct Handled {
     /// Handshakes the verdicts reported, by (protocol, local, remote).
     flows: Mutex<HashMap<(Protocol, SocketAddr, SocketAddr), Instant>>,
-    /// Local ports of the resolver's upstream queries, by upstream.
-    upstream_ports: Mutex<HashMap<(u16, SocketAddr), Instant>>,
+    /// The resolver's upstream queries, by transport, local port and upstream.
+    upstream_ports: Mutex<HashMap<(Protocol, u16, SocketAddr), Instant>>,
     /// Where the resolver listens: queries to it are its own to report.
     resolver_listen: Mutex<Vec<SocketAddr>>,
 }
@@ -131,9 +131,13 @@ fn remember<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: K, n
     map.insert(key, now);
 }
 
-fn recent<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: &K, now: Instant) -> bool {
-    map.lock()
-        .is_ok_and(|map| map.get(key).is_some_and(|at| now.saturating_duration_since(*at) < HANDLED_FOR))
+/// Whether `key` was handled recently; the entry is used up, since one
+/// handled flow is one observation for the capture (a later flow on the
+/// same addresses is the capture's to report).
+fn take_recent<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: &K, now: Instant) -> bool {
+    map.lock().is_ok_and(|mut map| {
+        map.remove(key).is_some_and(|at| now.saturating_duration_since(at) < HANDLED_FOR)
+    })
 }
 
 impl Handled {
@@ -143,9 +147,9 @@ impl Handled {
         }
     }
 
-    /// The resolver asked `upstream` from local port `port`.
-    pub fn upstream_query(&self, port: u16, upstream: SocketAddr, now: Instant) {
-        remember(&self.upstream_ports, (port, upstream), now);
+    /// The resolver asked `upstream` over `protocol` from local port `port`.
+    pub fn upstream_query(&self, protocol: Protocol, port: u16, upstream: SocketAddr, now: Instant) {
+        remember(&self.upstream_ports, (protocol, port, upstream), now);
     }
 
     fn verdict_judged(&self, flow: &Flow, now: Instant) {
@@ -158,8 +162,8 @@ impl Handled {
             listen.iter().any(|l| *l == flow.dst || (l.ip().is_unspecified() && l.port() == flow.dst.port()))
         });
         asks_resolver
-            || recent(&self.upstream_ports, &(flow.src.port(), flow.dst), now)
-            || recent(&self.flows, &(flow.protocol, flow.src, flow.dst), now)
+            || take_recent(&self.upstream_ports, &(flow.protocol, flow.src.port(), flow.dst), now)
+            || take_recent(&self.flows, &(flow.protocol, flow.src, flow.dst), now)
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Daemon {
     captures: Vec<(String, JoinHandle<Result<()>>)>,
     /// Set while the kernel queues packets for this agent.
     firewall: Option<InstalledRules>,
+    /// Stops the verdict thread, once the rules are out.
+    verdict_stop: Arc<AtomicBool>,
     writer: Writer,
     reloads: Receiver<()>,
     _watcher: notify::RecommendedWatcher,
@@ -76,6 +78,13 @@ pub struct Daemon {
 /// enforce mode the resolver and the packet verdicts; then one capture
 /// thread per interface.
 pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
+    start_with_stop(config, platform, Arc::new(AtomicBool::new(false)))
+}
+
+/// [`start`] with the stop flag the caller already set signals on, so that
+/// a SIGTERM during the start (rules going in, sockets binding) stops the
+/// agent cleanly as soon as it has started instead of killing it half-way.
+pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>) -> Result<Daemon> {
     let (catalog, policy) = config.rule_files().load().context("rules rejected")?;
     info!(policy = %policy.name, version = %policy.version, services = catalog.services().len(), "rules loaded");
     let active = ActivePolicy::new(policy);
@@ -89,7 +98,6 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
     record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
     let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
 
-    let stop = Arc::new(AtomicBool::new(false));
     let (reloads, watcher) = watch_rules(&config)?;
 
     let prompts = Arc::new(Prompts::new(Arc::clone(&platform.clock)));
@@ -126,6 +134,8 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
         state.resolver = Some(resolver);
     }
     let stats = Arc::new(VerdictStats::default());
+    // The verdicts go on judging until the kernel rules are out.
+    let verdict_stop = Arc::new(AtomicBool::new(false));
     let mut firewall = None;
     if config.mode() == Mode::Enforce && config.verdicts.enabled {
         // Read at start: a reload that changes it applies at the next start.
@@ -135,7 +145,7 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
         )?;
         firewall = Some(InstalledRules(Arc::clone(&platform.firewall)));
         let (decider, rules, thread_stats, stop) =
-            (Arc::clone(&decider), Arc::clone(&rules), Arc::clone(&stats), Arc::clone(&stop));
+            (Arc::clone(&decider), Arc::clone(&rules), Arc::clone(&stats), Arc::clone(&verdict_stop));
         // Not joined: it blocks in the kernel until a packet comes, and goes
         // with the process; the rules go first, and with queue bypass,
         // traffic flows in between.
@@ -195,6 +205,7 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
         runtime,
         captures,
         firewall,
+        verdict_stop,
         writer,
         reloads,
         _watcher: watcher,
@@ -295,8 +306,10 @@ impl Daemon {
         for (name, handle) in std::mem::take(&mut self.captures) {
             report_capture_end(&name, handle.join());
         }
-        // Kernel rules first: from here, traffic no longer waits on this agent.
+        // Kernel rules first: from here, traffic no longer waits on this
+        // agent; then the verdicts let go of what they held.
         drop(self.firewall.take());
+        self.verdict_stop.store(true, Ordering::Relaxed);
         // The consoles and the resolver go next; then the writer stores
         // what is queued, the last journal entry included, and ends.
         self.runtime.shutdown_timeout(Duration::from_secs(2));
@@ -305,9 +318,13 @@ impl Daemon {
             Some(e) => format!("stopped on failure: {e:#}"),
         };
         let sink = self.state.decider.sink().clone();
-        sink.journal(STOPPED, how);
         let _ = std::fs::remove_file(&self.config.socket);
-        let stored = self.writer.close();
+        let last = JournalEntry {
+            ts: self.state.decider.clock().wall_micros(),
+            kind: STOPPED.to_owned(),
+            detail: how,
+        };
+        let stored = self.writer.close(Some(last));
         info!(stored, dropped = sink.dropped(), "stopped");
         match self.failure {
             Some(failure) => Err(failure),

@@ -196,7 +196,7 @@ impl Upstream {
         let socket = UdpSocket::bind(bind).await.ok()?;
         socket.connect(self.addr).await.ok()?;
         if let Ok(local) = socket.local_addr() {
-            decider.handled().upstream_query(local.port(), self.addr, decider.clock().now());
+            decider.handled().upstream_query(Protocol::Udp, local.port(), self.addr, decider.clock().now());
         }
         let id = rand::random::<u16>();
         let mut outgoing = message.to_vec();
@@ -231,9 +231,13 @@ async fn exchange_tcp(
     query: &Query<'_>,
     message: &[u8],
     timeout: Duration,
+    decider: &Decider,
 ) -> Option<Vec<u8>> {
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await.ok()?;
+        if let Ok(local) = stream.local_addr() {
+            decider.handled().upstream_query(Protocol::Tcp, local.port(), addr, decider.clock().now());
+        }
         let len = u16::try_from(message.len()).ok()?;
         let mut framed = Vec::with_capacity(message.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
@@ -529,7 +533,7 @@ impl Resolver {
             let index = (first + attempt) % count;
             let Some(upstream) = self.upstreams.get(index) else { break };
             let response = if tcp {
-                exchange_tcp(upstream.addr, query, message, self.timeout).await
+                exchange_tcp(upstream.addr, query, message, self.timeout, &self.decider).await
             } else {
                 upstream.exchange(query, message, self.timeout, &self.decider).await
             };

@@ -34,6 +34,8 @@ pub(crate) enum Record {
 struct Counters {
     stored: AtomicU64,
     dropped: AtomicU64,
+    /// Set by `Writer::close`: later records are refused, and counted.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A handle to give records to the writer; cheap to clone.
@@ -98,6 +100,10 @@ impl EventSink {
     }
 
     fn queue(&self, record: Record) -> bool {
+        if self.counters.closed.load(Ordering::Acquire) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
         match self.records.try_send(record) {
             Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
@@ -145,11 +151,17 @@ impl Writer {
         self.thread.is_finished()
     }
 
-    /// Writes everything queued before this call, ends the writer and
-    /// returns how many events were stored in all. Records sent afterwards
-    /// are refused (and counted as dropped).
-    pub fn close(self) -> u64 {
-        // A blocking send: the writer is draining, room comes.
+    /// Writes everything queued before this call, then `last` (the
+    /// journal's `stopped` entry, which must not be lost to a full queue),
+    /// ends the writer and returns how many events were stored in all.
+    /// Records sent afterwards are refused (and counted as dropped).
+    pub fn close(self, last: Option<JournalEntry>) -> u64 {
+        // Blocking sends: the writer is draining, room comes.
+        let last_sent = last.is_none_or(|entry| self.records.send(Record::Journal(entry)).is_ok());
+        self.counters.closed.store(true, Ordering::Release);
+        if !last_sent {
+            error!("the store writer is gone: the last journal entry is lost");
+        }
         if self.records.send(Record::Close).is_ok() && self.thread.join().is_err() {
             error!("the store writer panicked");
         }
@@ -279,12 +291,14 @@ mod tests {
             assert!(sink.send(event_for(&catalog, &policy, service, Some(1000))));
         }
         assert!(sink.journal("started", "test"));
-        assert_eq!(writer.close(), 3);
+        let stopped = JournalEntry { ts: 2, kind: "stopped".into(), detail: "clean stop".into() };
+        assert_eq!(writer.close(Some(stopped)), 3);
         assert!(!sink.send(event_for(&catalog, &policy, "chatgpt", None)), "refused after close");
         assert_eq!(sink.dropped(), 1);
         let store = Store::open(&path).unwrap();
         assert_eq!(store.count().unwrap(), 3);
-        assert_eq!(store.journal(10).unwrap().len(), 1);
+        let kinds: Vec<String> = store.journal(10).unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, ["stopped", "started"], "the last words are written last");
     }
 
     #[test]

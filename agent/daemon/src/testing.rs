@@ -83,3 +83,15 @@ impl TestDecider {
         self.queue.try_iter().filter_map(crate::sink::Record::into_event).collect()
     }
 }
+
+/// Polls `check` for up to 5 s.
+pub(crate) fn wait_for(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    }
+    check()
+}

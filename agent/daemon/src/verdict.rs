@@ -248,7 +248,11 @@ pub fn run(
     let mut verdicter = Verdicter::new(decider, rules, stats);
     while !stop.load(Ordering::Relaxed) {
         match queue.recv(!verdicter.holding()) {
-            Ok(Some(packet)) => verdicter.judge(queue.as_mut(), packet),
+            Ok(Some(packet)) => {
+                verdicter.judge(queue.as_mut(), packet);
+                // Under steady traffic too, a held packet waits no longer than HOLD.
+                verdicter.release_due(queue.as_mut());
+            }
             Ok(None) => {
                 std::thread::sleep(Duration::from_millis(1));
                 verdicter.release_due(queue.as_mut());
@@ -260,6 +264,8 @@ pub fn run(
             }
         }
     }
+    // Nothing held is left without a verdict.
+    verdicter.release(queue.as_mut(), |_, _| true, false);
 }
 
 #[cfg(test)]

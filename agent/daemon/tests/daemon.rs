@@ -61,7 +61,8 @@ fn a_replayed_capture_is_stored_and_the_end_of_every_capture_stops_the_agent() {
 fn enforcement_installs_the_rules_and_removes_them_at_the_stop() {
     let dir = tempfile::tempdir().unwrap();
     let fakes = Fakes::default();
-    fakes.capture.sources.lock().unwrap().insert("fake0".into(), Frames::default());
+    // A live interface where nothing happens: the agent runs until stopped.
+    fakes.capture.sources.lock().unwrap().insert("fake0".into(), Frames::default().then_idle());
     let port = free_port();
     let extra = format!(
         "enforce = true\n[resolver]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:9\"]\n"
@@ -74,10 +75,14 @@ fn enforcement_installs_the_rules_and_removes_them_at_the_stop() {
         std::thread::park_timeout(Duration::from_millis(300));
         stop.store(true, Ordering::Relaxed);
     });
-    // The empty capture ends at once: the agent stops on that, rules removed.
-    let _ = daemon.run();
+    daemon.run().unwrap();
     stopper.join().unwrap();
     assert_eq!(fakes.firewall.uninstalled.load(Ordering::Relaxed), 1);
+    let store = Store::open(&dir.path().join("events.db")).unwrap();
+    let journal: Vec<(String, String)> =
+        store.journal(10).unwrap().into_iter().map(|e| (e.kind, e.detail)).collect();
+    assert_eq!(journal[0], ("stopped".to_owned(), "clean stop".to_owned()), "{journal:?}");
+    assert!(journal[1].1.starts_with("mode=enforce failure_mode=Open"), "{journal:?}");
 }
 
 #[test]

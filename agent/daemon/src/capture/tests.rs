@@ -31,8 +31,32 @@ fn a_capture_file_replays_through_the_live_path() {
     assert!(replayed >= 3, "the fixtures are there");
     let events = test.events();
     let services: std::collections::BTreeSet<&str> = events.iter().map(|e| e.service_id.as_str()).collect();
-    assert!(services.contains("chatgpt"), "{services:?}");
-    assert!(events.iter().all(|e| e.attribution == Default::default()), "fakes own nothing");
+    assert!(services.contains("chatgpt") && services.contains("claude"), "{services:?}");
+}
+
+/// One event per catalogued handshake a real client made (the fixture's
+/// oracle, tshark's list of names), none for the others.
+#[test]
+fn one_event_per_catalogued_handshake() {
+    let (catalog, policy) = rules();
+    let expected: Vec<String> = std::fs::read_to_string(fixture("curl-tls.expected"))
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.strip_prefix("tls "))
+        .filter(|name| catalog.lookup(name).is_some())
+        .map(str::to_owned)
+        .collect();
+    assert!(expected.len() >= 4, "{expected:?}");
+    let rules = Rules::new(std::sync::Arc::new(catalog), std::sync::Arc::new(policy));
+    let test = TestDecider::new(Mode::Monitor);
+    let context = CaptureContext { decider: &test.decider, blocker: None };
+    let mut frames = Frames::from_capture(&fixture("curl-tls.pcap")).unwrap();
+    run_source(&mut frames, &rules, &AtomicBool::new(false), context).unwrap();
+    let mut names: Vec<String> = test.events().into_iter().map(|e| e.name).collect();
+    names.sort();
+    let mut expected = expected;
+    expected.sort();
+    assert_eq!(names, expected);
 }
 
 #[test]

@@ -174,7 +174,7 @@ pub fn authorize(peer: &Peer, request: Request) -> Result<Request, Failure> {
             q.uid = own(q.uid)?;
             Request::Search(q)
         }
-        Request::Aggregates(_) | Request::Journal(_) | Request::Stats(_) | Request::Facets if !peer.admin => {
+        Request::Aggregates | Request::Journal(_) | Request::Stats(_) | Request::Facets if !peer.admin => {
             return Err(Failure::forbidden())
         }
         other => other,
@@ -247,7 +247,7 @@ pub fn handle(state: &ConsoleState, peer: &Peer, request: Request) -> Result<Val
             let limit = p.limit.unwrap_or(100).min(MAX_LIMIT);
             stored(readers.with(|store| store.answers(p.uid, limit)))
         }
-        Request::Aggregates(_) => stored(readers.with(Store::counts_by_service)),
+        Request::Aggregates => stored(readers.with(Store::counts_by_service)),
         Request::Journal(p) => {
             let limit = p.limit.unwrap_or(100).min(MAX_LIMIT);
             stored(readers.with(|store| store.journal(limit)))

@@ -234,3 +234,6 @@ async fn push(
 fn error_line(id: Option<u64>, code: &str, message: &str) -> String {
     json!({ "id": id, "error": { "code": code, "message": message } }).to_string()
 }
+
+#[cfg(test)]
+mod tests;

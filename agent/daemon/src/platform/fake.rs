@@ -51,16 +51,25 @@ impl Clock for ManualClock {
     }
 }
 
-/// Frames held in memory, handed out one batch each, then `Ended`.
+/// Frames held in memory, handed out one batch each, then `Ended` (or,
+/// made with [`Frames::then_idle`], `Idle` until the capture is stopped, as
+/// a live interface would).
 #[derive(Debug, Default)]
 pub struct Frames {
     batches: VecDeque<Vec<(i64, LinkType, Vec<u8>)>>,
+    idle_at_end: bool,
 }
 
 impl Frames {
     /// One batch per frame.
     pub fn new(frames: impl IntoIterator<Item = (i64, LinkType, Vec<u8>)>) -> Self {
-        Self { batches: frames.into_iter().map(|f| vec![f]).collect() }
+        Self { batches: frames.into_iter().map(|f| vec![f]).collect(), idle_at_end: false }
+    }
+
+    /// Once its frames are handed out, the source stays open and quiet.
+    pub fn then_idle(mut self) -> Self {
+        self.idle_at_end = true;
+        self
     }
 
     /// Every frame of a pcap or pcapng file, in batches of 32.
@@ -72,13 +81,20 @@ impl Frames {
         while rest.peek().is_some() {
             batches.push_back(rest.by_ref().take(32).collect());
         }
-        Ok(Self { batches })
+        Ok(Self { batches, idle_at_end: false })
     }
 }
 
 impl FrameSource for Frames {
     fn next_batch(&mut self, each: &mut dyn FnMut(i64, LinkType, &[u8])) -> std::io::Result<Batch> {
-        let Some(batch) = self.batches.pop_front() else { return Ok(Batch::Ended) };
+        let Some(batch) = self.batches.pop_front() else {
+            if self.idle_at_end {
+                // As a live capture's wait for frames that do not come.
+                std::thread::park_timeout(Duration::from_millis(10));
+                return Ok(Batch::Idle);
+            }
+            return Ok(Batch::Ended);
+        };
         for (ts, link, frame) in &batch {
             each(*ts, *link, frame);
         }

@@ -100,22 +100,43 @@ fn a_justified_coach_passes_at_the_verdicts() {
     assert_eq!(bench.test.events().len(), 2, "both handshakes recorded");
 }
 
+/// A queue that, when it is given a verdict, asks the decider whether the
+/// capture would report the flow: the packet leaves (and reaches the
+/// capture) only after the verdict.
+struct CheckingQueue<'d> {
+    decider: &'d crate::decider::Decider,
+    capture_would_report: Vec<bool>,
+}
+
+impl PacketQueue for CheckingQueue<'_> {
+    fn recv(&mut self, _wait: bool) -> std::io::Result<Option<QueuedPacket>> {
+        Ok(None)
+    }
+
+    fn verdict(&mut self, _packet: QueuedPacket, _deny: bool) -> std::io::Result<()> {
+        let judged = vigie_core::sensor::Observation {
+            ts: 0,
+            flow: vigie_core::sensor::Flow {
+                protocol: vigie_core::sensor::Protocol::Tcp,
+                src: std::net::SocketAddr::from(CLIENT),
+                dst: std::net::SocketAddr::from(SERVER),
+            },
+            source: vigie_core::sensor::Source::Tls,
+            name: "chatgpt.com".into(),
+            detail: vigie_core::sensor::Detail::ClientHello { ech: false },
+        };
+        self.capture_would_report.push(self.decider.reports(crate::decider::Point::Capture, &judged));
+        Ok(())
+    }
+}
+
 #[test]
-fn the_capture_does_not_report_again_what_the_verdicts_judged() {
-    let mut bench = Bench::new();
-    bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, &hello("chatgpt.com"))]);
-    let judged = vigie_core::sensor::Observation {
-        ts: 0,
-        flow: vigie_core::sensor::Flow {
-            protocol: vigie_core::sensor::Protocol::Tcp,
-            src: std::net::SocketAddr::from(CLIENT),
-            dst: std::net::SocketAddr::from(SERVER),
-        },
-        source: vigie_core::sensor::Source::Tls,
-        name: "chatgpt.com".into(),
-        detail: vigie_core::sensor::Detail::ClientHello { ech: false },
-    };
-    assert!(!bench.test.decider.reports(crate::decider::Point::Capture, &judged));
+fn the_flow_is_recorded_as_judged_before_its_verdict_is_given() {
+    let bench = Bench::new();
+    let mut queue = CheckingQueue { decider: &bench.test.decider, capture_would_report: Vec::new() };
+    let mut verdicter = Verdicter::new(&bench.test.decider, &bench.rules, &bench.stats);
+    verdicter.judge(&mut queue, packet(1, CLIENT, PSH_ACK, 1, &hello("chatgpt.com")));
+    assert_eq!(queue.capture_would_report, [false]);
 }
 
 #[test]

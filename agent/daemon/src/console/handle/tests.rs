@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use vigie_core::clipboard::ActiveWindow;
 use vigie_core::detect::DetectorId;
-use vigie_core::proto::{AnswerParams, ClipboardReport, EventQuery, ListParams};
+use vigie_core::proto::{AnswerParams, ClipboardReport, EventQuery, JournalParams, ListParams};
 
 use super::*;
 use crate::decider::Mode;
@@ -31,8 +31,8 @@ fn requests_about(uid: Option<u32>) -> Vec<Request> {
         Request::Answer(AnswerParams { prompt: 1, ..AnswerParams::default() }),
         Request::Events(list.clone()),
         Request::Answers(list.clone()),
-        Request::Aggregates(list.clone()),
-        Request::Journal(list),
+        Request::Aggregates,
+        Request::Journal(JournalParams::default()),
         Request::Search(query.clone()),
         Request::Stats(query),
         Request::Facets,
@@ -149,12 +149,40 @@ fn readers_are_opened_once_and_never_migrate() {
 }
 
 #[test]
-fn the_status_counts_subscribed_consoles_only() {
+fn the_status_says_the_mode_and_the_policy() {
     let console = console();
     let status = handle(&console.state, &peer(1000, false), Request::Status).unwrap();
     assert_eq!(status["consoles"], json!(0));
     assert_eq!(status["mode"], json!("enforce"));
-    assert_eq!(status["policy"]["name"].as_str().map(str::is_empty), Some(false));
+    assert_eq!(status["policy"]["name"], json!("Vigie R34 baseline"));
+}
+
+#[test]
+fn a_wayland_window_names_its_destination_by_the_users_own_recent_flows() {
+    let console = console();
+    // A Wayland console knows the app id, not the pid; the user's own
+    // recent flows (from the store) tie it to a service.
+    let alice = peer(1000, false);
+    let mut store = Store::open(&console.dir.path().join("events.db")).unwrap();
+    let (catalog, policy) = rules();
+    let mut recent = event_for(&catalog, &policy, "claude", Some(1000));
+    recent.ts = console.state.decider.clock().wall_micros();
+    recent.attribution.program = Some("firefox-esr".into());
+    store.insert(&[recent]).unwrap();
+    let report = ClipboardReport {
+        detectors: [(DetectorId::Email, 1)].into_iter().collect(),
+        window: ActiveWindow { title: "Résumé".into(), pid: None, program: Some("firefox-esr".into()) },
+        content_hash: "0123456789abcdef".into(),
+        display: "wayland".into(),
+    };
+    let outcome = handle(&console.state, &alice, Request::Clipboard(report.clone())).unwrap();
+    assert_eq!(outcome["service_id"], json!("claude"), "{outcome}");
+    let event = console.test.events().pop().unwrap();
+    assert_eq!(event.attribution.program, None, "the console's word is not stored");
+    // Another user's flows say nothing about this user's window.
+    let bob = peer(1001, false);
+    let outcome = handle(&console.state, &bob, Request::Clipboard(report)).unwrap();
+    assert_eq!(outcome["service_id"], Value::Null, "{outcome}");
 }
 
 #[test]
