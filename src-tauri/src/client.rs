@@ -1,7 +1,7 @@
 //! The agent's console socket (agent/IPC.md) seen from the console: one
-//! connection, requests matched to replies by id, prompts pushed by the
-//! agent forwarded to the prompt queue, and reconnection with backoff when
-//! the agent restarts.
+//! connection, requests matched to replies by id, what the agent pushes
+//! (prompts, new activity) forwarded to the console's task, and
+//! reconnection with backoff when the agent restarts.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,6 +18,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 use vigie_core::proto::{Hello, Prompt, Push, PROTOCOL_VERSION};
+use vigie_core::sensor::Micros;
 
 use crate::types::{CommandError, ConnectionStatus, ErrorKind};
 
@@ -121,15 +122,16 @@ impl SocketClient {
     }
 
     /// Keeps a connection open for as long as the console runs: connects,
-    /// says hello, subscribes to prompts and hands every pushed prompt (and
-    /// a resync after a reconnection or a lag) to `prompts`.
+    /// says hello, subscribes, and hands every push (and a resync after a
+    /// reconnection or a lag) to `feed`.
     /// The feed is unbounded so that the reader never waits on the queue's
     /// task while that task waits on a reply the reader must read; the
-    /// agent bounds what it pushes (one update a second per prompt, 256 open).
-    pub async fn maintain(self: Arc<Self>, prompts: mpsc::UnboundedSender<PromptFeed>) {
+    /// agent bounds what it pushes (one update a second per prompt, 256
+    /// open, one activity notice a second).
+    pub async fn maintain(self: Arc<Self>, feed: mpsc::UnboundedSender<AgentFeed>) {
         let mut delay = BACKOFF_FIRST;
         loop {
-            match self.session(&prompts).await {
+            match self.session(&feed).await {
                 Ok(()) => {
                     info!("agent closed the console socket");
                     delay = BACKOFF_FIRST;
@@ -151,7 +153,7 @@ impl SocketClient {
     }
 
     /// One connection's life; returns when it ends.
-    async fn session(&self, prompts: &mpsc::UnboundedSender<PromptFeed>) -> Result<(), CommandError> {
+    async fn session(&self, feed: &mpsc::UnboundedSender<AgentFeed>) -> Result<(), CommandError> {
         let stream = match UnixStream::connect(&self.socket).await {
             Ok(stream) => stream,
             Err(e) => {
@@ -179,8 +181,8 @@ impl SocketClient {
             }
         });
         let reader_pending = Arc::clone(&pending);
-        let feed = prompts.clone();
-        let mut reader = tokio::spawn(async move { read_replies(read, reader_pending, feed).await });
+        let reader_feed = feed.clone();
+        let mut reader = tokio::spawn(async move { read_replies(read, reader_pending, reader_feed).await });
 
         let handshake = async {
             let hello: Hello = call(self, "hello", Value::Null).await?;
@@ -207,7 +209,7 @@ impl SocketClient {
                     });
                     // Listed by the queue's own task, in order with the pushes
                     // already queued: none can be lost between the two.
-                    let _ = prompts.send(PromptFeed::Relist);
+                    let _ = feed.send(AgentFeed::Relist);
                     (&mut reader).await.unwrap_or(Ok(()))
                 }
                 Err(e) => Err(e),
@@ -225,14 +227,16 @@ impl SocketClient {
     }
 }
 
-/// What the connection tells the prompt queue.
+/// What the connection tells the console, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PromptFeed {
+pub enum AgentFeed {
     /// A new or updated prompt.
     Prompt(Box<Prompt>),
     /// The open prompts must be listed again: after connecting, or after
     /// pushes were missed.
     Relist,
+    /// New events of this user were recorded (at the agent's time).
+    Activity(Micros),
 }
 
 fn fail_all(pending: &Pending, why: &str) {
@@ -246,7 +250,7 @@ fn fail_all(pending: &Pending, why: &str) {
 async fn read_replies(
     read: tokio::net::unix::OwnedReadHalf,
     pending: Pending,
-    prompts: mpsc::UnboundedSender<PromptFeed>,
+    feed: mpsc::UnboundedSender<AgentFeed>,
 ) -> Result<(), CommandError> {
     let mut lines = BufReader::new(read);
     let mut line = String::new();
@@ -268,12 +272,15 @@ async fn read_replies(
         if value.get("push").is_some() {
             match serde_json::from_value::<Push>(value) {
                 Ok(Push::Prompt { prompt }) => {
-                    let _ = prompts.send(PromptFeed::Prompt(prompt));
+                    let _ = feed.send(AgentFeed::Prompt(prompt));
                 }
                 // Missed pushes: ask for the open prompts again, off this task.
                 Ok(Push::Lagged { missed }) => {
                     debug!(missed, "prompt pushes missed");
-                    let _ = prompts.send(PromptFeed::Relist);
+                    let _ = feed.send(AgentFeed::Relist);
+                }
+                Ok(Push::Activity { ts }) => {
+                    let _ = feed.send(AgentFeed::Activity(ts));
                 }
                 Err(e) => debug!(error = %e, "unknown push; ignored"),
             }

@@ -6,7 +6,8 @@ use std::time::Instant;
 use tauri::{AppHandle, Manager, Runtime, State};
 use tracing::info;
 use vigie_core::proto::{
-    AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView, Prompt,
+    AnswerKind, AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView,
+    Prompt,
 };
 use vigie_core::store::Answer;
 
@@ -48,7 +49,16 @@ pub async fn answer_prompt<R: Runtime>(
     if let Ok(mut queue) = console.queue.lock() {
         queue.answered(answer.prompt);
     }
-    windows::show_prompts(&app, windows::Show::Keep);
+    // A justification or an exception request is confirmed on screen until
+    // the user closes it; an acknowledgement needs no more: with nothing
+    // left to show, the window goes.
+    let show = match answered.kind {
+        AnswerKind::Acknowledged => windows::Show::Update,
+        AnswerKind::Justified | AnswerKind::ExceptionRequested => windows::Show::Keep,
+    };
+    windows::show_prompts(&app, show);
+    // The answer is recorded with the user's activity ("Mes réponses").
+    crate::activity(&app, now_micros());
     Ok(answered)
 }
 

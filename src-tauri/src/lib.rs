@@ -21,13 +21,16 @@ use tauri::{Emitter, Manager, RunEvent, Runtime};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::client::{call, PromptFeed, SocketClient};
+use crate::client::{call, AgentFeed, SocketClient};
 use crate::prompt_queue::{Offer, PromptQueue};
 use crate::settings::Settings;
 
 /// Events sent to the UI (names mirrored in ui/src/ipc/commands.ts).
 pub const CONNECTION_EVENT: &str = "vigie://connection";
 pub const PROMPTS_EVENT: &str = "vigie://prompts";
+/// New events or answers of this user were recorded: "Mon activité" fetches
+/// again. The payload is the time, in microseconds since the epoch.
+pub const ACTIVITY_EVENT: &str = "vigie://activity";
 
 /// The console's state, managed by Tauri.
 #[derive(Debug)]
@@ -95,9 +98,9 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> taur
             });
             let handle = app.handle().clone();
             windows::setup(&handle, settings.show_console)?;
-            let (feed, prompts) = mpsc::unbounded_channel();
+            let (feed, feed_rx) = mpsc::unbounded_channel();
             tauri::async_runtime::spawn(Arc::clone(&client).maintain(feed));
-            tauri::async_runtime::spawn(follow_prompts(handle.clone(), prompts));
+            tauri::async_runtime::spawn(follow_agent(handle.clone(), feed_rx));
             tauri::async_runtime::spawn(follow_connection(handle, Arc::clone(&client)));
             start_clipboard_guard(client);
             Ok(())
@@ -117,13 +120,13 @@ async fn follow_connection<R: Runtime>(app: tauri::AppHandle<R>, client: Arc<Soc
 }
 
 /// Feeds the prompt queue from the agent and brings the prompt window up
-/// when the queue says so.
-async fn follow_prompts<R: Runtime>(app: tauri::AppHandle<R>, mut feed: mpsc::UnboundedReceiver<PromptFeed>) {
+/// when the queue says so; tells the main window of new activity.
+async fn follow_agent<R: Runtime>(app: tauri::AppHandle<R>, mut feed: mpsc::UnboundedReceiver<AgentFeed>) {
     while let Some(mut message) = feed.recv().await {
         // Several relists in a row are one.
-        while message == PromptFeed::Relist {
+        while message == AgentFeed::Relist {
             match feed.try_recv() {
-                Ok(PromptFeed::Relist) => {}
+                Ok(AgentFeed::Relist) => {}
                 Ok(next) => {
                     // Keep the order: list now, the next message after.
                     relist(&app).await;
@@ -135,9 +138,13 @@ async fn follow_prompts<R: Runtime>(app: tauri::AppHandle<R>, mut feed: mpsc::Un
         let console = app.state::<Console>();
         let now = Instant::now();
         let offer = match message {
-            PromptFeed::Prompt(prompt) => console.queue.lock().map(|mut q| q.offer(*prompt, now)),
-            PromptFeed::Relist => {
+            AgentFeed::Prompt(prompt) => console.queue.lock().map(|mut q| q.offer(*prompt, now)),
+            AgentFeed::Relist => {
                 relist(&app).await;
+                continue;
+            }
+            AgentFeed::Activity(ts) => {
+                activity(&app, ts);
                 continue;
             }
         };
@@ -158,6 +165,11 @@ async fn relist<R: Runtime>(app: &tauri::AppHandle<R>) {
         }
         Err(e) => warn!(error = %e, "listing the open prompts failed"),
     }
+}
+
+/// Tells the main window that its user's activity changed (its views fetch again).
+pub(crate) fn activity<R: Runtime>(app: &tauri::AppHandle<R>, ts: vigie_core::sensor::Micros) {
+    let _ = app.emit_to(windows::MAIN, ACTIVITY_EVENT, ts);
 }
 
 fn show<R: Runtime>(app: &tauri::AppHandle<R>, offer: Offer) {

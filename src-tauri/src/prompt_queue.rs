@@ -1,9 +1,9 @@
 //! Which prompts the user sees, and when the prompt window comes up. The
-//! agent already groups repeats of one service for one user into one prompt;
-//! the console adds what only the session can judge: one window for all
-//! prompts, the same service within a window of time shown once with a
-//! counter, a cap on how often the window jumps up, and "later" meaning
-//! later. Pure logic over `Instant`s, tested without a window.
+//! agent groups repeats (of one service, action and clipboard notice for one
+//! user) into one prompt with a stable id and a counter; the console shows
+//! each agent prompt once, by id, and adds only what the session can judge:
+//! a cap on how often the window jumps up, and "later" meaning later. Pure
+//! logic over `Instant`s, tested without a window.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -15,20 +15,22 @@ use vigie_core::proto::Prompt;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PromptSettings {
-    /// Reaching the same service again within this many seconds updates the
-    /// prompt on screen (its counter) instead of adding another.
-    pub group_seconds: u64,
     /// The window comes up at most this many times a minute; prompts beyond
     /// that wait in the list, shown when the user next looks.
     pub max_raises_per_minute: u32,
     /// After "Plus tard", the same service does not bring the window up
     /// again for this many minutes.
     pub snooze_minutes: u64,
+    /// No longer used: the agent groups repeats. Still read, so that a
+    /// settings file written for an older console is not rejected (which
+    /// would throw away its other settings).
+    #[serde(rename = "group_seconds")]
+    pub unused_group_seconds: Option<u64>,
 }
 
 impl Default for PromptSettings {
     fn default() -> Self {
-        Self { group_seconds: 300, max_raises_per_minute: 4, snooze_minutes: 10 }
+        Self { max_raises_per_minute: 4, snooze_minutes: 10, unused_group_seconds: None }
     }
 }
 
@@ -43,35 +45,19 @@ pub enum Offer {
     Ignore,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    /// The newest agent prompt for the service: the one answered.
-    prompt: Prompt,
-    /// Earlier agent prompts for the same service merged into this entry,
-    /// with their last repeat counts: shown as one counter, closed together.
-    merged: Vec<(u64, u32)>,
-    last_seen: Instant,
-}
-
-impl Entry {
-    fn holds(&self, id: u64) -> bool {
-        self.prompt.id == id || self.merged.iter().any(|(merged, _)| *merged == id)
-    }
-
-    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
-        std::iter::once(self.prompt.id).chain(self.merged.iter().map(|(id, _)| *id))
-    }
-}
-
 #[derive(Debug)]
 pub struct PromptQueue {
     settings: PromptSettings,
-    entries: Vec<Entry>,
+    /// One per agent prompt, oldest first.
+    entries: Vec<Prompt>,
     snoozed: HashMap<String, Instant>,
     raises: VecDeque<Instant>,
-    /// Agent prompt ids already answered or dismissed here: a late push of
-    /// one of them must not bring it back.
-    closed: VecDeque<u64>,
+    /// Agent prompts answered or dismissed here, by id and first event: a
+    /// late push or a relist of one must not bring it back. The event (a
+    /// UUIDv7, unique to each decision) keeps a prompt of a later agent run
+    /// that reuses an id — an agent that counts ids from 1 at each start —
+    /// from being taken for a closed one.
+    closed: VecDeque<(u64, String)>,
 }
 
 const REMEMBERED_CLOSED: usize = 512;
@@ -87,59 +73,38 @@ impl PromptQueue {
         }
     }
 
-    /// The prompts to show, oldest first, with the counters merged.
+    /// The prompts to show, oldest first.
     pub fn pending(&self) -> Vec<Prompt> {
-        self.entries
-            .iter()
-            .map(|e| {
-                let mut prompt = e.prompt.clone();
-                let earlier = e.merged.iter().fold(0u32, |sum, (_, repeats)| sum.saturating_add(*repeats));
-                prompt.repeats = prompt.repeats.saturating_add(earlier);
-                prompt
-            })
-            .collect()
+        self.entries.clone()
     }
 
-    /// The prompt on screen for agent prompt `id` (its own, or the newer one it was merged into).
+    /// The prompt on screen for agent prompt `id`.
     pub fn get(&self, id: u64) -> Option<&Prompt> {
-        self.entries.iter().find(|e| e.holds(id)).map(|e| &e.prompt)
+        self.entries.iter().find(|p| p.id == id)
     }
 
-    /// A prompt the agent pushed (new, or an open one reached again).
+    /// A prompt the agent pushed (new, or an open one reached again: the
+    /// same id with a new counter, which replaces it).
     pub fn offer(&mut self, prompt: Prompt, now: Instant) -> Offer {
-        if self.closed.contains(&prompt.id) {
+        if self.closed.iter().any(|(id, event)| *id == prompt.id && *event == prompt.event_id) {
             return Offer::Ignore;
         }
-        let group = Duration::from_secs(self.settings.group_seconds);
         let snooze = Duration::from_secs(self.settings.snooze_minutes.saturating_mul(60));
         self.snoozed.retain(|_, at| now.duration_since(*at) < snooze);
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.holds(prompt.id)) {
-            if entry.prompt.id == prompt.id {
-                entry.prompt = prompt;
-            } else if let Some(merged) = entry.merged.iter_mut().find(|(id, _)| *id == prompt.id) {
-                merged.1 = prompt.repeats;
+        if let Some(known) = self.entries.iter_mut().find(|p| p.id == prompt.id) {
+            if known.event_id == prompt.event_id {
+                *known = prompt;
+                return Offer::Update;
             }
-            entry.last_seen = now;
-            return Offer::Update;
         }
-        if let Some(entry) = self.entries.iter_mut().find(|e| {
-            e.prompt.service_id == prompt.service_id
-                && e.prompt.clipboard.is_some() == prompt.clipboard.is_some()
-                && now.duration_since(e.last_seen) < group
-        }) {
-            // A newer agent prompt for a service on screen: answer the newer
-            // one, keep counting from the older.
-            let older = std::mem::replace(&mut entry.prompt, prompt);
-            entry.merged.push((older.id, older.repeats));
-            entry.last_seen = now;
-            return Offer::Update;
-        }
+        // The same id for another prompt: a later agent run's. The stale one goes.
+        self.entries.retain(|p| p.id != prompt.id);
         // "Later" quiets a service's network prompts; a clipboard prompt says
         // what just happened to the user's clipboard and always shows.
         if prompt.clipboard.is_none() && self.snoozed.contains_key(&prompt.service_id) {
             return Offer::Ignore;
         }
-        self.entries.push(Entry { prompt, merged: Vec::new(), last_seen: now });
+        self.entries.push(prompt);
         self.raise_allowed(now)
     }
 
@@ -155,11 +120,11 @@ impl PromptQueue {
         Offer::Raise
     }
 
-    /// The agent's open prompts, after (re)connecting: prompts answered
-    /// elsewhere or expired leave; new ones are offered.
+    /// The agent's open prompts, after (re)connecting or missed pushes:
+    /// prompts answered elsewhere or expired leave; new ones are offered.
     pub fn resync(&mut self, open: Vec<Prompt>, now: Instant) -> Offer {
         let before = self.entries.len();
-        self.entries.retain(|e| open.iter().any(|p| e.holds(p.id)));
+        self.entries.retain(|e| open.iter().any(|p| p.id == e.id));
         let mut outcome = if self.entries.len() == before { Offer::Ignore } else { Offer::Update };
         for prompt in open {
             match self.offer(prompt, now) {
@@ -184,18 +149,13 @@ impl PromptQueue {
         self.close(id);
     }
 
-    /// Closes the entry holding `id`, with every agent prompt merged into it.
     fn close(&mut self, id: u64) {
-        let mut ids = vec![id];
-        if let Some(index) = self.entries.iter().position(|e| e.holds(id)) {
-            ids = self.entries.remove(index).ids().collect();
+        let Some(index) = self.entries.iter().position(|p| p.id == id) else { return };
+        let prompt = self.entries.remove(index);
+        if self.closed.len() >= REMEMBERED_CLOSED {
+            self.closed.pop_front();
         }
-        for id in ids {
-            if self.closed.len() >= REMEMBERED_CLOSED {
-                self.closed.pop_front();
-            }
-            self.closed.push_back(id);
-        }
+        self.closed.push_back((prompt.id, prompt.event_id));
     }
 }
 
@@ -229,53 +189,64 @@ mod tests {
         }
     }
 
+    fn shown(queue: &PromptQueue) -> Vec<(u64, u32)> {
+        queue.pending().iter().map(|p| (p.id, p.repeats)).collect()
+    }
+
     #[test]
-    fn the_same_service_is_one_prompt_with_a_counter() {
+    fn each_agent_prompt_is_one_entry_its_pushes_replace_it() {
         let mut queue = PromptQueue::new(PromptSettings::default());
         let t0 = Instant::now();
         assert_eq!(queue.offer(prompt(1, "chatgpt", 1), t0), Offer::Raise);
-        // The agent's update of its prompt, then a new agent prompt for the
-        // same service (its own grouping window ended).
+        // The agent's update of its prompt: the same id with a new counter.
         assert_eq!(queue.offer(prompt(1, "chatgpt", 3), t0 + Duration::from_secs(5)), Offer::Update);
-        assert_eq!(queue.offer(prompt(7, "chatgpt", 2), t0 + Duration::from_secs(90)), Offer::Update);
-        let pending = queue.pending();
-        assert_eq!(pending.len(), 1);
-        assert_eq!((pending[0].id, pending[0].repeats), (7, 5));
+        assert_eq!(shown(&queue), [(1, 3)]);
+        // The agent opened another prompt for the same service (its grouping
+        // window ended): the console does not regroup, it is another entry.
+        assert_eq!(queue.offer(prompt(7, "chatgpt", 2), t0 + Duration::from_secs(6)), Offer::Raise);
+        assert_eq!(shown(&queue), [(1, 3), (7, 2)]);
+        // Answering one leaves the other.
+        queue.answered(1);
+        assert_eq!(shown(&queue), [(7, 2)]);
+        assert_eq!(queue.offer(prompt(1, "chatgpt", 4), t0 + Duration::from_secs(7)), Offer::Ignore);
+        assert_eq!(shown(&queue), [(7, 2)], "a late push of an answered prompt stays closed");
+        // Relisting what the agent holds keeps it as it is.
+        assert_eq!(queue.resync(vec![prompt(7, "chatgpt", 2)], t0 + Duration::from_secs(8)), Offer::Update);
+        assert_eq!(queue.resync(vec![prompt(7, "chatgpt", 2)], t0 + Duration::from_secs(8)), Offer::Update);
+        assert_eq!(shown(&queue), [(7, 2)]);
     }
 
     #[test]
-    fn merged_prompts_count_once_and_close_together() {
-        let mut queue = PromptQueue::new(PromptSettings::default());
+    fn a_later_agent_run_reusing_ids_is_not_hidden_by_closed_prompts() {
+        // An agent that counts prompt ids from 1 at each start: the prompts
+        // the user closed before it restarted must not hide the new run's.
+        let mut queue =
+            PromptQueue::new(PromptSettings { max_raises_per_minute: 10, ..PromptSettings::default() });
         let t0 = Instant::now();
-        queue.offer(prompt(1, "chatgpt", 2), t0);
-        queue.offer(prompt(7, "chatgpt", 1), t0 + Duration::from_secs(70));
-        // The agent still holds both: relisting twice changes nothing.
-        for _ in 0..2 {
-            queue
-                .resync(vec![prompt(1, "chatgpt", 2), prompt(7, "chatgpt", 1)], t0 + Duration::from_secs(80));
-        }
-        let pending = queue.pending();
-        assert_eq!(pending.iter().map(|p| (p.id, p.repeats)).collect::<Vec<_>>(), [(7, 3)]);
-        // A late update of the older one updates the counter, not the prompt.
-        queue.offer(prompt(1, "chatgpt", 4), t0 + Duration::from_secs(81));
-        assert_eq!(queue.pending().iter().map(|p| (p.id, p.repeats)).collect::<Vec<_>>(), [(7, 5)]);
-        queue.answered(7);
-        assert!(queue.pending().is_empty());
-        let later = t0 + Duration::from_secs(90);
-        assert_eq!(
-            queue.resync(vec![prompt(1, "chatgpt", 4), prompt(7, "chatgpt", 1)], later),
-            Offer::Ignore
-        );
-        assert!(queue.pending().is_empty(), "neither comes back");
-    }
-
-    #[test]
-    fn a_service_seen_long_ago_is_a_new_prompt() {
-        let mut queue = PromptQueue::new(PromptSettings { group_seconds: 60, ..PromptSettings::default() });
-        let t0 = Instant::now();
+        let next_run =
+            |id, service: &str| Prompt { event_id: format!("next-run-{id}"), ..prompt(id, service, 1) };
         queue.offer(prompt(1, "chatgpt", 1), t0);
-        assert_eq!(queue.offer(prompt(2, "chatgpt", 1), t0 + Duration::from_secs(61)), Offer::Raise);
-        assert_eq!(queue.pending().len(), 2);
+        queue.offer(prompt(2, "claude", 1), t0);
+        queue.offer(prompt(3, "gemini", 1), t0);
+        queue.answered(1);
+        queue.dismiss(2, t0);
+        assert_eq!(shown(&queue), [(3, 1)]);
+        // The same run, listed again (a reconnection, missed pushes): what was
+        // closed stays closed.
+        let same_run = vec![prompt(1, "chatgpt", 2), prompt(2, "claude", 1), prompt(3, "gemini", 1)];
+        assert_eq!(queue.resync(same_run, t0), Offer::Update);
+        assert_eq!(shown(&queue), [(3, 1)]);
+        // The agent restarts and reuses the ids: its prompts are new ones.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(queue.resync(vec![next_run(1, "chatgpt")], later), Offer::Raise);
+        assert_eq!(queue.pending().iter().map(|p| p.event_id.as_str()).collect::<Vec<_>>(), ["next-run-1"]);
+        // One whose id names a prompt still on screen replaces it, as new.
+        queue.offer(prompt(3, "gemini", 1), later);
+        assert_eq!(queue.offer(next_run(3, "mistral"), later), Offer::Raise);
+        let services: Vec<String> = queue.pending().into_iter().map(|p| p.service_id).collect();
+        assert_eq!(services, ["chatgpt", "mistral"]);
+        // "Plus tard" still holds for its service.
+        assert_eq!(queue.offer(next_run(2, "claude"), later), Offer::Ignore);
     }
 
     #[test]
@@ -336,7 +307,8 @@ mod tests {
         queue.dismiss(2, t0);
         assert_eq!(queue.offer(pasted(4), t0), Offer::Raise);
         assert_eq!(queue.offer(prompt(5, "claude", 1), t0), Offer::Raise);
+        // A fifth prompt within the minute waits in the list.
         assert_eq!(queue.offer(prompt(6, "claude", 1), t0), Offer::Update);
-        assert_eq!(queue.pending().len(), 2, "one clipboard prompt and one network prompt");
+        assert_eq!(queue.pending().iter().map(|p| p.id).collect::<Vec<_>>(), [4, 5, 6]);
     }
 }

@@ -78,12 +78,15 @@ mod tests {
     #[test]
     fn settings_parse_with_defaults_and_reject_unknown_keys() {
         let path = Path::new("console.toml");
-        let settings = Settings::parse("[prompts]\ngroup_seconds = 30\n", path).unwrap();
-        assert_eq!(settings.prompts.group_seconds, 30);
+        let settings = Settings::parse("[prompts]\nmax_raises_per_minute = 6\n", path).unwrap();
+        assert_eq!(settings.prompts.max_raises_per_minute, 6);
         assert_eq!(settings.prompts.snooze_minutes, PromptSettings::default().snooze_minutes);
         assert_eq!(settings.socket, PathBuf::from(DEFAULT_SOCKET));
         let error = Settings::parse("[prompts]\ngroup_secs = 30\n", path).unwrap_err().to_string();
         assert!(error.contains("console.toml") && error.contains("group_secs"), "{error}");
         assert!(Settings::from_file(Path::new("/nonexistent/console.toml")).is_ok());
+        // A key of older consoles, no longer used, does not throw the file away.
+        let old = Settings::parse("[prompts]\ngroup_seconds = 300\nsnooze_minutes = 5\n", path).unwrap();
+        assert_eq!(old.prompts.snooze_minutes, 5);
     }
 }

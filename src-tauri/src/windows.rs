@@ -52,8 +52,9 @@ pub(crate) enum Show {
     Raise,
     /// Update it; hide it when nothing is left.
     Update,
-    /// Update it and leave it as it is: after an answer, the window shows
-    /// its confirmation until the user closes it.
+    /// Update it and leave it as it is: after a justification or an
+    /// exception request, the window shows its confirmation until the user
+    /// closes it.
     Keep,
 }
 

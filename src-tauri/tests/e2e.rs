@@ -7,6 +7,9 @@
 //!   from the DNS query to the prompt on screen is measured; they ask for an
 //!   exception;
 //! - they reach a coached service, justify it, and the agent lets them through;
+//! - acknowledging a prompt hides the prompt window; after the agent
+//!   restarts under the live console, the same block prompts again, and
+//!   "Mon activité" shows the new event without being reopened;
 //! - they cannot read the security view's data;
 //! - an administrator sees the justification, filters a million stored
 //!   events, and exports them.
@@ -141,6 +144,22 @@ async fn click(client: &Client, testid: &str) {
     element.click().await.unwrap();
 }
 
+/// Clicks a button that hides its own window ("J'ai compris" on the last
+/// prompt) through the DOM, as the button's own handler: WebKitWebDriver's
+/// pointer click can wait forever when its window is hidden under it (seen
+/// about one run in four: the answer recorded, the window hidden, the click
+/// never returning), and the session with it.
+async fn click_closing(client: &Client, testid: &str) {
+    let script = "const el = document.querySelector(`[data-testid=\"${arguments[0]}\"]`);
+        if (!el || el.disabled) return false;
+        el.click();
+        return true;";
+    eventually(Duration::from_secs(10), testid, || async {
+        client.execute(script, vec![json!(testid)]).await.ok()?.as_bool()?.then_some(())
+    })
+    .await;
+}
+
 async fn type_into(client: &Client, testid: &str, text: &str) {
     let element = client.find(Locator::Css(&format!("[data-testid=\"{testid}\"]"))).await.unwrap();
     element.send_keys(text).await.unwrap();
@@ -234,6 +253,10 @@ fn start_agent(lab: &mut Lab, agent: &Path, config: &Path, name: &str) -> u32 {
 fn employee_launcher(lab: &Lab, console: &Path, socket: &Path) -> PathBuf {
     let home = lab.dir.join("home-employee");
     std::fs::create_dir_all(home.join("run")).unwrap();
+    // The test raises more prompts within a minute than the default pace
+    // (4) lets come up; each must, to be seen.
+    let settings = lab.dir.join("console.toml");
+    std::fs::write(&settings, "[prompts]\nmax_raises_per_minute = 60\n").unwrap();
     sh(&["chown", "-R", &format!("{EMPLOYEE}:{EMPLOYEE}"), home.to_str().unwrap()]);
     sh(&["chmod", "700", home.join("run").to_str().unwrap()]);
     let script = lab.dir.join("console-as-employee.sh");
@@ -242,9 +265,10 @@ fn employee_launcher(lab: &Lab, console: &Path, socket: &Path) -> PathBuf {
         format!(
             "#!/bin/sh\nexec setpriv --reuid={EMPLOYEE} --regid={EMPLOYEE} --clear-groups \
              env HOME={home} XDG_RUNTIME_DIR={home}/run VIGIE_SOCKET={socket} VIGIE_CONSOLE_SHOW=1 \
-             LANG=fr_FR.UTF-8 {console} \"$@\"\n",
+             VIGIE_CONSOLE_CONFIG={settings} LANG=fr_FR.UTF-8 {console} \"$@\"\n",
             home = home.display(),
             socket = socket.display(),
+            settings = settings.display(),
             console = console.display(),
         ),
     )
@@ -259,13 +283,22 @@ const BAD_NIR_TEXT: &str = "Dossier de M. Martin, NIR 1 84 12 76 451 089 47, à 
 /// Another valid NIR (2A: Corsica), for the second copy.
 const NIR_TEXT_2: &str = "Mme Rossi, n° de sécurité sociale 2 91 05 2A 004 017 12.";
 
-/// Opens a titled window (tests/src/bin/x-window.rs) and asks for it to
-/// be put in front; its id once it is mapped.
+/// Opens a titled window (tests/src/bin/x-window.rs) as the employee, as
+/// their own applications are (the agent names the window's program only
+/// when its process is the reporting user's), and asks for it to be put in
+/// front; its id once it is mapped.
 fn open_window(lab: &mut Lab, desktop: &Desktop, title: &str) -> u32 {
     let out = lab.dir.join(format!("x-window-{}.id", now_ms()));
     let mut window = Command::new("timeout");
     window
-        .args(["900", target_dir().join("x-window").to_str().unwrap(), title])
+        .args([
+            "900",
+            "setpriv",
+            &format!("--reuid={EMPLOYEE}"),
+            &format!("--regid={EMPLOYEE}"),
+            "--clear-groups",
+        ])
+        .args([target_dir().join("x-window").to_str().unwrap(), title])
         .env("DISPLAY", &desktop.display)
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(Stdio::null());
@@ -368,6 +401,52 @@ async fn prompt_shown(client: &Client, service: &str, not: Option<&str>) -> (Str
         (key.ends_with(&format!(":{service}")) && Some(key.as_str()) != not).then_some((key, at))
     })
     .await
+}
+
+/// The page's visibility (`document.visibilityState`) in the window the
+/// session is on. WebKitWebDriver keeps a hidden window's handle; the page
+/// is told it is hidden.
+async fn page_visibility(client: &Client) -> Option<String> {
+    let state = client.execute("return document.visibilityState", vec![]).await.ok()?;
+    state.as_str().map(str::to_owned)
+}
+
+/// The X map state of the prompt window, as the window manager sees it:
+/// `xwininfo` on the window titled so.
+fn prompt_map_state(desktop: &Desktop) -> Option<String> {
+    let tree =
+        Command::new("xwininfo").args(["-display", &desktop.display, "-root", "-tree"]).output().ok()?;
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    let line = tree.lines().find(|l| l.contains("sensibilisation"))?;
+    let id = line.split_whitespace().next()?;
+    let info = Command::new("xwininfo").args(["-display", &desktop.display, "-id", id]).output().ok()?;
+    let info = String::from_utf8_lossy(&info.stdout);
+    info.lines().find_map(|l| l.trim().strip_prefix("Map State: ")).map(str::to_owned)
+}
+
+/// Waits for the prompt window (the session on it) to be shown or hidden.
+async fn prompt_window_shown(client: &Client, desktop: &Desktop, shown: bool) {
+    let want = if shown { "visible" } else { "hidden" };
+    let start = Instant::now();
+    loop {
+        let page = page_visibility(client).await;
+        if page.as_deref() == Some(want) || start.elapsed() > Duration::from_secs(5) {
+            let x = prompt_map_state(desktop);
+            println!("prompt window: page {page:?}, X map state {x:?} after {:?}", start.elapsed());
+            assert_eq!(page.as_deref(), Some(want), "the prompt window (X map state {x:?})");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// How many rows "Mon activité" lists (the session on the main window).
+async fn activity_rows(client: &Client) -> Vec<String> {
+    let mut texts = Vec::new();
+    for row in client.find_all(Locator::Css("[data-testid=\"activity-row\"]")).await.unwrap_or_default() {
+        texts.push(row.text().await.unwrap_or_default());
+    }
+    texts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -517,7 +596,11 @@ async fn console_in_a_real_window_with_a_real_agent() {
     assert!(found.contains("numéro de sécurité sociale (NIR) ×1"), "{found}");
     shot(&client, "13-clipboard-block").await;
     desktop.capture("13-desktop-clipboard-block");
-    click(&client, "prompt-ack").await;
+    prompt_window_shown(&client, &desktop, true).await;
+    click_closing(&client, "prompt-ack").await;
+    // "J'ai compris" on the last prompt: the window goes, not left empty on top.
+    prompt_window_shown(&client, &desktop, false).await;
+    desktop.capture("13-desktop-after-ack");
     // With ChatGPT in front, a copy is acted on at once; an invalid NIR is not.
     assert!(to_front(&desktop, chatgpt), "ChatGPT back in front");
     copy(&desktop, BAD_NIR_TEXT);
@@ -529,7 +612,7 @@ async fn console_in_a_real_window_with_a_real_agent() {
     let latency = shown_at.saturating_sub(copied_at);
     println!("clipboard: copy → prompt on screen {latency} ms");
     assert!(wait_for(Duration::from_secs(3), || paste(&desktop).starts_with("[Vigie]")));
-    click(&client, "prompt-ack").await;
+    click_closing(&client, "prompt-ack").await;
     switch_to(&client, "#/activity").await;
     // The agent stores events in batches (a quarter of a second).
     let events = eventually(Duration::from_secs(5), "the two clipboard events", || async {
@@ -591,6 +674,19 @@ async fn console_in_a_real_window_with_a_real_agent() {
     client.execute("location.hash = '#/rules'", vec![]).await.unwrap();
     shot(&client, "07-employee-rules").await;
 
+    // A blocked service again, acknowledged this time: the window goes.
+    switch_to(&client, "#/prompt").await;
+    let (last, _) = prompt_shown(&client, "chatgpt", None).await;
+    let again = dig(&lab, EMPLOYEE, "chatgpt.com");
+    assert_eq!(answers(&again), ["0.0.0.0"], "{again}");
+    let (acknowledged, _) = prompt_shown(&client, "chatgpt", Some(&last)).await;
+    prompt_window_shown(&client, &desktop, true).await;
+    assert!(text_of(&client, "prompt-title").await.unwrap().contains("ChatGPT est bloqué"));
+    click_closing(&client, "prompt-ack").await;
+    prompt_window_shown(&client, &desktop, false).await;
+    desktop.capture("14-desktop-block-acknowledged");
+    switch_to(&client, "#/rules").await;
+
     // The agent restarts (an update, a crash): the console follows.
     sh(&["kill", "-TERM", &agent_pid.to_string()]);
     assert!(lab.wait_exit(agent_pid, Duration::from_secs(15)).is_some(), "the agent did not stop");
@@ -604,6 +700,32 @@ async fn console_in_a_real_window_with_a_real_agent() {
         text_of(&client, "connection-state").await.filter(|t| t.contains("Connecté"))
     })
     .await;
+    client.execute("location.hash = '#/activity'", vec![]).await.unwrap();
+    let before = eventually(Duration::from_secs(10), "my events after the restart", || async {
+        let rows = activity_rows(&client).await;
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    // The same block after the restart prompts again: whatever the new
+    // agent's prompt ids, the prompts closed before do not hide it.
+    let after_restart = dig(&lab, EMPLOYEE, "chatgpt.com");
+    assert_eq!(answers(&after_restart), ["0.0.0.0"], "{after_restart}");
+    switch_to(&client, "#/prompt").await;
+    let (key, _) = prompt_shown(&client, "chatgpt", Some(&acknowledged)).await;
+    prompt_window_shown(&client, &desktop, true).await;
+    assert!(text_of(&client, "prompt-title").await.unwrap().contains("ChatGPT est bloqué"));
+    println!("prompt after the agent restart: {key} (before: {acknowledged})");
+    shot(&client, "15-prompt-after-agent-restart").await;
+    desktop.capture("15-desktop-prompt-after-agent-restart");
+    // "Mon activité", left open, shows the new event on its own.
+    switch_to(&client, "#/activity").await;
+    let rows = eventually(Duration::from_secs(10), "the new event in Mon activité", || async {
+        let rows = activity_rows(&client).await;
+        (rows.len() > before.len() && rows.first()?.contains("chatgpt.com")).then_some(rows)
+    })
+    .await;
+    println!("Mon activité: {} rows, then {} without reopening it", before.len(), rows.len());
+    shot(&client, "16-employee-activity-refreshed").await;
     client.close().await.unwrap();
 
     // ---- The security team (root is an administrator) -------------------

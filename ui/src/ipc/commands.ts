@@ -18,10 +18,11 @@ import type { Facets } from "./gen/Facets";
 import type { PolicyView } from "./gen/PolicyView";
 import type { Prompt } from "./gen/Prompt";
 
-
 /** Events the Rust side emits. */
 export const CONNECTION_EVENT = "vigie://connection";
 export const PROMPTS_EVENT = "vigie://prompts";
+/** New events or answers of this user were recorded (payload: the time, µs since the epoch). */
+export const ACTIVITY_EVENT = "vigie://activity";
 
 /** Rejections of every command are a `CommandError` ({kind, message}). */
 export function isCommandError(e: unknown): e is CommandError {
@@ -61,3 +62,5 @@ export const onConnection = (handler: (status: ConnectionStatus) => void): Promi
   listen<ConnectionStatus>(CONNECTION_EVENT, (e) => handler(e.payload));
 export const onPrompts = (handler: (prompts: Prompt[]) => void): Promise<UnlistenFn> =>
   listen<Prompt[]>(PROMPTS_EVENT, (e) => handler(e.payload));
+export const onActivity = (handler: (ts: number) => void): Promise<UnlistenFn> =>
+  listen<number>(ACTIVITY_EVENT, (e) => handler(e.payload));

@@ -1,7 +1,7 @@
 // Test and development helpers around @tauri-apps/api's IPC mocks, so that
 // only ui/src/ipc/ imports @tauri-apps/api. Never imported by the app itself.
 import { emit } from "@tauri-apps/api/event";
-import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { clearMocks, mockIPC, mockWindows } from "@tauri-apps/api/mocks";
 
 import type { CommandError } from "./gen/CommandError";
 
@@ -13,6 +13,9 @@ export function installMock(handler: Handler): void {
 }
 
 export { clearMocks };
+
+/** Runs the code under test as in the window labelled `label` (`getCurrentWindow()` then works). */
+export const inWindow = (label: string) => mockWindows(label);
 
 /** Emits an event as the Rust side would. */
 export const emitEvent = (event: string, payload: unknown) => emit(event, payload);

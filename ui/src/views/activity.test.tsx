@@ -3,10 +3,12 @@ import { describe, expect, it } from "vitest";
 
 import { CATALOG, NOW_MICROS, sampleAnswers, sampleEvent } from "../dev/fixtures";
 import { makeI18n } from "../i18n";
-import { commandError, installMock } from "../ipc/testing";
+import { ACTIVITY_EVENT } from "../ipc/commands";
+import type { Event } from "../ipc/gen/Event";
+import { commandError, emitEvent, installMock } from "../ipc/testing";
 import { answerStatus } from "../lib/answers";
 import { renderIn, type Calls } from "../test/render";
-import { ACTIVITY_PAGE, ActivityView } from "./activity";
+import { ACTIVITY_DEBOUNCE_MS, ACTIVITY_PAGE, ActivityView } from "./activity";
 
 describe("Mon activité", () => {
   it("lists my events with what each decision means, and my answers", async () => {
@@ -52,6 +54,62 @@ describe("Mon activité", () => {
       { offset: ACTIVITY_PAGE, limit: ACTIVITY_PAGE },
     ]);
     expect(within(screen.getAllByTestId("activity-row")[0]!).getByText(sampleEvent(25).name)).toBeTruthy();
+  });
+
+  it("fetches again, once, when the agent says there is new activity", async () => {
+    const calls: Calls = [];
+    let stored: Event[] = [sampleEvent(1), sampleEvent(2)];
+    installMock(async (cmd, args) => {
+      calls.push({ cmd, args });
+      if (cmd === "my_events") return { total: stored.length, offset: 0, events: stored };
+      if (cmd === "my_answers") return [];
+      if (cmd === "catalog") return CATALOG;
+      throw commandError("internal", cmd);
+    });
+    renderIn(<ActivityView />);
+    expect(await screen.findAllByTestId("activity-row")).toHaveLength(2);
+    const fetches = (cmd: string) => calls.filter((c) => c.cmd === cmd).length;
+    expect([fetches("my_events"), fetches("my_answers")]).toEqual([1, 1]);
+
+    const fresh = { ...sampleEvent(0), id: "fresh", name: "chat.fresh.example" };
+    stored = [fresh, ...stored];
+    const t0 = Date.now();
+    // A burst of notices is one fetch, once they settle.
+    for (let i = 0; i < 3; i++) await emitEvent(ACTIVITY_EVENT, t0 * 1000 + i);
+    expect(fetches("my_events")).toBe(1);
+    await waitFor(() => expect(screen.getAllByTestId("activity-row")).toHaveLength(3), { timeout: 3000 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(ACTIVITY_DEBOUNCE_MS - 50);
+    expect(screen.getAllByTestId("activity-row")[0]!.textContent).toContain("chat.fresh.example");
+    expect([fetches("my_events"), fetches("my_answers"), fetches("catalog")]).toEqual([2, 2, 1]);
+    await new Promise((resolve) => setTimeout(resolve, ACTIVITY_DEBOUNCE_MS + 100));
+    expect(fetches("my_events")).toBe(2);
+  });
+
+  it("leaves a hidden window alone until it is shown", async () => {
+    const calls: Calls = [];
+    installMock(async (cmd, args) => {
+      calls.push({ cmd, args });
+      if (cmd === "my_events") return { total: 1, offset: 0, events: [sampleEvent(1)] };
+      if (cmd === "my_answers") return [];
+      if (cmd === "catalog") return CATALOG;
+      throw commandError("internal", cmd);
+    });
+    const visibility = (state: DocumentVisibilityState) => {
+      Object.defineProperty(document, "visibilityState", { value: state, configurable: true });
+      document.dispatchEvent(new window.Event("visibilitychange"));
+    };
+    try {
+      renderIn(<ActivityView />);
+      expect(await screen.findAllByTestId("activity-row")).toHaveLength(1);
+      visibility("hidden");
+      await emitEvent(ACTIVITY_EVENT, Date.now() * 1000);
+      await new Promise((resolve) => setTimeout(resolve, ACTIVITY_DEBOUNCE_MS + 100));
+      expect(calls.filter((c) => c.cmd === "my_events")).toHaveLength(1);
+      visibility("visible");
+      await waitFor(() => expect(calls.filter((c) => c.cmd === "my_events")).toHaveLength(2));
+    } finally {
+      Reflect.deleteProperty(document, "visibilityState");
+    }
   });
 
   it("says when the agent does not answer", async () => {

@@ -1,20 +1,27 @@
 // "Mon activité": the employee's own events and answers.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 
 import { ActionBadge } from "../components/ActionBadge";
 import { DataTable, type DataColumn } from "../components/DataTable";
 import { ErrorBox } from "../components/ErrorBox";
 import { ServiceAvatar } from "../components/ServiceAvatar";
 import { useI18n } from "../i18n";
-import { catalog, myAnswers, myEvents, uiReady } from "../ipc/commands";
+import { catalog, myAnswers, myEvents, onActivity, uiReady } from "../ipc/commands";
 import type { Answer } from "../ipc/gen/Answer";
 import type { Event } from "../ipc/gen/Event";
+import { subscription } from "../ipc/subscribe";
 import { answerKind, answerStatus } from "../lib/answers";
 import { eventMeaning, eventName } from "../lib/clipboard";
 import { formatDateTime, formatNumber } from "../lib/format";
 import { useCommand } from "../lib/useCommand";
 
 export const ACTIVITY_PAGE = 25;
+/**
+ * How long after the last notice of new activity the view fetches again: the
+ * agent sends one at most every second, and commits its events in batches
+ * (a quarter of a second), so the fetch waits for the batch to be written.
+ */
+export const ACTIVITY_DEBOUNCE_MS = 750;
 
 export function ActivityView() {
   const i18n = useI18n();
@@ -27,6 +34,10 @@ export function ActivityView() {
     () => new Map((services.data?.services ?? []).map((s) => [s.id, s.name] as const)),
     [services.data],
   );
+  useActivityRefresh(() => {
+    events.reload();
+    answers.reload();
+  });
 
   // The first rows on screen mark the console as interactive (cold-start figure).
   useEffect(() => {
@@ -113,4 +124,41 @@ export function ActivityView() {
       </section>
     </div>
   );
+}
+
+/**
+ * Calls `refresh` when the agent says this user has new events (or the
+ * console, new answers): once the notices settle, or — while the window is
+ * hidden in the tray — when it is next shown.
+ */
+function useActivityRefresh(refresh: () => void) {
+  const latest = useRef(refresh);
+  latest.current = refresh;
+  useEffect(() => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let stale = false;
+    const run = () => {
+      timer = undefined;
+      if (document.visibilityState === "hidden") stale = true;
+      else latest.current();
+    };
+    const unsubscribe = subscription(
+      onActivity(() => {
+        if (timer !== undefined) clearTimeout(timer);
+        timer = setTimeout(run, ACTIVITY_DEBOUNCE_MS);
+      }),
+    );
+    const onVisibility = () => {
+      if (stale && document.visibilityState === "visible") {
+        stale = false;
+        latest.current();
+      }
+    };
+    document.addEventListener("visibilitychange", onVisibility);
+    return () => {
+      unsubscribe();
+      if (timer !== undefined) clearTimeout(timer);
+      document.removeEventListener("visibilitychange", onVisibility);
+    };
+  }, []);
 }

@@ -5,15 +5,18 @@ import { samplePrompt } from "../dev/fixtures";
 import { PROMPTS_EVENT } from "../ipc/commands";
 import type { AnswerParams } from "../ipc/gen/AnswerParams";
 import type { Prompt } from "../ipc/gen/Prompt";
-import { commandError, emitEvent, installMock } from "../ipc/testing";
+import { commandError, emitEvent, inWindow, installMock } from "../ipc/testing";
 import { formatTime } from "../lib/format";
 import { renderIn, type Calls } from "../test/render";
 import { PromptView } from "./prompt";
 
 const BYPASS = Date.UTC(2026, 10, 27, 19, 30) * 1000;
 
+const hides = (calls: Calls) => calls.filter((c) => c.cmd === "plugin:window|hide").length;
+
 function setup(prompts: Prompt[], answer?: (a: AnswerParams) => unknown) {
   const calls: Calls = [];
+  inWindow("prompt");
   installMock(async (cmd, args) => {
     calls.push({ cmd, args });
     switch (cmd) {
@@ -28,6 +31,7 @@ function setup(prompts: Prompt[], answer?: (a: AnswerParams) => unknown) {
       }
       case "dismiss_prompt":
       case "open_alternative":
+      case "plugin:window|hide":
         return null;
       default:
         throw commandError("internal", `unexpected ${cmd}`);
@@ -88,7 +92,11 @@ describe("prompt window", () => {
     fireEvent.click(screen.getByTestId("prompt-ack"));
     await waitFor(() => expect(calls.filter((c) => c.cmd === "answer_prompt")).toHaveLength(2));
     expect(calls.filter((c) => c.cmd === "answer_prompt")[1]!.args).toEqual({ answer: { prompt: 4 } });
+    // The Rust side hides the window after the last acknowledgement; were
+    // it left up, it can be closed.
     expect(await screen.findByText("Aucune alerte en attente.")).toBeTruthy();
+    fireEvent.click(screen.getByTestId("prompt-close"));
+    await waitFor(() => expect(hides(calls)).toBe(1));
   });
 
   it("warn: headline in English, acknowledgement, alternative", async () => {
@@ -169,7 +177,31 @@ describe("prompt window", () => {
     fireEvent.keyDown(box, { key: "Escape" });
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(calls.some((c) => c.cmd === "dismiss_prompt")).toBe(false);
+    expect(hides(calls)).toBe(0);
     expect(box.value).toBe("Une justification en cours");
+  });
+
+  it("Escape with nothing left hides the window", async () => {
+    const calls = setup([]);
+    renderIn(<PromptView />);
+    expect(await screen.findByText("Aucune alerte en attente.")).toBeTruthy();
+    fireEvent.keyDown(document.body, { key: "Escape" });
+    await waitFor(() => expect(hides(calls)).toBe(1));
+  });
+
+  it("Escape closes a confirmation, and the window with it when it was the last prompt", async () => {
+    const calls = setup([samplePrompt(3, "block", "deepseek")]);
+    renderIn(<PromptView />);
+    fireEvent.click(await screen.findByTestId("prompt-exception-toggle"));
+    fireEvent.input(await screen.findByTestId("prompt-exception-text"), { target: { value: "Audit" } });
+    fireEvent.click(screen.getByTestId("prompt-exception-send"));
+    const done = await screen.findByTestId("prompt-confirmation");
+    await waitFor(() => expect(document.activeElement?.textContent).toBe("Fermer"));
+    expect(hides(calls)).toBe(0);
+    fireEvent.keyDown(done, { key: "Escape" });
+    await waitFor(() => expect(hides(calls)).toBe(1));
+    expect(screen.queryByTestId("prompt-confirmation")).toBeNull();
+    expect(calls.some((c) => c.cmd === "dismiss_prompt")).toBe(false);
   });
 
   it("follows the pushed list, pages through several prompts", async () => {
@@ -187,6 +219,23 @@ describe("prompt window", () => {
     await waitFor(() => expect(screen.getByTestId("prompt-repeats").textContent).toBe("Atteint 5 fois"));
     await emitEvent(PROMPTS_EVENT, []);
     expect(await screen.findByText("Aucune alerte en attente.")).toBeTruthy();
+  });
+
+  it("two prompts for one service are two cards: what is typed in one stays there", async () => {
+    const pasted: Prompt = {
+      ...samplePrompt(21, "block", "deepseek"),
+      clipboard: { detectors: [{ detector: "nir", count: 1 }], cleared: true },
+    };
+    setup([samplePrompt(20, "block", "deepseek"), pasted]);
+    renderIn(<PromptView />);
+    fireEvent.click(await screen.findByTestId("prompt-exception-toggle"));
+    fireEvent.input(await screen.findByTestId("prompt-exception-text"), { target: { value: "Audit" } });
+    fireEvent.click(screen.getByLabelText("Alerte suivante"));
+    expect((await screen.findByText("2 / 2")) && screen.getByTestId("prompt-title").textContent).toBe(
+      "Contenu sensible retiré du presse-papiers",
+    );
+    expect(screen.queryByTestId("prompt-exception-text")).toBeNull();
+    expect(screen.queryByTestId("prompt-exception-send")).toBeNull();
   });
 
   it("shows command errors inline", async () => {

@@ -73,21 +73,35 @@ export function PromptView() {
 
   const removeLocally = (id: number) => setPrompts((cur) => (cur ? cur.filter((p) => p.id !== id) : cur));
 
+  const closeConfirmation = () => {
+    setConfirmation(null);
+    if (list.length === 0) hideWindow();
+  };
+
+  // Escape with no prompt on screen (a confirmation, or nothing left) closes
+  // as "Fermer" does. On a prompt, the card's own Escape is "Plus tard".
+  const onEscape = useRef<(() => void) | null>(null);
+  onEscape.current = confirmation ? closeConfirmation : prompt ? null : hideWindow;
+  useEffect(() => {
+    const onKeyDown = (e: KeyboardEvent) => {
+      const close = onEscape.current;
+      if (e.key === "Escape" && !e.defaultPrevented && close) {
+        e.preventDefault();
+        close();
+      }
+    };
+    document.addEventListener("keydown", onKeyDown);
+    return () => document.removeEventListener("keydown", onKeyDown);
+  }, []);
+
   if (confirmation) {
-    const more = list.length > 0;
     return (
       <main class="prompt-window" data-testid="prompt-window" aria-label={t("prompt.window")}>
         <PromptHeader />
         <div class="prompt-body prompt-done" data-testid="prompt-confirmation" role="status">
           <ServiceAvatar id={confirmation.prompt.service_id} name={confirmation.prompt.service_name} />
           <p class="prompt-confirm-text">{confirmation.text}</p>
-          <AutoFocusButton
-            class="btn btn-primary"
-            onClick={() => {
-              setConfirmation(null);
-              if (!more) hideWindow();
-            }}
-          >
+          <AutoFocusButton class="btn btn-primary" onClick={closeConfirmation}>
             {t("app.close")}
           </AutoFocusButton>
         </div>
@@ -96,6 +110,8 @@ export function PromptView() {
   }
 
   if (!prompt) {
+    // Normally not seen: the window hides when its last prompt is answered.
+    // Should it show, it can still be closed.
     return (
       <main class="prompt-window" data-testid="prompt-window" aria-label={t("prompt.window")}>
         <PromptHeader />
@@ -107,6 +123,9 @@ export function PromptView() {
           ) : (
             <p class="muted">{prompts === null ? t("app.loading") : t("prompt.empty")}</p>
           )}
+          <button type="button" class="btn" data-testid="prompt-close" onClick={hideWindow}>
+            {t("app.close")}
+          </button>
         </div>
       </main>
     );
@@ -128,8 +147,9 @@ export function PromptView() {
           ) : null
         }
       />
+      {/* One card per agent prompt: its id is stable while the agent counts repeats. */}
       <PromptCard
-        key={prompt.service_id}
+        key={prompt.id}
         prompt={prompt}
         onDone={(id, confirm) => {
           removeLocally(id);

@@ -4,4 +4,4 @@ import type { Prompt } from "./Prompt";
 /**
  * What the agent sends unasked after `subscribe`.
  */
-export type Push = { "push": "prompt", prompt: Prompt, } | { "push": "lagged", missed: number, };
+export type Push = { "push": "prompt", prompt: Prompt, } | { "push": "lagged", missed: number, } | { "push": "activity", ts: number, };
