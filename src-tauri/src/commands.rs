@@ -8,7 +8,7 @@ use tracing::info;
 use vigie_core::proto::{
     AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView, Prompt,
 };
-use vigie_core::store::Answer;
+use vigie_core::proto::Answer;
 
 use crate::types::{CommandError, ConnectionStatus, ErrorKind, ExportFormat, ExportResult};
 use crate::{ops, windows, Console};
