@@ -39,6 +39,12 @@ fi
 log "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "the console links no packet parser and no SQLite (vigie-core without default features)"
+if cargo tree --locked -p vigie-console -e normal --prefix none | grep -E '^(rusqlite|libsqlite3-sys|hickory-proto|aes|aes-gcm|hkdf|pcap-parser) '; then
+    echo "vigie-console depends on the crates above: keep vigie-core's sensor and store features out of it" >&2
+    exit 1
+fi
+
 log "cargo-deny (licences, bans, sources)"
 cargo deny --log-level error check licenses bans sources
 # The advisory database is fetched from a git host this machine cannot reach;

@@ -9,7 +9,7 @@ use vigie_core::proto::{
     AnswerKind, AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView,
     Prompt,
 };
-use vigie_core::store::Answer;
+use vigie_core::proto::Answer;
 
 use crate::types::{CommandError, ConnectionStatus, ErrorKind, ExportFormat, ExportResult};
 use crate::{ops, windows, Console};

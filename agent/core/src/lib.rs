@@ -1,24 +1,31 @@
 //! Vigie detection core: everything between bytes on the wire and a stored,
 //! policy-decided event. No pnet, no Tauri, no async runtime: the live agent
 //! and the console both build on it, and `vigie-agent scan` replays captures
-//! through exactly the same [`pipeline::Pipeline`].
+//! through exactly the same `pipeline::Pipeline`. Without its default
+//! features (`sensor`, `store`) only the types, the catalog, the policy and
+//! the detectors remain: what the console needs.
 
 pub mod catalog;
 pub mod clipboard;
 pub mod detect;
 pub mod diag;
 pub mod event;
+#[cfg(feature = "sensor")]
 pub mod pipeline;
 pub mod policy;
 pub mod proto;
+#[cfg(feature = "sensor")]
 pub mod replay;
+#[cfg(feature = "sensor")]
 pub mod resolver;
 pub mod sensor;
 pub mod sockdiag;
+#[cfg(feature = "store")]
 pub mod store;
 pub mod timefmt;
 
 /// Parser entry points for fuzzing and benchmarks; not a stable API.
+#[cfg(feature = "sensor")]
 #[doc(hidden)]
 pub mod internal {
     pub use crate::resolver::wire::{age_response, inspect_response, parse_query, strip_ech, ttl_offsets};

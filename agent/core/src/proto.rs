@@ -12,7 +12,6 @@ use crate::detect::DetectorId;
 use crate::event::Event;
 use crate::policy::{Action, Alternative, Policy, Text};
 use crate::sensor::Micros;
-use crate::store::Answer;
 
 /// Bumped by changes that break a client; additions keep it.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -155,6 +154,21 @@ impl AnswerKind {
             AnswerKind::ExceptionRequested => "exception-requested",
         }
     }
+}
+
+/// A user's answer to a prompt.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub ts: Micros,
+    pub uid: Option<u32>,
+    pub user: Option<String>,
+    pub service_id: String,
+    pub action: Action,
+    pub event_id: String,
+    pub kind: AnswerKind,
+    pub text: Option<String>,
+    pub bypass_until: Option<Micros>,
 }
 
 /// The reply to `answer`.

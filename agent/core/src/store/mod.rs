@@ -85,20 +85,7 @@ pub struct JournalEntry {
     pub detail: String,
 }
 
-/// A user's answer to a prompt.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Answer {
-    pub ts: Micros,
-    pub uid: Option<u32>,
-    pub user: Option<String>,
-    pub service_id: String,
-    pub action: Action,
-    pub event_id: String,
-    pub kind: AnswerKind,
-    pub text: Option<String>,
-    pub bypass_until: Option<Micros>,
-}
+pub use crate::proto::Answer;
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
