@@ -302,8 +302,8 @@ pub enum Push {
     Prompt { prompt: Box<Prompt> },
     /// The console read too slowly and missed updates: list prompts again.
     Lagged { missed: u64 },
-    /// New events of this user were recorded: views of their activity
-    /// fetch again. Sent at most once a second per console.
+    /// New events or answers of this user were stored: views of their
+    /// activity fetch again. Sent at most once a second per console.
     Activity { ts: Micros },
 }
 

@@ -176,8 +176,6 @@ pub struct Decider {
     owners: Arc<dyn OwnerLookup>,
     clock: Arc<dyn Clock>,
     handled: Arc<Handled>,
-    /// The owner's uid of each event reported, for the consoles' activity views.
-    activity: tokio::sync::broadcast::Sender<Option<u32>>,
 }
 
 impl Decider {
@@ -188,8 +186,7 @@ impl Decider {
         owners: Arc<dyn OwnerLookup>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let activity = tokio::sync::broadcast::channel(64).0;
-        Self { mode, prompts, sink, owners, clock, handled: Arc::default(), activity }
+        Self { mode, prompts, sink, owners, clock, handled: Arc::default() }
     }
 
     pub fn mode(&self) -> Mode {
@@ -214,18 +211,6 @@ impl Decider {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
-    }
-
-    /// The uids whose events are being recorded, as they are.
-    pub fn activity(&self) -> tokio::sync::broadcast::Receiver<Option<u32>> {
-        self.activity.subscribe()
-    }
-
-    fn recorded(&self, event: Event) {
-        let uid = event.attribution.uid;
-        if self.sink.send(event) && self.activity.receiver_count() > 0 {
-            let _ = self.activity.send(uid);
-        }
     }
 
     /// The owner of `flow`'s local socket; when it is gone, the uid the
@@ -293,7 +278,7 @@ impl Decider {
             self.prompts.notify(&event, policy);
         }
         let id = event.id.clone();
-        self.recorded(event);
+        self.sink.send(event);
         id
     }
 
@@ -317,11 +302,8 @@ impl Decider {
         if shows_prompt(event.action, self.mode, Point::Clipboard, false) {
             self.prompts.notify_clipboard(&event, policy, notice);
         }
-        let id_and_uid = (event.id.clone(), event.attribution.uid);
         if !self.sink.send(event.clone()) {
-            warn!(id = %id_and_uid.0, "clipboard event dropped: the store is behind");
-        } else if self.activity.receiver_count() > 0 {
-            let _ = self.activity.send(id_and_uid.1);
+            warn!(id = %event.id, "clipboard event dropped: the store is behind");
         }
         event
     }

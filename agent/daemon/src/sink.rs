@@ -38,12 +38,17 @@ struct Counters {
     closed: std::sync::atomic::AtomicBool,
 }
 
+/// Whose records were just committed: consoles refresh their user's
+/// activity on it, once the rows are there to read.
+pub type Activity = tokio::sync::broadcast::Sender<Option<u32>>;
+
 /// A handle to give records to the writer; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct EventSink {
     records: SyncSender<Record>,
     counters: Arc<Counters>,
     clock: Arc<dyn Clock>,
+    activity: Activity,
 }
 
 /// The writer thread; [`Writer::close`] writes what is queued and ends it.
@@ -72,14 +77,15 @@ impl EventSink {
     ) -> std::io::Result<(Self, Writer)> {
         let (records, queue) = sync_channel(capacity);
         let counters = Arc::new(Counters::default());
+        let activity = tokio::sync::broadcast::channel(64).0;
         let thread = {
-            let (counters, clock) = (Arc::clone(&counters), Arc::clone(&clock));
+            let (counters, clock, activity) = (Arc::clone(&counters), Arc::clone(&clock), activity.clone());
             std::thread::Builder::new()
                 .name("store".into())
-                .spawn(move || write(store, &queue, retention_days, &counters, &*clock))?
+                .spawn(move || write(store, &queue, retention_days, &counters, &*clock, &activity))?
         };
         let writer = Writer { records: records.clone(), thread, counters: Arc::clone(&counters) };
-        Ok((Self { records, counters, clock }, writer))
+        Ok((Self { records, counters, clock, activity }, writer))
     }
 
     /// Queues `event` for the store; `false` (and counted as dropped) when
@@ -113,6 +119,11 @@ impl EventSink {
         }
     }
 
+    /// The uids whose events or answers were just committed.
+    pub fn activity(&self) -> tokio::sync::broadcast::Receiver<Option<u32>> {
+        self.activity.subscribe()
+    }
+
     /// Records committed so far (events as stored, after coalescing).
     pub fn stored(&self) -> u64 {
         self.counters.stored.load(Ordering::Relaxed)
@@ -131,7 +142,8 @@ impl EventSink {
     pub(crate) fn for_tests() -> (Self, Receiver<Record>) {
         let (records, queue) = sync_channel(1024);
         let clock: Arc<dyn Clock> = Arc::new(crate::platform::fake::ManualClock::default());
-        (Self { records, counters: Arc::default(), clock }, queue)
+        let activity = tokio::sync::broadcast::channel(64).0;
+        (Self { records, counters: Arc::default(), clock, activity }, queue)
     }
 }
 
@@ -194,6 +206,7 @@ fn write(
     retention_days: u32,
     counters: &Counters,
     clock: &dyn Clock,
+    activity: &Activity,
 ) {
     const HOUR: Duration = Duration::from_secs(3600);
     // A batch gathers for this long, or this many records, before its one
@@ -232,7 +245,7 @@ fn write(
             }
             std::thread::sleep(left.min(Duration::from_millis(25)));
         }
-        commit(&mut store, std::mem::take(&mut pending), counters);
+        commit(&mut store, std::mem::take(&mut pending), counters, activity);
         if last_retention.elapsed() >= HOUR {
             last_retention = Instant::now();
             if let Err(e) = store.apply_retention(clock.wall_micros(), retention_days) {
@@ -242,8 +255,9 @@ fn write(
     }
 }
 
-fn commit(store: &mut Store, records: Vec<Record>, counters: &Counters) {
+fn commit(store: &mut Store, records: Vec<Record>, counters: &Counters, activity: &Activity) {
     let (mut events, mut journal, mut answers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut whose = std::collections::BTreeSet::new();
     for record in records {
         match record {
             Record::Event(event) => events.push(event),
@@ -258,6 +272,7 @@ fn commit(store: &mut Store, records: Vec<Record>, counters: &Counters) {
         match with_retries("events", || store.insert(&events)) {
             Ok(()) => {
                 counters.stored.fetch_add(events.len() as u64, Ordering::Relaxed);
+                whose.extend(events.iter().map(|e| e.attribution.uid));
             }
             Err(e) => error!(error = %e, lost = events.len(), "storing events failed"),
         }
@@ -268,8 +283,14 @@ fn commit(store: &mut Store, records: Vec<Record>, counters: &Counters) {
         }
     }
     if !answers.is_empty() {
-        if let Err(e) = with_retries("answers", || store.insert_answers(&answers)) {
-            error!(error = %e, lost = answers.len(), "storing prompt answers failed");
+        match with_retries("answers", || store.insert_answers(&answers)) {
+            Ok(()) => whose.extend(answers.iter().map(|a| a.uid)),
+            Err(e) => error!(error = %e, lost = answers.len(), "storing prompt answers failed"),
+        }
+    }
+    if activity.receiver_count() > 0 {
+        for uid in whose {
+            let _ = activity.send(uid);
         }
     }
 }
@@ -306,7 +327,12 @@ mod tests {
         // A queue nobody reads: the writer is far behind.
         let (records, queue) = sync_channel(4);
         let clock: Arc<dyn Clock> = Arc::new(ManualClock::default());
-        let sink = EventSink { records, counters: Arc::default(), clock };
+        let sink = EventSink {
+            records,
+            counters: Arc::default(),
+            clock,
+            activity: tokio::sync::broadcast::channel(1).0,
+        };
         let (catalog, policy) = rules();
         let sent: Vec<bool> =
             (0..6).map(|_| sink.send(event_for(&catalog, &policy, "chatgpt", Some(1000)))).collect();

@@ -559,4 +559,3 @@ fn dns_tcp_messages(
         stream.state = StreamState::Done;
     }
 }
-

@@ -2,9 +2,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::engine::{MAX_DNS_QUESTIONS, SECOND};
 use super::frame::LinkType;
 use super::tls::tests::{client_hello_message, records};
-use super::engine::{MAX_DNS_QUESTIONS, SECOND};
 use super::*;
 
 const SYN: u8 = 0x02;

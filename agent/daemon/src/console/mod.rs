@@ -155,7 +155,7 @@ async fn serve_connection(stream: UnixStream, state: Arc<ConsoleState>, peer: Pe
                     if request == Request::Subscribe && subscription.is_none() {
                         state.consoles.fetch_add(1, Ordering::Relaxed);
                         let updates = state.decider.prompts().subscribe();
-                        let activity = state.decider.activity();
+                        let activity = state.decider.sink().activity();
                         let clock = Arc::clone(state.decider.clock());
                         subscription =
                             Some(tokio::spawn(push(updates, activity, clock, peer.uid, out.clone())));

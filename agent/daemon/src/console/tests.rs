@@ -4,14 +4,18 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream as StdStream;
 
 use super::*;
-use crate::decider::{Mode, Point};
+use crate::decider::{Decider, Mode, Point};
+use crate::platform::fake::Fakes;
+use crate::prompts::Prompts;
 use crate::rules::Rules;
-use crate::testing::{observation, rules, TestDecider};
+use crate::sink::{EventSink, Writer};
+use crate::testing::{observation, rules};
 
 struct Served {
     runtime: tokio::runtime::Runtime,
     path: std::path::PathBuf,
-    test: TestDecider,
+    decider: Arc<Decider>,
+    _writer: Writer,
     policy: Arc<vigie_core::policy::Policy>,
     catalog: Arc<vigie_core::catalog::Catalog>,
     _dir: tempfile::TempDir,
@@ -22,12 +26,22 @@ fn served() -> Served {
     let (catalog, policy) = (Arc::new(catalog), Arc::new(policy));
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("events.db");
-    vigie_core::store::Store::open(&database).unwrap();
-    let test = TestDecider::new(Mode::Enforce);
+    let store = vigie_core::store::Store::open(&database).unwrap();
+    // A real writer: activity is pushed once the rows are stored.
+    let fakes = Fakes::default();
+    let (sink, writer) = EventSink::start(store, 90, Arc::clone(&fakes.clock) as _).unwrap();
+    let prompts = Arc::new(Prompts::new(Arc::clone(&fakes.clock) as _));
+    let decider = Arc::new(Decider::new(
+        Mode::Enforce,
+        prompts,
+        sink,
+        Arc::clone(&fakes.owners) as _,
+        Arc::clone(&fakes.clock) as _,
+    ));
     let rules = Arc::new(Rules::new(Arc::clone(&catalog), Arc::clone(&policy)));
     let state = Arc::new(ConsoleState::new(
         rules,
-        Arc::clone(&test.decider),
+        Arc::clone(&decider),
         Readers::new(database),
         "vigie-admin".into(),
     ));
@@ -38,7 +52,7 @@ fn served() -> Served {
         bind(&path).unwrap()
     };
     runtime.spawn(serve(listener, state));
-    Served { runtime, path, test, policy, catalog, _dir: dir }
+    Served { runtime, path, decider, _writer: writer, policy, catalog, _dir: dir }
 }
 
 fn connect(path: &std::path::Path) -> (StdStream, BufReader<StdStream>) {
@@ -83,7 +97,7 @@ fn a_subscribed_console_is_pushed_its_prompts_and_its_activity() {
     let me = rustix_uid();
     let chatgpt = served.catalog.get("chatgpt").unwrap();
     let seen = observation(vigie_core::sensor::Source::Tls, "chatgpt.com");
-    let decider = &served.test.decider;
+    let decider = &served.decider;
     let outcome = decider.decide(&served.policy, chatgpt, decider.owners().for_uid(me));
     decider.report(Point::Verdict, &served.policy, &seen, chatgpt, outcome);
     let mut pushes = Vec::new();
