@@ -183,5 +183,7 @@ impl Default for SensorLimits {
     }
 }
 
-#[cfg(all(test, feature = "sensor"))]
+// Two attributes: clippy knows a test module by a plain `cfg(test)`.
+#[cfg(test)]
+#[cfg(feature = "sensor")]
 mod tests;
