@@ -124,7 +124,10 @@ fn remember<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, Instant>>, key: K, n
     let Ok(mut map) = map.lock() else { return };
     if map.len() >= MAX_HANDLED {
         map.retain(|_, at| now.saturating_duration_since(*at) < HANDLED_FOR);
-        if map.len() >= MAX_HANDLED {
+        // Still half full of fresh entries (a flood of queries): start over,
+        // so that the sweep above runs at most once per MAX_HANDLED / 2
+        // insertions, whatever the rate.
+        if map.len() >= MAX_HANDLED / 2 {
             map.clear();
         }
     }
