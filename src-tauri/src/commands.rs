@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use tauri::{AppHandle, Manager, Runtime, State};
 use tracing::info;
+use vigie_core::proto::Answer;
 use vigie_core::proto::{
     AnswerKind, AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView,
     Prompt,
 };
-use vigie_core::proto::Answer;
 
 use crate::types::{CommandError, ConnectionStatus, ErrorKind, ExportFormat, ExportResult};
 use crate::{ops, windows, Console};

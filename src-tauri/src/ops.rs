@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use vigie_core::event::Event;
+use vigie_core::proto::Answer;
 use vigie_core::proto::{
     AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView, MAX_LIMIT,
 };
-use vigie_core::proto::Answer;
 use vigie_core::timefmt::{civil_from_days, rfc3339_micros};
 
 use crate::client::{call, AgentClient};
