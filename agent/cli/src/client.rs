@@ -85,12 +85,16 @@ fn render_status(status: &Value) -> Result<String, std::fmt::Error> {
     match status.get("verdicts").filter(|v| !v.is_null()) {
         Some(v) => writeln!(
             out,
-            "verdicts    {} packets, {} rejected, {} accepted, {} addresses blocked, {} errors",
+            "verdicts    {} packets, {} rejected, {} accepted, {} addresses blocked, {} errors\n            \
+             {} unreadable handshakes, {} flows not followed (no room), {} flows being read",
             field(v, &["packets"]),
             field(v, &["rejected"]),
             field(v, &["accepted"]),
             field(v, &["addresses_blocked"]),
-            field(v, &["errors"])
+            field(v, &["errors"]),
+            field(v, &["unreadable"]),
+            field(v, &["untracked"]),
+            field(v, &["flows_reading"])
         )?,
         None => writeln!(out, "verdicts    off")?,
     }

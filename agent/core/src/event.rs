@@ -51,6 +51,9 @@ pub struct Event {
     pub content_hash: Option<String>,
 }
 
+/// The service id, category and rule prefix of an unreadable handshake's event.
+pub const UNREADABLE_HANDSHAKE: &str = "unreadable-handshake";
+
 fn one() -> u32 {
     1
 }
@@ -83,6 +86,41 @@ impl Event {
             src: observation.flow.src.to_string(),
             dst: observation.flow.dst.to_string(),
             ech,
+            attribution,
+            repeats: 1,
+            content_hash: None,
+        }
+    }
+
+    /// A handshake the packet verdicts could not read (see
+    /// [`crate::policy::UnreadableHandshake`]). No name was read, so the
+    /// event names the destination address, and its rule says why.
+    #[cfg(feature = "sensor")]
+    pub fn unreadable_handshake(
+        ts: Micros,
+        flow: &crate::sensor::Flow,
+        source: crate::sensor::Source,
+        why: crate::sensor::gate::Unreadable,
+        action: Action,
+        policy_version: &str,
+        attribution: Attribution,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts,
+            source: source.as_str().to_owned(),
+            name: flow.dst.ip().to_string(),
+            service_id: UNREADABLE_HANDSHAKE.to_owned(),
+            service_name: String::new(),
+            category: UNREADABLE_HANDSHAKE.to_owned(),
+            vendor: String::new(),
+            action,
+            rule_id: format!("{UNREADABLE_HANDSHAKE}:{}", why.as_str()),
+            policy_version: policy_version.to_owned(),
+            protocol: flow.protocol.as_str().to_owned(),
+            src: flow.src.to_string(),
+            dst: flow.dst.to_string(),
+            ech: false,
             attribution,
             repeats: 1,
             content_hash: None,

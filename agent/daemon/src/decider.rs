@@ -16,8 +16,9 @@ use tracing::{info, warn};
 use vigie_core::catalog::Service;
 use vigie_core::clipboard::ClipboardFacts;
 use vigie_core::event::Event;
-use vigie_core::policy::{Action, Decision, Policy};
+use vigie_core::policy::{Action, Decision, Policy, UnreadableHandshake};
 use vigie_core::proto::ClipboardNotice;
+use vigie_core::sensor::gate::Unreadable;
 use vigie_core::sensor::{Flow, Observation, Protocol, Source};
 
 use crate::attribution::{Owner, OwnerLookup};
@@ -260,7 +261,8 @@ impl Decider {
         outcome: Outcome,
     ) -> String {
         let Outcome { decision, denies, justified, owner } = outcome;
-        if point == Point::Verdict && matches!(observation.source, Source::Tls | Source::Quic) {
+        if point == Point::Verdict && matches!(observation.source, Source::Tls | Source::Quic | Source::Http)
+        {
             self.handled.verdict_judged(&observation.flow, self.clock.now());
         }
         info!(
@@ -283,6 +285,39 @@ impl Decider {
         let id = event.id.clone();
         self.sink.send(event);
         id
+    }
+
+    /// Logs and stores a handshake the verdicts could not read; returns
+    /// whether the policy denies it. No prompt: there is no service to
+    /// explain, and the connection failing is what the user sees.
+    pub fn report_unreadable(
+        &self,
+        policy: &Policy,
+        flow: &Flow,
+        source: Source,
+        why: Unreadable,
+        owner: Owner,
+    ) -> bool {
+        let denies = policy.unreadable_handshake == UnreadableHandshake::Block;
+        let action = if denies { Action::Block } else { Action::Monitor };
+        self.handled.verdict_judged(flow, self.clock.now());
+        warn!(
+            point = Point::Verdict.as_str(),
+            source = source.as_str(),
+            why = why.as_str(),
+            flow = %flow,
+            uid = owner.attribution.uid,
+            program = owner.attribution.program.as_deref(),
+            denied = denies,
+            "unreadable handshake"
+        );
+        let ts = self.clock.wall_micros();
+        let event =
+            Event::unreadable_handshake(ts, flow, source, why, action, &policy.version, owner.attribution);
+        if !self.sink.send(event) {
+            warn!("unreadable-handshake event dropped: the store is behind");
+        }
+        denies
     }
 
     /// Logs, stores and prompts for a clipboard detection headed to a

@@ -76,6 +76,7 @@ impl Rules {
 #[derive(Debug)]
 pub struct LivePipeline {
     pub pipeline: Pipeline,
+    pub catalog: Arc<Catalog>,
     pub policy: Arc<Policy>,
     generation: u64,
 }
@@ -84,7 +85,8 @@ impl LivePipeline {
     pub fn new(rules: &Rules) -> Self {
         let generation = rules.generation();
         let (catalog, policy) = rules.current();
-        Self { pipeline: Pipeline::new(Sensor::default(), catalog, Arc::clone(&policy)), policy, generation }
+        let pipeline = Pipeline::new(Sensor::default(), Arc::clone(&catalog), Arc::clone(&policy));
+        Self { pipeline, catalog, policy, generation }
     }
 
     /// Takes the latest rules if a reload happened since the last call.
@@ -94,7 +96,8 @@ impl LivePipeline {
             return;
         }
         let (catalog, policy) = rules.current();
-        self.pipeline.set_rules(catalog, Arc::clone(&policy));
+        self.pipeline.set_rules(Arc::clone(&catalog), Arc::clone(&policy));
+        self.catalog = catalog;
         self.policy = policy;
         self.generation = latest;
     }

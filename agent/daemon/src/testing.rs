@@ -33,6 +33,7 @@ pub(crate) fn observation(source: Source, name: &str) -> Observation {
         Source::Dns | Source::Resolver => (Protocol::Udp, 53, Detail::DnsQuery { qtype: 1 }),
         Source::Tls => (Protocol::Tcp, 443, Detail::ClientHello { ech: false }),
         Source::Quic => (Protocol::Udp, 443, Detail::QuicInitial { version: 1, ech: false }),
+        Source::Http => (Protocol::Tcp, 3128, Detail::HttpRequest { connect: true }),
     };
     Observation {
         ts: 1,

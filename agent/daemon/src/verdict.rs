@@ -1,12 +1,14 @@
 //! Packet verdicts (enforcement point 2), for clients that bypass the
-//! resolver (DNS over HTTPS, hard-coded resolvers, IP literals): the first
-//! packets of every TCP and UDP connection to port 443 are held by the
-//! platform's packet queue and go through the same sensor as the capture; a
-//! ClientHello or QUIC Initial whose name the policy denies is rejected
-//! (TCP reset, ICMP for QUIC, so browsers fall back or fail at once), and so
-//! is the rest of its connection, by the platform's firewall.
+//! resolver (DNS over HTTPS, hard-coded resolvers, IP literals, proxies):
+//! the platform's packet queue holds the packets of every new TCP flow and
+//! QUIC-shaped UDP flow, on every port, until the [`Gate`] has read its
+//! handshake. A name the policy denies is rejected (TCP reset, ICMP for
+//! QUIC, so browsers fall back or fail at once), and so is the rest of its
+//! connection, by the platform's firewall; a handshake the gate cannot read
+//! within its budget follows the policy's `unreadable_handshake` and is
+//! recorded either way. Once a flow is decided the kernel stops queueing it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
-use vigie_core::policy::Subject;
 use vigie_core::sensor::frame::{decode_frame, Frame, LinkType, Transport};
+use vigie_core::sensor::gate::{Finding, FlowKey, Gate, GateLimits, Step, Unreadable};
+use vigie_core::sensor::{Flow, Micros, Observation, Protocol};
 
 use crate::decider::{Decider, Point};
-use crate::platform::{Firewall, PacketQueue, QueuedPacket};
+use crate::platform::{Firewall, PacketQueue, QueuedPacket, Verdict};
 use crate::rules::{LivePipeline, Rules};
 
 /// `[verdicts]` in the agent configuration.
@@ -29,14 +32,11 @@ pub struct VerdictConfig {
     pub enabled: bool,
     /// The NFQUEUE number the agent reads.
     pub queue: u16,
-    /// How many packets of each connection (from its first) are queued: a
-    /// ClientHello or QUIC Initial takes one to three.
-    pub packets_per_connection: u32,
 }
 
 impl Default for VerdictConfig {
     fn default() -> Self {
-        Self { enabled: true, queue: 4242, packets_per_connection: 8 }
+        Self { enabled: true, queue: 4242 }
     }
 }
 
@@ -49,6 +49,16 @@ pub struct VerdictStats {
     /// Nanoseconds spent deciding, over `packets`.
     pub decision_nanos: AtomicU64,
     pub errors: AtomicU64,
+    /// Extra copies of a held segment, dropped (the sender retransmits).
+    pub dropped: AtomicU64,
+    /// Handshakes that could not be read (see `unreadable_handshake`).
+    pub unreadable: AtomicU64,
+    /// Flows the agent had no room to follow (table full, per-user quota,
+    /// held bytes): each followed the policy for unreadable handshakes.
+    pub untracked: AtomicU64,
+    /// Flows being read now, and the packets held for them.
+    pub flows_reading: AtomicU64,
+    pub packets_held: AtomicU64,
 }
 
 /// Puts the addresses blocked names resolve to into the firewall's sets.
@@ -104,57 +114,48 @@ impl AddressBlocker {
     }
 }
 
-/// How long a connection's first data packet may wait for the next one
-/// when it holds only part of a handshake (Chromium's ClientHello often
-/// spans two segments, its QUIC Initial two datagrams). Held, the server
-/// gets none of a denied handshake, and the socket is still open when the
-/// second packet names the service and the agent looks up its owner.
-const HOLD: Duration = Duration::from_millis(50);
-const MAX_HELD: usize = 256;
-const MAX_STARTED: usize = 8192;
+/// Bytes of packets held for flows being read, all flows together: past
+/// it, a new flow to hold is given up (and follows the policy for
+/// unreadable handshakes) rather than let through unread.
+const MAX_HELD_BYTES: usize = 32 << 20;
 
-/// A flow's direction, and whether it is TCP: what holding is keyed by.
-type FlowKey = (SocketAddr, SocketAddr, bool);
-
-/// The flow of a queued packet that carries handshake-capable data: TCP
-/// payload, or a QUIC long-header datagram.
-fn data_flow(packet: &[u8]) -> Option<FlowKey> {
-    let Ok(Frame::Ip(ip)) = decode_frame(LinkType::RawIp, packet) else { return None };
-    match ip.transport {
-        Transport::Tcp(segment) if !segment.payload.is_empty() => {
-            Some((SocketAddr::new(ip.src, segment.src_port), SocketAddr::new(ip.dst, segment.dst_port), true))
-        }
-        Transport::Udp { src_port, dst_port, payload } if payload.first().is_some_and(|b| b & 0x80 != 0) => {
-            Some((SocketAddr::new(ip.src, src_port), SocketAddr::new(ip.dst, dst_port), false))
-        }
-        _ => None,
-    }
-}
-
-/// Judges queued packets: the sensor reads each, the decider decides and
-/// reports, and a partial handshake's first packet waits (bounded) for the
-/// rest of it.
+/// Judges queued packets: the gate reads each new flow's handshake, the
+/// decider decides and reports, and the packets the gate holds wait for
+/// their flow's verdict.
 #[derive(Debug)]
 pub struct Verdicter<'a> {
     decider: &'a Decider,
     rules: &'a Rules,
     stats: &'a VerdictStats,
     live: LivePipeline,
-    /// First data packets waiting for the rest of their handshake.
-    held: VecDeque<(QueuedPacket, FlowKey, Instant)>,
-    /// Flows whose first data packet was seen, so later ones are not held.
-    started: HashMap<FlowKey, Instant>,
+    gate: Gate,
+    /// The gate's clock: microseconds since this verdicter started.
+    epoch: Instant,
+    /// Packets held until their flow is decided.
+    held: HashMap<FlowKey, Vec<QueuedPacket>>,
+    held_bytes: usize,
 }
 
 impl<'a> Verdicter<'a> {
     pub fn new(decider: &'a Decider, rules: &'a Rules, stats: &'a VerdictStats) -> Self {
+        Self::with_limits(decider, rules, stats, GateLimits::default())
+    }
+
+    pub fn with_limits(
+        decider: &'a Decider,
+        rules: &'a Rules,
+        stats: &'a VerdictStats,
+        limits: GateLimits,
+    ) -> Self {
         Self {
             decider,
             rules,
             stats,
             live: LivePipeline::new(rules),
-            held: VecDeque::new(),
-            started: HashMap::new(),
+            gate: Gate::new(limits),
+            epoch: decider.clock().now(),
+            held: HashMap::new(),
+            held_bytes: 0,
         }
     }
 
@@ -163,76 +164,159 @@ impl<'a> Verdicter<'a> {
         !self.held.is_empty()
     }
 
-    fn send(&self, queue: &mut dyn PacketQueue, packet: QueuedPacket, deny: bool) {
-        let counter = if deny { &self.stats.rejected } else { &self.stats.accepted };
+    fn gate_time(&self) -> Micros {
+        let elapsed = self.decider.clock().now().saturating_duration_since(self.epoch);
+        i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
+    }
+
+    fn send(&self, queue: &mut dyn PacketQueue, packet: QueuedPacket, verdict: Verdict) {
+        let counter = match verdict {
+            Verdict::Deny => &self.stats.rejected,
+            Verdict::Drop => &self.stats.dropped,
+            Verdict::Accept | Verdict::AcceptDecided => &self.stats.accepted,
+        };
         counter.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = queue.verdict(packet, deny) {
+        if let Err(e) = queue.verdict(packet, verdict) {
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
             debug!(error = %e, "packet verdict");
         }
     }
 
-    /// Lets through the held packets whose time is up.
+    /// Gives up the flows whose time is up (their held packets follow the
+    /// policy for unreadable handshakes).
     pub fn release_due(&mut self, queue: &mut dyn PacketQueue) {
-        let now = self.decider.clock().now();
-        self.release(queue, |_, since| now.saturating_duration_since(since) >= HOLD, false);
+        let now = self.gate_time();
+        for finding in self.gate.take_abandoned(now) {
+            self.conclude(queue, now, finding, None);
+        }
+        self.publish_gate_stats();
     }
 
-    fn release(&mut self, queue: &mut dyn PacketQueue, due: impl Fn(&FlowKey, Instant) -> bool, deny: bool) {
-        let (released, kept): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.held).into_iter().partition(|(_, key, since)| due(key, *since));
-        self.held = kept.into();
-        for (packet, _, _) in released {
-            self.send(queue, packet, deny);
+    /// Lets every held packet go (the agent is stopping).
+    pub fn release_all(&mut self, queue: &mut dyn PacketQueue) {
+        for (_, packets) in std::mem::take(&mut self.held) {
+            for packet in packets {
+                self.send(queue, packet, Verdict::Accept);
+            }
         }
+        self.held_bytes = 0;
     }
 
     /// Judges one queued packet.
     pub fn judge(&mut self, queue: &mut dyn PacketQueue, packet: QueuedPacket) {
         let started = Instant::now();
-        let now = self.decider.clock().now();
         self.live.refresh(self.rules);
-        let LivePipeline { pipeline, policy, .. } = &mut self.live;
-        let decider = self.decider;
-        let (mut deny, mut observed) = (false, false);
-        let ts = decider.clock().wall_micros();
-        pipeline.process(ts, LinkType::RawIp, &packet.payload, &Subject::default(), &mut |decided| {
-            observed = true;
-            let observation = &decided.observation;
-            let Some((service, _)) = &decided.verdict else { return };
-            let owner = decider.owner(&observation.flow, packet.uid);
-            let outcome = decider.decide(policy, service, owner);
-            deny |= outcome.denies;
-            decider.report(Point::Verdict, policy, observation, service, outcome);
-        });
+        let now = self.gate_time();
+        let step = self.gate.packet(now, &packet.payload, packet.uid);
+        match step {
+            Step::Pass => self.send(queue, packet, Verdict::Accept),
+            Step::Drop => self.send(queue, packet, Verdict::Drop),
+            Step::Settled(deny) => {
+                self.send(queue, packet, if deny { Verdict::Deny } else { Verdict::AcceptDecided });
+            }
+            Step::Hold => match flow_key(&packet.payload) {
+                Some(key) if self.held_bytes + packet.payload.len() <= MAX_HELD_BYTES => {
+                    self.hold(key, packet)
+                }
+                Some(key) => {
+                    // No room left to hold: the flow is given up like an evicted one.
+                    let uid = packet.uid;
+                    self.hold(key, packet);
+                    if let Some(finding) = self.gate.abandon(key, Unreadable::Evicted) {
+                        self.conclude(queue, now, finding, uid);
+                    }
+                }
+                None => self.send(queue, packet, Verdict::Accept),
+            },
+            Step::Decided(finding) => {
+                let uid = packet.uid;
+                match flow_key(&packet.payload) {
+                    Some(key) => self.hold(key, packet),
+                    None => self.send(queue, packet, Verdict::Accept),
+                }
+                self.conclude(queue, now, finding, uid);
+            }
+        }
+        // Flows evicted by this packet's arrival.
+        for finding in self.gate.take_abandoned(now) {
+            self.conclude(queue, now, finding, None);
+        }
         self.stats.packets.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.stats.decision_nanos.fetch_add(nanos, Ordering::Relaxed);
-        let Some(key) = data_flow(&packet.payload) else {
-            self.send(queue, packet, deny);
-            return;
+    }
+
+    fn hold(&mut self, key: FlowKey, packet: QueuedPacket) {
+        self.held_bytes += packet.payload.len();
+        self.held.entry(key).or_default().push(packet);
+    }
+
+    /// The uid the kernel gave with a held packet of `flow`.
+    fn held_uid(&self, flow: &Flow) -> Option<u32> {
+        let packets = self.held.get(&(flow.protocol, flow.src, flow.dst))?;
+        packets.iter().find_map(|p| p.uid)
+    }
+
+    /// Decides a flow the gate is done with: reports it, settles it in the
+    /// gate, and gives its held packets (the last one included) one verdict.
+    fn conclude(&mut self, queue: &mut dyn PacketQueue, now: Micros, finding: Finding, uid: Option<u32>) {
+        let (flow, deny) = match finding {
+            Finding::Named(observation) => {
+                let uid = uid.or_else(|| self.held_uid(&observation.flow));
+                (observation.flow, self.decide_named(&observation, uid))
+            }
+            Finding::NoName { flow } => (flow, false),
+            Finding::Unreadable { flow, source, why } => {
+                let uid = uid.or_else(|| self.held_uid(&flow));
+                let owner = self.decider.owner(&flow, uid);
+                let deny = self.decider.report_unreadable(&self.live.policy, &flow, source, why, owner);
+                (flow, deny)
+            }
         };
-        let first = self.started.insert(key, now).is_none();
-        if self.started.len() > MAX_STARTED {
-            self.started.retain(|_, at| now.saturating_duration_since(*at) < Duration::from_secs(60));
-            if self.started.len() > MAX_STARTED {
-                // A burst of new flows: forget them all (a later packet is then
-                // at worst held once more).
-                self.started.clear();
-            }
+        let verdict = if deny { Verdict::Deny } else { Verdict::AcceptDecided };
+        let key = (flow.protocol, flow.src, flow.dst);
+        self.gate.settle(now, key, deny);
+        for packet in self.held.remove(&key).unwrap_or_default() {
+            self.held_bytes = self.held_bytes.saturating_sub(packet.payload.len());
+            self.send(queue, packet, verdict);
         }
-        if !observed && first {
-            if self.held.len() >= MAX_HELD {
-                if let Some((oldest, _, _)) = self.held.pop_front() {
-                    self.send(queue, oldest, false);
-                }
-            }
-            self.held.push_back((packet, key, now));
-            return;
+    }
+
+    /// The decider's verdict on a name: whether the flow is denied.
+    fn decide_named(&self, observation: &Observation, uid: Option<u32>) -> bool {
+        let Some(service) = self.live.catalog.lookup(&observation.name) else { return false };
+        let policy = &self.live.policy;
+        let owner = self.decider.owner(&observation.flow, uid);
+        let outcome = self.decider.decide(policy, service, owner);
+        let deny = outcome.denies;
+        self.decider.report(Point::Verdict, policy, observation, service, outcome);
+        deny
+    }
+
+    fn publish_gate_stats(&self) {
+        let gate = self.gate.stats();
+        self.stats.unreadable.store(gate.unreadable, Ordering::Relaxed);
+        self.stats.untracked.store(gate.untracked, Ordering::Relaxed);
+        self.stats.flows_reading.store(self.gate.reading() as u64, Ordering::Relaxed);
+        self.stats
+            .packets_held
+            .store(self.held.values().map(Vec::len).sum::<usize>() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The gate's key of a queued IP packet.
+fn flow_key(packet: &[u8]) -> Option<FlowKey> {
+    let Ok(Frame::Ip(ip)) = decode_frame(LinkType::RawIp, packet) else { return None };
+    match ip.transport {
+        Transport::Tcp(segment) => Some((
+            Protocol::Tcp,
+            SocketAddr::new(ip.src, segment.src_port),
+            SocketAddr::new(ip.dst, segment.dst_port),
+        )),
+        Transport::Udp { src_port, dst_port, .. } => {
+            Some((Protocol::Udp, SocketAddr::new(ip.src, src_port), SocketAddr::new(ip.dst, dst_port)))
         }
-        // What was held for this flow shares the fate of what completed it.
-        self.release(queue, |held, _| *held == key, deny);
-        self.send(queue, packet, deny);
+        Transport::Fragment | Transport::Other(_) => None,
     }
 }
 
@@ -265,7 +349,7 @@ pub fn run(
         }
     }
     // Nothing held is left without a verdict.
-    verdicter.release(queue.as_mut(), |_, _| true, false);
+    verdicter.release_all(queue.as_mut());
 }
 
 #[cfg(test)]

@@ -52,12 +52,30 @@ fn main() -> Result<()> {
             }
         }
         for bytes in client_tcp_streams(&capture, 443)?.into_iter().take(3) {
-            corpus.entry("tls_client_hello").or_default().push(bytes.into_iter().take(4096).collect());
+            let hello: Vec<u8> = bytes.into_iter().take(4096).collect();
+            // The gate's stream mode: cut in segments of 1, 6 and 100 bytes.
+            let mut gate_seed = vec![0, 3, 0, 5, 99];
+            gate_seed.extend_from_slice(&hello);
+            corpus.entry("verdict_gate").or_default().push(gate_seed);
+            corpus.entry("tls_client_hello").or_default().push(hello);
+        }
+        // The gate's packet mode: the capture's first IP packets, link header off.
+        let mut gate_packets = vec![1];
+        for f in frames.iter().filter(|f| f.link == LinkType::Ethernet).take(30) {
+            let ip = f.data.get(14..).unwrap_or_default();
+            let len = u16::try_from(ip.len()).unwrap_or(u16::MAX);
+            gate_packets.extend_from_slice(&len.to_be_bytes());
+            gate_packets.extend_from_slice(ip.get(..usize::from(len)).unwrap_or(ip));
+        }
+        if gate_packets.len() > 1 {
+            corpus.entry("verdict_gate").or_default().push(gate_packets);
         }
         if !sensor_input.is_empty() {
             corpus.entry("sensor_stream").or_default().push(sensor_input);
         }
     }
+    let connect = b"\x00\x02\x07\x40CONNECT chatgpt.com:443 HTTP/1.1\r\nHost: chatgpt.com:443\r\n\r\n";
+    corpus.entry("verdict_gate").or_default().push(connect.to_vec());
     for entry in std::fs::read_dir(tests_dir().join("..").join("policies"))? {
         let path = entry?.path();
         corpus.entry("policy_file").or_default().push(std::fs::read(&path)?);

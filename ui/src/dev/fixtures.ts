@@ -60,6 +60,7 @@ export const POLICY: Policy = {
   version: "2026-11-27.1",
   default_action: "coach",
   failure_mode: "open",
+  unreadable_handshake: "block",
   alternative: { name: "Assistant IA interne", url: "https://assistant-ia.intranet.example" },
   coach: { bypass_minutes: 240, min_justification_chars: 20 },
   messages: {

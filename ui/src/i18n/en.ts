@@ -209,6 +209,7 @@ export const en: Record<MessageKey, string> = {
   "category.search": "AI search engines",
   "category.agent": "agents",
   "category.model-hub": "model hubs",
+  "category.unreadable-handshake": "unreadable handshakes (possible evasion)",
 
   "trains.yes": "Yes",
   "trains.no": "No",
@@ -314,6 +315,9 @@ export const en: Record<MessageKey, string> = {
   "policy.failureMode": "While no agent runs",
   "policy.failure.open": "open: traffic flows unfiltered",
   "policy.failure.closed": "closed: new HTTPS connections wait for the agent",
+  "policy.unreadableHandshake": "Unreadable handshake (evasion)",
+  "policy.unreadable.block": "blocked and recorded",
+  "policy.unreadable.monitor": "allowed and recorded",
   "policy.dns": "DNS resolver",
   "policy.dns.blockedAnswer": "Answer for a blocked name",
   "policy.dns.answer.null": "null address (0.0.0.0 / ::)",

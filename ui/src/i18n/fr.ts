@@ -209,6 +209,7 @@ export const fr = {
   "category.search": "moteurs de recherche IA",
   "category.agent": "agents",
   "category.model-hub": "plateformes de modèles",
+  "category.unreadable-handshake": "poignées de main illisibles (contournement possible)",
 
   "trains.yes": "Oui",
   "trains.no": "Non",
@@ -314,6 +315,9 @@ export const fr = {
   "policy.failureMode": "En l'absence d'agent",
   "policy.failure.open": "ouvert : le trafic passe sans filtrage",
   "policy.failure.closed": "fermé : les nouvelles connexions HTTPS attendent l'agent",
+  "policy.unreadableHandshake": "Poignée de main illisible (contournement)",
+  "policy.unreadable.block": "bloquée et enregistrée",
+  "policy.unreadable.monitor": "autorisée et enregistrée",
   "policy.dns": "Résolveur DNS",
   "policy.dns.blockedAnswer": "Réponse pour un nom bloqué",
   "policy.dns.answer.null": "adresse nulle (0.0.0.0 / ::)",

@@ -74,6 +74,10 @@ export function PolicyView() {
             <dd>{t(`policy.failure.${p.failure_mode}`)}</dd>
           </div>
           <div class="fact">
+            <dt>{t("policy.unreadableHandshake")}</dt>
+            <dd>{t(`policy.unreadable.${p.unreadable_handshake}`)}</dd>
+          </div>
+          <div class="fact">
             <dt>{t("policy.alternative")}</dt>
             <dd>
               {p.alternative.name} — <span class="mono">{p.alternative.url}</span>

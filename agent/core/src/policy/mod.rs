@@ -112,6 +112,21 @@ pub enum FailureMode {
     Closed,
 }
 
+/// What the packet verdicts do with a handshake they could not read within
+/// their budget (a hello cut into hundreds of pieces, urgent data, a
+/// rewritten retransmission, a flow the agent had no room to follow): it is
+/// recorded either way.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnreadableHandshake {
+    /// Reject the connection: what evasion tools send is refused.
+    #[default]
+    Block,
+    /// Let it through.
+    Monitor,
+}
+
 /// What the local resolver answers for a name the policy denies.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -162,6 +177,7 @@ struct PolicyFile {
     version: String,
     default_action: Spanned<String>,
     failure_mode: Option<Spanned<String>>,
+    unreadable_handshake: Option<Spanned<String>>,
     alternative: Alternative,
     coach: CoachingFile,
     messages: Messages,
@@ -234,6 +250,7 @@ pub struct Policy {
     pub version: String,
     pub default_action: Action,
     pub failure_mode: FailureMode,
+    pub unreadable_handshake: UnreadableHandshake,
     pub alternative: Alternative,
     pub coach: Coaching,
     pub messages: Messages,
@@ -280,6 +297,10 @@ impl Policy {
         let failure_mode: Option<FailureMode> = match &file.failure_mode {
             Some(mode) => report.named(mode),
             None => Some(FailureMode::default()),
+        };
+        let unreadable_handshake: Option<UnreadableHandshake> = match &file.unreadable_handshake {
+            Some(value) => report.named(value),
+            None => Some(UnreadableHandshake::default()),
         };
         let mut ids = HashSet::new();
         let mut rules = Vec::with_capacity(file.rules.len());
@@ -360,8 +381,8 @@ impl Policy {
             min_justification_chars: min_justification_chars.into_inner(),
         };
         let clipboard = file.clipboard.check(catalog, &mut report);
-        let (Some(default_action), Some(failure_mode), Some(clipboard), true) =
-            (default_action, failure_mode, clipboard, report.errors.is_empty())
+        let (Some(default_action), Some(failure_mode), Some(unreadable_handshake), Some(clipboard), true) =
+            (default_action, failure_mode, unreadable_handshake, clipboard, report.errors.is_empty())
         else {
             // In the file's order, as a compiler lists them.
             report.errors.sort_by_key(|d| (d.line, d.column));
@@ -372,6 +393,7 @@ impl Policy {
             version: file.version,
             default_action,
             failure_mode,
+            unreadable_handshake,
             alternative: file.alternative,
             coach,
             messages: file.messages,

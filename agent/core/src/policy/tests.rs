@@ -211,6 +211,11 @@ trains_on_inputs = \"unknown\"
     assert_eq!(rule.categories, [Category::CodeAssistant, Category::Chat]);
     assert_eq!(rule.trains_on_inputs, Some(TrainsOnInputs::Unknown));
     assert_eq!(policy(HEADER).unwrap().failure_mode, FailureMode::Open);
+    assert_eq!(policy(HEADER).unwrap().unreadable_handshake, UnreadableHandshake::Block);
+    let monitored = HEADER.replace("format = 1\n", "format = 1\nunreadable_handshake = \"monitor\"\n");
+    assert_eq!(policy(&monitored).unwrap().unreadable_handshake, UnreadableHandshake::Monitor);
+    let wrong = HEADER.replace("format = 1\n", "format = 1\nunreadable_handshake = \"allow\"\n");
+    assert!(policy(&wrong).is_err());
 }
 
 #[test]

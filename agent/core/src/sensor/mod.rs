@@ -12,6 +12,10 @@ mod engine;
 #[cfg(feature = "sensor")]
 pub mod frame;
 #[cfg(feature = "sensor")]
+pub mod gate;
+#[cfg(feature = "sensor")]
+pub mod http;
+#[cfg(feature = "sensor")]
 pub mod kernel_filter;
 #[cfg(feature = "sensor")]
 pub mod quic;
@@ -84,6 +88,8 @@ pub enum Source {
     Quic,
     /// A query to the agent's own resolver (not seen on the wire).
     Resolver,
+    /// A plaintext HTTP request: a proxy's `CONNECT`, or `http://`.
+    Http,
 }
 
 impl Source {
@@ -93,6 +99,7 @@ impl Source {
             Source::Tls => "tls",
             Source::Quic => "quic",
             Source::Resolver => "resolver",
+            Source::Http => "http",
         }
     }
 }
@@ -115,6 +122,10 @@ pub enum Detail {
     QuicInitial {
         version: u32,
         ech: bool,
+    },
+    /// `connect`: a proxy tunnel (`CONNECT host:port`).
+    HttpRequest {
+        connect: bool,
     },
 }
 

@@ -11,9 +11,6 @@ const EXT_SERVER_NAME: u16 = 0;
 const EXT_ENCRYPTED_CLIENT_HELLO: u16 = 0xfe0d;
 /// RFC 8446 §5.1: a plaintext record is at most 2^14 bytes.
 const MAX_RECORD: usize = 1 << 14;
-/// Real clients send a ClientHello in one to three records; a hello cut into
-/// more is refused, which bounds the work to re-read a growing stream.
-const MAX_HELLO_RECORDS: usize = 64;
 /// A ClientHello larger than this is not one a real client sends (post-quantum
 /// key shares bring Chromium's to ~2 KB); refusing bigger bounds memory per flow.
 pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
@@ -86,10 +83,9 @@ pub fn parse_client_hello_records(stream: &[u8]) -> Result<HelloProgress, ParseE
         let Ok(fragment) = r.take(len, "record") else {
             return Ok(HelloProgress::NeedMore(at + 5 + len));
         };
+        // No cap on the count of records: evasion tools cut a hello into
+        // hundreds, and the stream's byte limit (the caller's) bounds them.
         records += 1;
-        if records > MAX_HELLO_RECORDS {
-            return Err(ParseError::Invalid("client hello split over too many records"));
-        }
         let message: &[u8] = if records == 1 {
             first = fragment;
             first
@@ -241,10 +237,9 @@ pub(crate) mod tests {
         assert_eq!(parse_client_hello_records(&records(&msg, 16384)), Ok(done("chatgpt.com", false)));
         assert_eq!(parse_client_hello_records(&records(&msg, 512)), Ok(done("chatgpt.com", false)));
         assert_eq!(parse_client_hello_records(&records(&msg, 64)), Ok(done("chatgpt.com", false)));
-        assert_eq!(
-            parse_client_hello_records(&records(&msg, 1)),
-            Err(ParseError::Invalid("client hello split over too many records"))
-        );
+        // One byte a record, as DPI-evasion tools send it: the caller's
+        // byte limit on the stream is the only bound.
+        assert_eq!(parse_client_hello_records(&records(&msg, 1)), Ok(done("chatgpt.com", false)));
         let ech = client_hello_message("public.example", true, 0);
         assert_eq!(parse_client_hello_records(&records(&ech, 100)), Ok(done("public.example", true)));
     }

@@ -15,7 +15,7 @@ use vigie_core::policy::FailureMode;
 use vigie_core::sensor::frame::LinkType;
 use vigie_core::sensor::Protocol;
 
-use super::{Batch, Capture, Clock, FrameSource, PacketQueue, Platform, QueuedPacket};
+use super::{Batch, Capture, Clock, FrameSource, PacketQueue, Platform, QueuedPacket, Verdict};
 use crate::attribution::{Owner, OwnerLookup};
 use crate::verdict::VerdictConfig;
 
@@ -171,7 +171,7 @@ impl OwnerLookup for FakeOwners {
 }
 
 /// The verdicts a fake queue was given, shared with the test.
-pub type Verdicts = Arc<Mutex<Vec<(u64, bool)>>>;
+pub type Verdicts = Arc<Mutex<Vec<(u64, Verdict)>>>;
 
 /// A packet queue fed from memory, recording the verdicts it is given.
 #[derive(Debug, Default)]
@@ -185,9 +185,9 @@ impl PacketQueue for FakeQueue {
         Ok(self.incoming.pop_front())
     }
 
-    fn verdict(&mut self, packet: QueuedPacket, deny: bool) -> std::io::Result<()> {
+    fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()> {
         if let Ok(mut verdicts) = self.verdicts.lock() {
-            verdicts.push((packet.token, deny));
+            verdicts.push((packet.token, verdict));
         }
         Ok(())
     }

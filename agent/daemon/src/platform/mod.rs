@@ -87,12 +87,25 @@ pub struct QueuedPacket {
     pub uid: Option<u32>,
 }
 
+/// What becomes of a queued packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let it go; its flow may still be judged.
+    Accept,
+    /// Let it go, and stop queueing its flow: it is decided.
+    AcceptDecided,
+    /// Reject it and the rest of its connection.
+    Deny,
+    /// Drop it silently (a spare copy of a held segment: the sender retransmits).
+    Drop,
+}
+
 /// The packets of new connections, held for a verdict.
 pub trait PacketQueue: Send {
     /// The next packet; with `wait` false, `None` at once when there is none.
     fn recv(&mut self, wait: bool) -> std::io::Result<Option<QueuedPacket>>;
-    /// Lets the packet go, or denies it (and with it, its connection).
-    fn verdict(&mut self, packet: QueuedPacket, deny: bool) -> std::io::Result<()>;
+    /// Gives a held packet its verdict.
+    fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()>;
 }
 
 /// The kernel rules that queue packets and reject denied connections.

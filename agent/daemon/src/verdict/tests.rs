@@ -1,6 +1,8 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use vigie_tests::{client_hellos, fixture, tcp_frame, PSH_ACK, SYN};
 
 use super::*;
@@ -9,6 +11,8 @@ use crate::platform::fake::{FakeFirewall, FakeQueue};
 use crate::prompts::Reply;
 use crate::testing::{rules, TestDecider};
 
+/// TCP flags: urgent data.
+const URG_ACK: u8 = 0x30;
 const CLIENT: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 0, 0, 2), 40000);
 const SERVER: (Ipv4Addr, u16) = (Ipv4Addr::new(192, 0, 2, 1), 443);
 
@@ -42,14 +46,17 @@ impl Bench {
         }
     }
 
-    /// Judges `packets` in order; the verdicts given, by token.
-    fn judge(&mut self, packets: Vec<QueuedPacket>) -> Vec<(u64, bool)> {
+    /// Judges `packets` in order, then lets the gate's time budget run
+    /// out; the verdicts given, by token.
+    fn judge(&mut self, packets: Vec<QueuedPacket>) -> Vec<(u64, Verdict)> {
         let mut verdicter = Verdicter::new(&self.test.decider, &self.rules, &self.stats);
         for packet in packets {
             verdicter.judge(&mut self.queue, packet);
         }
-        self.test.fakes.clock.advance(HOLD);
+        let budget = GateLimits::default().max_wait;
+        self.test.fakes.clock.advance(Duration::from_micros(budget.unsigned_abs()));
         verdicter.release_due(&mut self.queue);
+        assert!(!verdicter.holding(), "nothing is held past the budget");
         std::mem::take(&mut *self.queue.verdicts.lock().unwrap())
     }
 }
@@ -59,7 +66,7 @@ fn a_denied_hello_is_rejected_and_reported_once_with_the_kernel_uid() {
     let mut bench = Bench::new();
     let syn = packet(1, CLIENT, SYN, 0, &[]);
     let verdicts = bench.judge(vec![syn, packet(2, CLIENT, PSH_ACK, 1, &hello("chatgpt.com"))]);
-    assert_eq!(verdicts, [(1, false), (2, true)]);
+    assert_eq!(verdicts, [(1, Verdict::Accept), (2, Verdict::Deny)], "a SYN opens nothing");
     let events = bench.test.events();
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].service_id.as_str(), events[0].attribution.uid), ("chatgpt", Some(1000)));
@@ -75,28 +82,84 @@ fn a_hello_split_in_two_segments_holds_the_first_and_rejects_both() {
     let seq = u32::try_from(first.len()).unwrap() + 1;
     let verdicts =
         bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, first), packet(2, CLIENT, PSH_ACK, seq, second)]);
-    assert_eq!(verdicts, [(1, true), (2, true)], "the held first part shares the fate of the whole");
+    assert_eq!(
+        verdicts,
+        [(1, Verdict::Deny), (2, Verdict::Deny)],
+        "the held first part shares the fate of the whole"
+    );
 }
 
 #[test]
-fn a_partial_hello_that_never_completes_goes_after_the_hold() {
+fn a_partial_hello_that_never_completes_is_unreadable_blocked_and_recorded() {
     let mut bench = Bench::new();
     let bytes = hello("chatgpt.com");
     let verdicts = bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, &bytes[..40])]);
-    assert_eq!(verdicts, [(1, false)], "released unjudged after {HOLD:?}");
+    assert_eq!(verdicts, [(1, Verdict::Deny)], "the bundled policy blocks unreadable handshakes");
+    let events = bench.test.events();
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(
+        (event.service_id.as_str(), event.rule_id.as_str(), event.name.as_str(), event.attribution.uid),
+        ("unreadable-handshake", "unreadable-handshake:too-slow", "192.0.2.1", Some(1000))
+    );
+    assert_eq!(bench.stats.unreadable.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn urgent_data_in_a_hello_is_unreadable_and_the_flow_stays_denied() {
+    let mut bench = Bench::new();
+    let bytes = hello("chatgpt.com");
+    let verdicts = bench.judge(vec![
+        packet(1, CLIENT, PSH_ACK, 1, &bytes[..40]),
+        packet(2, CLIENT, URG_ACK, 41, &bytes[40..41]),
+        packet(3, CLIENT, PSH_ACK, 42, &bytes[41..]),
+    ]);
+    assert_eq!(verdicts, [(1, Verdict::Deny), (2, Verdict::Deny), (3, Verdict::Deny)]);
+    assert_eq!(bench.test.events()[0].rule_id, "unreadable-handshake:urgent-data");
+}
+
+#[test]
+fn other_protocols_and_allowed_names_are_decided_once_for_the_kernel() {
+    let mut bench = Bench::new();
+    let ssh = packet(1, CLIENT, PSH_ACK, 1, b"SSH-2.0-OpenSSH_9.2p1\r\n");
+    let uncatalogued = packet(2, (CLIENT.0, CLIENT.1 + 1), PSH_ACK, 1, &hello("github.com"));
+    let verdicts = bench.judge(vec![ssh, uncatalogued]);
+    assert_eq!(verdicts, [(1, Verdict::AcceptDecided), (2, Verdict::AcceptDecided)]);
     assert!(bench.test.events().is_empty());
+}
+
+#[test]
+fn a_proxy_connect_is_judged_by_the_host_it_names() {
+    let mut bench = Bench::new();
+    let connect = b"CONNECT chatgpt.com:443 HTTP/1.1\r\nHost: chatgpt.com:443\r\n\r\n";
+    assert_eq!(bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, connect)]), [(1, Verdict::Deny)]);
+    let events = bench.test.events();
+    assert_eq!((events[0].source.as_str(), events[0].service_id.as_str()), ("http", "chatgpt"));
+}
+
+#[test]
+fn when_the_policy_monitors_unreadable_handshakes_they_pass_and_are_recorded() {
+    let mut bench = Bench::new();
+    let (catalog, policy) = rules();
+    let mut policy = policy;
+    policy.unreadable_handshake = vigie_core::policy::UnreadableHandshake::Monitor;
+    bench.rules = Rules::new(Arc::new(catalog), Arc::new(policy));
+    let bytes = hello("chatgpt.com");
+    let verdicts = bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, &bytes[..40])]);
+    assert_eq!(verdicts, [(1, Verdict::AcceptDecided)]);
+    assert_eq!(bench.test.events()[0].action, vigie_core::policy::Action::Monitor);
 }
 
 #[test]
 fn a_justified_coach_passes_at_the_verdicts() {
     let mut bench = Bench::new();
     let claude = hello("claude.ai");
-    assert_eq!(bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, &claude)]), [(1, true)]);
+    assert_eq!(bench.judge(vec![packet(1, CLIENT, PSH_ACK, 1, &claude)]), [(1, Verdict::Deny)]);
     let prompts = Arc::clone(bench.test.decider.prompts());
     let id = prompts.open_for(Some(1000))[0].id;
     prompts.answer(Some(1000), id, Reply::Justify("Relecture d'un texte public pour un client"), 0).unwrap();
     let other_port = (CLIENT.0, CLIENT.1 + 1);
-    assert_eq!(bench.judge(vec![packet(2, other_port, PSH_ACK, 1, &claude)]), [(2, false)]);
+    assert_eq!(bench.judge(vec![packet(2, other_port, PSH_ACK, 1, &claude)]), [(2, Verdict::AcceptDecided)]);
     assert_eq!(bench.test.events().len(), 2, "both handshakes recorded");
 }
 
@@ -113,7 +176,7 @@ impl PacketQueue for CheckingQueue<'_> {
         Ok(None)
     }
 
-    fn verdict(&mut self, _packet: QueuedPacket, _deny: bool) -> std::io::Result<()> {
+    fn verdict(&mut self, _packet: QueuedPacket, _verdict: Verdict) -> std::io::Result<()> {
         let judged = vigie_core::sensor::Observation {
             ts: 0,
             flow: vigie_core::sensor::Flow {

@@ -1,15 +1,21 @@
 //! Packet verdicts on Linux: NFQUEUE fed by rules in the agent's own
 //! places, ahead of the administrator's, removed when the agent stops:
-//! - the queue rule, at the mangle priority (before any filter rule can
+//! - the queue rules, at the mangle priority (before any filter rule can
 //!   accept the packet, and an accept verdict ends only this table, so the
-//!   administrator's filter rules still apply): iptables chain `VIGIE` in
-//!   the mangle table (also ip6tables), because some kernels lack nftables'
-//!   `queue` statement; where `nft` accepts it, a chain of the agent's
-//!   nftables table instead. With `--queue-bypass` (fail-open) or without
-//!   (fail-closed).
-//! - nftables table `inet vigie`, at filter priority − 10: the denied mark
-//!   saved to the connection, the rejects by connection mark, and the sets
-//!   of addresses that blocked names resolved to, rejected with a timeout.
+//!   administrator's filter rules still apply), on the OUTPUT path and on
+//!   the FORWARD path (containers and VMs of the workstation): every TCP
+//!   flow on every port, and every UDP datagram shaped like a QUIC long
+//!   header, until the agent has decided the flow (a connection mark) or a
+//!   kernel-side cap on its packets (twice the gate's own budget) is
+//!   reached. Loopback is not judged: nothing leaves the machine there.
+//!   iptables chain `VIGIE` in the mangle table (also ip6tables), because
+//!   some kernels lack nftables' `queue` statement; where `nft` accepts it,
+//!   chains of the agent's nftables table instead. With `--queue-bypass`
+//!   (fail-open) or without (fail-closed).
+//! - nftables table `inet vigie`, at filter priority − 10: the decided and
+//!   denied marks saved to the connection, the rejects by connection mark,
+//!   and the sets of addresses that blocked names resolved to, rejected
+//!   with a timeout.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,7 +25,7 @@ use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
 use vigie_core::policy::FailureMode;
 
-use crate::platform::{Firewall, PacketQueue, QueuedPacket};
+use crate::platform::{Firewall, PacketQueue, QueuedPacket, Verdict};
 use crate::verdict::VerdictConfig;
 
 /// The mark bit of a denied connection's first packet, saved into its
@@ -27,6 +33,15 @@ use crate::verdict::VerdictConfig;
 /// into whatever mark the packet had: other users of marks (VPNs, policy
 /// routing) keep theirs.
 const DENIED_MARK: u32 = 0x0400_0000;
+/// The mark bit of a decided connection's packet (let through): saved to
+/// conntrack like the denied one, so its later packets are not queued.
+const DECIDED_MARK: u32 = 0x0800_0000;
+/// Either mark: the flow needs no more judging.
+const JUDGED_MARKS: u32 = DENIED_MARK | DECIDED_MARK;
+/// Packets of one connection the kernel queues at most: twice the gate's
+/// budget, so the gate always decides first; a connection that never sends
+/// data (its packets are all ACKs) stops costing a queue round trip here.
+const KERNEL_PACKETS: u32 = 2 * 4096;
 const CHAIN: &str = "VIGIE";
 const TABLE: &str = "vigie";
 /// Addresses of blocked names stay rejected this long after being seen.
@@ -46,28 +61,48 @@ fn run_tool(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The nftables table: the denied connections' rejects, the address sets,
-/// and the queue rule when the kernel has nftables' queue.
-fn nft_table(queue_rule: Option<&str>) -> String {
-    let queue = queue_rule.map_or(String::new(), |rule| {
-        format!("  chain queue {{\n    type filter hook output priority mangle; policy accept;\n    {rule}\n  }}\n")
+/// The nftables table: the judged connections' marks, the rejects, the
+/// address sets, and the queue rules when the kernel has nftables' queue.
+fn nft_table(queue: Option<(u16, bool)>) -> String {
+    let judged = format!("{JUDGED_MARKS:#x}");
+    let queue_chains = queue.map_or(String::new(), |(number, open)| {
+        let bypass = if open { " bypass" } else { "" };
+        let rules = format!(
+            "    oifname \"lo\" accept
+    meta mark and {judged} != 0 accept
+    ct mark and {judged} != 0 accept
+    meta l4proto tcp ct original packets 1-{KERNEL_PACKETS} queue num {number}{bypass}
+    meta l4proto udp @th,64,8 & 0xc0 == 0xc0 ct original packets 1-{KERNEL_PACKETS} queue num {number}{bypass}
+"
+        );
+        ["output", "forward"]
+            .map(|hook| {
+                format!("  chain judge_{hook} {{\n    type filter hook {hook} priority mangle; policy accept;\n{rules}  }}\n")
+            })
+            .concat()
     });
-    let mark = format!("{DENIED_MARK:#x}");
-    format!(
-        "table inet {TABLE} {{
-  set blocked4 {{ type ipv4_addr; flags timeout; }}
-  set blocked6 {{ type ipv6_addr; flags timeout; }}
-{queue}  chain output {{
-    type filter hook output priority filter - 10; policy accept;
-    meta mark and {mark} == {mark} ct mark set ct mark or {mark}
-    ct direction original ct mark and {mark} == {mark} meta l4proto tcp reject with tcp reset
-    ct direction original ct mark and {mark} == {mark} reject
+    let (denied, decided) = (format!("{DENIED_MARK:#x}"), format!("{DECIDED_MARK:#x}"));
+    let rejects = format!(
+        "    meta mark and {denied} == {denied} ct mark set ct mark or {denied}
+    meta mark and {decided} == {decided} ct mark set ct mark or {decided}
+    ct direction original ct mark and {denied} == {denied} meta l4proto tcp reject with tcp reset
+    ct direction original ct mark and {denied} == {denied} reject
     ip daddr @blocked4 meta l4proto tcp reject with tcp reset
     ip daddr @blocked4 reject
     ip6 daddr @blocked6 meta l4proto tcp reject with tcp reset
     ip6 daddr @blocked6 reject
-  }}
-}}
+"
+    );
+    let reject_chains = ["output", "forward"]
+        .map(|hook| {
+            format!("  chain {hook} {{\n    type filter hook {hook} priority filter - 10; policy accept;\n{rejects}  }}\n")
+        })
+        .concat();
+    format!(
+        "table inet {TABLE} {{
+  set blocked4 {{ type ipv4_addr; flags timeout; }}
+  set blocked6 {{ type ipv6_addr; flags timeout; }}
+{queue_chains}{reject_chains}}}
 "
     )
 }
@@ -95,7 +130,9 @@ fn nft_load(ruleset: &str) -> Result<()> {
 fn uninstall_all() {
     for tool in ["iptables", "ip6tables"] {
         for table in ["mangle", "filter"] {
-            while run_tool(tool, &["-w", "-t", table, "-D", "OUTPUT", "-j", CHAIN]).is_ok() {}
+            for hook in ["OUTPUT", "FORWARD"] {
+                while run_tool(tool, &["-w", "-t", table, "-D", hook, "-j", CHAIN]).is_ok() {}
+            }
             let _ = run_tool(tool, &["-w", "-t", table, "-F", CHAIN]);
             let _ = run_tool(tool, &["-w", "-t", table, "-X", CHAIN]);
         }
@@ -103,19 +140,29 @@ fn uninstall_all() {
     let _ = run_tool("nft", &["delete", "table", "inet", TABLE]);
 }
 
+/// The iptables rules of chain `VIGIE` (mangle), for `tool`.
+fn iptables_rules(tool: &str, queue: u16, open: bool) -> Vec<String> {
+    let judged = format!("{JUDGED_MARKS:#x}");
+    let target = format!("-j NFQUEUE --queue-num {queue}{}", if open { " --queue-bypass" } else { "" });
+    let budget = format!(
+        "-m connbytes --connbytes 1:{KERNEL_PACKETS} --connbytes-dir original --connbytes-mode packets"
+    );
+    // The first byte of the UDP payload: after IPv4's variable header, or
+    // IPv6's fixed one (datagrams behind extension headers are not queued).
+    let quic_first_byte = if tool == "ip6tables" { "48>>24&0xC0=0xC0" } else { "0>>22&0x3C@8>>24&0xC0=0xC0" };
+    vec![
+        "-o lo -j RETURN".to_owned(),
+        format!("-m mark ! --mark 0/{judged} -j RETURN"),
+        format!("-m connmark ! --mark 0/{judged} -j RETURN"),
+        format!("-p tcp {budget} {target}"),
+        format!("-p udp -m length --length 1200:65535 -m u32 --u32 {quic_first_byte} {budget} {target}"),
+    ]
+}
+
 fn install_rules(config: &VerdictConfig, failure: FailureMode) -> Result<()> {
     let open = failure == FailureMode::Open;
     uninstall_all();
-    let queue = config.queue;
-    // Conntrack counts the packet being filtered: the SYN is packet 1.
-    let packets = config.packets_per_connection.max(1);
-    let mark = format!("{DENIED_MARK:#x}");
-    let nft_queue = format!(
-        "meta l4proto {{ tcp, udp }} th dport 443 ct original packets 1-{packets} \
-         meta mark and {mark} != {mark} queue num {queue}{}",
-        if open { " bypass" } else { "" }
-    );
-    let native = nft_load(&nft_table(Some(&nft_queue))).is_ok();
+    let native = nft_load(&nft_table(Some((config.queue, open)))).is_ok();
     if !native {
         nft_load(&nft_table(None)).context("nftables table")?;
         let mut families = 0;
@@ -125,18 +172,15 @@ fn install_rules(config: &VerdictConfig, failure: FailureMode) -> Result<()> {
                 continue;
             };
             families += 1;
-            for proto in ["tcp", "udp"] {
-                let rule = format!(
-                    "-w -t mangle -A {CHAIN} -p {proto} --dport 443 -m connbytes --connbytes 1:{packets} \
-                     --connbytes-dir original --connbytes-mode packets -m mark ! --mark {mark}/{mark} \
-                     -j NFQUEUE --queue-num {queue}{}",
-                    if open { " --queue-bypass" } else { "" }
-                );
-                let args: Vec<&str> = rule.split_whitespace().collect();
+            for rule in iptables_rules(tool, config.queue, open) {
+                let args: Vec<&str> =
+                    ["-w", "-t", "mangle", "-A", CHAIN].into_iter().chain(rule.split_whitespace()).collect();
                 run_tool(tool, &args)?;
             }
             // First: no rule of the administrator's decides before the agent looks.
-            run_tool(tool, &["-w", "-t", "mangle", "-I", "OUTPUT", "1", "-j", CHAIN])?;
+            for hook in ["OUTPUT", "FORWARD"] {
+                run_tool(tool, &["-w", "-t", "mangle", "-I", hook, "1", "-j", CHAIN])?;
+            }
         }
         if families == 0 {
             bail!("no way to queue packets: neither iptables nor nftables' queue works here");
@@ -206,17 +250,25 @@ impl PacketQueue for NfQueue {
         Ok(Some(packet))
     }
 
-    fn verdict(&mut self, packet: QueuedPacket, deny: bool) -> std::io::Result<()> {
+    fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()> {
         let Some(mut message) = self.waiting.remove(&packet.token) else {
             return Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no such queued packet"));
         };
-        if deny {
-            // Back through OUTPUT with the mark: the agent's nftables chain
-            // saves it to the connection and rejects.
-            message.set_nfmark(message.get_nfmark() | DENIED_MARK);
-            message.set_verdict(nfq::Verdict::Repeat);
-        } else {
-            message.set_verdict(nfq::Verdict::Accept);
+        match verdict {
+            Verdict::Deny => {
+                // Back through the hook with the mark: the agent's nftables
+                // chain saves it to the connection and rejects.
+                message.set_nfmark(message.get_nfmark() | DENIED_MARK);
+                message.set_verdict(nfq::Verdict::Repeat);
+            }
+            Verdict::AcceptDecided => {
+                // The mark reaches conntrack in the agent's nftables chain:
+                // the connection's later packets are not queued.
+                message.set_nfmark(message.get_nfmark() | DECIDED_MARK);
+                message.set_verdict(nfq::Verdict::Accept);
+            }
+            Verdict::Accept => message.set_verdict(nfq::Verdict::Accept),
+            Verdict::Drop => message.set_verdict(nfq::Verdict::Drop),
         }
         self.queue.verdict(message)
     }

@@ -1,0 +1,264 @@
+//! The gate on crafted flows: every evasion a user without root can make a
+//! kernel TCP stack or a UDP socket send, and the budgets.
+
+use super::*;
+use crate::sensor::quic::tests::{hex, RFC9001_CLIENT_INITIAL};
+use crate::sensor::tls::tests::{client_hello_message, records};
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const FIN_ACK: u8 = 0x11;
+const PSH_ACK: u8 = 0x18;
+const URG_ACK: u8 = 0x30;
+
+fn ipv4(src: u8, dst: u8, protocol: u8, transport: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, protocol, 0, 0, 10, 0, 0, src, 10, 0, 0, dst];
+    let total = u16::try_from(20 + transport.len()).unwrap();
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(transport);
+    p
+}
+
+/// A TCP segment from 10.0.0.1:`port` to 10.0.0.2:443.
+fn tcp(port: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&port.to_be_bytes());
+    t.extend_from_slice(&443u16.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&[0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    t.extend_from_slice(payload);
+    ipv4(1, 2, 6, &t)
+}
+
+fn udp(port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut t = Vec::new();
+    t.extend_from_slice(&port.to_be_bytes());
+    t.extend_from_slice(&443u16.to_be_bytes());
+    t.extend_from_slice(&u16::try_from(8 + payload.len()).unwrap().to_be_bytes());
+    t.extend_from_slice(&[0, 0]);
+    t.extend_from_slice(payload);
+    ipv4(1, 2, 17, &t)
+}
+
+fn hello(name: &str) -> Vec<u8> {
+    records(&client_hello_message(name, false, 400), 16384)
+}
+
+/// Sends `payload` as segments of `size` bytes from sequence number 1.
+fn segments(port: u16, payload: &[u8], size: usize) -> Vec<Vec<u8>> {
+    payload
+        .chunks(size)
+        .scan(1u32, |seq, chunk| {
+            let segment = tcp(port, *seq, PSH_ACK, chunk);
+            *seq += u32::try_from(chunk.len()).unwrap();
+            Some(segment)
+        })
+        .collect()
+}
+
+fn steps(gate: &mut Gate, packets: &[Vec<u8>]) -> Vec<Step> {
+    packets.iter().enumerate().map(|(i, p)| gate.packet(i64::try_from(i).unwrap(), p, Some(1000))).collect()
+}
+
+fn name_of(step: &Step) -> Option<&str> {
+    match step {
+        Step::Decided(Finding::Named(observation)) => Some(&observation.name),
+        _ => None,
+    }
+}
+
+fn unreadable(step: &Step) -> Option<Unreadable> {
+    match step {
+        Step::Decided(Finding::Unreadable { why, .. }) => Some(*why),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_syn_opens_nothing_and_the_first_segment_is_held_until_the_name() {
+    let mut gate = Gate::default();
+    let h = hello("chatgpt.com");
+    let mut packets = vec![tcp(40000, 0, SYN, &[]), tcp(40000, 1, ACK, &[])];
+    packets.extend(segments(40000, &h, 100));
+    let out = steps(&mut gate, &packets);
+    assert_eq!(out[0], Step::Pass);
+    assert_eq!(out[1], Step::Pass);
+    assert_eq!(out[2], Step::Hold, "the stream's first segment");
+    assert!(out[3..out.len() - 1].iter().all(|s| *s == Step::Pass), "later segments are useless alone");
+    assert_eq!(name_of(out.last().unwrap()), Some("chatgpt.com"));
+    assert_eq!(gate.reading(), 0);
+}
+
+#[test]
+fn a_hello_in_one_byte_records_and_tiny_segments_is_read() {
+    // 400 bytes of padding: ~500 bytes of hello, ~2,500 in one-byte records.
+    let stream = records(&client_hello_message("claude.ai", false, 400), 1);
+    assert!(stream.len() < GateLimits::default().max_bytes);
+    let mut gate = Gate::default();
+    let out = steps(&mut gate, &segments(40001, &stream, 16));
+    assert_eq!(name_of(out.last().unwrap()), Some("claude.ai"));
+}
+
+#[test]
+fn budgets_in_bytes_packets_and_time_make_a_handshake_unreadable() {
+    // Bytes: a hello padded past the budget.
+    let big = records(&client_hello_message("claude.ai", false, 5_000), 100);
+    let mut gate = Gate::new(GateLimits { max_bytes: 4096, ..GateLimits::default() });
+    let out = steps(&mut gate, &segments(40002, &big, 1400));
+    assert_eq!(out.iter().find_map(unreadable), Some(Unreadable::TooLarge));
+    // Packets: one byte a segment.
+    let mut gate = Gate::new(GateLimits { max_packets: 50, ..GateLimits::default() });
+    let out = steps(&mut gate, &segments(40003, &hello("claude.ai"), 1));
+    let given_up: Vec<_> = out.iter().filter_map(unreadable).collect();
+    assert_eq!(given_up, [Unreadable::TooLarge]);
+    assert_eq!(out.iter().position(|s| unreadable(s).is_some()), Some(50));
+    // Time: half a hello, then nothing.
+    let mut gate = Gate::default();
+    let h = hello("claude.ai");
+    assert_eq!(gate.packet(0, &tcp(40004, 1, PSH_ACK, &h[..50]), Some(1000)), Step::Hold);
+    assert!(gate.take_abandoned(1_999_999).is_empty());
+    let abandoned = gate.take_abandoned(2_000_000);
+    assert!(matches!(
+        abandoned[..],
+        [Finding::Unreadable { why: Unreadable::TooSlow, source: Source::Tls, .. }]
+    ));
+    assert_eq!(gate.reading(), 0);
+}
+
+#[test]
+fn urgent_data_rewritten_retransmissions_and_bytes_before_the_start_are_unreadable() {
+    let h = hello("chatgpt.com");
+    let mut gate = Gate::default();
+    gate.packet(0, &tcp(40010, 1, PSH_ACK, &h[..10]), None);
+    assert_eq!(
+        unreadable(&gate.packet(1, &tcp(40010, 11, URG_ACK, &h[10..11]), None)),
+        Some(Unreadable::UrgentData)
+    );
+    // A decoy hello first, the real one in its retransmission.
+    let decoy = hello("www.example.org");
+    let mut gate = Gate::default();
+    gate.packet(0, &tcp(40011, 1, PSH_ACK, &decoy[..100]), None);
+    let rewritten = gate.packet(1, &tcp(40011, 1, PSH_ACK, &h[..100]), None);
+    assert_eq!(unreadable(&rewritten), Some(Unreadable::Rewritten));
+    // An honest retransmission of the held segment is held too, a few times.
+    let mut gate = Gate::default();
+    let out = steps(&mut gate, &vec![tcp(40012, 1, PSH_ACK, &h[..100]); 7]);
+    assert_eq!(out, [Step::Hold, Step::Hold, Step::Hold, Step::Hold, Step::Drop, Step::Drop, Step::Drop]);
+    // Data from before the first segment seen.
+    let mut gate = Gate::default();
+    gate.packet(0, &tcp(40013, 1000, PSH_ACK, &h[..100]), None);
+    assert_eq!(
+        unreadable(&gate.packet(1, &tcp(40013, 900, PSH_ACK, &h[..100]), None)),
+        Some(Unreadable::Malformed)
+    );
+}
+
+#[test]
+fn other_protocols_are_let_go_at_their_first_bytes() {
+    let mut gate = Gate::default();
+    let ssh = tcp(40020, 1, PSH_ACK, b"SSH-2.0-OpenSSH_9.2p1\r\n");
+    assert!(matches!(gate.packet(0, &ssh, None), Step::Decided(Finding::NoName { .. })));
+    // A first byte shared with a handshake, then something else.
+    let mut gate = Gate::default();
+    assert_eq!(gate.packet(0, &tcp(40021, 1, PSH_ACK, b"G"), None), Step::Hold);
+    assert!(matches!(
+        gate.packet(1, &tcp(40021, 2, PSH_ACK, b"IT 1"), None),
+        Step::Decided(Finding::NoName { .. })
+    ));
+}
+
+#[test]
+fn proxy_connect_and_plain_http_name_their_host() {
+    let mut gate = Gate::default();
+    let connect =
+        tcp(40030, 1, PSH_ACK, b"CONNECT chatgpt.com:443 HTTP/1.1\r\nHost: chatgpt.com:443\r\n\r\n");
+    let step = gate.packet(0, &connect, None);
+    assert_eq!(name_of(&step), Some("chatgpt.com"));
+    let Step::Decided(Finding::Named(observation)) = step else { unreachable!() };
+    assert_eq!(
+        (observation.source, observation.detail),
+        (Source::Http, Detail::HttpRequest { connect: true })
+    );
+    // Cut in two segments: the first is held.
+    let request = b"GET / HTTP/1.1\r\nHost: claude.ai\r\n\r\n";
+    let mut gate = Gate::default();
+    let out = steps(&mut gate, &segments(40031, request, 20));
+    assert_eq!(out[0], Step::Hold);
+    assert_eq!(name_of(&out[1]), Some("claude.ai"));
+}
+
+#[test]
+fn settled_flows_keep_their_verdict_and_closed_ones_are_forgotten() {
+    let mut gate = Gate::default();
+    let h = hello("chatgpt.com");
+    let step = gate.packet(0, &tcp(40040, 1, PSH_ACK, &h), Some(1000));
+    let Step::Decided(Finding::Named(observation)) = step else { panic!("{step:?}") };
+    let flow = observation.flow;
+    gate.settle(1, (flow.protocol, flow.src, flow.dst), true);
+    assert_eq!(gate.packet(2, &tcp(40040, 1, PSH_ACK, &h), Some(1000)), Step::Settled(true));
+    assert_eq!(gate.packet(3, &tcp(40040, 600, FIN_ACK, &[]), Some(1000)), Step::Settled(true));
+    gate.take_abandoned(1 + GateLimits::default().settled_for);
+    assert_eq!(gate.packet(4, &tcp(40040, 0, SYN, &[]), Some(1000)), Step::Pass, "forgotten");
+    // A flow closed half way through its hello is forgotten at once.
+    let mut gate = Gate::default();
+    gate.packet(0, &tcp(40041, 1, PSH_ACK, &h[..10]), None);
+    assert_eq!(gate.reading(), 1);
+    gate.packet(1, &tcp(40041, 11, FIN_ACK, &[]), None);
+    assert_eq!(gate.reading(), 0);
+}
+
+#[test]
+fn one_user_cannot_fill_the_table_and_the_oldest_flow_is_given_up_first() {
+    let limits = GateLimits { max_flows: 8, max_flows_per_user: 5, ..GateLimits::default() };
+    let mut gate = Gate::new(limits);
+    let start = &hello("chatgpt.com")[..10];
+    for port in 0..5 {
+        assert_eq!(gate.packet(port, &tcp(41000 + port as u16, 1, PSH_ACK, start), Some(1000)), Step::Hold);
+    }
+    let over = gate.packet(5, &tcp(41005, 1, PSH_ACK, start), Some(1000));
+    assert_eq!(unreadable(&over), Some(Unreadable::OverQuota));
+    // Another user still gets in; when the table is full the oldest goes.
+    for port in 0..4 {
+        assert_eq!(
+            gate.packet(10 + port, &tcp(42000 + port as u16, 1, PSH_ACK, start), Some(1001)),
+            Step::Hold
+        );
+    }
+    let abandoned = gate.take_abandoned(20);
+    let evicted: Vec<u16> = abandoned
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Unreadable { flow, why: Unreadable::Evicted, .. } => Some(flow.src.port()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evicted, [41000], "the oldest flow, reported for its verdict");
+    assert_eq!(gate.reading(), 8);
+    assert_eq!(gate.stats().untracked, 2);
+}
+
+#[test]
+fn junk_datagrams_before_a_quic_initial_use_no_budget() {
+    let initial = hex(RFC9001_CLIENT_INITIAL);
+    let mut gate = Gate::new(GateLimits { max_packets: 2, ..GateLimits::default() });
+    // Junk: short headers, long headers that do not decrypt.
+    let mut junk = initial.clone();
+    junk[700] ^= 0xff;
+    for (i, datagram) in [vec![0x40; 1200], junk.clone(), junk.clone(), vec![0xc0; 1300]].iter().enumerate() {
+        assert_eq!(gate.packet(i64::try_from(i).unwrap(), &udp(50000, datagram), Some(1000)), Step::Pass);
+    }
+    let step = gate.packet(10, &udp(50000, &initial), Some(1000));
+    assert_eq!(name_of(&step), Some("example.com"));
+}
+
+#[test]
+fn every_cut_of_a_stream_is_read_without_panic() {
+    let h = hello("chatgpt.com");
+    for size in [1, 2, 3, 7, 64, 517, 4096] {
+        let mut gate = Gate::default();
+        let out = steps(&mut gate, &segments(40050, &h, size));
+        assert_eq!(name_of(out.last().unwrap()), Some("chatgpt.com"), "segments of {size}");
+        let held = usize::from(size < h.len());
+        assert_eq!(out.iter().filter(|s| **s == Step::Hold).count(), held, "segments of {size}");
+    }
+}
