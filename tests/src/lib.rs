@@ -1,6 +1,7 @@
 //! Support for Vigie's cross-component tests and benchmark tools: fixture
 //! paths, capture loading, and frame builders for crafted edge cases.
 
+pub mod agent;
 pub mod bpf;
 pub mod netns;
 

@@ -18,6 +18,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use vigie_tests::agent::{self, as_user, start_agent, start_https_servers};
 use vigie_tests::netns::{missing_prerequisites, sh, wait_for, Lab, SERVER_IP};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_vigie-agent");
@@ -28,39 +29,6 @@ const CHATGPT_IP: &str = "10.204.0.3";
 const NOBODY: &str = "65534";
 /// A second unprivileged user, with no account: nothing in /etc names it.
 const OTHER: &str = "65533";
-
-/// The TLS handshake runs in each connection's thread (not in accept, where
-/// a client whose ClientHello was rejected would stall every other one).
-const HTTPS_SERVER: &str = "import ssl,sys,http.server
-class H(http.server.BaseHTTPRequestHandler):
-    timeout = 5
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b'internet ok')
-    def log_message(self,*a): pass
-s=http.server.ThreadingHTTPServer((sys.argv[1],443),H)
-c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2],sys.argv[3])
-s.socket=c.wrap_socket(s.socket,server_side=True,do_handshake_on_connect=False)
-s.serve_forever()";
-
-/// The internet's HTTPS server on every address of the server namespace,
-/// with a throwaway certificate; returns once it listens.
-fn start_https_server(lab: &mut Lab) {
-    let (cert, key) = (lab.dir.join("cert.pem"), lab.dir.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=internet"])
-        .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(made.success(), "openssl req");
-    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
-    let mut https =
-        lab.cmd(&lab.server, &["timeout", "300", "python3", "-c", HTTPS_SERVER, "0.0.0.0", cert, key]);
-    https.stdout(Stdio::null()).stderr(Stdio::null());
-    lab.spawn(https);
-    let listening = lab.wait_listening(&lab.server, "t", "0.0.0.0:443");
-    assert!(listening, "HTTPS server did not start: {:?}", lab.cmd(&lab.server, &["ss", "-Hlnt"]).output());
-}
 
 /// A console: subscribes, then prints every line the agent pushes.
 const CONSOLE: &str = "import socket,json,sys
@@ -98,51 +66,9 @@ programs = ["curl"]
 /// HTTPS record: priority 1, target ".", alpn="h2", ech=<8 bytes>.
 const HTTPS_RR_WITH_ECH: &str = "0001000001000302683200050008fe0d000401020304";
 
-fn as_user(uid: &str, args: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> =
-        ["setpriv", &format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups"]
-            .map(String::from)
-            .into();
-    v.extend(args.iter().map(|a| (*a).to_owned()));
-    v
-}
-
-struct Agent {
-    pid: u32,
-    log: std::path::PathBuf,
-}
-
-fn start_agent(lab: &mut Lab, config: &Path, name: &str) -> Agent {
-    let log = lab.dir.join(format!("{name}.log"));
-    let mut agent =
-        lab.cmd(&lab.client, &[AGENT, "run", "--config", config.to_str().unwrap(), "-i", &lab.client_if]);
-    agent.env("VIGIE_LOG", "info").stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
-    let pid = lab.spawn(agent);
-    let ready = wait_for(Duration::from_secs(15), || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        text.contains("capturing") && text.contains("console socket ready")
-    });
-    assert!(ready, "{}", std::fs::read_to_string(&log).unwrap_or_default());
-    Agent { pid, log }
-}
-
-impl Agent {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
 /// A request on the console socket as `uid`: its result, or the error message.
 fn request(lab: &Lab, socket: &Path, uid: &str, method: &str, params: &str) -> Result<Value, String> {
-    let args =
-        as_user(uid, &[AGENT, "request", method, "--params", params, "--socket", socket.to_str().unwrap()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = lab.cmd(&lab.client, &args).output().unwrap();
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    agent::request(lab, AGENT, socket, uid, method, params).map(|out| serde_json::from_str(&out).unwrap())
 }
 
 fn dig(lab: &Lab, uid: &str, name: &str, qtype: &str) -> String {
@@ -234,7 +160,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
 
     // The internet: dnsmasq answers every name with the server, and an HTTPS server.
     sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{CHATGPT_IP}/24"), "dev", &lab.server_if]);
-    start_https_server(&mut lab);
+    start_https_servers(&mut lab, &[443]);
     lab.start_internet_resolver(&[
         format!("--address=/chatgpt.com/{CHATGPT_IP}"),
         format!("--dns-rr=huggingface.co,65,{HTTPS_RR_WITH_ECH}"),
@@ -268,7 +194,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
         let accept = ["iptables", "-w", "-A", "OUTPUT", "-p", proto, "--dport", "443", "-j", "ACCEPT"];
         assert!(lab.cmd(&lab.client, &accept).status().unwrap().success());
     }
-    let agent = start_agent(&mut lab, &config, "agent");
+    let agent = start_agent(&mut lab, AGENT, &config, "agent");
 
     // An allowed site works; a blocked one fails at once, for curl.
     let (body, _) = curl(&lab, "example.org");
@@ -502,7 +428,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert_eq!(body, "internet ok", "queued packets pass without the agent ({took:?})");
 
     // On restart the gap is journaled, then a clean stop.
-    let agent = start_agent(&mut lab, &config, "agent-restarted");
+    let agent = start_agent(&mut lab, AGENT, &config, "agent-restarted");
     let journal = request(&lab, &socket, "0", "journal", "null").unwrap();
     let kinds: Vec<&str> = journal.as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
     assert_eq!(kinds[..2], ["started", "unclean-stop"], "{journal}");
@@ -525,7 +451,7 @@ fn fail_closed_holds_https_while_the_agent_is_gone() {
     }
     let mut lab = Lab::new("f");
     let dir = lab.dir.clone();
-    start_https_server(&mut lab);
+    start_https_servers(&mut lab, &[443]);
 
     let policy = dir.join("policy.toml");
     let closed =
@@ -543,13 +469,13 @@ fn fail_closed_holds_https_while_the_agent_is_gone() {
         ),
     )
     .unwrap();
-    let agent = start_agent(&mut lab, &config, "agent");
+    let agent = start_agent(&mut lab, AGENT, &config, "agent");
     assert_eq!(curl_at(&lab, "0", "example.org", SERVER_IP).0, "internet ok", "{}", agent.log());
     sh(&["kill", "-KILL", &agent.pid.to_string()]);
     lab.wait_exit(agent.pid, Duration::from_secs(5)).expect("agent killed");
     let (body, _) = curl_at(&lab, "0", "example.org", SERVER_IP);
     assert!(body.is_empty(), "fail-closed: nothing leaves while the agent is gone");
-    let agent = start_agent(&mut lab, &config, "agent-restarted");
+    let agent = start_agent(&mut lab, AGENT, &config, "agent-restarted");
     assert_eq!(curl_at(&lab, "0", "example.org", SERVER_IP).0, "internet ok", "back with the agent");
     sh(&["kill", "-TERM", &agent.pid.to_string()]);
     assert!(lab.wait_exit(agent.pid, Duration::from_secs(10)).is_some_and(|s| s.success()));

@@ -216,7 +216,7 @@ impl<'a> Verdicter<'a> {
             }
             Step::Hold => match flow_key(&packet.payload) {
                 Some(key) if self.held_bytes + packet.payload.len() <= MAX_HELD_BYTES => {
-                    self.hold(key, packet)
+                    self.hold(key, packet);
                 }
                 Some(key) => {
                     // No room left to hold: the flow is given up like an evicted one.

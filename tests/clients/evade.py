@@ -1,0 +1,244 @@
+"""Evasion clients for the adversarial tests, run as an unprivileged user.
+
+Each sends a TLS ClientHello, QUIC Initial or proxy request the way public
+DPI-evasion tools do from user space (no raw sockets: only what any user's
+socket can do), and prints REACHED when the server answered the handshake,
+BLOCKED otherwise. Every loop that sends is bounded in count and in time.
+
+usage: evade.py MODE ARGS...
+  records  ADDR PORT NAME SIZE   the hello re-cut into TLS records of SIZE bytes
+  segments ADDR PORT NAME COUNT  the hello sent as COUNT TCP segments
+  urgent   ADDR PORT NAME        one extra byte sent as TCP urgent data mid-hello
+  plain    ADDR PORT NAME        the hello as Python's TLS sends it
+  quic     ADDR PORT FILE JUNK   JUNK junk datagrams, then the Initials in FILE
+                                 (2-byte big-endian length before each)
+  synflood ADDR FIRST LAST COUNT SECONDS  non-blocking connects to closed ports
+  udpserver PORT SECONDS LOG     (server side) logs "length first-byte" per datagram
+  proxy    PORT SECONDS          (server side) an HTTP CONNECT proxy to 127.0.0.1
+"""
+import os
+import select
+import socket
+import ssl
+import sys
+import threading
+import time
+
+
+def hello_records(name):
+    """The ClientHello Python's TLS (OpenSSL) sends for NAME, as records."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=name)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def handshake_message(records):
+    message, at = b"", 0
+    while at + 5 <= len(records):
+        length = int.from_bytes(records[at + 3:at + 5], "big")
+        message += records[at + 5:at + 5 + length]
+        at += 5 + length
+    return message
+
+
+def recut(message, size):
+    return b"".join(
+        b"\x16\x03\x01" + len(part).to_bytes(2, "big") + part
+        for part in (message[i:i + size] for i in range(0, len(message), size))
+    )
+
+
+def connect(address, port):
+    sock = socket.create_connection((address, int(port)), timeout=3)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def verdict(sock):
+    """REACHED when the server's first bytes are a TLS handshake record."""
+    sock.settimeout(3)
+    try:
+        data = sock.recv(5)
+    except OSError as error:
+        return "BLOCKED " + type(error).__name__
+    return "REACHED" if data[:1] == b"\x16" else "BLOCKED " + repr(data[:5])
+
+
+def send_or_blocked(sock, pieces, pause=0.0, flags=None):
+    try:
+        for i, piece in enumerate(pieces):
+            sock.send(piece, (flags or {}).get(i, 0))
+            if pause:
+                time.sleep(pause)
+    except OSError as error:
+        return "BLOCKED " + type(error).__name__
+    return None
+
+
+def tcp_mode(mode, address, port, name, extra):
+    records = hello_records(name)
+    sock = connect(address, port)
+    if mode == "records":
+        pieces = [recut(handshake_message(records), int(extra[0]))]
+        failed = send_or_blocked(sock, pieces)
+    elif mode == "segments":
+        count = int(extra[0])
+        size = -(-len(records) // count)
+        pieces = [records[i:i + size] for i in range(0, len(records), size)]
+        failed = send_or_blocked(sock, pieces, pause=0.005)
+    elif mode == "urgent":
+        # The receiver takes the urgent byte out of the stream: the server
+        # reads an intact hello, a reader that keeps it does not.
+        pieces = [records[:20], b"X", records[20:]]
+        failed = send_or_blocked(sock, pieces, pause=0.005, flags={1: socket.MSG_OOB})
+    else:
+        failed = send_or_blocked(sock, [records])
+    print(failed or verdict(sock), flush=True)
+
+
+def quic_mode(address, port, path, junk):
+    with open(path, "rb") as f:
+        data = f.read()
+    initials, at = [], 0
+    while at + 2 <= len(data):
+        length = int.from_bytes(data[at:at + 2], "big")
+        initials.append(data[at + 2:at + 2 + length])
+        at += 2 + length
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((address, int(port)))
+    for i in range(int(junk)):
+        # Short headers and long headers that decrypt to nothing.
+        first = b"\x40" if i % 2 == 0 else b"\xc3\x00\x00\x00\x01"
+        try:
+            sock.send(first + os.urandom(1200))
+        except OSError:
+            pass
+    for initial in initials:
+        try:
+            sock.send(initial)
+        except OSError as error:
+            print("BLOCKED " + type(error).__name__, flush=True)
+            return
+    sock.settimeout(1)
+    try:
+        sock.recv(2048)
+    except ConnectionRefusedError:
+        print("BLOCKED ConnectionRefusedError", flush=True)
+        return
+    except OSError:
+        pass
+    print("SENT", flush=True)
+
+
+def synflood(address, first, last, count, seconds):
+    deadline = time.monotonic() + float(seconds)
+    ports = list(range(int(first), int(last) + 1))
+    sent, open_sockets = 0, []
+    while sent < int(count) and time.monotonic() < deadline:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect((address, ports[sent % len(ports)]))
+        except (BlockingIOError, OSError):
+            pass
+        open_sockets.append(sock)
+        sent += 1
+        if len(open_sockets) >= 200:
+            for s in open_sockets:
+                s.close()
+            open_sockets = []
+    for s in open_sockets:
+        s.close()
+    print("SENT", sent, flush=True)
+
+
+def udpserver(port, seconds, log):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", int(port)))
+    deadline = time.monotonic() + float(seconds)
+    with open(log, "a") as out:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([sock], [], [], 0.5)
+            if ready:
+                data = sock.recv(65535)
+                out.write("%d %d\n" % (len(data), data[0] if data else -1))
+                out.flush()
+
+
+def relay(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def proxy_client(client):
+    client.settimeout(5)
+    try:
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 8192:
+            data = client.recv(4096)
+            if not data:
+                return
+            head += data
+        target = head.split(b" ")[1].decode()
+        _, port = target.rsplit(":", 1)
+        # Every name of this internet is its one server, at 127.0.0.1 here.
+        upstream = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        client.settimeout(None)
+        threading.Thread(target=relay, args=(upstream, client), daemon=True).start()
+        relay(client, upstream)
+    except (OSError, ValueError, IndexError):
+        client.close()
+
+
+def proxy(port, seconds):
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", int(port)))
+    server.listen(64)
+    server.settimeout(0.5)
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        try:
+            client, _ = server.accept()
+        except socket.timeout:
+            continue
+        threading.Thread(target=proxy_client, args=(client,), daemon=True).start()
+
+
+def main(argv):
+    mode, args = argv[1], argv[2:]
+    if mode in ("records", "segments", "urgent", "plain"):
+        tcp_mode(mode, args[0], args[1], args[2], args[3:])
+    elif mode == "quic":
+        quic_mode(*args)
+    elif mode == "synflood":
+        synflood(*args)
+    elif mode == "udpserver":
+        udpserver(*args)
+    elif mode == "proxy":
+        proxy(*args)
+    else:
+        sys.exit("unknown mode " + mode)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
