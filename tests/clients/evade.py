@@ -13,7 +13,9 @@ usage: evade.py MODE ARGS...
   quic     ADDR PORT FILE JUNK   JUNK junk datagrams, then the Initials in FILE
                                  (2-byte big-endian length before each)
   synflood ADDR FIRST LAST COUNT SECONDS  non-blocking connects to closed ports
+  forge    ADDR NAME IP          a DNS answer "NAME is IP", sent to ADDR port 53
   udpserver PORT SECONDS LOG     (server side) logs "length first-byte" per datagram
+  dohserver PORT SECONDS CERT KEY IP  (server side) DNS over HTTPS, every name is IP
   proxy    PORT SECONDS          (server side) an HTTP CONNECT proxy to 127.0.0.1
 """
 import os
@@ -159,6 +161,61 @@ def synflood(address, first, last, count, seconds):
     print("SENT", sent, flush=True)
 
 
+def dns_name(name):
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+
+
+def dns_answer(query_id, question, address):
+    """A response with one A record for the question (name, type, class)."""
+    header = query_id.to_bytes(2, "big") + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+    record = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + socket.inet_aton(address)
+    return header + question + record
+
+
+def forge(address, name, ip):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    answer = dns_answer(0x4242, dns_name(name) + b"\x00\x01\x00\x01", ip)
+    for _ in range(3):
+        sock.sendto(answer, (address, 53))
+    print("SENT", flush=True)
+
+
+def dohserver(port, seconds, cert, key, ip):
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = min(int(self.headers.get("content-length", "0")), 512)
+            query = self.rfile.read(length)
+            if len(query) < 17:
+                self.send_response(400)
+                self.end_headers()
+                return
+            question = query[12:]
+            end = question.index(b"\0") + 5
+            body = dns_answer(int.from_bytes(query[:2], "big"), question[:end], ip)
+            if question[end - 4:end - 2] != b"\x00\x01":
+                # Not type A: an empty answer.
+                body = body[:6] + b"\x00\x00" + body[8:12] + question[:end]
+            self.send_response(200)
+            self.send_header("content-type", "application/dns-message")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", int(port)), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.timeout = 0.5
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        server.handle_request()
+
+
 def udpserver(port, seconds, log):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", int(port)))
@@ -232,8 +289,12 @@ def main(argv):
         quic_mode(*args)
     elif mode == "synflood":
         synflood(*args)
+    elif mode == "forge":
+        forge(*args)
     elif mode == "udpserver":
         udpserver(*args)
+    elif mode == "dohserver":
+        dohserver(*args)
     elif mode == "proxy":
         proxy(*args)
     else:

@@ -24,8 +24,9 @@ use vigie_tests::netns::{missing_prerequisites, sh, wait_for, Lab, SERVER_IP};
 const AGENT: &str = env!("CARGO_BIN_EXE_vigie-agent");
 const RESOLVER: &str = "127.0.0.153";
 /// A second address of the internet, which only chatgpt.com resolves to
-/// (for the address set).
-const CHATGPT_IP: &str = "10.204.0.3";
+/// (for the address set): a public one, since private addresses are never
+/// blocked (198.18.0.0/15, set aside for benchmarks, routed in the lab).
+const CHATGPT_IP: &str = "198.18.0.3";
 const NOBODY: &str = "65534";
 /// A second unprivileged user, with no account: nothing in /etc names it.
 const OTHER: &str = "65533";
@@ -159,7 +160,8 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 
     // The internet: dnsmasq answers every name with the server, and an HTTPS server.
-    sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{CHATGPT_IP}/24"), "dev", &lab.server_if]);
+    sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{CHATGPT_IP}/32"), "dev", &lab.server_if]);
+    sh(&["ip", "-n", &lab.client, "route", "add", &format!("{CHATGPT_IP}/32"), "via", SERVER_IP]);
     start_https_servers(&mut lab, &[443]);
     lab.start_internet_resolver(&[
         format!("--address=/chatgpt.com/{CHATGPT_IP}"),

@@ -25,7 +25,7 @@ use serde_json::Value;
 use vigie_core::sensor::frame::{decode_frame, Frame, Transport};
 use vigie_core::sensor::{quic, Sensor, Source};
 use vigie_tests::agent::{self, as_user, start_agent, start_https_servers};
-use vigie_tests::netns::{missing_prerequisites, wait_for, Lab, SERVER_IP};
+use vigie_tests::netns::{missing_prerequisites, sh, wait_for, Lab, SERVER_IP};
 use vigie_tests::{fixture, load_frames};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_vigie-agent");
@@ -33,6 +33,10 @@ const RESOLVER: &str = "127.0.0.153";
 const NOBODY: &str = "65534";
 const EVADE: &str = include_str!("../../../tests/clients/evade.py");
 const PROXY_PORT: &str = "3128";
+const DOH_PORT: &str = "8053";
+/// A public address of the internet's server, serving an allowed site: a
+/// forged DNS answer tries to get it blocked.
+const ALLOWED_IP: &str = "198.18.0.4";
 
 /// The client Initials Chromium sent for chatgpt.com, from a real capture.
 fn chromium_initials_for_chatgpt() -> Vec<Vec<u8>> {
@@ -91,6 +95,17 @@ impl Suite {
         self.lab.client_output(&args)
     }
 
+    /// curl with no address given: it resolves the name itself (`extra`
+    /// says how).
+    fn curl_unresolved(&self, url: &str, extra: &[&str]) -> String {
+        let mut args = vec!["timeout", "10", "curl", "-sk", "--max-time", "4"];
+        args.extend_from_slice(extra);
+        args.push(url);
+        let args = as_user(NOBODY, &args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.lab.client_output(&args)
+    }
+
     fn events(&self) -> Vec<Value> {
         let out = agent::request(&self.lab, AGENT, &self.socket, "0", "events", "{\"limit\":1000}").unwrap();
         serde_json::from_str::<Value>(&out).unwrap().as_array().unwrap().clone()
@@ -142,6 +157,8 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     // The internet: HTTPS on 443 and 8443, a QUIC listener that logs what
     // reaches it, an HTTP CONNECT proxy, and a resolver.
     start_https_servers(&mut lab, &[443, 8443]);
+    sh(&["ip", "-n", &lab.server, "addr", "add", &format!("{ALLOWED_IP}/32"), "dev", &lab.server_if]);
+    sh(&["ip", "-n", &lab.client, "route", "add", &format!("{ALLOWED_IP}/32"), "via", SERVER_IP]);
     let udp_log = dir.join("udp.log");
     let script_path = script.to_str().unwrap();
     let udp_args =
@@ -150,6 +167,22 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     lab.spawn(udp);
     let proxy = lab.cmd(&lab.server, &["timeout", "300", "python3", script_path, "proxy", PROXY_PORT, "290"]);
     lab.spawn(proxy);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let doh_args = [
+        "timeout",
+        "300",
+        "python3",
+        script_path,
+        "dohserver",
+        DOH_PORT,
+        "290",
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        SERVER_IP,
+    ];
+    let doh = lab.cmd(&lab.server, &doh_args);
+    lab.spawn(doh);
+    assert!(lab.wait_listening(&lab.server, "t", &format!("0.0.0.0:{DOH_PORT}")));
     assert!(lab.wait_listening(&lab.server, "u", "0.0.0.0:443"));
     assert!(lab.wait_listening(&lab.server, "t", &format!("0.0.0.0:{PROXY_PORT}")));
     lab.start_internet_resolver(&[]);
@@ -184,14 +217,28 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     let via_proxy = format!("chatgpt.com:443:{SERVER_IP}");
     let proxy_url = format!("http://{SERVER_IP}:{PROXY_PORT}");
     assert_eq!(suite.curl("https://chatgpt.com/", &via_proxy, &["-x", &proxy_url]), "internet ok");
+    let doh_url = format!("https://{SERVER_IP}:{DOH_PORT}/dns-query");
+    let doh = ["--doh-url", doh_url.as_str(), "--doh-insecure"];
+    assert_eq!(suite.curl_unresolved("https://chatgpt.com/", &doh), "internet ok", "DNS over HTTPS");
+    let allowed = format!("example.org:443:{ALLOWED_IP}");
+    assert_eq!(suite.curl("https://example.org/", &allowed, &[]), "internet ok");
 
     // The workstation runs the agent, enforcing the bundled policy.
+    // The bundled policy, with the addresses of blocked names blocked too.
+    let policy = dir.join("policy.toml");
+    let bundled = vigie_core::policy::BUNDLED_POLICY;
+    assert!(bundled.contains("block_resolved_addresses = false"));
+    std::fs::write(
+        &policy,
+        bundled.replace("block_resolved_addresses = false", "block_resolved_addresses = true"),
+    )
+    .unwrap();
     let db = dir.join("events.db");
     let config = dir.join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "enforce = true\ndatabase = {db:?}\nsocket = {socket:?}\n\
+            "enforce = true\npolicy = {policy:?}\ndatabase = {db:?}\nsocket = {socket:?}\n\
              [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\ntimeout_ms = 800\n"
         ),
     )
@@ -222,6 +269,21 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     let body = suite.curl("https://chatgpt.com/", &via_proxy, &["-x", &proxy_url]);
     assert!(body.is_empty(), "through the proxy: {body}");
     suite.recorded("CONNECT chatgpt.com:443 to a proxy", |e| is(e, "http", "chatgpt"));
+
+    // DNS over HTTPS to a resolver no list knows, by its address: the
+    // lookup is hidden, the handshake that follows is not.
+    let body = suite.curl_unresolved("https://chatgpt.com/", &doh);
+    assert!(body.is_empty(), "after a lookup over DNS over HTTPS: {body}");
+    suite.recorded("chatgpt.com looked up over DNS over HTTPS", |e| is(e, "tls", "chatgpt"));
+
+    // A DNS answer any user can send to port 53 blocks nothing.
+    assert_eq!(suite.evade(&["forge", SERVER_IP, "chatgpt.com", ALLOWED_IP]), "SENT");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        suite.curl("https://example.org/", &allowed, &[]),
+        "internet ok",
+        "a forged answer blocked an address"
+    );
 
     // A SYN flood at closed local and remote ports, while curl runs.
     let flood = |address: &str| {
@@ -256,4 +318,5 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     let status: Value = serde_json::from_str(&status).unwrap();
     eprintln!("verdicts after the suite: {}", status["verdicts"]);
     assert!(status["verdicts"]["unreadable"].as_u64().unwrap() >= 1, "{status}");
+    assert_eq!(status["verdicts"]["addresses_blocked"], 0, "no answer to a query seen: {status}");
 }

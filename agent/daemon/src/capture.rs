@@ -3,13 +3,15 @@
 //! enforces nothing itself, but it sees the DNS answers that give a
 //! blocked name's addresses, which the verdicts then reject.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use vigie_core::policy::{Action, Subject};
-use vigie_core::sensor::Detail;
+use vigie_core::sensor::{Detail, Micros, Observation};
 
 use crate::decider::{Decider, Point};
 use crate::platform::{Batch, Capture, FrameSource};
@@ -24,6 +26,46 @@ pub struct CaptureContext<'a> {
     pub blocker: Option<&'a AddressBlocker>,
 }
 
+/// How long a query waits for its answer, and how many wait at most.
+const ANSWER_WITHIN: Micros = 10_000_000;
+const MAX_QUERIES_WAITING: usize = 4096;
+
+/// The DNS queries for catalogued names seen on the wire, so that only an
+/// answer to one of them (from the server it was sent to, to the port it
+/// came from, with its id and question) feeds the address sets: a datagram
+/// any user sends to port 53, or one forged from afar, blocks nothing.
+#[derive(Debug, Default)]
+pub struct QueriesSent {
+    waiting: HashMap<(SocketAddr, SocketAddr, u16, u16, String), Micros>,
+}
+
+impl QueriesSent {
+    /// Notes a query (`flow` from the asker to the server).
+    pub fn sent(&mut self, observation: &Observation) {
+        let Detail::DnsQuery { qtype, id } = observation.detail else { return };
+        if self.waiting.len() >= MAX_QUERIES_WAITING {
+            let now = observation.ts;
+            self.waiting.retain(|_, at| now.saturating_sub(*at) < ANSWER_WITHIN);
+            if self.waiting.len() >= MAX_QUERIES_WAITING {
+                // A flood of queries: the oldest go first, roughly.
+                let oldest = self.waiting.values().copied().min().unwrap_or(now);
+                self.waiting.retain(|_, at| *at > oldest);
+            }
+        }
+        let flow = observation.flow;
+        self.waiting.insert((flow.src, flow.dst, id, qtype, observation.name.clone()), observation.ts);
+    }
+
+    /// Whether an answer (its `flow` oriented asker → server, as the
+    /// sensor gives it) answers a query seen leaving; that query is used up.
+    pub fn answers(&mut self, observation: &Observation) -> bool {
+        let Detail::DnsAnswer { qtype, id, .. } = observation.detail else { return false };
+        let flow = observation.flow;
+        let key = (flow.src, flow.dst, id, qtype, observation.name.clone());
+        self.waiting.remove(&key).is_some_and(|at| observation.ts.saturating_sub(at) < ANSWER_WITHIN)
+    }
+}
+
 /// Reads `source` until it ends or `stop` is set.
 pub fn run_source(
     source: &mut dyn FrameSource,
@@ -32,6 +74,7 @@ pub fn run_source(
     context: CaptureContext<'_>,
 ) -> std::io::Result<()> {
     let mut live = LivePipeline::new(rules);
+    let mut queries = QueriesSent::default();
     let subject = Subject::default();
     while !stop.load(Ordering::Relaxed) {
         live.refresh(rules);
@@ -40,13 +83,21 @@ pub fn run_source(
             pipeline.process(ts, link, frame, &subject, &mut |decided| {
                 let observation = &decided.observation;
                 let Some((service, default_decision)) = &decided.verdict else { return };
-                if let (Detail::DnsAnswer { addresses, .. }, Some(blocker)) =
-                    (&observation.detail, context.blocker)
-                {
-                    if policy.dns.block_resolved_addresses && default_decision.action == Action::Block {
-                        for address in addresses {
-                            blocker.block(*address);
+                if let Some(blocker) = context.blocker {
+                    match &observation.detail {
+                        Detail::DnsQuery { .. } => queries.sent(observation),
+                        Detail::DnsAnswer { addresses, .. }
+                            if policy.dns.block_resolved_addresses && default_decision.action == Action::Block =>
+                        {
+                            if queries.answers(observation) {
+                                for address in addresses {
+                                    blocker.block(*address);
+                                }
+                            } else {
+                                debug!(flow = %observation.flow, name = %observation.name, "answer to no query sent: ignored");
+                            }
                         }
+                        _ => {}
                     }
                 }
                 let decider = context.decider;

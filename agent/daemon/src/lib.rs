@@ -162,7 +162,12 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
     runtime.spawn(console::serve(listener, Arc::clone(&state)));
     info!(socket = %config.socket.display(), "console socket ready");
 
-    let spared = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
+    // The resolver's upstreams as it runs (read from resolv.conf when not
+    // configured), and the configured ones: never blocked.
+    let mut spared: Vec<std::net::IpAddr> = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
+    if let Some(resolver) = &state.resolver {
+        spared.extend(resolver.upstream_addresses().iter().map(|u| u.ip()));
+    }
     let blocker = firewall
         .as_ref()
         .map(|f| Arc::new(AddressBlocker::new(Arc::clone(&f.0), spared, Arc::clone(&stats))));

@@ -270,7 +270,7 @@ mod tests {
             },
             source: Source::Resolver,
             name: service.domains.first().cloned().unwrap_or_default(),
-            detail: Detail::DnsQuery { qtype: 1 },
+            detail: Detail::DnsQuery { qtype: 1, id: 0 },
         };
         let mut event = Event::new(&observation, service, &decision, "v", Default::default());
         event.attribution.uid = uid;

@@ -108,7 +108,8 @@ const MAX_KEY: usize = 260;
 
 impl Cache {
     /// The key of `query` in `buf` (no allocation on the lookup path): its
-    /// question lowercased, then 1 if it had EDNS.
+    /// question with the name lowercased (not the type and class after it:
+    /// HTTPS is 0x0041, TYPE97 0x0061), then its EDNS and DO bits.
     ///
     /// Only ordinary recursive queries are cached: an answer to one that
     /// asked for no recursion (a referral) or no DNSSEC checking must not be
@@ -121,7 +122,8 @@ impl Cache {
         let key = buf.get_mut(..len + 1)?;
         let (question, flag) = key.split_at_mut(len);
         question.copy_from_slice(query.question);
-        question.make_ascii_lowercase();
+        let name_len = len.checked_sub(4)?;
+        question.get_mut(..name_len)?.make_ascii_lowercase();
         flag.fill(u8::from(query.edns) | u8::from(query.dnssec_ok) << 1);
         Some(key)
     }
@@ -280,6 +282,11 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Resolver {
+    /// Where it forwards.
+    pub fn upstream_addresses(&self) -> Vec<SocketAddr> {
+        self.upstreams.iter().map(|u| u.addr).collect()
+    }
+
     /// Binds the upstream sockets and the listeners, and starts serving on
     /// the current tokio runtime.
     pub async fn start(
@@ -470,7 +477,7 @@ impl Resolver {
                         flow,
                         source: Source::Resolver,
                         name: query.name.clone().unwrap_or_default(),
-                        detail: Detail::DnsQuery { qtype: query.qtype },
+                        detail: Detail::DnsQuery { qtype: query.qtype, id: query.id },
                     };
                     decider.report(Point::Resolver, &policy, &observation, service, outcome);
                 }
@@ -606,5 +613,26 @@ mod tests {
             assert!(other.entries.is_empty(), "rd={rd} cd={cd} is not stored");
         }
         assert!(cache.get(&other_case, now + Duration::from_secs(61)).is_none(), "expired");
+    }
+
+    #[test]
+    fn types_whose_bytes_differ_only_in_letter_case_are_cached_apart() {
+        let typed = |qtype: u8| {
+            let mut q = query("example.org", true, false);
+            let at = q.len() - 3;
+            q[at] = qtype;
+            q
+        };
+        let (https, type97, upper) = (typed(0x41), typed(0x61), query("EXAMPLE.org", true, false));
+        let (https, type97) = (wire::parse_query(&https).unwrap(), wire::parse_query(&type97).unwrap());
+        let (mut a, mut b) = ([0u8; MAX_KEY], [0u8; MAX_KEY]);
+        assert_ne!(Cache::key(&https, &mut a), Cache::key(&type97, &mut b), "TYPE97 is not an HTTPS answer");
+        let a_lower = query("example.org", true, false);
+        let (a_lower, upper) = (wire::parse_query(&a_lower).unwrap(), wire::parse_query(&upper).unwrap());
+        assert_eq!(
+            Cache::key(&a_lower, &mut a),
+            Cache::key(&upper, &mut b),
+            "names are compared without case"
+        );
     }
 }

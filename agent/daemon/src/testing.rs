@@ -30,7 +30,7 @@ pub(crate) fn rules() -> (Catalog, Policy) {
 /// An observation of `name` over `source`, from 10.0.0.2:40000 to 192.0.2.1.
 pub(crate) fn observation(source: Source, name: &str) -> Observation {
     let (protocol, port, detail) = match source {
-        Source::Dns | Source::Resolver => (Protocol::Udp, 53, Detail::DnsQuery { qtype: 1 }),
+        Source::Dns | Source::Resolver => (Protocol::Udp, 53, Detail::DnsQuery { qtype: 1, id: 0 }),
         Source::Tls => (Protocol::Tcp, 443, Detail::ClientHello { ech: false }),
         Source::Quic => (Protocol::Udp, 443, Detail::QuicInitial { version: 1, ech: false }),
         Source::Http => (Protocol::Tcp, 3128, Detail::HttpRequest { connect: true }),

@@ -79,18 +79,30 @@ impl AddressBlocker {
     }
 
     pub fn block(&self, address: IpAddr) {
-        // Never this machine, its link or a broadcast: an answer anyone can
-        // send must not cut the workstation off its own network.
+        // Never this machine, its link, a private network or a broadcast: an
+        // answer must not cut the workstation off its own networks (an
+        // internal service that shares an address with nothing public).
         let local = match address {
             IpAddr::V4(v4) => {
+                let [a, b, ..] = v4.octets();
+                let shared = a == 100 && (64..128).contains(&b); // RFC 6598
                 v4.is_unspecified()
                     || v4.is_loopback()
+                    || v4.is_private()
+                    || shared
                     || v4.is_link_local()
                     || v4.is_multicast()
                     || v4.is_broadcast()
             }
             IpAddr::V6(v6) => {
-                v6.is_unspecified() || v6.is_loopback() || v6.is_multicast() || v6.is_unicast_link_local()
+                let [first, ..] = v6.segments();
+                let unique_local = first & 0xfe00 == 0xfc00; // RFC 4193
+                v6.is_unspecified()
+                    || v6.is_loopback()
+                    || v6.is_multicast()
+                    || v6.is_unicast_link_local()
+                    || unique_local
+                    || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_private() || v4.is_loopback())
             }
         };
         if local || self.spared.contains(&address) {

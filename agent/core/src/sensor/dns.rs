@@ -20,6 +20,8 @@ pub struct DnsQuestion {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsMessage {
+    /// The message id: an answer carries its query's.
+    pub id: u16,
     pub response: bool,
     pub rcode: u16,
     pub questions: Vec<DnsQuestion>,
@@ -54,6 +56,7 @@ pub fn parse_dns_message(bytes: &[u8]) -> Result<DnsMessage, ParseError> {
         })
         .collect();
     Ok(DnsMessage {
+        id: message.id(),
         response: message.message_type() == MessageType::Response,
         rcode: u16::from(message.response_code()),
         questions,

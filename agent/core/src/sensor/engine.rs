@@ -513,13 +513,13 @@ fn emit_dns(
     out: &mut impl FnMut(Observation),
 ) {
     stats.dns_messages += 1;
-    let dns::DnsMessage { response, rcode, questions, addresses } = message;
+    let dns::DnsMessage { id, response, rcode, questions, addresses } = message;
     let flow = if response { Flow { src: flow.dst, dst: flow.src, ..flow } } else { flow };
     for question in questions.into_iter().take(MAX_DNS_QUESTIONS) {
         let detail = if response {
-            Detail::DnsAnswer { qtype: question.qtype, rcode, addresses: addresses.clone() }
+            Detail::DnsAnswer { qtype: question.qtype, id, rcode, addresses: addresses.clone() }
         } else {
-            Detail::DnsQuery { qtype: question.qtype }
+            Detail::DnsQuery { qtype: question.qtype, id }
         };
         out(Observation { ts, flow, source: Source::Dns, name: question.name, detail });
     }

@@ -109,10 +109,12 @@ impl Source {
 pub enum Detail {
     DnsQuery {
         qtype: u16,
+        id: u16,
     },
     /// A response: `flow` is still oriented client → resolver.
     DnsAnswer {
         qtype: u16,
+        id: u16,
         rcode: u16,
         addresses: Vec<IpAddr>,
     },

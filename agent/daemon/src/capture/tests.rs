@@ -1,5 +1,7 @@
 use std::sync::atomic::AtomicBool;
 
+use vigie_core::sensor::{Detail, Observation};
+
 use super::*;
 use crate::decider::Mode;
 use crate::platform::fake::Frames;
@@ -68,4 +70,31 @@ fn the_stop_flag_ends_the_loop_before_the_next_batch() {
     let mut frames = Frames::from_capture(&fixture("chromium-quic.pcap")).unwrap();
     run_source(&mut frames, &rules, &AtomicBool::new(true), context).unwrap();
     assert!(test.events().is_empty());
+}
+
+fn dns(detail: Detail, src: &str, dst: &str, ts: i64) -> Observation {
+    let flow = vigie_core::sensor::Flow {
+        protocol: vigie_core::sensor::Protocol::Udp,
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+    };
+    Observation { ts, flow, source: vigie_core::sensor::Source::Dns, name: "chatgpt.com".into(), detail }
+}
+
+#[test]
+fn only_an_answer_to_a_query_sent_feeds_the_address_sets() {
+    let answer =
+        |id| Detail::DnsAnswer { qtype: 1, id, rcode: 0, addresses: vec!["198.18.0.3".parse().unwrap()] };
+    let (client, server) = ("10.0.0.2:40000", "192.0.2.53:53");
+    let mut queries = QueriesSent::default();
+    // No query: an answer any user sent, or one forged from afar.
+    assert!(!queries.answers(&dns(answer(7), client, server, 1)));
+    queries.sent(&dns(Detail::DnsQuery { qtype: 1, id: 7 }, client, server, 2));
+    assert!(!queries.answers(&dns(answer(8), client, server, 3)), "another id");
+    assert!(!queries.answers(&dns(answer(7), "10.0.0.2:40001", server, 3)), "another port");
+    assert!(!queries.answers(&dns(answer(7), server, client, 3)), "sent to port 53, not from it");
+    assert!(!queries.answers(&dns(answer(7), client, server, 2 + ANSWER_WITHIN)), "too late");
+    queries.sent(&dns(Detail::DnsQuery { qtype: 1, id: 7 }, client, server, 10));
+    assert!(queries.answers(&dns(answer(7), client, server, 11)));
+    assert!(!queries.answers(&dns(answer(7), client, server, 12)), "one answer per query");
 }

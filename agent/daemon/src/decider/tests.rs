@@ -146,7 +146,7 @@ fn the_capture_reports_exactly_what_no_other_point_did() {
     let chatgpt = catalog.get("chatgpt").unwrap();
 
     let mut answer = observation(Source::Dns, "chatgpt.com");
-    answer.detail = Detail::DnsAnswer { qtype: 1, rcode: 0, addresses: Vec::new() };
+    answer.detail = Detail::DnsAnswer { qtype: 1, id: 0, rcode: 0, addresses: Vec::new() };
     assert!(!decider.reports(Point::Capture, &answer));
 
     let judged = observation(Source::Tls, "chatgpt.com");

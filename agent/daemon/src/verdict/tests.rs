@@ -210,6 +210,9 @@ fn blocked_addresses_spare_the_local_network_and_are_added_once() {
     let blocker = AddressBlocker::new(Arc::clone(&firewall) as _, vec![upstream], Arc::clone(&stats));
     for address in
         ["127.0.0.1", "0.0.0.0", "169.254.1.1", "255.255.255.255", "224.0.0.1", "::1", "fe80::1", "::"]
+            .into_iter()
+            // Private networks: internal services must stay reachable.
+            .chain(["10.1.2.3", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1"])
     {
         blocker.block(address.parse().unwrap());
     }
