@@ -20,6 +20,9 @@ const GROUP_WINDOW: Duration = Duration::from_secs(60);
 /// Prompts nobody answered are dropped after this long.
 const PROMPT_LIFETIME: Duration = Duration::from_secs(3600);
 const MAX_OPEN_PROMPTS: usize = 256;
+/// Open prompts of one user: a user who makes many only pushes out their
+/// own oldest, never another user's.
+const MAX_OPEN_PROMPTS_PER_USER: usize = 32;
 const MAX_JUSTIFICATION_CHARS: usize = 2000;
 
 #[derive(Debug)]
@@ -52,6 +55,26 @@ pub enum AnswerError {
     JustificationTooLong,
     #[error("this prompt takes no such answer")]
     NotExpected,
+}
+
+/// Who looks at the prompts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// The agent itself (status, tests): every prompt.
+    Agent,
+    /// A console's user. Prompts no socket owner could be found for are an
+    /// administrator's to see and answer: answering one earns a bypass
+    /// that applies to unattributed flows, so no ordinary user may.
+    User { uid: u32, admin: bool },
+}
+
+impl From<Option<u32>> for Viewer {
+    fn from(uid: Option<u32>) -> Self {
+        match uid {
+            None => Viewer::Agent,
+            Some(uid) => Viewer::User { uid, admin: false },
+        }
+    }
 }
 
 /// What the user did with a prompt.
@@ -165,8 +188,23 @@ impl Prompts {
                 event_id: event.id.clone(),
                 clipboard,
             };
-            if inner.open.len() >= MAX_OPEN_PROMPTS {
-                inner.open.pop_front();
+            let mine = inner.open.iter().filter(|p| p.request.uid == uid).count();
+            let evicted = if mine >= MAX_OPEN_PROMPTS_PER_USER {
+                Some(uid)
+            } else if inner.open.len() >= MAX_OPEN_PROMPTS {
+                // Full: the user holding the most gives up their oldest.
+                let mut counts: HashMap<Option<u32>, usize> = HashMap::new();
+                for p in &inner.open {
+                    *counts.entry(p.request.uid).or_default() += 1;
+                }
+                counts.into_iter().max_by_key(|(_, n)| *n).map(|(holder, _)| holder)
+            } else {
+                None
+            };
+            if let Some(holder) = evicted {
+                if let Some(oldest) = inner.open.iter().position(|p| p.request.uid == holder) {
+                    inner.open.remove(oldest);
+                }
             }
             inner.open.push_back(OpenPrompt { request: request.clone(), last_seen: now, last_pushed: now });
             request
@@ -176,11 +214,11 @@ impl Prompts {
         let _ = self.updates.send(update);
     }
 
-    /// The open prompts `uid` may see: their own, and those no socket owner
-    /// could be found for. `None` (an administrator) sees all.
-    pub fn open_for(&self, uid: Option<u32>) -> Vec<Prompt> {
+    /// The open prompts `viewer` may see (see [`Viewer`]).
+    pub fn open_for(&self, viewer: impl Into<Viewer>) -> Vec<Prompt> {
+        let viewer = viewer.into();
         let Ok(inner) = self.inner.lock() else { return Vec::new() };
-        inner.open.iter().map(|p| &p.request).filter(|r| visible_to(r, uid)).cloned().collect()
+        inner.open.iter().map(|p| &p.request).filter(|r| visible_to(r, viewer)).cloned().collect()
     }
 
     /// The user answers a prompt: acknowledges it (warn, block), justifies
@@ -188,16 +226,17 @@ impl Prompts {
     /// asks for an exception to a block (recorded for the security team).
     pub fn answer(
         &self,
-        uid: Option<u32>,
+        viewer: impl Into<Viewer>,
         id: u64,
         reply: Reply<'_>,
         now_micros: i64,
     ) -> Result<Answered, AnswerError> {
+        let viewer = viewer.into();
         let mut inner = self.inner.lock().map_err(|_| AnswerError::Unknown(id))?;
         let index = inner
             .open
             .iter()
-            .position(|p| p.request.id == id && visible_to(&p.request, uid))
+            .position(|p| p.request.id == id && visible_to(&p.request, viewer))
             .ok_or(AnswerError::Unknown(id))?;
         let request = inner.open.get(index).map(|p| p.request.clone()).ok_or(AnswerError::Unknown(id))?;
         let checked = |text: &str, min: u32| {
@@ -245,8 +284,12 @@ impl Prompts {
     }
 }
 
-fn visible_to(request: &Prompt, uid: Option<u32>) -> bool {
-    uid.is_none() || request.uid.is_none() || request.uid == uid
+/// Whether `viewer` may see (and answer) `request`.
+pub fn visible_to(request: &Prompt, viewer: Viewer) -> bool {
+    match viewer {
+        Viewer::Agent => true,
+        Viewer::User { uid, admin } => request.uid == Some(uid) || (request.uid.is_none() && admin),
+    }
 }
 
 #[cfg(test)]
@@ -332,7 +375,7 @@ mod tests {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
         let prompts = Prompts::new(Arc::new(ManualClock::default()));
-        prompts.notify(&event(&catalog, &policy, "chatgpt", None), &policy);
+        prompts.notify(&event(&catalog, &policy, "chatgpt", Some(1000)), &policy);
         let open = prompts.open_for(Some(1000));
         assert_eq!(open[0].action, Action::Block);
         assert_eq!(
@@ -347,10 +390,42 @@ mod tests {
             .answer(Some(1000), open[0].id, Reply::RequestException("Besoin pour un audit"), 0)
             .unwrap();
         assert_eq!((answered.kind, answered.bypass_until), (AnswerKind::ExceptionRequested, None));
-        assert!(!prompts.bypassed(None, "chatgpt"));
-        prompts.notify(&event(&catalog, &policy, "chatgpt", None), &policy);
-        let id = prompts.open_for(None)[0].id;
-        assert_eq!(prompts.answer(None, id, Reply::Acknowledge, 0).unwrap().kind, AnswerKind::Acknowledged);
+        assert!(!prompts.bypassed(Some(1000), "chatgpt"));
+    }
+
+    #[test]
+    fn prompts_with_no_user_are_for_administrators_only() {
+        let catalog = Catalog::bundled().unwrap();
+        let policy = coach_policy(&catalog);
+        let prompts = Prompts::new(Arc::new(ManualClock::default()));
+        prompts.notify(&event(&catalog, &policy, "claude", None), &policy);
+        let user = Viewer::User { uid: 1000, admin: false };
+        assert!(prompts.open_for(user).is_empty(), "an ordinary user does not see it");
+        let id = prompts.open_for(Viewer::Agent)[0].id;
+        let why = Reply::Justify("Relecture d'un texte public pour un client");
+        assert_eq!(prompts.answer(user, id, why, 0), Err(AnswerError::Unknown(id)), "nor answer it");
+        assert!(!prompts.bypassed(None, "claude"));
+        let admin = Viewer::User { uid: 1001, admin: true };
+        assert_eq!(prompts.open_for(admin).len(), 1);
+        assert_eq!(prompts.answer(admin, id, why, 0).unwrap().kind, AnswerKind::Justified);
+    }
+
+    #[test]
+    fn one_user_with_many_prompts_pushes_out_only_their_own() {
+        let catalog = Catalog::bundled().unwrap();
+        let policy = coach_policy(&catalog);
+        let clock = Arc::new(ManualClock::default());
+        let prompts = Prompts::new(Arc::clone(&clock) as Arc<dyn Clock>);
+        prompts.notify(&event(&catalog, &policy, "claude", Some(1001)), &policy);
+        let services: Vec<String> = catalog.services().iter().map(|s| s.id.clone()).collect();
+        assert!(services.len() > MAX_OPEN_PROMPTS_PER_USER);
+        // A service each: every one opens a prompt.
+        for service in &services {
+            clock.advance(Duration::from_millis(10));
+            prompts.notify(&event(&catalog, &policy, service, Some(1000)), &policy);
+        }
+        assert_eq!(prompts.open_for(Some(1000)).len(), MAX_OPEN_PROMPTS_PER_USER);
+        assert_eq!(prompts.open_for(Some(1001)).len(), 1, "another user's prompt stays");
     }
 }
 

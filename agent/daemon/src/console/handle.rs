@@ -16,7 +16,7 @@ use vigie_core::store::{Answer, EventFilter, Store, StoreError};
 use crate::accounts::Accounts;
 use crate::clipboard::{self, Reporter};
 use crate::decider::Decider;
-use crate::prompts::Reply;
+use crate::prompts::{Reply, Viewer};
 use crate::resolver::ResolverStats;
 use crate::rules::Rules;
 use crate::verdict::VerdictStats;
@@ -30,6 +30,13 @@ pub struct Peer {
     pub user: Option<String>,
     /// Root, or a member of the admin group.
     pub admin: bool,
+}
+
+impl Peer {
+    /// The peer as the prompt queue sees it.
+    pub fn viewer(&self) -> Viewer {
+        Viewer::User { uid: self.uid, admin: self.admin }
+    }
 }
 
 /// A refused or failed request: a code from agent/IPC.md and a message.
@@ -99,6 +106,8 @@ pub struct ConsoleState {
     pub started: i64,
     /// Connections subscribed to prompts: the consoles, not `status` calls.
     pub consoles: AtomicU64,
+    /// What each user may take of the socket.
+    pub budgets: super::Budgets,
     accounts: Mutex<(Instant, Arc<Accounts>)>,
 }
 
@@ -116,6 +125,7 @@ impl ConsoleState {
             reload_error: Mutex::default(),
             started,
             consoles: AtomicU64::new(0),
+            budgets: super::Budgets::default(),
             accounts: Mutex::new((Instant::now(), Arc::new(Accounts::load()))),
         }
     }
@@ -203,7 +213,7 @@ pub fn handle(state: &ConsoleState, peer: &Peer, request: Request) -> Result<Val
         })),
         Request::Status => Ok(status(state)),
         Request::Subscribe => Ok(json!({ "subscribed": true })),
-        Request::Prompts => Ok(json!(state.decider.prompts().open_for(Some(peer.uid)))),
+        Request::Prompts => Ok(json!(state.decider.prompts().open_for(peer.viewer()))),
         Request::Answer(p) => {
             let reply = match (&p.justification, &p.exception) {
                 (Some(text), None) => Reply::Justify(text),
@@ -217,7 +227,7 @@ pub fn handle(state: &ConsoleState, peer: &Peer, request: Request) -> Result<Val
             let answered = state
                 .decider
                 .prompts()
-                .answer(Some(peer.uid), p.prompt, reply, now)
+                .answer(peer.viewer(), p.prompt, reply, now)
                 .map_err(Failure::bad_request)?;
             info!(
                 uid = peer.uid,
@@ -255,6 +265,13 @@ pub fn handle(state: &ConsoleState, peer: &Peer, request: Request) -> Result<Val
         Request::Search(query) => stored(readers.with(|store| store.search(&query))),
         Request::Stats(query) => stored(readers.with(|store| store.stats(&query))),
         Request::Facets => stored(readers.with(Store::facets)),
+        Request::Clipboard(_) if !state.budgets.clipboard_report(peer.uid, Instant::now()) => Err(Failure {
+            code: "rate-limited",
+            message: format!(
+                "at most {} clipboard reports a minute per user",
+                super::budget::CLIPBOARD_REPORTS_PER_MINUTE
+            ),
+        }),
         Request::Clipboard(report) => {
             let reporter = Reporter { uid: peer.uid, user: peer.user.as_deref() };
             let recent_flows = |uid, since| match readers.with(|store| store.recent_flows(uid, since)) {
@@ -312,6 +329,7 @@ fn status(state: &ConsoleState) -> Value {
         },
         "attribution": percentiles(decider.owners().timings()),
         "consoles": state.consoles.load(Ordering::Relaxed),
+        "console_refused": json!(state.budgets.refused),
         "open_prompts": decider.prompts().open_for(None).len(),
     })
 }

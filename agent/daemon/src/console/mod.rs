@@ -4,33 +4,40 @@
 //! may read everything. Nothing here can change the policy. This module
 //! is the transport; `handle` says what each request does and who may.
 
+mod budget;
 mod handle;
 
+pub use budget::Budgets;
 pub use handle::{authorize, handle, ConsoleState, Failure, Peer, Readers};
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 use vigie_core::proto::{Prompt, Push, Request};
+
+use crate::prompts::{visible_to, Viewer};
 
 pub const DEFAULT_SOCKET: &str = "/run/vigie/agent.sock";
 /// A request line longer than this closes the connection.
 const MAX_LINE: usize = 64 * 1024;
 const MAX_CONNECTIONS: usize = 64;
-/// Connections one user may hold, so that no user can lock the others
-/// (administrators included) out of the socket. Root is not limited.
-const MAX_CONNECTIONS_PER_USER: usize = 8;
+/// Bytes of replies and pushes waiting for a peer that does not read: past
+/// it, the connection's requests wait (the agent reads no more of them), so
+/// a peer asking for large replies without reading them holds this much at
+/// most, not a count of replies of any size.
+const MAX_QUEUED_REPLY_BYTES: usize = 4 << 20;
+/// A connection that is not subscribed and sends nothing this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Binds the socket (replacing a stale one), open to every local user:
 /// what each may do is decided per request from its credentials.
@@ -51,7 +58,6 @@ pub fn bind(path: &Path) -> Result<UnixListener> {
 
 pub async fn serve(listener: UnixListener, state: Arc<ConsoleState>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let per_user = Arc::new(Mutex::new(HashMap::new()));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -61,52 +67,58 @@ pub async fn serve(listener: UnixListener, state: Arc<ConsoleState>) {
                 continue;
             }
         };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            warn!("too many console connections, refusing one");
-            continue;
-        };
-        let (state, per_user) = (Arc::clone(&state), Arc::clone(&per_user));
+        let (state, slots) = (Arc::clone(&state), Arc::clone(&slots));
         tokio::spawn(async move {
-            let _slot = slot;
-            if let Err(e) = connection(stream, state, &per_user).await {
+            if let Err(e) = connection(stream, state, slots).await {
                 debug!(error = %e, "console connection ended");
             }
         });
     }
 }
 
-type PerUser = Mutex<HashMap<u32, usize>>;
+/// Writes one error line and closes.
+async fn refuse(stream: UnixStream, code: &str, message: &str) {
+    let (_, mut writer) = stream.into_split();
+    let mut line = error_line(None, code, message);
+    line.push('\n');
+    let _ = writer.write_all(line.as_bytes()).await;
+}
 
-async fn connection(stream: UnixStream, state: Arc<ConsoleState>, per_user: &PerUser) -> Result<()> {
+/// A connection's slots are counted once its peer is known: the user's own
+/// first, so a user at their limit takes none of the shared ones.
+async fn connection(stream: UnixStream, state: Arc<ConsoleState>, slots: Arc<Semaphore>) -> Result<()> {
     let cred = stream.peer_cred().context("peer credentials")?;
-    let uid = cred.uid();
-    let peer = state.peer(uid, cred.pid());
-    debug!(uid, pid = ?peer.pid, admin = peer.admin, "console connected");
-    let admitted = per_user.lock().is_ok_and(|mut per_user| {
-        let held = per_user.entry(uid).or_insert(0);
-        let admitted = uid == 0 || *held < MAX_CONNECTIONS_PER_USER;
-        if admitted {
-            *held += 1;
-        }
-        admitted
-    });
-    if !admitted {
-        let (_, mut writer) = stream.into_split();
-        let mut line = error_line(None, "too-many-connections", "this user holds too many connections");
-        line.push('\n');
-        let _ = writer.write_all(line.as_bytes()).await;
+    let (uid, pid) = (cred.uid(), cred.pid());
+    if !state.budgets.connect(uid, Instant::now()) {
+        refuse(stream, "too-many-connections", "this user holds too many connections").await;
         return Ok(());
     }
-    let result = serve_connection(stream, state, peer).await;
-    if let Ok(mut per_user) = per_user.lock() {
-        if let Some(held) = per_user.get_mut(&uid) {
-            *held = held.saturating_sub(1);
-            if *held == 0 {
-                per_user.remove(&uid);
-            }
+    let result = match slots.try_acquire_owned() {
+        Ok(slot) => {
+            let peer = state.peer(uid, pid);
+            debug!(uid, pid = ?peer.pid, admin = peer.admin, "console connected");
+            let result = serve_connection(stream, Arc::clone(&state), uid, pid).await;
+            drop(slot);
+            result
         }
-    }
+        Err(_) => {
+            warn!("too many console connections, refusing one");
+            refuse(stream, "too-many-connections", "the agent holds too many connections").await;
+            Ok(())
+        }
+    };
+    state.budgets.disconnect(uid, Instant::now());
     result
+}
+
+/// The queue of lines to a peer, each with the share of the byte budget it holds.
+type Outgoing = mpsc::Sender<(String, OwnedSemaphorePermit)>;
+
+/// Queues `line` for the peer once the byte budget has room for it.
+async fn send_line(out: &Outgoing, budget: &Arc<Semaphore>, line: String) -> bool {
+    let cost = u32::try_from(line.len().clamp(1, MAX_QUEUED_REPLY_BYTES)).unwrap_or(u32::MAX);
+    let Ok(permit) = Arc::clone(budget).acquire_many_owned(cost).await else { return false };
+    out.send((line, permit)).await.is_ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,15 +130,23 @@ struct Envelope {
     params: Value,
 }
 
-async fn serve_connection(stream: UnixStream, state: Arc<ConsoleState>, peer: Peer) -> Result<()> {
+async fn serve_connection(
+    stream: UnixStream,
+    state: Arc<ConsoleState>,
+    uid: u32,
+    pid: Option<i32>,
+) -> Result<()> {
     let (reader, mut writer) = stream.into_split();
-    let (out, mut outgoing) = mpsc::channel::<String>(256);
+    let (out, mut outgoing) = mpsc::channel::<(String, OwnedSemaphorePermit)>(256);
+    let budget = Arc::new(Semaphore::new(MAX_QUEUED_REPLY_BYTES));
     let write = tokio::spawn(async move {
-        while let Some(mut line) = outgoing.recv().await {
+        while let Some((mut line, permit)) = outgoing.recv().await {
             line.push('\n');
             if writer.write_all(line.as_bytes()).await.is_err() {
                 break;
             }
+            // Written: its bytes no longer count against the peer.
+            drop(permit);
         }
     });
     let mut reader = BufReader::new(reader);
@@ -135,11 +155,21 @@ async fn serve_connection(stream: UnixStream, state: Arc<ConsoleState>, peer: Pe
     let result = loop {
         line.clear();
         // Read at most one byte past the limit, so a huge line cannot fill memory.
-        let read = (&mut reader).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line).await;
+        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
+        let read = limited.read_until(b'\n', &mut line);
+        let read = if subscription.is_some() {
+            read.await
+        } else {
+            match tokio::time::timeout(IDLE_TIMEOUT, read).await {
+                Ok(read) => read,
+                Err(_) => break Ok(()),
+            }
+        };
         match read {
             Ok(0) => break Ok(()),
             Ok(_) if line.len() > MAX_LINE => {
-                let _ = out.send(error_line(None, "bad-request", "request line too long")).await;
+                let _ =
+                    send_line(&out, &budget, error_line(None, "bad-request", "request line too long")).await;
                 break Ok(());
             }
             Ok(_) => {}
@@ -149,16 +179,28 @@ async fn serve_connection(stream: UnixStream, state: Arc<ConsoleState>, peer: Pe
         if text.trim().is_empty() {
             continue;
         }
+        // Credentials are the kernel's; group membership is looked up again
+        // for each request, so a user removed from the admin group loses
+        // its rights on connections already open.
+        let peer = state.peer(uid, pid);
         let reply = match serde_json::from_str::<Envelope>(&text) {
+            Ok(Envelope { id, .. }) if !state.budgets.request(uid, Instant::now()) => {
+                error_line(id, "rate-limited", "too many requests from this user: slow down")
+            }
             Ok(Envelope { id, method, params }) => match Request::parse(&method, params) {
                 Ok(request) => {
                     if request == Request::Subscribe && subscription.is_none() {
                         state.consoles.fetch_add(1, Ordering::Relaxed);
-                        let updates = state.decider.prompts().subscribe();
-                        let activity = state.decider.sink().activity();
-                        let clock = Arc::clone(state.decider.clock());
-                        subscription =
-                            Some(tokio::spawn(push(updates, activity, clock, peer.uid, out.clone())));
+                        let pushes = Pushes {
+                            updates: state.decider.prompts().subscribe(),
+                            activity: state.decider.sink().activity(),
+                            state: Arc::clone(&state),
+                            uid,
+                            pid,
+                            out: out.clone(),
+                            budget: Arc::clone(&budget),
+                        };
+                        subscription = Some(tokio::spawn(push(pushes)));
                     }
                     let (state, peer) = (Arc::clone(&state), peer.clone());
                     // Store reads block: off the async threads.
@@ -176,7 +218,7 @@ async fn serve_connection(stream: UnixStream, state: Arc<ConsoleState>, peer: Pe
             },
             Err(e) => error_line(None, "bad-request", &format!("not a request: {e}")),
         };
-        if out.send(reply).await.is_err() {
+        if !send_line(&out, &budget, reply).await {
             break Ok(());
         }
     };
@@ -189,25 +231,36 @@ async fn serve_connection(stream: UnixStream, state: Arc<ConsoleState>, peer: Pe
     result
 }
 
-/// A subscribed console's pushes: its user's prompts as they open or
-/// repeat, and a notice, at most once a second, that its user has new events.
-async fn push(
-    mut updates: broadcast::Receiver<Prompt>,
-    mut activity: broadcast::Receiver<Option<u32>>,
-    clock: Arc<dyn crate::platform::Clock>,
+/// What a subscribed connection is pushed, and where to.
+struct Pushes {
+    updates: broadcast::Receiver<Prompt>,
+    activity: broadcast::Receiver<Option<u32>>,
+    state: Arc<ConsoleState>,
     uid: u32,
-    out: mpsc::Sender<String>,
-) {
+    pid: Option<i32>,
+    out: Outgoing,
+    budget: Arc<Semaphore>,
+}
+
+/// A subscribed console's pushes: its user's prompts as they open or
+/// repeat (and, for an administrator, those of no known user), and a
+/// notice, at most once a second, that its user has new events.
+async fn push(pushes: Pushes) {
     const ACTIVITY_EVERY: Duration = Duration::from_secs(1);
+    let Pushes { mut updates, mut activity, state, uid, pid, out, budget } = pushes;
+    let clock = Arc::clone(state.decider.clock());
     let mut pending_activity = false;
     let mut next_activity = tokio::time::Instant::now();
     loop {
         let line = tokio::select! {
             update = updates.recv() => match update {
-                Ok(prompt) if prompt.uid.is_none() || prompt.uid == Some(uid) => {
+                Ok(prompt) => {
+                    let viewer = Viewer::User { uid, admin: prompt.uid.is_none() && state.peer(uid, pid).admin };
+                    if !visible_to(&prompt, viewer) {
+                        continue;
+                    }
                     json!(Push::Prompt { prompt: Box::new(prompt) })
                 }
-                Ok(_) => continue,
                 // A slow console missed some: it can list the open prompts again.
                 Err(broadcast::error::RecvError::Lagged(missed)) => json!(Push::Lagged { missed }),
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -225,7 +278,7 @@ async fn push(
                 json!(Push::Activity { ts: clock.wall_micros() })
             }
         };
-        if out.send(line.to_string()).await.is_err() {
+        if !send_line(&out, &budget, line.to_string()).await {
             return;
         }
     }
