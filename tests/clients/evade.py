@@ -14,10 +14,15 @@ usage: evade.py MODE ARGS...
                                  (2-byte big-endian length before each)
   synflood ADDR FIRST LAST COUNT SECONDS  non-blocking connects to closed ports
   forge    ADDR NAME IP          a DNS answer "NAME is IP", sent to ADDR port 53
+  requests SOCKET N              N status requests on one connection, sent at once
+  clipboard SOCKET N             N clipboard reports (headed to ChatGPT) at once
+  hog      SOCKET CONNS N SECONDS   CONNS connections, each asking N catalogs
+                                 and reading none of the replies for SECONDS
   udpserver PORT SECONDS LOG     (server side) logs "length first-byte" per datagram
   dohserver PORT SECONDS CERT KEY IP  (server side) DNS over HTTPS, every name is IP
   proxy    PORT SECONDS          (server side) an HTTP CONNECT proxy to 127.0.0.1
 """
+import json
 import os
 import select
 import socket
@@ -216,6 +221,71 @@ def dohserver(port, seconds, cert, key, ip):
         server.handle_request()
 
 
+def console(path):
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    return sock
+
+
+def tally(sock, count, seconds=20):
+    """Reads COUNT reply lines: how many succeeded, were rate-limited, failed."""
+    counts = {"ok": 0, "rate-limited": 0, "other": 0}
+    reader = sock.makefile("r")
+    sock.settimeout(seconds)
+    for _ in range(count):
+        line = reader.readline()
+        if not line:
+            break
+        reply = json.loads(line)
+        if "result" in reply:
+            counts["ok"] += 1
+        elif reply.get("error", {}).get("code") == "rate-limited":
+            counts["rate-limited"] += 1
+        else:
+            counts["other"] += 1
+    return "ok=%(ok)d limited=%(rate-limited)d other=%(other)d" % counts
+
+
+def requests(path, count):
+    sock = console(path)
+    lines = "".join(json.dumps({"id": i, "method": "status"}) + "\n" for i in range(int(count)))
+    sock.sendall(lines.encode())
+    print(tally(sock, int(count)), flush=True)
+
+
+def clipboard(path, count):
+    sock = console(path)
+    lines = ""
+    for i in range(int(count)):
+        report = {
+            "detectors": {"email": 1},
+            "window": {"title": "ChatGPT — Mozilla Firefox", "pid": None, "program": None},
+            "content_hash": "%032x" % i,
+            "display": "x11",
+        }
+        lines += json.dumps({"id": i, "method": "clipboard", "params": report}) + "\n"
+    sock.sendall(lines.encode())
+    print(tally(sock, int(count)), flush=True)
+
+
+def hog(path, connections, count, seconds):
+    held = []
+    request = "".join(json.dumps({"id": i, "method": "catalog"}) + "\n" for i in range(int(count)))
+    for _ in range(int(connections)):
+        try:
+            sock = console(path)
+            sock.setblocking(False)
+            try:
+                sock.send(request.encode())
+            except BlockingIOError:
+                pass
+            held.append(sock)
+        except OSError:
+            pass
+    print("HOLDING", len(held), flush=True)
+    time.sleep(float(seconds))
+
+
 def udpserver(port, seconds, log):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", int(port)))
@@ -289,6 +359,12 @@ def main(argv):
         quic_mode(*args)
     elif mode == "synflood":
         synflood(*args)
+    elif mode == "requests":
+        requests(*args)
+    elif mode == "clipboard":
+        clipboard(*args)
+    elif mode == "hog":
+        hog(*args)
     elif mode == "forge":
         forge(*args)
     elif mode == "udpserver":

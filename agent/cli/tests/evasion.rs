@@ -320,3 +320,243 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     assert!(status["verdicts"]["unreadable"].as_u64().unwrap() >= 1, "{status}");
     assert_eq!(status["verdicts"]["addresses_blocked"], 0, "no answer to a query seen: {status}");
 }
+
+/// A namespace standing for a container or VM of the workstation, routed
+/// through it (the FORWARD path); removed on drop.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    fn new(lab: &Lab) -> Self {
+        let id = std::process::id() % 100_000;
+        let (name, outer, inner) = (format!("vgy-k-{id}"), format!("vgyk{id}"), format!("vgyki{id}"));
+        let _ = std::process::Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        let container = Container { name: name.clone() };
+        sh(&["ip", "netns", "add", &name]);
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &outer,
+            "netns",
+            &lab.client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &inner,
+            "netns",
+            &name,
+        ]);
+        sh(&["ip", "-n", &lab.client, "addr", "add", "10.205.0.1/24", "dev", &outer]);
+        sh(&["ip", "-n", &lab.client, "link", "set", &outer, "up"]);
+        sh(&["ip", "-n", &name, "addr", "add", "10.205.0.2/24", "dev", &inner]);
+        sh(&["ip", "-n", &name, "link", "set", &inner, "up"]);
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        sh(&["ip", "-n", &name, "route", "add", "default", "via", "10.205.0.1"]);
+        sh(&["ip", "netns", "exec", &lab.client, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        sh(&["ip", "-n", &lab.server, "route", "add", "10.205.0.0/24", "via", vigie_tests::netns::CLIENT_IP]);
+        container
+    }
+
+    /// curl from the container to `host` at the internet's server.
+    fn curl(&self, host: &str) -> String {
+        let resolve = format!("{host}:443:{SERVER_IP}");
+        let url = format!("https://{host}/");
+        let args = [
+            "netns",
+            "exec",
+            &self.name,
+            "timeout",
+            "10",
+            "curl",
+            "-sk",
+            "--max-time",
+            "4",
+            "--resolve",
+            &resolve,
+            &url,
+        ];
+        let out = std::process::Command::new("ip").args(args).stderr(Stdio::null()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A client process, killed if the test ends before it does.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The agent's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_default();
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+fn tally(line: &str) -> (u64, u64, u64) {
+    let field = |name: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(name).and_then(|v| v.parse().ok()))
+            .unwrap_or_else(|| panic!("{name} in {line:?}"))
+    };
+    (field("ok="), field("limited="), field("other="))
+}
+
+#[test]
+fn the_console_socket_under_abuse_starves_no_one_and_shows_no_one_else_s_prompts() {
+    let tools = ["ip", "ss", "curl", "dig", "dnsmasq", "python3", "openssl", "setpriv", "timeout", "sysctl"];
+    if let Some(why) = missing_prerequisites(&tools) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    const OTHER: &str = "65533";
+    let mut lab = Lab::new("y");
+    let dir = lab.dir.clone();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = dir.join("evade.py");
+    std::fs::write(&script, EVADE).unwrap();
+    start_https_servers(&mut lab, &[443]);
+    lab.start_internet_resolver(&[]);
+    let container = Container::new(&lab);
+    let socket = dir.join("agent.sock");
+    let db = dir.join("events.db");
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "enforce = true\ndatabase = {db:?}\nsocket = {socket:?}\n\
+             [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\ntimeout_ms = 800\n"
+        ),
+    )
+    .unwrap();
+    let agent = start_agent(&mut lab, AGENT, &config, "agent");
+    let script = script.to_str().unwrap().to_owned();
+    let sock = socket.to_str().unwrap().to_owned();
+    let run_as = |uid: &str, args: &[&str]| -> String {
+        let mut full = vec!["timeout", "30", "python3", script.as_str()];
+        full.extend_from_slice(args);
+        let full = as_user(uid, &full);
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        lab.client_output(&full).lines().last().unwrap_or_default().to_owned()
+    };
+    let ask = |uid: &str, method: &str, params: &str| -> Value {
+        let out = agent::request(&lab, AGENT, &socket, uid, method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        serde_json::from_str(&out).unwrap()
+    };
+
+    // A request flood: one user's bucket empties, another's does not.
+    let (ok, limited, other) = tally(&run_as(NOBODY, &["requests", &sock, "500"]));
+    assert!(ok <= 150 && limited >= 350 && other == 0, "flood: ok={ok} limited={limited} other={other}");
+    let (ok, _, _) = tally(&run_as(OTHER, &["requests", &sock, "10"]));
+    assert_eq!(ok, 10, "another user is not starved");
+
+    // A clipboard flood stores at most the minute's budget.
+    let (ok, limited, _) = tally(&run_as(NOBODY, &["clipboard", &sock, "200"]));
+    assert!(ok <= 30 && limited >= 170, "clipboard flood: ok={ok} limited={limited}");
+    let stored = || -> usize {
+        let events = ask("0", "events", "{\"limit\":1000}");
+        events.as_array().unwrap().iter().filter(|e| e["uid"] == 65534 && e["source"] == "clipboard").count()
+    };
+    assert!(wait_for(Duration::from_secs(5), || stored() > 0));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(stored() <= 30, "clipboard events stored: {}", stored());
+
+    // Replies nobody reads: the agent's memory stays bounded, others are served.
+    let before = rss_kib(agent.pid);
+    let hog_args = as_user(NOBODY, &["timeout", "30", "python3", &script, "hog", &sock, "12", "300", "6"]);
+    let hog_args: Vec<&str> = hog_args.iter().map(String::as_str).collect();
+    let hog = lab.cmd(&lab.client, &hog_args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut hog = KillOnDrop(hog);
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, _, _) = tally(&run_as(OTHER, &["requests", &sock, "5"]));
+    assert_eq!(ok, 5, "served while another user hogs the socket");
+    let grown = rss_kib(agent.pid).saturating_sub(before);
+    assert!(grown < 64 * 1024, "the agent grew by {grown} KiB");
+    hog.0.wait().unwrap();
+
+    // Prompts: one user making many pushes out only their own.
+    let other_curl = as_user(
+        OTHER,
+        &[
+            "timeout",
+            "10",
+            "curl",
+            "-sk",
+            "--max-time",
+            "4",
+            "--resolve",
+            &format!("chatgpt.com:443:{SERVER_IP}"),
+            "https://chatgpt.com/",
+        ],
+    );
+    let other_curl: Vec<&str> = other_curl.iter().map(String::as_str).collect();
+    assert!(lab.client_output(&other_curl).is_empty());
+    let catalog = vigie_core::catalog::Catalog::bundled().unwrap();
+    let server = format!("@{RESOLVER}");
+    for service in catalog.services().iter().take(45) {
+        let Some(domain) = service.domains.first() else { continue };
+        let dig = as_user(NOBODY, &["dig", "+time=2", "+tries=1", &server, domain, "A"]);
+        let dig: Vec<&str> = dig.iter().map(String::as_str).collect();
+        lab.client_output(&dig);
+    }
+    let mine = ask(NOBODY, "prompts", "null");
+    assert!(mine.as_array().unwrap().len() <= 32, "{} prompts", mine.as_array().unwrap().len());
+    let theirs = ask(OTHER, "prompts", "null");
+    assert!(theirs.as_array().unwrap().iter().any(|p| p["service_id"] == "chatgpt"), "{theirs}");
+
+    // A container's flow has no local user: its prompt is the administrators'.
+    let policy = vigie_core::policy::Policy::bundled(&catalog).unwrap();
+    let coached = catalog
+        .services()
+        .iter()
+        .find(|s| {
+            let decision = policy.decide(s, &vigie_core::policy::Subject::default());
+            decision.action == vigie_core::policy::Action::Coach && !s.domains.is_empty()
+        })
+        .expect("the bundled policy coaches a service");
+    let (coached_id, host) = (coached.id.as_str(), coached.domains[0].as_str());
+    assert!(container.curl(host).is_empty(), "the container's coached flow is held");
+    let unattributed = |uid: &str| -> Vec<Value> {
+        let open = ask(uid, "prompts", "null");
+        open.as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["uid"].is_null() && p["service_id"] == coached_id)
+            .cloned()
+            .collect()
+    };
+    assert!(wait_for(Duration::from_secs(5), || !unattributed("0").is_empty()), "{}", agent.log());
+    let id = unattributed("0")[0]["id"].as_u64().unwrap();
+    assert!(unattributed(NOBODY).is_empty(), "an ordinary user does not see it");
+    let why = format!("{{\"prompt\":{id},\"justification\":\"Relecture d'un texte public pour un client\"}}");
+    let refused = agent::request(&lab, AGENT, &socket, NOBODY, "answer", &why);
+    assert!(refused.is_err(), "an ordinary user answered an unattributed prompt: {refused:?}");
+    assert!(container.curl(host).is_empty(), "no bypass was earned");
+    ask("0", "answer", &why);
+    assert_eq!(container.curl(host), "internet ok", "an administrator's justification");
+    let events = ask("0", "events", "{\"limit\":1000}");
+    let forwarded = events.as_array().unwrap().iter().any(|e| {
+        e["src"].as_str().is_some_and(|s| s.starts_with("10.205.0.2:")) && e["service_id"] == coached_id
+    });
+    assert!(forwarded, "the forwarded flow is recorded");
+    let status = ask("0", "status", "null");
+    assert!(status["console_refused"]["requests"].as_u64().unwrap() >= 350, "{status}");
+    drop(container);
+}
