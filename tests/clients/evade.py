@@ -7,7 +7,8 @@ BLOCKED otherwise. Every loop that sends is bounded in count and in time.
 
 usage: evade.py MODE ARGS...
   records  ADDR PORT NAME SIZE   the hello re-cut into TLS records of SIZE bytes
-  segments ADDR PORT NAME COUNT  the hello sent as COUNT TCP segments
+  segments ADDR PORT NAME COUNT [PAUSE_MS]  the hello as COUNT TCP segments,
+                                 PAUSE_MS apart (default 5)
   urgent   ADDR PORT NAME        one extra byte sent as TCP urgent data mid-hello
   plain    ADDR PORT NAME        the hello as Python's TLS sends it
   quic     ADDR PORT FILE JUNK   JUNK junk datagrams, then the Initials in FILE
@@ -18,6 +19,8 @@ usage: evade.py MODE ARGS...
   clipboard SOCKET N             N clipboard reports (headed to ChatGPT) at once
   hog      SOCKET CONNS N SECONDS   CONNS connections, each asking N catalogs
                                  and reading none of the replies for SECONDS
+  dnshold  ADDR N SECONDS         N idle TCP connections to a resolver, held;
+                                 prints how many it kept open after 1 s
   udpserver PORT SECONDS LOG     (server side) logs "length first-byte" per datagram
   dohserver PORT SECONDS CERT KEY IP  (server side) DNS over HTTPS, every name is IP
   proxy    PORT SECONDS          (server side) an HTTP CONNECT proxy to 127.0.0.1
@@ -99,7 +102,8 @@ def tcp_mode(mode, address, port, name, extra):
         count = int(extra[0])
         size = -(-len(records) // count)
         pieces = [records[i:i + size] for i in range(0, len(records), size)]
-        failed = send_or_blocked(sock, pieces, pause=0.005)
+        pause = float(extra[1]) / 1000 if len(extra) > 1 else 0.005
+        failed = send_or_blocked(sock, pieces, pause=pause)
     elif mode == "urgent":
         # The receiver takes the urgent byte out of the stream: the server
         # reads an intact hello, a reader that keeps it does not.
@@ -286,6 +290,28 @@ def hog(path, connections, count, seconds):
     time.sleep(float(seconds))
 
 
+def dnshold(address, count, seconds):
+    held = []
+    for _ in range(int(count)):
+        try:
+            held.append(socket.create_connection((address, 53), timeout=2))
+        except OSError:
+            pass
+    time.sleep(1)
+    still_open = 0
+    for sock in held:
+        sock.setblocking(False)
+        try:
+            closed = sock.recv(1) == b""
+        except BlockingIOError:
+            closed = False
+        except OSError:
+            closed = True
+        still_open += 0 if closed else 1
+    print("open=%d closed=%d" % (still_open, len(held) - still_open), flush=True)
+    time.sleep(float(seconds))
+
+
 def udpserver(port, seconds, log):
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", int(port)))
@@ -365,6 +391,8 @@ def main(argv):
         clipboard(*args)
     elif mode == "hog":
         hog(*args)
+    elif mode == "dnshold":
+        dnshold(*args)
     elif mode == "forge":
         forge(*args)
     elif mode == "udpserver":

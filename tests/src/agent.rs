@@ -15,7 +15,7 @@ use crate::netns::{wait_for, Lab};
 /// a client whose ClientHello was rejected would stall every other one).
 const HTTPS_SERVER: &str = "import ssl,sys,http.server
 class H(http.server.BaseHTTPRequestHandler):
-    timeout = 5
+    timeout = 20
     def do_GET(self):
         self.send_response(200); self.end_headers(); self.wfile.write(b'internet ok')
     def log_message(self,*a): pass

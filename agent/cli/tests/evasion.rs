@@ -204,7 +204,8 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     let tcp_evasions: Vec<(&str, Vec<&str>)> = vec![
         ("a hello in 1-byte TLS records", vec!["records", SERVER_IP, "443", "chatgpt.com", "1"]),
         ("a hello in 16 TCP segments", vec!["segments", SERVER_IP, "443", "chatgpt.com", "16"]),
-        ("a hello in 300 TCP segments", vec!["segments", SERVER_IP, "443", "chatgpt.com", "300"]),
+        ("a hello in 300 TCP segments", vec!["segments", SERVER_IP, "443", "chatgpt.com", "300", "1"]),
+        ("a hello trickled over 6 s", vec!["segments", SERVER_IP, "443", "chatgpt.com", "16", "400"]),
         ("an urgent byte inside the hello", vec!["urgent", SERVER_IP, "443", "chatgpt.com"]),
         ("HTTPS on port 8443", vec!["plain", SERVER_IP, "8443", "chatgpt.com"]),
     ];
@@ -245,10 +246,11 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     .unwrap();
     let agent = start_agent(&mut suite.lab, AGENT, &config, "agent");
 
-    let expected: [(&str, &str, &str); 5] = [
+    let expected: [(&str, &str, &str); 6] = [
         ("tls", "chatgpt", ""),
         ("tls", "chatgpt", ""),
         ("tls", "chatgpt", ""),
+        ("tls", "unreadable-handshake", "unreadable-handshake:too-slow"),
         ("tls", "unreadable-handshake", "unreadable-handshake:urgent-data"),
         ("tls", "chatgpt", ""),
     ];
@@ -395,6 +397,19 @@ impl Drop for Container {
 /// A client process, killed if the test ends before it does.
 struct KillOnDrop(std::process::Child);
 
+impl KillOnDrop {
+    /// Waits for the process; what it printed.
+    fn wait_with_output_taken(&mut self) -> String {
+        use std::io::Read;
+        let mut out = String::new();
+        if let Some(mut stdout) = self.0.stdout.take() {
+            let _ = stdout.read_to_string(&mut out);
+        }
+        let _ = self.0.wait();
+        out
+    }
+}
+
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -491,6 +506,22 @@ fn the_console_socket_under_abuse_starves_no_one_and_shows_no_one_else_s_prompts
     assert!(grown < 64 * 1024, "the agent grew by {grown} KiB");
     hog.0.wait().unwrap();
 
+    // The resolver's TCP slots: one user holding idle connections keeps 16,
+    // and another user's lookups over TCP still work.
+    let hold = as_user(NOBODY, &["timeout", "30", "python3", &script, "dnshold", RESOLVER, "40", "4"]);
+    let hold: Vec<&str> = hold.iter().map(String::as_str).collect();
+    let holder = lab.cmd(&lab.client, &hold).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let holder = KillOnDrop(holder);
+    std::thread::sleep(Duration::from_secs(2));
+    let dig_tcp =
+        as_user(OTHER, &["dig", "+tcp", "+time=2", "+tries=1", &format!("@{RESOLVER}"), "example.org", "A"]);
+    let dig_tcp: Vec<&str> = dig_tcp.iter().map(String::as_str).collect();
+    let answer = lab.client_output(&dig_tcp);
+    assert!(answer.contains("status: NOERROR") && answer.contains(SERVER_IP), "{answer}");
+    let mut holder = holder;
+    let held = holder.wait_with_output_taken();
+    assert_eq!(held.trim(), "open=16 closed=24", "idle TCP connections one user keeps");
+
     // Prompts: one user making many pushes out only their own.
     let other_curl = as_user(
         OTHER,
@@ -551,11 +582,16 @@ fn the_console_socket_under_abuse_starves_no_one_and_shows_no_one_else_s_prompts
     assert!(container.curl(host).is_empty(), "no bypass was earned");
     ask("0", "answer", &why);
     assert_eq!(container.curl(host), "internet ok", "an administrator's justification");
-    let events = ask("0", "events", "{\"limit\":1000}");
-    let forwarded = events.as_array().unwrap().iter().any(|e| {
-        e["src"].as_str().is_some_and(|s| s.starts_with("10.205.0.2:")) && e["service_id"] == coached_id
+    // Stored once the sink's next batch commits.
+    let forwarded = wait_for(Duration::from_secs(5), || {
+        let events = ask("0", "events", "{\"limit\":1000}");
+        events.as_array().unwrap().iter().any(|e| {
+            e["src"].as_str().is_some_and(|s| s.starts_with("10.205.0.2:"))
+                && e["service_id"] == coached_id
+                && e["uid"].is_null()
+        })
     });
-    assert!(forwarded, "the forwarded flow is recorded");
+    assert!(forwarded, "the forwarded flow is recorded, with no user");
     let status = ask("0", "status", "null");
     assert!(status["console_refused"]["requests"].as_u64().unwrap() >= 350, "{status}");
     drop(container);

@@ -71,6 +71,8 @@ pub struct ResolverStats {
     pub ech_stripped: AtomicU64,
     pub upstream_timeouts: AtomicU64,
     pub servfail: AtomicU64,
+    /// TCP clients refused: too many for their user, or in all.
+    pub tcp_refused: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -95,6 +97,23 @@ struct CachedResponse {
 /// Queries waiting on an upstream at once; past this, SERVFAIL at once
 /// rather than memory without bound.
 const MAX_IN_FLIGHT: usize = 4096;
+/// TCP clients at once, in all and per user (uid of the client socket).
+const MAX_TCP_CLIENTS: usize = 256;
+const MAX_TCP_CLIENTS_PER_USER: usize = 16;
+/// How long one TCP client may stay connected, busy or not.
+const TCP_CLIENT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Gives back a user's TCP slot.
+fn release(per_user: &Mutex<HashMap<Option<u32>, usize>>, uid: Option<u32>) {
+    if let Ok(mut users) = per_user.lock() {
+        if let Some(held) = users.get_mut(&uid) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                users.remove(&uid);
+            }
+        }
+    }
+}
 /// Larger messages are not queries a stub sends: refused, not forwarded.
 const MAX_QUERY_LEN: usize = 4096;
 
@@ -389,8 +408,12 @@ impl Resolver {
     }
 
     async fn serve_tcp(self: Arc<Self>, listener: TcpListener) {
-        // Each TCP client holds a task; bound them so a flood cannot exhaust memory.
-        let slots = Arc::new(Semaphore::new(256));
+        // Each TCP client holds a task and a descriptor: bounded in all, and
+        // per user, so that one user's idle connections cannot take every
+        // slot; each connection also has a total deadline, so a client
+        // trickling one query every few seconds cannot hold one forever.
+        let slots = Arc::new(Semaphore::new(MAX_TCP_CLIENTS));
+        let per_user: Arc<Mutex<HashMap<Option<u32>, usize>>> = Arc::default();
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(accepted) => accepted,
@@ -401,14 +424,37 @@ impl Resolver {
                     continue;
                 }
             };
+            let local = stream.local_addr().unwrap_or(peer);
+            let uid = self
+                .decider
+                .owner(&Flow { protocol: Protocol::Tcp, src: peer, dst: local }, None)
+                .attribution
+                .uid;
+            let admitted = per_user.lock().is_ok_and(|mut users| {
+                let held = users.entry(uid).or_default();
+                let admitted = *held < MAX_TCP_CLIENTS_PER_USER;
+                if admitted {
+                    *held += 1;
+                }
+                admitted
+            });
+            if !admitted {
+                bump(&self.stats.tcp_refused);
+                debug!(%peer, ?uid, "too many TCP clients for this user, closing");
+                continue;
+            }
             let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                bump(&self.stats.tcp_refused);
+                release(&per_user, uid);
                 debug!(%peer, "too many TCP clients, closing");
                 continue;
             };
-            let resolver = Arc::clone(&self);
+            let (resolver, per_user) = (Arc::clone(&self), Arc::clone(&per_user));
             tokio::spawn(async move {
                 let _slot = slot;
-                resolver.serve_tcp_client(stream, peer).await;
+                let _ =
+                    tokio::time::timeout(TCP_CLIENT_DEADLINE, resolver.serve_tcp_client(stream, peer)).await;
+                release(&per_user, uid);
             });
         }
     }

@@ -273,7 +273,9 @@ impl<'a> Verdicter<'a> {
     /// gate, and gives its held packets (the last one included) one verdict.
     fn conclude(&mut self, queue: &mut dyn PacketQueue, now: Micros, finding: Finding, uid: Option<u32>) {
         let (flow, deny) = match finding {
-            Finding::Named(observation) => {
+            Finding::Named(mut observation) => {
+                // The gate's clock counts from its start; events carry the wall clock.
+                observation.ts = self.decider.clock().wall_micros();
                 let uid = uid.or_else(|| self.held_uid(&observation.flow));
                 (observation.flow, self.decide_named(&observation, uid))
             }

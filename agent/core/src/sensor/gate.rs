@@ -57,7 +57,7 @@ impl Default for GateLimits {
         Self {
             max_bytes: 16 * 1024,
             max_packets: 4096,
-            max_wait: 2_000_000,
+            max_wait: 5_000_000,
             max_flows: 8192,
             max_flows_per_user: 1024,
             settled_for: 10_000_000,

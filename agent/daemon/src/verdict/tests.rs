@@ -70,6 +70,9 @@ fn a_denied_hello_is_rejected_and_reported_once_with_the_kernel_uid() {
     let events = bench.test.events();
     assert_eq!(events.len(), 1);
     assert_eq!((events[0].service_id.as_str(), events[0].attribution.uid), ("chatgpt", Some(1000)));
+    let wall = crate::platform::Clock::wall_micros(&*bench.test.fakes.clock);
+    let budget = GateLimits::default().max_wait;
+    assert!((wall - budget..=wall).contains(&events[0].ts), "stamped with the wall clock");
     assert_eq!(bench.stats.rejected.load(Ordering::Relaxed), 1);
     assert_eq!(bench.test.decider.prompts().open_for(Some(1000)).len(), 1, "the block prompt");
 }

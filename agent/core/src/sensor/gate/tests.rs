@@ -116,8 +116,8 @@ fn budgets_in_bytes_packets_and_time_make_a_handshake_unreadable() {
     let mut gate = Gate::default();
     let h = hello("claude.ai");
     assert_eq!(gate.packet(0, &tcp(40004, 1, PSH_ACK, &h[..50]), Some(1000)), Step::Hold);
-    assert!(gate.take_abandoned(1_999_999).is_empty());
-    let abandoned = gate.take_abandoned(2_000_000);
+    assert!(gate.take_abandoned(4_999_999).is_empty());
+    let abandoned = gate.take_abandoned(5_000_000);
     assert!(matches!(
         abandoned[..],
         [Finding::Unreadable { why: Unreadable::TooSlow, source: Source::Tls, .. }]
