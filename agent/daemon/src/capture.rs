@@ -17,6 +17,7 @@ use crate::decider::{Decider, Point};
 use crate::platform::{Batch, Capture, FrameSource};
 use crate::rules::{LivePipeline, Rules};
 use crate::verdict::AddressBlocker;
+use crate::watchdog::Heartbeat;
 
 /// What a capture thread consults besides the rules.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +25,8 @@ pub struct CaptureContext<'a> {
     pub decider: &'a Decider,
     /// Set when packet verdicts run: addresses of blocked names go there.
     pub blocker: Option<&'a AddressBlocker>,
+    /// Marked around each frame, for the watchdog.
+    pub heartbeat: &'a Heartbeat,
 }
 
 /// How long a query waits for its answer, and how many wait at most.
@@ -80,6 +83,7 @@ pub fn run_source(
         live.refresh(rules);
         let LivePipeline { pipeline, policy, .. } = &mut live;
         let batch = source.next_batch(&mut |ts, link, frame| {
+            let _busy = context.heartbeat.busy();
             pipeline.process(ts, link, frame, &subject, &mut |decided| {
                 let observation = &decided.observation;
                 let Some((service, default_decision)) = &decided.verdict else { return };

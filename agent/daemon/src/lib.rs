@@ -25,6 +25,7 @@ pub mod resolver;
 pub mod rules;
 pub mod sink;
 pub mod verdict;
+pub mod watchdog;
 
 #[cfg(test)]
 mod testing;
@@ -35,6 +36,8 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use watchdog::Heartbeat;
 
 use anyhow::{Context, Result};
 use tracing::{error, info, warn};
@@ -63,7 +66,10 @@ pub struct Daemon {
     active: ActivePolicy,
     state: Arc<ConsoleState>,
     runtime: tokio::runtime::Runtime,
-    captures: Vec<(String, JoinHandle<Result<()>>)>,
+    /// Each capture thread, and its heartbeat.
+    captures: Vec<(String, JoinHandle<Result<()>>, Arc<Heartbeat>)>,
+    /// The verdict thread and its heartbeat, in enforce mode.
+    verdicts: Option<(JoinHandle<()>, Arc<Heartbeat>)>,
     /// Set while the kernel queues packets for this agent.
     firewall: Option<InstalledRules>,
     /// Stops the verdict thread, once the rules are out.
@@ -137,6 +143,7 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
     // The verdicts go on judging until the kernel rules are out.
     let verdict_stop = Arc::new(AtomicBool::new(false));
     let mut firewall = None;
+    let mut verdicts = None;
     if config.mode() == Mode::Enforce && config.verdicts.enabled {
         // Read at start: a reload that changes it applies at the next start.
         let failure_mode = active.current().failure_mode;
@@ -146,12 +153,15 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         firewall = Some(InstalledRules(Arc::clone(&platform.firewall)));
         let (decider, rules, thread_stats, stop) =
             (Arc::clone(&decider), Arc::clone(&rules), Arc::clone(&stats), Arc::clone(&verdict_stop));
-        // Not joined: it blocks in the kernel until a packet comes, and goes
-        // with the process; the rules go first, and with queue bypass,
-        // traffic flows in between.
-        std::thread::Builder::new()
+        // Not joined at shutdown: it blocks in the kernel until a packet
+        // comes, and goes with the process; the rules go first, and with
+        // queue bypass, traffic flows in between. Watched while running.
+        let heartbeat = Arc::new(Heartbeat::default());
+        let beat = Arc::clone(&heartbeat);
+        let handle = std::thread::Builder::new()
             .name("verdicts".into())
-            .spawn(move || verdict::run(queue, &decider, &rules, &thread_stats, &stop))?;
+            .spawn(move || verdict::run(queue, &decider, &rules, &thread_stats, &stop, &beat))?;
+        verdicts = Some((handle, heartbeat));
         state.verdicts = Some(Arc::clone(&stats));
     }
     let state = Arc::new(state);
@@ -179,8 +189,11 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         let capture = Arc::clone(&platform.capture);
         let kernel_filter = config.kernel_filter;
         let interface = name.clone();
+        let heartbeat = Arc::new(Heartbeat::default());
+        let beat = Arc::clone(&heartbeat);
         let spawned = std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
-            let context = capture::CaptureContext { decider: &decider, blocker: blocker.as_deref() };
+            let context =
+                capture::CaptureContext { decider: &decider, blocker: blocker.as_deref(), heartbeat: &beat };
             capture::run_interface(&*capture, &interface, kernel_filter, &rules, &stop, context)
         });
         match spawned {
@@ -188,7 +201,7 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
                 if let Ok(mut names) = state.interfaces.lock() {
                     names.push(name.clone());
                 }
-                captures.push((name, handle));
+                captures.push((name, handle, heartbeat));
             }
             Err(e) => error!(interface = %name, error = %e, "cannot start capture"),
         }
@@ -209,6 +222,7 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         state,
         runtime,
         captures,
+        verdicts,
         firewall,
         verdict_stop,
         writer,
@@ -259,6 +273,22 @@ fn watch_rules(config: &Config) -> Result<(Receiver<()>, notify::RecommendedWatc
 }
 
 impl Daemon {
+    /// What the watchdog finds wrong with the threads that enforce and
+    /// observe at `now`, if anything.
+    fn watchdog(&self, now: std::time::Instant) -> Option<String> {
+        if let Some((handle, heartbeat)) = &self.verdicts {
+            if handle.is_finished() {
+                return Some("the packet verdicts stopped".to_owned());
+            }
+            if heartbeat.stalled(now) {
+                return Some(format!("the packet verdicts stalled for over {:?}", watchdog::STALL_AFTER));
+            }
+        }
+        let stalled = self.captures.iter().find(|(_, _, heartbeat)| heartbeat.stalled(now));
+        stalled
+            .map(|(name, _, _)| format!("the capture on {name} stalled for over {:?}", watchdog::STALL_AFTER))
+    }
+
     /// Setting it stops the agent (SIGINT and SIGTERM do).
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
@@ -293,13 +323,17 @@ impl Daemon {
             // A capture that ends is reported at once; with none left, the agent
             // fails so that its supervisor restarts it.
             let (finished, running): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.captures).into_iter().partition(|(_, h)| h.is_finished());
+                std::mem::take(&mut self.captures).into_iter().partition(|(_, h, _)| h.is_finished());
             self.captures = running;
-            for (name, handle) in finished {
+            for (name, handle, _) in finished {
                 report_capture_end(&name, handle.join());
             }
             // Threads also end when asked to stop: that is not a failure.
             let stopping = self.stop.load(Ordering::Relaxed);
+            if let Some(why) = self.watchdog(std::time::Instant::now()).filter(|_| !stopping) {
+                error!("{why}: stopping for the supervisor to restart the agent");
+                self.failure = Some(anyhow::anyhow!(why));
+            }
             if self.captures.is_empty() && !stopping {
                 self.failure = Some(anyhow::anyhow!("every capture stopped"));
             }
@@ -308,8 +342,11 @@ impl Daemon {
             }
         }
         self.stop.store(true, Ordering::Relaxed);
-        for (name, handle) in std::mem::take(&mut self.captures) {
-            report_capture_end(&name, handle.join());
+        for (name, handle, heartbeat) in std::mem::take(&mut self.captures) {
+            // A stalled capture would never be joined: it goes with the process.
+            if !heartbeat.stalled(std::time::Instant::now()) {
+                report_capture_end(&name, handle.join());
+            }
         }
         // Kernel rules first: from here, traffic no longer waits on this
         // agent; then the verdicts let go of what they held.

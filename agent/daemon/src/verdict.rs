@@ -23,6 +23,7 @@ use vigie_core::sensor::{Flow, Micros, Observation, Protocol};
 use crate::decider::{Decider, Point};
 use crate::platform::{Firewall, PacketQueue, QueuedPacket, Verdict};
 use crate::rules::{LivePipeline, Rules};
+use crate::watchdog::Heartbeat;
 
 /// `[verdicts]` in the agent configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -342,11 +343,13 @@ pub fn run(
     rules: &Rules,
     stats: &VerdictStats,
     stop: &AtomicBool,
+    heartbeat: &Heartbeat,
 ) {
     let mut verdicter = Verdicter::new(decider, rules, stats);
     while !stop.load(Ordering::Relaxed) {
         match queue.recv(!verdicter.holding()) {
             Ok(Some(packet)) => {
+                let _busy = heartbeat.busy();
                 verdicter.judge(queue.as_mut(), packet);
                 // Under steady traffic too, a held packet waits no longer than HOLD.
                 verdicter.release_due(queue.as_mut());

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use vigie_core::policy::FailureMode;
 use vigie_core::store::Store;
-use vigie_daemon::platform::fake::{Fakes, Frames};
+use vigie_daemon::platform::fake::{FakeQueue, Fakes, Frames};
 use vigie_daemon::Config;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -83,6 +83,27 @@ fn enforcement_installs_the_rules_and_removes_them_at_the_stop() {
         store.journal(10).unwrap().into_iter().map(|e| (e.kind, e.detail)).collect();
     assert_eq!(journal[0], ("stopped".to_owned(), "clean stop".to_owned()), "{journal:?}");
     assert!(journal[1].1.starts_with("mode=enforce failure_mode=Open"), "{journal:?}");
+}
+
+#[test]
+fn a_verdict_thread_that_dies_stops_the_agent_for_its_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes::default();
+    fakes.capture.sources.lock().unwrap().insert("fake0".into(), Frames::default().then_idle());
+    let queue = FakeQueue { dies_when_empty: true, ..FakeQueue::default() };
+    *fakes.firewall.queue.lock().unwrap() = Some(queue);
+    let port = free_port();
+    let extra = format!(
+        "enforce = true\n[resolver]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:9\"]\n"
+    );
+    let daemon = vigie_daemon::start(config(dir.path(), &extra), fakes.platform()).unwrap();
+    // No stop asked: the watchdog stops it, with an error, rules removed.
+    let error = daemon.run().unwrap_err();
+    assert_eq!(error.to_string(), "the packet verdicts stopped");
+    assert_eq!(fakes.firewall.uninstalled.load(Ordering::Relaxed), 1);
+    let store = Store::open(&dir.path().join("events.db")).unwrap();
+    let journal = store.journal(1).unwrap();
+    assert_eq!(journal[0].detail, "stopped on failure: the packet verdicts stopped");
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn a_capture_file_replays_through_the_live_path() {
     let (catalog, policy) = rules();
     let rules = Rules::new(std::sync::Arc::new(catalog), std::sync::Arc::new(policy));
     let test = TestDecider::new(Mode::Monitor);
-    let context = CaptureContext { decider: &test.decider, blocker: None };
+    let context = CaptureContext { decider: &test.decider, blocker: None, heartbeat: &Heartbeat::default() };
     let mut replayed = 0;
     for entry in std::fs::read_dir(fixture("")).unwrap() {
         let path = entry.unwrap().path();
@@ -51,7 +51,7 @@ fn one_event_per_catalogued_handshake() {
     assert!(expected.len() >= 4, "{expected:?}");
     let rules = Rules::new(std::sync::Arc::new(catalog), std::sync::Arc::new(policy));
     let test = TestDecider::new(Mode::Monitor);
-    let context = CaptureContext { decider: &test.decider, blocker: None };
+    let context = CaptureContext { decider: &test.decider, blocker: None, heartbeat: &Heartbeat::default() };
     let mut frames = Frames::from_capture(&fixture("curl-tls.pcap")).unwrap();
     run_source(&mut frames, &rules, &AtomicBool::new(false), context).unwrap();
     let mut names: Vec<String> = test.events().into_iter().map(|e| e.name).collect();
@@ -66,7 +66,7 @@ fn the_stop_flag_ends_the_loop_before_the_next_batch() {
     let (catalog, policy) = rules();
     let rules = Rules::new(std::sync::Arc::new(catalog), std::sync::Arc::new(policy));
     let test = TestDecider::new(Mode::Monitor);
-    let context = CaptureContext { decider: &test.decider, blocker: None };
+    let context = CaptureContext { decider: &test.decider, blocker: None, heartbeat: &Heartbeat::default() };
     let mut frames = Frames::from_capture(&fixture("chromium-quic.pcap")).unwrap();
     run_source(&mut frames, &rules, &AtomicBool::new(true), context).unwrap();
     assert!(test.events().is_empty());

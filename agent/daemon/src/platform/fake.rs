@@ -178,11 +178,15 @@ pub type Verdicts = Arc<Mutex<Vec<(u64, Verdict)>>>;
 pub struct FakeQueue {
     pub incoming: VecDeque<QueuedPacket>,
     pub verdicts: Verdicts,
+    /// The reading thread dies (a bug, say) once `incoming` is empty.
+    pub dies_when_empty: bool,
 }
 
 impl PacketQueue for FakeQueue {
     fn recv(&mut self, _wait: bool) -> std::io::Result<Option<QueuedPacket>> {
-        Ok(self.incoming.pop_front())
+        let next = self.incoming.pop_front();
+        assert!(next.is_some() || !self.dies_when_empty, "the fake queue's thread dies as asked");
+        Ok(next)
     }
 
     fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()> {

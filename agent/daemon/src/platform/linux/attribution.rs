@@ -35,11 +35,16 @@ struct ProcIndex {
 }
 
 impl ProcIndex {
-    /// Records every socket `pid` holds; whether `inode` is among them.
-    fn scan(&mut self, pid: u32, inode: u64) -> bool {
+    /// Records the sockets `pid` holds, until `deadline`; whether `inode`
+    /// is among them. A process holding hundreds of thousands of
+    /// descriptors is read only as far as the budget goes.
+    fn scan(&mut self, pid: u32, inode: u64, deadline: Instant) -> bool {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
         let mut found = false;
-        for fd in fds.flatten() {
+        for (i, fd) in fds.flatten().enumerate() {
+            if i % 256 == 255 && Instant::now() >= deadline {
+                break;
+            }
             let Ok(target) = std::fs::read_link(fd.path()) else { continue };
             let Some(socket) = target.to_str().and_then(|t| t.strip_prefix("socket:[")?.strip_suffix(']'))
             else {
@@ -59,13 +64,15 @@ impl ProcIndex {
         if let Some(&pid) = self.by_inode.get(&owner.inode) {
             return Some(pid);
         }
-        let started = Instant::now();
+        let deadline = Instant::now() + SCAN_BUDGET;
         // A socket's uid is its creator's: only that user's processes are looked at.
         let same_user =
             |pid: u32| std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == owner.uid);
         let hot: Vec<u32> = self.hot.iter().copied().collect();
-        let pid =
-            hot.into_iter().find(|&pid| same_user(pid) && self.scan(pid, owner.inode)).or_else(|| {
+        let pid = hot
+            .into_iter()
+            .find(|&pid| same_user(pid) && self.scan(pid, owner.inode, deadline))
+            .or_else(|| {
                 // Newest first: a connection that no recent owner made most
                 // likely comes from a process that just started (pids grow).
                 let mut pids: Vec<u32> = std::fs::read_dir("/proc")
@@ -76,8 +83,8 @@ impl ProcIndex {
                 pids.sort_unstable_by(|a, b| b.cmp(a));
                 // For a bounded time: the caller holds the lookup lock.
                 pids.into_iter()
-                    .take_while(|_| started.elapsed() < SCAN_BUDGET)
-                    .find(|&pid| same_user(pid) && self.scan(pid, owner.inode))
+                    .take_while(|_| Instant::now() < deadline)
+                    .find(|&pid| same_user(pid) && self.scan(pid, owner.inode, deadline))
             })?;
         self.hot.retain(|&p| p != pid);
         self.hot.push_front(pid);
@@ -289,5 +296,31 @@ mod tests {
         let gone: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let nobody = attributor.owner(Protocol::Tcp, gone, listener.local_addr().unwrap());
         assert_eq!(nobody, Owner::default());
+    }
+
+    #[test]
+    fn a_process_with_many_descriptors_is_read_only_within_the_budget() {
+        // 2,000 descriptors, then the socket looked for, at the end.
+        let held: Vec<std::fs::File> = (0..2000).map(|_| std::fs::File::open("/dev/null").unwrap()).collect();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+        assert!(fd > 2000, "the socket comes after the files");
+        let target = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap();
+        let inode: u64 = target
+            .to_str()
+            .unwrap()
+            .strip_prefix("socket:[")
+            .unwrap()
+            .strip_suffix(']')
+            .unwrap()
+            .parse()
+            .unwrap();
+        let me = std::process::id();
+        let mut index = ProcIndex::default();
+        assert!(!index.scan(me, inode, Instant::now()), "past its deadline, the scan stops early");
+        assert!(index.by_inode.len() < 300, "{} sockets read", index.by_inode.len());
+        let mut index = ProcIndex::default();
+        assert!(index.scan(me, inode, Instant::now() + Duration::from_secs(5)));
+        drop((held, socket));
     }
 }
