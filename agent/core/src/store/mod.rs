@@ -120,6 +120,8 @@ impl Store {
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // What retention deletes is overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let mut store = Self { conn };
         store.migrate()?;
         Ok(store)
@@ -188,13 +190,16 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes events older than `keep_days` before `now`; returns how many.
+    /// Deletes events, answers (the users' own words) and journal entries
+    /// older than `keep_days` before `now`; returns how many events.
     pub fn apply_retention(&mut self, now: Micros, keep_days: u32) -> Result<u64, StoreError> {
         // u32::MAX days in microseconds overflow an i64: saturate, so a huge
         // retention keeps everything instead of wrapping into deleting it.
         let keep = i64::from(keep_days).saturating_mul(86_400_000_000);
         let cutoff = now.saturating_sub(keep);
         let deleted = self.conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;
+        self.conn.execute("DELETE FROM answers WHERE ts < ?1", [cutoff])?;
+        self.conn.execute("DELETE FROM journal WHERE ts < ?1", [cutoff])?;
         if deleted > 0 {
             self.prune_terms()?;
         }

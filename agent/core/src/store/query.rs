@@ -95,6 +95,21 @@ fn in_list(column: &str, n: usize) -> String {
     format!("{column} IN ({marks})")
 }
 
+/// Columns a scoped free-text search reads, in the user's own rows.
+const SCOPED_TEXT_COLUMNS: [&str; 7] =
+    ["name", "service_id", "service_name", "vendor", "program", "user", "rule_id"];
+
+/// `(instr(lower(name), ?) > 0 OR …)`: the same work whatever the text.
+fn scoped_text_condition(text: &str) -> (String, Vec<Value>) {
+    let needle = text.to_lowercase();
+    let alternatives: Vec<String> = SCOPED_TEXT_COLUMNS
+        .iter()
+        .map(|column| format!("instr(lower(coalesce({column}, '')), ?) > 0"))
+        .collect();
+    let args = SCOPED_TEXT_COLUMNS.iter().map(|_| Value::Text(needle.clone())).collect();
+    (format!("({})", alternatives.join(" OR ")), args)
+}
+
 impl Store {
     /// Builds the clause for `query`; `None` when the free text matches no
     /// stored value, so nothing can match.
@@ -127,7 +142,15 @@ impl Store {
             if text.chars().count() > MAX_SEARCH_CHARS {
                 return Err(QueryError::TextTooLong.into());
             }
-            match self.text_condition(text)? {
+            // A search scoped to one user reads that user's rows only: the
+            // table of terms holds every user's values, and whether it
+            // holds one (another user's name, a site someone visited)
+            // would show in how long the search takes.
+            let condition = match query.uid {
+                Some(_) => Some(scoped_text_condition(text)),
+                None => self.text_condition(text)?,
+            };
+            match condition {
                 Some((condition, args)) => {
                     clause.conditions.push(condition);
                     clause.args.extend(args);

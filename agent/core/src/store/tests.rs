@@ -44,8 +44,26 @@ fn retention_deletes_only_old_events() {
     store
         .insert(&[event("old", 0, "x", Action::Monitor), event("new", 40 * day, "x", Action::Monitor)])
         .unwrap();
+    let entry = |ts, kind: &str| JournalEntry { ts, kind: kind.into(), detail: "d".into() };
+    store.append_journal(&[entry(0, "started"), entry(40 * day, "started")]).unwrap();
+    let answer = |ts| Answer {
+        ts,
+        uid: Some(1000),
+        user: None,
+        service_id: "claude".into(),
+        action: Action::Coach,
+        event_id: "e".into(),
+        kind: crate::proto::AnswerKind::Justified,
+        text: Some("Relecture d'un texte public".into()),
+        bypass_until: None,
+    };
+    store.insert_answers(&[answer(0), answer(40 * day)]).unwrap();
     assert_eq!(store.apply_retention(41 * day, 30).unwrap(), 1);
     assert_eq!(store.recent(5).unwrap().len(), 1);
+    assert_eq!(store.answers(None, 10).unwrap(), [answer(40 * day)], "justifications too");
+    assert_eq!(store.journal(10).unwrap(), [entry(40 * day, "started")], "the journal too");
+    let secure: i64 = store.conn.query_row("PRAGMA secure_delete", [], |row| row.get(0)).unwrap();
+    assert_eq!(secure, 1, "deleted rows are overwritten");
 }
 
 #[test]
@@ -216,6 +234,19 @@ mod query {
             .search(&EventQuery { text: Some("mistral".into()), users: vec!["alice".into()], ..q() })
             .unwrap();
         assert_eq!(both.total, 50);
+    }
+
+    #[test]
+    fn a_search_scoped_to_a_user_reads_only_their_rows() {
+        let store = sample();
+        let mine = |text: &str| {
+            store.search(&EventQuery { text: Some(text.into()), uid: Some(1000), ..q() }).unwrap().total
+        };
+        assert_eq!(mine("alice"), 150, "their own name");
+        assert_eq!(mine("bob"), 0, "another user's name matches nothing, by the same query");
+        assert_eq!(mine("OPENAI"), 50);
+        assert_eq!(mine("claude.exa"), 50);
+        assert_eq!(mine("rule-2"), 50);
     }
 
     #[test]
