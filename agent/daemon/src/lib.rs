@@ -66,8 +66,7 @@ pub struct Daemon {
     active: ActivePolicy,
     state: Arc<ConsoleState>,
     runtime: tokio::runtime::Runtime,
-    /// Each capture thread, and its heartbeat.
-    captures: Vec<(String, JoinHandle<Result<()>>, Arc<Heartbeat>)>,
+    captures: Captures,
     /// The verdict thread and its heartbeat, in enforce mode.
     verdicts: Option<(JoinHandle<()>, Arc<Heartbeat>)>,
     /// Set while the kernel queues packets for this agent.
@@ -181,30 +180,20 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
     let blocker = firewall
         .as_ref()
         .map(|f| Arc::new(AddressBlocker::new(Arc::clone(&f.0), spared, Arc::clone(&stats))));
-    let mut captures = Vec::new();
+    let captures = Captures {
+        capture: Arc::clone(&platform.capture),
+        rules: Arc::clone(&rules),
+        stop: Arc::clone(&stop),
+        decider: Arc::clone(&decider),
+        blocker,
+        kernel_filter: config.kernel_filter,
+        running: Vec::new(),
+        last_look: std::time::Instant::now(),
+    };
+    let mut captures = captures;
     let interfaces = platform.capture.interfaces(&config.interfaces);
-    for name in interfaces.iter().flatten().cloned() {
-        let (rules, stop, decider, blocker) =
-            (Arc::clone(&rules), Arc::clone(&stop), Arc::clone(&decider), blocker.clone());
-        let capture = Arc::clone(&platform.capture);
-        let kernel_filter = config.kernel_filter;
-        let interface = name.clone();
-        let heartbeat = Arc::new(Heartbeat::default());
-        let beat = Arc::clone(&heartbeat);
-        let spawned = std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
-            let context =
-                capture::CaptureContext { decider: &decider, blocker: blocker.as_deref(), heartbeat: &beat };
-            capture::run_interface(&*capture, &interface, kernel_filter, &rules, &stop, context)
-        });
-        match spawned {
-            Ok(handle) => {
-                if let Ok(mut names) = state.interfaces.lock() {
-                    names.push(name.clone());
-                }
-                captures.push((name, handle, heartbeat));
-            }
-            Err(e) => error!(interface = %name, error = %e, "cannot start capture"),
-        }
+    for name in interfaces.iter().flatten() {
+        captures.spawn(name, &state);
     }
     let failure = interfaces.err();
     if failure.is_none() {
@@ -230,6 +219,78 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         _watcher: watcher,
         failure,
     })
+}
+
+/// The capture threads, one per interface, and what starts another when an
+/// interface appears after the start (a VPN's tun, a USB tethering, a dock).
+struct Captures {
+    capture: Arc<dyn platform::Capture>,
+    rules: Arc<Rules>,
+    stop: Arc<AtomicBool>,
+    decider: Arc<Decider>,
+    blocker: Option<Arc<AddressBlocker>>,
+    kernel_filter: bool,
+    /// Each capture thread, and its heartbeat.
+    running: Vec<(String, JoinHandle<Result<()>>, Arc<Heartbeat>)>,
+    last_look: std::time::Instant,
+}
+
+/// How often the interfaces are listed again.
+const INTERFACES_EVERY: Duration = Duration::from_secs(5);
+
+impl std::fmt::Debug for Captures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.running.iter().map(|(name, ..)| name.as_str()).collect();
+        f.debug_struct("Captures").field("running", &names).finish_non_exhaustive()
+    }
+}
+
+impl Captures {
+    fn spawn(&mut self, name: &str, state: &ConsoleState) {
+        let (rules, stop, decider, blocker) = (
+            Arc::clone(&self.rules),
+            Arc::clone(&self.stop),
+            Arc::clone(&self.decider),
+            self.blocker.clone(),
+        );
+        let capture = Arc::clone(&self.capture);
+        let kernel_filter = self.kernel_filter;
+        let interface = name.to_owned();
+        let heartbeat = Arc::new(Heartbeat::default());
+        let beat = Arc::clone(&heartbeat);
+        let spawned = std::thread::Builder::new().name(format!("capture-{name}")).spawn(move || {
+            let context =
+                capture::CaptureContext { decider: &decider, blocker: blocker.as_deref(), heartbeat: &beat };
+            capture::run_interface(&*capture, &interface, kernel_filter, &rules, &stop, context)
+        });
+        match spawned {
+            Ok(handle) => {
+                if let Ok(mut names) = state.interfaces.lock() {
+                    if !names.iter().any(|n| n == name) {
+                        names.push(name.to_owned());
+                    }
+                }
+                self.running.push((name.to_owned(), handle, heartbeat));
+            }
+            Err(e) => error!(interface = %name, error = %e, "cannot start capture"),
+        }
+    }
+
+    /// Starts a capture on each interface that appeared since the last
+    /// look (at most every few seconds), when no list was configured.
+    fn watch_new(&mut self, configured: &[String], state: &ConsoleState) {
+        if !configured.is_empty() || self.last_look.elapsed() < INTERFACES_EVERY {
+            return;
+        }
+        self.last_look = std::time::Instant::now();
+        let Ok(names) = self.capture.interfaces(configured) else { return };
+        for name in names {
+            if !self.running.iter().any(|(running, ..)| *running == name) {
+                info!(interface = %name, "new interface: capturing it too");
+                self.spawn(&name, state);
+            }
+        }
+    }
 }
 
 /// The kernel rules that queue packets for the agent, removed when this
@@ -284,7 +345,7 @@ impl Daemon {
                 return Some(format!("the packet verdicts stalled for over {:?}", watchdog::STALL_AFTER));
             }
         }
-        let stalled = self.captures.iter().find(|(_, _, heartbeat)| heartbeat.stalled(now));
+        let stalled = self.captures.running.iter().find(|(_, _, heartbeat)| heartbeat.stalled(now));
         stalled
             .map(|(name, _, _)| format!("the capture on {name} stalled for over {:?}", watchdog::STALL_AFTER))
     }
@@ -323,8 +384,8 @@ impl Daemon {
             // A capture that ends is reported at once; with none left, the agent
             // fails so that its supervisor restarts it.
             let (finished, running): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.captures).into_iter().partition(|(_, h, _)| h.is_finished());
-            self.captures = running;
+                std::mem::take(&mut self.captures.running).into_iter().partition(|(_, h, _)| h.is_finished());
+            self.captures.running = running;
             for (name, handle, _) in finished {
                 report_capture_end(&name, handle.join());
             }
@@ -334,7 +395,10 @@ impl Daemon {
                 error!("{why}: stopping for the supervisor to restart the agent");
                 self.failure = Some(anyhow::anyhow!(why));
             }
-            if self.captures.is_empty() && !stopping {
+            if !stopping {
+                self.captures.watch_new(&self.config.interfaces, &self.state);
+            }
+            if self.captures.running.is_empty() && !stopping {
                 self.failure = Some(anyhow::anyhow!("every capture stopped"));
             }
             if self.writer.is_finished() && !stopping {
@@ -342,7 +406,7 @@ impl Daemon {
             }
         }
         self.stop.store(true, Ordering::Relaxed);
-        for (name, handle, heartbeat) in std::mem::take(&mut self.captures) {
+        for (name, handle, heartbeat) in std::mem::take(&mut self.captures.running) {
             // A stalled capture would never be joined: it goes with the process.
             if !heartbeat.stalled(std::time::Instant::now()) {
                 report_capture_end(&name, handle.join());

@@ -124,3 +124,31 @@ fn a_start_that_fails_after_the_rules_went_in_takes_them_out() {
     assert_eq!(fakes.firewall.installed.lock().unwrap().len(), 1);
     assert_eq!(fakes.firewall.uninstalled.load(Ordering::Relaxed), 1, "no rule left behind");
 }
+
+#[test]
+fn an_interface_that_appears_after_the_start_is_captured_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes::default();
+    fakes.capture.sources.lock().unwrap().insert("eth0".into(), Frames::default().then_idle());
+    // No interface named: every one that is up, now and later.
+    let text = format!(
+        "database = {:?}\nsocket = {:?}\n",
+        dir.path().join("events.db"),
+        dir.path().join("agent.sock")
+    );
+    let config = Config::parse(&text, "agent.toml").unwrap();
+    let daemon = vigie_daemon::start(config, fakes.platform()).unwrap();
+    let stop = daemon.stop_flag();
+    let running = std::thread::spawn(move || daemon.run());
+    // A VPN comes up, carrying a real client's traffic.
+    let frames = Frames::from_capture(&fixture("curl-tls.pcap")).unwrap().then_idle();
+    fakes.capture.sources.lock().unwrap().insert("tun0".into(), frames);
+    let db = dir.path().join("events.db");
+    let seen = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        Store::open_reader(&db).is_ok_and(|store| store.recent(100).is_ok_and(|events| !events.is_empty()))
+    });
+    stop.store(true, Ordering::Relaxed);
+    running.join().unwrap().unwrap();
+    assert!(seen, "the new interface's flows were recorded");
+}
