@@ -2,8 +2,8 @@
 # What packet verdicts and attribution cost a connection, in one run, in
 # network namespaces this script creates: sequential curl connections to an
 # HTTPS server in the "internet" namespace, with no agent, then with
-# `vigie-agent run --enforce` (the first 8 packets of each connection go
-# through NFQUEUE). Reported:
+# `vigie-agent run --enforce` (each connection's packets go through NFQUEUE
+# until the agent has read its handshake and marked it decided). Reported:
 #   - connect + TLS handshake time (curl's time_appconnect) to a catalogued,
 #     monitored name (huggingface.co), p50 and p99, without and with the
 #     agent: the added time is what a user waits;
