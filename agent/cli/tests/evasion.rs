@@ -67,6 +67,41 @@ fn chromium_initials_for_chatgpt() -> Vec<Vec<u8>> {
     initials
 }
 
+/// The ClientHello of `initials`, re-cut into client Initials of `piece`
+/// bytes of CRYPTO data each (a new connection id), as a many-Initial
+/// evasion sends it.
+fn many_initials(initials: &[Vec<u8>], piece: usize) -> Vec<Vec<u8>> {
+    let mut fragments: Vec<(u64, Vec<u8>)> =
+        initials.iter().flat_map(|d| quic::initial_client_hello_fragments(d).unwrap()).collect();
+    fragments.sort();
+    let mut hello = Vec::new();
+    for (offset, data) in fragments {
+        let skip = hello.len().saturating_sub(usize::try_from(offset).unwrap());
+        if usize::try_from(offset).unwrap() <= hello.len() && skip < data.len() {
+            hello.extend_from_slice(&data[skip..]);
+        }
+    }
+    let dcid = [0x5a; 8];
+    let keys = quic::InitialKeys::client(quic::VERSION_1, &dcid).unwrap();
+    hello
+        .chunks(piece)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let frame = quic::crypto_frame(u64::try_from(piece * i).unwrap(), chunk);
+            keys.seal_client_initial(quic::VERSION_1, &dcid, u32::try_from(i).unwrap(), &frame).unwrap()
+        })
+        .collect()
+}
+
+fn pack(datagrams: &[Vec<u8>]) -> Vec<u8> {
+    let mut packed = Vec::new();
+    for datagram in datagrams {
+        packed.extend_from_slice(&u16::try_from(datagram.len()).unwrap().to_be_bytes());
+        packed.extend_from_slice(datagram);
+    }
+    packed
+}
+
 struct Suite {
     lab: Lab,
     script: String,
@@ -145,14 +180,15 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     std::fs::write(&script, EVADE).unwrap();
     let initials = chromium_initials_for_chatgpt();
     let initials_file = dir.join("initials.bin");
-    let mut packed = Vec::new();
-    for datagram in &initials {
-        packed.extend_from_slice(&u16::try_from(datagram.len()).unwrap().to_be_bytes());
-        packed.extend_from_slice(datagram);
-    }
-    std::fs::write(&initials_file, packed).unwrap();
+    std::fs::write(&initials_file, pack(&initials)).unwrap();
     let initial_lengths: HashSet<usize> = initials.iter().map(Vec::len).collect();
     assert!(!initial_lengths.contains(&1201) && !initial_lengths.contains(&1205), "junk must be told apart");
+    // The same hello cut over many Initials of 1,200 bytes each.
+    let many = many_initials(&initials, 60);
+    assert!(many.len() >= 20 && many.iter().all(|d| d.len() == 1200), "{} Initials", many.len());
+    assert!(!initial_lengths.contains(&1200));
+    let many_file = dir.join("many-initials.bin");
+    std::fs::write(&many_file, pack(&many)).unwrap();
 
     // The internet: HTTPS on 443 and 8443, a QUIC listener that logs what
     // reaches it, an HTTP CONNECT proxy, and a resolver.
@@ -194,12 +230,15 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     let mut suite =
         Suite { lab, script: script_path.to_owned(), socket: socket.clone(), seen: HashSet::new() };
     let initials_arg = initials_file.to_str().unwrap();
-    // Datagrams of the Initials' lengths that reached the internet's listener.
-    let quic_reached = || -> usize {
+    // Datagrams of the given lengths that reached the internet's listener.
+    let reached = |lengths: &HashSet<usize>| -> usize {
         let log = std::fs::read_to_string(&udp_log).unwrap_or_default();
         let length = |line: &str| line.split(' ').next().and_then(|n| n.parse::<usize>().ok());
-        log.lines().filter(|l| length(l).is_some_and(|n| initial_lengths.contains(&n))).count()
+        log.lines().filter(|l| length(l).is_some_and(|n| lengths.contains(&n))).count()
     };
+    let quic_reached = || reached(&initial_lengths);
+    let many_lengths = HashSet::from([1200]);
+    let many_arg = many_file.to_str().unwrap();
 
     let tcp_evasions: Vec<(&str, Vec<&str>)> = vec![
         ("a hello in 1-byte TLS records", vec!["records", SERVER_IP, "443", "chatgpt.com", "1"]),
@@ -215,6 +254,11 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     }
     assert_eq!(suite.evade(&["quic", SERVER_IP, "443", initials_arg, "8"]), "SENT");
     assert!(wait_for(Duration::from_secs(3), || quic_reached() > 0), "without the agent, QUIC");
+    assert_eq!(suite.evade(&["quic", SERVER_IP, "443", many_arg, "0"]), "SENT");
+    assert!(
+        wait_for(Duration::from_secs(3), || reached(&many_lengths) >= many.len()),
+        "without the agent, many Initials"
+    );
     let via_proxy = format!("chatgpt.com:443:{SERVER_IP}");
     let proxy_url = format!("http://{SERVER_IP}:{PROXY_PORT}");
     assert_eq!(suite.curl("https://chatgpt.com/", &via_proxy, &["-x", &proxy_url]), "internet ok");
@@ -266,6 +310,11 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(quic_reached(), before, "the Initial reached the server: {outcome}");
     suite.recorded("a QUIC Initial after 8 junk datagrams", |e| is(e, "quic", "chatgpt"));
+    let before = reached(&many_lengths);
+    let outcome = suite.evade(&["quic", SERVER_IP, "443", many_arg, "0"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(reached(&many_lengths), before, "an Initial of the many reached the server: {outcome}");
+    suite.recorded("a hello cut over many QUIC Initials", |e| is(e, "quic", "chatgpt"));
 
     // A proxy's CONNECT names the host in clear.
     let body = suite.curl("https://chatgpt.com/", &via_proxy, &["-x", &proxy_url]);

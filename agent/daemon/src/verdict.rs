@@ -147,6 +147,8 @@ pub struct Verdicter<'a> {
     /// Packets held until their flow is decided.
     held: HashMap<FlowKey, Vec<QueuedPacket>>,
     held_bytes: usize,
+    /// Time spent handing verdicts to the kernel during the current packet.
+    sending: Duration,
 }
 
 impl<'a> Verdicter<'a> {
@@ -169,6 +171,7 @@ impl<'a> Verdicter<'a> {
             epoch: decider.clock().now(),
             held: HashMap::new(),
             held_bytes: 0,
+            sending: Duration::ZERO,
         }
     }
 
@@ -182,17 +185,21 @@ impl<'a> Verdicter<'a> {
         i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
     }
 
-    fn send(&self, queue: &mut dyn PacketQueue, packet: QueuedPacket, verdict: Verdict) {
+    fn send(&mut self, queue: &mut dyn PacketQueue, packet: QueuedPacket, verdict: Verdict) {
         let counter = match verdict {
             Verdict::Deny => &self.stats.rejected,
             Verdict::Drop => &self.stats.dropped,
             Verdict::Accept | Verdict::AcceptDecided => &self.stats.accepted,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        // The kernel sends the packet on inside this call (through the
+        // stack, a veth, sometimes the peer's receive path): not decision time.
+        let started = Instant::now();
         if let Err(e) = queue.verdict(packet, verdict) {
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
             debug!(error = %e, "packet verdict");
         }
+        self.sending = self.sending.saturating_add(started.elapsed());
     }
 
     /// Gives up the flows whose time is up (their held packets follow the
@@ -218,6 +225,7 @@ impl<'a> Verdicter<'a> {
     /// Judges one queued packet.
     pub fn judge(&mut self, queue: &mut dyn PacketQueue, packet: QueuedPacket) {
         let started = Instant::now();
+        self.sending = Duration::ZERO;
         self.live.refresh(self.rules);
         let now = self.gate_time();
         let step = self.gate.packet(now, &packet.payload, packet.uid);
@@ -255,7 +263,8 @@ impl<'a> Verdicter<'a> {
             self.conclude(queue, now, finding, None);
         }
         self.stats.packets.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let deciding = started.elapsed().saturating_sub(std::mem::take(&mut self.sending));
+        let nanos = u64::try_from(deciding.as_nanos()).unwrap_or(u64::MAX);
         self.stats.decision_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 

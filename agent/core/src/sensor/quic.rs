@@ -126,6 +126,86 @@ impl InitialKeys {
     }
 }
 
+/// Appends `value` as a QUIC variable-length integer (RFC 9000 §16).
+fn put_varint(out: &mut Vec<u8>, value: u64) {
+    match value {
+        0..=0x3f => out.push(value as u8),
+        0x40..=0x3fff => out.extend_from_slice(&(0x4000 | value as u16).to_be_bytes()),
+        0x4000..=0x3fff_ffff => out.extend_from_slice(&(0x8000_0000 | value as u32).to_be_bytes()),
+        _ => out.extend_from_slice(&(0xc000_0000_0000_0000 | value).to_be_bytes()),
+    }
+}
+
+/// A CRYPTO frame carrying `data` at stream `offset`.
+pub fn crypto_frame(offset: u64, data: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x06];
+    put_varint(&mut frame, offset);
+    put_varint(&mut frame, data.len() as u64);
+    frame.extend_from_slice(data);
+    frame
+}
+
+impl InitialKeys {
+    /// A client Initial datagram of `version` carrying `frames`, as packet
+    /// number `pn`, padded to 1200 bytes and protected as a client does.
+    /// The agent only reads Initials: this crafts the evasion cases of the
+    /// tests (a hello cut over many Initials) and fuzz seeds.
+    #[doc(hidden)]
+    pub fn seal_client_initial(
+        &self,
+        version: u32,
+        dcid: &[u8],
+        pn: u32,
+        frames: &[u8],
+    ) -> Result<Vec<u8>, ParseError> {
+        const PN_LEN: usize = 4;
+        const TAG_LEN: usize = 16;
+        let kind_bits: u8 = if version == VERSION_2 { 1 } else { 0 };
+        let dcid_len = u8::try_from(dcid.len()).map_err(|_| ParseError::Invalid("quic dcid length"))?;
+        let mut header = vec![0xc0 | (kind_bits << 4) | (PN_LEN as u8 - 1)];
+        header.extend_from_slice(&version.to_be_bytes());
+        header.push(dcid_len);
+        header.extend_from_slice(dcid);
+        header.push(0); // no source connection id
+        header.push(0); // no token
+                        // The payload is padded so that the datagram makes 1200 bytes.
+        let fixed = header.len() + 2 + PN_LEN + TAG_LEN;
+        let mut payload = frames.to_vec();
+        payload.resize(payload.len().max(1200usize.saturating_sub(fixed)), 0);
+        let length = u16::try_from(PN_LEN + payload.len() + TAG_LEN)
+            .ok()
+            .filter(|l| *l < 0x4000)
+            .ok_or(ParseError::Invalid("quic length"))?;
+        header.extend_from_slice(&(0x4000 | length).to_be_bytes());
+        let pn_offset = header.len();
+        header.extend_from_slice(&pn.to_be_bytes());
+        let mut nonce = self.iv;
+        for (n, p) in nonce.iter_mut().rev().zip(u64::from(pn).to_le_bytes()) {
+            *n ^= p;
+        }
+        self.aead
+            .encrypt_in_place(Nonce::from_slice(&nonce), &header, &mut payload)
+            .map_err(|_| ParseError::Invalid("quic initial does not encrypt"))?;
+        let mut packet = header;
+        packet.extend_from_slice(&payload);
+        let sample: [u8; 16] = packet
+            .get(pn_offset + PN_LEN..pn_offset + PN_LEN + 16)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(ParseError::Truncated("quic header protection sample"))?;
+        let mut mask = sample.into();
+        self.header.encrypt_block(&mut mask);
+        let mask: [u8; 16] = mask.into();
+        let [mask_first, mask_pn @ ..] = mask;
+        if let Some(first) = packet.first_mut() {
+            *first ^= mask_first & 0x0f;
+        }
+        for (byte, m) in packet.iter_mut().skip(pn_offset).take(PN_LEN).zip(mask_pn) {
+            *byte ^= m;
+        }
+        Ok(packet)
+    }
+}
+
 /// One long-header Initial packet inside a UDP datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitialPacket<'a> {
@@ -326,6 +406,20 @@ pub(crate) mod tests {
     #[test]
     fn rfc9369_appendix_a_client_initial_decrypts() {
         check_vector(RFC9369_CLIENT_INITIAL, VERSION_2);
+    }
+
+    #[test]
+    fn sealed_initials_decrypt_to_their_frames() {
+        for version in [VERSION_1, VERSION_2] {
+            let dcid = hex("8394c8f03e515708");
+            let keys = InitialKeys::client(version, &dcid).unwrap();
+            let frame = crypto_frame(300, b"part of a hello");
+            let datagram = keys.seal_client_initial(version, &dcid, 7, &frame).unwrap();
+            assert_eq!(datagram.len(), 1200);
+            assert!(looks_like_initial(&datagram));
+            let fragments = initial_client_hello_fragments(&datagram).unwrap();
+            assert_eq!(fragments, [(300, b"part of a hello".to_vec())]);
+        }
     }
 
     #[test]

@@ -252,6 +252,27 @@ fn junk_datagrams_before_a_quic_initial_use_no_budget() {
 }
 
 #[test]
+fn a_hello_cut_over_many_quic_initials_is_read_and_each_is_held() {
+    let message = client_hello_message("chatgpt.com", false, 400);
+    let dcid = [0x42; 8];
+    let keys = InitialKeys::client(quic::VERSION_1, &dcid).unwrap();
+    let datagrams: Vec<Vec<u8>> = message
+        .chunks(30)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let frame = quic::crypto_frame(30 * i as u64, chunk);
+            keys.seal_client_initial(quic::VERSION_1, &dcid, u32::try_from(i).unwrap(), &frame).unwrap()
+        })
+        .collect();
+    assert!(datagrams.len() > 10);
+    let mut gate = Gate::default();
+    let out: Vec<Step> = datagrams.iter().map(|d| gate.packet(0, &udp(50001, d), Some(1000))).collect();
+    let (last, held) = out.split_last().unwrap();
+    assert!(held.iter().all(|s| *s == Step::Hold), "{held:?}");
+    assert_eq!(name_of(last), Some("chatgpt.com"));
+}
+
+#[test]
 fn every_cut_of_a_stream_is_read_without_panic() {
     let h = hello("chatgpt.com");
     for size in [1, 2, 3, 7, 64, 517, 4096] {
