@@ -406,7 +406,8 @@ impl Container {
         sh(&["ip", "-n", &name, "link", "set", &inner, "up"]);
         sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
         sh(&["ip", "-n", &name, "route", "add", "default", "via", "10.205.0.1"]);
-        sh(&["ip", "netns", "exec", &lab.client, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        // sysctl's own file, so no procps is needed.
+        sh(&["ip", "netns", "exec", &lab.client, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]);
         sh(&["ip", "-n", &lab.server, "route", "add", "10.205.0.0/24", "via", vigie_tests::netns::CLIENT_IP]);
         container
     }
@@ -484,7 +485,7 @@ fn tally(line: &str) -> (u64, u64, u64) {
 
 #[test]
 fn the_console_socket_under_abuse_starves_no_one_and_shows_no_one_else_s_prompts() {
-    let tools = ["ip", "ss", "curl", "dig", "dnsmasq", "python3", "openssl", "setpriv", "timeout", "sysctl"];
+    let tools = ["ip", "ss", "curl", "dig", "dnsmasq", "python3", "openssl", "setpriv", "timeout"];
     if let Some(why) = missing_prerequisites(&tools) {
         eprintln!("SKIPPED: {why}");
         return;

@@ -314,7 +314,7 @@ export const en: Record<MessageKey, string> = {
   "policy.default": "Default decision",
   "policy.failureMode": "While no agent runs",
   "policy.failure.open": "open: traffic flows unfiltered",
-  "policy.failure.closed": "closed: new HTTPS connections wait for the agent",
+  "policy.failure.closed": "closed: new connections wait for the agent",
   "policy.unreadableHandshake": "Unreadable handshake (evasion)",
   "policy.unreadable.block": "blocked and recorded",
   "policy.unreadable.monitor": "allowed and recorded",

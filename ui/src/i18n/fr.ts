@@ -314,7 +314,7 @@ export const fr = {
   "policy.default": "Décision par défaut",
   "policy.failureMode": "En l'absence d'agent",
   "policy.failure.open": "ouvert : le trafic passe sans filtrage",
-  "policy.failure.closed": "fermé : les nouvelles connexions HTTPS attendent l'agent",
+  "policy.failure.closed": "fermé : les nouvelles connexions attendent l'agent",
   "policy.unreadableHandshake": "Poignée de main illisible (contournement)",
   "policy.unreadable.block": "bloquée et enregistrée",
   "policy.unreadable.monitor": "autorisée et enregistrée",

@@ -107,8 +107,9 @@ pub enum FailureMode {
     /// Traffic flows unfiltered until the agent is back.
     #[default]
     Open,
-    /// New connections to port 443 wait for the agent (their first packets
-    /// are queued and dropped): nothing leaves unchecked.
+    /// New connections (TCP on every port, QUIC) wait for the agent: their
+    /// packets are queued and dropped while nobody reads the queue; nothing
+    /// leaves unchecked. Loopback and connections already judged flow.
     Closed,
 }
 
