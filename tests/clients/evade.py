@@ -15,6 +15,7 @@ usage: evade.py MODE ARGS...
                                  (2-byte big-endian length before each)
   synflood ADDR FIRST LAST COUNT SECONDS  non-blocking connects to closed ports
   forge    ADDR NAME IP          a DNS answer "NAME is IP", sent to ADDR port 53
+  partials ADDR PORT N           N connections that send half a hello and reset
   requests SOCKET N              N status requests on one connection, sent at once
   clipboard SOCKET N             N clipboard reports (headed to ChatGPT) at once
   hog      SOCKET CONNS N SECONDS   CONNS connections, each asking N catalogs
@@ -30,6 +31,7 @@ import os
 import select
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -225,6 +227,23 @@ def dohserver(port, seconds, cert, key, ip):
         server.handle_request()
 
 
+def partials(address, port, count):
+    half = hello_records("chatgpt.com")[:20]
+    done = 0
+    deadline = time.monotonic() + 20
+    while done < int(count) and time.monotonic() < deadline:
+        try:
+            sock = connect(address, port)
+            sock.send(half)
+            # An RST on close: the hello can never complete.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            done += 1
+        except OSError:
+            pass
+    print("SENT", done, flush=True)
+
+
 def console(path):
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(path)
@@ -385,6 +404,8 @@ def main(argv):
         quic_mode(*args)
     elif mode == "synflood":
         synflood(*args)
+    elif mode == "partials":
+        partials(*args)
     elif mode == "requests":
         requests(*args)
     elif mode == "clipboard":

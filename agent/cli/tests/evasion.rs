@@ -336,6 +336,17 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
         "a forged answer blocked an address"
     );
 
+    // Half hellos, each closed by a reset: nothing stays held (a held
+    // packet takes a slot of the kernel's queue), and curl is still judged.
+    assert!(suite.evade(&["partials", SERVER_IP, "443", "2000"]).starts_with("SENT"));
+    let direct_curl = format!("chatgpt.com:443:{SERVER_IP}");
+    assert!(suite.curl("https://chatgpt.com/", &direct_curl, &[]).is_empty());
+    suite.recorded("curl after 2,000 half hellos", |e| is(e, "tls", "chatgpt"));
+    let status: Value =
+        serde_json::from_str(&agent::request(&suite.lab, AGENT, &socket, "0", "status", "null").unwrap())
+            .unwrap();
+    assert_eq!(status["verdicts"]["packets_held"], 0, "{status}");
+
     // A SYN flood at closed local and remote ports, while curl runs.
     let flood = |address: &str| {
         let args =

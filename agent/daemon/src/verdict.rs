@@ -131,6 +131,11 @@ impl AddressBlocker {
 /// it, a new flow to hold is given up (and follows the policy for
 /// unreadable handshakes) rather than let through unread.
 const MAX_HELD_BYTES: usize = 32 << 20;
+/// Packets held at once, in all and per user: well under the kernel
+/// queue's length (16,384), so that no user can fill it (a full queue lets
+/// packets through unjudged, or drops everyone's).
+const MAX_HELD_PACKETS: usize = 8192;
+const MAX_HELD_PACKETS_PER_USER: usize = 1024;
 
 /// Judges queued packets: the gate reads each new flow's handshake, the
 /// decider decides and reports, and the packets the gate holds wait for
@@ -147,6 +152,8 @@ pub struct Verdicter<'a> {
     /// Packets held until their flow is decided.
     held: HashMap<FlowKey, Vec<QueuedPacket>>,
     held_bytes: usize,
+    held_packets: usize,
+    held_per_user: HashMap<Option<u32>, usize>,
     /// Time spent handing verdicts to the kernel during the current packet.
     sending: Duration,
 }
@@ -171,6 +178,8 @@ impl<'a> Verdicter<'a> {
             epoch: decider.clock().now(),
             held: HashMap::new(),
             held_bytes: 0,
+            held_packets: 0,
+            held_per_user: HashMap::new(),
             sending: Duration::ZERO,
         }
     }
@@ -214,12 +223,12 @@ impl<'a> Verdicter<'a> {
 
     /// Lets every held packet go (the agent is stopping).
     pub fn release_all(&mut self, queue: &mut dyn PacketQueue) {
-        for (_, packets) in std::mem::take(&mut self.held) {
-            for packet in packets {
+        let keys: Vec<FlowKey> = self.held.keys().copied().collect();
+        for key in keys {
+            for packet in self.unhold(&key) {
                 self.send(queue, packet, Verdict::Accept);
             }
         }
-        self.held_bytes = 0;
     }
 
     /// Judges one queued packet.
@@ -233,12 +242,11 @@ impl<'a> Verdicter<'a> {
             Step::Pass => self.send(queue, packet, Verdict::Accept),
             Step::Drop => self.send(queue, packet, Verdict::Drop),
             Step::Settled(deny) => {
-                self.send(queue, packet, if deny { Verdict::Deny } else { Verdict::AcceptDecided });
+                let protocol = flow_key(&packet.payload).map_or(Protocol::Tcp, |(protocol, ..)| protocol);
+                self.send(queue, packet, allowed_or_denied(protocol, deny));
             }
             Step::Hold => match flow_key(&packet.payload) {
-                Some(key) if self.held_bytes + packet.payload.len() <= MAX_HELD_BYTES => {
-                    self.hold(key, packet);
-                }
+                Some(key) if self.has_room(&packet) => self.hold(key, packet),
                 Some(key) => {
                     // No room left to hold: the flow is given up like an evicted one.
                     let uid = packet.uid;
@@ -268,9 +276,34 @@ impl<'a> Verdicter<'a> {
         self.stats.decision_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
+    /// Whether one more packet of `packet`'s user may be held.
+    fn has_room(&self, packet: &QueuedPacket) -> bool {
+        self.held_bytes + packet.payload.len() <= MAX_HELD_BYTES
+            && self.held_packets < MAX_HELD_PACKETS
+            && self.held_per_user.get(&packet.uid).copied().unwrap_or(0) < MAX_HELD_PACKETS_PER_USER
+    }
+
     fn hold(&mut self, key: FlowKey, packet: QueuedPacket) {
         self.held_bytes += packet.payload.len();
+        self.held_packets += 1;
+        *self.held_per_user.entry(packet.uid).or_default() += 1;
         self.held.entry(key).or_default().push(packet);
+    }
+
+    /// Takes a flow's held packets out of the counts.
+    fn unhold(&mut self, key: &FlowKey) -> Vec<QueuedPacket> {
+        let packets = self.held.remove(key).unwrap_or_default();
+        for packet in &packets {
+            self.held_bytes = self.held_bytes.saturating_sub(packet.payload.len());
+            self.held_packets = self.held_packets.saturating_sub(1);
+            if let Some(count) = self.held_per_user.get_mut(&packet.uid) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.held_per_user.remove(&packet.uid);
+                }
+            }
+        }
+        packets
     }
 
     /// The uid the kernel gave with a held packet of `flow`.
@@ -297,11 +330,10 @@ impl<'a> Verdicter<'a> {
                 (flow, deny)
             }
         };
-        let verdict = if deny { Verdict::Deny } else { Verdict::AcceptDecided };
+        let verdict = allowed_or_denied(flow.protocol, deny);
         let key = (flow.protocol, flow.src, flow.dst);
         self.gate.settle(now, key, deny);
-        for packet in self.held.remove(&key).unwrap_or_default() {
-            self.held_bytes = self.held_bytes.saturating_sub(packet.payload.len());
+        for packet in self.unhold(&key) {
             self.send(queue, packet, verdict);
         }
     }
@@ -322,9 +354,18 @@ impl<'a> Verdicter<'a> {
         self.stats.unreadable.store(gate.unreadable, Ordering::Relaxed);
         self.stats.untracked.store(gate.untracked, Ordering::Relaxed);
         self.stats.flows_reading.store(self.gate.reading() as u64, Ordering::Relaxed);
-        self.stats
-            .packets_held
-            .store(self.held.values().map(Vec::len).sum::<usize>() as u64, Ordering::Relaxed);
+        self.stats.packets_held.store(self.held_packets as u64, Ordering::Relaxed);
+    }
+}
+
+/// The verdict for a decided flow. An allowed UDP flow is not marked
+/// decided: another QUIC connection may start on the same ports, and the
+/// kernel queues only its long-header datagrams, which are few.
+fn allowed_or_denied(protocol: Protocol, deny: bool) -> Verdict {
+    match (deny, protocol) {
+        (true, _) => Verdict::Deny,
+        (false, Protocol::Tcp) => Verdict::AcceptDecided,
+        (false, Protocol::Udp) => Verdict::Accept,
     }
 }
 

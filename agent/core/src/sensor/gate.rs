@@ -32,6 +32,10 @@ use super::{http, Detail, Flow, Micros, Observation, Protocol, Source};
 const URG: u8 = 0x20;
 /// Copies of a held segment kept (retransmissions); later ones are dropped.
 const MAX_HELD_COPIES: u8 = 4;
+/// Initials of one QUIC flow held at most: a hello needs one to three;
+/// past this many the flow is unreadable (the kernel queue is shared).
+const MAX_HELD_INITIALS: u32 = 64;
+const MAX_PENDING_KEYS: usize = 1024;
 
 /// Budgets of the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,8 +165,18 @@ impl Reading {
 
 #[derive(Debug)]
 enum State {
-    Reading { reading: Box<Reading>, user: Option<u32>, packets: u32 },
-    Settled(bool),
+    Reading {
+        reading: Box<Reading>,
+        user: Option<u32>,
+        packets: u32,
+    },
+    /// Decided (`deny`). A QUIC flow keeps its connection's keys: an
+    /// Initial they open belongs to the decided connection; one that opens
+    /// with keys of its own is a new connection on the same ports, read afresh.
+    Settled {
+        deny: bool,
+        keys: Option<Box<InitialKeys>>,
+    },
 }
 
 #[derive(Debug)]
@@ -213,6 +227,8 @@ pub struct Gate {
     settled_order: VecDeque<(Micros, FlowKey)>,
     /// Flows given up outside a call about them (time, eviction), for the caller.
     abandoned: Vec<Finding>,
+    /// The keys of QUIC flows just decided, until they are settled.
+    pending_keys: HashMap<FlowKey, Box<InitialKeys>>,
     stats: GateStats,
 }
 
@@ -225,11 +241,19 @@ impl Default for Gate {
 /// Whether a TCP stream's first bytes may still be a ClientHello or an
 /// HTTP request head.
 fn could_be_handshake(bytes: &[u8]) -> bool {
-    let tls_prefix = match bytes {
-        [] | [0x16] | [0x16, 3] => true,
-        _ => tls::looks_like_client_hello_start(bytes),
-    };
-    tls_prefix || http::could_be_request(bytes)
+    tls_shaped(bytes) || http::could_be_request(bytes)
+}
+
+/// Whether bytes start like a handshake record of a ClientHello, of any
+/// minor version: servers check only the major version of a first record.
+/// (Application data or an alert first is a connection joined mid-stream,
+/// one that began before the agent: not a hello.)
+fn tls_shaped(bytes: &[u8]) -> bool {
+    match bytes {
+        [] | [0x16] | [0x16, 3] | [0x16, 3, _] | [0x16, 3, _, _] | [0x16, 3, _, _, _] => true,
+        [0x16, 3, _, _, _, kind, ..] => *kind == 1,
+        _ => false,
+    }
 }
 
 fn lowercase(name: Option<String>) -> Option<String> {
@@ -249,6 +273,7 @@ impl Gate {
             reading_order: VecDeque::new(),
             settled_order: VecDeque::new(),
             abandoned: Vec::new(),
+            pending_keys: HashMap::new(),
             stats: GateStats::default(),
         }
     }
@@ -308,12 +333,16 @@ impl Gate {
     /// Records the verdict given to a decided flow, for its later packets.
     pub fn settle(&mut self, now: Micros, key: FlowKey, deny: bool) {
         self.stop_reading(&key);
-        self.flows.insert(key, Tracked { since: now, state: State::Settled(deny) });
+        let keys = self.pending_keys.remove(&key);
+        self.flows.insert(key, Tracked { since: now, state: State::Settled { deny, keys } });
         self.settled_order.push_back((now, key));
         // Settled flows are bounded too: the oldest go first.
         while self.settled_order.len() > self.limits.max_flows.saturating_mul(2) {
             let Some((since, old)) = self.settled_order.pop_front() else { break };
-            if self.flows.get(&old).is_some_and(|t| t.since == since && matches!(t.state, State::Settled(_)))
+            if self
+                .flows
+                .get(&old)
+                .is_some_and(|t| t.since == since && matches!(t.state, State::Settled { .. }))
             {
                 self.flows.remove(&old);
             }
@@ -339,7 +368,10 @@ impl Gate {
                 break;
             }
             self.settled_order.pop_front();
-            if self.flows.get(&key).is_some_and(|t| t.since == since && matches!(t.state, State::Settled(_)))
+            if self
+                .flows
+                .get(&key)
+                .is_some_and(|t| t.since == since && matches!(t.state, State::Settled { .. }))
             {
                 self.flows.remove(&key);
             }
@@ -376,7 +408,7 @@ impl Gate {
             return None;
         }
         let State::Reading { reading, user, .. } =
-            std::mem::replace(&mut tracked.state, State::Settled(false))
+            std::mem::replace(&mut tracked.state, State::Settled { deny: false, keys: None })
         else {
             return None;
         };
@@ -387,7 +419,15 @@ impl Gate {
                 self.per_user.remove(&user);
             }
         }
-        Some(*reading)
+        let reading = *reading;
+        if let Reading::Quic { keys, .. } = &reading {
+            // Kept for `settle`, which the caller calls next for this flow.
+            if self.pending_keys.len() >= MAX_PENDING_KEYS {
+                self.pending_keys.clear();
+            }
+            self.pending_keys.insert(*key, keys.clone());
+        }
+        Some(reading)
     }
 
     /// Starts reading a flow, or says why it may not be tracked.
@@ -462,7 +502,13 @@ impl Gate {
         // Data in a SYN (TCP Fast Open) starts after the SYN's own sequence number.
         let data_seq = if segment.has(TcpSegment::SYN) { segment.seq.wrapping_add(1) } else { segment.seq };
         match self.flows.get(&key).map(|t| &t.state) {
-            Some(State::Settled(deny)) => return Step::Settled(*deny),
+            // A new connection on the ports of a decided one (a port reused
+            // at once): forgotten, it is read like any other.
+            Some(State::Settled { .. }) if segment.has(TcpSegment::SYN) && !segment.has(TcpSegment::ACK) => {
+                self.flows.remove(&key);
+                return Step::Pass;
+            }
+            Some(State::Settled { deny, .. }) => return Step::Settled(*deny),
             Some(State::Reading { .. }) => {}
             None => {
                 // A flow opens on its first data segment: SYNs, ACKs and
@@ -484,9 +530,9 @@ impl Gate {
         }
         if segment.payload.is_empty() {
             if segment.has(TcpSegment::FIN) || segment.has(TcpSegment::RST) {
-                // Closed before a name: nothing reached the server's application.
-                self.stop_reading(&key);
-                self.flows.remove(&key);
+                // Closed before a name: no more bytes can follow, so no name
+                // ever will; what is held goes (the server got no whole hello).
+                return self.named(now, key, Source::Tls, None, Detail::ClientHello { ech: false });
             }
             return Step::Pass;
         }
@@ -530,19 +576,25 @@ impl Gate {
             // Bytes before the first seen: what the server reads is unknown.
             return Progress::Unreadable(Unreadable::Malformed);
         }
-        // A retransmission must carry the bytes first sent: a sender that
-        // rewrites them (a decoy first, the real hello after) is not read.
+        // Only the first `max_bytes` of the stream are read: a large first
+        // write (an upload's GSO segment) is cut, not refused.
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let seen = stream.contiguous().get(start..).unwrap_or_default();
-        let overlap = seen.len().min(segment.payload.len());
-        if seen.get(..overlap) != segment.payload.get(..overlap) {
-            return Progress::Unreadable(Unreadable::Rewritten);
-        }
-        if stream.insert(u64::from(offset), segment.payload, limits.max_bytes).is_err()
-            || *packets > limits.max_packets
-        {
+        if start >= limits.max_bytes || *packets > limits.max_packets {
             return Progress::Unreadable(Unreadable::TooLarge);
         }
+        let payload = segment.payload.get(..limits.max_bytes - start).unwrap_or(segment.payload);
+        // A retransmission must carry the bytes first sent: a sender that
+        // rewrites them (a decoy first, the real hello after) is not read.
+        let seen = stream.contiguous().get(start..).unwrap_or_default();
+        let overlap = seen.len().min(payload.len());
+        if seen.get(..overlap) != payload.get(..overlap) {
+            return Progress::Unreadable(Unreadable::Rewritten);
+        }
+        let had = stream.contiguous().len();
+        if stream.insert(u64::from(offset), payload, limits.max_bytes).is_err() {
+            return Progress::Unreadable(Unreadable::TooLarge);
+        }
+        let full = stream.contiguous().len() >= limits.max_bytes;
         let holds_start = offset == 0;
         if holds_start {
             *copies = copies.saturating_add(1);
@@ -552,7 +604,7 @@ impl Gate {
         if bytes.len() < *need {
             return more;
         }
-        if tls::looks_like_client_hello_start(bytes) {
+        if tls_shaped(bytes) && !bytes.is_empty() {
             return match tls::parse_client_hello_records(bytes) {
                 Ok(HelloProgress::NeedMore(at_least)) => {
                     *need = at_least;
@@ -563,6 +615,12 @@ impl Gate {
             };
         }
         if http::could_be_request(bytes) {
+            // A request head changes only at the end of a line: the bytes
+            // this segment made contiguous are looked at, not the whole head.
+            let new_line = bytes.get(had..).is_some_and(|new| new.contains(&b'\n'));
+            if !new_line && !full {
+                return more;
+            }
             return match http::request_host(bytes) {
                 Ok(http::HttpProgress::NeedMore) => more,
                 Ok(done) => Progress::Http(done),
@@ -578,36 +636,59 @@ impl Gate {
     }
 
     fn udp(&mut self, now: Micros, key: FlowKey, payload: &[u8], user: Option<u32>) -> Step {
-        if let Some(Tracked { state: State::Settled(deny), .. }) = self.flows.get(&key) {
-            return Step::Settled(*deny);
-        }
         // Only a client Initial can start a flow or add to it: junk
         // datagrams, before or between, pass without using the budget.
         if !quic::looks_like_initial(payload) {
-            return Step::Pass;
+            return match self.flows.get(&key).map(|t| &t.state) {
+                Some(State::Settled { deny, .. }) => Step::Settled(*deny),
+                _ => Step::Pass,
+            };
         }
-        let Ok(packets) = quic::initial_packets(payload) else { return Step::Pass };
+        let (packets, damaged) = quic::initial_packets_prefix(payload);
+        // Whose keys open this datagram's Initials: the flow's connection's,
+        // or a connection's of its own.
+        let theirs = |packet: &quic::InitialPacket<'_>| {
+            let keys = InitialKeys::client(packet.version, packet.dcid).ok()?;
+            let plaintext = keys.decrypt(packet).ok()?;
+            Some((keys, packet.version, plaintext))
+        };
+        let ours: Option<&InitialKeys> = match self.flows.get(&key).map(|t| &t.state) {
+            Some(State::Reading { reading, .. }) => match reading.as_ref() {
+                Reading::Quic { keys, .. } => Some(keys),
+                Reading::Tcp { .. } => None,
+            },
+            Some(State::Settled { deny, keys: None }) => return Step::Settled(*deny),
+            Some(State::Settled { keys: Some(keys), .. }) => Some(keys),
+            None => None,
+        };
         let mut plaintexts = Vec::new();
+        let mut fresh = None;
         for packet in &packets {
-            let known = match self.flows.get(&key).map(|t| &t.state) {
-                Some(State::Reading { reading, .. }) => match reading.as_ref() {
-                    Reading::Quic { keys, .. } => keys.decrypt(packet).ok(),
-                    Reading::Tcp { .. } => None,
-                },
-                _ => None,
-            };
-            if let Some(plaintext) = known {
+            if let Some(plaintext) = ours.and_then(|keys| keys.decrypt(packet).ok()) {
                 plaintexts.push(plaintext);
-                continue;
+            } else if let Some(opened) = theirs(packet) {
+                fresh = fresh.or(Some(opened));
             }
-            // A new connection on these ports (or the first): keys from its DCID.
-            let Ok(keys) = InitialKeys::client(packet.version, packet.dcid) else { continue };
-            let Ok(plaintext) = keys.decrypt(packet) else { continue };
-            let reading = Reading::Quic {
-                keys: Box::new(keys),
-                version: packet.version,
-                crypto: Reassembler::default(),
-            };
+        }
+        let reading = matches!(self.flows.get(&key).map(|t| &t.state), Some(State::Reading { .. }));
+        if let Some(State::Settled { deny, .. }) = self.flows.get(&key).map(|t| &t.state) {
+            if !plaintexts.is_empty() {
+                // The decided connection's own Initials.
+                return Step::Settled(*deny);
+            }
+            if fresh.is_none() {
+                return Step::Pass;
+            }
+            // A new connection on the same ports: read afresh.
+            self.flows.remove(&key);
+        }
+        if let Some((keys, version, plaintext)) = fresh {
+            if reading {
+                // Two connections at once on one pair of ports: neither's
+                // held Initials may take the other's verdict.
+                return self.give_up(key, Unreadable::Malformed);
+            }
+            let reading = Reading::Quic { keys: Box::new(keys), version, crypto: Reassembler::default() };
             if let Err(why) = self.start(now, key, user, reading) {
                 return self.refused(key, Source::Quic, why);
             }
@@ -616,6 +697,10 @@ impl Gate {
         if plaintexts.is_empty() {
             // Undecryptable: a server's Initial, or noise shaped like one.
             return Step::Pass;
+        }
+        if damaged {
+            // A damaged packet after readable ones: the server may still read those.
+            return self.give_up(key, Unreadable::Malformed);
         }
         let limits = self.limits;
         let Some(State::Reading { reading, packets, .. }) = self.flows.get_mut(&key).map(|t| &mut t.state)
@@ -626,7 +711,7 @@ impl Gate {
         let version = *version;
         *packets += 1;
         let mut why = None;
-        if *packets > limits.max_packets {
+        if *packets > limits.max_packets.min(MAX_HELD_INITIALS) {
             why = Some(Unreadable::TooLarge);
         }
         for plaintext in &plaintexts {

@@ -251,6 +251,20 @@ fn long_packet_type(first: u8, version: u32) -> Option<LongType> {
 /// and returns the Initial ones. Stops at a short-header packet or padding.
 pub fn initial_packets(datagram: &[u8]) -> Result<Vec<InitialPacket<'_>>, ParseError> {
     let mut packets = Vec::new();
+    parse_initials(datagram, &mut packets)?;
+    Ok(packets)
+}
+
+/// The Initial packets at the front of a datagram that parse, and whether
+/// something after them did not: a server reads the packets before a
+/// damaged one, so the verdicts must too.
+pub fn initial_packets_prefix(datagram: &[u8]) -> (Vec<InitialPacket<'_>>, bool) {
+    let mut packets = Vec::new();
+    let damaged = parse_initials(datagram, &mut packets).is_err();
+    (packets, damaged)
+}
+
+fn parse_initials<'a>(datagram: &'a [u8], packets: &mut Vec<InitialPacket<'a>>) -> Result<(), ParseError> {
     let mut rest = datagram;
     while let [first, ..] = rest {
         if first & 0x80 == 0 {
@@ -295,7 +309,7 @@ pub fn initial_packets(datagram: &[u8]) -> Result<Vec<InitialPacket<'_>>, ParseE
         }
         rest = tail;
     }
-    Ok(packets)
+    Ok(())
 }
 
 /// The CRYPTO frames (offset, data) of a decrypted Initial payload. Only the

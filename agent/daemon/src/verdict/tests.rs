@@ -109,6 +109,18 @@ fn a_partial_hello_that_never_completes_is_unreadable_blocked_and_recorded() {
 }
 
 #[test]
+fn a_flow_closed_before_its_name_lets_its_held_segment_go() {
+    let mut bench = Bench::new();
+    let bytes = hello("chatgpt.com");
+    let verdicts = bench.judge(vec![
+        packet(1, CLIENT, PSH_ACK, 1, &bytes[..40]),
+        packet(2, CLIENT, 0x14, 41, &[]), // RST: the hello can never complete
+    ]);
+    assert_eq!(verdicts, [(1, Verdict::AcceptDecided), (2, Verdict::AcceptDecided)]);
+    assert_eq!(bench.stats.packets_held.load(Ordering::Relaxed), 0);
+}
+
+#[test]
 fn urgent_data_in_a_hello_is_unreadable_and_the_flow_stays_denied() {
     let mut bench = Bench::new();
     let bytes = hello("chatgpt.com");

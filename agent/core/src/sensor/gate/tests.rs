@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::sensor::quic::tests::{hex, RFC9001_CLIENT_INITIAL};
+use crate::sensor::quic::{self, InitialKeys};
 use crate::sensor::tls::tests::{client_hello_message, records};
 
 const SYN: u8 = 0x02;
@@ -282,4 +283,77 @@ fn every_cut_of_a_stream_is_read_without_panic() {
         let held = usize::from(size < h.len());
         assert_eq!(out.iter().filter(|s| **s == Step::Hold).count(), held, "segments of {size}");
     }
+}
+
+#[test]
+fn a_close_before_the_name_releases_what_is_held_and_a_new_syn_forgets_a_verdict() {
+    let h = hello("chatgpt.com");
+    for close in [FIN_ACK, 0x14 /* RST ACK */] {
+        let mut gate = Gate::default();
+        assert_eq!(gate.packet(0, &tcp(40060, 1, PSH_ACK, &h[..10]), None), Step::Hold);
+        let step = gate.packet(1, &tcp(40060, 11, close, &[]), None);
+        assert!(matches!(step, Step::Decided(Finding::NoName { .. })), "{step:?}");
+        assert_eq!(gate.reading(), 0);
+    }
+    // A port reused at once: the new connection's SYN clears the old verdict.
+    let mut gate = Gate::default();
+    let step = gate.packet(0, &tcp(40061, 1, PSH_ACK, b"x"), None);
+    let Step::Decided(Finding::NoName { flow }) = step else { panic!("{step:?}") };
+    gate.settle(0, (flow.protocol, flow.src, flow.dst), false);
+    assert_eq!(gate.packet(1, &tcp(40061, 5000, SYN, &[]), None), Step::Pass);
+    assert_eq!(gate.packet(2, &tcp(40061, 5001, PSH_ACK, &h[..10]), None), Step::Hold, "read afresh");
+}
+
+#[test]
+fn odd_record_versions_and_large_first_writes_are_read() {
+    // Servers check only the major version of a first record.
+    let mut odd = hello("chatgpt.com");
+    odd[2] = 0x09;
+    assert_eq!(name_of(&Gate::default().packet(0, &tcp(40070, 1, PSH_ACK, &odd), None)), Some("chatgpt.com"));
+    // An upload whose first write is larger than the budget: its head is read.
+    let mut post =
+        b"POST /v1/chat HTTP/1.1\r\nHost: api.openai.com\r\nContent-Length: 40000\r\n\r\n".to_vec();
+    post.resize(40_000, b'a');
+    let step = Gate::default().packet(0, &tcp(40071, 1, PSH_ACK, &post), None);
+    assert_eq!(name_of(&step), Some("api.openai.com"));
+    // Application data first is a connection that began before the agent.
+    let mid_stream = tcp(40072, 1, PSH_ACK, &[0x17, 3, 3, 0, 40, 1, 2, 3]);
+    assert!(matches!(Gate::default().packet(0, &mid_stream, None), Step::Decided(Finding::NoName { .. })));
+}
+
+#[test]
+fn quic_connections_on_the_same_ports_are_told_apart() {
+    let initial = |dcid: &[u8], name: &str| {
+        let keys = InitialKeys::client(quic::VERSION_1, dcid).unwrap();
+        let frame = quic::crypto_frame(0, &client_hello_message(name, false, 200));
+        keys.seal_client_initial(quic::VERSION_1, dcid, 0, &frame).unwrap()
+    };
+    let mut gate = Gate::default();
+    let first = gate.packet(0, &udp(50010, &initial(&[1; 8], "www.example.org")), Some(1000));
+    let Step::Decided(Finding::Named(observation)) = first else { panic!("{first:?}") };
+    let key = (observation.flow.protocol, observation.flow.src, observation.flow.dst);
+    gate.settle(0, key, false);
+    // The same connection again (a retransmission): its verdict.
+    assert_eq!(
+        gate.packet(1, &udp(50010, &initial(&[1; 8], "www.example.org")), Some(1000)),
+        Step::Settled(false)
+    );
+    // A new connection on the same socket is read afresh.
+    let second = gate.packet(2, &udp(50010, &initial(&[2; 8], "chatgpt.com")), Some(1000));
+    assert_eq!(name_of(&second), Some("chatgpt.com"));
+    // Two connections at once while one is being read: neither is let through.
+    let mut gate = Gate::default();
+    let keys = InitialKeys::client(quic::VERSION_1, &[3; 8]).unwrap();
+    let part = quic::crypto_frame(0, &client_hello_message("chatgpt.com", false, 200)[..50]);
+    let half = keys.seal_client_initial(quic::VERSION_1, &[3; 8], 0, &part).unwrap();
+    assert_eq!(gate.packet(0, &udp(50011, &half), Some(1000)), Step::Hold);
+    let other = gate.packet(1, &udp(50011, &initial(&[4; 8], "www.example.org")), Some(1000));
+    assert_eq!(unreadable(&other), Some(Unreadable::Malformed));
+    // A readable Initial followed by a damaged packet is not passed unread.
+    let mut damaged = initial(&[5; 8], "chatgpt.com");
+    damaged.extend_from_slice(&[0xc3, 0xff]);
+    assert_eq!(
+        unreadable(&Gate::default().packet(0, &udp(50012, &damaged), None)),
+        Some(Unreadable::Malformed)
+    );
 }

@@ -32,10 +32,13 @@ use crate::verdict::VerdictConfig;
 /// conntrack entry so that the kernel rejects what follows. One bit, OR-ed
 /// into whatever mark the packet had: other users of marks (VPNs, policy
 /// routing) keep theirs.
-const DENIED_MARK: u32 = 0x0400_0000;
+/// The bits are chosen clear of the marks of common VPNs and tools
+/// (Mullvad's 0x6d6f6c65, Tailscale's 0x00ff0000, wg-quick's and
+/// kube-proxy's low bits); Calico's default mask 0xffff0000 overlaps.
+const DENIED_MARK: u32 = 0x1000_0000;
 /// The mark bit of a decided connection's packet (let through): saved to
 /// conntrack like the denied one, so its later packets are not queued.
-const DECIDED_MARK: u32 = 0x0800_0000;
+const DECIDED_MARK: u32 = 0x0200_0000;
 /// Either mark: the flow needs no more judging.
 const JUDGED_MARKS: u32 = DENIED_MARK | DECIDED_MARK;
 /// Packets of one connection the kernel queues at most: twice the gate's
@@ -72,7 +75,7 @@ fn nft_table(queue: Option<(u16, bool)>) -> String {
     meta mark and {judged} != 0 accept
     ct mark and {judged} != 0 accept
     meta l4proto tcp ct original packets 1-{KERNEL_PACKETS} queue num {number}{bypass}
-    meta l4proto udp @th,64,8 & 0xc0 == 0xc0 ct original packets 1-{KERNEL_PACKETS} queue num {number}{bypass}
+    meta l4proto udp @th,64,8 & 0xc0 == 0xc0 meta length >= 1200 queue num {number}{bypass}
 "
         );
         ["output", "forward"]
@@ -155,7 +158,9 @@ fn iptables_rules(tool: &str, queue: u16, open: bool) -> Vec<String> {
         format!("-m mark ! --mark 0/{judged} -j RETURN"),
         format!("-m connmark ! --mark 0/{judged} -j RETURN"),
         format!("-p tcp {budget} {target}"),
-        format!("-p udp -m length --length 1200:65535 -m u32 --u32 {quic_first_byte} {budget} {target}"),
+        // No packet cap for UDP: datagrams of any shape count in conntrack,
+        // and a cap would let a flood of junk open the way for an Initial.
+        format!("-p udp -m length --length 1200:65535 -m u32 --u32 {quic_first_byte} {target}"),
     ]
 }
 
@@ -196,7 +201,8 @@ impl Firewall for Netfilter {
         queue.bind(config.queue).with_context(|| format!("binding NFQUEUE {}", config.queue))?;
         // A full queue lets packets through (fail-open) or drops them (fail-closed).
         queue.set_fail_open(config.queue, failure == FailureMode::Open)?;
-        queue.set_queue_max_len(config.queue, 4096)?;
+        // Above what the verdicts ever hold (8,192 packets, 1,024 per user).
+        queue.set_queue_max_len(config.queue, 16_384)?;
         // A GSO packet comes whole: a ClientHello is never split by the kernel for us.
         queue.set_recv_gso(config.queue, true)?;
         // The socket owner's uid, as the kernel saw it when queueing: what is
