@@ -215,3 +215,21 @@ fn the_clipboard_program_comes_from_the_agent_not_the_console() {
     assert_eq!(event.attribution.pid, Some(me));
     assert_eq!(event.attribution.program.as_deref(), Some("vigie-test"), "never the console's claim");
 }
+
+/// The socket asks `ConsoleState::peer` again for every request: a change
+/// of the admin group shows at once in what that peer may do (the accounts
+/// themselves are re-read at most once a minute).
+#[test]
+fn leaving_the_admin_group_takes_effect_on_the_next_request() {
+    let console = console();
+    let passwd = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+    console.state.set_accounts(crate::accounts::Accounts::parse(passwd, "vigie-admin:x:990:alice\n"));
+    let before = console.state.peer(1000, None);
+    assert!(before.admin);
+    assert!(handle(&console.state, &before, Request::Journal(JournalParams::default())).is_ok());
+    console.state.set_accounts(crate::accounts::Accounts::parse(passwd, "vigie-admin:x:990:\n"));
+    let after = console.state.peer(1000, None);
+    assert!(!after.admin);
+    let refused = handle(&console.state, &after, Request::Journal(JournalParams::default())).unwrap_err();
+    assert_eq!(refused.code, "forbidden");
+}
