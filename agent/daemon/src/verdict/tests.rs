@@ -239,3 +239,61 @@ fn blocked_addresses_spare_the_local_network_and_are_added_once() {
     assert_eq!(*firewall.blocked.lock().unwrap(), [openai]);
     assert_eq!(stats.addresses_blocked.load(Ordering::Relaxed), 1);
 }
+
+/// The IP packet of an Ethernet frame (the fixtures' link type).
+fn ip_of(frame: &vigie_tests::OwnedFrame) -> Option<Vec<u8>> {
+    (frame.link == vigie_core::sensor::frame::LinkType::Ethernet)
+        .then(|| frame.data.get(14..).map(<[u8]>::to_vec))?
+}
+
+/// Events counted by service and name.
+fn tally(events: Vec<vigie_core::event::Event>) -> std::collections::BTreeMap<(String, String), u32> {
+    let mut counts = std::collections::BTreeMap::new();
+    for event in events {
+        *counts.entry((event.service_id, event.name)).or_default() += event.repeats;
+    }
+    counts
+}
+
+/// Real clients' captures seen by the capture alone (monitor mode), then by
+/// the packet verdicts first and the capture after (enforce mode, in the
+/// kernel's order: a packet is judged before it reaches the wire): enforcing
+/// records every catalogued handshake monitoring records, each once.
+#[test]
+fn enforce_mode_records_what_monitor_mode_records_each_once() {
+    use crate::capture::{run_source, CaptureContext};
+    use crate::platform::fake::Frames;
+    use crate::watchdog::Heartbeat;
+    use std::sync::atomic::AtomicBool;
+
+    for name in ["curl-tls.pcap", "chromium-quic.pcap", "chromium-tcp-split.pcap", "small-mtu-ipv6.pcap"] {
+        let path = fixture(name);
+        let (catalog, policy) = rules();
+        let rules = Rules::new(Arc::new(catalog), Arc::new(policy));
+        let heartbeat = Heartbeat::default();
+
+        let monitor = TestDecider::new(Mode::Monitor);
+        let context = CaptureContext { decider: &monitor.decider, blocker: None, heartbeat: &heartbeat };
+        run_source(&mut Frames::from_capture(&path).unwrap(), &rules, &AtomicBool::new(false), context)
+            .unwrap();
+        let monitored = tally(monitor.events());
+        assert!(!monitored.is_empty(), "{name}");
+
+        let enforce = TestDecider::new(Mode::Enforce);
+        let stats = VerdictStats::default();
+        let mut queue = FakeQueue::default();
+        let mut verdicter = Verdicter::new(&enforce.decider, &rules, &stats);
+        for (token, frame) in vigie_tests::load_frames(&path).unwrap().iter().enumerate() {
+            let Some(payload) = ip_of(frame) else { continue };
+            verdicter.judge(&mut queue, QueuedPacket { token: token as u64, payload, uid: Some(1000) });
+        }
+        enforce.fakes.clock.advance(Duration::from_micros(GateLimits::default().max_wait.unsigned_abs()));
+        verdicter.release_due(&mut queue);
+        assert!(!verdicter.holding(), "{name}: nothing left held");
+        assert!(stats.rejected.load(Ordering::Relaxed) > 0, "{name}: the verdicts judged its handshakes");
+        let context = CaptureContext { decider: &enforce.decider, blocker: None, heartbeat: &heartbeat };
+        run_source(&mut Frames::from_capture(&path).unwrap(), &rules, &AtomicBool::new(false), context)
+            .unwrap();
+        assert_eq!(tally(enforce.events()), monitored, "{name}");
+    }
+}
