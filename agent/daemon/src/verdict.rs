@@ -33,11 +33,16 @@ pub struct VerdictConfig {
     pub enabled: bool,
     /// The NFQUEUE number the agent reads.
     pub queue: u16,
+    /// The packet-mark bits that say a connection was denied, or decided
+    /// and let through (saved to conntrack). Move them if another tool of
+    /// the machine uses these bits (Calico's default mask 0xffff0000 does).
+    pub denied_mark: u32,
+    pub decided_mark: u32,
 }
 
 impl Default for VerdictConfig {
     fn default() -> Self {
-        Self { enabled: true, queue: 4242 }
+        Self { enabled: true, queue: 4242, denied_mark: 0x1000_0000, decided_mark: 0x0200_0000 }
     }
 }
 

@@ -32,15 +32,34 @@ use crate::verdict::VerdictConfig;
 /// conntrack entry so that the kernel rejects what follows. One bit, OR-ed
 /// into whatever mark the packet had: other users of marks (VPNs, policy
 /// routing) keep theirs.
-/// The bits are chosen clear of the marks of common VPNs and tools
-/// (Mullvad's 0x6d6f6c65, Tailscale's 0x00ff0000, wg-quick's and
-/// kube-proxy's low bits); Calico's default mask 0xffff0000 overlaps.
-const DENIED_MARK: u32 = 0x1000_0000;
-/// The mark bit of a decided connection's packet (let through): saved to
+/// The bits are `[verdicts] denied_mark` and `decided_mark`, by default
+/// clear of the marks of common VPNs and tools (Mullvad's 0x6d6f6c65,
+/// Tailscale's 0x00ff0000, wg-quick's and kube-proxy's low bits).
+/// The mark bit of a decided connection's packet (let through) is saved to
 /// conntrack like the denied one, so its later packets are not queued.
-const DECIDED_MARK: u32 = 0x0200_0000;
-/// Either mark: the flow needs no more judging.
-const JUDGED_MARKS: u32 = DENIED_MARK | DECIDED_MARK;
+#[derive(Debug, Clone, Copy)]
+struct Marks {
+    denied: u32,
+    decided: u32,
+}
+
+impl Marks {
+    fn of(config: &VerdictConfig) -> Result<Self> {
+        let (denied, decided) = (config.denied_mark, config.decided_mark);
+        if denied.count_ones() != 1 || decided.count_ones() != 1 || denied == decided {
+            bail!(
+                "[verdicts] denied_mark ({denied:#x}) and decided_mark ({decided:#x}) must be two different \
+                 single bits"
+            );
+        }
+        Ok(Self { denied, decided })
+    }
+
+    /// Either mark: the flow needs no more judging.
+    fn judged(self) -> u32 {
+        self.denied | self.decided
+    }
+}
 /// Packets of one connection the kernel queues at most: twice the gate's
 /// budget, so the gate always decides first; a connection that never sends
 /// data (its packets are all ACKs) stops costing a queue round trip here.
@@ -66,8 +85,8 @@ fn run_tool(program: &str, args: &[&str]) -> Result<()> {
 
 /// The nftables table: the judged connections' marks, the rejects, the
 /// address sets, and the queue rules when the kernel has nftables' queue.
-fn nft_table(queue: Option<(u16, bool)>) -> String {
-    let judged = format!("{JUDGED_MARKS:#x}");
+fn nft_table(marks: Marks, queue: Option<(u16, bool)>) -> String {
+    let judged = format!("{:#x}", marks.judged());
     let queue_chains = queue.map_or(String::new(), |(number, open)| {
         let bypass = if open { " bypass" } else { "" };
         let rules = format!(
@@ -84,7 +103,7 @@ fn nft_table(queue: Option<(u16, bool)>) -> String {
             })
             .concat()
     });
-    let (denied, decided) = (format!("{DENIED_MARK:#x}"), format!("{DECIDED_MARK:#x}"));
+    let (denied, decided) = (format!("{:#x}", marks.denied), format!("{:#x}", marks.decided));
     let rejects = format!(
         "    meta mark and {denied} == {denied} ct mark set ct mark or {denied}
     meta mark and {decided} == {decided} ct mark set ct mark or {decided}
@@ -144,8 +163,8 @@ fn uninstall_all() {
 }
 
 /// The iptables rules of chain `VIGIE` (mangle), for `tool`.
-fn iptables_rules(tool: &str, queue: u16, open: bool) -> Vec<String> {
-    let judged = format!("{JUDGED_MARKS:#x}");
+fn iptables_rules(tool: &str, marks: Marks, queue: u16, open: bool) -> Vec<String> {
+    let judged = format!("{:#x}", marks.judged());
     let target = format!("-j NFQUEUE --queue-num {queue}{}", if open { " --queue-bypass" } else { "" });
     let budget = format!(
         "-m connbytes --connbytes 1:{KERNEL_PACKETS} --connbytes-dir original --connbytes-mode packets"
@@ -164,12 +183,12 @@ fn iptables_rules(tool: &str, queue: u16, open: bool) -> Vec<String> {
     ]
 }
 
-fn install_rules(config: &VerdictConfig, failure: FailureMode) -> Result<()> {
+fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> Result<()> {
     let open = failure == FailureMode::Open;
     uninstall_all();
-    let native = nft_load(&nft_table(Some((config.queue, open)))).is_ok();
+    let native = nft_load(&nft_table(marks, Some((config.queue, open)))).is_ok();
     if !native {
-        nft_load(&nft_table(None)).context("nftables table")?;
+        nft_load(&nft_table(marks, None)).context("nftables table")?;
         let mut families = 0;
         for tool in ["iptables", "ip6tables"] {
             let Ok(()) = run_tool(tool, &["-w", "-t", "mangle", "-N", CHAIN]) else {
@@ -177,7 +196,7 @@ fn install_rules(config: &VerdictConfig, failure: FailureMode) -> Result<()> {
                 continue;
             };
             families += 1;
-            for rule in iptables_rules(tool, config.queue, open) {
+            for rule in iptables_rules(tool, marks, config.queue, open) {
                 let args: Vec<&str> =
                     ["-w", "-t", "mangle", "-A", CHAIN].into_iter().chain(rule.split_whitespace()).collect();
                 run_tool(tool, &args)?;
@@ -197,6 +216,7 @@ fn install_rules(config: &VerdictConfig, failure: FailureMode) -> Result<()> {
 
 impl Firewall for Netfilter {
     fn install(&self, config: &VerdictConfig, failure: FailureMode) -> Result<Box<dyn PacketQueue>> {
+        let marks = Marks::of(config)?;
         let mut queue = nfq::Queue::open().context("NFQUEUE (needs CAP_NET_ADMIN)")?;
         queue.bind(config.queue).with_context(|| format!("binding NFQUEUE {}", config.queue))?;
         // A full queue lets packets through (fail-open) or drops them (fail-closed).
@@ -209,11 +229,11 @@ impl Firewall for Netfilter {
         // left when the socket is closed before it can be looked up.
         queue.set_recv_uid_gid(config.queue, true)?;
         // A failure part way removes what was added.
-        if let Err(e) = install_rules(config, failure) {
+        if let Err(e) = install_rules(config, marks, failure) {
             uninstall_all();
             return Err(e);
         }
-        Ok(Box::new(NfQueue { queue, waiting: HashMap::new(), next_token: 0 }))
+        Ok(Box::new(NfQueue { queue, marks, waiting: HashMap::new(), next_token: 0 }))
     }
 
     fn uninstall(&self) {
@@ -233,6 +253,7 @@ impl Firewall for Netfilter {
 
 /// The NFQUEUE socket; packets handed out wait here for their verdict.
 struct NfQueue {
+    marks: Marks,
     queue: nfq::Queue,
     waiting: HashMap<u64, nfq::Message>,
     next_token: u64,
@@ -264,18 +285,42 @@ impl PacketQueue for NfQueue {
             Verdict::Deny => {
                 // Back through the hook with the mark: the agent's nftables
                 // chain saves it to the connection and rejects.
-                message.set_nfmark(message.get_nfmark() | DENIED_MARK);
+                message.set_nfmark(message.get_nfmark() | self.marks.denied);
                 message.set_verdict(nfq::Verdict::Repeat);
             }
             Verdict::AcceptDecided => {
                 // The mark reaches conntrack in the agent's nftables chain:
                 // the connection's later packets are not queued.
-                message.set_nfmark(message.get_nfmark() | DECIDED_MARK);
+                message.set_nfmark(message.get_nfmark() | self.marks.decided);
                 message.set_verdict(nfq::Verdict::Accept);
             }
             Verdict::Accept => message.set_verdict(nfq::Verdict::Accept),
             Verdict::Drop => message.set_verdict(nfq::Verdict::Drop),
         }
         self.queue.verdict(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mark_bits_come_from_the_configuration_and_must_be_two_single_bits() {
+        let text = "[verdicts]\ndenied_mark = 0x00010000\ndecided_mark = 0x00020000\n";
+        let config = crate::Config::parse(text, "agent.toml").unwrap();
+        let marks = Marks::of(&config.verdicts).unwrap();
+        let table = nft_table(marks, Some((4242, true)));
+        assert!(table.contains("ct mark and 0x30000 != 0 accept"), "{table}");
+        assert!(table.contains("meta mark and 0x10000 == 0x10000 ct mark set ct mark or 0x10000"), "{table}");
+        let rules = iptables_rules("iptables", marks, 4242, false).join("\n");
+        assert!(rules.contains("-m connmark ! --mark 0/0x30000 -j RETURN"), "{rules}");
+        for (denied, decided) in [(0x3, 0x4), (0x10, 0x10), (0, 0x4)] {
+            let config =
+                VerdictConfig { denied_mark: denied, decided_mark: decided, ..VerdictConfig::default() };
+            let error = Marks::of(&config).unwrap_err().to_string();
+            assert!(error.contains("two different single bits"), "{error}");
+        }
+        Marks::of(&VerdictConfig::default()).unwrap();
     }
 }
