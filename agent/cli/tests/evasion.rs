@@ -102,6 +102,12 @@ fn pack(datagrams: &[Vec<u8>]) -> Vec<u8> {
     packed
 }
 
+/// curl to `host` at the internet's server, past any resolver, bounded in time.
+fn curl_to(host: &str) -> Vec<String> {
+    let (resolve, url) = (format!("{host}:443:{SERVER_IP}"), format!("https://{host}/"));
+    ["timeout", "10", "curl", "-sk", "--max-time", "4", "--resolve", &resolve, &url].map(String::from).into()
+}
+
 struct Suite {
     lab: Lab,
     script: String,
@@ -429,22 +435,8 @@ impl Container {
 
     /// curl from the container to `host` at the internet's server.
     fn curl(&self, host: &str) -> String {
-        let resolve = format!("{host}:443:{SERVER_IP}");
-        let url = format!("https://{host}/");
-        let args = [
-            "netns",
-            "exec",
-            &self.name,
-            "timeout",
-            "10",
-            "curl",
-            "-sk",
-            "--max-time",
-            "4",
-            "--resolve",
-            &resolve,
-            &url,
-        ];
+        let mut args: Vec<String> = ["netns", "exec", &self.name].map(String::from).into();
+        args.extend(curl_to(host));
         let out = std::process::Command::new("ip").args(args).stderr(Stdio::null()).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -589,20 +581,7 @@ fn the_console_socket_under_abuse_starves_no_one_and_shows_no_one_else_s_prompts
     assert_eq!(held.trim(), "open=16 closed=24", "idle TCP connections one user keeps");
 
     // Prompts: one user making many pushes out only their own.
-    let other_curl = as_user(
-        OTHER,
-        &[
-            "timeout",
-            "10",
-            "curl",
-            "-sk",
-            "--max-time",
-            "4",
-            "--resolve",
-            &format!("chatgpt.com:443:{SERVER_IP}"),
-            "https://chatgpt.com/",
-        ],
-    );
+    let other_curl = as_user(OTHER, &curl_to("chatgpt.com").iter().map(String::as_str).collect::<Vec<_>>());
     let other_curl: Vec<&str> = other_curl.iter().map(String::as_str).collect();
     assert!(lab.client_output(&other_curl).is_empty());
     let catalog = vigie_core::catalog::Catalog::bundled().unwrap();

@@ -82,19 +82,23 @@ impl InitialKeys {
         Ok(Self { aead: Aes128Gcm::new(&key.into()), iv, header: aes::Aes128::new(&hp.into()) })
     }
 
-    /// Removes header and payload protection from one Initial packet and
-    /// returns its plaintext frames.
-    pub fn decrypt(&self, packet: &InitialPacket<'_>) -> Result<Vec<u8>, ParseError> {
-        let pn_offset = packet.pn_offset;
+    /// The header protection mask (RFC 9001 §5.4): AES over the 16 bytes
+    /// sampled 4 bytes after the packet number's start.
+    fn header_mask(&self, packet: &[u8], pn_offset: usize) -> Result<[u8; 16], ParseError> {
         let sample: [u8; 16] = packet
-            .bytes
             .get(pn_offset + 4..pn_offset + 20)
             .and_then(|s| s.try_into().ok())
             .ok_or(ParseError::Truncated("quic header protection sample"))?;
         let mut mask = sample.into();
         self.header.encrypt_block(&mut mask);
-        let mask: [u8; 16] = mask.into();
-        let [mask_first, mask_pn @ ..] = mask;
+        Ok(mask.into())
+    }
+
+    /// Removes header and payload protection from one Initial packet and
+    /// returns its plaintext frames.
+    pub fn decrypt(&self, packet: &InitialPacket<'_>) -> Result<Vec<u8>, ParseError> {
+        let pn_offset = packet.pn_offset;
+        let [mask_first, mask_pn @ ..] = self.header_mask(packet.bytes, pn_offset)?;
         let first =
             packet.bytes.first().ok_or(ParseError::Truncated("quic first byte"))? ^ (mask_first & 0x0f);
         let pn_len = usize::from(first & 0x03) + 1;
@@ -188,14 +192,7 @@ impl InitialKeys {
             .map_err(|_| ParseError::Invalid("quic initial does not encrypt"))?;
         let mut packet = header;
         packet.extend_from_slice(&payload);
-        let sample: [u8; 16] = packet
-            .get(pn_offset + PN_LEN..pn_offset + PN_LEN + 16)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(ParseError::Truncated("quic header protection sample"))?;
-        let mut mask = sample.into();
-        self.header.encrypt_block(&mut mask);
-        let mask: [u8; 16] = mask.into();
-        let [mask_first, mask_pn @ ..] = mask;
+        let [mask_first, mask_pn @ ..] = self.header_mask(&packet, pn_offset)?;
         if let Some(first) = packet.first_mut() {
             *first ^= mask_first & 0x0f;
         }
