@@ -113,8 +113,8 @@ const MAX_HANDLED: usize = 16_384;
 /// so the worst case is an event reported twice, never one lost.
 #[derive(Debug, Default)]
 pub struct Handled {
-    /// Handshakes the verdicts reported, by (protocol, local, remote).
-    flows: Mutex<HashMap<(Protocol, SocketAddr, SocketAddr), Instant>>,
+    /// Handshakes the verdicts reported.
+    flows: Mutex<HashMap<Flow, Instant>>,
     /// The resolver's upstream queries, by transport, local port and upstream.
     upstream_ports: Mutex<HashMap<(Protocol, u16, SocketAddr), Instant>>,
     /// Where the resolver listens: queries to it are its own to report.
@@ -157,7 +157,7 @@ impl Handled {
     }
 
     fn verdict_judged(&self, flow: &Flow, now: Instant) {
-        remember(&self.flows, (flow.protocol, flow.src, flow.dst), now);
+        remember(&self.flows, *flow, now);
     }
 
     /// Whether a point other than the capture already reported `flow`.
@@ -167,7 +167,7 @@ impl Handled {
         });
         asks_resolver
             || take_recent(&self.upstream_ports, &(flow.protocol, flow.src.port(), flow.dst), now)
-            || take_recent(&self.flows, &(flow.protocol, flow.src, flow.dst), now)
+            || take_recent(&self.flows, flow, now)
     }
 }
 

@@ -9,15 +9,14 @@
 //! recorded either way. Once a flow is decided the kernel stops queueing it.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
-use vigie_core::sensor::frame::{decode_frame, Frame, LinkType, Transport};
-use vigie_core::sensor::gate::{Finding, FlowKey, Gate, GateLimits, Step, Unreadable};
+use vigie_core::sensor::gate::{Finding, Gate, GateLimits, Step, Unreadable};
 use vigie_core::sensor::{Flow, Micros, Observation, Protocol};
 
 use crate::decider::{Decider, Point};
@@ -155,7 +154,7 @@ pub struct Verdicter<'a> {
     /// The gate's clock: microseconds since this verdicter started.
     epoch: Instant,
     /// Packets held until their flow is decided.
-    held: HashMap<FlowKey, Vec<QueuedPacket>>,
+    held: HashMap<Flow, Vec<QueuedPacket>>,
     held_bytes: usize,
     held_packets: usize,
     held_per_user: HashMap<Option<u32>, usize>,
@@ -228,7 +227,7 @@ impl<'a> Verdicter<'a> {
 
     /// Lets every held packet go (the agent is stopping).
     pub fn release_all(&mut self, queue: &mut dyn PacketQueue) {
-        let keys: Vec<FlowKey> = self.held.keys().copied().collect();
+        let keys: Vec<Flow> = self.held.keys().copied().collect();
         for key in keys {
             for packet in self.unhold(&key) {
                 self.send(queue, packet, Verdict::Accept);
@@ -246,28 +245,22 @@ impl<'a> Verdicter<'a> {
         match step {
             Step::Pass => self.send(queue, packet, Verdict::Accept),
             Step::Drop => self.send(queue, packet, Verdict::Drop),
-            Step::Settled(deny) => {
-                let protocol = flow_key(&packet.payload).map_or(Protocol::Tcp, |(protocol, ..)| protocol);
-                self.send(queue, packet, allowed_or_denied(protocol, deny));
-            }
-            Step::Hold => match flow_key(&packet.payload) {
-                Some(key) if self.has_room(&packet) => self.hold(key, packet),
-                Some(key) => {
+            Step::Settled { flow, deny } => self.send(queue, packet, allowed_or_denied(flow.protocol, deny)),
+            Step::Hold(flow) => {
+                let room = self.has_room(&packet);
+                let uid = packet.uid;
+                self.hold(flow, packet);
+                if !room {
                     // No room left to hold: the flow is given up like an evicted one.
-                    let uid = packet.uid;
-                    self.hold(key, packet);
-                    if let Some(finding) = self.gate.abandon(key, Unreadable::Evicted) {
+                    if let Some(finding) = self.gate.abandon(flow, Unreadable::Evicted) {
                         self.conclude(queue, now, finding, uid);
                     }
                 }
-                None => self.send(queue, packet, Verdict::Accept),
-            },
+            }
             Step::Decided(finding) => {
+                // This packet shares the fate of its flow's held ones.
                 let uid = packet.uid;
-                match flow_key(&packet.payload) {
-                    Some(key) => self.hold(key, packet),
-                    None => self.send(queue, packet, Verdict::Accept),
-                }
+                self.hold(finding.flow(), packet);
                 self.conclude(queue, now, finding, uid);
             }
         }
@@ -288,7 +281,7 @@ impl<'a> Verdicter<'a> {
             && self.held_per_user.get(&packet.uid).copied().unwrap_or(0) < MAX_HELD_PACKETS_PER_USER
     }
 
-    fn hold(&mut self, key: FlowKey, packet: QueuedPacket) {
+    fn hold(&mut self, key: Flow, packet: QueuedPacket) {
         self.held_bytes += packet.payload.len();
         self.held_packets += 1;
         *self.held_per_user.entry(packet.uid).or_default() += 1;
@@ -296,7 +289,7 @@ impl<'a> Verdicter<'a> {
     }
 
     /// Takes a flow's held packets out of the counts.
-    fn unhold(&mut self, key: &FlowKey) -> Vec<QueuedPacket> {
+    fn unhold(&mut self, key: &Flow) -> Vec<QueuedPacket> {
         let packets = self.held.remove(key).unwrap_or_default();
         for packet in &packets {
             self.held_bytes = self.held_bytes.saturating_sub(packet.payload.len());
@@ -313,7 +306,7 @@ impl<'a> Verdicter<'a> {
 
     /// The uid the kernel gave with a held packet of `flow`.
     fn held_uid(&self, flow: &Flow) -> Option<u32> {
-        let packets = self.held.get(&(flow.protocol, flow.src, flow.dst))?;
+        let packets = self.held.get(flow)?;
         packets.iter().find_map(|p| p.uid)
     }
 
@@ -336,9 +329,8 @@ impl<'a> Verdicter<'a> {
             }
         };
         let verdict = allowed_or_denied(flow.protocol, deny);
-        let key = (flow.protocol, flow.src, flow.dst);
-        self.gate.settle(now, key, deny);
-        for packet in self.unhold(&key) {
+        self.gate.settle(now, flow, deny);
+        for packet in self.unhold(&flow) {
             self.send(queue, packet, verdict);
         }
     }
@@ -371,22 +363,6 @@ fn allowed_or_denied(protocol: Protocol, deny: bool) -> Verdict {
         (true, _) => Verdict::Deny,
         (false, Protocol::Tcp) => Verdict::AcceptDecided,
         (false, Protocol::Udp) => Verdict::Accept,
-    }
-}
-
-/// The gate's key of a queued IP packet.
-fn flow_key(packet: &[u8]) -> Option<FlowKey> {
-    let Ok(Frame::Ip(ip)) = decode_frame(LinkType::RawIp, packet) else { return None };
-    match ip.transport {
-        Transport::Tcp(segment) => Some((
-            Protocol::Tcp,
-            SocketAddr::new(ip.src, segment.src_port),
-            SocketAddr::new(ip.dst, segment.dst_port),
-        )),
-        Transport::Udp { src_port, dst_port, .. } => {
-            Some((Protocol::Udp, SocketAddr::new(ip.src, src_port), SocketAddr::new(ip.dst, dst_port)))
-        }
-        Transport::Fragment | Transport::Other(_) => None,
     }
 }
 

@@ -23,12 +23,7 @@ fn tcp(seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
 
 fn feed(gate: &mut Gate, now: &mut i64, packet: &[u8], user: Option<u32>) {
     if let Step::Decided(finding) = gate.packet(*now, packet, user) {
-        let flow = match finding {
-            vigie_core::sensor::gate::Finding::Named(o) => o.flow,
-            vigie_core::sensor::gate::Finding::NoName { flow }
-            | vigie_core::sensor::gate::Finding::Unreadable { flow, .. } => flow,
-        };
-        gate.settle(*now, (flow.protocol, flow.src, flow.dst), true);
+        gate.settle(*now, finding.flow(), true);
     }
     *now += 50_000;
     let _ = gate.take_abandoned(*now);

@@ -334,7 +334,9 @@ impl Sensor {
                 Ok(HelloProgress::NeedMore(need)) => stream.need = need,
                 Ok(HelloProgress::Done(hello)) => {
                     self.stats.tls_client_hellos += 1;
-                    out_hello(ts, flow, hello, None, out);
+                    if let Some(observation) = hello_observation(ts, flow, hello, None) {
+                        out(observation);
+                    }
                     stream.state = StreamState::Done;
                 }
                 Err(_) => {
@@ -478,29 +480,32 @@ impl Sensor {
             Ok(hello) => {
                 self.stats.tls_client_hellos += 1;
                 let flow = Flow { protocol: Protocol::Udp, src: key.src, dst: key.dst };
-                out_hello(ts, flow, hello, Some(packet.version), out);
+                if let Some(observation) = hello_observation(ts, flow, hello, Some(packet.version)) {
+                    out(observation);
+                }
             }
             Err(_) => self.stats.quic_errors += 1,
         }
     }
 }
 
-/// Reports a ClientHello's server name; `quic_version` for one read from QUIC Initials.
-fn out_hello(
+/// The observation of a ClientHello's server name (none without SNI);
+/// `quic_version` for one read from QUIC Initials. The capture and the
+/// verdicts' gate both report hellos this way.
+pub(super) fn hello_observation(
     ts: Micros,
     flow: Flow,
     hello: tls::OwnedClientHello,
     quic_version: Option<u32>,
-    out: &mut impl FnMut(Observation),
-) {
-    let Some(mut name) = hello.server_name else { return };
+) -> Option<Observation> {
+    let mut name = hello.server_name?;
     name.make_ascii_lowercase();
     let ech = hello.ech_offered;
     let (source, detail) = match quic_version {
         Some(version) => (Source::Quic, Detail::QuicInitial { version, ech }),
         None => (Source::Tls, Detail::ClientHello { ech }),
     };
-    out(Observation { ts, flow, source, name, detail });
+    Some(Observation { ts, flow, source, name, detail })
 }
 
 /// Reports a DNS message's questions. `flow` is the direction the message

@@ -115,6 +115,16 @@ pub enum Finding {
     Unreadable { flow: Flow, source: Source, why: Unreadable },
 }
 
+impl Finding {
+    /// The flow it is about.
+    pub fn flow(&self) -> Flow {
+        match self {
+            Finding::Named(observation) => observation.flow,
+            Finding::NoName { flow } | Finding::Unreadable { flow, .. } => *flow,
+        }
+    }
+}
+
 /// What the caller does with the packet it passed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -123,18 +133,15 @@ pub enum Step {
     /// is held.
     Pass,
     /// Keep it until its flow is decided.
-    Hold,
+    Hold(Flow),
     /// Drop it: one more copy of a held segment.
     Drop,
-    /// The flow was decided earlier: give it the same verdict (`true` denies).
-    Settled(bool),
+    /// The flow was decided earlier: give it the same verdict.
+    Settled { flow: Flow, deny: bool },
     /// The flow is decided by this packet: the caller gives this packet and
     /// the flow's held ones one verdict, then calls [`Gate::settle`].
     Decided(Finding),
 }
-
-/// A flow as the gate keys it: its direction and transport.
-pub type FlowKey = (Protocol, SocketAddr, SocketAddr);
 
 #[derive(Debug)]
 enum Reading {
@@ -216,19 +223,19 @@ type Map<K, V> = HashMap<K, V, RandomState>;
 #[derive(Debug)]
 pub struct Gate {
     limits: GateLimits,
-    flows: Map<FlowKey, Tracked>,
+    flows: Map<Flow, Tracked>,
     /// Flows being read, by user.
     per_user: HashMap<Option<u32>, usize>,
     reading: usize,
     /// Keys in the order they started reading, and in the order they were
     /// settled: expiry and eviction walk them from the front (an entry whose
     /// flow has moved on since is skipped).
-    reading_order: VecDeque<(Micros, FlowKey)>,
-    settled_order: VecDeque<(Micros, FlowKey)>,
+    reading_order: VecDeque<(Micros, Flow)>,
+    settled_order: VecDeque<(Micros, Flow)>,
     /// Flows given up outside a call about them (time, eviction), for the caller.
     abandoned: Vec<Finding>,
     /// The keys of QUIC flows just decided, until they are settled.
-    pending_keys: HashMap<FlowKey, Box<InitialKeys>>,
+    pending_keys: HashMap<Flow, Box<InitialKeys>>,
     stats: GateStats,
 }
 
@@ -254,13 +261,6 @@ fn tls_shaped(bytes: &[u8]) -> bool {
         [0x16, 3, _, _, _, kind, ..] => *kind == 1,
         _ => false,
     }
-}
-
-fn lowercase(name: Option<String>) -> Option<String> {
-    name.map(|mut n| {
-        n.make_ascii_lowercase();
-        n
-    })
 }
 
 impl Gate {
@@ -319,19 +319,18 @@ impl Gate {
             Transport::Tcp(segment) => {
                 let src = SocketAddr::new(ip.src, segment.src_port);
                 let dst = SocketAddr::new(ip.dst, segment.dst_port);
-                self.tcp(now, (Protocol::Tcp, src, dst), &segment, user)
+                self.tcp(now, Flow { protocol: Protocol::Tcp, src, dst }, &segment, user)
             }
             Transport::Udp { src_port, dst_port, payload } => {
-                let key =
-                    (Protocol::Udp, SocketAddr::new(ip.src, src_port), SocketAddr::new(ip.dst, dst_port));
-                self.udp(now, key, payload, user)
+                let (src, dst) = (SocketAddr::new(ip.src, src_port), SocketAddr::new(ip.dst, dst_port));
+                self.udp(now, Flow { protocol: Protocol::Udp, src, dst }, payload, user)
             }
             Transport::Fragment | Transport::Other(_) => Step::Pass,
         }
     }
 
     /// Records the verdict given to a decided flow, for its later packets.
-    pub fn settle(&mut self, now: Micros, key: FlowKey, deny: bool) {
+    pub fn settle(&mut self, now: Micros, key: Flow, deny: bool) {
         self.stop_reading(&key);
         let keys = self.pending_keys.remove(&key);
         self.flows.insert(key, Tracked { since: now, state: State::Settled { deny, keys } });
@@ -381,28 +380,27 @@ impl Gate {
 
     /// Gives up a flow being read (the caller has no room to hold its
     /// packets); `None` when it is not being read.
-    pub fn abandon(&mut self, key: FlowKey, why: Unreadable) -> Option<Finding> {
+    pub fn abandon(&mut self, key: Flow, why: Unreadable) -> Option<Finding> {
         self.stats.untracked += 1;
         self.remove(&key, why)
     }
 
-    fn is_reading_since(&self, key: &FlowKey, since: Micros) -> bool {
+    fn is_reading_since(&self, key: &Flow, since: Micros) -> bool {
         self.flows.get(key).is_some_and(|t| t.since == since && matches!(t.state, State::Reading { .. }))
     }
 
     /// Removes a flow; a flow still being read becomes unreadable for `why`.
-    fn remove(&mut self, key: &FlowKey, why: Unreadable) -> Option<Finding> {
+    fn remove(&mut self, key: &Flow, why: Unreadable) -> Option<Finding> {
         let reading = self.stop_reading(key);
         self.flows.remove(key);
-        let (protocol, src, dst) = *key;
         let source = reading?.source();
         self.stats.unreadable += 1;
-        Some(Finding::Unreadable { flow: Flow { protocol, src, dst }, source, why })
+        Some(Finding::Unreadable { flow: *key, source, why })
     }
 
     /// Takes a flow out of the reading counts (it stays in the table as
     /// settled, allowing), returning its reading state.
-    fn stop_reading(&mut self, key: &FlowKey) -> Option<Reading> {
+    fn stop_reading(&mut self, key: &Flow) -> Option<Reading> {
         let tracked = self.flows.get_mut(key)?;
         if !matches!(tracked.state, State::Reading { .. }) {
             return None;
@@ -434,7 +432,7 @@ impl Gate {
     fn start(
         &mut self,
         now: Micros,
-        key: FlowKey,
+        key: Flow,
         user: Option<u32>,
         reading: Reading,
     ) -> Result<(), Unreadable> {
@@ -464,41 +462,55 @@ impl Gate {
         Ok(())
     }
 
-    fn refused(&mut self, key: FlowKey, source: Source, why: Unreadable) -> Step {
-        let (protocol, src, dst) = key;
+    fn refused(&mut self, key: Flow, source: Source, why: Unreadable) -> Step {
         self.stats.unreadable += 1;
-        Step::Decided(Finding::Unreadable { flow: Flow { protocol, src, dst }, source, why })
+        Step::Decided(Finding::Unreadable { flow: key, source, why })
     }
 
-    fn give_up(&mut self, key: FlowKey, why: Unreadable) -> Step {
+    fn give_up(&mut self, key: Flow, why: Unreadable) -> Step {
         match self.remove(&key, why) {
             Some(finding) => Step::Decided(finding),
             None => Step::Pass,
         }
     }
 
-    /// The flow is read to its end: a name, or none.
-    fn named(
-        &mut self,
-        now: Micros,
-        key: FlowKey,
-        source: Source,
-        name: Option<String>,
-        detail: Detail,
-    ) -> Step {
-        self.stop_reading(&key);
-        self.flows.remove(&key);
-        let (protocol, src, dst) = key;
-        let flow = Flow { protocol, src, dst };
-        let Some(name) = name else {
-            self.stats.no_name += 1;
-            return Step::Decided(Finding::NoName { flow });
-        };
+    /// The flow is read to its end and named.
+    fn named(&mut self, now: Micros, flow: Flow, source: Source, name: String, detail: Detail) -> Step {
+        self.stop_reading(&flow);
+        self.flows.remove(&flow);
         self.stats.named += 1;
         Step::Decided(Finding::Named(Observation { ts: now, flow, source, name, detail }))
     }
 
-    fn tcp(&mut self, now: Micros, key: FlowKey, segment: &TcpSegment<'_>, user: Option<u32>) -> Step {
+    /// The flow is read to its end, or closed, and names no host.
+    fn no_name(&mut self, flow: Flow) -> Step {
+        self.stop_reading(&flow);
+        self.flows.remove(&flow);
+        self.stats.no_name += 1;
+        Step::Decided(Finding::NoName { flow })
+    }
+
+    /// A ClientHello read to its end: named by its SNI, or by nothing (an
+    /// IP literal).
+    fn hello(
+        &mut self,
+        now: Micros,
+        flow: Flow,
+        hello: tls::OwnedClientHello,
+        quic_version: Option<u32>,
+    ) -> Step {
+        match super::engine::hello_observation(now, flow, hello, quic_version) {
+            Some(observation) => {
+                self.stop_reading(&flow);
+                self.flows.remove(&flow);
+                self.stats.named += 1;
+                Step::Decided(Finding::Named(observation))
+            }
+            None => self.no_name(flow),
+        }
+    }
+
+    fn tcp(&mut self, now: Micros, key: Flow, segment: &TcpSegment<'_>, user: Option<u32>) -> Step {
         // Data in a SYN (TCP Fast Open) starts after the SYN's own sequence number.
         let data_seq = if segment.has(TcpSegment::SYN) { segment.seq.wrapping_add(1) } else { segment.seq };
         match self.flows.get(&key).map(|t| &t.state) {
@@ -508,7 +520,7 @@ impl Gate {
                 self.flows.remove(&key);
                 return Step::Pass;
             }
-            Some(State::Settled { deny, .. }) => return Step::Settled(*deny),
+            Some(State::Settled { deny, .. }) => return Step::Settled { flow: key, deny: *deny },
             Some(State::Reading { .. }) => {}
             None => {
                 // A flow opens on its first data segment: SYNs, ACKs and
@@ -517,9 +529,7 @@ impl Gate {
                     return Step::Pass;
                 }
                 if !could_be_handshake(segment.payload) {
-                    self.stats.no_name += 1;
-                    let (protocol, src, dst) = key;
-                    return Step::Decided(Finding::NoName { flow: Flow { protocol, src, dst } });
+                    return self.no_name(key);
                 }
                 let reading =
                     Reading::Tcp { base: data_seq, stream: Reassembler::default(), need: 0, copies: 0 };
@@ -532,33 +542,25 @@ impl Gate {
             if segment.has(TcpSegment::FIN) || segment.has(TcpSegment::RST) {
                 // Closed before a name: no more bytes can follow, so no name
                 // ever will; what is held goes (the server got no whole hello).
-                return self.named(now, key, Source::Tls, None, Detail::ClientHello { ech: false });
+                return self.no_name(key);
             }
             return Step::Pass;
         }
         match self.read_tcp(key, data_seq, segment) {
             Progress::More { holds_start: false, .. } => Step::Pass,
             Progress::More { holds_start: true, copies } if copies > MAX_HELD_COPIES => Step::Drop,
-            Progress::More { holds_start: true, .. } => Step::Hold,
-            Progress::Hello(hello) => {
-                let detail = Detail::ClientHello { ech: hello.ech_offered };
-                self.named(now, key, Source::Tls, lowercase(hello.server_name), detail)
-            }
+            Progress::More { holds_start: true, .. } => Step::Hold(key),
+            Progress::Hello(hello) => self.hello(now, key, hello, None),
             Progress::Http(http::HttpProgress::Named { host, connect }) => {
-                self.named(now, key, Source::Http, Some(host), Detail::HttpRequest { connect })
+                self.named(now, key, Source::Http, host, Detail::HttpRequest { connect })
             }
-            Progress::Http(_) => {
-                self.named(now, key, Source::Http, None, Detail::HttpRequest { connect: false })
-            }
-            Progress::NotHandshake => {
-                self.named(now, key, Source::Tls, None, Detail::ClientHello { ech: false })
-            }
+            Progress::Http(_) | Progress::NotHandshake => self.no_name(key),
             Progress::Unreadable(why) => self.give_up(key, why),
         }
     }
 
     /// Adds a segment to a flow being read and parses what is there.
-    fn read_tcp(&mut self, key: FlowKey, data_seq: u32, segment: &TcpSegment<'_>) -> Progress {
+    fn read_tcp(&mut self, key: Flow, data_seq: u32, segment: &TcpSegment<'_>) -> Progress {
         let limits = self.limits;
         let Some(State::Reading { reading, packets, .. }) = self.flows.get_mut(&key).map(|t| &mut t.state)
         else {
@@ -635,12 +637,12 @@ impl Gate {
         }
     }
 
-    fn udp(&mut self, now: Micros, key: FlowKey, payload: &[u8], user: Option<u32>) -> Step {
+    fn udp(&mut self, now: Micros, key: Flow, payload: &[u8], user: Option<u32>) -> Step {
         // Only a client Initial can start a flow or add to it: junk
         // datagrams, before or between, pass without using the budget.
         if !quic::looks_like_initial(payload) {
             return match self.flows.get(&key).map(|t| &t.state) {
-                Some(State::Settled { deny, .. }) => Step::Settled(*deny),
+                Some(State::Settled { deny, .. }) => Step::Settled { flow: key, deny: *deny },
                 _ => Step::Pass,
             };
         }
@@ -657,7 +659,7 @@ impl Gate {
                 Reading::Quic { keys, .. } => Some(keys),
                 Reading::Tcp { .. } => None,
             },
-            Some(State::Settled { deny, keys: None }) => return Step::Settled(*deny),
+            Some(State::Settled { deny, keys: None }) => return Step::Settled { flow: key, deny: *deny },
             Some(State::Settled { keys: Some(keys), .. }) => Some(keys),
             None => None,
         };
@@ -674,7 +676,7 @@ impl Gate {
         if let Some(State::Settled { deny, .. }) = self.flows.get(&key).map(|t| &t.state) {
             if !plaintexts.is_empty() {
                 // The decided connection's own Initials.
-                return Step::Settled(*deny);
+                return Step::Settled { flow: key, deny: *deny };
             }
             if fresh.is_none() {
                 return Step::Pass;
@@ -729,15 +731,12 @@ impl Gate {
             return self.give_up(key, why);
         }
         let hello = match tls::handshake_message(crypto.contiguous()) {
-            Ok(None) => return Step::Hold,
+            Ok(None) => return Step::Hold(key),
             Ok(Some(body)) => tls::parse_client_hello_body(body).map(tls::OwnedClientHello::from),
             Err(e) => Err(e),
         };
         match hello {
-            Ok(hello) => {
-                let detail = Detail::QuicInitial { version, ech: hello.ech_offered };
-                self.named(now, key, Source::Quic, lowercase(hello.server_name), detail)
-            }
+            Ok(hello) => self.hello(now, key, hello, Some(version)),
             Err(_) => self.give_up(key, Unreadable::Malformed),
         }
     }
