@@ -301,7 +301,9 @@ impl Decider {
         let denies = policy.unreadable_handshake == UnreadableHandshake::Block;
         let action = if denies { Action::Block } else { Action::Monitor };
         self.handled.verdict_judged(flow, self.clock.now());
-        warn!(
+        // One line per flow, like every decision: a flood of these is
+        // coalesced in the store, and should not take the log's level up.
+        info!(
             point = Point::Verdict.as_str(),
             source = source.as_str(),
             why = why.as_str(),
