@@ -95,8 +95,8 @@ async fn connection(stream: UnixStream, state: Arc<ConsoleState>, slots: Arc<Sem
     }
     let result = match slots.try_acquire_owned() {
         Ok(slot) => {
-            let peer = state.peer(uid, pid);
-            debug!(uid, pid = ?peer.pid, admin = peer.admin, "console connected");
+            // Who the peer is (an administrator or not) is looked up per request.
+            debug!(uid, pid = ?pid, "console connected");
             let result = serve_connection(stream, Arc::clone(&state), uid, pid).await;
             drop(slot);
             result
