@@ -49,7 +49,7 @@ pub use platform::Platform;
 
 use console::{ConsoleState, Readers};
 use decider::{Decider, Mode};
-use platform::Firewall;
+use platform::{supervisor, Firewall};
 use prompts::Prompts;
 use rules::Rules;
 use sink::{EventSink, Writer};
@@ -359,6 +359,9 @@ impl Daemon {
     /// down in order: captures, kernel rules, sockets, the store last.
     pub fn run(mut self) -> Result<()> {
         let mut watching = true;
+        supervisor::ready(&format!("{} mode", self.config.mode().as_str()));
+        let alive_every = supervisor::alive_every();
+        let mut last_alive: Option<std::time::Instant> = None;
         while self.failure.is_none() && !self.stop.load(Ordering::Relaxed) {
             if watching {
                 match self.reloads.recv_timeout(Duration::from_millis(200)) {
@@ -395,6 +398,15 @@ impl Daemon {
                 error!("{why}: stopping for the supervisor to restart the agent");
                 self.failure = Some(anyhow::anyhow!(why));
             }
+            // Pings only while healthy: a stalled thread, or this loop stuck
+            // in a reload or the store, lets systemd's watchdog fire.
+            let now = std::time::Instant::now();
+            if let Some(every) = alive_every.filter(|_| self.failure.is_none() && !stopping) {
+                if last_alive.is_none_or(|at| now.duration_since(at) >= every) {
+                    supervisor::alive();
+                    last_alive = Some(now);
+                }
+            }
             if !stopping {
                 self.captures.watch_new(&self.config.interfaces, &self.state);
             }
@@ -406,6 +418,10 @@ impl Daemon {
             }
         }
         self.stop.store(true, Ordering::Relaxed);
+        supervisor::stopping(match &self.failure {
+            None => "stopping",
+            Some(_) => "stopping on failure",
+        });
         for (name, handle, heartbeat) in std::mem::take(&mut self.captures.running) {
             // A stalled capture would never be joined: it goes with the process.
             if !heartbeat.stalled(std::time::Instant::now()) {

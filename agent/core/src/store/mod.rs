@@ -39,6 +39,11 @@ pub enum StoreError {
         "event store schema version {found} is not this agent's ({expected}): open it for writing first"
     )]
     Unmigrated { found: i64, expected: usize },
+    #[error(
+        "event store migration {step} of {total} failed ({why}); the store is left as it was, \
+         at schema version {kept}"
+    )]
+    Migration { step: usize, total: usize, kept: i64, why: String },
     #[error("event store holds an unknown action `{0}`")]
     UnknownAction(String),
     #[error("event store holds an unknown answer kind `{0}`")]
@@ -128,18 +133,39 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        Self::migrate_with(&mut self.conn, MIGRATIONS)
+    }
+
+    /// Runs the steps of `migrations` the store has not run, all in one
+    /// transaction: an upgrade that fails part-way (a full disk, a step this
+    /// store's data trips on) leaves the store exactly as the previous agent
+    /// left it, so that it still runs it.
+    fn migrate_with(conn: &mut Connection, migrations: &[&str]) -> Result<(), StoreError> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         let applied = usize::try_from(version).unwrap_or(usize::MAX);
-        if applied > MIGRATIONS.len() {
-            return Err(StoreError::TooNew { found: version, supported: MIGRATIONS.len() });
+        if applied > migrations.len() {
+            return Err(StoreError::TooNew { found: version, supported: migrations.len() });
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = self.conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", index + 1)?;
-            tx.commit()?;
+        if applied == migrations.len() {
+            return Ok(());
         }
-        Ok(())
+        let tx = conn.transaction()?;
+        for (index, sql) in migrations.iter().enumerate().skip(applied) {
+            let failed = |e: rusqlite::Error| StoreError::Migration {
+                step: index + 1,
+                total: migrations.len(),
+                kept: version,
+                why: e.to_string(),
+            };
+            tx.execute_batch(sql).map_err(failed)?;
+            tx.pragma_update(None, "user_version", index + 1).map_err(failed)?;
+        }
+        tx.commit().map_err(|e| StoreError::Migration {
+            step: migrations.len(),
+            total: migrations.len(),
+            kept: version,
+            why: e.to_string(),
+        })
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {

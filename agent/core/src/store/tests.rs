@@ -154,6 +154,40 @@ fn a_version_1_store_is_migrated_in_place() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn a_failed_migration_leaves_the_store_as_it_was() {
+    let dir = std::env::temp_dir().join(format!("vigie-failed-migration-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.db");
+    let mut conn = Connection::open(&path).unwrap();
+    Store::migrate_with(&mut conn, &MIGRATIONS[..2]).unwrap();
+    conn.execute_batch("INSERT INTO journal (ts, kind, detail) VALUES (1, 'started', 'old agent')").unwrap();
+    // The next agent's upgrade: a good step, then one that fails.
+    let next =
+        [MIGRATIONS[0], MIGRATIONS[1], MIGRATIONS[2], "ALTER TABLE no_such_table ADD COLUMN x INTEGER"];
+    let error = Store::migrate_with(&mut conn, &next).unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("migration 4 of 4 failed"), "{message}");
+    assert!(message.contains("no_such_table") && message.contains("schema version 2"), "{message}");
+    drop(conn);
+    // Step 3 was rolled back with step 4: the old agent's store, untouched.
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+    assert_eq!(version, 2);
+    let repeats_column: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_table_info('events') WHERE name = 'repeats'", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(repeats_column, 0, "migration 3 adds `repeats`: it must have been rolled back");
+    let journal: i64 = conn.query_row("SELECT count(*) FROM journal", [], |row| row.get(0)).unwrap();
+    assert_eq!(journal, 1);
+    drop(conn);
+    // The agent that fits it still opens it and migrates.
+    assert_eq!(Store::open(&path).unwrap().schema_version().unwrap(), MIGRATIONS.len() as i64);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 mod query {
     use super::*;
     use crate::proto::{EventQuery, MAX_FILTER_VALUES};
