@@ -57,3 +57,22 @@ console_ensure() {
 
 # Where cargo puts release binaries (CARGO_TARGET_DIR is honoured).
 release_dir() { echo "${CARGO_TARGET_DIR:-$PWD/target}/release"; }
+
+# The Debian packages, from release builds, into target/debian/:
+# vigie-agent_<version>_amd64.deb and vigie-console_<version>_amd64.deb.
+# VIGIE_DEB_VERSION overrides the packages' version (upgrade tests).
+packages_build() {
+    apt_ensure dpkg-dev
+    cargo_tool_ensure cargo-deb 3.8.0 cargo-deb
+    local version=()
+    [ -n "${VIGIE_DEB_VERSION:-}" ] && version=(--deb-version "$VIGIE_DEB_VERSION")
+    cargo build --release --locked -p vigie-agent
+    # The manual pages come from the same option definitions as --help.
+    "$(release_dir)/vigie-agent" manual "$(release_dir)/man"
+    cargo deb --no-build --locked -p vigie-agent "${version[@]}"
+    if [ "${VIGIE_CONSOLE_PACKAGE:-1}" = 1 ]; then
+        console_ensure
+        cargo build --release --locked -p vigie-console --features custom-protocol
+        cargo deb --no-build --locked -p vigie-console "${version[@]}"
+    fi
+}

@@ -6,12 +6,14 @@
 //! catalogued service a name belongs to and what the policy decides.
 
 mod client;
+mod host;
 mod scan;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
@@ -61,6 +63,25 @@ enum Command {
         #[arg(long)]
         catalog: Option<PathBuf>,
     },
+    /// Point this machine's DNS at the agent's resolver (`on`), put back
+    /// what was there (`off`), or say which holds (`status`). Needs root.
+    Dns {
+        #[arg(value_enum)]
+        action: host::DnsAction,
+        /// Agent configuration (default: /etc/vigie/agent.toml when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Remove every packet rule an agent installed and put back the DNS
+    /// set-up `dns on` changed (the package runs it on removal). Needs root.
+    Cleanup {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write the manual pages (roff: vigie-agent.1 and one per command),
+    /// generated from these options, into a folder.
+    #[command(hide = true)]
+    Manual { dir: PathBuf },
     /// Show which catalogued service a host name belongs to, and the decision.
     Lookup {
         /// Host names, e.g. chatgpt.com.
@@ -118,6 +139,12 @@ fn run(args: &RunArgs) -> anyhow::Result<()> {
     vigie_daemon::start_with_stop(config, vigie_daemon::Platform::this_machine(), stop)?.run()
 }
 
+fn manual(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), dir)
+        .with_context(|| format!("writing the manual pages into {}", dir.display()))
+}
+
 fn request(socket: &std::path::Path, method: &str, params: Option<&str>) -> anyhow::Result<()> {
     let params = match params {
         Some(text) => serde_json::from_str(text).map_err(|e| anyhow::anyhow!("--params is not JSON: {e}"))?,
@@ -149,6 +176,9 @@ fn main() -> ExitCode {
         Command::Lookup { names, policy, catalog } => {
             scan::lookup(&names, policy.as_deref(), catalog.as_deref())
         }
+        Command::Dns { action, config } => host::dns(action, config.as_deref()),
+        Command::Cleanup { config } => host::cleanup(config.as_deref()),
+        Command::Manual { dir } => manual(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,7 @@ pub mod prompts;
 pub mod resolver;
 pub mod rules;
 pub mod sink;
+pub mod system_dns;
 pub mod verdict;
 pub mod watchdog;
 
@@ -196,6 +197,9 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         captures.spawn(name, &state);
     }
     let failure = interfaces.err();
+    if captures.running.is_empty() && failure.is_none() {
+        warn!("no network interface is up yet: each one is captured as it comes up");
+    }
     if failure.is_none() {
         let what = match config.mode() {
             Mode::Enforce => "enforcing: the local resolver and the packet verdicts apply the policy",
@@ -389,6 +393,7 @@ impl Daemon {
             let (finished, running): (Vec<_>, Vec<_>) =
                 std::mem::take(&mut self.captures.running).into_iter().partition(|(_, h, _)| h.is_finished());
             self.captures.running = running;
+            let some_ended = !finished.is_empty();
             for (name, handle, _) in finished {
                 report_capture_end(&name, handle.join());
             }
@@ -410,7 +415,9 @@ impl Daemon {
             if !stopping {
                 self.captures.watch_new(&self.config.interfaces, &self.state);
             }
-            if self.captures.running.is_empty() && !stopping {
+            // None up yet is not a failure (watch_new starts them); the last
+            // ones ending is.
+            if some_ended && self.captures.running.is_empty() && !stopping {
                 self.failure = Some(anyhow::anyhow!("every capture stopped"));
             }
             if self.writer.is_finished() && !stopping {

@@ -152,3 +152,31 @@ fn an_interface_that_appears_after_the_start_is_captured_too() {
     running.join().unwrap().unwrap();
     assert!(seen, "the new interface's flows were recorded");
 }
+
+#[test]
+fn an_agent_started_before_any_interface_is_up_waits_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes::default();
+    let text = format!(
+        "database = {:?}\nsocket = {:?}\n",
+        dir.path().join("events.db"),
+        dir.path().join("agent.sock")
+    );
+    let config = Config::parse(&text, "agent.toml").unwrap();
+    let daemon = vigie_daemon::start(config, fakes.platform()).unwrap();
+    let stop = daemon.stop_flag();
+    let running = std::thread::spawn(move || daemon.run());
+    // A laptop at boot: no network yet. The agent stays up (no restart loop).
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!running.is_finished(), "no interface up is not a failure");
+    let frames = Frames::from_capture(&fixture("curl-tls.pcap")).unwrap().then_idle();
+    fakes.capture.sources.lock().unwrap().insert("wlan0".into(), frames);
+    let db = dir.path().join("events.db");
+    let seen = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        Store::open_reader(&db).is_ok_and(|store| store.recent(100).is_ok_and(|events| !events.is_empty()))
+    });
+    stop.store(true, Ordering::Relaxed);
+    running.join().unwrap().unwrap();
+    assert!(seen, "the interface that came up was captured");
+}

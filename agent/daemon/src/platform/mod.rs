@@ -70,7 +70,7 @@ pub trait FrameSource: Send {
 /// Opens live captures.
 pub trait Capture: Send + Sync + Debug {
     /// The interfaces to capture on: those named, or every one that is up
-    /// but loopback.
+    /// but loopback (possibly none yet).
     fn interfaces(&self, names: &[String]) -> Result<Vec<String>>;
     /// A capture on `interface`; with `kernel_filter`, bulk traffic is left
     /// in the kernel. A `PermissionDenied` error is final.

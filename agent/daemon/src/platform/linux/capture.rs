@@ -32,12 +32,9 @@ impl Capture for LiveCapture {
     fn interfaces(&self, names: &[String]) -> Result<Vec<String>> {
         let all = pnet_datalink::interfaces();
         if names.is_empty() {
-            let chosen: Vec<String> =
-                all.into_iter().filter(|i| i.is_up() && !i.is_loopback()).map(|i| i.name).collect();
-            if chosen.is_empty() {
-                bail!("no network interface is up");
-            }
-            return Ok(chosen);
+            // None may be up yet (a laptop at boot, before its Wi-Fi): the
+            // daemon captures each one as it comes up.
+            return Ok(all.into_iter().filter(|i| i.is_up() && !i.is_loopback()).map(|i| i.name).collect());
         }
         for name in names {
             if !all.iter().any(|i| &i.name == name) {

@@ -1,0 +1,72 @@
+//! What an administrator (or the package's scripts) changes on the machine
+//! around the agent: where its DNS points, and the clean-up at removal.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use vigie_daemon::system_dns::{resolver_address, DnsState, SystemDns};
+use vigie_daemon::Config;
+
+use crate::client::print;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum DnsAction {
+    On,
+    Off,
+    Status,
+}
+
+fn system_dns(config: &Config) -> Result<(SystemDns, std::net::IpAddr)> {
+    let resolver = resolver_address(&config.resolver.listen).context("[resolver] listen is empty")?;
+    let state_dir = config.database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok((SystemDns::system(state_dir), resolver))
+}
+
+pub(crate) fn dns(action: DnsAction, config: Option<&Path>) -> Result<()> {
+    let config = Config::load(config)?;
+    let (dns, resolver) = system_dns(&config)?;
+    let message = match action {
+        DnsAction::On => {
+            if let Some(parent) = dns.saved.parent() {
+                std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+            }
+            if dns.point(resolver)? {
+                format!(
+                    "{} now asks the agent ({resolver}) first; the previous file is kept in {}\n",
+                    dns.resolv_conf.display(),
+                    dns.saved.display()
+                )
+            } else {
+                format!("{} already asks the agent ({resolver}) first\n", dns.resolv_conf.display())
+            }
+        }
+        DnsAction::Off => {
+            if dns.restore()? {
+                format!("{} is back as it was before `dns on`\n", dns.resolv_conf.display())
+            } else {
+                "nothing to put back: `dns on` changed nothing here\n".to_owned()
+            }
+        }
+        DnsAction::Status => match dns.state(resolver) {
+            DnsState::Untouched => "untouched: DNS is not pointed at the agent by `dns on`\n".to_owned(),
+            DnsState::PointedAtAgent => format!("on: the agent ({resolver}) is asked first\n"),
+            DnsState::MovedAway { first } => format!(
+                "moved away: `dns on` pointed DNS at the agent, but {} now asks {} first\n",
+                dns.resolv_conf.display(),
+                first.map_or_else(|| "no nameserver".to_owned(), |ip| ip.to_string())
+            ),
+        },
+    };
+    print(&message)
+}
+
+pub(crate) fn cleanup(config: Option<&Path>) -> Result<()> {
+    let config = Config::load(config)?;
+    vigie_daemon::Platform::this_machine().firewall.uninstall();
+    let (dns, _) = system_dns(&config)?;
+    let restored = dns.restore()?;
+    print(&format!(
+        "packet rules removed; DNS {}\n",
+        if restored { "put back as it was before `dns on`" } else { "was not changed by the agent" }
+    ))
+}
