@@ -11,18 +11,10 @@ use std::time::Duration;
 
 use crate::netns::{wait_for, Lab};
 
-/// The TLS handshake runs in each connection's thread (not in accept, where
-/// a client whose ClientHello was rejected would stall every other one).
-const HTTPS_SERVER: &str = "import ssl,sys,http.server
-class H(http.server.BaseHTTPRequestHandler):
-    timeout = 20
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b'internet ok')
-    def log_message(self,*a): pass
-s=http.server.ThreadingHTTPServer((sys.argv[1],int(sys.argv[4])),H)
-c=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2],sys.argv[3])
-s.socket=c.wrap_socket(s.socket,server_side=True,do_handshake_on_connect=False)
-s.serve_forever()";
+/// The lab internet's HTTPS server (`tests/clients/https_server.py`).
+fn https_server_script() -> String {
+    format!("{}/clients/https_server.py", env!("CARGO_MANIFEST_DIR"))
+}
 
 /// The internet's HTTPS servers on every address of the server namespace,
 /// one per port, with a throwaway certificate; returns once they listen.
@@ -38,7 +30,8 @@ pub fn start_https_servers(lab: &mut Lab, ports: &[u16]) {
     let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
     for port in ports {
         let port = port.to_string();
-        let args = ["timeout", "300", "python3", "-c", HTTPS_SERVER, "0.0.0.0", cert, key, &port];
+        let script = https_server_script();
+        let args = ["timeout", "300", "python3", &script, "0.0.0.0", cert, key, &port];
         let mut https = lab.cmd(&lab.server, &args);
         https.stdout(Stdio::null()).stderr(Stdio::null());
         lab.spawn(https);

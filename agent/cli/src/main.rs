@@ -162,8 +162,19 @@ fn log_colours() -> bool {
 }
 
 fn main() -> ExitCode {
+    // Under systemd, to the journal with each line's fields (VIGIE_SERVICE,
+    // VIGIE_UID, …); elsewhere, to standard error.
+    let journal = vigie_daemon::platform::stderr_is_journal()
+        .then(|| tracing_journald::layer().ok())
+        .flatten()
+        .map(|layer| {
+            layer.with_field_prefix(Some("VIGIE".into())).with_syslog_identifier("vigie-agent".into())
+        });
+    let stderr =
+        journal.is_none().then(|| fmt::layer().with_writer(std::io::stderr).with_ansi(log_colours()));
     tracing_subscriber::registry()
-        .with(fmt::layer().with_writer(std::io::stderr).with_ansi(log_colours()))
+        .with(stderr)
+        .with(journal)
         .with(EnvFilter::try_from_env("VIGIE_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
         .init();
     let cli = Cli::parse();

@@ -54,6 +54,10 @@ pub struct Event {
 /// The service id, category and rule prefix of an unreadable handshake's event.
 pub const UNREADABLE_HANDSHAKE: &str = "unreadable-handshake";
 
+/// The source, service id, category and rule prefix of tamper evidence:
+/// the agent stopped, its files, rules or DNS changed (`vigie_daemon::tamper`).
+pub const TAMPER: &str = "tamper";
+
 fn one() -> u32 {
     1
 }
@@ -120,6 +124,38 @@ impl Event {
             protocol: flow.protocol.as_str().to_owned(),
             src: flow.src.to_string(),
             dst: flow.dst.to_string(),
+            ech: false,
+            attribution,
+            repeats: 1,
+            content_hash: None,
+        }
+    }
+
+    /// Tamper evidence: `check` (e.g. `firewall-rules-removed`) about
+    /// `subject` (a file, an interface, a session). Recorded, not decided:
+    /// its action is `monitor`.
+    pub fn tamper(
+        ts: Micros,
+        check: &str,
+        subject: &str,
+        policy_version: &str,
+        attribution: Attribution,
+    ) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts,
+            source: "agent".to_owned(),
+            name: subject.to_owned(),
+            service_id: TAMPER.to_owned(),
+            service_name: String::new(),
+            category: TAMPER.to_owned(),
+            vendor: String::new(),
+            action: Action::Monitor,
+            rule_id: format!("{TAMPER}:{check}"),
+            policy_version: policy_version.to_owned(),
+            protocol: String::new(),
+            src: String::new(),
+            dst: String::new(),
             ech: false,
             attribution,
             repeats: 1,

@@ -10,6 +10,7 @@ use crate::console::DEFAULT_SOCKET;
 use crate::decider::Mode;
 use crate::resolver::ResolverConfig;
 use crate::rules::RuleFiles;
+use crate::tamper::TamperConfig;
 use crate::verdict::VerdictConfig;
 
 pub const DEFAULT_CONFIG: &str = "/etc/vigie/agent.toml";
@@ -36,6 +37,9 @@ pub struct Config {
     pub resolver: ResolverConfig,
     #[serde(default)]
     pub verdicts: VerdictConfig,
+    /// How often and how the tamper checks look.
+    #[serde(default)]
+    pub tamper: TamperConfig,
     /// The console socket.
     #[serde(default = "default_socket")]
     pub socket: PathBuf,

@@ -25,6 +25,7 @@ pub mod resolver;
 pub mod rules;
 pub mod sink;
 pub mod system_dns;
+pub mod tamper;
 pub mod verdict;
 pub mod watchdog;
 
@@ -78,6 +79,10 @@ pub struct Daemon {
     reloads: Receiver<()>,
     _watcher: notify::RecommendedWatcher,
     failure: Option<anyhow::Error>,
+    /// Where the tamper checks look, and what they saw last.
+    places: tamper::Places,
+    integrity: Option<tamper::Integrity>,
+    last_integrity: Option<std::time::Instant>,
 }
 
 /// Starts the agent: store, rules, decider, console socket, and in
@@ -101,7 +106,7 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
     }
     let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
     store.apply_retention(platform.clock.wall_micros(), config.retention_days)?;
-    record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
+    let previous_unclean = record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
     let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
 
     let (reloads, watcher) = watch_rules(&config)?;
@@ -114,6 +119,19 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         Arc::clone(&platform.owners),
         Arc::clone(&platform.clock),
     ));
+    if let Some(last) = previous_unclean {
+        let finding = tamper::Finding {
+            check: tamper::Check::AgentKilled,
+            subject: "vigie-agent".to_owned(),
+            detail: format!(
+                "the previous run ended without stopping (killed, crashed or power lost) after its last \
+                 entry at {}; nothing was filtered until this start",
+                vigie_core::timefmt::rfc3339_micros(last)
+            ),
+            uid: None,
+        };
+        decider.report_tamper(&active.current().version, &finding);
+    }
     // The resolver and the console socket are network services: tokio.
     // Capture and verdicts stay on plain threads, each blocked on its socket.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -207,7 +225,11 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         };
         info!(database = %config.database.display(), "{what}");
     }
+    let places = tamper::Places::of(&config);
     Ok(Daemon {
+        places,
+        integrity: None,
+        last_integrity: None,
         config,
         stop,
         rules,
@@ -403,6 +425,9 @@ impl Daemon {
                 error!("{why}: stopping for the supervisor to restart the agent");
                 self.failure = Some(anyhow::anyhow!(why));
             }
+            if !stopping {
+                self.check_integrity();
+            }
             // Pings only while healthy: a stalled thread, or this loop stuck
             // in a reload or the store, lets systemd's watchdog fire.
             let now = std::time::Instant::now();
@@ -446,6 +471,18 @@ impl Daemon {
             None => "clean stop".to_owned(),
             Some(e) => format!("stopped on failure: {e:#}"),
         };
+        if self.failure.is_none() {
+            let finding = tamper::Finding {
+                check: tamper::Check::ServiceStopped,
+                subject: "vigie-agent".to_owned(),
+                detail:
+                    "the agent was asked to stop (SIGTERM or SIGINT: `systemctl stop`, a package removal, \
+                         a shutdown): nothing is filtered until it starts again"
+                        .to_owned(),
+                uid: None,
+            };
+            self.state.decider.report_tamper(&self.active.current().version, &finding);
+        }
         let sink = self.state.decider.sink().clone();
         let _ = std::fs::remove_file(&self.config.socket);
         let last = JournalEntry {
@@ -458,6 +495,39 @@ impl Daemon {
         match self.failure {
             Some(failure) => Err(failure),
             None => Ok(()),
+        }
+    }
+
+    /// Runs the tamper checks when they are due, and reports what is new.
+    /// Enforce mode's rules removed by hand make the agent restart, which
+    /// puts them back.
+    fn check_integrity(&mut self) {
+        let now = std::time::Instant::now();
+        let every = self.integrity.as_ref().map_or(Duration::ZERO, tamper::Integrity::every);
+        if self.last_integrity.is_some_and(|at| now.duration_since(at) < every) {
+            return;
+        }
+        self.last_integrity = Some(now);
+        let decider = &self.state.decider;
+        let rules_intact = self.firewall.as_ref().map(|rules| rules.0.intact());
+        let interfaces = self.captures.capture.interfaces(&[]).ok().map(|names| names.into_iter().collect());
+        let facts = tamper::gather(
+            &self.places,
+            rules_intact,
+            interfaces,
+            &self.config.interfaces,
+            self.state.console_users(),
+            decider.clock().now(),
+            decider.clock().wall_micros(),
+        );
+        let integrity =
+            self.integrity.get_or_insert_with(|| tamper::Integrity::new(self.config.tamper.clone(), &facts));
+        let version = self.active.current().version.clone();
+        for finding in integrity.judge(&facts) {
+            decider.report_tamper(&version, &finding);
+            if finding.check == tamper::Check::FirewallRulesRemoved {
+                self.failure = Some(anyhow::anyhow!("{}", finding.detail));
+            }
         }
     }
 
@@ -500,9 +570,13 @@ fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
 
 /// Journals this start, and first the unclean end of the previous run if
 /// it left no `stopped` entry: while no agent ran, nothing was filtered.
-fn record_start(store: &mut Store, config: &Config, policy: &Policy, now: i64) -> Result<()> {
+/// Returns when the previous run's last entry was written, if it ended
+/// uncleanly.
+fn record_start(store: &mut Store, config: &Config, policy: &Policy, now: i64) -> Result<Option<i64>> {
     let mut entries = Vec::new();
+    let mut unclean = None;
     if let Some(last) = store.journal(1)?.into_iter().next().filter(|e| e.kind != STOPPED) {
+        unclean = Some(last.ts);
         warn!(since = last.ts, "the previous run did not stop cleanly");
         entries.push(JournalEntry {
             ts: now,
@@ -528,5 +602,5 @@ fn record_start(store: &mut Store, config: &Config, policy: &Policy, now: i64) -
         ),
     });
     store.append_journal(&entries)?;
-    Ok(())
+    Ok(unclean)
 }

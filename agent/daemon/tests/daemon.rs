@@ -82,7 +82,13 @@ fn enforcement_installs_the_rules_and_removes_them_at_the_stop() {
     let journal: Vec<(String, String)> =
         store.journal(10).unwrap().into_iter().map(|e| (e.kind, e.detail)).collect();
     assert_eq!(journal[0], ("stopped".to_owned(), "clean stop".to_owned()), "{journal:?}");
-    assert!(journal[1].1.starts_with("mode=enforce failure_mode=Open"), "{journal:?}");
+    assert_eq!(journal[1].0, "tamper:service-stopped", "a stop is tamper evidence: {journal:?}");
+    assert!(journal[2].1.starts_with("mode=enforce failure_mode=Open"), "{journal:?}");
+    let events = store.recent(10).unwrap();
+    assert!(
+        events.iter().any(|e| e.service_id == "tamper" && e.rule_id == "tamper:service-stopped"),
+        "and an event: {events:?}"
+    );
 }
 
 #[test]
@@ -179,4 +185,57 @@ fn an_agent_started_before_any_interface_is_up_waits_for_one() {
     stop.store(true, Ordering::Relaxed);
     running.join().unwrap().unwrap();
     assert!(seen, "the interface that came up was captured");
+}
+
+#[test]
+fn rules_removed_by_hand_are_recorded_and_the_agent_restarts_to_put_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let fakes = Fakes::default();
+    fakes.capture.sources.lock().unwrap().insert("fake0".into(), Frames::default().then_idle());
+    let port = free_port();
+    let extra = format!(
+        "enforce = true\n[resolver]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:9\"]\n\
+         [tamper]\ncheck_every_secs = 1\n"
+    );
+    let daemon = vigie_daemon::start(config(dir.path(), &extra), fakes.platform()).unwrap();
+    let running = std::thread::spawn(move || daemon.run());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!running.is_finished());
+    // `nft delete table inet vigie`, by a user with sudo.
+    fakes.firewall.removed_by_hand.store(true, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !running.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let error = running.join().unwrap().unwrap_err();
+    assert!(error.to_string().contains("packet rules were removed"), "{error}");
+    let store = Store::open(&dir.path().join("events.db")).unwrap();
+    let events = store.recent(20).unwrap();
+    assert!(events.iter().any(|e| e.rule_id == "tamper:firewall-rules-removed"), "{events:?}");
+    assert!(
+        !events.iter().any(|e| e.rule_id == "tamper:service-stopped"),
+        "a failure is not a stop: {events:?}"
+    );
+}
+
+#[test]
+fn a_previous_run_that_ended_without_stopping_is_recorded_as_tamper_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What a `kill -9` leaves: a start with no stop after it.
+        let mut store = Store::open(&dir.path().join("events.db")).unwrap();
+        let ts = 1_767_225_600_000_000 - 60_000_000; // a minute before the fake clock
+        let entry = vigie_core::store::JournalEntry { ts, kind: "started".into(), detail: "pid=1".into() };
+        store.append_journal(&[entry]).unwrap();
+    }
+    let fakes = Fakes::default();
+    fakes.capture.sources.lock().unwrap().insert("fake0".into(), Frames::default().then_idle());
+    let daemon = vigie_daemon::start(config(dir.path(), ""), fakes.platform()).unwrap();
+    let stop = daemon.stop_flag();
+    stop.store(true, Ordering::Relaxed);
+    daemon.run().unwrap();
+    let store = Store::open(&dir.path().join("events.db")).unwrap();
+    let rules: Vec<String> = store.recent(20).unwrap().into_iter().map(|e| e.rule_id).collect();
+    assert!(rules.contains(&"tamper:agent-killed".to_owned()), "{rules:?}");
+    assert!(rules.contains(&"tamper:service-stopped".to_owned()), "{rules:?}");
 }

@@ -3,8 +3,8 @@
 //! request), [`handle`] answers. No socket here: the server in `mod.rs`
 //! reads lines, parses them into [`Request`]s and writes the replies.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,14 +104,39 @@ pub struct ConsoleState {
     pub interfaces: Mutex<Vec<String>>,
     pub reload_error: Mutex<Option<String>>,
     pub started: i64,
-    /// Connections subscribed to prompts: the consoles, not `status` calls.
-    pub consoles: AtomicU64,
+    /// Connections subscribed to prompts (the consoles, not `status`
+    /// calls), per user: the tamper checks look for each session's console.
+    consoles: Mutex<HashMap<u32, u64>>,
     /// What each user may take of the socket.
     pub budgets: super::Budgets,
     accounts: Mutex<(Instant, Arc<Accounts>)>,
 }
 
 impl ConsoleState {
+    /// A console of `uid` subscribed.
+    pub fn console_joined(&self, uid: u32) {
+        if let Ok(mut consoles) = self.consoles.lock() {
+            *consoles.entry(uid).or_default() += 1;
+        }
+    }
+
+    /// A console of `uid` went away.
+    pub fn console_left(&self, uid: u32) {
+        if let Ok(mut consoles) = self.consoles.lock() {
+            if let Some(count) = consoles.get_mut(&uid) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    consoles.remove(&uid);
+                }
+            }
+        }
+    }
+
+    /// The users with a console connected now.
+    pub fn console_users(&self) -> std::collections::HashSet<u32> {
+        self.consoles.lock().map(|c| c.keys().copied().collect()).unwrap_or_default()
+    }
+
     pub fn new(rules: Arc<Rules>, decider: Arc<Decider>, readers: Readers, admin_group: String) -> Self {
         let started = decider.clock().wall_micros();
         Self {
@@ -124,7 +149,7 @@ impl ConsoleState {
             interfaces: Mutex::default(),
             reload_error: Mutex::default(),
             started,
-            consoles: AtomicU64::new(0),
+            consoles: Mutex::default(),
             budgets: super::Budgets::default(),
             accounts: Mutex::new((Instant::now(), Arc::new(Accounts::load()))),
         }
@@ -328,7 +353,7 @@ fn status(state: &ConsoleState) -> Value {
             "dropped": decider.sink().dropped(),
         },
         "attribution": percentiles(decider.owners().timings()),
-        "consoles": state.consoles.load(Ordering::Relaxed),
+        "consoles": state.consoles.lock().map_or(0, |c| c.values().sum::<u64>()),
         "console_refused": json!(state.budgets.refused),
         "open_prompts": decider.prompts().open_for(None).len(),
     })

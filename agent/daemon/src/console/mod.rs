@@ -12,7 +12,6 @@ pub use handle::{authorize, handle, ConsoleState, Failure, Peer, Readers};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -190,7 +189,7 @@ async fn serve_connection(
             Ok(Envelope { id, method, params }) => match Request::parse(&method, params) {
                 Ok(request) => {
                     if request == Request::Subscribe && subscription.is_none() {
-                        state.consoles.fetch_add(1, Ordering::Relaxed);
+                        state.console_joined(uid);
                         let pushes = Pushes {
                             updates: state.decider.prompts().subscribe(),
                             activity: state.decider.sink().activity(),
@@ -224,7 +223,7 @@ async fn serve_connection(
     };
     if let Some(task) = subscription {
         task.abort();
-        state.consoles.fetch_sub(1, Ordering::Relaxed);
+        state.console_left(uid);
     }
     drop(out);
     let _ = write.await;

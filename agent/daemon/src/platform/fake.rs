@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,14 +105,18 @@ impl FrameSource for Frames {
 /// Captures that hand out prepared frames, once per interface.
 #[derive(Debug, Default)]
 pub struct FakeCapture {
+    /// Interfaces up and not opened yet, with what they will carry.
     pub sources: Mutex<HashMap<String, Frames>>,
+    /// Interfaces opened: still up.
+    opened: Mutex<Vec<String>>,
 }
 
 impl Capture for FakeCapture {
     fn interfaces(&self, names: &[String]) -> Result<Vec<String>> {
         let sources = self.sources.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         if names.is_empty() {
-            let mut all: Vec<String> = sources.keys().cloned().collect();
+            let opened = self.opened.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let mut all: Vec<String> = sources.keys().chain(opened.iter()).cloned().collect();
             all.sort();
             return Ok(all);
         }
@@ -122,7 +126,12 @@ impl Capture for FakeCapture {
     fn open(&self, interface: &str, _kernel_filter: bool) -> Result<Box<dyn FrameSource>> {
         let mut sources = self.sources.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
         match sources.remove(interface) {
-            Some(frames) => Ok(Box::new(frames)),
+            Some(frames) => {
+                if let Ok(mut opened) = self.opened.lock() {
+                    opened.push(interface.to_owned());
+                }
+                Ok(Box::new(frames))
+            }
             None => {
                 Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no such fake interface")
                     .into())
@@ -205,6 +214,8 @@ pub struct FakeFirewall {
     pub blocked: Mutex<Vec<IpAddr>>,
     /// Handed out by the next `install`.
     pub queue: Mutex<Option<FakeQueue>>,
+    /// Set by a test: someone deleted the rules.
+    pub removed_by_hand: AtomicBool,
 }
 
 impl super::Firewall for FakeFirewall {
@@ -218,6 +229,10 @@ impl super::Firewall for FakeFirewall {
 
     fn uninstall(&self) {
         self.uninstalled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn intact(&self) -> bool {
+        !self.removed_by_hand.load(Ordering::Relaxed)
     }
 
     fn block_address(&self, address: IpAddr) -> Result<()> {
@@ -268,6 +283,10 @@ impl super::Firewall for Unsupported {
     }
 
     fn uninstall(&self) {}
+
+    fn intact(&self) -> bool {
+        false
+    }
 
     fn block_address(&self, _: IpAddr) -> Result<()> {
         bail!("packet verdicts are implemented for Linux only")

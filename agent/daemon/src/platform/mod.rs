@@ -117,6 +117,9 @@ pub trait Firewall: Send + Sync + Debug {
     fn install(&self, config: &VerdictConfig, failure: FailureMode) -> Result<Box<dyn PacketQueue>>;
     /// Removes every rule the agent installed.
     fn uninstall(&self);
+    /// Whether the rules `install` put in are all still there (a user with
+    /// root may delete or flush them).
+    fn intact(&self) -> bool;
     /// Rejects new connections to `address` for a while (a blocked name's address).
     fn block_address(&self, address: IpAddr) -> Result<()>;
 }
@@ -151,4 +154,19 @@ pub fn process_belongs_to(pid: u32, uid: u32) -> bool {
         let _ = (pid, uid);
         false
     }
+}
+
+/// Whether standard error goes to the systemd journal (systemd sets
+/// `JOURNAL_STREAM` to its device and inode): then log lines are sent with
+/// their fields, which `journalctl VIGIE_SERVICE=chatgpt` filters on.
+pub fn stderr_is_journal() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Some(stream) = std::env::var_os("JOURNAL_STREAM") else { return false };
+        let Ok(stderr) = std::fs::metadata("/proc/self/fd/2") else { return false };
+        stream.to_string_lossy() == format!("{}:{}", stderr.dev(), stderr.ino())
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }

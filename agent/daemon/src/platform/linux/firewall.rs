@@ -20,6 +20,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
@@ -70,9 +71,17 @@ const TABLE: &str = "vigie";
 const BLOCKED_ADDRESS_TIMEOUT: &str = "10m";
 
 #[derive(Debug, Default)]
-pub(super) struct Netfilter;
+pub(super) struct Netfilter {
+    /// The queue rules are nftables' own (else iptables', in chain VIGIE).
+    native: AtomicBool,
+}
 
 fn run_tool(program: &str, args: &[&str]) -> Result<()> {
+    tool_output(program, args).map(drop)
+}
+
+/// What `program` printed, or why it failed.
+fn tool_output(program: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(program)
         .args(args)
         .output()
@@ -80,7 +89,7 @@ fn run_tool(program: &str, args: &[&str]) -> Result<()> {
     if !out.status.success() {
         bail!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The nftables table: the judged connections' marks, the rejects, the
@@ -183,7 +192,8 @@ fn iptables_rules(tool: &str, marks: Marks, queue: u16, open: bool) -> Vec<Strin
     ]
 }
 
-fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> Result<()> {
+/// Installs the rules; returns whether the queue rules are nftables' own.
+fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> Result<bool> {
     let open = failure == FailureMode::Open;
     uninstall_all();
     let native = nft_load(&nft_table(marks, Some((config.queue, open)))).is_ok();
@@ -211,7 +221,7 @@ fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> 
         }
     }
     info!(queue = config.queue, nft_queue = native, ?failure, "packet verdict rules installed");
-    Ok(())
+    Ok(native)
 }
 
 impl Firewall for Netfilter {
@@ -229,9 +239,12 @@ impl Firewall for Netfilter {
         // left when the socket is closed before it can be looked up.
         queue.set_recv_uid_gid(config.queue, true)?;
         // A failure part way removes what was added.
-        if let Err(e) = install_rules(config, marks, failure) {
-            uninstall_all();
-            return Err(e);
+        match install_rules(config, marks, failure) {
+            Ok(native) => self.native.store(native, Ordering::Relaxed),
+            Err(e) => {
+                uninstall_all();
+                return Err(e);
+            }
         }
         Ok(Box::new(NfQueue { queue, marks, waiting: HashMap::new(), next_token: 0 }))
     }
@@ -239,6 +252,20 @@ impl Firewall for Netfilter {
     fn uninstall(&self) {
         uninstall_all();
         info!("packet verdict rules removed");
+    }
+
+    fn intact(&self) -> bool {
+        let listed = |program: &str, args: &[&str], needle: &str| {
+            tool_output(program, args).is_ok_and(|out| out.contains(needle))
+        };
+        let rejects = listed("nft", &["list", "chain", "inet", TABLE, "output"], "reject");
+        let queued = if self.native.load(Ordering::Relaxed) {
+            listed("nft", &["list", "chain", "inet", TABLE, "judge_output"], "queue")
+        } else {
+            run_tool("iptables", &["-w", "-t", "mangle", "-C", "OUTPUT", "-j", CHAIN]).is_ok()
+                && listed("iptables", &["-w", "-t", "mangle", "-S", CHAIN], "NFQUEUE")
+        };
+        rejects && queued
     }
 
     fn block_address(&self, address: IpAddr) -> Result<()> {

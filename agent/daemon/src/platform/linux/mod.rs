@@ -12,7 +12,7 @@ pub(super) fn platform() -> super::Platform {
     super::Platform {
         capture: Arc::new(capture::LiveCapture),
         owners: Arc::new(attribution::LinuxAttributor::default()),
-        firewall: Arc::new(firewall::Netfilter),
+        firewall: Arc::new(firewall::Netfilter::default()),
         clock: Arc::new(super::SystemClock),
     }
 }

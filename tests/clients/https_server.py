@@ -1,0 +1,35 @@
+"""The lab internet's HTTPS server: answers every GET with 'internet ok'.
+
+    python3 https_server.py ADDRESS CERT KEY PORT
+
+The TLS handshake runs in each connection's thread, not in accept(), where a
+client whose ClientHello the agent held or rejected would stall every other
+one.
+"""
+import http.server
+import ssl
+import sys
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    timeout = 20
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"internet ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def main(address, cert, key, port):
+    server = http.server.ThreadingHTTPServer((address, int(port)), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# The Debian packages on a real Debian 12 booted under systemd-nspawn -b:
+# install, the agent under its unit in monitor then enforce mode (capture,
+# resolver, packet verdicts with the rules in force), stop / kill -9 /
+# watchdog, the journal's fields, the unit's exposure, tamper evidence,
+# upgrade, refused downgrade, failed migration, remove, purge; the console
+# package's dependencies.
+#
+# The machine is made with debootstrap from the host's Debian mirror, kept
+# as a tarball in target/system/ (rebuilt when the package list changes) and
+# unpacked fresh for every run. Its network is a namespace pair this script
+# makes: the workstation and an "internet" with dnsmasq and a TLS server.
+# Everything started here is stopped by PID at exit, namespaces included.
+#
+#   bash tests/system/debian-packages.sh   (root; builds the packages first
+#                                           unless VIGIE_PACKAGES_BUILT=1)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib.sh
+
+apt_ensure debootstrap systemd-container iproute2 dnsmasq-base openssl python3
+[ "${VIGIE_PACKAGES_BUILT:-}" = 1 ] || packages_build
+# --- the machine's root file system, cached -----------------------------------
+includes=systemd,systemd-sysv,dbus,dbus-user-session,iptables,nftables,iproute2,dnsutils,curl,ca-certificates,procps,passwd
+includes+=,libwebkit2gtk-4.1-0,libayatana-appindicator3-1
+cache_dir=${CARGO_TARGET_DIR:-$PWD/target}/system
+rootfs_tar=$cache_dir/bookworm-$(echo "$includes" | sha256sum | cut -c1-12).tar
+if [ ! -s "$rootfs_tar" ]; then
+    # The mirror the host's apt uses (this machine reaches no other).
+    mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1 || true)
+    [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+    [ -n "$mirror" ] || { echo "no Debian mirror in the host's apt sources" >&2; exit 1; }
+    log "debootstrap bookworm (once; cached in $rootfs_tar)"
+    mkdir -p "$cache_dir"
+    staging=$(mktemp -d "$cache_dir/debootstrap.XXXXXX")
+    debootstrap --variant=minbase --include="$includes" bookworm "$staging/root" "$mirror" >"$staging/log" 2>&1 ||
+        { tail -20 "$staging/log" >&2; rm -rf "$staging"; exit 1; }
+    tar -C "$staging/root" -cf "$rootfs_tar.tmp" . && mv "$rootfs_tar.tmp" "$rootfs_tar"
+    rm -rf "$staging"
+fi
+
+# --- what this run starts, and its end -----------------------------------------
+work=$(mktemp -d /var/tmp/vigie-system.XXXXXX)
+root=$work/root
+ws=vsys-ws-$$
+net=vsys-net-$$
+nspawn_pid=
+leader=
+server_pids=()
+cleanup() {
+    set +e
+    if [ -n "$nspawn_pid" ] && kill -0 "$nspawn_pid" 2>/dev/null; then
+        [ -n "$leader" ] && in_machine systemctl --no-block poweroff >/dev/null 2>&1
+        for _ in $(seq 1 100); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$nspawn_pid" 2>/dev/null
+        wait "$nspawn_pid" 2>/dev/null
+    fi
+    for pid in "${server_pids[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    ip netns del "$ws" 2>/dev/null
+    ip netns del "$net" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The packages of packages_build, made again into this run's folder (cargo
+# deb removes a package's other versions from target/debian), and the same
+# agent under a later version: what an upgrade goes through.
+mkdir -p "$work/debs"
+agent_deb=$work/debs/vigie-agent.deb
+cargo deb --no-build --locked -p vigie-agent -o "$agent_deb" >/dev/null
+version=$(dpkg-deb -f "$agent_deb" Version)
+upgrade_version=${version%-*}-$((${version##*-} + 1))
+upgrade_deb=$work/debs/upgrade.deb
+cargo deb --no-build --locked -p vigie-agent --deb-version "$upgrade_version" -o "$upgrade_deb" >/dev/null
+console_deb=
+if [ "${VIGIE_CONSOLE_PACKAGE:-1}" = 1 ]; then
+    console_deb=$work/debs/vigie-console.deb
+    cargo deb --no-build --locked -p vigie-console -o "$console_deb" >/dev/null
+fi
+
+failures=0
+ok() { echo "ok - $*"; }
+fail() { echo "FAIL - $*" >&2; failures=$((failures + 1)); }
+check() { # check "what" command...
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else fail "$what"; fi
+}
+# Waits up to $1 seconds for a command to succeed.
+eventually() {
+    local seconds=$1
+    shift
+    local deadline=$((SECONDS + seconds))
+    until "$@"; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.5
+    done
+}
+
+in_machine() {
+    nsenter --target "$leader" --all -- \
+        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb "$@"
+}
+
+# The container's init: pid 1 of its own namespace, below systemd-nspawn.
+find_leader() {
+    local pid child
+    for pid in $(pgrep -P "$1"); do
+        if awk '/^NSpid:/ { exit !($NF == 1 && NF > 2) }' "/proc/$pid/status" 2>/dev/null; then
+            echo "$pid"
+            return 0
+        fi
+        child=$(find_leader "$pid") && { echo "$child"; return 0; }
+    done
+    return 1
+}
+
+# --- the network: workstation <-> internet ------------------------------------
+ip netns add "$ws"
+ip netns add "$net"
+ip link add "vw$$" netns "$ws" type veth peer name "vn$$" netns "$net"
+ip -n "$net" addr add 10.77.0.1/24 dev "vn$$"
+ip -n "$net" link set "vn$$" up
+ip -n "$net" link set lo up
+ip -n "$ws" link set lo up
+ip -n "$ws" addr add 10.77.0.2/24 dev "vw$$"
+ip -n "$ws" link set "vw$$" up
+ip -n "$ws" route add default via 10.77.0.1
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=internet -keyout "$work/key.pem" \
+    -out "$work/cert.pem" >/dev/null 2>&1
+ip netns exec "$net" dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces \
+    --listen-address=10.77.0.1 --address=/chatgpt.com/10.77.0.1 --address=/example.org/10.77.0.1 \
+    --pid-file= --log-facility=- >"$work/dnsmasq.log" 2>&1 &
+server_pids+=($!)
+ip netns exec "$net" python3 tests/clients/https_server.py 10.77.0.1 "$work/cert.pem" "$work/key.pem" 443 \
+    >"$work/https.log" 2>&1 &
+server_pids+=($!)
+
+# --- boot -----------------------------------------------------------------------
+mkdir -p "$root"
+tar -C "$root" -xf "$rootfs_tar"
+echo vigie-ws >"$root/etc/hostname"
+printf 'nameserver 10.77.0.1\n' >"$root/etc/resolv.conf"
+cp "$agent_deb" "$root/root/vigie-agent.deb"
+[ -n "$console_deb" ] && cp "$console_deb" "$root/root/vigie-console.deb"
+
+log "boot Debian 12 under systemd-nspawn"
+systemd-nspawn --quiet --boot --directory="$root" --machine="vigie-$$" --keep-unit --register=no \
+    --resolv-conf=off --network-namespace-path="/run/netns/$ws" --capability=CAP_NET_ADMIN >"$work/console.log" 2>&1 &
+nspawn_pid=$!
+eventually 30 find_leader "$nspawn_pid" >/dev/null || { tail -20 "$work/console.log" >&2; exit 1; }
+leader=$(find_leader "$nspawn_pid")
+booted() {
+    local state
+    state=$(in_machine systemctl is-system-running 2>/dev/null || true)
+    [ "$state" = running ] || [ "$state" = degraded ]
+}
+eventually 60 booted || {
+    tail -20 "$work/console.log" >&2
+    in_machine systemctl is-system-running >&2
+    in_machine systemctl --failed --no-pager >&2
+    exit 1
+}
+ok "booted ($(in_machine systemctl is-system-running || true))"
+
+
+# --- install ---------------------------------------------------------------------
+agent_active() { [ "$(in_machine systemctl is-active vigie-agent)" = active ]; }
+agent_inactive() { [ "$(in_machine systemctl is-active vigie-agent)" != active ]; }
+main_pid() { in_machine systemctl show -P MainPID vigie-agent; }
+# How many stored events name service $1 (as the console would read them).
+events_about() {
+    in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | grep -c "\"service_id\": \"$1\"" || true
+}
+recorded() { [ "$(events_about "$1")" -ge "${2:-1}" ]; }
+journal_has() { in_machine vigie-agent request journal --params '{"limit":200}' 2>/dev/null | grep -q "\"kind\": \"$1\""; }
+contains() { grep -q -- "$2" <<<"$1"; }
+# curl to https://$1/, with curl's further arguments.
+reaches() {
+    local host=$1
+    shift
+    in_machine curl -sk --max-time 5 -o /dev/null "$@" "https://$host/"
+}
+refused() { ! reaches "$@"; }
+dig_answer() { in_machine dig +short +time=2 +tries=1 "$@" | head -1; }
+# The agent's packet rules, from nftables or iptables (whichever took them).
+rules_in_place() {
+    in_machine nft list table inet vigie >/dev/null 2>&1 || in_machine iptables -w -t mangle -S VIGIE >/dev/null 2>&1
+}
+no_rules() { ! rules_in_place; }
+
+log "install vigie-agent"
+install_out=$(in_machine apt-get install -y /root/vigie-agent.deb 2>&1) || { echo "$install_out" >&2; exit 1; }
+ok "apt install ./vigie-agent.deb"
+check "the unit is enabled" test "$(in_machine systemctl is-enabled vigie-agent)" = enabled
+check "the agent runs under its unit (Type=notify: it said it was ready)" eventually 15 agent_active
+check "the vigie-admin group exists" in_machine getent group vigie-admin
+conffiles=$(in_machine dpkg-query -W -f='${Conffiles}' vigie-agent)
+check "/etc/vigie/agent.toml is a configuration file" contains "$conffiles" /etc/vigie/agent.toml
+check "/etc/vigie/policy.toml is a configuration file" contains "$conffiles" /etc/vigie/policy.toml
+# Every option of `run --help` is in its manual page.
+help_options=$(in_machine vigie-agent run --help | grep -oE -- '--[a-z-]+' | sort -u)
+manual=$(in_machine cat /usr/share/man/man1/vigie-agent-run.1)
+missing=$(for option in $help_options; do grep -qF -- "${option//-/\\-}" <<<"$manual" || echo "$option"; done)
+check "the manual page of \`run\` has every option of its --help${missing:+ (missing: $missing)}" test -z "$missing"
+check "monitor mode by default" contains "$(in_machine vigie-agent status)" monitor
+exposure=$(in_machine systemd-analyze security vigie-agent 2>/dev/null | awk '/Overall exposure level/ { print $(NF-2) }')
+check "exposure of the running unit is ${exposure:-unknown} (at most 3.0)" \
+    awk -v e="$exposure" 'BEGIN { exit !(e != "" && e <= 3.0) }'
+
+# --- monitor mode -----------------------------------------------------------------
+check "monitor: chatgpt.com is reachable" reaches chatgpt.com
+check "monitor: its TLS handshake is recorded" eventually 10 recorded chatgpt
+check "monitor: no packet rule" no_rules
+fields=$(in_machine journalctl -u vigie-agent -o json --no-pager | grep '"VIGIE_SERVICE":"chatgpt"' | head -1)
+check "the journal has the decision's fields (VIGIE_SERVICE, VIGIE_ACTION, …)" contains "$fields" '"VIGIE_ACTION"'
+
+# --- enforce mode -------------------------------------------------------------------
+log "enforce mode"
+before_resolv=$(in_machine cat /etc/resolv.conf)
+in_machine sed -i 's/^enforce = false/enforce = true/' /etc/vigie/agent.toml
+in_machine vigie-agent dns on
+in_machine systemctl restart vigie-agent
+check "enforce: the agent is back under its unit" eventually 15 agent_active
+check "enforce: status says enforce" contains "$(in_machine vigie-agent status)" enforce
+check "enforce: the packet rules are in force" rules_in_place
+check "enforce: /etc/resolv.conf asks the agent first" \
+    contains "$(in_machine head -5 /etc/resolv.conf)" "nameserver 127.0.0.153"
+check "enforce: a blocked name resolves to nothing (0.0.0.0)" test "$(dig_answer chatgpt.com)" = 0.0.0.0
+check "enforce: another name is forwarded upstream" test "$(dig_answer example.org)" = 10.77.0.1
+check "enforce: a TLS handshake to chatgpt.com by address is refused (packet verdict)" refused chatgpt.com --resolve chatgpt.com:443:10.77.0.1
+check "enforce: another site works" reaches example.org
+
+# --- stop, kill -9, watchdog ------------------------------------------------------
+log "stop, kill -9, watchdog"
+pid=$(main_pid)
+in_machine systemctl kill --signal=KILL vigie-agent
+restarted() { agent_active && [ "$(main_pid)" != "$pid" ] && [ "$(main_pid)" != 0 ]; }
+check "kill -9: systemd restarts the agent" eventually 15 restarted
+check "kill -9: the restart journals the unclean stop" eventually 5 journal_has unclean-stop
+check "kill -9: the rules are back" eventually 5 rules_in_place
+
+in_machine mkdir -p /etc/systemd/system/vigie-agent.service.d
+printf '[Service]\nWatchdogSec=3s\n' | in_machine tee /etc/systemd/system/vigie-agent.service.d/watchdog-test.conf >/dev/null
+in_machine systemctl daemon-reload
+in_machine systemctl restart vigie-agent
+eventually 15 agent_active
+pid=$(main_pid)
+in_machine kill -STOP "$pid"
+watchdog_fired() { in_machine journalctl -u vigie-agent --no-pager | grep -q "Watchdog timeout"; }
+check "a frozen agent stops its pings: systemd's watchdog kills it" eventually 20 watchdog_fired
+check "and restarts it" eventually 30 restarted
+in_machine rm -r /etc/systemd/system/vigie-agent.service.d
+in_machine systemctl daemon-reload
+
+in_machine systemctl stop vigie-agent
+check "systemctl stop: the agent is stopped" agent_inactive
+check "systemctl stop: its packet rules are gone (fail-open)" no_rules
+check "systemctl stop: chatgpt.com is reachable while no agent runs (documented fail-open)" reaches chatgpt.com
+check "systemctl stop: names still resolve (the next nameserver answers)" \
+    eventually 10 bash -c "[ -n \"\$(nsenter --target $leader --all -- getent hosts example.org)\" ]"
+in_machine systemctl start vigie-agent
+check "the stop was journaled" eventually 10 journal_has stopped
+
+# --- upgrade, downgrade, failed migration ------------------------------------------
+log "upgrade and downgrade"
+eventually 15 agent_active
+in_machine sh -c 'echo "# edited on this workstation" >> /etc/vigie/policy.toml'
+events_before=$(events_about chatgpt)
+cp "$upgrade_deb" "$root/root/vigie-agent-upgrade.deb"
+check "upgrade to $upgrade_version installs" in_machine apt-get install -y /root/vigie-agent-upgrade.deb
+check "upgrade: the agent runs the new version" eventually 15 agent_active
+check "upgrade: the store is kept ($events_before events about chatgpt)" recorded chatgpt "$events_before"
+check "upgrade: the edited policy is kept" contains "$(in_machine tail -1 /etc/vigie/policy.toml)" "edited on this workstation"
+downgrade=$(in_machine apt-get install -y --allow-downgrades /root/vigie-agent.deb 2>&1) &&
+    fail "a downgrade is refused" || ok "a downgrade is refused"
+check "the refusal says why" contains "$downgrade" "refusing to downgrade"
+check "after the refusal the newer version stays, running" \
+    bash -c "[ \"\$(nsenter --target $leader --all -- dpkg-query -W -f='\${Version}' vigie-agent)\" = '$upgrade_version' ]"
+check "after the refusal the agent runs" eventually 15 agent_active
+
+log "a migration that fails"
+in_machine systemctl stop vigie-agent
+db=$root/var/lib/vigie/events.db
+schema=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA user_version').fetchone()[0])" "$db")
+# A store that says it is at version 2 but has migration 3's column: step 3 fails.
+python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version = 2'); c.commit()" "$db"
+sum_before=$(sha256sum <"$db")
+in_machine systemctl start vigie-agent || true
+migration_failed() { in_machine journalctl -u vigie-agent --no-pager | grep -q "migration 3 of $schema failed"; }
+check "a failed migration says which step and why, in the journal" eventually 10 migration_failed
+in_machine systemctl stop vigie-agent || true
+check "a failed migration leaves the store as it was" test "$(sha256sum <"$db")" = "$sum_before"
+python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version = $schema'); c.commit()" "$db"
+in_machine systemctl reset-failed vigie-agent
+in_machine systemctl start vigie-agent
+check "the store back at its version, the agent starts" eventually 15 agent_active
+
+# --- remove, purge --------------------------------------------------------------------
+log "remove and purge"
+in_machine vigie-agent dns on >/dev/null
+remove_out=$(in_machine apt-get remove -y vigie-agent 2>&1) || { echo "$remove_out" >&2; fail "apt remove"; }
+check "remove: the agent is stopped" agent_inactive
+check "remove: every packet rule is gone" no_rules
+check "remove: /etc/resolv.conf is back as it was" test "$(in_machine cat /etc/resolv.conf)" = "$before_resolv"
+check "remove: the events are kept" in_machine test -s /var/lib/vigie/events.db
+purge_out=$(in_machine apt-get purge -y vigie-agent 2>&1) || { echo "$purge_out" >&2; fail "apt purge"; }
+check "purge: says what it deletes" contains "$purge_out" "purge deletes this workstation's events"
+check "purge: /var/lib/vigie is gone" in_machine test ! -e /var/lib/vigie
+check "purge: /etc/vigie is gone" in_machine test ! -e /etc/vigie
+
+# --- the console package --------------------------------------------------------------
+if [ -n "$console_deb" ]; then
+    log "install vigie-console"
+    check "apt install ./vigie-console.deb" in_machine apt-get install -y /root/vigie-console.deb
+    check "its autostart entry is in place" in_machine test -s /etc/xdg/autostart/vigie-console.desktop
+    unresolved=$(in_machine ldd /usr/bin/vigie-console | grep "not found" || true)
+    check "every library it links is installed by its dependencies${unresolved:+ ($unresolved)}" test -z "$unresolved"
+fi
+
+echo "system tests: $failures failed"
+[ "$failures" -eq 0 ]
