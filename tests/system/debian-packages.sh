@@ -80,7 +80,12 @@ fi
 
 failures=0
 ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*" >&2; failures=$((failures + 1)); }
+fail() {
+    echo "FAIL - $*" >&2
+    failures=$((failures + 1))
+    # What the agent said just before, to see why.
+    [ -n "$leader" ] && in_machine journalctl -u vigie-agent -n 12 --no-pager >&2 || true
+}
 check() { # check "what" command...
     local what=$1
     shift
@@ -173,6 +178,10 @@ events_about() {
     in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | grep -c "\"service_id\": \"$1\"" || true
 }
 recorded() { [ "$(events_about "$1")" -ge "${2:-1}" ]; }
+# Tamper evidence of check $1: an event (the journal entry comes with it).
+tamper_recorded() {
+    in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | grep -q "\"rule_id\": \"tamper:$1\""
+}
 journal_has() { in_machine vigie-agent request journal --params '{"limit":200}' 2>/dev/null | grep -q "\"kind\": \"$1\""; }
 contains() { grep -q -- "$2" <<<"$1"; }
 # curl to https://$1/, with curl's further arguments.
@@ -219,6 +228,8 @@ check "the journal has the decision's fields (VIGIE_SERVICE, VIGIE_ACTION, …)"
 log "enforce mode"
 before_resolv=$(in_machine cat /etc/resolv.conf)
 in_machine sed -i 's/^enforce = false/enforce = true/' /etc/vigie/agent.toml
+# The tamper checks every 2 s instead of 30, for this test's pace.
+printf '\n[tamper]\ncheck_every_secs = 2\n' | in_machine tee -a /etc/vigie/agent.toml >/dev/null
 in_machine vigie-agent dns on
 in_machine systemctl restart vigie-agent
 check "enforce: the agent is back under its unit" eventually 15 agent_active
@@ -231,12 +242,41 @@ check "enforce: another name is forwarded upstream" test "$(dig_answer example.o
 check "enforce: a TLS handshake to chatgpt.com by address is refused (packet verdict)" refused chatgpt.com --resolve chatgpt.com:443:10.77.0.1
 check "enforce: another site works" reaches example.org
 
+# --- tamper evidence: what a user with sudo does, each recorded -------------------
+log "tamper evidence"
+in_machine sh -c 'echo "# loosened by hand" >> /etc/vigie/policy.toml'
+check "tamper: a policy edited by hand is recorded" eventually 10 tamper_recorded policy-changed
+in_machine cp /etc/resolv.conf /root/resolv.conf.agent
+in_machine sh -c 'echo "nameserver 10.77.0.1" > /etc/resolv.conf'
+check "tamper: DNS moved away from the agent is recorded" eventually 10 tamper_recorded dns-moved-away
+in_machine cp /root/resolv.conf.agent /etc/resolv.conf
+in_machine ip link add vsysdummy type veth peer name vsysdummy1
+in_machine ip link set vsysdummy up
+check "tamper: a new interface is recorded" eventually 10 tamper_recorded interfaces-changed
+in_machine ip link del vsysdummy
+in_machine systemctl disable --quiet vigie-agent
+check "tamper: the unit disabled is recorded" eventually 10 tamper_recorded service-disabled
+in_machine systemctl enable --quiet vigie-agent
+in_machine cp -p /usr/bin/vigie-agent /root/vigie-agent.packaged
+in_machine sh -c 'cp /usr/bin/vigie-agent /root/patched && printf "\0" >> /root/patched && mv /root/patched /usr/bin/vigie-agent'
+check "tamper: the agent's program replaced is recorded" eventually 10 tamper_recorded binary-changed
+in_machine mv /root/vigie-agent.packaged /usr/bin/vigie-agent
+pid=$(main_pid)
+in_machine sh -c 'nft delete table inet vigie; iptables -w -t mangle -F VIGIE' || true
+check "tamper: the packet rules removed are recorded" eventually 10 tamper_recorded firewall-rules-removed
+restarted() { agent_active && [ "$(main_pid)" != "$pid" ] && [ "$(main_pid)" != 0 ]; }
+rules_back() { restarted && rules_in_place; }
+check "tamper: the agent restarts and puts the rules back" eventually 30 rules_back
+check "tamper: enforcement holds again" refused chatgpt.com --resolve chatgpt.com:443:10.77.0.1
+tamper_journal=$(in_machine journalctl -u vigie-agent -o json --no-pager | grep -c '"VIGIE_CHECK"' || true)
+check "tamper: each is a journal entry with its fields ($tamper_journal with VIGIE_CHECK)" test "$tamper_journal" -ge 6
+
 # --- stop, kill -9, watchdog ------------------------------------------------------
 log "stop, kill -9, watchdog"
 pid=$(main_pid)
 in_machine systemctl kill --signal=KILL vigie-agent
-restarted() { agent_active && [ "$(main_pid)" != "$pid" ] && [ "$(main_pid)" != 0 ]; }
 check "kill -9: systemd restarts the agent" eventually 15 restarted
+check "kill -9: recorded as tamper evidence at the restart" eventually 10 tamper_recorded agent-killed
 check "kill -9: the restart journals the unclean stop" eventually 5 journal_has unclean-stop
 check "kill -9: the rules are back" eventually 5 rules_in_place
 
@@ -261,6 +301,7 @@ check "systemctl stop: names still resolve (the next nameserver answers)" \
     eventually 10 bash -c "[ -n \"\$(nsenter --target $leader --all -- getent hosts example.org)\" ]"
 in_machine systemctl start vigie-agent
 check "the stop was journaled" eventually 10 journal_has stopped
+check "the stop is tamper evidence" eventually 10 tamper_recorded service-stopped
 
 # --- upgrade, downgrade, failed migration ------------------------------------------
 log "upgrade and downgrade"

@@ -81,7 +81,7 @@ pub struct Daemon {
     failure: Option<anyhow::Error>,
     /// Where the tamper checks look, and what they saw last.
     places: tamper::Places,
-    integrity: Option<tamper::Integrity>,
+    integrity: tamper::Integrity,
     last_integrity: Option<std::time::Instant>,
 }
 
@@ -96,6 +96,13 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
 /// a SIGTERM during the start (rules going in, sockets binding) stops the
 /// agent cleanly as soon as it has started instead of killing it half-way.
 pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>) -> Result<Daemon> {
+    // The baseline of the tamper checks, from the files as they are loaded:
+    // an edit right after the start is a change, not the baseline.
+    let places = tamper::Places::of(&config);
+    let up = platform.capture.interfaces(&[]).ok().map(|names| names.into_iter().collect());
+    let now = (platform.clock.now(), platform.clock.wall_micros());
+    let first = tamper::gather(&places, None, up, &config.interfaces, Default::default(), now.0, now.1);
+    let integrity = tamper::Integrity::new(config.tamper.clone(), &first);
     let (catalog, policy) = config.rule_files().load().context("rules rejected")?;
     info!(policy = %policy.name, version = %policy.version, services = catalog.services().len(), "rules loaded");
     let active = ActivePolicy::new(policy);
@@ -225,10 +232,9 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         };
         info!(database = %config.database.display(), "{what}");
     }
-    let places = tamper::Places::of(&config);
     Ok(Daemon {
         places,
-        integrity: None,
+        integrity,
         last_integrity: None,
         config,
         stop,
@@ -503,8 +509,7 @@ impl Daemon {
     /// puts them back.
     fn check_integrity(&mut self) {
         let now = std::time::Instant::now();
-        let every = self.integrity.as_ref().map_or(Duration::ZERO, tamper::Integrity::every);
-        if self.last_integrity.is_some_and(|at| now.duration_since(at) < every) {
+        if self.last_integrity.is_some_and(|at| now.duration_since(at) < self.integrity.every()) {
             return;
         }
         self.last_integrity = Some(now);
@@ -520,10 +525,8 @@ impl Daemon {
             decider.clock().now(),
             decider.clock().wall_micros(),
         );
-        let integrity =
-            self.integrity.get_or_insert_with(|| tamper::Integrity::new(self.config.tamper.clone(), &facts));
         let version = self.active.current().version.clone();
-        for finding in integrity.judge(&facts) {
+        for finding in self.integrity.judge(&facts) {
             decider.report_tamper(&version, &finding);
             if finding.check == tamper::Check::FirewallRulesRemoved {
                 self.failure = Some(anyhow::anyhow!("{}", finding.detail));
