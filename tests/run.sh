@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every Vigie test, as CI runs it: formatting, lints, licences, a fuzz smoke
-# run of every parser, then the whole test suite. Installs what it needs.
+# run of every parser, the whole test suite, then the Debian packages under a
+# real systemd. Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib.sh
@@ -91,3 +92,6 @@ log "tests"
 cargo test --workspace --locked 2>&1 | tee "$work/tests.log"
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { print "tests: " p " passed, " f " failed" }' "$work/tests.log"
+
+log "the Debian packages on a booted Debian 12 (systemd-nspawn)"
+bash tests/system/debian-packages.sh

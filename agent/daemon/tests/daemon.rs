@@ -25,6 +25,20 @@ fn config(dir: &std::path::Path, extra: &str) -> Config {
     Config::parse(&text, "agent.toml").unwrap()
 }
 
+/// No interface named: every one that is up, now and later.
+fn every_interface(dir: &std::path::Path) -> Config {
+    let text = format!("database = {:?}\nsocket = {:?}\n", dir.join("events.db"), dir.join("agent.sock"));
+    Config::parse(&text, "agent.toml").unwrap()
+}
+
+/// Whether an event reaches the store within 10 s.
+fn some_event_stored(db: &std::path::Path) -> bool {
+    (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        Store::open_reader(db).is_ok_and(|store| store.recent(100).is_ok_and(|events| !events.is_empty()))
+    })
+}
+
 /// A free local port for the resolver (UDP and TCP).
 fn free_port() -> u16 {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -137,23 +151,13 @@ fn an_interface_that_appears_after_the_start_is_captured_too() {
     let fakes = Fakes::default();
     fakes.capture.sources.lock().unwrap().insert("eth0".into(), Frames::default().then_idle());
     // No interface named: every one that is up, now and later.
-    let text = format!(
-        "database = {:?}\nsocket = {:?}\n",
-        dir.path().join("events.db"),
-        dir.path().join("agent.sock")
-    );
-    let config = Config::parse(&text, "agent.toml").unwrap();
-    let daemon = vigie_daemon::start(config, fakes.platform()).unwrap();
+    let daemon = vigie_daemon::start(every_interface(dir.path()), fakes.platform()).unwrap();
     let stop = daemon.stop_flag();
     let running = std::thread::spawn(move || daemon.run());
     // A VPN comes up, carrying a real client's traffic.
     let frames = Frames::from_capture(&fixture("curl-tls.pcap")).unwrap().then_idle();
     fakes.capture.sources.lock().unwrap().insert("tun0".into(), frames);
-    let db = dir.path().join("events.db");
-    let seen = (0..200).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        Store::open_reader(&db).is_ok_and(|store| store.recent(100).is_ok_and(|events| !events.is_empty()))
-    });
+    let seen = some_event_stored(&dir.path().join("events.db"));
     stop.store(true, Ordering::Relaxed);
     running.join().unwrap().unwrap();
     assert!(seen, "the new interface's flows were recorded");
@@ -163,13 +167,7 @@ fn an_interface_that_appears_after_the_start_is_captured_too() {
 fn an_agent_started_before_any_interface_is_up_waits_for_one() {
     let dir = tempfile::tempdir().unwrap();
     let fakes = Fakes::default();
-    let text = format!(
-        "database = {:?}\nsocket = {:?}\n",
-        dir.path().join("events.db"),
-        dir.path().join("agent.sock")
-    );
-    let config = Config::parse(&text, "agent.toml").unwrap();
-    let daemon = vigie_daemon::start(config, fakes.platform()).unwrap();
+    let daemon = vigie_daemon::start(every_interface(dir.path()), fakes.platform()).unwrap();
     let stop = daemon.stop_flag();
     let running = std::thread::spawn(move || daemon.run());
     // A laptop at boot: no network yet. The agent stays up (no restart loop).
@@ -177,11 +175,7 @@ fn an_agent_started_before_any_interface_is_up_waits_for_one() {
     assert!(!running.is_finished(), "no interface up is not a failure");
     let frames = Frames::from_capture(&fixture("curl-tls.pcap")).unwrap().then_idle();
     fakes.capture.sources.lock().unwrap().insert("wlan0".into(), frames);
-    let db = dir.path().join("events.db");
-    let seen = (0..200).any(|_| {
-        std::thread::sleep(Duration::from_millis(50));
-        Store::open_reader(&db).is_ok_and(|store| store.recent(100).is_ok_and(|events| !events.is_empty()))
-    });
+    let seen = some_event_stored(&dir.path().join("events.db"));
     stop.store(true, Ordering::Relaxed);
     running.join().unwrap().unwrap();
     assert!(seen, "the interface that came up was captured");
