@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use vigie_daemon::system_dns::{resolver_address, DnsState, SystemDns};
 use vigie_daemon::Config;
 
@@ -60,13 +60,30 @@ pub(crate) fn dns(action: DnsAction, config: Option<&Path>) -> Result<()> {
     print(&message)
 }
 
+/// Rules first: a configuration that no longer parses must not leave the
+/// machine's traffic queued to an agent that is gone.
 pub(crate) fn cleanup(config: Option<&Path>) -> Result<()> {
-    let config = Config::load(config)?;
-    vigie_daemon::Platform::this_machine().firewall.uninstall();
-    let (dns, _) = system_dns(&config)?;
+    let firewall = vigie_daemon::Platform::this_machine().firewall;
+    firewall.uninstall();
+    if firewall.remaining() {
+        bail!("packet rules of the agent are still installed after removing them: see `nft list table inet vigie` and `iptables -t mangle -S VIGIE`");
+    }
+    let dns = match Config::load(config) {
+        Ok(config) => system_dns(&config)?.0,
+        Err(e) => {
+            print(&format!(
+                "configuration unreadable ({e:#}): looking for the saved DNS set-up in /var/lib/vigie\n"
+            ))?;
+            SystemDns::system(Path::new("/var/lib/vigie"))
+        }
+    };
     let restored = dns.restore()?;
     print(&format!(
         "packet rules removed; DNS {}\n",
-        if restored { "put back as it was before `dns on`" } else { "was not changed by the agent" }
+        if restored {
+            "put back as it was before `dns on`"
+        } else {
+            "left as it is (not changed by `dns on`, or changed since)"
+        }
     ))
 }

@@ -433,7 +433,7 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     let agent = start_agent(&mut lab, AGENT, &config, "agent-restarted");
     let journal = request(&lab, &socket, "0", "journal", "null").unwrap();
     let kinds: Vec<&str> = journal.as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert_eq!(kinds[..2], ["started", "unclean-stop"], "{journal}");
+    assert_eq!(kinds[..3], ["started", "tamper:agent-killed", "unclean-stop"], "{journal}");
     sh(&["kill", "-TERM", &agent.pid.to_string()]);
     let status = lab.wait_exit(agent.pid, Duration::from_secs(10)).expect("agent did not stop");
     assert!(status.success(), "{}", agent.log());

@@ -115,7 +115,11 @@ fn monitor_mode_sees_real_clients_and_stores_their_events() {
     assert_eq!((dig.source.as_str(), dig.attribution.program.as_deref()), ("dns", Some("dig")));
     assert!(find("github.com").is_none());
     let journal: Vec<String> = store.journal(10).unwrap().into_iter().map(|e| e.kind).collect();
-    assert_eq!(journal, ["stopped", "started"]);
+    assert_eq!(
+        journal,
+        ["stopped", "tamper:service-stopped", "started"],
+        "a SIGTERM is a stop, and tamper evidence"
+    );
     let dir = lab.dir.clone();
     drop(lab);
     assert!(!dir.exists());

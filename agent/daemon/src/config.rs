@@ -49,6 +49,9 @@ pub struct Config {
     /// Copy every frame to user space (benchmarks of the kernel filter).
     #[serde(skip, default = "default_kernel_filter")]
     pub kernel_filter: bool,
+    /// The file this configuration was read from (none: built-in defaults).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 fn default_socket() -> PathBuf {
@@ -81,7 +84,9 @@ impl Config {
             None => return Self::parse("", "(defaults)"),
         };
         let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
-        Self::parse(&text, &path.display().to_string())
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        config.source = Some(path);
+        Ok(config)
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Self> {

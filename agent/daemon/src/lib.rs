@@ -99,10 +99,18 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
     // The baseline of the tamper checks, from the files as they are loaded:
     // an edit right after the start is a change, not the baseline.
     let places = tamper::Places::of(&config);
-    let up = platform.capture.interfaces(&[]).ok().map(|names| names.into_iter().collect());
-    let now = (platform.clock.now(), platform.clock.wall_micros());
-    let first = tamper::gather(&places, None, up, &config.interfaces, Default::default(), now.0, now.1);
-    let integrity = tamper::Integrity::new(config.tamper.clone(), &first);
+    let live = tamper::Live {
+        rules_intact: None,
+        interfaces: platform.capture.interfaces(&[]).ok().map(|names| names.into_iter().collect()),
+        configured_interfaces: config.interfaces.clone(),
+        consoles: Default::default(),
+        now: platform.clock.now(),
+        wall_micros: platform.clock.wall_micros(),
+        since_boot_micros: platform.clock.since_boot_micros(),
+    };
+    let first = tamper::gather(&places, live);
+    let integrity =
+        tamper::Integrity::new(config.tamper.clone(), &first, tamper::load_saved(&places.saved).as_ref());
     let (catalog, policy) = config.rule_files().load().context("rules rejected")?;
     info!(policy = %policy.name, version = %policy.version, services = catalog.services().len(), "rules loaded");
     let active = ActivePolicy::new(policy);
@@ -113,7 +121,7 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
     }
     let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
     store.apply_retention(platform.clock.wall_micros(), config.retention_days)?;
-    let previous_unclean = record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
+    let unclean = unclean_end(&store)?;
     let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
 
     let (reloads, watcher) = watch_rules(&config)?;
@@ -126,19 +134,6 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         Arc::clone(&platform.owners),
         Arc::clone(&platform.clock),
     ));
-    if let Some(last) = previous_unclean {
-        let finding = tamper::Finding {
-            check: tamper::Check::AgentKilled,
-            subject: "vigie-agent".to_owned(),
-            detail: format!(
-                "the previous run ended without stopping (killed, crashed or power lost) after its last \
-                 entry at {}; nothing was filtered until this start",
-                vigie_core::timefmt::rfc3339_micros(last)
-            ),
-            uid: None,
-        };
-        decider.report_tamper(&active.current().version, &finding);
-    }
     // The resolver and the console socket are network services: tokio.
     // Capture and verdicts stay on plain threads, each blocked on its socket.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -232,6 +227,10 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         };
         info!(database = %config.database.display(), "{what}");
     }
+    // Journaled once the start succeeded: a start that fails (and is
+    // retried by systemd) leaves nothing, so the previous run's unclean end
+    // is recorded once, by the start that works.
+    record_start(&decider, &config, active.current(), unclean.as_ref());
     Ok(Daemon {
         places,
         integrity,
@@ -514,22 +513,27 @@ impl Daemon {
         }
         self.last_integrity = Some(now);
         let decider = &self.state.decider;
-        let rules_intact = self.firewall.as_ref().map(|rules| rules.0.intact());
-        let interfaces = self.captures.capture.interfaces(&[]).ok().map(|names| names.into_iter().collect());
-        let facts = tamper::gather(
-            &self.places,
-            rules_intact,
-            interfaces,
-            &self.config.interfaces,
-            self.state.console_users(),
-            decider.clock().now(),
-            decider.clock().wall_micros(),
-        );
+        let live = tamper::Live {
+            rules_intact: self.firewall.as_ref().and_then(|rules| rules.0.intact()),
+            interfaces: self.captures.capture.interfaces(&[]).ok().map(|names| names.into_iter().collect()),
+            configured_interfaces: self.config.interfaces.clone(),
+            consoles: self.state.console_users(),
+            now: decider.clock().now(),
+            wall_micros: decider.clock().wall_micros(),
+            since_boot_micros: decider.clock().since_boot_micros(),
+        };
+        let facts = tamper::gather(&self.places, live);
         let version = self.active.current().version.clone();
         for finding in self.integrity.judge(&facts) {
             decider.report_tamper(&version, &finding);
             if finding.check == tamper::Check::FirewallRulesRemoved {
                 self.failure = Some(anyhow::anyhow!("{}", finding.detail));
+            }
+        }
+        let saved = self.integrity.saved();
+        if tamper::load_saved(&self.places.saved).as_ref() != Some(&saved) {
+            if let Err(e) = tamper::store_saved(&self.places.saved, &saved) {
+                warn!(error = %e, path = %self.places.saved.display(), "cannot keep the tamper checks' state");
             }
         }
     }
@@ -571,31 +575,42 @@ fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
     }
 }
 
+/// The previous run's last journal entry, if that run ended without a
+/// clean stop.
+fn unclean_end(store: &Store) -> Result<Option<JournalEntry>> {
+    Ok(store.journal(1)?.into_iter().next().filter(|e| e.kind != STOPPED))
+}
+
 /// Journals this start, and first the unclean end of the previous run if
-/// it left no `stopped` entry: while no agent ran, nothing was filtered.
-/// Returns when the previous run's last entry was written, if it ended
-/// uncleanly.
-fn record_start(store: &mut Store, config: &Config, policy: &Policy, now: i64) -> Result<Option<i64>> {
-    let mut entries = Vec::new();
-    let mut unclean = None;
-    if let Some(last) = store.journal(1)?.into_iter().next().filter(|e| e.kind != STOPPED) {
-        unclean = Some(last.ts);
-        warn!(since = last.ts, "the previous run did not stop cleanly");
-        entries.push(JournalEntry {
-            ts: now,
-            kind: "unclean-stop".to_owned(),
-            detail: format!(
-                "the previous run (last entry `{}` at {}) ended without stopping cleanly; \
-                 traffic was not filtered until this start (fail-open)",
-                last.kind,
-                vigie_core::timefmt::rfc3339_micros(last.ts)
+/// it left no `stopped` entry (also tamper evidence): while no agent ran,
+/// nothing was filtered.
+fn record_start(decider: &Decider, config: &Config, policy: &Policy, unclean: Option<&JournalEntry>) {
+    let sink = decider.sink();
+    if let Some(last) = unclean {
+        let at = vigie_core::timefmt::rfc3339_micros(last.ts);
+        warn!(since = %at, "the previous run did not stop cleanly");
+        sink.journal(
+            "unclean-stop",
+            format!(
+                "the previous run (last entry `{}` at {at}) ended without stopping cleanly; traffic was not \
+                 filtered until this start (fail-open)",
+                last.kind
             ),
-        });
+        );
+        let finding = tamper::Finding {
+            check: tamper::Check::AgentKilled,
+            subject: "vigie-agent".to_owned(),
+            detail: format!(
+                "the previous run ended without stopping (killed, crashed or power lost) after its last \
+                 entry at {at}; nothing was filtered until this start"
+            ),
+            uid: None,
+        };
+        decider.report_tamper(&policy.version, &finding);
     }
-    entries.push(JournalEntry {
-        ts: now,
-        kind: "started".to_owned(),
-        detail: format!(
+    sink.journal(
+        "started",
+        format!(
             "mode={} failure_mode={:?} policy={} version={} pid={}",
             config.mode().as_str(),
             policy.failure_mode,
@@ -603,7 +618,5 @@ fn record_start(store: &mut Store, config: &Config, policy: &Policy, now: i64) -
             policy.version,
             std::process::id()
         ),
-    });
-    store.append_journal(&entries)?;
-    Ok(unclean)
+    );
 }

@@ -70,7 +70,9 @@ impl SystemDns {
         if self.saved.exists() && first_nameserver(&current) == Some(resolver) {
             return Ok(false);
         }
-        if !self.saved.exists() {
+        // The file to put back is the latest one not written here: a DHCP
+        // client that rewrote it since knows the network's resolvers better.
+        if !current.starts_with(MARKER) {
             write_atomically(&self.saved, current.as_bytes(), 0o644)?;
         }
         let original = std::fs::read_to_string(&self.saved)
@@ -79,16 +81,20 @@ impl SystemDns {
         Ok(true)
     }
 
-    /// Puts back the file `point` saved; `false` when there was none.
+    /// Puts back the file `point` saved, if the one in place is still the
+    /// one `point` wrote (else something rewrote it since, a DHCP client or
+    /// an administrator, and it stays); `false` when nothing was put back.
     pub fn restore(&self) -> Result<bool> {
         let original = match std::fs::read(&self.saved) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e).with_context(|| format!("reading {}", self.saved.display())),
         };
-        // A link put there since (a DNS manager installed) is left alone.
-        if std::fs::symlink_metadata(&self.resolv_conf).is_ok_and(|m| m.file_type().is_symlink()) {
-            std::fs::remove_file(&self.saved)?;
+        let ours = !std::fs::symlink_metadata(&self.resolv_conf).is_ok_and(|m| m.file_type().is_symlink())
+            && std::fs::read_to_string(&self.resolv_conf).is_ok_and(|text| text.starts_with(MARKER));
+        if !ours {
+            std::fs::remove_file(&self.saved)
+                .with_context(|| format!("removing {}", self.saved.display()))?;
             return Ok(false);
         }
         write_atomically(&self.resolv_conf, &original, 0o644)?;
@@ -202,16 +208,31 @@ mod tests {
         assert_eq!(dns.state(AGENT), DnsState::PointedAtAgent);
         assert!(!dns.point(AGENT).unwrap(), "a second `on` changes nothing");
 
-        std::fs::write(&dns.resolv_conf, "nameserver 9.9.9.9\n").unwrap();
-        assert_eq!(dns.state(AGENT), DnsState::MovedAway { first: Some("9.9.9.9".parse().unwrap()) });
-        // `on` again points it back, from the first saved original.
-        assert!(dns.point(AGENT).unwrap());
-        assert!(!std::fs::read_to_string(&dns.resolv_conf).unwrap().contains("9.9.9.9"));
-
         assert!(dns.restore().unwrap());
         assert_eq!(std::fs::read_to_string(&dns.resolv_conf).unwrap(), original);
         assert_eq!(dns.state(AGENT), DnsState::Untouched);
         assert!(!dns.restore().unwrap(), "nothing left to restore");
+    }
+
+    #[test]
+    fn a_file_rewritten_since_by_dhcp_is_kept_and_becomes_the_one_to_put_back() {
+        let (_dir, dns) = files("nameserver 10.0.0.2\n");
+        assert!(dns.point(AGENT).unwrap());
+        // The laptop moves: DHCP writes the new network's resolver.
+        std::fs::write(&dns.resolv_conf, "nameserver 192.168.1.1\n").unwrap();
+        assert_eq!(dns.state(AGENT), DnsState::MovedAway { first: Some("192.168.1.1".parse().unwrap()) });
+        // `on` again: the agent first, then the new network's resolver.
+        assert!(dns.point(AGENT).unwrap());
+        let servers: Vec<IpAddr> = nameservers(&std::fs::read_to_string(&dns.resolv_conf).unwrap()).collect();
+        assert_eq!(servers, ["127.0.0.153", "192.168.1.1"].map(|s| s.parse::<IpAddr>().unwrap()));
+        assert!(dns.restore().unwrap());
+        assert_eq!(std::fs::read_to_string(&dns.resolv_conf).unwrap(), "nameserver 192.168.1.1\n");
+        // Rewritten after `on`, then `off`: what is there stays.
+        assert!(dns.point(AGENT).unwrap());
+        std::fs::write(&dns.resolv_conf, "nameserver 172.16.0.1\n").unwrap();
+        assert!(!dns.restore().unwrap());
+        assert_eq!(std::fs::read_to_string(&dns.resolv_conf).unwrap(), "nameserver 172.16.0.1\n");
+        assert_eq!(dns.state(AGENT), DnsState::Untouched);
     }
 
     #[test]

@@ -10,16 +10,19 @@
 //! with made-up facts. Each finding is reported once, when it appears; it
 //! is reported again only after it went away and came back.
 //!
-//! What cannot be seen from here (README, "Tamper evidence"): a root user
-//! who stops the agent, then rewrites its store and journal; a change made
-//! and undone between two checks; a graphical session without logind.
+//! What held at the last look (file digests, findings standing) is kept in
+//! the state folder, so that a change made while the agent was stopped is
+//! found at its next start, and a finding is not reported again at every
+//! restart. What cannot be seen from here (README, "Tamper evidence"): a
+//! root user who stops the agent, then rewrites its store and that state; a
+//! change made and undone between two checks; a session without logind.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::system_dns::{DnsState, SystemDns};
@@ -44,6 +47,22 @@ impl Default for TamperConfig {
     }
 }
 
+/// The longest each setting may be: an edited configuration cannot switch
+/// the checks off by making them wait for years.
+const MAX_CHECK_EVERY_SECS: u64 = 300;
+const MAX_CONSOLE_GRACE_SECS: u64 = 3_600;
+const MAX_CLOCK_JUMP_SECS: u64 = 3_600;
+
+impl TamperConfig {
+    fn clamped(self) -> Self {
+        Self {
+            check_every_secs: self.check_every_secs.clamp(1, MAX_CHECK_EVERY_SECS),
+            console_grace_secs: self.console_grace_secs.min(MAX_CONSOLE_GRACE_SECS),
+            clock_jump_secs: self.clock_jump_secs.clamp(1, MAX_CLOCK_JUMP_SECS),
+        }
+    }
+}
+
 /// What a check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Check {
@@ -51,11 +70,13 @@ pub enum Check {
     ServiceStopped,
     /// The previous run ended without stopping: `kill -9`, a crash, power.
     AgentKilled,
-    /// The unit no longer starts at boot: disabled or masked.
+    /// The unit no longer starts at boot (disabled, masked), or a drop-in
+    /// overrides it (`Restart=no`, `WatchdogSec=0`, another `ExecStart`).
     ServiceDisabled,
     /// The agent's program on disk is not the one running.
     BinaryChanged,
-    /// A policy or catalog file changed on this machine.
+    /// The agent's configuration, policy or catalog file changed on this
+    /// machine (while it ran, or while it was stopped).
     PolicyChanged,
     /// The packet rules of enforce mode were removed or flushed.
     FirewallRulesRemoved,
@@ -104,7 +125,9 @@ pub enum UnitState {
     Enabled,
     Disabled,
     Masked,
-    /// Not run by systemd: nothing to check.
+    /// Enabled, with drop-ins that change it.
+    Overridden,
+    /// Not run by its unit: nothing to check.
     NotManaged,
 }
 
@@ -118,8 +141,14 @@ pub struct GraphicalSession {
 /// The machine as one look found it.
 #[derive(Debug, Clone)]
 pub struct Facts {
+    /// The running agent's program (`/proc/self/exe`, the file as it was
+    /// started even if replaced since).
+    pub running_binary: Option<[u8; 32]>,
     /// The agent's program on disk (`None`: unreadable or gone).
     pub binary: Option<[u8; 32]>,
+    /// The program on disk is the one the installed package lists (an
+    /// upgrade in progress: the agent restarts within seconds).
+    pub binary_packaged: bool,
     /// Each rule file and its digest.
     pub rule_files: Vec<(PathBuf, Option<[u8; 32]>)>,
     pub unit: UnitState,
@@ -134,8 +163,19 @@ pub struct Facts {
     /// Users with a console connected.
     pub consoles: HashSet<u32>,
     pub now: Instant,
-    /// Microseconds since the Unix epoch, read with `now`.
+    /// Microseconds since the Unix epoch, and since boot (suspend
+    /// included), read together.
     pub wall_micros: i64,
+    pub since_boot_micros: i64,
+}
+
+/// What the checks keep across restarts (`tamper.json` in the state folder).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// Each watched file and the hex sha256 it had ("" when absent).
+    pub files: std::collections::BTreeMap<PathBuf, String>,
+    /// Findings standing, as `check subject`.
+    pub standing: BTreeSet<String>,
 }
 
 /// What held at the last look, to compare the next one with.
@@ -145,8 +185,8 @@ pub struct Integrity {
     running_binary: Option<[u8; 32]>,
     rule_files: HashMap<PathBuf, Option<[u8; 32]>>,
     interfaces: Option<BTreeSet<String>>,
-    /// Wall minus monotonic time, in microseconds, at the last look.
-    clock_offset: Option<(Instant, i64)>,
+    /// Wall time minus time since boot, in microseconds, at the last look.
+    clock_offset: Option<i64>,
     /// Since when each graphical session has had no console.
     without_console: HashMap<String, Instant>,
     /// Findings standing now, by check and subject: not reported again.
@@ -154,23 +194,48 @@ pub struct Integrity {
 }
 
 impl Integrity {
-    /// The first look: the baseline. Findings that hold already at the
-    /// start (a disabled unit, DNS moved away while the agent was down) are
-    /// reported by the first [`judge`](Self::judge).
-    pub fn new(config: TamperConfig, first: &Facts) -> Self {
+    /// The first look, and what the previous run saved: files changed
+    /// while no agent ran are reported by the first [`judge`](Self::judge),
+    /// as are findings that hold at the start and were not standing when
+    /// the previous run ended.
+    pub fn new(config: TamperConfig, first: &Facts, saved: Option<&Saved>) -> Self {
+        let mut rule_files: HashMap<PathBuf, Option<[u8; 32]>> = first.rule_files.iter().cloned().collect();
+        let mut standing = HashSet::new();
+        if let Some(saved) = saved {
+            for (path, hex) in &saved.files {
+                rule_files.insert(path.clone(), from_hex(hex));
+            }
+            standing = saved.standing.iter().filter_map(|key| parse_key(key)).collect();
+        }
         Self {
-            config,
-            running_binary: first.binary,
-            rule_files: first.rule_files.iter().cloned().collect(),
+            config: config.clamped(),
+            running_binary: first.running_binary,
+            rule_files,
             interfaces: first.interfaces.clone(),
             clock_offset: None,
             without_console: HashMap::new(),
-            standing: HashSet::new(),
+            standing,
         }
     }
 
     pub fn every(&self) -> Duration {
-        Duration::from_secs(self.config.check_every_secs.max(1))
+        Duration::from_secs(self.config.check_every_secs)
+    }
+
+    /// What to keep for the next run.
+    pub fn saved(&self) -> Saved {
+        Saved {
+            files: self
+                .rule_files
+                .iter()
+                .map(|(path, digest)| (path.clone(), digest.map_or_else(String::new, |d| hex(&d))))
+                .collect(),
+            standing: self
+                .standing
+                .iter()
+                .map(|(check, subject)| format!("{} {subject}", check.as_str()))
+                .collect(),
+        }
     }
 
     /// Compares `facts` with the last look; returns what is new.
@@ -189,10 +254,15 @@ impl Integrity {
                 "vigie-agent.service",
                 "the agent's unit is masked: it cannot be started",
             )),
+            UnitState::Overridden => now_standing.push(finding(
+                Check::ServiceDisabled,
+                "vigie-agent.service.d",
+                "a drop-in overrides the agent's unit (its restart, watchdog or command may have changed)",
+            )),
             UnitState::Enabled | UnitState::NotManaged => {}
         }
 
-        if facts.binary != self.running_binary {
+        if facts.binary != self.running_binary && !facts.binary_packaged {
             let detail = match facts.binary {
                 Some(digest) => format!(
                     "the agent's program on disk (sha256 {}) is not the one running (sha256 {}): replaced \
@@ -240,7 +310,11 @@ impl Integrity {
             ));
         }
 
-        if let Some(up) = &facts.interfaces {
+        let up = facts
+            .interfaces
+            .as_ref()
+            .map(|all| all.iter().filter(|name| !is_plumbing(name)).cloned().collect::<BTreeSet<String>>());
+        if let Some(up) = &up {
             if facts.configured_interfaces.is_empty() {
                 if let Some(before) = &self.interfaces {
                     let added: Vec<&String> = up.difference(before).collect();
@@ -267,22 +341,22 @@ impl Integrity {
             self.interfaces = Some(up.clone());
         }
 
-        let offset = facts.wall_micros - micros_since(facts.now);
-        if let Some((_, before)) = self.clock_offset {
+        let offset = facts.wall_micros - facts.since_boot_micros;
+        if let Some(before) = self.clock_offset {
             let jump = offset - before;
             if jump.unsigned_abs() > self.config.clock_jump_secs.saturating_mul(1_000_000) {
                 once.push(finding(
                     Check::ClockMoved,
                     "wall clock",
                     &format!(
-                        "the wall clock moved by {:+} s against the monotonic clock: event times around \
+                        "the wall clock moved by {:+} s against the time since boot: event times around \
                          it are shifted",
                         jump / 1_000_000
                     ),
                 ));
             }
         }
-        self.clock_offset = Some((facts.now, offset));
+        self.clock_offset = Some(offset);
 
         let grace = Duration::from_secs(self.config.console_grace_secs);
         let open: HashSet<&str> = facts.sessions.iter().map(|s| s.id.as_str()).collect();
@@ -329,15 +403,58 @@ fn short(digest: &[u8; 32]) -> String {
     digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// A fixed origin for the monotonic clock, so offsets compare across looks.
-fn micros_since(now: Instant) -> i64 {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let origin = *ORIGIN.get_or_init(|| now);
-    if now >= origin {
-        i64::try_from(now.duration_since(origin).as_micros()).unwrap_or(i64::MAX)
-    } else {
-        -i64::try_from(origin.duration_since(now).as_micros()).unwrap_or(i64::MAX)
+/// Container and VM plumbing that comes and goes with every container:
+/// not recorded (a VPN's tun, a tether, a new NIC are).
+fn is_plumbing(name: &str) -> bool {
+    ["veth", "docker", "br-", "virbr", "vnet", "cni", "flannel", "cali", "lxc", "podman", "vxlan"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    let mut digest = [0u8; 32];
+    if text.len() != 64 {
+        return None;
     }
+    for (byte, pair) in digest.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(digest)
+}
+
+fn parse_key(key: &str) -> Option<(Check, String)> {
+    let (check, subject) = key.split_once(' ')?;
+    let check = ALL_CHECKS.into_iter().find(|c| c.as_str() == check)?;
+    Some((check, subject.to_owned()))
+}
+
+const ALL_CHECKS: [Check; 10] = [
+    Check::ServiceStopped,
+    Check::AgentKilled,
+    Check::ServiceDisabled,
+    Check::BinaryChanged,
+    Check::PolicyChanged,
+    Check::FirewallRulesRemoved,
+    Check::DnsMovedAway,
+    Check::InterfacesChanged,
+    Check::ClockMoved,
+    Check::ConsoleAbsent,
+];
+
+/// Reads what the previous run kept; `None` when there is nothing usable.
+pub fn load_saved(path: &Path) -> Option<Saved> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+/// Keeps `saved` for the next run (written beside, then renamed).
+pub fn store_saved(path: &Path, saved: &Saved) -> std::io::Result<()> {
+    let temporary = path.with_extension("json.new");
+    std::fs::write(&temporary, serde_json::to_vec(saved).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&temporary, path)
 }
 
 /// The sha256 of a file, `None` when it cannot be read.
@@ -351,51 +468,102 @@ pub fn digest_of(path: &Path) -> Option<[u8; 32]> {
 /// Where the checks look; the system's paths, or a test's folder.
 #[derive(Debug, Clone)]
 pub struct Places {
+    /// The running program (`/proc/self/exe`).
+    pub running_binary: Option<PathBuf>,
+    /// The program's path on disk.
     pub binary: Option<PathBuf>,
+    /// dpkg's list of the package's files and their MD5 sums.
+    pub package_sums: PathBuf,
+    /// The configuration, policy and catalog files.
     pub rule_files: Vec<PathBuf>,
-    /// systemd's configuration folder (`/etc/systemd/system`), when the
-    /// agent runs under systemd.
-    pub units: Option<PathBuf>,
+    /// systemd's configuration folders (`/etc/systemd/system`,
+    /// `/run/systemd/system`), when the agent runs under its unit.
+    pub units: Option<Vec<PathBuf>>,
     /// logind's session files (`/run/systemd/sessions`).
     pub sessions: PathBuf,
     pub dns: SystemDns,
     pub resolver: Option<IpAddr>,
+    /// Where the checks keep what they saw for the next run.
+    pub saved: PathBuf,
 }
 
 impl Places {
     /// The system's places for this configuration: the running program,
-    /// the configured rule files, systemd's links when systemd started the
-    /// agent, logind's sessions, and the DNS set-up `dns on` saved.
+    /// the configuration and rule files, systemd's folders when the agent
+    /// runs under its unit, logind's sessions, and the DNS set-up `dns on`
+    /// saved.
     pub fn of(config: &crate::Config) -> Self {
         let state_dir =
             config.database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let under_systemd = std::env::var_os("INVOCATION_ID").is_some();
+        // Our own cgroup, not an inherited INVOCATION_ID (a terminal's, a
+        // CI runner's), says whether systemd runs us as the agent's unit.
+        let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let under_unit = cgroup.lines().any(|line| line.ends_with("/vigie-agent.service"));
+        let files = [&config.source, &config.policy, &config.catalog];
         Self {
+            running_binary: Some(PathBuf::from("/proc/self/exe")),
             binary: std::env::current_exe().ok(),
-            rule_files: [&config.policy, &config.catalog].into_iter().flatten().cloned().collect(),
-            units: under_systemd.then(|| PathBuf::from("/etc/systemd/system")),
+            package_sums: PathBuf::from("/var/lib/dpkg/info/vigie-agent.md5sums"),
+            rule_files: files.into_iter().flatten().cloned().collect(),
+            units: under_unit
+                .then(|| vec![PathBuf::from("/etc/systemd/system"), PathBuf::from("/run/systemd/system")]),
             sessions: PathBuf::from("/run/systemd/sessions"),
             dns: SystemDns::system(state_dir),
             resolver: crate::system_dns::resolver_address(&config.resolver.listen),
+            saved: state_dir.join("tamper.json"),
         }
     }
 }
 
-/// The agent's unit under `units`: enabled (a link in a `.wants` folder),
-/// disabled, or masked (a link to /dev/null).
-pub fn unit_state(units: &Path, unit: &str) -> UnitState {
-    let own = units.join(unit);
-    if std::fs::read_link(&own).is_ok_and(|target| target == Path::new("/dev/null")) {
+/// The agent's unit in systemd's configuration `folders`: masked (a link to
+/// /dev/null), overridden (a drop-in), enabled (a link in a `.wants`
+/// folder) or disabled.
+pub fn unit_state(folders: &[PathBuf], unit: &str) -> UnitState {
+    let masked = folders.iter().any(|folder| {
+        std::fs::read_link(folder.join(unit)).is_ok_and(|target| target == Path::new("/dev/null"))
+    });
+    if masked {
         return UnitState::Masked;
     }
-    let wanted = std::fs::read_dir(units).into_iter().flatten().flatten().any(|entry| {
-        entry.file_name().to_string_lossy().ends_with(".wants") && entry.path().join(unit).exists()
+    let wanted = folders.iter().any(|folder| {
+        std::fs::read_dir(folder).into_iter().flatten().flatten().any(|entry| {
+            entry.file_name().to_string_lossy().ends_with(".wants") && entry.path().join(unit).exists()
+        })
     });
-    if wanted {
-        UnitState::Enabled
-    } else {
-        UnitState::Disabled
+    if !wanted {
+        return UnitState::Disabled;
     }
+    let overridden = folders.iter().any(|folder| {
+        std::fs::read_dir(folder.join(format!("{unit}.d")))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|entry| entry.file_name().to_string_lossy().ends_with(".conf"))
+    });
+    if overridden {
+        UnitState::Overridden
+    } else {
+        UnitState::Enabled
+    }
+}
+
+/// Whether the file at `path` is the one dpkg installed as `listed` (its
+/// path in `sums`, dpkg's `<md5>  <path>` lines).
+pub fn is_packaged(path: &Path, sums: &Path, listed: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(sums) else { return false };
+    let Some(expected) = text.lines().find_map(|line| {
+        let (sum, file) = line.split_once("  ")?;
+        (file.trim() == listed).then(|| sum.trim().to_owned())
+    }) else {
+        return false;
+    };
+    let Ok(mut file) = std::fs::File::open(path) else { return false };
+    let mut hasher = md5::Md5::new();
+    if std::io::copy(&mut file, &mut hasher).is_err() {
+        return false;
+    }
+    let actual: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    actual == expected
 }
 
 /// logind's graphical user sessions, from its files (one per session,
@@ -428,28 +596,42 @@ fn parse_session(id: &str, text: &str) -> Option<GraphicalSession> {
     (graphical && user && !closing && !remote).then(|| GraphicalSession { id: id.to_owned(), uid })
 }
 
+/// What the platform tells the checks: the firewall's rules, the
+/// interfaces up, the consoles connected, the clocks.
+#[derive(Debug, Clone)]
+pub struct Live {
+    /// Enforce mode's packet rules intact (`None`: none installed, or they
+    /// could not be read).
+    pub rules_intact: Option<bool>,
+    pub interfaces: Option<BTreeSet<String>>,
+    pub configured_interfaces: Vec<String>,
+    pub consoles: HashSet<u32>,
+    pub now: Instant,
+    pub wall_micros: i64,
+    pub since_boot_micros: i64,
+}
+
 /// Looks at the machine.
-pub fn gather(
-    places: &Places,
-    rules_intact: Option<bool>,
-    interfaces: Option<BTreeSet<String>>,
-    configured_interfaces: &[String],
-    consoles: HashSet<u32>,
-    now: Instant,
-    wall_micros: i64,
-) -> Facts {
+pub fn gather(places: &Places, live: Live) -> Facts {
+    let binary_packaged = places
+        .binary
+        .as_deref()
+        .is_some_and(|path| is_packaged(path, &places.package_sums, "usr/bin/vigie-agent"));
     Facts {
+        running_binary: places.running_binary.as_deref().and_then(digest_of),
         binary: places.binary.as_deref().and_then(digest_of),
+        binary_packaged,
         rule_files: places.rule_files.iter().map(|p| (p.clone(), digest_of(p))).collect(),
         unit: places.units.as_deref().map_or(UnitState::NotManaged, |u| unit_state(u, "vigie-agent.service")),
-        rules_intact,
+        rules_intact: live.rules_intact,
         dns: places.resolver.map_or(DnsState::Untouched, |r| places.dns.state(r)),
-        interfaces,
-        configured_interfaces: configured_interfaces.to_vec(),
+        interfaces: live.interfaces,
+        configured_interfaces: live.configured_interfaces,
         sessions: graphical_sessions(&places.sessions),
-        consoles,
-        now,
-        wall_micros,
+        consoles: live.consoles,
+        now: live.now,
+        wall_micros: live.wall_micros,
+        since_boot_micros: live.since_boot_micros,
     }
 }
 

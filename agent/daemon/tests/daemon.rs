@@ -192,6 +192,7 @@ fn rules_removed_by_hand_are_recorded_and_the_agent_restarts_to_put_them_back() 
          [tamper]\ncheck_every_secs = 1\n"
     );
     let daemon = vigie_daemon::start(config(dir.path(), &extra), fakes.platform()).unwrap();
+    let stop = daemon.stop_flag();
     let running = std::thread::spawn(move || daemon.run());
     std::thread::sleep(Duration::from_millis(300));
     assert!(!running.is_finished());
@@ -201,7 +202,9 @@ fn rules_removed_by_hand_are_recorded_and_the_agent_restarts_to_put_them_back() 
     while !running.is_finished() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let error = running.join().unwrap().unwrap_err();
+    // Not stopped by then: stop it, so that the test fails instead of hanging.
+    stop.store(true, Ordering::Relaxed);
+    let error = running.join().unwrap().expect_err("the agent should have stopped on its own");
     assert!(error.to_string().contains("packet rules were removed"), "{error}");
     let store = Store::open(&dir.path().join("events.db")).unwrap();
     let events = store.recent(20).unwrap();

@@ -49,6 +49,10 @@ impl Clock for ManualClock {
         let elapsed = i64::try_from(self.elapsed_micros.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
         self.wall_start.saturating_add(elapsed)
     }
+
+    fn since_boot_micros(&self) -> i64 {
+        i64::try_from(self.elapsed_micros.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+    }
 }
 
 /// Frames held in memory, handed out one batch each, then `Ended` (or,
@@ -231,8 +235,13 @@ impl super::Firewall for FakeFirewall {
         self.uninstalled.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn intact(&self) -> bool {
-        !self.removed_by_hand.load(Ordering::Relaxed)
+    fn intact(&self) -> Option<bool> {
+        Some(!self.removed_by_hand.load(Ordering::Relaxed))
+    }
+
+    fn remaining(&self) -> bool {
+        let installed = self.installed.lock().map_or(0, |i| i.len());
+        u64::try_from(installed).unwrap_or(u64::MAX) > self.uninstalled.load(Ordering::Relaxed)
     }
 
     fn block_address(&self, address: IpAddr) -> Result<()> {
@@ -284,7 +293,11 @@ impl super::Firewall for Unsupported {
 
     fn uninstall(&self) {}
 
-    fn intact(&self) -> bool {
+    fn intact(&self) -> Option<bool> {
+        None
+    }
+
+    fn remaining(&self) -> bool {
         false
     }
 

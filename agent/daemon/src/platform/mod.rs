@@ -28,6 +28,9 @@ pub trait Clock: Send + Sync + Debug {
     fn now(&self) -> Instant;
     /// Microseconds since the Unix epoch.
     fn wall_micros(&self) -> i64;
+    /// Microseconds since boot, suspended time included (`Instant` stops
+    /// while the machine sleeps): what the wall clock is compared with.
+    fn since_boot_micros(&self) -> i64;
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -40,6 +43,20 @@ impl Clock for SystemClock {
 
     fn wall_micros(&self) -> i64 {
         now_micros()
+    }
+
+    fn since_boot_micros(&self) -> i64 {
+        #[cfg(target_os = "linux")]
+        {
+            let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+            t.tv_sec.saturating_mul(1_000_000).saturating_add(t.tv_nsec / 1_000)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+            let start = *START.get_or_init(Instant::now);
+            i64::try_from(start.elapsed().as_micros()).unwrap_or(i64::MAX)
+        }
     }
 }
 
@@ -117,9 +134,13 @@ pub trait Firewall: Send + Sync + Debug {
     fn install(&self, config: &VerdictConfig, failure: FailureMode) -> Result<Box<dyn PacketQueue>>;
     /// Removes every rule the agent installed.
     fn uninstall(&self);
-    /// Whether the rules `install` put in are all still there (a user with
-    /// root may delete or flush them).
-    fn intact(&self) -> bool;
+    /// Whether the rules `install` put in are all still there, as they
+    /// were (a user with root may delete or flush some); `None` when there
+    /// are none or they cannot be listed.
+    fn intact(&self) -> Option<bool>;
+    /// Whether any rule of an agent (this one's or an earlier one's) is
+    /// still installed.
+    fn remaining(&self) -> bool;
     /// Rejects new connections to `address` for a while (a blocked name's address).
     fn block_address(&self, address: IpAddr) -> Result<()>;
 }

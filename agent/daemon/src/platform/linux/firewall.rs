@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
@@ -74,6 +75,41 @@ const BLOCKED_ADDRESS_TIMEOUT: &str = "10m";
 pub(super) struct Netfilter {
     /// The queue rules are nftables' own (else iptables', in chain VIGIE).
     native: AtomicBool,
+    /// The rules as listed right after they went in, to tell whether a
+    /// user deleted or flushed any of them since.
+    installed: Mutex<Option<String>>,
+}
+
+/// What a tool printed; empty when it ran and failed (the table or chain
+/// is gone); `None` when it could not be run at all.
+fn listing(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    Some(if out.status.success() { String::from_utf8_lossy(&out.stdout).into_owned() } else { String::new() })
+}
+
+/// The agent's rules as the tools list them: its nftables chains (set
+/// elements aside) and, with iptables, its chain and the jumps to it, for
+/// both families. `None` when a tool cannot be run.
+fn rules_listing(native: bool) -> Option<String> {
+    let mut all = String::new();
+    let chains: &[&str] =
+        if native { &["judge_output", "judge_forward", "output", "forward"] } else { &["output", "forward"] };
+    for chain in chains {
+        all.push_str(&listing("nft", &["list", "chain", "inet", TABLE, chain])?);
+    }
+    if !native {
+        for tool in ["iptables", "ip6tables"] {
+            all.push_str(&listing(tool, &["-w", "-t", "mangle", "-S", CHAIN])?);
+            for hook in ["OUTPUT", "FORWARD"] {
+                let jumps = listing(tool, &["-w", "-t", "mangle", "-S", hook])?;
+                for line in jumps.lines().filter(|line| line.contains(CHAIN)) {
+                    all.push_str(line);
+                    all.push('\n');
+                }
+            }
+        }
+    }
+    Some(all)
 }
 
 fn run_tool(program: &str, args: &[&str]) -> Result<()> {
@@ -240,7 +276,12 @@ impl Firewall for Netfilter {
         queue.set_recv_uid_gid(config.queue, true)?;
         // A failure part way removes what was added.
         match install_rules(config, marks, failure) {
-            Ok(native) => self.native.store(native, Ordering::Relaxed),
+            Ok(native) => {
+                self.native.store(native, Ordering::Relaxed);
+                if let Ok(mut installed) = self.installed.lock() {
+                    *installed = rules_listing(native);
+                }
+            }
             Err(e) => {
                 uninstall_all();
                 return Err(e);
@@ -251,21 +292,25 @@ impl Firewall for Netfilter {
 
     fn uninstall(&self) {
         uninstall_all();
+        if let Ok(mut installed) = self.installed.lock() {
+            *installed = None;
+        }
         info!("packet verdict rules removed");
     }
 
-    fn intact(&self) -> bool {
-        let listed = |program: &str, args: &[&str], needle: &str| {
-            tool_output(program, args).is_ok_and(|out| out.contains(needle))
-        };
-        let rejects = listed("nft", &["list", "chain", "inet", TABLE, "output"], "reject");
-        let queued = if self.native.load(Ordering::Relaxed) {
-            listed("nft", &["list", "chain", "inet", TABLE, "judge_output"], "queue")
-        } else {
-            run_tool("iptables", &["-w", "-t", "mangle", "-C", "OUTPUT", "-j", CHAIN]).is_ok()
-                && listed("iptables", &["-w", "-t", "mangle", "-S", CHAIN], "NFQUEUE")
-        };
-        rejects && queued
+    fn intact(&self) -> Option<bool> {
+        let installed = self.installed.lock().ok()?.clone()?;
+        Some(rules_listing(self.native.load(Ordering::Relaxed))? == installed)
+    }
+
+    fn remaining(&self) -> bool {
+        let table = listing("nft", &["list", "table", "inet", TABLE]).is_some_and(|out| !out.is_empty());
+        let chains = ["iptables", "ip6tables"].into_iter().any(|tool| {
+            ["mangle", "filter"].into_iter().any(|table| {
+                listing(tool, &["-w", "-t", table, "-S", CHAIN]).is_some_and(|out| !out.is_empty())
+            })
+        });
+        table || chains
     }
 
     fn block_address(&self, address: IpAddr) -> Result<()> {
