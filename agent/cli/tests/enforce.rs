@@ -431,9 +431,21 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
 
     // On restart the gap is journaled, then a clean stop.
     let agent = start_agent(&mut lab, AGENT, &config, "agent-restarted");
-    let journal = request(&lab, &socket, "0", "journal", "null").unwrap();
-    let kinds: Vec<&str> = journal.as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert_eq!(kinds[..3], ["started", "tamper:agent-killed", "unclean-stop"], "{journal}");
+    // Journaled through the event sink once the start succeeded: a moment after.
+    let kinds_of = |journal: &Value| -> Vec<String> {
+        journal
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut journal = Value::Null;
+    wait_for(Duration::from_secs(5), || {
+        journal = request(&lab, &socket, "0", "journal", "null").unwrap();
+        kinds_of(&journal).len() >= 3
+    });
+    assert_eq!(kinds_of(&journal)[..3], ["started", "tamper:agent-killed", "unclean-stop"], "{journal}");
     sh(&["kill", "-TERM", &agent.pid.to_string()]);
     let status = lab.wait_exit(agent.pid, Duration::from_secs(10)).expect("agent did not stop");
     assert!(status.success(), "{}", agent.log());
