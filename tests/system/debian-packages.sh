@@ -79,6 +79,10 @@ if [ "${VIGIE_CONSOLE_PACKAGE:-1}" = 1 ]; then
     console_deb=$work/debs/vigie-console.deb
     cargo deb --no-build --locked -p vigie-console -o "$console_deb" >/dev/null
 fi
+# Put back in target/debian what packages_build left there.
+deb_dir=${CARGO_TARGET_DIR:-$PWD/target}/debian
+cp "$agent_deb" "$deb_dir/vigie-agent_${version}_amd64.deb"
+[ -z "$console_deb" ] || cp "$console_deb" "$deb_dir/vigie-console_$(dpkg-deb -f "$console_deb" Version)_amd64.deb"
 
 failures=0
 ok() { echo "ok - $*"; }
