@@ -81,6 +81,7 @@ if [ "${VIGIE_CONSOLE_PACKAGE:-1}" = 1 ]; then
 fi
 # Put back in target/debian what packages_build left there.
 deb_dir=${CARGO_TARGET_DIR:-$PWD/target}/debian
+mkdir -p "$deb_dir"
 cp "$agent_deb" "$deb_dir/vigie-agent_${version}_amd64.deb"
 [ -z "$console_deb" ] || cp "$console_deb" "$deb_dir/vigie-console_$(dpkg-deb -f "$console_deb" Version)_amd64.deb"
 
@@ -285,6 +286,15 @@ check "kill -9: systemd restarts the agent" eventually 15 restarted
 check "kill -9: recorded as tamper evidence at the restart" eventually 10 tamper_recorded agent-killed
 check "kill -9: the restart journals the unclean stop" eventually 5 journal_has unclean-stop
 check "kill -9: the rules are back" eventually 5 rules_in_place
+# Killed the moment it is up: its start was committed before anything else.
+kills() { in_machine vigie-agent request events --params '{"limit":500}' | grep -c '"rule_id": "tamper:agent-killed"' || true; }
+kills_before=$(kills)
+in_machine systemctl restart vigie-agent
+eventually 15 agent_active
+pid=$(main_pid)
+in_machine kill -KILL "$pid"
+one_more_kill() { restarted && [ "$(kills)" -gt "$kills_before" ]; }
+check "kill -9 the moment the agent is up: still recorded at the restart" eventually 20 one_more_kill
 
 in_machine mkdir -p /etc/systemd/system/vigie-agent.service.d
 printf '[Service]\nWatchdogSec=3s\n' | in_machine tee /etc/systemd/system/vigie-agent.service.d/watchdog-test.conf >/dev/null

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use vigie_core::catalog::Service;
 use vigie_core::clipboard::ClipboardFacts;
-use vigie_core::event::{Attribution, Event, TAMPER};
+use vigie_core::event::Event;
 use vigie_core::policy::{Action, Decision, Policy, UnreadableHandshake};
 use vigie_core::proto::ClipboardNotice;
 use vigie_core::sensor::gate::Unreadable;
@@ -326,14 +326,10 @@ impl Decider {
     /// `VIGIE_CHECK`, `VIGIE_SUBJECT`), a journal entry with what was seen,
     /// and an event for the console and the fleet.
     pub fn report_tamper(&self, policy_version: &str, finding: &crate::tamper::Finding) {
-        let check = finding.check.as_str();
-        warn!(check, subject = %finding.subject, uid = finding.uid, detail = %finding.detail, "tamper evidence");
-        self.sink.journal(&format!("{TAMPER}:{check}"), format!("{}: {}", finding.subject, finding.detail));
-        let attribution = Attribution { uid: finding.uid, ..Attribution::default() };
-        let event =
-            Event::tamper(self.clock.wall_micros(), check, &finding.subject, policy_version, attribution);
+        let (entry, event) = finding.evidence(self.clock.wall_micros(), policy_version);
+        self.sink.journal(&entry.kind, entry.detail);
         if !self.sink.send(event) {
-            warn!(check, "tamper event dropped: the store is behind");
+            warn!(check = finding.check.as_str(), "tamper event dropped: the store is behind");
         }
     }
 

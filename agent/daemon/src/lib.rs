@@ -83,6 +83,8 @@ pub struct Daemon {
     places: tamper::Places,
     integrity: tamper::Integrity,
     last_integrity: Option<std::time::Instant>,
+    /// What was last written to `places.saved`.
+    integrity_saved: Option<tamper::Saved>,
 }
 
 /// Starts the agent: store, rules, decider, console socket, and in
@@ -96,6 +98,26 @@ pub fn start(config: Config, platform: Platform) -> Result<Daemon> {
 /// a SIGTERM during the start (rules going in, sockets binding) stops the
 /// agent cleanly as soon as it has started instead of killing it half-way.
 pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>) -> Result<Daemon> {
+    let (database, clock) = (config.database.clone(), Arc::clone(&platform.clock));
+    let mut journaled = false;
+    let started = start_journaled(config, platform, stop, &mut journaled);
+    if let Err(error) = &started {
+        // The start was journaled, and failed: said so, so that the next
+        // attempt does not take this one for an agent killed while running.
+        if journaled {
+            record_failed_start(&database, error, clock.wall_micros());
+        }
+    }
+    started
+}
+
+/// [`start_with_stop`]; `journaled` is set once the start is in the journal.
+fn start_journaled(
+    config: Config,
+    platform: Platform,
+    stop: Arc<AtomicBool>,
+    journaled: &mut bool,
+) -> Result<Daemon> {
     // The baseline of the tamper checks, from the files as they are loaded:
     // an edit right after the start is a change, not the baseline.
     let places = tamper::Places::of(&config);
@@ -109,8 +131,8 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         since_boot_micros: platform.clock.since_boot_micros(),
     };
     let first = tamper::gather(&places, live);
-    let integrity =
-        tamper::Integrity::new(config.tamper.clone(), &first, tamper::load_saved(&places.saved).as_ref());
+    let integrity_saved = tamper::load_saved(&places.saved);
+    let integrity = tamper::Integrity::new(config.tamper.clone(), &first, integrity_saved.as_ref());
     let (catalog, policy) = config.rule_files().load().context("rules rejected")?;
     info!(policy = %policy.name, version = %policy.version, services = catalog.services().len(), "rules loaded");
     let active = ActivePolicy::new(policy);
@@ -121,7 +143,10 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
     }
     let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
     store.apply_retention(platform.clock.wall_micros(), config.retention_days)?;
-    let unclean = unclean_end(&store)?;
+    // Committed before anything else: a kill -9 a moment after the start
+    // is still found by the next one.
+    record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
+    *journaled = true;
     let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
 
     let (reloads, watcher) = watch_rules(&config)?;
@@ -227,14 +252,11 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
         };
         info!(database = %config.database.display(), "{what}");
     }
-    // Journaled once the start succeeded: a start that fails (and is
-    // retried by systemd) leaves nothing, so the previous run's unclean end
-    // is recorded once, by the start that works.
-    record_start(&decider, &config, active.current(), unclean.as_ref());
     Ok(Daemon {
         places,
         integrity,
         last_integrity: None,
+        integrity_saved,
         config,
         stop,
         rules,
@@ -531,9 +553,12 @@ impl Daemon {
             }
         }
         let saved = self.integrity.saved();
-        if tamper::load_saved(&self.places.saved).as_ref() != Some(&saved) {
-            if let Err(e) = tamper::store_saved(&self.places.saved, &saved) {
-                warn!(error = %e, path = %self.places.saved.display(), "cannot keep the tamper checks' state");
+        if self.integrity_saved.as_ref() != Some(&saved) {
+            match tamper::store_saved(&self.places.saved, &saved) {
+                Ok(()) => self.integrity_saved = Some(saved),
+                Err(e) => {
+                    warn!(error = %e, path = %self.places.saved.display(), "cannot keep the tamper checks' state");
+                }
             }
         }
     }
@@ -575,28 +600,25 @@ fn report_capture_end(name: &str, outcome: std::thread::Result<Result<()>>) {
     }
 }
 
-/// The previous run's last journal entry, if that run ended without a
-/// clean stop.
-fn unclean_end(store: &Store) -> Result<Option<JournalEntry>> {
-    Ok(store.journal(1)?.into_iter().next().filter(|e| e.kind != STOPPED))
-}
-
 /// Journals this start, and first the unclean end of the previous run if
-/// it left no `stopped` entry (also tamper evidence): while no agent ran,
-/// nothing was filtered.
-fn record_start(decider: &Decider, config: &Config, policy: &Policy, unclean: Option<&JournalEntry>) {
-    let sink = decider.sink();
-    if let Some(last) = unclean {
+/// it left neither a `stopped` nor a `start-failed` entry: while no agent
+/// ran, nothing was filtered. That is also tamper evidence (an event).
+fn record_start(store: &mut Store, config: &Config, policy: &Policy, now: i64) -> Result<()> {
+    let mut entries = Vec::new();
+    let mut events = Vec::new();
+    let last = store.journal(1)?.into_iter().next();
+    if let Some(last) = last.filter(|e| e.kind != STOPPED && e.kind != START_FAILED) {
         let at = vigie_core::timefmt::rfc3339_micros(last.ts);
         warn!(since = %at, "the previous run did not stop cleanly");
-        sink.journal(
-            "unclean-stop",
-            format!(
+        entries.push(JournalEntry {
+            ts: now,
+            kind: "unclean-stop".to_owned(),
+            detail: format!(
                 "the previous run (last entry `{}` at {at}) ended without stopping cleanly; traffic was not \
                  filtered until this start (fail-open)",
                 last.kind
             ),
-        );
+        });
         let finding = tamper::Finding {
             check: tamper::Check::AgentKilled,
             subject: "vigie-agent".to_owned(),
@@ -606,11 +628,14 @@ fn record_start(decider: &Decider, config: &Config, policy: &Policy, unclean: Op
             ),
             uid: None,
         };
-        decider.report_tamper(&policy.version, &finding);
+        let (entry, event) = finding.evidence(now, &policy.version);
+        entries.push(entry);
+        events.push(event);
     }
-    sink.journal(
-        "started",
-        format!(
+    entries.push(JournalEntry {
+        ts: now,
+        kind: "started".to_owned(),
+        detail: format!(
             "mode={} failure_mode={:?} policy={} version={} pid={}",
             config.mode().as_str(),
             policy.failure_mode,
@@ -618,5 +643,18 @@ fn record_start(decider: &Decider, config: &Config, policy: &Policy, unclean: Op
             policy.version,
             std::process::id()
         ),
-    );
+    });
+    store.insert(&events)?;
+    store.append_journal(&entries)?;
+    Ok(())
+}
+
+/// The journal kind of a start that failed after it was journaled.
+const START_FAILED: &str = "start-failed";
+
+fn record_failed_start(database: &std::path::Path, error: &anyhow::Error, now: i64) {
+    let entry = JournalEntry { ts: now, kind: START_FAILED.to_owned(), detail: format!("{error:#}") };
+    if let Err(e) = Store::open(database).and_then(|mut store| store.append_journal(&[entry])) {
+        warn!(error = %e, "cannot journal the failed start");
+    }
 }

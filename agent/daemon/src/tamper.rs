@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use vigie_core::event::{Attribution, Event, TAMPER};
+use vigie_core::store::JournalEntry;
+
 use crate::system_dns::{DnsState, SystemDns};
 
 /// `[tamper]` in the agent configuration.
@@ -392,6 +395,23 @@ impl Integrity {
         self.standing = keys;
         out.extend(once);
         out
+    }
+}
+
+impl Finding {
+    /// Logs the finding (a warning with its fields: the journal's
+    /// `VIGIE_CHECK`, `VIGIE_SUBJECT`) and returns its store journal entry
+    /// and its event, stamped `ts`.
+    pub fn evidence(&self, ts: i64, policy_version: &str) -> (JournalEntry, Event) {
+        let check = self.check.as_str();
+        tracing::warn!(check, subject = %self.subject, uid = self.uid, detail = %self.detail, "tamper evidence");
+        let entry = JournalEntry {
+            ts,
+            kind: format!("{TAMPER}:{check}"),
+            detail: format!("{}: {}", self.subject, self.detail),
+        };
+        let attribution = Attribution { uid: self.uid, ..Attribution::default() };
+        (entry, Event::tamper(ts, check, &self.subject, policy_version, attribution))
     }
 }
 

@@ -133,16 +133,35 @@ fn a_start_that_fails_after_the_rules_went_in_takes_them_out() {
     let port = free_port();
     // The console socket cannot be made: its folder is a file.
     std::fs::write(dir.path().join("not-a-folder"), "").unwrap();
-    let text = format!(
-        "database = {:?}\nsocket = {:?}\nenforce = true\n[resolver]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:9\"]\n",
-        dir.path().join("events.db"),
-        dir.path().join("not-a-folder/agent.sock")
-    );
-    let config = Config::parse(&text, "agent.toml").unwrap();
-    let error = vigie_daemon::start(config, fakes.platform()).unwrap_err();
+    let error = vigie_daemon::start(failing_socket_config(dir.path(), port), fakes.platform()).unwrap_err();
     assert!(format!("{error:#}").contains("not-a-folder"), "{error:#}");
     assert_eq!(fakes.firewall.installed.lock().unwrap().len(), 1);
     assert_eq!(fakes.firewall.uninstalled.load(Ordering::Relaxed), 1, "no rule left behind");
+    // Journaled as a failed start, not left for the next start to take for
+    // an agent killed while it ran (systemd retries a failing start).
+    let store = Store::open(&dir.path().join("events.db")).unwrap();
+    let journal: Vec<String> = store.journal(10).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(journal, ["start-failed", "started"]);
+    let again = vigie_daemon::start(failing_socket_config(dir.path(), port), fakes.platform());
+    assert!(again.is_err());
+    let store = Store::open(&dir.path().join("events.db")).unwrap();
+    let journal: Vec<String> = store.journal(10).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        journal,
+        ["start-failed", "started", "start-failed", "started"],
+        "no unclean stop in a failing loop"
+    );
+    assert!(store.recent(10).unwrap().is_empty(), "and no agent-killed evidence");
+}
+
+/// Enforcement with a console socket that cannot be made: its folder is a file.
+fn failing_socket_config(dir: &std::path::Path, port: u16) -> Config {
+    let text = format!(
+        "database = {:?}\nsocket = {:?}\nenforce = true\n[resolver]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:9\"]\n",
+        dir.join("events.db"),
+        dir.join("not-a-folder/agent.sock")
+    );
+    Config::parse(&text, "agent.toml").unwrap()
 }
 
 #[test]

@@ -210,6 +210,7 @@ export const en: Record<MessageKey, string> = {
   "category.agent": "agents",
   "category.model-hub": "model hubs",
   "category.unreadable-handshake": "unreadable handshakes (possible evasion)",
+  "category.tamper": "tampering with the agent (stopped, changed, bypassed)",
 
   "trains.yes": "Yes",
   "trains.no": "No",

@@ -210,6 +210,7 @@ export const fr = {
   "category.agent": "agents",
   "category.model-hub": "plateformes de modèles",
   "category.unreadable-handshake": "poignées de main illisibles (contournement possible)",
+  "category.tamper": "atteintes à l'agent (arrêté, modifié, contourné)",
 
   "trains.yes": "Oui",
   "trains.no": "Non",
