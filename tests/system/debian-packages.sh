@@ -91,7 +91,7 @@ fail() {
     echo "FAIL - $*" >&2
     failures=$((failures + 1))
     # What the agent said just before, to see why.
-    [ -n "$leader" ] && in_machine journalctl -u vigie-agent -n 12 --no-pager >&2 || true
+    [ -n "$leader" ] && in_machine journalctl -u vigie-agent -n 30 --no-pager >&2 || true
 }
 check() { # check "what" command...
     local what=$1
@@ -185,6 +185,13 @@ events_about() {
     in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | grep -c "\"service_id\": \"$1\"" || true
 }
 recorded() { [ "$(events_about "$1")" -ge "${2:-1}" ]; }
+# How many times check $1 was recorded: identical events close in time are
+# stored once with a repeat count.
+tamper_count() {
+    in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | python3 -c '
+import json, sys
+print(sum(e.get("repeats", 1) for e in json.load(sys.stdin) if e.get("rule_id") == "tamper:" + sys.argv[1]))' "$1"
+}
 # Tamper evidence of check $1: an event (the journal entry comes with it).
 tamper_recorded() {
     in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | grep -q "\"rule_id\": \"tamper:$1\""
@@ -236,7 +243,7 @@ log "enforce mode"
 before_resolv=$(in_machine cat /etc/resolv.conf)
 in_machine sed -i 's/^enforce = false/enforce = true/' /etc/vigie/agent.toml
 # The tamper checks every 2 s instead of 30, for this test's pace.
-printf '\n[tamper]\ncheck_every_secs = 2\n' | in_machine tee -a /etc/vigie/agent.toml >/dev/null
+printf '\n[tamper]\ncheck_every_secs = 2\nconsole_grace_secs = 4\n' | in_machine tee -a /etc/vigie/agent.toml >/dev/null
 in_machine vigie-agent dns on
 in_machine systemctl restart vigie-agent
 check "enforce: the agent is back under its unit" eventually 15 agent_active
@@ -268,6 +275,15 @@ in_machine cp -p /usr/bin/vigie-agent /root/vigie-agent.packaged
 in_machine sh -c 'cp /usr/bin/vigie-agent /root/patched && printf "\0" >> /root/patched && mv /root/patched /usr/bin/vigie-agent'
 check "tamper: the agent's program replaced is recorded" eventually 10 tamper_recorded binary-changed
 in_machine mv /root/vigie-agent.packaged /usr/bin/vigie-agent
+# A graphical login without the console (so without the clipboard guard):
+# the PAM session a display manager opens for an X11 session.
+in_machine useradd --create-home alice
+in_machine systemd-run --quiet --unit=alice-x11 --uid=alice -p PAMName=login \
+    --setenv=XDG_SESSION_TYPE=x11 --setenv=XDG_SESSION_CLASS=user sleep 600
+graphical_session() { in_machine loginctl list-sessions --no-legend | grep -q alice; }
+check "a graphical session of alice is open (logind)" eventually 10 graphical_session
+check "tamper: her session without a console is recorded" eventually 15 tamper_recorded console-absent
+in_machine systemctl stop alice-x11
 pid=$(main_pid)
 in_machine sh -c 'nft delete table inet vigie; iptables -w -t mangle -F VIGIE' || true
 check "tamper: the packet rules removed are recorded" eventually 10 tamper_recorded firewall-rules-removed
@@ -287,13 +303,12 @@ check "kill -9: recorded as tamper evidence at the restart" eventually 10 tamper
 check "kill -9: the restart journals the unclean stop" eventually 5 journal_has unclean-stop
 check "kill -9: the rules are back" eventually 5 rules_in_place
 # Killed the moment it is up: its start was committed before anything else.
-kills() { in_machine vigie-agent request events --params '{"limit":500}' | grep -c '"rule_id": "tamper:agent-killed"' || true; }
-kills_before=$(kills)
+kills_before=$(tamper_count agent-killed)
 in_machine systemctl restart vigie-agent
 eventually 15 agent_active
 pid=$(main_pid)
 in_machine kill -KILL "$pid"
-one_more_kill() { restarted && [ "$(kills)" -gt "$kills_before" ]; }
+one_more_kill() { restarted && [ "$(tamper_count agent-killed)" -gt "$kills_before" ]; }
 check "kill -9 the moment the agent is up: still recorded at the restart" eventually 20 one_more_kill
 
 in_machine mkdir -p /etc/systemd/system/vigie-agent.service.d
@@ -312,7 +327,7 @@ check "and restarts it" eventually 30 restarted
 in_machine rm -r /etc/systemd/system/vigie-agent.service.d
 in_machine systemctl daemon-reload
 
-stops_before=$(in_machine vigie-agent request events --params '{"limit":500}' | grep -c '"rule_id": "tamper:service-stopped"' || true)
+stops_before=$(tamper_count service-stopped)
 in_machine systemctl stop vigie-agent
 check "systemctl stop: the agent is stopped" agent_inactive
 check "systemctl stop: its packet rules are gone (fail-open)" no_rules
@@ -320,11 +335,7 @@ check "systemctl stop: chatgpt.com is reachable while no agent runs (documented 
 check "systemctl stop: names still resolve (the next nameserver answers)" \
     eventually 10 bash -c "[ -n \"\$(nsenter --target $leader --all -- getent hosts example.org)\" ]"
 in_machine systemctl start vigie-agent
-one_more_stop() {
-    local now
-    now=$(in_machine vigie-agent request events --params '{"limit":500}' | grep -c '"rule_id": "tamper:service-stopped"' || true)
-    [ "$now" -gt "$stops_before" ]
-}
+one_more_stop() { [ "$(tamper_count service-stopped)" -gt "$stops_before" ]; }
 check "the stop is tamper evidence (one more tamper:service-stopped than before it)" eventually 10 one_more_stop
 
 eventually 15 agent_active
