@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use vigie_core::event::{Attribution, Event, TAMPER};
 use vigie_core::store::JournalEntry;
 
+use crate::platform::{file_stamp, FileStamp};
 use crate::system_dns::{DnsState, SystemDns};
 
 /// `[tamper]` in the agent configuration.
@@ -214,7 +215,7 @@ impl Integrity {
             config: config.clamped(),
             running_binary: first.running_binary,
             rule_files,
-            interfaces: first.interfaces.clone(),
+            interfaces: first.interfaces.as_ref().map(visible),
             clock_offset: None,
             without_console: HashMap::new(),
             standing,
@@ -313,10 +314,7 @@ impl Integrity {
             ));
         }
 
-        let up = facts
-            .interfaces
-            .as_ref()
-            .map(|all| all.iter().filter(|name| !is_plumbing(name)).cloned().collect::<BTreeSet<String>>());
+        let up = facts.interfaces.as_ref().map(visible);
         if let Some(up) = &up {
             if facts.configured_interfaces.is_empty() {
                 if let Some(before) = &self.interfaces {
@@ -431,6 +429,11 @@ fn is_plumbing(name: &str) -> bool {
         .any(|prefix| name.starts_with(prefix))
 }
 
+/// The interfaces whose coming and going is recorded.
+fn visible(all: &BTreeSet<String>) -> BTreeSet<String> {
+    all.iter().filter(|name| !is_plumbing(name)).cloned().collect()
+}
+
 fn hex(digest: &[u8; 32]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -488,10 +491,12 @@ pub fn digest_of(path: &Path) -> Option<[u8; 32]> {
 /// Where the checks look; the system's paths, or a test's folder.
 #[derive(Debug, Clone)]
 pub struct Places {
-    /// The running program (`/proc/self/exe`).
-    pub running_binary: Option<PathBuf>,
-    /// The program's path on disk.
+    /// The running program's digest (`/proc/self/exe`, read once).
+    pub running_binary: Option<[u8; 32]>,
+    /// The program's path on disk, and its stamp when the agent started:
+    /// hashed again only when the stamp changes (it is tens of MB).
     pub binary: Option<PathBuf>,
+    pub binary_stamp: Option<FileStamp>,
     /// dpkg's list of the package's files and their MD5 sums.
     pub package_sums: PathBuf,
     /// The configuration, policy and catalog files.
@@ -520,9 +525,11 @@ impl Places {
         let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let under_unit = cgroup.lines().any(|line| line.ends_with("/vigie-agent.service"));
         let files = [&config.source, &config.policy, &config.catalog];
+        let binary = std::env::current_exe().ok();
         Self {
-            running_binary: Some(PathBuf::from("/proc/self/exe")),
-            binary: std::env::current_exe().ok(),
+            running_binary: digest_of(Path::new("/proc/self/exe")),
+            binary_stamp: binary.as_deref().and_then(file_stamp),
+            binary,
             package_sums: PathBuf::from("/var/lib/dpkg/info/vigie-agent.md5sums"),
             rule_files: files.into_iter().flatten().cloned().collect(),
             units: under_unit
@@ -633,13 +640,18 @@ pub struct Live {
 
 /// Looks at the machine.
 pub fn gather(places: &Places, live: Live) -> Facts {
-    let binary_packaged = places
-        .binary
-        .as_deref()
-        .is_some_and(|path| is_packaged(path, &places.package_sums, "usr/bin/vigie-agent"));
+    let path = places.binary.as_deref();
+    let untouched = path.and_then(file_stamp).is_some_and(|stamp| Some(stamp) == places.binary_stamp);
+    let (binary, binary_packaged) = if untouched {
+        (places.running_binary, false)
+    } else {
+        let packaged =
+            path.is_some_and(|path| is_packaged(path, &places.package_sums, "usr/bin/vigie-agent"));
+        (path.and_then(digest_of), packaged)
+    };
     Facts {
-        running_binary: places.running_binary.as_deref().and_then(digest_of),
-        binary: places.binary.as_deref().and_then(digest_of),
+        running_binary: places.running_binary,
+        binary,
         binary_packaged,
         rule_files: places.rule_files.iter().map(|p| (p.clone(), digest_of(p))).collect(),
         unit: places.units.as_deref().map_or(UnitState::NotManaged, |u| unit_state(u, "vigie-agent.service")),

@@ -191,3 +191,30 @@ pub fn stderr_is_journal() -> bool {
     #[cfg(not(target_os = "linux"))]
     false
 }
+
+/// What changes when a file is written or replaced: its identity, size and
+/// change time (which no user can set back), read without reading the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    id: u64,
+    len: u64,
+    changed: i128,
+}
+
+pub fn file_stamp(path: &std::path::Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(FileStamp {
+            id: meta.ino(),
+            len: meta.len(),
+            changed: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let changed = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+        Some(FileStamp { id: 0, len: meta.len(), changed: i128::try_from(changed).unwrap_or(i128::MAX) })
+    }
+}

@@ -92,7 +92,12 @@ fn interfaces_that_come_and_go_are_recorded_and_a_configured_one_missing_stands(
     let found = integrity.judge(&vpn);
     assert_eq!(checks(&found), [Check::InterfacesChanged]);
     assert_eq!(found[0].subject, "tun0");
-    // Containers come and go with their veths and bridges: not evidence.
+    // Containers come and go with their veths and bridges: not evidence,
+    // neither those up at the start nor those after.
+    let mut with_docker = facts(Instant::now());
+    with_docker.interfaces = Some(BTreeSet::from(["eth0", "docker0"].map(str::to_owned)));
+    let mut from_start = Integrity::new(TamperConfig::default(), &with_docker, None);
+    assert_eq!(from_start.judge(&with_docker), [], "docker0 up at the start is not 'gone'");
     let mut containers = later(&vpn, Duration::from_secs(15));
     containers.interfaces =
         Some(BTreeSet::from(["eth0", "tun0", "docker0", "veth1a2b3c", "br-5f1e"].map(str::to_owned)));
