@@ -18,8 +18,7 @@ pub(crate) enum DnsAction {
 
 fn system_dns(config: &Config) -> Result<(SystemDns, std::net::IpAddr)> {
     let resolver = resolver_address(&config.resolver.listen).context("[resolver] listen is empty")?;
-    let state_dir = config.database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    Ok((SystemDns::system(state_dir), resolver))
+    Ok((SystemDns::system(config.state_dir()), resolver))
 }
 
 pub(crate) fn dns(action: DnsAction, config: Option<&Path>) -> Result<()> {

@@ -93,6 +93,12 @@ impl Config {
         toml::from_str(text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(name, text, &e)]).into())
     }
 
+    /// The folder of the event store, where the agent keeps its other
+    /// state too (the saved resolv.conf, the tamper checks' digests).
+    pub fn state_dir(&self) -> &Path {
+        self.database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    }
+
     pub fn mode(&self) -> Mode {
         if self.enforce {
             Mode::Enforce

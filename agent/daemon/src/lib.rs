@@ -138,9 +138,8 @@ fn start_journaled(
     let active = ActivePolicy::new(policy);
     let rules = Arc::new(Rules::new(Arc::new(catalog), Arc::clone(active.current())));
 
-    if let Some(parent) = config.database.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-    }
+    let state_dir = config.state_dir();
+    std::fs::create_dir_all(state_dir).with_context(|| state_dir.display().to_string())?;
     let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
     store.apply_retention(platform.clock.wall_micros(), config.retention_days)?;
     // Committed before anything else: a kill -9 a moment after the start

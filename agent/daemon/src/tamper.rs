@@ -518,8 +518,7 @@ impl Places {
     /// runs under its unit, logind's sessions, and the DNS set-up `dns on`
     /// saved.
     pub fn of(config: &crate::Config) -> Self {
-        let state_dir =
-            config.database.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let state_dir = config.state_dir();
         // Our own cgroup, not an inherited INVOCATION_ID (a terminal's, a
         // CI runner's), says whether systemd runs us as the agent's unit.
         let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
