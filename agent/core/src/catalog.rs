@@ -81,6 +81,8 @@ struct ServiceFile {
     jurisdiction: Spanned<String>,
     trains_on_inputs: TrainsOnInputs,
     source: Spanned<String>,
+    retention: Option<String>,
+    enterprise_tier: Option<String>,
     notes: Option<String>,
 }
 
@@ -108,6 +110,12 @@ pub struct Service {
     pub jurisdiction: String,
     pub trains_on_inputs: TrainsOnInputs,
     pub source: String,
+    /// How long the vendor says it keeps what is typed, in its words.
+    #[serde(default)]
+    pub retention: Option<String>,
+    /// The vendor's offer whose inputs are not used for training, if any.
+    #[serde(default)]
+    pub enterprise_tier: Option<String>,
     pub notes: Option<String>,
 }
 
@@ -237,6 +245,8 @@ impl Catalog {
                 jurisdiction: s.jurisdiction.into_inner(),
                 trains_on_inputs: s.trains_on_inputs,
                 source: s.source.into_inner(),
+                retention: s.retention,
+                enterprise_tier: s.enterprise_tier,
                 notes: s.notes,
             });
         }

@@ -29,6 +29,8 @@ const svc = (
   jurisdiction,
   trains_on_inputs: trains,
   source: `https://example.org/${id}/privacy`,
+  retention: null,
+  enterprise_tier: null,
   notes,
 });
 

@@ -304,6 +304,8 @@ export const en: Record<MessageKey, string> = {
   "catalog.domains": "Domains (and subdomains)",
   "catalog.hosts": "Exact hosts",
   "catalog.shared": "Shared domains (not filtered)",
+  "catalog.retention": "Retention of inputs (as the vendor states it)",
+  "catalog.enterprise": "Offer without training",
   "catalog.source": "Source",
   "catalog.notes": "Notes",
   "catalog.empty": "No service matches.",

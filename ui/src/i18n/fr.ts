@@ -304,6 +304,8 @@ export const fr = {
   "catalog.domains": "Domaines (et sous-domaines)",
   "catalog.hosts": "Hôtes exacts",
   "catalog.shared": "Domaines partagés (non filtrés)",
+  "catalog.retention": "Conservation des saisies (selon l'éditeur)",
+  "catalog.enterprise": "Offre sans entraînement",
   "catalog.source": "Source",
   "catalog.notes": "Notes",
   "catalog.empty": "Aucun service ne correspond.",

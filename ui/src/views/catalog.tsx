@@ -128,6 +128,14 @@ function ServiceDetail({ service: s }: { service: Service }) {
           <dd>{t(`trains.${s.trains_on_inputs}`)}</dd>
         </div>
         <div class="fact">
+          <dt>{t("catalog.retention")}</dt>
+          <dd>{s.retention ?? t("app.none")}</dd>
+        </div>
+        <div class="fact">
+          <dt>{t("catalog.enterprise")}</dt>
+          <dd>{s.enterprise_tier ?? t("app.none")}</dd>
+        </div>
+        <div class="fact">
           <dt>{t("catalog.domains")}</dt>
           <dd>{list(s.domains)}</dd>
         </div>

@@ -28,4 +28,12 @@ window_titles: Array<string>,
 /**
  * ISO 3166-1 alpha-2.
  */
-jurisdiction: string, trains_on_inputs: TrainsOnInputs, source: string, notes: string | null, };
+jurisdiction: string, trains_on_inputs: TrainsOnInputs, source: string, 
+/**
+ * How long the vendor says it keeps what is typed, in its words.
+ */
+retention: string | null, 
+/**
+ * The vendor's offer whose inputs are not used for training, if any.
+ */
+enterprise_tier: string | null, notes: string | null, };
