@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod bpf;
 pub mod netns;
+pub mod postgres;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};

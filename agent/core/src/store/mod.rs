@@ -12,7 +12,9 @@ use crate::policy::Action;
 use crate::proto::AnswerKind;
 use crate::sensor::Micros;
 
+mod outbox;
 mod query;
+pub use outbox::OutboxState;
 pub use query::QueryError;
 use query::ANSWER_COLUMNS;
 
@@ -23,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_event_repeats.sql"),
     concat!(include_str!("migrations/0004_event_terms.sql"), include_str!("event_terms_fill.sql")),
     include_str!("migrations/0005_event_content_hash.sql"),
+    include_str!("migrations/0006_outbox.sql"),
 ];
 
 /// Messages say their cause, which is therefore no `source()` (a report of
@@ -223,6 +226,7 @@ impl Store {
         // retention keeps everything instead of wrapping into deleting it.
         let keep = i64::from(keep_days).saturating_mul(86_400_000_000);
         let cutoff = now.saturating_sub(keep);
+        self.count_unsent_before(cutoff)?;
         let deleted = self.conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;
         self.conn.execute("DELETE FROM answers WHERE ts < ?1", [cutoff])?;
         self.conn.execute("DELETE FROM journal WHERE ts < ?1", [cutoff])?;

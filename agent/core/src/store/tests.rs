@@ -1,6 +1,6 @@
 use super::*;
 
-fn event(id: &str, ts: Micros, service: &str, action: Action) -> Event {
+pub(super) fn event(id: &str, ts: Micros, service: &str, action: Action) -> Event {
     Event {
         id: id.to_owned(),
         ts,

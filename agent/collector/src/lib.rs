@@ -1,0 +1,7 @@
+//! The fleet collector: agents' events on PostgreSQL, behind mutual TLS.
+//! See `agent/FLEET.md`.
+
+pub mod config;
+pub mod db;
+pub mod pki;
+pub mod server;

@@ -1,0 +1,379 @@
+//! The fleet end to end against a real PostgreSQL (Debian's, started by the
+//! test): enrolment with tokens, mutual TLS, the uploader draining a real
+//! store at least once and without duplicates, an outage of the database,
+//! hostile bodies, revocation, renewal, policy bundles and retention.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use vigie_collector::config::Config;
+use vigie_collector::pki::{self, Issuer, PkiDir};
+use vigie_collector::{db, server};
+use vigie_core::event::{Attribution, Event};
+use vigie_core::policy::Action;
+use vigie_core::store::Store;
+use vigie_fleet::client::{self, EnrollOptions, FleetDir, HeartbeatSource, Uploader, UploaderConfig};
+use vigie_fleet::proto::Heartbeat;
+use vigie_tests::postgres::TempPostgres;
+
+struct Collector {
+    pg: TempPostgres,
+    runtime: tokio::runtime::Runtime,
+    app: Arc<server::App>,
+    url: String,
+    ca_pem: Vec<u8>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn collector() -> Collector {
+    let pg = TempPostgres::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = PkiDir(dir.path().join("pki"));
+    pki::init(&pki_dir, &["127.0.0.1".to_owned()]).unwrap();
+    let config = Config::parse(&format!(
+        "database = \"{}\"\npki = \"{}\"\nretention_days = 30\nmax_concurrent_batches = 4\npool_size = 4\n",
+        pg.connection(),
+        pki_dir.0.display()
+    ))
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let tls = pki::server_config(&pki_dir).unwrap();
+    let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
+    let (app, listener) = runtime.block_on(async {
+        let pool = db::pool(&config.database, config.pool_size).unwrap();
+        assert_eq!(db::migrate(&pool).await.unwrap(), 1);
+        assert_eq!(db::migrate(&pool).await.unwrap(), 0, "migrations run once");
+        let app = Arc::new(server::App::new(pool, issuer, config));
+        server::maintain(&app).await.unwrap();
+        server::spawn_maintenance(&app);
+        (app, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+    });
+    let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    runtime.spawn(server::serve(listener, tls, Arc::clone(&app), async {
+        let _ = stopped.await;
+    }));
+    let ca_pem = std::fs::read(pki_dir.ca_cert()).unwrap();
+    Collector { pg, runtime, app, url, ca_pem, stop: Some(stop), _dir: dir }
+}
+
+impl Collector {
+    fn token(&self, group: &str, uses: i32, expires_in: Duration) -> String {
+        let id = Uuid::new_v4();
+        let secret = random_secret();
+        let expires = std::time::SystemTime::now() + expires_in;
+        self.runtime
+            .block_on(db::create_token(
+                &self.app.pool,
+                id,
+                Sha256::digest(secret).as_slice(),
+                group,
+                expires,
+                uses,
+            ))
+            .unwrap();
+        use base64::Engine as _;
+        format!("{id}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret))
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        self.pg.psql("vigie", sql).unwrap()
+    }
+
+    fn enroll(&self, state: &Path, token: &str) -> anyhow::Result<client::Enrolment> {
+        client::enroll(
+            &FleetDir::new(state),
+            &EnrollOptions {
+                url: self.url.clone(),
+                token: token.to_owned(),
+                ca_pem: self.ca_pem.clone(),
+                policy_key_pem: None,
+                hostname: "poste-42".into(),
+                version: "0.1.0-test".into(),
+                force: false,
+            },
+        )
+    }
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    out[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    out
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as i64
+}
+
+fn event(ts: i64, service: &str, action: Action, repeats: u32) -> Event {
+    Event {
+        id: Uuid::now_v7().to_string(),
+        ts,
+        source: "tls".into(),
+        name: format!("{service}.example"),
+        service_id: service.into(),
+        service_name: service.into(),
+        category: "chat".into(),
+        vendor: "V".into(),
+        action,
+        rule_id: "r34".into(),
+        policy_version: "2026.12".into(),
+        protocol: "tcp".into(),
+        src: "10.0.0.1:50000".into(),
+        dst: "192.0.2.1:443".into(),
+        ech: false,
+        attribution: Attribution {
+            pid: Some(4242),
+            program: Some("firefox".into()),
+            program_path: Some("/usr/lib/firefox/firefox".into()),
+            uid: Some(1000),
+            user: Some("alice".into()),
+        },
+        repeats,
+        content_hash: None,
+    }
+}
+
+struct Beats;
+impl HeartbeatSource for Beats {
+    fn heartbeat(&self) -> Heartbeat {
+        Heartbeat {
+            version: "0.1.0-test".into(),
+            hostname: "poste-42".into(),
+            mode: "monitor".into(),
+            policy: "r34 2026.12".into(),
+            bundle_version: None,
+            health: "ok".into(),
+            outbox: Default::default(),
+        }
+    }
+}
+
+/// Runs an uploader on its own thread until dropped.
+struct Running {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn upload(state: &Path) -> Running {
+    let config = UploaderConfig {
+        batch_events: 500,
+        idle: Duration::from_millis(100),
+        heartbeat_every: Duration::from_secs(1),
+        base_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    };
+    let uploader = Uploader::new(FleetDir::new(state), state.join("events.db"), config, Box::new(Beats));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let thread = std::thread::spawn(move || uploader.run(&flag));
+    Running { stop, thread: Some(thread) }
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn outbox(state: &Path) -> vigie_core::store::OutboxState {
+    Store::open(&state.join("events.db")).unwrap().outbox_state().unwrap().expect("the outbox is open")
+}
+
+#[test]
+fn fleet_end_to_end_on_postgresql() {
+    let c = collector();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let state = agent_dir.path();
+
+    // Enrolment: a wrong token, then a one-use token used twice.
+    let bogus = format!("{}.AAAA", Uuid::new_v4());
+    let refused = c.enroll(state, &bogus).unwrap_err();
+    assert!(format!("{refused:#}").contains("403"), "{refused:#}");
+    let token = c.token("compta", 1, Duration::from_secs(3_600));
+    let enrolment = c.enroll(state, &token).unwrap();
+    assert_eq!(enrolment.group, "compta");
+    let other = tempfile::tempdir().unwrap();
+    let used_up = c.enroll(other.path(), &token).unwrap_err();
+    assert!(format!("{used_up:#}").contains("used up"), "{used_up:#}");
+    let expired = c.token("compta", 5, Duration::ZERO);
+    assert!(c.enroll(other.path(), &expired).is_err(), "an expired token enrols nobody");
+    let again = c.enroll(state, &c.token("compta", 1, Duration::from_secs(60))).unwrap_err();
+    assert!(format!("{again:#}").contains("already enrolled"), "{again:#}");
+    // The key is the agent's own, readable by root alone.
+    let fleet = FleetDir::new(state);
+    let meta = std::fs::metadata(fleet.identity_path()).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        c.sql(&format!("SELECT grp || ' ' || hostname FROM agents WHERE id = '{}'", enrolment.agent_id)),
+        "compta poste-42"
+    );
+
+    // 1,200 events and one from a clock far off, drained in batches.
+    let mut store = Store::open(&state.join("events.db")).unwrap();
+    let now = now_micros();
+    let mut events: Vec<Event> = (0..1_200)
+        .map(|i| {
+            let service = if i % 3 == 0 { "chatgpt" } else { "claude" };
+            event(now - i * 1_000_000, service, Action::Block, 1 + (i % 2) as u32)
+        })
+        .collect();
+    events.push(event(946_684_800_000_000, "chatgpt", Action::Warn, 1)); // 2000-01-01
+    store.insert(&events).unwrap();
+    store.outbox_open(false).unwrap();
+    let running = upload(state);
+    wait_until("the outbox to drain", Duration::from_secs(60), || outbox(state).backlog == 0);
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "1200");
+    assert_eq!(
+        c.sql("SELECT count(*) FROM events_quarantine"),
+        "1",
+        "the far-off event is kept apart, not lost"
+    );
+    assert_eq!(c.sql("SELECT sum(events) || ' ' || sum(occurrences) FROM event_rollup_hourly"), "1200 1800");
+    assert_eq!(
+        c.sql("SELECT count(DISTINCT agent_id) || ' ' || min(agent_id::text) FROM events"),
+        format!("1 {}", enrolment.agent_id),
+        "the agent is the certificate's subject"
+    );
+    assert_eq!(c.sql("SELECT DISTINCT program_path FROM events"), "/usr/lib/firefox/firefox");
+    // Heartbeats land in batches (every 5 s).
+    wait_until("a heartbeat to be written", Duration::from_secs(15), || {
+        c.sql("SELECT coalesce(health, '') || ' ' || coalesce(outbox->>'backlog', '') FROM agents") == "ok 0"
+    });
+    drop(running);
+
+    // At least once, never twice: everything sent again stores nothing new.
+    store.outbox_open(true).unwrap();
+    let running = upload(state);
+    wait_until("the resend to drain", Duration::from_secs(60), || outbox(state).backlog == 0);
+    drop(running);
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "1200");
+    assert_eq!(c.sql("SELECT sum(events) FROM event_rollup_hourly"), "1200", "duplicates are not counted");
+
+    // The database goes away: the collector says 503 with Retry-After, the
+    // uploader waits, records why, and delivers everything once it is back.
+    c.pg.stop().unwrap();
+    store.insert(&(0..300).map(|i| event(now + i, "gemini", Action::Warn, 1)).collect::<Vec<_>>()).unwrap();
+    let running = upload(state);
+    wait_until("the outage to be recorded", Duration::from_secs(20), || {
+        outbox(state).last_error.is_some_and(|e| e.contains("503"))
+    });
+    assert_eq!(outbox(state).backlog, 300);
+    c.pg.restart().unwrap();
+    wait_until("the backlog to drain after the outage", Duration::from_secs(60), || {
+        outbox(state).backlog == 0
+    });
+    drop(running);
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "1500");
+    let status = outbox(state);
+    assert!(status.last_success.is_some() && status.last_error.is_none(), "{status:?}");
+
+    // Hostile or broken requests.
+    let http = fleet.client().unwrap();
+    let anonymous = client::https_client(&c.ca_pem, None).unwrap();
+    let post = |client: &reqwest::blocking::Client, path: &str, gzip: bool, body: Vec<u8>| {
+        let mut request = client.post(format!("{}{path}", c.url)).body(body);
+        if gzip {
+            request = request.header("content-encoding", "gzip");
+        }
+        request.send().unwrap().status().as_u16()
+    };
+    assert_eq!(post(&anonymous, "/v1/events", false, b"{\"events\":[]}".to_vec()), 401, "no certificate");
+    assert_eq!(post(&http, "/v1/events", true, b"not gzip".to_vec()), 400);
+    assert_eq!(post(&http, "/v1/events", false, b"{\"events\":[{\"id\":1}]}".to_vec()), 400);
+    let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    bomb.write_all(&vec![b' '; 20 << 20]).unwrap();
+    assert_eq!(post(&http, "/v1/events", true, bomb.finish().unwrap()), 413, "a gzip bomb stops at 8 MiB");
+    // Past 2 MiB on the wire the collector answers 413 and closes without
+    // reading the rest: the client sees the answer or the connection end.
+    let huge = http.post(format!("{}/v1/events", c.url)).body(vec![b' '; 3 << 20]).send();
+    assert!(huge.as_ref().map_or(true, |r| r.status().as_u16() == 413), "{huge:?}");
+    let mut bad_id = event(now, "chatgpt", Action::Block, 1);
+    bad_id.id = "not-a-uuid".into();
+    let body = serde_json::to_vec(&serde_json::json!({ "events": [bad_id] })).unwrap();
+    assert_eq!(post(&http, "/v1/events", false, body), 400);
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "1500", "nothing of a refused batch is stored");
+
+    // Policy bundles: served with an ETag, 304 when unchanged.
+    assert_eq!(http.get(format!("{}/v1/policy", c.url)).send().unwrap().status().as_u16(), 404);
+    let key = vigie_fleet::bundle::generate_key([3; 32]);
+    let body = vigie_fleet::bundle::BundleBody {
+        format: 1,
+        version: 7,
+        issued_at: 0,
+        expires_at: i64::MAX,
+        policy: "x".into(),
+        catalog: None,
+    };
+    let signed = vigie_fleet::bundle::sign(&body, &key).unwrap();
+    let bytes = serde_json::to_vec(&signed).unwrap();
+    let far = std::time::SystemTime::now() + Duration::from_secs(86_400);
+    c.runtime.block_on(db::publish_bundle(&c.app.pool, 7, &bytes, &signed.etag(), far)).unwrap().unwrap();
+    let again = c.runtime.block_on(db::publish_bundle(&c.app.pool, 7, &bytes, &signed.etag(), far)).unwrap();
+    assert_eq!(again, Err(7), "a version not above the latest is refused");
+    let got = http.get(format!("{}/v1/policy", c.url)).send().unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    let etag = got.headers().get("etag").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(got.bytes().unwrap().to_vec(), bytes);
+    let unchanged = http.get(format!("{}/v1/policy", c.url)).header("if-none-match", &etag).send().unwrap();
+    assert_eq!(unchanged.status().as_u16(), 304);
+
+    // Renewal: a new key and certificate for the same agent id.
+    let serial_before = c.sql("SELECT cert_serial FROM agents");
+    let later = now / 1_000_000 + 30 * 86_400;
+    let renewed = client::renew_if_due(&fleet, &enrolment, later).unwrap().unwrap();
+    assert_eq!(renewed.agent_id, enrolment.agent_id);
+    assert_ne!(c.sql("SELECT cert_serial FROM agents"), serial_before);
+    let http = fleet.client().unwrap();
+    assert_eq!(post(&http, "/v1/heartbeat", false, serde_json::to_vec(&Beats.heartbeat()).unwrap()), 204);
+
+    // Revocation applies within a second, on an open connection too.
+    c.runtime.block_on(db::revoke_agent(&c.app.pool, enrolment.agent_id.parse().unwrap())).unwrap();
+    wait_until("the revocation to apply", Duration::from_secs(3), || {
+        post(&http, "/v1/heartbeat", false, serde_json::to_vec(&Beats.heartbeat()).unwrap()) == 403
+    });
+    store.insert(&[event(now, "chatgpt", Action::Block, 1)]).unwrap();
+    let running = upload(state);
+    wait_until("the refusal to be recorded", Duration::from_secs(10), || {
+        outbox(state).last_error.is_some_and(|e| e.contains("revoked"))
+    });
+    drop(running);
+    assert_eq!(outbox(state).backlog, 1, "a revoked agent keeps its events");
+
+    // Retention drops whole day partitions.
+    let old = time::OffsetDateTime::now_utc().date() - time::Duration::days(40);
+    c.runtime.block_on(db::ensure_partitions(&c.app.pool, &[old])).unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let dropped = c.runtime.block_on(db::apply_retention(&c.app.pool, today, 30, 730)).unwrap();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "1500", "today's events stay");
+}

@@ -1,0 +1,299 @@
+//! The uploader: drains the local store to the collector in order, in
+//! bounded gzip batches, at least once. It backs off with full jitter on
+//! failures, obeys `Retry-After`, and keeps working offline for as long as
+//! local retention keeps the events (what retention drops is counted).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use reqwest::blocking::Client;
+use reqwest::StatusCode;
+use tracing::{info, warn};
+use vigie_core::store::Store;
+
+use super::{now_micros, now_secs, refusal, renew_if_due, Enrolment, FleetDir};
+use crate::proto::{self, BatchAck, Heartbeat, OutboxStatus};
+
+#[derive(Debug, Clone)]
+pub struct UploaderConfig {
+    /// Events per batch (the collector takes at most [`proto::MAX_BATCH_EVENTS`]).
+    pub batch_events: u32,
+    /// How often to look for new events when caught up.
+    pub idle: Duration,
+    pub heartbeat_every: Duration,
+    /// The first wait after a failure, doubled each time up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for UploaderConfig {
+    fn default() -> Self {
+        Self {
+            batch_events: 500,
+            idle: Duration::from_secs(2),
+            heartbeat_every: Duration::from_secs(300),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Full jitter (a random wait between zero and the capped exponential):
+/// after an outage, agents come back spread out, not all at once.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, max: Duration) -> Self {
+        Self { base, max, failures: 0 }
+    }
+
+    /// The wait after one more failure; `random` in [0, 1).
+    pub fn next(&mut self, random: f64) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << self.failures.min(20)).min(self.max);
+        self.failures = self.failures.saturating_add(1);
+        ceiling.mul_f64(random.clamp(0.0, 1.0))
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// What the agent says of itself in a heartbeat (the outbox is filled in here).
+pub trait HeartbeatSource: Send + Sync {
+    fn heartbeat(&self) -> Heartbeat;
+}
+
+pub struct Uploader {
+    dir: FleetDir,
+    database: PathBuf,
+    config: UploaderConfig,
+    beats: Box<dyn HeartbeatSource>,
+}
+
+impl std::fmt::Debug for Uploader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uploader")
+            .field("dir", &self.dir)
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one attempt ended.
+enum Outcome {
+    /// Sent a batch; look again at once.
+    Sent,
+    /// Nothing to send.
+    Idle,
+    /// Wait this long (the collector said so, or backoff).
+    Wait(Duration, String),
+}
+
+impl Uploader {
+    pub fn new(
+        dir: FleetDir,
+        database: PathBuf,
+        config: UploaderConfig,
+        beats: Box<dyn HeartbeatSource>,
+    ) -> Self {
+        Self { dir, database, config, beats }
+    }
+
+    /// Runs until `stop` is set. Errors of one attempt are recorded in the
+    /// store (shown by `status`) and retried; only a missing enrolment or an
+    /// unreadable store ends it.
+    pub fn run(&self, stop: &AtomicBool) -> Result<()> {
+        let mut enrolment = self.dir.enrolment()?.context("this agent is not enrolled")?;
+        let mut store = Store::open(&self.database).with_context(|| self.database.display().to_string())?;
+        store.outbox_open(false)?;
+        let mut client = self.dir.client()?;
+        let mut backoff = Backoff::new(self.config.base_backoff, self.config.max_backoff);
+        // A first heartbeat at a random point of the first period: a fleet
+        // restarted at once does not call in at once.
+        let mut next_beat = Instant::now() + self.config.heartbeat_every.mul_f64(rand::random::<f64>() * 0.1);
+        let mut batch = self.config.batch_events.clamp(1, proto::MAX_BATCH_EVENTS as u32);
+        info!(collector = %enrolment.url, agent = %enrolment.agent_id, "fleet upload started");
+        while !stop.load(Ordering::Relaxed) {
+            match renew_if_due(&self.dir, &enrolment, now_secs()) {
+                Ok(Some(renewed)) => {
+                    info!(not_after = renewed.not_after, "agent certificate renewed");
+                    enrolment = renewed;
+                    client = self.dir.client()?;
+                }
+                Ok(None) => {}
+                Err(e) => warn!(error = %format!("{e:#}"), "certificate renewal failed; retried later"),
+            }
+            if Instant::now() >= next_beat {
+                let jitter = 0.8 + rand::random::<f64>() * 0.4;
+                next_beat = Instant::now() + self.config.heartbeat_every.mul_f64(jitter);
+                if let Err(e) = self.send_heartbeat(&client, &enrolment, &store) {
+                    warn!(error = %format!("{e:#}"), "heartbeat failed");
+                }
+            }
+            let wait = match self.send_batch(&client, &enrolment, &mut store, &mut batch) {
+                Ok(Outcome::Sent) => {
+                    backoff.reset();
+                    continue;
+                }
+                Ok(Outcome::Idle) => {
+                    backoff.reset();
+                    self.config.idle
+                }
+                Ok(Outcome::Wait(wait, why)) => {
+                    let _ = store.outbox_failed(&why, now_micros());
+                    warn!(error = %why, wait_s = wait.as_secs(), "upload deferred");
+                    wait
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    let _ = store.outbox_failed(&why, now_micros());
+                    let wait = backoff.next(rand::random());
+                    warn!(error = %why, wait_ms = wait.as_millis() as u64, "upload failed");
+                    wait
+                }
+            };
+            sleep_unless_stopped(wait, stop);
+        }
+        Ok(())
+    }
+
+    fn send_batch(
+        &self,
+        client: &Client,
+        enrolment: &Enrolment,
+        store: &mut Store,
+        batch: &mut u32,
+    ) -> Result<Outcome> {
+        let state = store.outbox_state()?.unwrap_or_default();
+        let pending = store.outbox_pending(state.acked_seq, *batch)?;
+        let Some(last_seq) = pending.last().map(|(seq, _)| *seq) else {
+            return Ok(Outcome::Idle);
+        };
+        let count = pending.len();
+        let events: Vec<_> = pending.into_iter().map(|(_, e)| e).collect();
+        let body = gzip(&serde_json::to_vec(&proto::EventBatch { events })?)?;
+        let response = client
+            .post(format!("{}{}", enrolment.url, proto::EVENTS))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(body)
+            .send()
+            .context("reaching the collector")?;
+        let status = response.status();
+        if status.is_success() {
+            let ack: BatchAck =
+                serde_json::from_slice(&response.bytes()?).context("the collector's acknowledgement")?;
+            store.outbox_acked(last_seq, count as u64, now_micros())?;
+            if ack.quarantined > 0 {
+                warn!(
+                    quarantined = ack.quarantined,
+                    "the collector kept events apart: their time is far from its clock"
+                );
+            }
+            return Ok(Outcome::Sent);
+        }
+        if status == StatusCode::PAYLOAD_TOO_LARGE && *batch > 1 {
+            *batch = (*batch / 2).max(1);
+            return Ok(Outcome::Wait(Duration::ZERO, format!("batch too large; now {batch} events")));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            let asked = retry_after(response.headers()).unwrap_or(Duration::from_secs(30));
+            // Never longer than the longest backoff; a little jitter on top.
+            let wait = asked.min(self.config.max_backoff).mul_f64(1.0 + rand::random::<f64>() * 0.2);
+            return Ok(Outcome::Wait(wait, format!("the collector answered {status}")));
+        }
+        if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
+            // Revoked or unknown: keep the events, ask again rarely.
+            let why = format!("{:#}", refusal(response));
+            return Ok(Outcome::Wait(self.config.max_backoff, why));
+        }
+        Err(refusal(response))
+    }
+
+    fn send_heartbeat(&self, client: &Client, enrolment: &Enrolment, store: &Store) -> Result<()> {
+        let mut beat = self.beats.heartbeat();
+        let state = store.outbox_state()?.unwrap_or_default();
+        beat.outbox = OutboxStatus {
+            backlog: state.backlog,
+            sent: state.sent,
+            dropped: state.dropped,
+            last_success: state.last_success,
+            last_error: state.last_error,
+        };
+        let response = client
+            .post(format!("{}{}", enrolment.url, proto::HEARTBEAT))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&beat)?)
+            .send()
+            .context("reaching the collector")?;
+        if !response.status().is_success() {
+            return Err(refusal(response));
+        }
+        Ok(())
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by the collector).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) {
+    let end = Instant::now() + wait;
+    while !stop.load(Ordering::Relaxed) {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(200)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_jitter_stays_under_a_doubling_capped_ceiling() {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let ceilings: Vec<u64> = (0..10).map(|_| backoff.next(0.999_999).as_secs()).collect();
+        assert_eq!(ceilings, [0, 1, 3, 7, 15, 31, 59, 59, 59, 59]);
+        assert_eq!(backoff.next(0.0), Duration::ZERO, "full jitter reaches zero");
+        backoff.reset();
+        assert!(backoff.next(0.5) <= Duration::from_millis(500));
+        // Thousands of failures never overflow.
+        let mut long = Backoff::new(Duration::from_secs(1), Duration::from_secs(600));
+        for _ in 0..10_000 {
+            assert!(long.next(0.5) <= Duration::from_secs(300));
+        }
+    }
+
+    #[test]
+    fn retry_after_in_seconds_only() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(reqwest::header::RETRY_AFTER, reqwest::header::HeaderValue::from_static(" 17 "));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(17)));
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015"),
+        );
+        assert_eq!(retry_after(&headers), None);
+    }
+}

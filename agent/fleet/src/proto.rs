@@ -1,0 +1,103 @@
+//! The collector's HTTPS API, as types. Every body is JSON; event batches
+//! are gzip-compressed (`Content-Encoding: gzip`).
+
+use serde::{Deserialize, Serialize};
+use vigie_core::event::Event;
+
+/// `POST /v1/enroll` (TLS pinned to the fleet CA, no client certificate).
+pub const ENROLL: &str = "/v1/enroll";
+/// `POST /v1/renew` (mutual TLS): a new certificate for the same agent.
+pub const RENEW: &str = "/v1/renew";
+/// `POST /v1/events` (mutual TLS): a batch from the agent's outbox.
+pub const EVENTS: &str = "/v1/events";
+/// `POST /v1/heartbeat` (mutual TLS).
+pub const HEARTBEAT: &str = "/v1/heartbeat";
+/// `GET /v1/policy` (mutual TLS, `If-None-Match`): the signed bundle in force.
+pub const POLICY: &str = "/v1/policy";
+
+/// Most events in one batch; the collector refuses more (413).
+pub const MAX_BATCH_EVENTS: usize = 2_000;
+/// Most bytes of a batch once decompressed; the collector stops reading past it.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// `<token id>.<secret>`, as `vigie-collector token create` printed it.
+    pub token: String,
+    /// A PKCS#10 request for the key the agent made; its subject is ignored.
+    pub csr_pem: String,
+    pub hostname: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    pub agent_id: String,
+    pub group: String,
+    pub certificate_pem: String,
+    /// Seconds since the Unix epoch.
+    pub not_after: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    pub csr_pem: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchAck {
+    /// Stored now.
+    pub stored: u32,
+    /// Already stored by an earlier attempt (a retry).
+    pub duplicates: u32,
+    /// Time stamps outside the collector's partitions (a clock far off):
+    /// kept apart for review, not lost.
+    pub quarantined: u32,
+}
+
+/// What an agent says of itself, every few minutes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    pub version: String,
+    pub hostname: String,
+    pub mode: String,
+    /// The policy in force: its name and version.
+    pub policy: String,
+    /// The signed bundle in force, when the policy comes from the fleet.
+    pub bundle_version: Option<u64>,
+    /// `ok`, or what is wrong with enforcement (a stalled thread, rules gone).
+    pub health: String,
+    pub outbox: OutboxStatus,
+}
+
+/// The agent's outbox: the local store's events not yet acknowledged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxStatus {
+    /// Events waiting to be sent.
+    pub backlog: u64,
+    /// Events acknowledged by the collector since enrolment.
+    pub sent: u64,
+    /// Events deleted by local retention before they could be sent.
+    pub dropped: u64,
+    /// Microseconds since the Unix epoch.
+    pub last_success: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// An error body: `{"error": "…"}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
