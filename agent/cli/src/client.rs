@@ -112,6 +112,35 @@ fn render_status(status: &Value) -> Result<String, std::fmt::Error> {
         text(&["attribution", "p99_us"])
     )?;
     writeln!(out, "consoles    {} connected, {} open prompts", text(&["consoles"]), text(&["open_prompts"]))?;
+    match status.get("fleet").filter(|f| !f.is_null()) {
+        Some(f) => {
+            writeln!(
+                out,
+                "fleet       {} as {} ({}), bundle {}",
+                text(&["fleet", "collector"]),
+                text(&["fleet", "agent_id"]),
+                text(&["fleet", "group"]),
+                text(&["fleet", "bundle_version"])
+            )?;
+            let outbox = field(f, &["outbox"]);
+            let when = |key: &str| match field(outbox, &[key]).as_i64() {
+                Some(micros) => vigie_core::timefmt::rfc3339_micros(micros),
+                None => "never".to_owned(),
+            };
+            writeln!(
+                out,
+                "upload      {} waiting, {} sent, {} dropped by retention, last success {}",
+                field(outbox, &["backlog"]),
+                field(outbox, &["sent"]),
+                field(outbox, &["dropped"]),
+                when("last_success")
+            )?;
+            if let Some(error) = field(outbox, &["last_error"]).as_str() {
+                writeln!(out, "            last error {}: {error}", when("last_error_at"))?;
+            }
+        }
+        None => writeln!(out, "fleet       not enrolled")?,
+    }
     Ok(out)
 }
 

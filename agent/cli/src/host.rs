@@ -86,3 +86,46 @@ pub(crate) fn cleanup(config: Option<&Path>) -> Result<()> {
         }
     ))
 }
+
+/// `vigie-agent enroll`: the identity in the state folder, then the outbox
+/// opened in the store (a new identity sends everything again).
+pub(crate) fn enroll(
+    url: &str,
+    token: &str,
+    ca: &Path,
+    policy_key: Option<&Path>,
+    force: bool,
+    config: Option<&Path>,
+) -> Result<()> {
+    let config = Config::load(config)?;
+    let read = |path: &Path| std::fs::read(path).with_context(|| path.display().to_string());
+    let policy_key_pem = policy_key
+        .map(|p| read(p).and_then(|bytes| String::from_utf8(bytes).context("--policy-key is not PEM text")))
+        .transpose()?;
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
+    let options = vigie_fleet::client::EnrollOptions {
+        url: url.to_owned(),
+        token: token.to_owned(),
+        ca_pem: read(ca)?,
+        policy_key_pem,
+        hostname,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        force,
+    };
+    let fleet = vigie_fleet::client::FleetDir::new(config.state_dir());
+    let enrolment = vigie_fleet::client::enroll(&fleet, &options)?;
+    if force {
+        // The old fleet's bundle is not this one's; nor its key, if none came.
+        let _ = std::fs::remove_file(fleet.bundle_path());
+        if options.policy_key_pem.is_none() {
+            let _ = std::fs::remove_file(fleet.policy_key_path());
+        }
+    }
+    let mut store = vigie_core::store::Store::open(&config.database)
+        .with_context(|| config.database.display().to_string())?;
+    store.outbox_open(force)?;
+    print(&format!(
+        "enrolled as {} in group {} at {}; the running agent starts uploading within seconds\n",
+        enrolment.agent_id, enrolment.group, enrolment.url
+    ))
+}

@@ -78,6 +78,28 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Join a fleet: make this agent's key, get its certificate from the
+    /// collector with an enrolment token (TLS pinned to the fleet CA), then
+    /// upload events and take the fleet's signed policy. Needs root.
+    Enroll {
+        /// The collector, e.g. https://vigie.example.org:8443
+        url: String,
+        /// The enrolment token (`vigie-collector token create`).
+        #[arg(long)]
+        token: String,
+        /// The fleet CA certificate (PEM), pinned from now on.
+        #[arg(long)]
+        ca: PathBuf,
+        /// The security team's policy-bundle public key (PEM): with it, the
+        /// agent is centrally managed and its local policy is ignored.
+        #[arg(long)]
+        policy_key: Option<PathBuf>,
+        /// Enrol again with a new identity although already enrolled.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Write the manual pages (roff: vigie-agent.1 and one per command),
     /// generated from these options, into a folder.
     #[command(hide = true)]
@@ -190,6 +212,9 @@ fn main() -> ExitCode {
         Command::Dns { action, config } => host::dns(action, config.as_deref()),
         Command::Cleanup { config } => host::cleanup(config.as_deref()),
         Command::Manual { dir } => manual(&dir),
+        Command::Enroll { url, token, ca, policy_key, force, config } => {
+            host::enroll(&url, &token, &ca, policy_key.as_deref(), force, config.as_deref())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

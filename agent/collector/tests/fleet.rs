@@ -19,7 +19,7 @@ use vigie_collector::{db, server};
 use vigie_core::event::{Attribution, Event};
 use vigie_core::policy::Action;
 use vigie_core::store::Store;
-use vigie_fleet::client::{self, EnrollOptions, FleetDir, HeartbeatSource, Uploader, UploaderConfig};
+use vigie_fleet::client::{self, AgentLink, EnrollOptions, FleetDir, Uploader, UploaderConfig};
 use vigie_fleet::proto::Heartbeat;
 use vigie_tests::postgres::TempPostgres;
 
@@ -153,7 +153,7 @@ fn event(ts: i64, service: &str, action: Action, repeats: u32) -> Event {
 }
 
 struct Beats;
-impl HeartbeatSource for Beats {
+impl AgentLink for Beats {
     fn heartbeat(&self) -> Heartbeat {
         Heartbeat {
             version: "0.1.0-test".into(),
@@ -165,6 +165,8 @@ impl HeartbeatSource for Beats {
             outbox: Default::default(),
         }
     }
+
+    fn policy_refused(&self, _reason: &str) {}
 }
 
 /// Runs an uploader on its own thread until dropped.
@@ -187,6 +189,7 @@ fn upload(state: &Path) -> Running {
         batch_events: 500,
         idle: Duration::from_millis(100),
         heartbeat_every: Duration::from_secs(1),
+        policy_every: Duration::from_secs(1),
         base_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(2),
     };
@@ -315,7 +318,8 @@ fn fleet_end_to_end_on_postgresql() {
     assert_eq!(post(&http, "/v1/events", true, bomb.finish().unwrap()), 413, "a gzip bomb stops at 8 MiB");
     // Past 2 MiB on the wire the collector answers 413 and closes without
     // reading the rest: the client sees the answer or the connection end.
-    let huge = http.post(format!("{}/v1/events", c.url)).body(vec![b' '; 3 << 20]).send();
+    // (Its own client: the closed connection must not be reused below.)
+    let huge = fleet.client().unwrap().post(format!("{}/v1/events", c.url)).body(vec![b' '; 3 << 20]).send();
     assert!(huge.as_ref().map_or(true, |r| r.status().as_u16() == 413), "{huge:?}");
     let mut bad_id = event(now, "chatgpt", Action::Block, 1);
     bad_id.id = "not-a-uuid".into();
@@ -376,4 +380,123 @@ fn fleet_end_to_end_on_postgresql() {
     let dropped = c.runtime.block_on(db::apply_retention(&c.app.pool, today, 30, 730)).unwrap();
     assert_eq!(dropped.len(), 1, "{dropped:?}");
     assert_eq!(c.sql("SELECT count(*) FROM events"), "1500", "today's events stay");
+}
+
+/// The live daemon (on the platform's fakes) enrolled in a collector: its
+/// events arrive, it takes the signed bundle the security team published,
+/// and refuses a bundle edited on disk or an expired one, as evidence.
+#[test]
+fn an_enrolled_daemon_uploads_and_takes_only_signed_fresh_bundles() {
+    use vigie_daemon::platform::fake::{Fakes, Frames};
+    use vigie_fleet::bundle::{self, BundleBody, FORMAT};
+
+    let c = collector();
+    let dir = tempfile::tempdir().unwrap();
+    let key = bundle::generate_key([11; 32]);
+    let fleet = FleetDir::new(dir.path());
+    client::enroll(
+        &fleet,
+        &EnrollOptions {
+            url: c.url.clone(),
+            token: c.token("rh", 1, Duration::from_secs(600)),
+            ca_pem: c.ca_pem.clone(),
+            policy_key_pem: Some(bundle::public_key_pem(&key.verifying_key()).unwrap()),
+            hostname: "poste-7".into(),
+            version: "test".into(),
+            force: false,
+        },
+    )
+    .unwrap();
+    Store::open(&dir.path().join("events.db")).unwrap().outbox_open(false).unwrap();
+
+    let fakes = Fakes::default();
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/pcap/curl-tls.pcap");
+    fakes
+        .capture
+        .sources
+        .lock()
+        .unwrap()
+        .insert("fake0".into(), Frames::from_capture(&capture).unwrap().then_idle());
+    let text = format!(
+        "database = {:?}\nsocket = {:?}\ninterfaces = [\"fake0\"]\n[fleet]\nheartbeat_seconds = 1\npolicy_seconds = 1\n",
+        dir.path().join("events.db"),
+        dir.path().join("agent.sock")
+    );
+    let config = vigie_daemon::Config::parse(&text, "agent.toml").unwrap();
+    let daemon = vigie_daemon::start(config, fakes.platform()).unwrap();
+    let stop = daemon.stop_flag();
+    let running = std::thread::spawn(move || daemon.run());
+
+    let stored = || c.sql("SELECT (SELECT count(*) FROM events) + (SELECT count(*) FROM events_quarantine)");
+    wait_until("the daemon's events at the collector", Duration::from_secs(30), || stored() != "0");
+    let services = c.sql(
+        "SELECT string_agg(DISTINCT service_id, ',' ORDER BY service_id) FROM \
+         (SELECT service_id FROM events UNION ALL SELECT service_id FROM events_quarantine) s",
+    );
+    assert!(services.contains("chatgpt"), "{services}");
+
+    // The security team publishes bundle 1: a renamed baseline.
+    let policy =
+        vigie_core::policy::BUNDLED_POLICY.replace("name = \"Vigie R34 baseline\"", "name = \"Flotte RH\"");
+    let publish = |version: u64, expires_at: i64| {
+        let body = BundleBody {
+            format: FORMAT,
+            version,
+            issued_at: 0,
+            expires_at,
+            policy: policy.clone(),
+            catalog: None,
+        };
+        let signed = bundle::sign(&body, &key).unwrap();
+        let bytes = serde_json::to_vec(&signed).unwrap();
+        let far = std::time::SystemTime::now() + Duration::from_secs(86_400);
+        c.runtime
+            .block_on(db::publish_bundle(&c.app.pool, version as i64, &bytes, &signed.etag(), far))
+            .unwrap()
+            .unwrap();
+    };
+    publish(1, i64::MAX);
+    wait_until("bundle 1 in force, as the heartbeat says", Duration::from_secs(30), || {
+        c.sql("SELECT coalesce(bundle_version, 0) || ' ' || coalesce(policy, '') FROM agents")
+            .starts_with("1 Flotte RH")
+    });
+
+    // An expired bundle 2 is refused, and the refusal reaches the collector.
+    publish(2, 1);
+    // The fake clock says 2026-01-01: outside the collector's 30 days, its
+    // events are kept in quarantine; look at both.
+    let all = "(SELECT * FROM events UNION ALL SELECT * FROM events_quarantine) e";
+    let refusals = || c.sql(&format!("SELECT count(*) FROM {all} WHERE rule_id = 'tamper:policy-refused'"));
+    wait_until("the expired bundle's refusal", Duration::from_secs(30), || refusals() != "0");
+    let subjects =
+        c.sql(&format!("SELECT string_agg(name, ',') FROM {all} WHERE rule_id = 'tamper:policy-refused'"));
+    assert!(subjects.contains("bundle.json"), "{subjects}");
+    assert_eq!(c.sql("SELECT bundle_version FROM agents"), "1", "bundle 1 stays in force");
+
+    // Someone with root edits the bundle on disk: refused at the reload.
+    let on_disk = std::fs::read_to_string(fleet.bundle_path()).unwrap();
+    let mut signed: vigie_fleet::bundle::SignedBundle = serde_json::from_str(&on_disk).unwrap();
+    let forged = BundleBody {
+        format: FORMAT,
+        version: 1,
+        issued_at: 0,
+        expires_at: i64::MAX,
+        policy: "name = \"x\"".into(),
+        catalog: None,
+    };
+    use base64::Engine as _;
+    signed.body = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&forged).unwrap());
+    std::fs::write(fleet.bundle_path(), serde_json::to_vec(&signed).unwrap()).unwrap();
+    wait_until("the forged bundle's refusal", Duration::from_secs(30), || {
+        refusals().parse::<u32>().unwrap() >= 2
+    });
+    assert!(c.sql("SELECT policy FROM agents").starts_with("Flotte RH"), "the rules in force stay");
+    let journal = Store::open(&dir.path().join("events.db")).unwrap().journal(100).unwrap();
+    let said: Vec<&str> =
+        journal.iter().filter(|e| e.kind == "tamper:policy-refused").map(|e| e.detail.as_str()).collect();
+    assert!(said.iter().any(|d| d.contains("expired")), "{said:?}");
+    assert!(said.iter().any(|d| d.contains("on disk was refused") && d.contains("signature")), "{said:?}");
+
+    stop.store(true, Ordering::Relaxed);
+    let _ = running.join().unwrap();
 }

@@ -60,6 +60,9 @@ pub enum LoadError {
     Io { path: String, error: std::io::Error },
     #[error(transparent)]
     Invalid(#[from] Diagnostics),
+    /// Readable, but refused as a whole (a signed bundle that does not verify).
+    #[error("{path}: {reason}")]
+    Refused { path: String, reason: String },
 }
 
 pub(crate) fn read_file(path: &std::path::Path) -> Result<String, LoadError> {

@@ -9,7 +9,7 @@ use vigie_core::diag::{Diagnostic, Diagnostics};
 use crate::console::DEFAULT_SOCKET;
 use crate::decider::Mode;
 use crate::resolver::ResolverConfig;
-use crate::rules::RuleFiles;
+use crate::rules::{FleetRules, RuleFiles};
 use crate::tamper::TamperConfig;
 use crate::verdict::VerdictConfig;
 
@@ -40,6 +40,9 @@ pub struct Config {
     /// How often and how the tamper checks look.
     #[serde(default)]
     pub tamper: TamperConfig,
+    /// How the enrolled agent talks to its collector.
+    #[serde(default)]
+    pub fleet: FleetConfig,
     /// The console socket.
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
@@ -52,6 +55,48 @@ pub struct Config {
     /// The file this configuration was read from (none: built-in defaults).
     #[serde(skip)]
     pub source: Option<PathBuf>,
+}
+
+/// `[fleet]`: only read once the agent is enrolled (`vigie-agent enroll`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Seconds between heartbeats (jittered by ±20 %); 1 to 3600.
+    #[serde(default = "default_fleet_seconds")]
+    pub heartbeat_seconds: u64,
+    /// Seconds between asks for a new policy bundle (jittered); 1 to 3600.
+    #[serde(default = "default_fleet_seconds")]
+    pub policy_seconds: u64,
+    /// Events per upload batch; 1 to 2000.
+    #[serde(default = "default_batch_events")]
+    pub batch_events: u32,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self { heartbeat_seconds: 300, policy_seconds: 300, batch_events: 500 }
+    }
+}
+
+fn default_fleet_seconds() -> u64 {
+    300
+}
+
+fn default_batch_events() -> u32 {
+    500
+}
+
+impl FleetConfig {
+    /// The uploader's settings, each clamped to its documented range.
+    pub fn uploader(&self) -> vigie_fleet::client::UploaderConfig {
+        let max_batch = u32::try_from(vigie_fleet::proto::MAX_BATCH_EVENTS).unwrap_or(u32::MAX);
+        vigie_fleet::client::UploaderConfig {
+            batch_events: self.batch_events.clamp(1, max_batch),
+            heartbeat_every: std::time::Duration::from_secs(self.heartbeat_seconds.clamp(1, 3_600)),
+            policy_every: std::time::Duration::from_secs(self.policy_seconds.clamp(1, 3_600)),
+            ..vigie_fleet::client::UploaderConfig::default()
+        }
+    }
 }
 
 fn default_socket() -> PathBuf {
@@ -107,8 +152,16 @@ impl Config {
         }
     }
 
+    /// The rules' sources; under central management (an enrolment with a
+    /// pinned bundle key), the fleet's signed bundle once there is one.
     pub fn rule_files(&self) -> RuleFiles {
-        RuleFiles { policy: self.policy.clone(), catalog: self.catalog.clone() }
+        let fleet = vigie_fleet::client::FleetDir::new(self.state_dir());
+        let managed = fleet.policy_key_path().exists();
+        RuleFiles {
+            policy: self.policy.clone(),
+            catalog: self.catalog.clone(),
+            fleet: managed.then(|| FleetRules { bundle: fleet.bundle_path(), key: fleet.policy_key_path() }),
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod clipboard;
 pub mod config;
 pub mod console;
 pub mod decider;
+pub mod fleet;
 pub mod platform;
 pub mod prompts;
 pub mod resolver;
@@ -53,7 +54,7 @@ use console::{ConsoleState, Readers};
 use decider::{Decider, Mode};
 use platform::{supervisor, Firewall};
 use prompts::Prompts;
-use rules::Rules;
+use rules::{RuleFiles, Rules};
 use sink::{EventSink, Writer};
 use verdict::{AddressBlocker, VerdictStats};
 
@@ -85,6 +86,7 @@ pub struct Daemon {
     last_integrity: Option<std::time::Instant>,
     /// What was last written to `places.saved`.
     integrity_saved: Option<tamper::Saved>,
+    fleet: fleet::Fleet,
 }
 
 /// Starts the agent: store, rules, decider, console socket, and in
@@ -133,8 +135,30 @@ fn start_journaled(
     let first = tamper::gather(&places, live);
     let integrity_saved = tamper::load_saved(&places.saved);
     let integrity = tamper::Integrity::new(config.tamper.clone(), &first, integrity_saved.as_ref());
-    let (catalog, policy) = config.rule_files().load().context("rules rejected")?;
-    info!(policy = %policy.name, version = %policy.version, services = catalog.services().len(), "rules loaded");
+    let fleet_state = Arc::new(fleet::FleetState::default());
+    fleet_state.set_health("ok");
+    let mut refused_bundle = None;
+    let (catalog, policy, bundle_version) = match config.rule_files().load_versioned() {
+        Ok(loaded) => loaded,
+        // The fleet's bundle on disk does not verify or load (edited by
+        // hand, or damaged): the bundled baseline applies, not the local
+        // files the bundle overrides, and the refusal is evidence.
+        Err(e) if config.rule_files().fleet.is_some_and(|f| f.bundle.exists()) => {
+            error!(error = %e, "the fleet policy bundle on disk is refused: the bundled baseline applies");
+            refused_bundle = Some(e.to_string());
+            let (catalog, policy) = RuleFiles::default().load().context("bundled rules")?;
+            (catalog, policy, None)
+        }
+        Err(e) => return Err(e).context("rules rejected"),
+    };
+    fleet_state.set_bundle_version(bundle_version);
+    info!(
+        policy = %policy.name,
+        version = %policy.version,
+        bundle = ?bundle_version,
+        services = catalog.services().len(),
+        "rules loaded"
+    );
     let active = ActivePolicy::new(policy);
     let rules = Arc::new(Rules::new(Arc::new(catalog), Arc::clone(active.current())));
 
@@ -166,12 +190,22 @@ fn start_journaled(
         .enable_all()
         .build()
         .context("starting the I/O runtime")?;
+    if let Some(reason) = refused_bundle {
+        let finding = tamper::Finding {
+            check: tamper::Check::PolicyRefused,
+            subject: vigie_fleet::client::FleetDir::new(config.state_dir()).bundle_path().display().to_string(),
+            detail: format!("the fleet policy bundle on disk was refused at start, the bundled baseline applies: {reason}"),
+            uid: None,
+        };
+        decider.report_tamper(&active.current().version, &finding);
+    }
     let mut state = ConsoleState::new(
         Arc::clone(&rules),
         Arc::clone(&decider),
         Readers::new(config.database.clone()),
         config.admin_group.clone(),
     );
+    state.fleet = Arc::clone(&fleet_state);
     if config.mode() == Mode::Enforce {
         let resolver = runtime
             .block_on(resolver::Resolver::start(
@@ -251,7 +285,9 @@ fn start_journaled(
         };
         info!(database = %config.database.display(), "{what}");
     }
+    let fleet = fleet::Fleet::new(&config, fleet_state);
     Ok(Daemon {
+        fleet,
         places,
         integrity,
         last_integrity: None,
@@ -359,7 +395,13 @@ impl Drop for InstalledRules {
 /// Rules reload when their files change. Editors replace files, so the
 /// folders are watched and events filtered by file name.
 fn watch_rules(config: &Config) -> Result<(Receiver<()>, notify::RecommendedWatcher)> {
-    let watched: Vec<PathBuf> = [&config.policy, &config.catalog].into_iter().flatten().cloned().collect();
+    // The fleet's bundle and pinned key too: enrolment and a new bundle
+    // take effect without a restart. The folder is made so it can be watched.
+    let fleet = vigie_fleet::client::FleetDir::new(config.state_dir());
+    std::fs::create_dir_all(&fleet.dir).with_context(|| fleet.dir.display().to_string())?;
+    let mut watched: Vec<PathBuf> =
+        [&config.policy, &config.catalog].into_iter().flatten().cloned().collect();
+    watched.extend([fleet.bundle_path(), fleet.policy_key_path()]);
     let names: Vec<std::ffi::OsString> =
         watched.iter().filter_map(|p| p.file_name().map(Into::into)).collect();
     let (reload_tx, reload_rx) = sync_channel::<()>(1);
@@ -453,6 +495,14 @@ impl Daemon {
             }
             if !stopping {
                 self.check_integrity();
+                self.fleet.poll(&self.rules, &self.state.decider);
+                let health =
+                    match (&self.failure, self.state.reload_error.lock().ok().and_then(|e| e.clone())) {
+                        (Some(failure), _) => format!("failing: {failure:#}"),
+                        (None, Some(reload)) => format!("reload rejected: {reload}"),
+                        (None, None) => "ok".to_owned(),
+                    };
+                self.state.fleet.set_health(&health);
             }
             // Pings only while healthy: a stalled thread, or this loop stuck
             // in a reload or the store, lets systemd's watchdog fire.
@@ -476,6 +526,7 @@ impl Daemon {
             }
         }
         self.stop.store(true, Ordering::Relaxed);
+        self.fleet.stop();
         supervisor::stopping(match &self.failure {
             None => "stopping",
             Some(_) => "stopping on failure",
@@ -564,9 +615,26 @@ impl Daemon {
 
     fn reload(&mut self) {
         let sink = self.state.decider.sink();
-        let (catalog, loaded) = match self.config.rule_files().load() {
-            Ok((catalog, policy)) => (Some(Arc::new(catalog)), Ok(policy)),
-            Err(e) => (None, Err(e)),
+        let files = self.config.rule_files();
+        let (catalog, loaded) = match files.load_versioned() {
+            Ok((catalog, policy, version)) => {
+                self.state.fleet.set_bundle_version(version);
+                (Some(Arc::new(catalog)), Ok(policy))
+            }
+            Err(e) => {
+                if let Some(fleet) = files.fleet.filter(|f| f.bundle.exists()) {
+                    let finding = tamper::Finding {
+                        check: tamper::Check::PolicyRefused,
+                        subject: fleet.bundle.display().to_string(),
+                        detail: format!(
+                            "the fleet policy bundle on disk was refused, the rules in force stay: {e}"
+                        ),
+                        uid: None,
+                    };
+                    self.state.decider.report_tamper(&self.active.current().version, &finding);
+                }
+                (None, Err(e))
+            }
         };
         match (self.active.apply(loaded), catalog) {
             (Ok(policy), Some(catalog)) => {

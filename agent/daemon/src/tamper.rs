@@ -93,6 +93,10 @@ pub enum Check {
     ClockMoved,
     /// A graphical session ran without its console for too long.
     ConsoleAbsent,
+    /// A fleet policy bundle was refused: unsigned or signed by another
+    /// key, expired, older than the one in force, not loadable, or the
+    /// bundle on disk edited by hand.
+    PolicyRefused,
 }
 
 impl Check {
@@ -108,6 +112,7 @@ impl Check {
             Check::InterfacesChanged => "interfaces-changed",
             Check::ClockMoved => "clock-moved",
             Check::ConsoleAbsent => "console-absent",
+            Check::PolicyRefused => "policy-refused",
         }
     }
 }

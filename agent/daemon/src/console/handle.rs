@@ -110,6 +110,8 @@ pub struct ConsoleState {
     /// What each user may take of the socket.
     pub budgets: super::Budgets,
     accounts: Mutex<(Instant, Arc<Accounts>)>,
+    /// The fleet link, when the agent is enrolled.
+    pub fleet: Arc<crate::fleet::FleetState>,
 }
 
 impl ConsoleState {
@@ -152,6 +154,7 @@ impl ConsoleState {
             consoles: Mutex::default(),
             budgets: super::Budgets::default(),
             accounts: Mutex::new((Instant::now(), Arc::new(Accounts::load()))),
+            fleet: Arc::default(),
         }
     }
 
@@ -356,6 +359,24 @@ fn status(state: &ConsoleState) -> Value {
         "consoles": state.consoles.lock().map_or(0, |c| c.values().sum::<u64>()),
         "console_refused": json!(state.budgets.refused),
         "open_prompts": decider.prompts().open_for(None).len(),
+        "fleet": fleet_status(state),
+    })
+}
+
+/// The fleet link: the collector, this agent's id, the bundle in force and
+/// the outbox (backlog, last success, last error); null when not enrolled.
+fn fleet_status(state: &ConsoleState) -> Value {
+    let Some(enrolment) = state.fleet.enrolment.lock().ok().and_then(|e| e.clone()) else {
+        return Value::Null;
+    };
+    let outbox = state.readers.with(|store| store.outbox_state()).ok().flatten();
+    json!({
+        "collector": enrolment.url,
+        "agent_id": enrolment.agent_id,
+        "group": enrolment.group,
+        "certificate_expires": enrolment.not_after,
+        "bundle_version": state.fleet.bundle_version.lock().ok().and_then(|v| *v),
+        "outbox": outbox,
     })
 }
 

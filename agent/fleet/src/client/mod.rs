@@ -11,7 +11,7 @@ mod enroll;
 mod uploader;
 
 pub use enroll::{enroll, renew_if_due, EnrollOptions};
-pub use uploader::{Backoff, HeartbeatSource, Uploader, UploaderConfig};
+pub use uploader::{check_bundle, AgentLink, Backoff, Uploader, UploaderConfig};
 
 /// What enrolment leaves in `<state dir>/fleet/`: the collector, who this
 /// agent is to it, and the keys pinned for it.

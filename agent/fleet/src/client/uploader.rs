@@ -12,9 +12,12 @@ use anyhow::{Context, Result};
 use reqwest::blocking::Client;
 use reqwest::StatusCode;
 use tracing::{info, warn};
+use vigie_core::catalog::Catalog;
+use vigie_core::policy::Policy;
 use vigie_core::store::Store;
 
 use super::{now_micros, now_secs, refusal, renew_if_due, Enrolment, FleetDir};
+use crate::bundle::{self, SignedBundle};
 use crate::proto::{self, BatchAck, Heartbeat, OutboxStatus};
 
 #[derive(Debug, Clone)]
@@ -24,6 +27,8 @@ pub struct UploaderConfig {
     /// How often to look for new events when caught up.
     pub idle: Duration,
     pub heartbeat_every: Duration,
+    /// How often to ask for a new policy bundle (when a bundle key is pinned).
+    pub policy_every: Duration,
     /// The first wait after a failure, doubled each time up to `max_backoff`.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
@@ -35,6 +40,7 @@ impl Default for UploaderConfig {
             batch_events: 500,
             idle: Duration::from_secs(2),
             heartbeat_every: Duration::from_secs(300),
+            policy_every: Duration::from_secs(300),
             base_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(600),
         }
@@ -67,16 +73,19 @@ impl Backoff {
     }
 }
 
-/// What the agent says of itself in a heartbeat (the outbox is filled in here).
-pub trait HeartbeatSource: Send + Sync {
+/// What the uploader needs from the agent around it.
+pub trait AgentLink: Send + Sync {
+    /// What the agent says of itself (the outbox is filled in here).
     fn heartbeat(&self) -> Heartbeat;
+    /// A policy bundle from the collector was refused (said once per bundle).
+    fn policy_refused(&self, reason: &str);
 }
 
 pub struct Uploader {
     dir: FleetDir,
     database: PathBuf,
     config: UploaderConfig,
-    beats: Box<dyn HeartbeatSource>,
+    link: Box<dyn AgentLink>,
 }
 
 impl std::fmt::Debug for Uploader {
@@ -99,13 +108,8 @@ enum Outcome {
 }
 
 impl Uploader {
-    pub fn new(
-        dir: FleetDir,
-        database: PathBuf,
-        config: UploaderConfig,
-        beats: Box<dyn HeartbeatSource>,
-    ) -> Self {
-        Self { dir, database, config, beats }
+    pub fn new(dir: FleetDir, database: PathBuf, config: UploaderConfig, link: Box<dyn AgentLink>) -> Self {
+        Self { dir, database, config, link }
     }
 
     /// Runs until `stop` is set. Errors of one attempt are recorded in the
@@ -120,6 +124,8 @@ impl Uploader {
         // A first heartbeat at a random point of the first period: a fleet
         // restarted at once does not call in at once.
         let mut next_beat = Instant::now() + self.config.heartbeat_every.mul_f64(rand::random::<f64>() * 0.1);
+        let mut next_policy = Instant::now() + self.config.policy_every.mul_f64(rand::random::<f64>() * 0.1);
+        let mut policy_etag: Option<String> = None;
         let mut batch = self.config.batch_events.clamp(1, proto::MAX_BATCH_EVENTS as u32);
         info!(collector = %enrolment.url, agent = %enrolment.agent_id, "fleet upload started");
         while !stop.load(Ordering::Relaxed) {
@@ -137,6 +143,13 @@ impl Uploader {
                 next_beat = Instant::now() + self.config.heartbeat_every.mul_f64(jitter);
                 if let Err(e) = self.send_heartbeat(&client, &enrolment, &store) {
                     warn!(error = %format!("{e:#}"), "heartbeat failed");
+                }
+            }
+            if Instant::now() >= next_policy {
+                let jitter = 0.8 + rand::random::<f64>() * 0.4;
+                next_policy = Instant::now() + self.config.policy_every.mul_f64(jitter);
+                if let Err(e) = self.poll_policy(&client, &enrolment, &mut policy_etag) {
+                    warn!(error = %format!("{e:#}"), "policy poll failed");
                 }
             }
             let wait = match self.send_batch(&client, &enrolment, &mut store, &mut batch) {
@@ -220,7 +233,7 @@ impl Uploader {
     }
 
     fn send_heartbeat(&self, client: &Client, enrolment: &Enrolment, store: &Store) -> Result<()> {
-        let mut beat = self.beats.heartbeat();
+        let mut beat = self.link.heartbeat();
         let state = store.outbox_state()?.unwrap_or_default();
         beat.outbox = OutboxStatus {
             backlog: state.backlog,
@@ -240,6 +253,83 @@ impl Uploader {
         }
         Ok(())
     }
+}
+
+impl Uploader {
+    /// Asks for the policy bundle (with the ETag of the last one seen);
+    /// a new one is verified against the pinned key, checked fresh and newer
+    /// than the one in force, and loadable, before it replaces it on disk
+    /// (the agent reloads from there). A refused one is reported once.
+    fn poll_policy(&self, client: &Client, enrolment: &Enrolment, etag: &mut Option<String>) -> Result<()> {
+        let key_path = self.dir.policy_key_path();
+        if !key_path.exists() {
+            return Ok(());
+        }
+        let mut request = client.get(format!("{}{}", enrolment.url, proto::POLICY));
+        if let Some(etag) = etag.as_deref() {
+            request = request.header("if-none-match", etag);
+        }
+        let response = request.send().context("reaching the collector for the policy")?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED | StatusCode::NOT_FOUND => return Ok(()),
+            status if !status.is_success() => return Err(refusal(response)),
+            _ => {}
+        }
+        let offered_etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = response.bytes().context("reading the policy bundle")?;
+        if bytes.len() > MAX_BUNDLE_BYTES {
+            anyhow::bail!("the policy bundle is larger than {MAX_BUNDLE_BYTES} bytes");
+        }
+        // Asked again only when it changes, accepted or not.
+        *etag = offered_etag;
+        let key = std::fs::read_to_string(&key_path).with_context(|| key_path.display().to_string())?;
+        match check_bundle(&bytes, &key, self.in_force(&key), now_secs()) {
+            Ok(Some(version)) => {
+                super::save(&self.dir.bundle_path(), &bytes, 0o644)?;
+                info!(version, "fleet policy bundle accepted");
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                warn!(reason = %reason, "fleet policy bundle refused");
+                self.link.policy_refused(&reason);
+            }
+        }
+        Ok(())
+    }
+
+    /// The version of the verified bundle on disk.
+    fn in_force(&self, key_pem: &str) -> Option<u64> {
+        let bytes = std::fs::read(self.dir.bundle_path()).ok()?;
+        let key = bundle::read_public_key(key_pem).ok()?;
+        SignedBundle::parse(&bytes).ok()?.verify(&key).ok().map(|body| body.version)
+    }
+}
+
+/// Largest policy bundle accepted (a catalog is a few hundred KB).
+const MAX_BUNDLE_BYTES: usize = 8 << 20;
+
+/// `Ok(Some(version))`: a bundle to put in force; `Ok(None)`: the one in
+/// force already; `Err`: why it is refused.
+pub fn check_bundle(
+    bytes: &[u8],
+    key_pem: &str,
+    in_force: Option<u64>,
+    now: i64,
+) -> Result<Option<u64>, String> {
+    let key = bundle::read_public_key(key_pem).map_err(|e| e.to_string())?;
+    let body = SignedBundle::parse(bytes).and_then(|b| b.verify(&key)).map_err(|e| e.to_string())?;
+    body.check_fresh(now, in_force).map_err(|e| e.to_string())?;
+    if in_force == Some(body.version) {
+        return Ok(None);
+    }
+    let catalog = match &body.catalog {
+        Some(text) => Catalog::parse(text, "bundle (catalog)"),
+        None => Catalog::bundled(),
+    }
+    .map_err(|e| format!("bundle {}: {e}", body.version))?;
+    Policy::parse(&body.policy, "bundle (policy)", &catalog)
+        .map_err(|e| format!("bundle {}: {e}", body.version))?;
+    Ok(Some(body.version))
 }
 
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
@@ -295,5 +385,38 @@ mod tests {
             reqwest::header::HeaderValue::from_static("Wed, 21 Oct 2015"),
         );
         assert_eq!(retry_after(&headers), None);
+    }
+}
+
+#[cfg(test)]
+mod bundle_tests {
+    use super::*;
+    use crate::bundle::{generate_key, public_key_pem, sign, BundleBody, FORMAT};
+
+    #[test]
+    fn a_bundle_is_put_in_force_only_if_signed_fresh_newer_and_loadable() {
+        let key = generate_key([5; 32]);
+        let pem = public_key_pem(&key.verifying_key()).unwrap();
+        let policy = vigie_core::policy::BUNDLED_POLICY.to_owned();
+        let make = |version: u64, expires_at: i64, policy: &str| {
+            let body = BundleBody {
+                format: FORMAT,
+                version,
+                issued_at: 0,
+                expires_at,
+                policy: policy.into(),
+                catalog: None,
+            };
+            serde_json::to_vec(&sign(&body, &key).unwrap()).unwrap()
+        };
+        assert_eq!(check_bundle(&make(3, 100, &policy), &pem, None, 50), Ok(Some(3)));
+        assert_eq!(check_bundle(&make(3, 100, &policy), &pem, Some(3), 50), Ok(None));
+        assert!(check_bundle(&make(2, 100, &policy), &pem, Some(3), 50).unwrap_err().contains("older"));
+        assert!(check_bundle(&make(4, 40, &policy), &pem, Some(3), 50).unwrap_err().contains("expired"));
+        let broken = check_bundle(&make(4, 100, "name = 1"), &pem, Some(3), 50).unwrap_err();
+        assert!(broken.starts_with("bundle 4:"), "{broken}");
+        let other = public_key_pem(&generate_key([6; 32]).verifying_key()).unwrap();
+        assert!(check_bundle(&make(4, 100, &policy), &other, None, 50).unwrap_err().contains("pinned"));
+        assert!(check_bundle(b"{\"policy\": \"unsigned\"}", &pem, None, 50).is_err(), "unsigned");
     }
 }

@@ -1,0 +1,180 @@
+//! The agent in a fleet: once enrolled (`vigie-agent enroll`), an uploader
+//! thread drains the store to the collector, sends heartbeats and fetches
+//! the signed policy bundle; the rules then come from that bundle
+//! (`rules::FleetRules`). Not enrolled, nothing here runs.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{error, info};
+use vigie_fleet::client::{AgentLink, Enrolment, FleetDir, Uploader, UploaderConfig};
+use vigie_fleet::proto::Heartbeat;
+
+use crate::decider::Decider;
+use crate::rules::Rules;
+use crate::tamper::{Check, Finding};
+
+/// How often to look for an enrolment made while the agent runs, and to
+/// start the uploader again after it failed.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// What the console's `status` and the heartbeats say of the fleet link.
+#[derive(Debug, Default)]
+pub struct FleetState {
+    pub enrolment: Mutex<Option<Enrolment>>,
+    /// The signed bundle in force, when the rules come from one.
+    pub bundle_version: Mutex<Option<u64>>,
+    /// `ok`, or what is wrong with enforcement.
+    pub health: Mutex<String>,
+}
+
+impl FleetState {
+    pub fn set_health(&self, health: &str) {
+        if let Ok(mut current) = self.health.lock() {
+            if *current != health {
+                *current = health.to_owned();
+            }
+        }
+    }
+
+    pub fn set_bundle_version(&self, version: Option<u64>) {
+        if let Ok(mut current) = self.bundle_version.lock() {
+            *current = version;
+        }
+    }
+}
+
+/// The daemon's side of the uploader: heartbeats from the live state, and
+/// a refused bundle recorded as tamper evidence.
+struct Link {
+    state: Arc<FleetState>,
+    rules: Arc<Rules>,
+    decider: Arc<Decider>,
+    hostname: String,
+    bundle: PathBuf,
+}
+
+impl AgentLink for Link {
+    fn heartbeat(&self) -> Heartbeat {
+        let policy = self.rules.policy();
+        Heartbeat {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            hostname: self.hostname.clone(),
+            mode: self.decider.mode().as_str().to_owned(),
+            policy: format!("{} {}", policy.name, policy.version),
+            bundle_version: self.state.bundle_version.lock().ok().and_then(|v| *v),
+            health: self.state.health.lock().map(|h| h.clone()).unwrap_or_default(),
+            outbox: Default::default(),
+        }
+    }
+
+    fn policy_refused(&self, reason: &str) {
+        let finding = Finding {
+            check: Check::PolicyRefused,
+            subject: self.bundle.display().to_string(),
+            detail: format!(
+                "a policy bundle from the collector was refused, the rules in force stay: {reason}"
+            ),
+            uid: None,
+        };
+        self.decider.report_tamper(&self.rules.policy().version, &finding);
+    }
+}
+
+/// The uploader thread, started once the agent is enrolled.
+pub struct Fleet {
+    dir: FleetDir,
+    uploader: UploaderConfig,
+    database: PathBuf,
+    state: Arc<FleetState>,
+    running: Option<(JoinHandle<anyhow::Result<()>>, Arc<AtomicBool>)>,
+    last_look: Option<Instant>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").field("dir", &self.dir).field("running", &self.running.is_some()).finish()
+    }
+}
+
+impl Fleet {
+    pub fn new(config: &crate::Config, state: Arc<FleetState>) -> Self {
+        Self {
+            dir: FleetDir::new(config.state_dir()),
+            uploader: config.fleet.uploader(),
+            database: config.database.clone(),
+            state,
+            running: None,
+            last_look: None,
+        }
+    }
+
+    /// Starts the uploader when the agent is (or became) enrolled; reports
+    /// and restarts one that ended.
+    pub fn poll(&mut self, rules: &Arc<Rules>, decider: &Arc<Decider>) {
+        if let Some((handle, _)) = &self.running {
+            if !handle.is_finished() {
+                return;
+            }
+            if let Some((handle, _)) = self.running.take() {
+                match handle.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        error!(error = %format!("{e:#}"), "fleet upload stopped; started again shortly");
+                    }
+                    Err(_) => error!("fleet upload thread panicked; started again shortly"),
+                }
+            }
+        }
+        let now = Instant::now();
+        if self.last_look.is_some_and(|at| now.duration_since(at) < LOOK_EVERY) {
+            return;
+        }
+        self.last_look = Some(now);
+        let enrolment = match self.dir.enrolment() {
+            Ok(Some(enrolment)) => enrolment,
+            Ok(None) => return,
+            Err(e) => {
+                error!(error = %format!("{e:#}"), "unreadable enrolment");
+                return;
+            }
+        };
+        info!(collector = %enrolment.url, agent = %enrolment.agent_id, group = %enrolment.group, "enrolled in a fleet");
+        if let Ok(mut current) = self.state.enrolment.lock() {
+            *current = Some(enrolment);
+        }
+        let link = Link {
+            state: Arc::clone(&self.state),
+            rules: Arc::clone(rules),
+            decider: Arc::clone(decider),
+            hostname: hostname(),
+            bundle: self.dir.bundle_path(),
+        };
+        let uploader =
+            Uploader::new(self.dir.clone(), self.database.clone(), self.uploader.clone(), Box::new(link));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        match std::thread::Builder::new().name("fleet".into()).spawn(move || uploader.run(&flag)) {
+            Ok(handle) => self.running = Some((handle, stop)),
+            Err(e) => error!(error = %e, "cannot start the fleet upload"),
+        }
+    }
+
+    /// Asks the uploader to stop; not joined (it may be inside a request):
+    /// what it acknowledged is in the store, the rest goes next time.
+    pub fn stop(&mut self) {
+        if let Some((_, stop)) = &self.running {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
