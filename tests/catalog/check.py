@@ -13,6 +13,8 @@ agent/core/src/catalog.rs, plus what a reviewer would otherwise check by eye:
     unless listed in NESTED below (a deliberate, more specific entry: the Rust
     lookup prefers an exact host, then the longest domain);
   * window titles: unique, no separator, at most 64 characters;
+  * expected names: what the Rust tests and the audit corrections expect to map
+    to a given service still do;
   * decoys: the names the Rust tests expect to match nothing still match nothing,
     and no domains entry is a shared parent such as google.com or amazonaws.com;
   * size: at least --min-services services.
@@ -50,6 +52,16 @@ DECOYS = [
     "xn--chatgpt-.com", "example.org", "www.example.org", "example.com",
     "accounts.google.com", "clients2.google.com", "update.googleapis.com",
 ]
+# Names the Rust tests (catalog.rs, tests/tests/fixtures.rs, the pcap fixtures, the enforcement and
+# decider tests) or the 2026-12 audit corrections expect to map to a given service.
+EXPECTED = {
+    "chatgpt.com": "chatgpt", "chat.openai.com": "chatgpt", "claude.ai": "claude",
+    "gemini.google.com": "gemini", "chat.mistral.ai": "le-chat", "chat.deepseek.com": "deepseek",
+    "api.openai.com": "openai-api", "api.anthropic.com": "anthropic-api", "copilot.microsoft.com": "microsoft-copilot",
+    "www.perplexity.ai": "perplexity", "huggingface.co": "huggingface", "poe.com": "poe",
+    "platform.claude.com": "anthropic-api", "platform.kimi.ai": "moonshot-api", "kimi.ai": "kimi",
+    "api.mistral.ai": "mistral-api",
+}
 # Parents shared by AI and non-AI use: never a `domains` entry, never matched.
 SHARED_PARENTS = [
     "google.com", "google", "googleapis.com", "gstatic.com", "googleusercontent.com", "withgoogle.com",
@@ -72,12 +84,12 @@ SHARED_PARENTS_CATALOGUED = {"huggingface.co"}
 
 # Names deliberately listed under another service's domain (the more specific entry wins).
 NESTED = {
-    # consumer product vs API on one vendor domain
-    "chat.deepseek.com", "api.deepseek.com", "platform.deepseek.com",
-    "api.mistral.ai", "console.mistral.ai", "codestral.mistral.ai", "chat.mistral.ai",
-    "platform.claude.com", "platform.kimi.ai", "kimi.moonshot.cn",
-    "api.moonshot.ai", "api.moonshot.cn", "platform.moonshot.ai", "platform.moonshot.cn",
-    "trae-api-sg.mchost.guru",
+    # an API or developer console under the consumer product's domain (or the reverse)
+    "api.mistral.ai", "console.mistral.ai", "codestral.mistral.ai",  # under mistral.ai (Le Chat)
+    "platform.claude.com",  # Anthropic API under claude.com (Claude)
+    "platform.kimi.ai",  # Moonshot API under kimi.ai (Kimi)
+    "kimi.moonshot.cn",  # Kimi under moonshot.cn (Moonshot API)
+    "trae-api-sg.mchost.guru",  # international Trae under the China edition's mchost.guru
 }
 
 
@@ -215,6 +227,10 @@ def main() -> int:
         hit = lookup(name, by_host, by_domain)
         if hit:
             errors.append(f"decoy {name} matches {hit}")
+    for name, want in EXPECTED.items():
+        got = lookup(name, by_host, by_domain)
+        if got != want:
+            errors.append(f"{name} should map to {want}, maps to {got}")
     for parent in SHARED_PARENTS:
         if parent in by_domain and parent not in SHARED_PARENTS_CATALOGUED:
             errors.append(f"shared parent {parent} is a domains entry of {by_domain[parent]}")
