@@ -26,6 +26,10 @@ cargo_tool_ensure tauri-driver 2.1.0 tauri-driver
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz
 
+log "catalog: validity, and coverage of the public GenAI lists (tests/catalog)"
+python3 tests/catalog/check.py
+python3 tests/catalog/coverage.py
+
 log "fmt"
 cargo fmt --all --check
 

@@ -62,6 +62,13 @@ id = "block-poe-from-curl"
 action = "block"
 services = ["poe"]
 programs = ["curl"]
+
+# Poe may train through third-party bots (catalog): without this, the
+# baseline's training rule would block it for every program.
+[[rule]]
+id = "warn-poe"
+action = "warn"
+services = ["poe"]
 "#;
 
 /// HTTPS record: priority 1, target ".", alpn="h2", ech=<8 bytes>.
