@@ -91,7 +91,7 @@ pub(crate) fn cleanup(config: Option<&Path>) -> Result<()> {
 /// opened in the store (a new identity sends everything again).
 pub(crate) fn enroll(
     url: &str,
-    token: &str,
+    token_file: &Path,
     ca: &Path,
     policy_key: Option<&Path>,
     force: bool,
@@ -99,13 +99,21 @@ pub(crate) fn enroll(
 ) -> Result<()> {
     let config = Config::load(config)?;
     let read = |path: &Path| std::fs::read(path).with_context(|| path.display().to_string());
+    let token = if token_file == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin().lock(), 4_096), &mut text)
+            .context("reading the token from standard input")?;
+        text
+    } else {
+        String::from_utf8(read(token_file)?).context("the token file is not text")?
+    };
     let policy_key_pem = policy_key
         .map(|p| read(p).and_then(|bytes| String::from_utf8(bytes).context("--policy-key is not PEM text")))
         .transpose()?;
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_owned();
     let options = vigie_fleet::client::EnrollOptions {
         url: url.to_owned(),
-        token: token.to_owned(),
+        token: token.trim().to_owned(),
         ca_pem: read(ca)?,
         policy_key_pem,
         hostname,

@@ -84,9 +84,11 @@ enum Command {
     Enroll {
         /// The collector, e.g. https://vigie.example.org:8443
         url: String,
-        /// The enrolment token (`vigie-collector token create`).
+        /// The file holding the enrolment token (`vigie-collector token
+        /// create`), or `-` for standard input: never on the command line,
+        /// where every local user could read it.
         #[arg(long)]
-        token: String,
+        token_file: PathBuf,
         /// The fleet CA certificate (PEM), pinned from now on.
         #[arg(long)]
         ca: PathBuf,
@@ -212,8 +214,8 @@ fn main() -> ExitCode {
         Command::Dns { action, config } => host::dns(action, config.as_deref()),
         Command::Cleanup { config } => host::cleanup(config.as_deref()),
         Command::Manual { dir } => manual(&dir),
-        Command::Enroll { url, token, ca, policy_key, force, config } => {
-            host::enroll(&url, &token, &ca, policy_key.as_deref(), force, config.as_deref())
+        Command::Enroll { url, token_file, ca, policy_key, force, config } => {
+            host::enroll(&url, &token_file, &ca, policy_key.as_deref(), force, config.as_deref())
         }
     };
     match result {

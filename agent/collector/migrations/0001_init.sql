@@ -18,6 +18,10 @@ CREATE TABLE agents (
     enrolled_at     timestamptz NOT NULL DEFAULT now(),
     cert_serial     text NOT NULL,
     cert_not_after  timestamptz NOT NULL,
+    -- The certificate a renewal replaced, still accepted for a few minutes
+    -- (requests in flight); after that, only the current one is.
+    prev_cert_serial   text,
+    prev_serial_until  timestamptz,
     revoked_at      timestamptz,
     -- Written in batches by the collector, never once per request.
     last_seen       timestamptz,
@@ -73,6 +77,9 @@ CREATE INDEX events_agent_ts ON events (agent_id, ts);
 -- Events whose time stamp falls outside the partitions kept (an agent's
 -- clock far off): kept for review instead of lost.
 CREATE TABLE events_quarantine (LIKE events INCLUDING DEFAULTS, PRIMARY KEY (agent_id, event_id));
+-- The time the agent claimed, as sent (its `ts` is when it was received if
+-- PostgreSQL cannot hold that time).
+ALTER TABLE events_quarantine ADD COLUMN claimed_ts_us bigint;
 
 -- Counts per hour, service, category and decision, kept as events arrive
 -- (newly stored ones only): charts over months read this, not the events.

@@ -33,6 +33,15 @@ pub struct Config {
     /// Database connections.
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// Connections served at once; past it, new ones wait in the backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a whole request may take, body included.
+    #[serde(default = "default_request_seconds")]
+    pub request_seconds: u64,
+    /// Connections from one address at once (a site behind NAT shares one).
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
 }
 
 fn default_listen() -> SocketAddr {
@@ -51,13 +60,22 @@ fn default_rollup_retention_days() -> u32 {
     730
 }
 fn default_certificate_days() -> u32 {
-    30
+    90
 }
 fn default_max_concurrent_batches() -> usize {
     32
 }
 fn default_pool_size() -> usize {
     16
+}
+fn default_request_seconds() -> u64 {
+    30
+}
+fn default_max_connections() -> usize {
+    4_096
+}
+fn default_max_connections_per_address() -> usize {
+    512
 }
 
 impl Config {
@@ -71,11 +89,24 @@ impl Config {
         if config.retention_days == 0 || config.retention_days > 3_650 {
             bail!("retention_days must be between 1 and 3650");
         }
+        if !(1..=600).contains(&config.request_seconds) {
+            bail!("request_seconds must be between 1 and 600");
+        }
+        if config.rollup_retention_days == 0 || config.rollup_retention_days > 36_500 {
+            bail!("rollup_retention_days must be between 1 and 36500");
+        }
         if !(1..=397).contains(&config.certificate_days) {
             bail!("certificate_days must be between 1 and 397");
         }
-        if config.max_concurrent_batches == 0 || config.pool_size == 0 {
-            bail!("max_concurrent_batches and pool_size must be at least 1");
+        if [
+            config.max_concurrent_batches,
+            config.pool_size,
+            config.max_connections,
+            config.max_connections_per_address,
+        ]
+        .contains(&0)
+        {
+            bail!("max_concurrent_batches, pool_size, max_connections and max_connections_per_address must be at least 1");
         }
         Ok(config)
     }
@@ -88,7 +119,8 @@ mod tests {
     #[test]
     fn defaults_bounds_and_unknown_keys() {
         let config = Config::parse("").unwrap();
-        assert_eq!((config.retention_days, config.certificate_days), (180, 30));
+        assert_eq!((config.retention_days, config.certificate_days), (180, 90));
+        assert!(Config::parse("rollup_retention_days = 99999999").is_err());
         assert!(Config::parse("retention_days = 0").is_err());
         assert!(Config::parse("certificate_days = 9000").is_err());
         let error = Config::parse("listen = \"0.0.0.0:8443\"\nlisen = 1\n").unwrap_err();

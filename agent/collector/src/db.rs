@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::str::FromStr as _;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -18,11 +19,26 @@ const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
 /// collector on the database: migrations and partition changes.
 const SCHEMA_LOCK: i64 = 0x5649_4749_4501;
 
+/// The pool, with every wait bounded: a database that stops answering
+/// makes requests fail (503) within seconds instead of holding them.
 pub fn pool(connection: &str, size: usize) -> Result<Pool> {
-    let config = tokio_postgres::Config::from_str(connection).context("database connection string")?;
+    let mut config = tokio_postgres::Config::from_str(connection).context("database connection string")?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    if config.get_options().is_none() {
+        config.options("-c statement_timeout=60000");
+    }
     let manager =
         Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-    Pool::builder(manager).max_size(size).build().context("database pool")
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .context("database pool")
 }
 
 pub async fn migrate(pool: &Pool) -> Result<usize> {
@@ -85,28 +101,34 @@ pub async fn apply_retention(
     keep_days: u32,
     rollup_days: u32,
 ) -> Result<Vec<String>> {
-    let oldest_kept = today - time::Duration::days(i64::from(keep_days) - 1);
+    let oldest_kept = today.checked_sub(time::Duration::days(i64::from(keep_days) - 1)).unwrap_or(Date::MIN);
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await?;
     let rows = tx
-        .query(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-             JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'",
-            &[],
-        )
+        .query("SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass", &[])
         .await?;
     let mut dropped = Vec::new();
     for row in rows {
         let name: String = row.get(0);
-        if name.len() == "events_yyyymmdd".len() && name < partition_name(oldest_kept) {
+        // Only the partitions this collector made (`events_YYYYMMDD`): the
+        // name goes into SQL, so it is checked to be exactly that.
+        let ours = name
+            .strip_prefix("events_")
+            .is_some_and(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()));
+        if ours && name < partition_name(oldest_kept) {
             tx.batch_execute(&format!("DROP TABLE {name}")).await?;
             dropped.push(name);
         }
     }
-    let rollup_cutoff = OffsetDateTime::now_utc() - time::Duration::days(i64::from(rollup_days));
-    tx.execute("DELETE FROM event_rollup_hourly WHERE hour < $1", &[&to_pg_time(rollup_cutoff)]).await?;
     tx.commit().await?;
+    // Apart, so that ingest does not wait on the drops' locks for these.
+    let client = pool.get().await?;
+    let now = OffsetDateTime::now_utc();
+    let cutoff =
+        |days: u32| to_pg_time(now.checked_sub(time::Duration::days(i64::from(days))).unwrap_or(now));
+    client.execute("DELETE FROM event_rollup_hourly WHERE hour < $1", &[&cutoff(rollup_days)]).await?;
+    client.execute("DELETE FROM events_quarantine WHERE received_at < $1", &[&cutoff(keep_days)]).await?;
     Ok(dropped)
 }
 
@@ -142,30 +164,46 @@ struct Columns {
     content_hash: Vec<Option<String>>,
 }
 
+/// Text as PostgreSQL can store it: no NUL (refused by `text`), at most
+/// `MAX_TEXT` characters (a row stays small whatever an agent sends).
+pub fn storable(text: String) -> String {
+    if !text.contains('\0') && text.len() <= MAX_TEXT {
+        return text;
+    }
+    text.chars().map(|c| if c == '\0' { '\u{fffd}' } else { c }).take(MAX_TEXT).collect()
+}
+
+const MAX_TEXT: usize = 4_096;
+
+/// Microseconds from 1970 to 2200: what PostgreSQL's time stamps can hold
+/// with room; an event claiming another time is quarantined as received.
+const SANE_TS: std::ops::RangeInclusive<i64> = 0..=7_258_118_400_000_000;
+
 impl Columns {
     fn push(&mut self, id: Uuid, e: Event) {
+        let text = storable;
         self.event_id.push(id);
         self.ts.push(e.ts);
-        self.source.push(e.source);
-        self.name.push(e.name);
-        self.service_id.push(e.service_id);
-        self.service_name.push(e.service_name);
-        self.category.push(e.category);
-        self.vendor.push(e.vendor);
+        self.source.push(text(e.source));
+        self.name.push(text(e.name));
+        self.service_id.push(text(e.service_id));
+        self.service_name.push(text(e.service_name));
+        self.category.push(text(e.category));
+        self.vendor.push(text(e.vendor));
         self.action.push(e.action.as_str().to_owned());
-        self.rule_id.push(e.rule_id);
-        self.policy_version.push(e.policy_version);
-        self.protocol.push(e.protocol);
-        self.src.push(e.src);
-        self.dst.push(e.dst);
+        self.rule_id.push(text(e.rule_id));
+        self.policy_version.push(text(e.policy_version));
+        self.protocol.push(text(e.protocol));
+        self.src.push(text(e.src));
+        self.dst.push(text(e.dst));
         self.ech.push(e.ech);
         self.pid.push(e.attribution.pid.map(i64::from));
-        self.program.push(e.attribution.program);
-        self.program_path.push(e.attribution.program_path);
+        self.program.push(e.attribution.program.map(text));
+        self.program_path.push(e.attribution.program_path.map(text));
         self.uid.push(e.attribution.uid.map(i64::from));
-        self.username.push(e.attribution.user);
+        self.username.push(e.attribution.user.map(text));
         self.repeats.push(i32::try_from(e.repeats).unwrap_or(i32::MAX));
-        self.content_hash.push(e.content_hash);
+        self.content_hash.push(e.content_hash.map(text));
     }
 
     fn is_empty(&self) -> bool {
@@ -185,6 +223,13 @@ const INSERT_COLUMNS: &str = "agent_id, event_id, ts, source, name, service_id, 
 
 const SELECT_COLUMNS: &str =
     "$1, event_id, timestamptz 'epoch' + ts_us * interval '1 microsecond', source, name,
+    service_id, service_name, category, vendor, action, rule_id, policy_version, protocol, src, dst, ech, pid,
+    program, program_path, uid, username, repeats, content_hash";
+
+/// The quarantine keeps the claimed time apart; its `ts` is the time
+/// claimed when PostgreSQL can hold it, else the time received.
+const QUARANTINE_COLUMNS: &str = "$1, event_id, CASE WHEN ts_us BETWEEN 0 AND 7258118400000000
+    THEN timestamptz 'epoch' + ts_us * interval '1 microsecond' ELSE now() END, source, name,
     service_id, service_name, category, vendor, action, rule_id, policy_version, protocol, src, dst, ech, pid,
     program, program_path, uid, username, repeats, content_hash";
 
@@ -210,8 +255,10 @@ pub async fn store_batch(
         let Ok(id) = Uuid::parse_str(&event.id) else {
             return Ok(Err(BadBatch(format!("event id `{}` is not a UUID", event.id.escape_debug()))));
         };
-        let day =
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.ts) * 1_000).ok().map(|t| t.date());
+        let day = Some(event.ts)
+            .filter(|ts| SANE_TS.contains(ts))
+            .and_then(|ts| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts) * 1_000).ok())
+            .map(|t| t.date());
         match day {
             Some(day) if day >= window.0 && day <= window.1 => {
                 days.insert(day);
@@ -254,8 +301,8 @@ pub async fn store_batch(
     }
     if !outside.is_empty() {
         let sql = format!(
-            "INSERT INTO events_quarantine ({INSERT_COLUMNS}) SELECT {SELECT_COLUMNS} FROM {UNNEST}
-             ON CONFLICT DO NOTHING"
+                        "INSERT INTO events_quarantine ({INSERT_COLUMNS}, claimed_ts_us) SELECT {QUARANTINE_COLUMNS}, ts_us
+             FROM {UNNEST} ON CONFLICT DO NOTHING"
         );
         let stored = tx.execute(&sql, &params(&agent, &outside)).await?;
         ack.quarantined = u32::try_from(stored).unwrap_or(u32::MAX);
@@ -312,7 +359,7 @@ pub async fn flush_seen(
         beats.push(beat.map(|b| serde_json::to_value(b).unwrap_or_default()));
     }
     let client = pool.get().await?;
-    client
+    let all = client
         .execute(
             "UPDATE agents a SET last_seen = greatest(a.last_seen, s.at),
                 version = coalesce(s.beat->>'version', a.version),
@@ -321,29 +368,40 @@ pub async fn flush_seen(
                 bundle_version = CASE WHEN s.beat IS NULL THEN a.bundle_version
                                       ELSE (s.beat->>'bundle_version')::bigint END,
                 health = coalesce(s.beat->>'health', a.health),
-                hostname = coalesce(s.beat->>'hostname', a.hostname),
+                
                 outbox = coalesce(s.beat->'outbox', a.outbox)
-             FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS s(id, at, beat)
+                          FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS s(id, at, beat)
              WHERE a.id = s.id",
             &[&ids, &times, &beats],
         )
-        .await?;
-    Ok(())
-}
-
-/// Takes one use of an enrolment token, if it is valid; returns its id and group.
-/// One statement: two agents racing for the last use cannot both win.
-pub async fn take_token(pool: &Pool, id: Uuid, secret_sha256: &[u8]) -> Result<Option<(Uuid, String)>> {
-    let client = pool.get().await?;
-    let row = client
-        .query_opt(
-            "UPDATE enrol_tokens SET uses_left = uses_left - 1
-             WHERE id = $1 AND secret_sha256 = $2 AND uses_left > 0 AND expires_at > now() AND revoked_at IS NULL
-             RETURNING id, grp",
-            &[&id, &secret_sha256],
-        )
-        .await?;
-    Ok(row.map(|r| (r.get(0), r.get(1))))
+        .await;
+    if all.is_ok() {
+        return Ok(());
+    }
+    // One row the database refuses must not cost every agent its last
+    // contact: row by row, what can be written is.
+    let mut failed = 0_usize;
+    for ((id, at), beat) in ids.iter().zip(&times).zip(&beats) {
+        let one = client
+            .execute(
+                "UPDATE agents SET last_seen = greatest(last_seen, $2),
+                    version = coalesce($3::jsonb->>'version', version),
+                    mode = coalesce($3::jsonb->>'mode', mode),
+                    policy = coalesce($3::jsonb->>'policy', policy),
+                    health = coalesce($3::jsonb->>'health', health)
+                 WHERE id = $1",
+                &[id, at, beat],
+            )
+            .await;
+        if one.is_err() {
+            // At least the contact itself.
+            failed += 1;
+            let _ = client
+                .execute("UPDATE agents SET last_seen = greatest(last_seen, $2) WHERE id = $1", &[id, at])
+                .await;
+        }
+    }
+    anyhow::bail!("{failed} heartbeat(s) refused by the database, kept as contacts only")
 }
 
 pub async fn create_token(
@@ -372,45 +430,134 @@ pub async fn revoke_token(pool: &Pool, id: Uuid) -> Result<bool> {
     Ok(n == 1)
 }
 
+/// What a new agent gives at enrolment.
 #[derive(Debug)]
 pub struct NewAgent<'a> {
     pub id: Uuid,
-    pub group: &'a str,
     pub hostname: &'a str,
-    pub token: Uuid,
-    pub serial: &'a str,
-    pub not_after: std::time::SystemTime,
     pub version: &'a str,
 }
 
-pub async fn insert_agent(pool: &Pool, agent: &NewAgent<'_>) -> Result<()> {
-    let client = pool.get().await?;
-    client
-        .execute(
-            "INSERT INTO agents (id, grp, hostname, token_id, cert_serial, cert_not_after, version, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, now())",
-            &[&agent.id, &agent.group, &agent.hostname, &agent.token, &agent.serial, &agent.not_after, &agent.version],
-        )
-        .await?;
-    Ok(())
+/// A certificate the collector issued.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    pub pem: String,
+    pub serial: String,
+    pub not_after: std::time::SystemTime,
 }
 
-/// The agent's group, when it is enrolled and not revoked.
-pub async fn agent_group(pool: &Pool, id: Uuid) -> Result<Option<String>> {
-    let client = pool.get().await?;
-    let row = client.query_opt("SELECT grp FROM agents WHERE id = $1 AND revoked_at IS NULL", &[&id]).await?;
-    Ok(row.map(|r| r.get(0)))
+/// Why an enrolment did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error("enrolment token unknown, expired, used up or revoked")]
+    Token,
+    #[error("{0}")]
+    Request(String),
+    #[error(transparent)]
+    Database(#[from] anyhow::Error),
 }
 
-pub async fn renewed(pool: &Pool, id: Uuid, serial: &str, not_after: std::time::SystemTime) -> Result<()> {
-    let client = pool.get().await?;
-    client
-        .execute(
-            "UPDATE agents SET cert_serial = $2, cert_not_after = $3 WHERE id = $1",
-            &[&id, &serial, &not_after],
+impl From<tokio_postgres::Error> for EnrollError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        EnrollError::Database(e.into())
+    }
+}
+
+/// Takes one use of the token, issues the certificate and records the
+/// agent in one transaction: a bad request or a failure on the way leaves
+/// the token's use untaken. Two agents racing for the last use cannot
+/// both win (the row is locked by the first `UPDATE`).
+pub async fn enroll(
+    pool: &Pool,
+    token: Uuid,
+    secret_sha256: &[u8],
+    agent: &NewAgent<'_>,
+    issue: impl FnOnce() -> Result<IssuedCert, String>,
+) -> Result<(String, IssuedCert), EnrollError> {
+    let mut client = pool.get().await.map_err(anyhow::Error::from)?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "UPDATE enrol_tokens SET uses_left = uses_left - 1
+             WHERE id = $1 AND secret_sha256 = $2 AND uses_left > 0 AND expires_at > now() AND revoked_at IS NULL
+             RETURNING grp",
+            &[&token, &secret_sha256],
         )
         .await?;
-    Ok(())
+    let Some(row) = row else {
+        return Err(EnrollError::Token);
+    };
+    let group: String = row.get(0);
+    let issued = issue().map_err(EnrollError::Request)?;
+    tx.execute(
+        "INSERT INTO agents (id, grp, hostname, token_id, cert_serial, cert_not_after, version, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, now())",
+        &[&agent.id, &group, &agent.hostname, &token, &issued.serial, &issued.not_after, &agent.version],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((group, issued))
+}
+
+/// The certificates an enrolled, unrevoked agent may present: the current
+/// one, and the one its last renewal replaced until that grace ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCerts {
+    pub group: String,
+    pub serial: String,
+    pub previous: Option<(String, std::time::SystemTime)>,
+}
+
+impl AgentCerts {
+    pub fn accepts(&self, serial: &str, now: std::time::SystemTime) -> bool {
+        same_serial(&self.serial, serial)
+            || self.previous.as_ref().is_some_and(|(old, until)| now < *until && same_serial(old, serial))
+    }
+}
+
+/// Serials compared as numbers written in hex: DER drops leading zero bytes.
+pub fn same_serial(a: &str, b: &str) -> bool {
+    let bare = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
+    bare(a) == bare(b)
+}
+
+pub async fn agent_certs(pool: &Pool, id: Uuid) -> Result<Option<AgentCerts>> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT grp, cert_serial, prev_cert_serial, prev_serial_until FROM agents
+             WHERE id = $1 AND revoked_at IS NULL",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        let previous: Option<String> = r.get(2);
+        let until: Option<std::time::SystemTime> = r.get(3);
+        AgentCerts { group: r.get(0), serial: r.get(1), previous: previous.zip(until) }
+    }))
+}
+
+/// How long the certificate a renewal replaced is still accepted.
+pub const RENEWAL_GRACE: Duration = Duration::from_secs(600);
+
+/// Records a renewal; returns what the agent may now present.
+pub async fn renewed(pool: &Pool, id: Uuid, issued: &IssuedCert) -> Result<Option<AgentCerts>> {
+    let client = pool.get().await?;
+    let until = std::time::SystemTime::now() + RENEWAL_GRACE;
+    let row = client
+        .query_opt(
+            "UPDATE agents SET prev_cert_serial = cert_serial, prev_serial_until = $4,
+                cert_serial = $2, cert_not_after = $3
+             WHERE id = $1 AND revoked_at IS NULL
+             RETURNING grp, prev_cert_serial",
+            &[&id, &issued.serial, &issued.not_after, &until],
+        )
+        .await?;
+    Ok(row.map(|r| AgentCerts {
+        group: r.get(0),
+        serial: issued.serial.clone(),
+        previous: Some((r.get(1), until)),
+    }))
 }
 
 pub async fn revoke_agent(pool: &Pool, id: Uuid) -> Result<bool> {
@@ -421,26 +568,12 @@ pub async fn revoke_agent(pool: &Pool, id: Uuid) -> Result<bool> {
     Ok(n == 1)
 }
 
-/// Agents revoked after `since` (all of them from `None`), and the latest time seen.
-pub async fn revoked_since(
-    pool: &Pool,
-    since: Option<std::time::SystemTime>,
-) -> Result<(Vec<Uuid>, Option<std::time::SystemTime>)> {
+/// Every revoked agent (read whole each time: a revocation committed late
+/// is never missed; the partial index keeps it cheap).
+pub async fn revoked(pool: &Pool) -> Result<HashSet<Uuid>> {
     let client = pool.get().await?;
-    let rows = client
-        .query(
-            "SELECT id, revoked_at FROM agents WHERE revoked_at IS NOT NULL AND ($1::timestamptz IS NULL OR revoked_at >= $1)",
-            &[&since],
-        )
-        .await?;
-    let mut latest = since;
-    let mut ids = Vec::with_capacity(rows.len());
-    for row in rows {
-        let at: std::time::SystemTime = row.get(1);
-        latest = Some(latest.map_or(at, |l| l.max(at)));
-        ids.push(row.get(0));
-    }
-    Ok((ids, latest))
+    let rows = client.query("SELECT id FROM agents WHERE revoked_at IS NOT NULL", &[]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// One line per agent, for `vigie-collector agents`.
@@ -481,6 +614,13 @@ pub async fn publish_bundle(
     .await?;
     tx.commit().await?;
     Ok(Ok(()))
+}
+
+/// The latest bundle's ETag.
+pub async fn latest_etag(pool: &Pool) -> Result<Option<String>> {
+    let client = pool.get().await?;
+    let row = client.query_opt("SELECT etag FROM policy_bundles ORDER BY version DESC LIMIT 1", &[]).await?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 /// The latest bundle and its ETag.

@@ -194,9 +194,11 @@ pub fn server_config(dir: &PkiDir) -> Result<Arc<rustls::ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// The agent id a verified client certificate names (its common name).
-pub fn agent_of(cert_der: &[u8]) -> Option<Uuid> {
+/// The agent id a verified client certificate names (its common name),
+/// and the certificate's serial number in hex.
+pub fn agent_of(cert_der: &[u8]) -> Option<(Uuid, String)> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
     let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
-    Uuid::parse_str(cn).ok()
+    let serial: String = cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
+    Some((Uuid::parse_str(cn).ok()?, serial))
 }

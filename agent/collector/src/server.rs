@@ -1,15 +1,18 @@
 //! The HTTPS API: TLS 1.3 with the agent's certificate as its identity,
-//! bounded bodies, and back-pressure (503 + Retry-After) instead of queues.
+//! bounded bodies and times, and back-pressure (503 + Retry-After) instead
+//! of queues.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
-use std::sync::{Arc, RwLock};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -27,11 +30,9 @@ use vigie_fleet::proto::{
 };
 
 use crate::config::Config;
-use crate::db;
+use crate::db::{self, AgentCerts, EnrollError, IssuedCert};
 use crate::pki::{self, Issuer};
 
-/// Connections served at once; past it, new ones wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 4_096;
 /// The TLS handshake and the request headers must arrive within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest compressed event batch read off the wire.
@@ -45,11 +46,11 @@ pub struct App {
     pub issuer: Issuer,
     pub config: Config,
     revoked: RwLock<HashSet<Uuid>>,
-    /// Agents known to be enrolled and not revoked: a request from one
+    /// The certificates each known agent may present: a request from one
     /// costs no database read.
-    known: RwLock<HashSet<Uuid>>,
+    known: RwLock<HashMap<Uuid, AgentCerts>>,
     /// Last contact and heartbeat per agent, written in batches.
-    seen: std::sync::Mutex<HashMap<Uuid, (SystemTime, Option<Heartbeat>)>>,
+    seen: Mutex<HashMap<Uuid, (SystemTime, Option<Heartbeat>)>>,
     partitions: tokio::sync::Mutex<HashSet<Date>>,
     batches: Semaphore,
 }
@@ -63,7 +64,7 @@ impl App {
             config,
             revoked: RwLock::default(),
             known: RwLock::default(),
-            seen: std::sync::Mutex::default(),
+            seen: Mutex::default(),
             partitions: tokio::sync::Mutex::default(),
             batches,
         }
@@ -88,13 +89,21 @@ impl App {
     fn window(&self) -> (Date, Date) {
         let today = OffsetDateTime::now_utc().date();
         let keep = i64::from(self.config.retention_days) - 1;
-        (today - time::Duration::days(keep), today + time::Duration::days(2))
+        let first = today.checked_sub(time::Duration::days(keep)).unwrap_or(Date::MIN);
+        (first, today.checked_add(time::Duration::days(2)).unwrap_or(Date::MAX))
+    }
+
+    fn remember(&self, agent: Uuid, certs: AgentCerts) {
+        if let Ok(mut known) = self.known.write() {
+            known.insert(agent, certs);
+        }
     }
 }
 
-/// Who is on the other end: the agent id of a verified client certificate.
-#[derive(Debug, Clone, Copy)]
-struct Peer(Option<Uuid>);
+/// Who is on the other end: the agent id and certificate serial of a
+/// client certificate the fleet CA signed.
+#[derive(Debug, Clone)]
+struct Peer(Option<(Uuid, String)>);
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(ErrorBody { error: message.into() })).into_response()
@@ -116,13 +125,36 @@ fn internal(e: &anyhow::Error) -> Response {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route(proto::ENROLL, post(enroll).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
+    // Every route but enrolment needs a certificate, checked before any
+    // byte of the body is read.
+    let agents = Router::new()
         .route(proto::RENEW, post(renew).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
         .route(proto::EVENTS, post(events).layer(DefaultBodyLimit::max(MAX_COMPRESSED_BATCH)))
         .route(proto::HEARTBEAT, post(heartbeat).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
         .route(proto::POLICY, get(policy))
+        .route_layer(middleware::from_fn(require_certificate));
+    Router::new()
+        .route(proto::ENROLL, post(enroll).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
+        .merge(agents)
+        .layer(middleware::from_fn_with_state(Arc::clone(&app), with_deadline))
         .with_state(app)
+}
+
+async fn require_certificate(request: Request, next: Next) -> Response {
+    match request.extensions().get::<Peer>() {
+        Some(Peer(Some(_))) => next.run(request).await,
+        _ => error(StatusCode::UNAUTHORIZED, "a client certificate from the fleet CA is required"),
+    }
+}
+
+/// A whole request, body included, within `request_seconds`: a body
+/// trickled slowly is cut.
+async fn with_deadline(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(app.config.request_seconds);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => error(StatusCode::REQUEST_TIMEOUT, "the request took too long"),
+    }
 }
 
 /// Splits `<uuid>.<base64url secret>`.
@@ -131,48 +163,50 @@ pub fn parse_token(token: &str) -> Option<(Uuid, Vec<u8>)> {
     Some((Uuid::parse_str(id).ok()?, B64URL.decode(secret).ok()?))
 }
 
+/// Printable text of at most `max` characters, as the database and the
+/// console want it (control characters, NUL included, dropped).
+fn clean(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+fn issued_cert(issued: pki::Issued) -> IssuedCert {
+    IssuedCert { pem: issued.pem, serial: issued.serial, not_after: system_time(issued.not_after) }
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 async fn enroll(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let Ok(request) = serde_json::from_slice::<EnrollRequest>(&body) else {
         return error(StatusCode::BAD_REQUEST, "not an enrolment request");
     };
-    let refused = || error(StatusCode::FORBIDDEN, "enrolment token unknown, expired, used up or revoked");
+    let refused = || error(StatusCode::FORBIDDEN, EnrollError::Token.to_string());
     let Some((token_id, secret)) = parse_token(&request.token) else {
         return refused();
     };
     let digest = Sha256::digest(&secret);
-    let (token, group) = match db::take_token(&app.pool, token_id, digest.as_slice()).await {
-        Ok(Some(found)) => found,
-        Ok(None) => {
+    let agent = Uuid::new_v4();
+    let hostname = clean(&request.hostname, 255);
+    let version = clean(&request.version, 64);
+    let new = db::NewAgent { id: agent, hostname: &hostname, version: &version };
+    let issue = || app.issuer.issue(agent, &request.csr_pem).map(issued_cert);
+    let (group, issued) = match db::enroll(&app.pool, token_id, digest.as_slice(), &new, issue).await {
+        Ok(enrolled) => enrolled,
+        Err(EnrollError::Token) => {
             warn!(token = %token_id, "enrolment refused");
             return refused();
         }
-        Err(e) => return internal(&e),
+        Err(EnrollError::Request(why)) => return error(StatusCode::BAD_REQUEST, why),
+        Err(EnrollError::Database(e)) => return internal(&e),
     };
-    let agent = Uuid::new_v4();
-    let issued = match app.issuer.issue(agent, &request.csr_pem) {
-        Ok(issued) => issued,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
-    };
-    let hostname: String = request.hostname.chars().filter(|c| !c.is_control()).take(255).collect();
-    let version: String = request.version.chars().filter(|c| !c.is_control()).take(64).collect();
-    let new = db::NewAgent {
-        id: agent,
-        group: &group,
-        hostname: &hostname,
-        token,
-        serial: &issued.serial,
-        not_after: system_time(issued.not_after),
-        version: &version,
-    };
-    if let Err(e) = db::insert_agent(&app.pool, &new).await {
-        return internal(&e);
-    }
     info!(agent = %agent, group = %group, hostname = %hostname, "agent enrolled");
+    app.remember(agent, AgentCerts { group: group.clone(), serial: issued.serial.clone(), previous: None });
     Json(EnrollResponse {
         agent_id: agent.to_string(),
         group,
         certificate_pem: issued.pem,
-        not_after: issued.not_after.unix_timestamp(),
+        not_after: unix_secs(issued.not_after),
     })
     .into_response()
 }
@@ -182,24 +216,33 @@ fn system_time(t: OffsetDateTime) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-/// The agent behind the request, if its certificate is valid and it is
-/// enrolled and not revoked; the answer to send otherwise.
-async fn authenticated(app: &App, peer: Peer) -> Result<Uuid, Response> {
-    let Some(agent) = peer.0 else {
+/// The agent behind the request, if its certificate is the one it holds
+/// now and it is enrolled and not revoked; the answer to send otherwise.
+async fn authenticated(app: &App, peer: &Peer) -> Result<Uuid, Response> {
+    let Some((agent, serial)) = &peer.0 else {
         return Err(error(StatusCode::UNAUTHORIZED, "a client certificate from the fleet CA is required"));
     };
+    let agent = *agent;
     if app.is_revoked(agent) {
         return Err(error(StatusCode::FORBIDDEN, "this agent is revoked"));
     }
-    if app.known.read().map(|k| k.contains(&agent)).unwrap_or(false) {
+    let now = SystemTime::now();
+    let cached = app.known.read().ok().and_then(|k| k.get(&agent).cloned());
+    if cached.is_some_and(|certs| certs.accepts(serial, now)) {
         return Ok(agent);
     }
-    match db::agent_group(&app.pool, agent).await {
-        Ok(Some(_)) => {
-            if let Ok(mut known) = app.known.write() {
-                known.insert(agent);
+    // Unknown here, or another certificate: the database says (a renewal
+    // through another collector, or a copy of a replaced certificate).
+    match db::agent_certs(&app.pool, agent).await {
+        Ok(Some(certs)) => {
+            let accepted = certs.accepts(serial, now);
+            app.remember(agent, certs);
+            if accepted {
+                Ok(agent)
+            } else {
+                warn!(agent = %agent, serial = %serial, "a replaced certificate was presented");
+                Err(error(StatusCode::FORBIDDEN, "this certificate was replaced by a renewal"))
             }
-            Ok(agent)
         }
         Ok(None) => Err(error(StatusCode::FORBIDDEN, "this agent is not enrolled or is revoked")),
         Err(e) => Err(internal(&e)),
@@ -207,7 +250,7 @@ async fn authenticated(app: &App, peer: Peer) -> Result<Uuid, Response> {
 }
 
 async fn renew(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>, body: Bytes) -> Response {
-    let agent = match authenticated(&app, peer).await {
+    let agent = match authenticated(&app, &peer).await {
         Ok(agent) => agent,
         Err(response) => return response,
     };
@@ -215,19 +258,22 @@ async fn renew(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>, bo
         return error(StatusCode::BAD_REQUEST, "not a renewal request");
     };
     let issued = match app.issuer.issue(agent, &request.csr_pem) {
-        Ok(issued) => issued,
+        Ok(issued) => issued_cert(issued),
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
-    if let Err(e) = db::renewed(&app.pool, agent, &issued.serial, system_time(issued.not_after)).await {
-        return internal(&e);
-    }
-    let group = db::agent_group(&app.pool, agent).await.ok().flatten().unwrap_or_default();
+    let certs = match db::renewed(&app.pool, agent, &issued).await {
+        Ok(Some(certs)) => certs,
+        Ok(None) => return error(StatusCode::FORBIDDEN, "this agent is revoked"),
+        Err(e) => return internal(&e),
+    };
+    let group = certs.group.clone();
+    app.remember(agent, certs);
     info!(agent = %agent, "certificate renewed");
     Json(EnrollResponse {
         agent_id: agent.to_string(),
         group,
         certificate_pem: issued.pem,
-        not_after: issued.not_after.unix_timestamp(),
+        not_after: unix_secs(issued.not_after),
     })
     .into_response()
 }
@@ -249,13 +295,34 @@ fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, (StatusCode, &'static s
     Ok(out)
 }
 
+/// The batch in a body: inflated if need be, parsed, bounded; or the
+/// status and reason to answer.
+fn read_batch(body: &[u8], gzip: bool) -> Result<EventBatch, (StatusCode, String)> {
+    let inflated;
+    let json = if gzip {
+        inflated = inflate(body, proto::MAX_BATCH_BYTES).map_err(|(status, why)| (status, why.to_owned()))?;
+        &inflated[..]
+    } else {
+        body
+    };
+    let batch: EventBatch = serde_json::from_slice(json)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("not an event batch: {e}")))?;
+    if batch.events.len() > proto::MAX_BATCH_EVENTS {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {} events per batch", proto::MAX_BATCH_EVENTS),
+        ));
+    }
+    Ok(batch)
+}
+
 async fn events(
     State(app): State<Arc<App>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let agent = match authenticated(&app, peer).await {
+    let agent = match authenticated(&app, &peer).await {
         Ok(agent) => agent,
         Err(response) => return response,
     };
@@ -264,24 +331,12 @@ async fn events(
     };
     let gzip =
         headers.get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    let json = if gzip {
-        match inflate(&body, proto::MAX_BATCH_BYTES) {
-            Ok(json) => json,
-            Err((status, why)) => return error(status, why),
-        }
-    } else {
-        body.to_vec()
+    // Inflating and parsing megabytes is CPU work: off the I/O threads.
+    let batch = match tokio::task::spawn_blocking(move || read_batch(&body, gzip)).await {
+        Ok(Ok(batch)) => batch,
+        Ok(Err((status, why))) => return error(status, why),
+        Err(e) => return internal(&anyhow::anyhow!("batch reader: {e}")),
     };
-    let batch: EventBatch = match serde_json::from_slice(&json) {
-        Ok(batch) => batch,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not an event batch: {e}")),
-    };
-    if batch.events.len() > proto::MAX_BATCH_EVENTS {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("at most {} events per batch", proto::MAX_BATCH_EVENTS),
-        );
-    }
     let count = batch.events.len();
     match db::store_batch(&app.pool, agent, batch.events, app.window(), &app.partitions).await {
         Ok(Ok(ack)) => {
@@ -294,16 +349,40 @@ async fn events(
     }
 }
 
+/// A heartbeat as it will be stored: printable, bounded text; the
+/// enrolled host name is kept (an agent cannot rename itself).
+fn clean_heartbeat(beat: Heartbeat) -> Result<Heartbeat, &'static str> {
+    if beat.bundle_version.is_some_and(|v| i64::try_from(v).is_err()) {
+        return Err("bundle_version out of range");
+    }
+    let mut outbox = beat.outbox;
+    outbox.last_error = outbox.last_error.map(|e| clean(&e, 512));
+    Ok(Heartbeat {
+        version: clean(&beat.version, 64),
+        hostname: String::new(),
+        mode: clean(&beat.mode, 16),
+        policy: clean(&beat.policy, 256),
+        bundle_version: beat.bundle_version,
+        health: clean(&beat.health, 512),
+        outbox,
+    })
+}
+
 async fn heartbeat(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>, body: Bytes) -> Response {
-    let agent = match authenticated(&app, peer).await {
+    let agent = match authenticated(&app, &peer).await {
         Ok(agent) => agent,
         Err(response) => return response,
     };
     let Ok(beat) = serde_json::from_slice::<Heartbeat>(&body) else {
         return error(StatusCode::BAD_REQUEST, "not a heartbeat");
     };
-    app.mark_seen(agent, Some(beat));
-    StatusCode::NO_CONTENT.into_response()
+    match clean_heartbeat(beat) {
+        Ok(beat) => {
+            app.mark_seen(agent, Some(beat));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(why) => error(StatusCode::BAD_REQUEST, why),
+    }
 }
 
 async fn policy(
@@ -311,25 +390,62 @@ async fn policy(
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
 ) -> Response {
-    let agent = match authenticated(&app, peer).await {
+    let agent = match authenticated(&app, &peer).await {
         Ok(agent) => agent,
         Err(response) => return response,
     };
     app.mark_seen(agent, None);
-    let (bundle, etag) = match db::latest_bundle(&app.pool).await {
-        Ok(Some(latest)) => latest,
+    // The ETag first: an unchanged bundle costs no read of the bundle.
+    let etag = match db::latest_etag(&app.pool).await {
+        Ok(Some(etag)) => etag,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no policy bundle is published"),
         Err(e) => return internal(&e),
     };
     if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
         return StatusCode::NOT_MODIFIED.into_response();
     }
+    let (bundle, etag) = match db::latest_bundle(&app.pool).await {
+        Ok(Some(latest)) => latest,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no policy bundle is published"),
+        Err(e) => return internal(&e),
+    };
     let mut response = (StatusCode::OK, bundle).into_response();
     if let Ok(value) = HeaderValue::from_str(&etag) {
         response.headers_mut().insert(header::ETAG, value);
     }
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// Connections per remote address, released when a connection ends.
+#[derive(Debug, Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+struct AddressSlot(Arc<PerAddress>, IpAddr);
+
+impl PerAddress {
+    fn take(self: &Arc<Self>, address: IpAddr, limit: usize) -> Option<AddressSlot> {
+        let mut counts = self.0.lock().ok()?;
+        let count = counts.entry(address).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot(Arc::clone(self), address))
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.0 .0.lock() {
+            if let Some(count) = counts.get_mut(&self.1) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    counts.remove(&self.1);
+                }
+            }
+        }
+    }
 }
 
 /// Serves until `shutdown` resolves.
@@ -341,14 +457,16 @@ pub async fn serve(
 ) -> Result<()> {
     let router = router(Arc::clone(&app));
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Arc::new(Semaphore::new(app.config.max_connections));
+    let per_address = Arc::new(PerAddress::default());
+    let per_address_limit = app.config.max_connections_per_address;
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
             permit = Arc::clone(&connections).acquire_owned() => permit.context("connection limit")?,
             () = &mut shutdown => return Ok(()),
         };
-        let (tcp, _) = tokio::select! {
+        let (tcp, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -359,9 +477,14 @@ pub async fn serve(
             },
             () = &mut shutdown => return Ok(()),
         };
+        let Some(slot) = per_address.take(remote.ip(), per_address_limit) else {
+            // One address holding its share: closed at once, not queued.
+            drop(tcp);
+            continue;
+        };
         let (acceptor, router) = (acceptor.clone(), router.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _held = (permit, slot);
             let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
                 return;
             };
@@ -377,29 +500,13 @@ pub async fn serve(
     }
 }
 
-/// Background work: revocations picked up every second, "last seen"
-/// written every five, partitions and retention every hour.
+/// Background work: revocations read every second, "last seen" written
+/// every five, partitions and retention every hour.
 pub fn spawn_maintenance(app: &Arc<App>) {
     let revocations = Arc::clone(app);
     tokio::spawn(async move {
-        let mut since = None;
         loop {
-            match db::revoked_since(&revocations.pool, since).await {
-                Ok((ids, latest)) => {
-                    since = latest;
-                    if !ids.is_empty() {
-                        if let Ok(mut known) = revocations.known.write() {
-                            for id in &ids {
-                                known.remove(id);
-                            }
-                        }
-                        if let Ok(mut revoked) = revocations.revoked.write() {
-                            revoked.extend(ids);
-                        }
-                    }
-                }
-                Err(e) => warn!(error = %format!("{e:#}"), "reading revocations"),
-            }
+            refresh_revocations(&revocations).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
@@ -421,6 +528,21 @@ pub fn spawn_maintenance(app: &Arc<App>) {
     });
 }
 
+/// Takes the revoked set from the database whole.
+pub async fn refresh_revocations(app: &App) {
+    match db::revoked(&app.pool).await {
+        Ok(revoked) => {
+            if let Ok(mut known) = app.known.write() {
+                known.retain(|id, _| !revoked.contains(id));
+            }
+            if let Ok(mut current) = app.revoked.write() {
+                *current = revoked;
+            }
+        }
+        Err(e) => warn!(error = %format!("{e:#}"), "reading revocations"),
+    }
+}
+
 pub async fn flush_seen(app: &App) {
     let batch: Vec<_> = match app.seen.lock() {
         Ok(mut seen) => seen.drain().map(|(id, (at, beat))| (id, at, beat)).collect(),
@@ -434,7 +556,7 @@ pub async fn flush_seen(app: &App) {
 /// Today's partition and the next two exist; what retention ends is dropped.
 pub async fn maintain(app: &App) -> Result<()> {
     let today = OffsetDateTime::now_utc().date();
-    let days: Vec<Date> = (0..3).map(|n| today + time::Duration::days(n)).collect();
+    let days: Vec<Date> = (0..3).filter_map(|n| today.checked_add(time::Duration::days(n))).collect();
     db::ensure_partitions(&app.pool, &days).await?;
     app.partitions.lock().await.extend(days);
     let dropped =
@@ -446,4 +568,44 @@ pub async fn maintain(app: &App) -> Result<()> {
         app.partitions.lock().await.retain(|d| *d >= oldest);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_are_cleaned_and_cannot_rename_the_host() {
+        let beat = Heartbeat {
+            version: "1.0\0\u{7}".into(),
+            hostname: "someone-else".into(),
+            health: "x".repeat(10_000),
+            bundle_version: Some(3),
+            ..Heartbeat::default()
+        };
+        let clean = clean_heartbeat(beat).unwrap();
+        assert_eq!((clean.version.as_str(), clean.hostname.as_str(), clean.health.len()), ("1.0", "", 512));
+        let too_big = Heartbeat { bundle_version: Some(u64::MAX), ..Heartbeat::default() };
+        assert!(clean_heartbeat(too_big).is_err());
+    }
+
+    #[test]
+    fn tokens_parse_or_not() {
+        let id = Uuid::new_v4();
+        assert_eq!(parse_token(&format!("{id}.AQID")), Some((id, vec![1, 2, 3])));
+        for junk in ["", ".", "x.AQID", &format!("{id}"), &format!("{id}.!!")] {
+            assert_eq!(parse_token(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn one_address_gets_its_share_of_connections_and_gives_them_back() {
+        let table = Arc::new(PerAddress::default());
+        let address: IpAddr = [192, 0, 2, 7].into();
+        let held: Vec<_> = (0..3).map(|_| table.take(address, 3).unwrap()).collect();
+        assert!(table.take(address, 3).is_none());
+        assert!(table.take([192, 0, 2, 8].into(), 3).is_some(), "others are not affected");
+        drop(held);
+        assert!(table.take(address, 3).is_some());
+    }
 }

@@ -42,12 +42,16 @@ impl Drop for Collector {
 }
 
 fn collector() -> Collector {
+    collector_with("")
+}
+
+fn collector_with(extra: &str) -> Collector {
     let pg = TempPostgres::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pki_dir = PkiDir(dir.path().join("pki"));
     pki::init(&pki_dir, &["127.0.0.1".to_owned()]).unwrap();
     let config = Config::parse(&format!(
-        "database = \"{}\"\npki = \"{}\"\nretention_days = 30\nmax_concurrent_batches = 4\npool_size = 4\n",
+        "database = \"{}\"\npki = \"{}\"\nretention_days = 30\nmax_concurrent_batches = 4\npool_size = 4\n{extra}",
         pg.connection(),
         pki_dir.0.display()
     ))
@@ -353,7 +357,7 @@ fn fleet_end_to_end_on_postgresql() {
 
     // Renewal: a new key and certificate for the same agent id.
     let serial_before = c.sql("SELECT cert_serial FROM agents");
-    let later = now / 1_000_000 + 30 * 86_400;
+    let later = now / 1_000_000 + 31 * 86_400;
     let renewed = client::renew_if_due(&fleet, &enrolment, later).unwrap().unwrap();
     assert_eq!(renewed.agent_id, enrolment.agent_id);
     assert_ne!(c.sql("SELECT cert_serial FROM agents"), serial_before);
@@ -465,7 +469,7 @@ fn an_enrolled_daemon_uploads_and_takes_only_signed_fresh_bundles() {
     publish(2, 1);
     // The fake clock says 2026-01-01: outside the collector's 30 days, its
     // events are kept in quarantine; look at both.
-    let all = "(SELECT * FROM events UNION ALL SELECT * FROM events_quarantine) e";
+    let all = "(SELECT rule_id, name FROM events UNION ALL SELECT rule_id, name FROM events_quarantine) e";
     let refusals = || c.sql(&format!("SELECT count(*) FROM {all} WHERE rule_id = 'tamper:policy-refused'"));
     wait_until("the expired bundle's refusal", Duration::from_secs(30), || refusals() != "0");
     let subjects =
@@ -499,4 +503,112 @@ fn an_enrolled_daemon_uploads_and_takes_only_signed_fresh_bundles() {
 
     stop.store(true, Ordering::Relaxed);
     let _ = running.join().unwrap();
+}
+
+/// What a hostile workstation user holding an agent's key (sudo) can try
+/// against the collector: nothing of it blocks other agents, and what a
+/// batch carries that PostgreSQL cannot hold is stored cleaned, not refused.
+#[test]
+fn a_hostile_agent_cannot_block_the_fleet() {
+    let c = collector_with("request_seconds = 2\n");
+    let alice = tempfile::tempdir().unwrap();
+    let bob = tempfile::tempdir().unwrap();
+    let alice_enrolment = c.enroll(alice.path(), &c.token("compta", 1, Duration::from_secs(600))).unwrap();
+    let bob_enrolment = c.enroll(bob.path(), &c.token("compta", 1, Duration::from_secs(600))).unwrap();
+    let alice_http = FleetDir::new(alice.path()).client().unwrap();
+    let post = |client: &reqwest::blocking::Client, path: &str, body: Vec<u8>| {
+        client.post(format!("{}{path}", c.url)).body(body).send().unwrap().status().as_u16()
+    };
+
+    // A heartbeat PostgreSQL would refuse (NUL, a bundle version past
+    // bigint) is refused alone; Bob's, flushed with it, lands.
+    let poisoned = serde_json::json!({"version": "1\0", "hostname": "bob-s-pc", "mode": "x", "policy": "p",
+        "bundle_version": u64::MAX, "health": "ok", "outbox": {"backlog": 0, "sent": 0, "dropped": 0}});
+    assert_eq!(post(&alice_http, "/v1/heartbeat", serde_json::to_vec(&poisoned).unwrap()), 400);
+    let nul = serde_json::json!({"version": "1\0", "hostname": "bob-s-pc", "mode": "x", "policy": "p",
+        "health": "ok\0", "outbox": {"backlog": 0, "sent": 0, "dropped": 0}});
+    assert_eq!(post(&alice_http, "/v1/heartbeat", serde_json::to_vec(&nul).unwrap()), 204);
+    let bob_http = FleetDir::new(bob.path()).client().unwrap();
+    assert_eq!(post(&bob_http, "/v1/heartbeat", serde_json::to_vec(&Beats.heartbeat()).unwrap()), 204);
+    wait_until("both heartbeats written", Duration::from_secs(15), || {
+        c.sql(
+            "SELECT string_agg(hostname || ':' || coalesce(health, '-'), ',' ORDER BY hostname) FROM agents",
+        ) == "poste-42:ok,poste-42:ok"
+    });
+    assert_eq!(
+        c.sql(&format!("SELECT hostname FROM agents WHERE id = '{}'", alice_enrolment.agent_id)),
+        "poste-42",
+        "a heartbeat cannot rename the workstation"
+    );
+
+    // A batch with a time PostgreSQL cannot hold and NULs in its text:
+    // stored (quarantined, cleaned), so the agent's next events still go.
+    let now = now_micros();
+    let mut far = event(i64::MAX, "chatgpt", Action::Block, 1);
+    far.attribution.program = Some("fire\0fox".into());
+    let mut nul_name = event(now, "claude\0", Action::Block, 1);
+    nul_name.name = "claude.ai\0.evil".into();
+    let body = serde_json::to_vec(&serde_json::json!({ "events": [far, nul_name] })).unwrap();
+    assert_eq!(post(&alice_http, "/v1/events", body), 200);
+    assert_eq!(c.sql("SELECT claimed_ts_us = 9223372036854775807 AND program = 'fire\u{fffd}fox' FROM events_quarantine"), "t");
+    assert_eq!(c.sql("SELECT name FROM events"), "claude.ai\u{fffd}.evil");
+
+    // A body trickled byte by byte is cut at request_seconds.
+    struct Trickle(usize);
+    impl std::io::Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 || buf.is_empty() {
+                return Ok(0);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            self.0 -= 1;
+            buf[0] = b' ';
+            Ok(1)
+        }
+    }
+    let started = Instant::now();
+    let slow = alice_http
+        .post(format!("{}/v1/heartbeat", c.url))
+        .body(reqwest::blocking::Body::new(Trickle(40)))
+        .send();
+    assert!(slow.map_or(true, |r| r.status().as_u16() == 408), "a slow body is not waited for");
+    assert!(started.elapsed() < Duration::from_secs(10), "cut after {:?}", started.elapsed());
+
+    // A key copied before two renewals: its certificate is refused.
+    let stolen = std::fs::read(FleetDir::new(alice.path()).identity_path()).unwrap();
+    let stolen_http = client::https_client(&c.ca_pem, Some(&stolen)).unwrap();
+    assert_eq!(post(&stolen_http, "/v1/heartbeat", serde_json::to_vec(&Beats.heartbeat()).unwrap()), 204);
+    let fleet = FleetDir::new(alice.path());
+    let later = now / 1_000_000 + 31 * 86_400;
+    let once = client::renew_if_due(&fleet, &alice_enrolment, later).unwrap().unwrap();
+    assert_eq!(
+        post(&stolen_http, "/v1/heartbeat", serde_json::to_vec(&Beats.heartbeat()).unwrap()),
+        204,
+        "the replaced certificate is still accepted for a few minutes (requests in flight)"
+    );
+    client::renew_if_due(&fleet, &once, later + 31 * 86_400).unwrap().unwrap();
+    let stolen_http = client::https_client(&c.ca_pem, Some(&stolen)).unwrap();
+    assert_eq!(post(&stolen_http, "/v1/heartbeat", serde_json::to_vec(&Beats.heartbeat()).unwrap()), 403);
+    let current = FleetDir::new(alice.path()).client().unwrap();
+    assert_eq!(post(&current, "/v1/heartbeat", serde_json::to_vec(&Beats.heartbeat()).unwrap()), 204);
+
+    // Revoked: no renewal either.
+    c.runtime.block_on(db::revoke_agent(&c.app.pool, bob_enrolment.agent_id.parse().unwrap())).unwrap();
+    let bob_fleet = FleetDir::new(bob.path());
+    wait_until("Bob's revocation", Duration::from_secs(3), || {
+        post(&bob_http, "/v1/heartbeat", serde_json::to_vec(&Beats.heartbeat()).unwrap()) == 403
+    });
+    let renewal = client::renew_if_due(&bob_fleet, &bob_enrolment, later).unwrap_err();
+    assert!(format!("{renewal:#}").contains("403"), "{renewal:#}");
+
+    // Enrolled again while the uploader runs: the old upload ends by itself.
+    Store::open(&bob.path().join("events.db")).unwrap().outbox_open(false).unwrap();
+    let running = upload(bob.path());
+    let mut moved = bob_enrolment.clone();
+    moved.agent_id = Uuid::new_v4().to_string();
+    vigie_fleet::write_private(&bob_fleet.enrolment_path(), &serde_json::to_vec(&moved).unwrap(), 0o644)
+        .unwrap();
+    wait_until("the old upload to end", Duration::from_secs(10), || {
+        running.thread.as_ref().is_some_and(std::thread::JoinHandle::is_finished)
+    });
 }

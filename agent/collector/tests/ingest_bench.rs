@@ -63,17 +63,15 @@ fn event(i: usize, now: i64) -> Event {
 #[ignore = "benchmark: tests/bench/collector-ingest.sh"]
 fn collector_ingest_against_copy() {
     let agents: usize = std::env::var("VIGIE_BENCH_AGENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
-    let per_agent: usize = std::env::var("VIGIE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let per_agent: usize =
+        std::env::var("VIGIE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let pg = TempPostgres::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pki_dir = PkiDir(dir.path().join("pki"));
     pki::init(&pki_dir, &["127.0.0.1".to_owned()]).unwrap();
-    let config = Config::parse(&format!(
-        "database = \"{}\"\npki = \"{}\"\n",
-        pg.connection(),
-        pki_dir.0.display()
-    ))
-    .unwrap();
+    let config =
+        Config::parse(&format!("database = \"{}\"\npki = \"{}\"\n", pg.connection(), pki_dir.0.display()))
+            .unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let tls = pki::server_config(&pki_dir).unwrap();
     let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
@@ -89,14 +87,19 @@ fn collector_ingest_against_copy() {
     let ca_pem = std::fs::read(pki_dir.ca_cert()).unwrap();
 
     // Each agent enrolled, with its store filled beforehand.
-    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()).unwrap();
+    let now = i64::try_from(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros(),
+    )
+    .unwrap();
     let mut states = Vec::new();
     for _ in 0..agents {
         let state = tempfile::tempdir().unwrap();
         let id = Uuid::new_v4();
         let secret: [u8; 16] = *Uuid::new_v4().as_bytes();
         let expires = std::time::SystemTime::now() + Duration::from_secs(600);
-        runtime.block_on(db::create_token(&app.pool, id, Sha256::digest(secret).as_slice(), "bench", expires, 1)).unwrap();
+        runtime
+            .block_on(db::create_token(&app.pool, id, Sha256::digest(secret).as_slice(), "bench", expires, 1))
+            .unwrap();
         use base64::Engine as _;
         let token = format!("{id}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
         let options = EnrollOptions {
@@ -129,8 +132,12 @@ fn collector_ingest_against_copy() {
                 policy_every: Duration::from_secs(3_600),
                 ..UploaderConfig::default()
             };
-            let uploader =
-                Uploader::new(FleetDir::new(state.path()), state.path().join("events.db"), config, Box::new(Quiet));
+            let uploader = Uploader::new(
+                FleetDir::new(state.path()),
+                state.path().join("events.db"),
+                config,
+                Box::new(Quiet),
+            );
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || uploader.run(&stop))
         })

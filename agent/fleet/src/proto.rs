@@ -1,5 +1,6 @@
 //! The collector's HTTPS API, as types. Every body is JSON; event batches
-//! are gzip-compressed (`Content-Encoding: gzip`).
+//! are gzip-compressed (`Content-Encoding: gzip`). Unknown fields are
+//! ignored both ways: agents and collectors of different versions coexist.
 
 use serde::{Deserialize, Serialize};
 use vigie_core::event::Event;
@@ -21,7 +22,6 @@ pub const MAX_BATCH_EVENTS: usize = 2_000;
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// `<token id>.<secret>`, as `vigie-collector token create` printed it.
     pub token: String,
@@ -32,7 +32,6 @@ pub struct EnrollRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EnrollResponse {
     pub agent_id: String,
     pub group: String,
@@ -42,19 +41,16 @@ pub struct EnrollResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RenewRequest {
     pub csr_pem: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EventBatch {
     pub events: Vec<Event>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BatchAck {
     /// Stored now.
     pub stored: u32,
@@ -67,7 +63,6 @@ pub struct BatchAck {
 
 /// What an agent says of itself, every few minutes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     pub version: String,
     pub hostname: String,
@@ -83,7 +78,6 @@ pub struct Heartbeat {
 
 /// The agent's outbox: the local store's events not yet acknowledged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct OutboxStatus {
     /// Events waiting to be sent.
     pub backlog: u64,
@@ -91,6 +85,9 @@ pub struct OutboxStatus {
     pub sent: u64,
     /// Events deleted by local retention before they could be sent.
     pub dropped: u64,
+    /// Events the collector refused one by one, skipped (kept locally).
+    #[serde(default)]
+    pub set_aside: u64,
     /// Microseconds since the Unix epoch.
     pub last_success: Option<i64>,
     pub last_error: Option<String>,

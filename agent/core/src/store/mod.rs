@@ -228,6 +228,7 @@ impl Store {
         let cutoff = now.saturating_sub(keep);
         self.count_unsent_before(cutoff)?;
         let deleted = self.conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;
+        self.keep_outbox_cursor_below_next_seq()?;
         self.conn.execute("DELETE FROM answers WHERE ts < ?1", [cutoff])?;
         self.conn.execute("DELETE FROM journal WHERE ts < ?1", [cutoff])?;
         if deleted > 0 {

@@ -17,6 +17,10 @@ pub struct OutboxState {
     pub sent: u64,
     /// Deleted by retention before they were sent.
     pub dropped: u64,
+    /// Refused by the collector one by one, and skipped so that the
+    /// events after them still go.
+    #[serde(default)]
+    pub set_aside: u64,
     pub last_success: Option<Micros>,
     pub last_error: Option<String>,
     pub last_error_at: Option<Micros>,
@@ -38,7 +42,7 @@ impl Store {
         let row = self
             .conn
             .query_row(
-                "SELECT acked_seq, sent, dropped, last_success, last_error, last_error_at,
+                "SELECT acked_seq, sent, dropped, last_success, last_error, last_error_at, set_aside,
                         (SELECT count(*) FROM events WHERE seq > outbox.acked_seq)
                  FROM outbox WHERE id = 1",
                 [],
@@ -50,7 +54,8 @@ impl Store {
                         last_success: row.get(3)?,
                         last_error: row.get(4)?,
                         last_error_at: row.get(5)?,
-                        backlog: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
+                        set_aside: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
+                        backlog: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
                     })
                 },
             )
@@ -86,10 +91,43 @@ impl Store {
         Ok(())
     }
 
+    /// The collector refuses the event at `seq` whatever is done: it is
+    /// skipped (kept in the local store), counted, and the reason kept.
+    pub fn outbox_set_aside(&mut self, seq: i64, why: &str, now: Micros) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE outbox SET acked_seq = max(acked_seq, ?1), set_aside = set_aside + 1,
+                last_error = ?2, last_error_at = ?3
+             WHERE id = 1",
+            params![seq, format!("event set aside: {why}"), now],
+        )?;
+        Ok(())
+    }
+
     pub fn outbox_failed(&mut self, error: &str, now: Micros) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE outbox SET last_error = ?1, last_error_at = ?2 WHERE id = 1",
             params![error, now],
+        )?;
+        Ok(())
+    }
+
+    /// How far the collector acknowledged (`None`: not enrolled); cheap,
+    /// unlike [`Self::outbox_state`] which counts the backlog.
+    pub fn outbox_cursor(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT acked_seq FROM outbox WHERE id = 1", [], |row| row.get(0))
+            .optional()?)
+    }
+
+    /// After retention deleted events: `seq` is a rowid, which SQLite gives
+    /// again from the largest one left (or 1 when none is left). Were the
+    /// cursor left above it, the next events would be taken as sent; every
+    /// event left at or below the lowered cursor was sent already.
+    pub(super) fn keep_outbox_cursor_below_next_seq(&mut self) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE outbox SET acked_seq = min(acked_seq, coalesce((SELECT max(seq) FROM events), 0)) WHERE id = 1",
+            [],
         )?;
         Ok(())
     }
@@ -156,11 +194,18 @@ mod tests {
         let state = store.outbox_state().unwrap().unwrap();
         assert_eq!((state.dropped, state.backlog), (1, 0));
 
+        // Everything was deleted: SQLite gives seq 1 again, and the new event
+        // must still be sent (the cursor must not stay above it).
+        store.insert(&[event("e", 5 * day, "chatgpt", Action::Block)]).unwrap();
+        let pending = store.outbox_pending(store.outbox_cursor().unwrap().unwrap(), 10).unwrap();
+        assert_eq!(pending.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>(), ["e"]);
+        assert_eq!(pending[0].0, 1, "the rowid was given again");
+
         // A new identity starts again.
         store.insert(&[event("d", 4 * day, "chatgpt", Action::Block)]).unwrap();
         store.outbox_open(true).unwrap();
         let state = store.outbox_state().unwrap().unwrap();
-        assert_eq!((state.acked_seq, state.sent, state.dropped, state.backlog), (0, 0, 0, 1));
+        assert_eq!((state.acked_seq, state.sent, state.dropped, state.backlog), (0, 0, 0, 2));
         let _ = std::fs::remove_dir_all(dir);
     }
 

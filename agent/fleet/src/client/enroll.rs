@@ -70,8 +70,9 @@ pub fn enroll(dir: &FleetDir, options: &EnrollOptions) -> Result<Enrolment> {
     if !response.status().is_success() {
         return Err(refusal(response).context("enrolment refused"));
     }
+    let body = super::uploader::read_limited(response, 64 << 10)?;
     let issued: EnrollResponse =
-        serde_json::from_slice(&response.bytes()?).context("the collector's answer to the enrolment")?;
+        serde_json::from_slice(&body).context("the collector's answer to the enrolment")?;
     let enrolment = Enrolment {
         url,
         agent_id: issued.agent_id.clone(),
@@ -89,12 +90,12 @@ pub fn enroll(dir: &FleetDir, options: &EnrollOptions) -> Result<Enrolment> {
     Ok(enrolment)
 }
 
-/// Renews the certificate (with a new key) once two thirds of its life went
-/// by; returns the enrolment as it is now. The old certificate stays in use
+/// Renews the certificate (with a new key) once a third of its life went
+/// by (a laptop left off for weeks still comes back with a valid one); returns the enrolment as it is now. The old certificate stays in use
 /// until the new one is on disk.
 pub fn renew_if_due(dir: &FleetDir, enrolment: &Enrolment, now: i64) -> Result<Option<Enrolment>> {
     let life = enrolment.not_after.saturating_sub(enrolment.not_before).max(0);
-    let due = enrolment.not_before.saturating_add(life / 3 * 2);
+    let due = enrolment.not_before.saturating_add(life / 3);
     if now < due {
         return Ok(None);
     }
@@ -109,7 +110,8 @@ pub fn renew_if_due(dir: &FleetDir, enrolment: &Enrolment, now: i64) -> Result<O
     if !response.status().is_success() {
         return Err(refusal(response).context("certificate renewal refused"));
     }
-    let issued: EnrollResponse = serde_json::from_slice(&response.bytes()?).context("the renewal answer")?;
+    let body = super::uploader::read_limited(response, 64 << 10)?;
+    let issued: EnrollResponse = serde_json::from_slice(&body).context("the renewal answer")?;
     if issued.agent_id != enrolment.agent_id {
         bail!("the collector renewed the certificate for another agent id ({})", issued.agent_id);
     }

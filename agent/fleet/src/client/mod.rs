@@ -146,7 +146,8 @@ pub(crate) fn now_micros() -> i64 {
 /// The collector's answer as an error that says what it said.
 pub(crate) fn refusal(response: reqwest::blocking::Response) -> anyhow::Error {
     let status = response.status();
-    let text = response.text().unwrap_or_default();
+    let body = uploader::read_limited(response, 4_096).unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
     let said = serde_json::from_str::<crate::proto::ErrorBody>(&text)
         .map(|b| b.error)
         .unwrap_or_else(|_| text.chars().take(200).collect());

@@ -127,16 +127,33 @@ impl Uploader {
         let mut next_policy = Instant::now() + self.config.policy_every.mul_f64(rand::random::<f64>() * 0.1);
         let mut policy_etag: Option<String> = None;
         let mut batch = self.config.batch_events.clamp(1, proto::MAX_BATCH_EVENTS as u32);
+        let mut next_renewal = Instant::now();
+        let mut renewal_backoff = Backoff::new(Duration::from_secs(60), Duration::from_secs(6 * 3_600));
+        let mut next_identity_look = Instant::now() + IDENTITY_LOOK_EVERY;
         info!(collector = %enrolment.url, agent = %enrolment.agent_id, "fleet upload started");
         while !stop.load(Ordering::Relaxed) {
-            match renew_if_due(&self.dir, &enrolment, now_secs()) {
-                Ok(Some(renewed)) => {
-                    info!(not_after = renewed.not_after, "agent certificate renewed");
-                    enrolment = renewed;
-                    client = self.dir.client()?;
+            // Enrolled again (`enroll --force`) while running: end, for the
+            // agent to start an uploader with the new identity.
+            if Instant::now() >= next_identity_look {
+                next_identity_look = Instant::now() + IDENTITY_LOOK_EVERY;
+                let current = self.dir.enrolment().ok().flatten().map(|e| e.agent_id);
+                if current.as_deref() != Some(enrolment.agent_id.as_str()) {
+                    info!(agent = %enrolment.agent_id, "the enrolment changed: this upload ends");
+                    return Ok(());
                 }
-                Ok(None) => {}
-                Err(e) => warn!(error = %format!("{e:#}"), "certificate renewal failed; retried later"),
+            }
+            if Instant::now() >= next_renewal {
+                match renew_if_due(&self.dir, &enrolment, now_secs()) {
+                    Ok(Some(renewed)) => {
+                        info!(not_after = renewed.not_after, "agent certificate renewed");
+                        enrolment = renewed;
+                        client = self.dir.client()?;
+                        renewal_backoff.reset();
+                    }
+                    Ok(None) => renewal_backoff.reset(),
+                    Err(e) => warn!(error = %format!("{e:#}"), "certificate renewal failed; retried later"),
+                }
+                next_renewal = Instant::now() + RENEWAL_LOOK_EVERY.max(renewal_backoff.next(rand::random()));
             }
             if Instant::now() >= next_beat {
                 let jitter = 0.8 + rand::random::<f64>() * 0.4;
@@ -186,8 +203,8 @@ impl Uploader {
         store: &mut Store,
         batch: &mut u32,
     ) -> Result<Outcome> {
-        let state = store.outbox_state()?.unwrap_or_default();
-        let pending = store.outbox_pending(state.acked_seq, *batch)?;
+        let cursor = store.outbox_cursor()?.unwrap_or(0);
+        let pending = store.outbox_pending(cursor, *batch)?;
         let Some(last_seq) = pending.last().map(|(seq, _)| *seq) else {
             return Ok(Outcome::Idle);
         };
@@ -203,9 +220,12 @@ impl Uploader {
             .context("reaching the collector")?;
         let status = response.status();
         if status.is_success() {
-            let ack: BatchAck =
-                serde_json::from_slice(&response.bytes()?).context("the collector's acknowledgement")?;
+            // Stored: whatever the body says (a newer collector may say more).
             store.outbox_acked(last_seq, count as u64, now_micros())?;
+            let ack: BatchAck = read_limited(response, MAX_ANSWER_BYTES)
+                .ok()
+                .and_then(|body| serde_json::from_slice(&body).ok())
+                .unwrap_or_default();
             if ack.quarantined > 0 {
                 warn!(
                     quarantined = ack.quarantined,
@@ -214,15 +234,25 @@ impl Uploader {
             }
             return Ok(Outcome::Sent);
         }
-        if status == StatusCode::PAYLOAD_TOO_LARGE && *batch > 1 {
-            *batch = (*batch / 2).max(1);
-            return Ok(Outcome::Wait(Duration::ZERO, format!("batch too large; now {batch} events")));
-        }
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
             let asked = retry_after(response.headers()).unwrap_or(Duration::from_secs(30));
             // Never longer than the longest backoff; a little jitter on top.
             let wait = asked.min(self.config.max_backoff).mul_f64(1.0 + rand::random::<f64>() * 0.2);
             return Ok(Outcome::Wait(wait, format!("the collector answered {status}")));
+        }
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The collector will refuse this batch every time: find the one
+            // event it refuses (halving), then set it aside so that the
+            // events after it still go; it is counted and said.
+            let why = format!("{:#}", refusal(response));
+            if *batch > 1 {
+                *batch = (*batch / 2).max(1);
+                return Ok(Outcome::Wait(Duration::ZERO, format!("{why}; batch now {batch} events")));
+            }
+            store.outbox_set_aside(last_seq, &why, now_micros())?;
+            *batch = self.config.batch_events.clamp(1, proto::MAX_BATCH_EVENTS as u32);
+            warn!(seq = last_seq, error = %why, "an event the collector refuses was set aside");
+            return Ok(Outcome::Sent);
         }
         if status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED {
             // Revoked or unknown: keep the events, ask again rarely.
@@ -239,6 +269,7 @@ impl Uploader {
             backlog: state.backlog,
             sent: state.sent,
             dropped: state.dropped,
+            set_aside: state.set_aside,
             last_success: state.last_success,
             last_error: state.last_error,
         };
@@ -265,6 +296,12 @@ impl Uploader {
         if !key_path.exists() {
             return Ok(());
         }
+        let key = std::fs::read_to_string(&key_path).with_context(|| key_path.display().to_string())?;
+        let in_force = self.in_force(&key);
+        if in_force.is_none() {
+            // No verified bundle on disk (first poll, or it was deleted): ask for it whole.
+            *etag = None;
+        }
         let mut request = client.get(format!("{}{}", enrolment.url, proto::POLICY));
         if let Some(etag) = etag.as_deref() {
             request = request.header("if-none-match", etag);
@@ -276,20 +313,17 @@ impl Uploader {
             _ => {}
         }
         let offered_etag = response.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let bytes = response.bytes().context("reading the policy bundle")?;
-        if bytes.len() > MAX_BUNDLE_BYTES {
-            anyhow::bail!("the policy bundle is larger than {MAX_BUNDLE_BYTES} bytes");
-        }
-        // Asked again only when it changes, accepted or not.
-        *etag = offered_etag;
-        let key = std::fs::read_to_string(&key_path).with_context(|| key_path.display().to_string())?;
-        match check_bundle(&bytes, &key, self.in_force(&key), now_secs()) {
+        let bytes = read_limited(response, MAX_BUNDLE_BYTES).context("reading the policy bundle")?;
+        match check_bundle(&bytes, &key, in_force, now_secs()) {
             Ok(Some(version)) => {
                 super::save(&self.dir.bundle_path(), &bytes, 0o644)?;
                 info!(version, "fleet policy bundle accepted");
+                *etag = offered_etag;
             }
-            Ok(None) => {}
+            Ok(None) => *etag = offered_etag,
             Err(reason) => {
+                // Asked again only when the collector has another one.
+                *etag = offered_etag;
                 warn!(reason = %reason, "fleet policy bundle refused");
                 self.link.policy_refused(&reason);
             }
@@ -307,6 +341,27 @@ impl Uploader {
 
 /// Largest policy bundle accepted (a catalog is a few hundred KB).
 const MAX_BUNDLE_BYTES: usize = 8 << 20;
+/// Largest other answer read from the collector.
+const MAX_ANSWER_BYTES: usize = 64 << 10;
+/// How often the uploader looks whether the agent was enrolled again.
+const IDENTITY_LOOK_EVERY: Duration = Duration::from_secs(5);
+/// How often the certificate's age is looked at.
+const RENEWAL_LOOK_EVERY: Duration = Duration::from_secs(60);
+
+/// At most `limit` bytes of a body: a collector (or what poses as one)
+/// cannot make the privileged agent hold more.
+pub(crate) fn read_limited(response: reqwest::blocking::Response, limit: usize) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        anyhow::bail!("the answer is larger than {limit} bytes");
+    }
+    let mut body = Vec::new();
+    response.take(limit as u64 + 1).read_to_end(&mut body)?;
+    if body.len() > limit {
+        anyhow::bail!("the answer is larger than {limit} bytes");
+    }
+    Ok(body)
+}
 
 /// `Ok(Some(version))`: a bundle to put in force; `Ok(None)`: the one in
 /// force already; `Err`: why it is refused.

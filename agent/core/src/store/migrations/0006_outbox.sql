@@ -6,6 +6,7 @@ CREATE TABLE outbox (
     acked_seq     INTEGER NOT NULL,  -- every event with seq <= this is stored centrally
     sent          INTEGER NOT NULL DEFAULT 0,
     dropped       INTEGER NOT NULL DEFAULT 0, -- deleted by retention before they were sent
+    set_aside     INTEGER NOT NULL DEFAULT 0, -- refused by the collector one by one (400), skipped
     last_success  INTEGER,           -- microseconds since the Unix epoch
     last_error    TEXT,
     last_error_at INTEGER
