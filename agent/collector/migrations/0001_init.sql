@@ -30,7 +30,8 @@ CREATE TABLE agents (
     policy          text,
     bundle_version  bigint,
     health          text,
-    outbox          jsonb
+    outbox          jsonb,
+    counters        jsonb
 );
 CREATE INDEX agents_revoked_at ON agents (revoked_at) WHERE revoked_at IS NOT NULL;
 CREATE INDEX agents_grp ON agents (grp);

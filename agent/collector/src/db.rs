@@ -369,7 +369,8 @@ pub async fn flush_seen(
                                       ELSE (s.beat->>'bundle_version')::bigint END,
                 health = coalesce(s.beat->>'health', a.health),
                 
-                outbox = coalesce(s.beat->'outbox', a.outbox)
+                outbox = coalesce(s.beat->'outbox', a.outbox),
+                counters = coalesce(s.beat->'counters', a.counters)
                           FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS s(id, at, beat)
              WHERE a.id = s.id",
             &[&ids, &times, &beats],
@@ -584,7 +585,7 @@ pub async fn list_agents(pool: &Pool) -> Result<Vec<serde_json::Value>> {
             "SELECT json_build_object('id', id, 'group', grp, 'hostname', hostname, 'enrolled_at', enrolled_at,
                 'cert_not_after', cert_not_after, 'revoked_at', revoked_at, 'last_seen', last_seen,
                 'version', version, 'mode', mode, 'policy', policy, 'bundle_version', bundle_version,
-                'health', health, 'outbox', outbox)::text
+                'health', health, 'outbox', outbox, 'counters', counters)::text
              FROM agents ORDER BY grp, hostname",
             &[],
         )

@@ -365,6 +365,8 @@ fn clean_heartbeat(beat: Heartbeat) -> Result<Heartbeat, &'static str> {
         bundle_version: beat.bundle_version,
         health: clean(&beat.health, 512),
         outbox,
+        // Printable names, at most 64 of them: a heartbeat stays small.
+        counters: beat.counters.into_iter().take(64).map(|(k, v)| (clean(&k, 64), v)).collect(),
     })
 }
 

@@ -167,6 +167,7 @@ impl AgentLink for Beats {
             bundle_version: None,
             health: "ok".into(),
             outbox: Default::default(),
+            counters: [("events.stored".to_owned(), 7)].into(),
         }
     }
 
@@ -276,6 +277,7 @@ fn fleet_end_to_end_on_postgresql() {
     wait_until("a heartbeat to be written", Duration::from_secs(15), || {
         c.sql("SELECT coalesce(health, '') || ' ' || coalesce(outbox->>'backlog', '') FROM agents") == "ok 0"
     });
+    assert_eq!(c.sql("SELECT counters->>'events.stored' FROM agents"), "7");
     drop(running);
 
     // At least once, never twice: everything sent again stores nothing new.
@@ -460,6 +462,9 @@ fn an_enrolled_daemon_uploads_and_takes_only_signed_fresh_bundles() {
             .unwrap();
     };
     publish(1, i64::MAX);
+    wait_until("the daemon's counters in a heartbeat", Duration::from_secs(30), || {
+        c.sql("SELECT coalesce((counters->>'events.stored')::int, 0) > 0 FROM agents") == "t"
+    });
     wait_until("bundle 1 in force, as the heartbeat says", Duration::from_secs(30), || {
         c.sql("SELECT coalesce(bundle_version, 0) || ' ' || coalesce(policy, '') FROM agents")
             .starts_with("1 Flotte RH")

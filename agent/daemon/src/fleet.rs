@@ -13,6 +13,7 @@ use tracing::{error, info};
 use vigie_fleet::client::{AgentLink, Enrolment, FleetDir, Uploader, UploaderConfig};
 use vigie_fleet::proto::Heartbeat;
 
+use crate::console::ConsoleState;
 use crate::decider::Decider;
 use crate::rules::Rules;
 use crate::tamper::{Check, Finding};
@@ -51,10 +52,35 @@ impl FleetState {
 /// a refused bundle recorded as tamper evidence.
 struct Link {
     state: Arc<FleetState>,
+    console: Arc<ConsoleState>,
     rules: Arc<Rules>,
     decider: Arc<Decider>,
     hostname: String,
     bundle: PathBuf,
+}
+
+impl Link {
+    /// The counters `status` shows, flattened (`resolver.denied`, …).
+    fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        let sink = self.decider.sink();
+        let mut counters: std::collections::BTreeMap<String, u64> =
+            [("events.stored".to_owned(), sink.stored()), ("events.dropped".to_owned(), sink.dropped())]
+                .into();
+        let parts = [
+            ("resolver", self.console.resolver.as_ref().and_then(|r| serde_json::to_value(&r.stats).ok())),
+            ("verdicts", self.console.verdicts.as_ref().and_then(|v| serde_json::to_value(v.as_ref()).ok())),
+        ];
+        for (part, value) in parts {
+            if let Some(serde_json::Value::Object(fields)) = value {
+                for (name, value) in fields {
+                    if let Some(n) = value.as_u64() {
+                        counters.insert(format!("{part}.{name}"), n);
+                    }
+                }
+            }
+        }
+        counters
+    }
 }
 
 impl AgentLink for Link {
@@ -68,6 +94,7 @@ impl AgentLink for Link {
             bundle_version: self.state.bundle_version.lock().ok().and_then(|v| *v),
             health: self.state.health.lock().map(|h| h.clone()).unwrap_or_default(),
             outbox: Default::default(),
+            counters: self.counters(),
         }
     }
 
@@ -114,7 +141,8 @@ impl Fleet {
 
     /// Starts the uploader when the agent is (or became) enrolled; reports
     /// and restarts one that ended.
-    pub fn poll(&mut self, rules: &Arc<Rules>, decider: &Arc<Decider>) {
+    pub fn poll(&mut self, console: &Arc<ConsoleState>) {
+        let (rules, decider) = (&console.rules, &console.decider);
         if let Some((handle, _)) = &self.running {
             if !handle.is_finished() {
                 return;
@@ -148,6 +176,7 @@ impl Fleet {
         }
         let link = Link {
             state: Arc::clone(&self.state),
+            console: Arc::clone(console),
             rules: Arc::clone(rules),
             decider: Arc::clone(decider),
             hostname: hostname(),

@@ -495,7 +495,7 @@ impl Daemon {
             }
             if !stopping {
                 self.check_integrity();
-                self.fleet.poll(&self.rules, &self.state.decider);
+                self.fleet.poll(&self.state);
                 let health =
                     match (&self.failure, self.state.reload_error.lock().ok().and_then(|e| e.clone())) {
                         (Some(failure), _) => format!("failing: {failure:#}"),

@@ -74,6 +74,10 @@ pub struct Heartbeat {
     /// `ok`, or what is wrong with enforcement (a stalled thread, rules gone).
     pub health: String,
     pub outbox: OutboxStatus,
+    /// The agent's counters: events stored and dropped, resolver queries
+    /// and denials, packets judged and rejected…
+    #[serde(default)]
+    pub counters: std::collections::BTreeMap<String, u64>,
 }
 
 /// The agent's outbox: the local store's events not yet acknowledged.
