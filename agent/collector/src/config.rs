@@ -39,6 +39,9 @@ pub struct Config {
     /// Seconds a whole request may take, body included.
     #[serde(default = "default_request_seconds")]
     pub request_seconds: u64,
+    /// Destinations of the events (`[[export]]`), each with its own cursor.
+    #[serde(default, rename = "export")]
+    pub exports: Vec<crate::export::ExportConfig>,
     /// Connections from one address at once (a site behind NAT shares one).
     #[serde(default = "default_max_connections_per_address")]
     pub max_connections_per_address: usize,
@@ -88,6 +91,15 @@ impl Config {
         let config: Self = toml::from_str(text)?;
         if config.retention_days == 0 || config.retention_days > 3_650 {
             bail!("retention_days must be between 1 and 3650");
+        }
+        let mut names = std::collections::HashSet::new();
+        for export in &config.exports {
+            if export.name.is_empty() || !names.insert(export.name.as_str()) {
+                bail!("each [[export]] needs a name of its own (`{}`)", export.name);
+            }
+            if export.address.is_empty() {
+                bail!("[[export]] `{}` needs an address (host:port)", export.name);
+            }
         }
         if !(1..=600).contains(&config.request_seconds) {
             bail!("request_seconds must be between 1 and 600");

@@ -13,7 +13,8 @@ use vigie_core::event::Event;
 use vigie_fleet::proto::{BatchAck, Heartbeat};
 
 /// Ordered; `vigie_schema` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_exports.sql")];
 
 /// Any number above this sits in one advisory lock shared by every
 /// collector on the database: migrations and partition changes.

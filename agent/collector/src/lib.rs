@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod db;
+pub mod export;
 pub mod pki;
 pub mod server;

@@ -75,6 +75,8 @@ enum Command {
         #[arg(long)]
         policy_key: PathBuf,
     },
+    /// Each export destination: exported, waiting, oldest waiting, last error (JSON lines).
+    Exports,
     /// Create today's partitions, apply retention and exit.
     Maintain,
 }
@@ -270,6 +272,15 @@ fn run(cli: Cli) -> Result<()> {
             print(&format!("published bundle version {version}"));
             Ok(())
         }
+        Command::Exports => {
+            let config = config(&cli)?;
+            let rows = runtime()?
+                .block_on(async { vigie_collector::export::status(&db::pool(&config.database, 2)?).await })?;
+            for row in rows {
+                print(&row.to_string());
+            }
+            Ok(())
+        }
         Command::Maintain => {
             let config = config(&cli)?;
             runtime()?.block_on(async {
@@ -295,6 +306,9 @@ fn serve(config: Config) -> Result<()> {
         let app = Arc::new(server::App::new(pool, issuer, config));
         server::maintain(&app).await?;
         server::spawn_maintenance(&app);
+        for export in app.config.exports.clone() {
+            tokio::spawn(vigie_collector::export::run(app.pool.clone(), export));
+        }
         tracing::info!(listen = %listener.local_addr()?, "collector ready");
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -13,7 +13,8 @@ use vigie_tests::postgres::TempPostgres;
 #[test]
 #[ignore = "benchmark: tests/bench/collector-charts.sh"]
 fn charts_from_the_rollup_against_the_events() {
-    let events: u64 = std::env::var("VIGIE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000_000);
+    let events: u64 =
+        std::env::var("VIGIE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5_000_000);
     let pg = TempPostgres::start().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {

@@ -61,7 +61,7 @@ fn collector_with(extra: &str) -> Collector {
     let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
     let (app, listener) = runtime.block_on(async {
         let pool = db::pool(&config.database, config.pool_size).unwrap();
-        assert_eq!(db::migrate(&pool).await.unwrap(), 1);
+        assert_eq!(db::migrate(&pool).await.unwrap(), 2);
         assert_eq!(db::migrate(&pool).await.unwrap(), 0, "migrations run once");
         let app = Arc::new(server::App::new(pool, issuer, config));
         server::maintain(&app).await.unwrap();
@@ -615,5 +615,129 @@ fn a_hostile_agent_cannot_block_the_fleet() {
         .unwrap();
     wait_until("the old upload to end", Duration::from_secs(10), || {
         running.thread.as_ref().is_some_and(std::thread::JoinHandle::is_finished)
+    });
+}
+
+/// rsyslog (Debian's), started by the test on a loopback port, writing
+/// every message it receives to a file; stopped by its pid.
+struct Rsyslog {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl Rsyslog {
+    fn start(dir: tempfile::TempDir, port: u16) -> Self {
+        let config = format!(
+            "global(workDirectory=\"{dir}\")\n\
+             module(load=\"imtcp\")\n\
+             template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+             ruleset(name=\"soc\") {{ action(type=\"omfile\" file=\"{dir}/received.log\" template=\"raw\") }}\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"soc\")\n",
+            dir = dir.path().display()
+        );
+        std::fs::write(dir.path().join("rsyslog.conf"), config).unwrap();
+        let child = std::process::Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(dir.path().join("rsyslog.conf"))
+            .arg("-i")
+            .arg(dir.path().join("rsyslog.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rsyslogd (apt-get install rsyslog; tests/run.sh does it)");
+        wait_until("rsyslog listening", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Self { dir, port, child: Some(child) }
+    }
+
+    fn stop(mut self) -> (tempfile::TempDir, u16) {
+        self.kill();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (dir, self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The distinct event ids received, and the lines.
+    fn received(&self) -> (std::collections::HashSet<String>, Vec<String>) {
+        let text = std::fs::read_to_string(self.dir.path().join("received.log")).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let ids = lines
+            .iter()
+            .filter_map(|l| l.split(" externalId=").nth(1))
+            .filter_map(|rest| rest.split(' ').next())
+            .map(str::to_owned)
+            .collect();
+        (ids, lines)
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The SOC's syslog receiver gets every event as CEF over TCP, in commit
+/// order, at least once, and what it missed while down once it is back.
+#[test]
+fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let c = collector_with(&format!("[[export]]\nname = \"soc\"\naddress = \"127.0.0.1:{port}\"\n"));
+    let syslog = Rsyslog::start(tempfile::tempdir().unwrap(), port);
+    for export in c.app.config.exports.clone() {
+        c.runtime.spawn(vigie_collector::export::run(c.app.pool.clone(), export));
+    }
+    let agent = tempfile::tempdir().unwrap();
+    c.enroll(agent.path(), &c.token("compta", 1, Duration::from_secs(600))).unwrap();
+    let http = FleetDir::new(agent.path()).client().unwrap();
+    let send = |events: Vec<Event>| {
+        let body = serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap();
+        let status = http.post(format!("{}/v1/events", c.url)).body(body).send().unwrap().status();
+        assert!(status.is_success(), "{status}");
+    };
+    let now = now_micros();
+    let mut odd = event(now, "chatgpt", Action::Block, 3);
+    odd.attribution.program_path = Some("/opt/a|b=c\\d".into());
+    let odd_id = odd.id.clone();
+    send(vec![odd]);
+    for chunk in 0..3 {
+        send((0..100).map(|i| event(now + chunk * 1_000 + i, "claude", Action::Warn, 1)).collect());
+    }
+    wait_until("301 events at the receiver", Duration::from_secs(30), || syslog.received().0.len() == 301);
+    let (_, lines) = syslog.received();
+    let line = lines.iter().find(|l| l.contains(&odd_id)).unwrap();
+    assert!(line.contains("CEF:0|Vigie|Vigie|"), "{line}");
+    assert!(line.contains("cs3=/opt/a|b\\=c\\\\d"), "{line}");
+    assert!(
+        line.contains(" suser=alice ") && line.contains(" act=block ") && line.contains(" cnt=3"),
+        "{line}"
+    );
+    assert!(line.contains(" dvchost=poste-42 "), "{line}");
+
+    // The receiver goes away; events keep arriving; the export records why,
+    // and sends what it missed once the receiver is back.
+    let (dir, port) = syslog.stop();
+    send((0..200).map(|i| event(now + 10_000 + i, "gemini", Action::Block, 1)).collect());
+    let status = || c.runtime.block_on(vigie_collector::export::status(&c.app.pool)).unwrap();
+    wait_until("the outage recorded", Duration::from_secs(30), || {
+        status().first().is_some_and(|s| !s["last_error"].is_null())
+    });
+    assert!(status()[0]["waiting"].as_u64().unwrap() >= 200, "{:?}", status());
+    let syslog = Rsyslog::start(dir, port);
+    wait_until("all 501 events after the outage", Duration::from_secs(90), || {
+        syslog.received().0.len() == 501
+    });
+    wait_until("the export caught up", Duration::from_secs(10), || {
+        let s = status();
+        s[0]["waiting"] == 0 && s[0]["last_error"].is_null()
     });
 }

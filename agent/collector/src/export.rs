@@ -1,0 +1,481 @@
+//! Exports to the SOC's tools: each destination reads the events in commit
+//! order from its own durable cursor in PostgreSQL, sends them, and moves
+//! the cursor only once they are written: at least once, resumable after a
+//! restart, and slowed by a slow receiver (its TCP window) rather than
+//! buffering.
+//!
+//! So far: RFC 5424 syslog over TCP with octet-counting framing (RFC 6587;
+//! the framing RFC 5425 uses over TLS), the payload CEF or RFC 5424
+//! structured data. Mapping of each field: `agent/FLEET.md`.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use deadpool_postgres::Pool;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+/// `[[export]]` in `collector.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Names the cursor: renaming a destination starts it from the beginning.
+    pub name: String,
+    /// `host:port` of the receiver (rsyslog's imtcp, syslog-ng's network()).
+    pub address: String,
+    #[serde(default)]
+    pub format: Format,
+    /// The IANA private enterprise number of the structured data's SD-ID
+    /// (`vigie@<number>`); the default is RFC 5612's documentation number.
+    #[serde(default = "default_enterprise_number")]
+    pub enterprise_number: u32,
+}
+
+fn default_enterprise_number() -> u32 {
+    32_473
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// ArcSight CEF as the syslog message (what Netskope and Defender ship).
+    #[default]
+    Cef,
+    /// RFC 5424 structured data under `vigie@<enterprise number>`.
+    Rfc5424,
+}
+
+/// One event as exported, with its workstation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Row {
+    pub agent_id: Uuid,
+    pub event_id: Uuid,
+    pub hostname: String,
+    pub ts_micros: i64,
+    pub source: String,
+    pub name: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub category: String,
+    pub vendor: String,
+    pub action: String,
+    pub rule_id: String,
+    pub policy_version: String,
+    pub pid: Option<i64>,
+    pub program: Option<String>,
+    pub program_path: Option<String>,
+    pub uid: Option<i64>,
+    pub username: Option<String>,
+    pub repeats: i32,
+}
+
+/// Syslog severity: a block is a warning, a prompt a notice, the rest info.
+fn severity(action: &str) -> (u8, u8) {
+    match action {
+        "block" => (4, 7),
+        "coach" | "warn" => (5, 5),
+        _ => (6, 3),
+    }
+}
+
+/// What kind of message (RFC 5424 MSGID).
+fn message_id(row: &Row) -> &'static str {
+    match row.category.as_str() {
+        "tamper" => "tamper",
+        _ if row.source == "clipboard" => "clipboard",
+        _ => "decision",
+    }
+}
+
+/// RFC 5424 HOSTNAME: printable US-ASCII without spaces, 255 at most; `-` if none.
+fn header_token(text: &str, max: usize) -> String {
+    let token: String = text.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
+    if token.is_empty() {
+        "-".to_owned()
+    } else {
+        token
+    }
+}
+
+/// RFC 3339 with microseconds, UTC, from microseconds since the epoch.
+fn timestamp(micros: i64) -> String {
+    vigie_core::timefmt::rfc3339_micros(micros)
+}
+
+/// CEF header field: `\` and `|` escaped, one line.
+fn cef_header(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// CEF extension value: `\` and `=` escaped, line ends written as `\n`/`\r`.
+fn cef_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '=' => out.push_str("\\="),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// RFC 5424 PARAM-VALUE: `"`, `\` and `]` escaped (§6.3.3).
+fn sd_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '"' | '\\' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The fields every format carries, named once: (CEF key, SD name, value).
+fn fields(row: &Row) -> Vec<(&'static str, &'static str, String)> {
+    let mut fields = vec![
+        ("rt", "ts", (row.ts_micros / 1_000).to_string()),
+        ("dvchost", "host", row.hostname.clone()),
+        ("deviceExternalId", "agent", row.agent_id.to_string()),
+        ("externalId", "event", row.event_id.to_string()),
+        ("dhost", "domain", row.name.clone()),
+        ("destinationServiceName", "svcName", row.service_name.clone()),
+        ("cs5", "svc", row.service_id.clone()),
+        ("cat", "cat", row.category.clone()),
+        ("app", "proto", row.source.clone()),
+        ("act", "action", row.action.clone()),
+        ("cs1", "rule", row.rule_id.clone()),
+        ("cs2", "policy", row.policy_version.clone()),
+        ("cnt", "count", row.repeats.to_string()),
+    ];
+    if let Some(user) = &row.username {
+        fields.push(("suser", "user", user.clone()));
+    }
+    if let Some(uid) = row.uid {
+        fields.push(("suid", "uid", uid.to_string()));
+    }
+    if let Some(program) = &row.program {
+        fields.push(("sproc", "exe", program.clone()));
+    }
+    if let Some(pid) = row.pid {
+        fields.push(("spid", "pid", pid.to_string()));
+    }
+    if let Some(path) = &row.program_path {
+        fields.push(("cs3", "exePath", path.clone()));
+    }
+    fields
+}
+
+/// The syslog message of `row`, without framing.
+pub fn message(row: &Row, format: Format, enterprise_number: u32) -> String {
+    let (syslog_severity, cef_severity) = severity(&row.action);
+    // Facility 13, "log audit".
+    let pri = 13 * 8 + u32::from(syslog_severity);
+    let mut out = format!(
+        "<{pri}>1 {} {} vigie - {} ",
+        timestamp(row.ts_micros),
+        header_token(&row.hostname, 255),
+        message_id(row)
+    );
+    match format {
+        Format::Cef => {
+            let _ = write!(
+                out,
+                "- CEF:0|Vigie|Vigie|{}|{}|{}|{cef_severity}|",
+                cef_header(env!("CARGO_PKG_VERSION")),
+                cef_header(&row.rule_id),
+                cef_header(&format!("{} {} {}", row.action, row.service_name, row.name)),
+            );
+            let labels = "cs1Label=rule cs2Label=policyVersion cs3Label=programPath cs5Label=serviceId";
+            let mut extension = vec![labels.to_owned()];
+            for (key, _, value) in fields(row) {
+                extension.push(format!("{key}={}", cef_value(&value)));
+            }
+            out.push_str(&extension.join(" "));
+        }
+        Format::Rfc5424 => {
+            let _ = write!(out, "[vigie@{enterprise_number}");
+            for (_, name, value) in fields(row) {
+                let _ = write!(out, " {name}=\"{}\"", sd_value(&value));
+            }
+            let _ = write!(out, "] {} {} {}", row.action, row.service_id, row.name);
+        }
+    }
+    out
+}
+
+/// Octet-counting framing (RFC 6587 §3.4.1): `LEN SP MSG`.
+pub fn frame(message: &str) -> String {
+    format!("{} {message}", message.len())
+}
+
+/// Where a destination's cursor stands.
+#[derive(Debug, Clone, Default)]
+struct Cursor {
+    tx: i64,
+    agent_id: Uuid,
+    event_id: Uuid,
+}
+
+async fn load_cursor(pool: &Pool, destination: &str) -> Result<Cursor> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO export_cursors (destination) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&destination],
+        )
+        .await?;
+    let row = client
+        .query_one(
+            "SELECT tx::text::bigint, agent_id, event_id FROM export_cursors WHERE destination = $1",
+            &[&destination],
+        )
+        .await?;
+    Ok(Cursor { tx: row.get(0), agent_id: row.get(1), event_id: row.get(2) })
+}
+
+/// The next events after `cursor`, of finished transactions only (older
+/// than every transaction still running: none can commit behind us).
+async fn next_rows(pool: &Pool, cursor: &Cursor, limit: i64) -> Result<Vec<(Cursor, Row)>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT e.tx::text::bigint, e.agent_id, e.event_id, coalesce(a.hostname, ''),
+                (extract(epoch from e.ts) * 1000000)::bigint, e.source, e.name, e.service_id, e.service_name,
+                e.category, e.vendor, e.action, e.rule_id, e.policy_version, e.pid, e.program, e.program_path,
+                e.uid, e.username, e.repeats
+             FROM events e LEFT JOIN agents a ON a.id = e.agent_id
+             WHERE (e.tx, e.agent_id, e.event_id) > ($1::text::xid8, $2, $3)
+               AND e.tx < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY e.tx, e.agent_id, e.event_id
+             LIMIT $4",
+            &[&cursor.tx.to_string(), &cursor.agent_id, &cursor.event_id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let position = Cursor { tx: r.get(0), agent_id: r.get(1), event_id: r.get(2) };
+            let row = Row {
+                agent_id: r.get(1),
+                event_id: r.get(2),
+                hostname: r.get(3),
+                ts_micros: r.get(4),
+                source: r.get(5),
+                name: r.get(6),
+                service_id: r.get(7),
+                service_name: r.get(8),
+                category: r.get(9),
+                vendor: r.get(10),
+                action: r.get(11),
+                rule_id: r.get(12),
+                policy_version: r.get(13),
+                pid: r.get(14),
+                program: r.get(15),
+                program_path: r.get(16),
+                uid: r.get(17),
+                username: r.get(18),
+                repeats: r.get(19),
+            };
+            (position, row)
+        })
+        .collect())
+}
+
+async fn save_cursor(pool: &Pool, destination: &str, cursor: &Cursor, sent: i64) -> Result<()> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "UPDATE export_cursors SET tx = $2::text::xid8, agent_id = $3, event_id = $4, exported = exported + $5,
+                last_success = now(), last_error = NULL, last_error_at = NULL
+             WHERE destination = $1",
+            &[&destination, &cursor.tx.to_string(), &cursor.agent_id, &cursor.event_id, &sent],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn record_error(pool: &Pool, destination: &str, error: &str) {
+    if let Ok(client) = pool.get().await {
+        let _ = client
+            .execute(
+                "UPDATE export_cursors SET last_error = $2, last_error_at = now() WHERE destination = $1",
+                &[&destination, &error],
+            )
+            .await;
+    }
+}
+
+/// How long a write may block on a slow receiver before the connection is
+/// dropped and the batch sent again.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const BATCH: i64 = 500;
+
+/// Runs one destination for ever: read, send, move the cursor.
+pub async fn run(pool: Pool, config: ExportConfig) {
+    let mut connection: Option<TcpStream> = None;
+    let mut failures: u32 = 0;
+    info!(destination = %config.name, address = %config.address, "export started");
+    loop {
+        match step(&pool, &config, &mut connection).await {
+            Ok(0) => {
+                failures = 0;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Ok(_) => failures = 0,
+            Err(e) => {
+                connection = None;
+                let why = format!("{e:#}");
+                warn!(destination = %config.name, error = %why, "export failed; retried");
+                record_error(&pool, &config.name, &why).await;
+                failures = failures.saturating_add(1);
+                let ceiling = Duration::from_secs(1 << failures.min(6));
+                tokio::time::sleep(ceiling.mul_f64(0.5 + rand::random::<f64>() * 0.5)).await;
+            }
+        }
+    }
+}
+
+/// One batch; returns how many events went.
+async fn step(pool: &Pool, config: &ExportConfig, connection: &mut Option<TcpStream>) -> Result<usize> {
+    let cursor = load_cursor(pool, &config.name).await?;
+    let rows = next_rows(pool, &cursor, BATCH).await?;
+    let Some((last, _)) = rows.last().cloned() else {
+        return Ok(0);
+    };
+    let mut frames = String::new();
+    for (_, row) in &rows {
+        frames.push_str(&frame(&message(row, config.format, config.enterprise_number)));
+    }
+    // A receiver that went away since the last batch: its end of the
+    // connection reads as closed. Found before writing, not after the
+    // kernel took the bytes (syslog over TCP has no acknowledgement).
+    if connection.as_ref().is_some_and(|stream| !is_open(stream)) {
+        *connection = None;
+    }
+    if connection.is_none() {
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&config.address))
+            .await
+            .context("connecting to the receiver: timed out")?
+            .with_context(|| format!("connecting to {}", config.address))?;
+        *connection = Some(stream);
+    }
+    let Some(stream) = connection.as_mut() else {
+        anyhow::bail!("no connection");
+    };
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(frames.as_bytes()).await?;
+        stream.flush().await
+    })
+    .await
+    .context("the receiver did not take the batch in time")?
+    .context("sending to the receiver")?;
+    save_cursor(pool, &config.name, &last, i64::try_from(rows.len()).unwrap_or(i64::MAX)).await?;
+    Ok(rows.len())
+}
+
+/// Whether the receiver's end is still open: nothing to read (it never
+/// writes) means open; end of stream or an error means gone.
+fn is_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.try_read(&mut byte) {
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        Ok(0) => false,
+        Ok(_) => true,
+    }
+}
+
+/// Each destination: events exported, those waiting, the age of the oldest
+/// waiting, the last success and error.
+pub async fn status(pool: &Pool) -> Result<Vec<serde_json::Value>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT json_build_object('destination', c.destination, 'exported', c.exported,
+                'waiting', (SELECT count(*) FROM events e WHERE (e.tx, e.agent_id, e.event_id) > (c.tx, c.agent_id, c.event_id)),
+                'oldest_waiting', (SELECT min(received_at) FROM events e WHERE (e.tx, e.agent_id, e.event_id) > (c.tx, c.agent_id, c.event_id)),
+                'last_success', c.last_success, 'last_error', c.last_error, 'last_error_at', c.last_error_at)::text
+             FROM export_cursors c ORDER BY c.destination",
+            &[],
+        )
+        .await?;
+    rows.iter().map(|r| serde_json::from_str(r.get::<_, &str>(0)).context("export row")).collect()
+}
+
+/// The time now, for messages that need one (tests).
+pub fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Row {
+        Row {
+            hostname: "poste 42".into(),
+            ts_micros: 1_764_000_000_123_456,
+            source: "tls".into(),
+            name: "chatgpt.com".into(),
+            service_id: "chatgpt".into(),
+            service_name: "Chat|GPT".into(),
+            category: "chat".into(),
+            action: "block".into(),
+            rule_id: "r34-block".into(),
+            policy_version: "2026.12".into(),
+            program: Some("fire=fox".into()),
+            program_path: Some("C:\\evil\nline".into()),
+            username: Some("alice]\"".into()),
+            repeats: 2,
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn cef_escapes_by_the_book() {
+        let text = message(&row(), Format::Cef, 32_473);
+        assert!(
+            text.starts_with(
+                "<108>1 2025-11-24T16:00:00.123456Z poste42 vigie - decision - CEF:0|Vigie|Vigie|"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("|r34-block|block Chat\\|GPT chatgpt.com|7|"), "{text}");
+        assert!(text.contains("sproc=fire\\=fox"), "{text}");
+        assert!(text.contains("cs3=C:\\\\evil\\nline"), "{text}");
+        assert!(!text.contains('\n'), "one line");
+        assert!(text.contains("rt=1764000000123 "), "{text}");
+    }
+
+    #[test]
+    fn structured_data_escapes_by_the_rfc() {
+        let text = message(&row(), Format::Rfc5424, 32_473);
+        assert!(text.contains("[vigie@32473 ts=\"1764000000123\""), "{text}");
+        assert!(text.contains("user=\"alice\\]\\\"\""), "{text}");
+        assert!(text.contains("exePath=\"C:\\\\evil\nline\""), "{text}");
+    }
+
+    #[test]
+    fn framing_counts_octets_not_characters() {
+        assert_eq!(frame("é"), "2 é");
+    }
+}
