@@ -670,11 +670,16 @@ impl Rsyslog {
     fn received(&self) -> (std::collections::HashSet<String>, Vec<String>) {
         let text = std::fs::read_to_string(self.dir.path().join("received.log")).unwrap_or_default();
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        // CEF's externalId, or OCSF's metadata.uid.
         let ids = lines
             .iter()
-            .filter_map(|l| l.split(" externalId=").nth(1))
-            .filter_map(|rest| rest.split(' ').next())
-            .map(str::to_owned)
+            .filter_map(|l| match l.split(" externalId=").nth(1) {
+                Some(rest) => rest.split(' ').next().map(str::to_owned),
+                None => {
+                    let json: serde_json::Value = serde_json::from_str(&l[l.find('{')?..]).ok()?;
+                    json["metadata"]["uid"].as_str().map(str::to_owned)
+                }
+            })
             .collect();
         (ids, lines)
     }
@@ -690,9 +695,17 @@ impl Drop for Rsyslog {
 /// order, at least once, and what it missed while down once it is back.
 #[test]
 fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let c = collector_with(&format!("[[export]]\nname = \"soc\"\naddress = \"127.0.0.1:{port}\"\n"));
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, ocsf_port) = (free_port(), free_port());
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("pseudonyms.key");
+    std::fs::write(&key, random_secret()).unwrap();
+    let c = collector_with(&format!(
+        "[[export]]\nname = \"soc\"\naddress = \"127.0.0.1:{port}\"\n\
+         [[export]]\nname = \"lake\"\naddress = \"127.0.0.1:{ocsf_port}\"\nformat = \"ocsf-json\"\npseudonym_key = {key:?}\n"
+    ));
     let syslog = Rsyslog::start(tempfile::tempdir().unwrap(), port);
+    let lake = Rsyslog::start(tempfile::tempdir().unwrap(), ocsf_port);
     for export in c.app.config.exports.clone() {
         c.runtime.spawn(vigie_collector::export::run(c.app.pool.clone(), export));
     }
@@ -722,6 +735,17 @@ fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
         "{line}"
     );
     assert!(line.contains(" dvchost=poste-42 "), "{line}");
+    // The other destination: OCSF, pseudonymised, on its own cursor.
+    wait_until("301 OCSF events at the lake", Duration::from_secs(30), || lake.received().0.len() == 301);
+    let (_, ocsf_lines) = lake.received();
+    let ocsf_line = ocsf_lines.iter().find(|l| l.contains(&odd_id)).unwrap();
+    let ocsf: serde_json::Value = serde_json::from_str(&ocsf_line[ocsf_line.find('{').unwrap()..]).unwrap();
+    assert_eq!((ocsf["class_uid"].as_u64(), ocsf["disposition_id"].as_u64()), (Some(4001), Some(2)));
+    assert!(ocsf["actor"]["user"]["name"].as_str().unwrap().starts_with("p-"), "{ocsf}");
+    assert!(
+        ocsf_lines.iter().all(|l| !l.contains("alice")),
+        "no user name reaches a pseudonymised destination"
+    );
 
     // The receiver goes away; events keep arriving; the export records why,
     // and sends what it missed once the receiver is back.
@@ -729,15 +753,16 @@ fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
     send((0..200).map(|i| event(now + 10_000 + i, "gemini", Action::Block, 1)).collect());
     let status = || c.runtime.block_on(vigie_collector::export::status(&c.app.pool)).unwrap();
     wait_until("the outage recorded", Duration::from_secs(30), || {
-        status().first().is_some_and(|s| !s["last_error"].is_null())
+        status().iter().any(|s| s["destination"] == "soc" && !s["last_error"].is_null())
     });
-    assert!(status()[0]["waiting"].as_u64().unwrap() >= 200, "{:?}", status());
+    let soc = status().into_iter().find(|s| s["destination"] == "soc").unwrap();
+    assert!(soc["waiting"].as_u64().unwrap() >= 200, "{soc}");
     let syslog = Rsyslog::start(dir, port);
     wait_until("all 501 events after the outage", Duration::from_secs(90), || {
         syslog.received().0.len() == 501
     });
-    wait_until("the export caught up", Duration::from_secs(10), || {
-        let s = status();
-        s[0]["waiting"] == 0 && s[0]["last_error"].is_null()
+    wait_until("both exports caught up", Duration::from_secs(10), || {
+        status().iter().all(|s| s["waiting"] == 0 && s["last_error"].is_null())
     });
+    assert_eq!(lake.received().0.len(), 501, "the lake was never down");
 }
