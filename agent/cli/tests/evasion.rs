@@ -155,7 +155,7 @@ impl Suite {
     /// Waits for a new event of the unprivileged user that `matches`.
     fn recorded(&mut self, what: &str, matches: impl Fn(&Value) -> bool) {
         let mut found = None;
-        let stored = wait_for(Duration::from_secs(5), || {
+        let stored = wait_for(Duration::from_secs(15), || {
             found = self.events().into_iter().find(|e| {
                 e["uid"] == 65534 && !self.seen.contains(e["id"].as_str().unwrap_or_default()) && matches(e)
             });
