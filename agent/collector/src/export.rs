@@ -4,9 +4,9 @@
 //! restart, and slowed by a slow receiver (its TCP window) rather than
 //! buffering.
 //!
-//! So far: RFC 5424 syslog over TCP with octet-counting framing (RFC 6587;
-//! the framing RFC 5425 uses over TLS), the payload CEF or RFC 5424
-//! structured data. Mapping of each field: `agent/FLEET.md`.
+//! So far: RFC 5424 syslog over TCP (octet-counting framing, RFC 6587) or
+//! over TLS (RFC 5425, the receiver's CA pinned), the message CEF, RFC 5424
+//! structured data, ECS or OCSF JSON. Mapping of each field: `agent/FLEET.md`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -39,6 +39,90 @@ pub struct ExportConfig {
     /// destination, and another one in a destination with another key.
     #[serde(default)]
     pub pseudonym_key: Option<std::path::PathBuf>,
+    /// Syslog over TLS (RFC 5425): the CA that signed the receiver's
+    /// certificate (PEM). Without it, plain TCP.
+    #[serde(default)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// The name the receiver's certificate must carry (default: the host
+    /// part of `address`).
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
+}
+
+/// The connection to a receiver: TCP, or TLS over it.
+enum Connection {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl Connection {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Connection::Plain(stream) => stream,
+            Connection::Tls(stream) => stream.get_ref().0,
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Connection::Plain(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+            Connection::Tls(stream) => {
+                stream.write_all(bytes).await?;
+                stream.flush().await
+            }
+        }
+    }
+
+    /// Whether the receiver's end is still open: no byte waiting means open
+    /// (a TLS receiver may have sent session tickets: data, still open);
+    /// the end of the stream or an error means gone. Peeked, not read, so
+    /// TLS records are left for rustls.
+    async fn is_open(&self) -> bool {
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(1), self.tcp().peek(&mut byte)).await {
+            Err(_) => true,
+            Ok(Ok(n)) => n > 0,
+            Ok(Err(_)) => false,
+        }
+    }
+}
+
+/// The TLS client of a destination: its CA alone is trusted.
+fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector> {
+    let pem = std::fs::read(ca).with_context(|| ca.display().to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(cert.context("tls_ca")?).context("tls_ca")?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(vigie_fleet::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
+}
+
+async fn connect(config: &ExportConfig) -> Result<Connection> {
+    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&config.address))
+        .await
+        .context("connecting to the receiver: timed out")?
+        .with_context(|| format!("connecting to {}", config.address))?;
+    let Some(ca) = &config.tls_ca else {
+        return Ok(Connection::Plain(tcp));
+    };
+    let host = config.tls_server_name.clone().unwrap_or_else(|| {
+        config.address.rsplit_once(':').map_or(config.address.as_str(), |(h, _)| h).to_owned()
+    });
+    let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+        .with_context(|| format!("`{host}` is not a server name"))?;
+    let tls = tokio::time::timeout(Duration::from_secs(10), tls_connector(ca)?.connect(name, tcp))
+        .await
+        .context("TLS handshake with the receiver: timed out")?
+        .context("TLS handshake with the receiver")?;
+    Ok(Connection::Tls(Box::new(tls)))
 }
 
 fn default_enterprise_number() -> u32 {
@@ -535,7 +619,7 @@ pub async fn run(pool: Pool, config: ExportConfig) {
         // Nothing goes out unpseudonymised: wait for a usable key.
         tokio::time::sleep(Duration::from_secs(60)).await;
     };
-    let mut connection: Option<TcpStream> = None;
+    let mut connection: Option<Connection> = None;
     let mut failures: u32 = 0;
     info!(destination = %config.name, address = %config.address, "export started");
     loop {
@@ -563,7 +647,7 @@ async fn step(
     pool: &Pool,
     config: &ExportConfig,
     pseudonyms: Option<&Pseudonyms>,
-    connection: &mut Option<TcpStream>,
+    connection: &mut Option<Connection>,
 ) -> Result<usize> {
     let cursor = load_cursor(pool, &config.name).await?;
     let rows = next_rows(pool, &cursor, BATCH).await?;
@@ -581,39 +665,23 @@ async fn step(
     // A receiver that went away since the last batch: its end of the
     // connection reads as closed. Found before writing, not after the
     // kernel took the bytes (syslog over TCP has no acknowledgement).
-    if connection.as_ref().is_some_and(|stream| !is_open(stream)) {
-        *connection = None;
+    if let Some(open) = connection.as_ref() {
+        if !open.is_open().await {
+            *connection = None;
+        }
     }
     if connection.is_none() {
-        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&config.address))
-            .await
-            .context("connecting to the receiver: timed out")?
-            .with_context(|| format!("connecting to {}", config.address))?;
-        *connection = Some(stream);
+        *connection = Some(connect(config).await?);
     }
     let Some(stream) = connection.as_mut() else {
         anyhow::bail!("no connection");
     };
-    tokio::time::timeout(WRITE_TIMEOUT, async {
-        stream.write_all(frames.as_bytes()).await?;
-        stream.flush().await
-    })
-    .await
-    .context("the receiver did not take the batch in time")?
-    .context("sending to the receiver")?;
+    tokio::time::timeout(WRITE_TIMEOUT, stream.send(frames.as_bytes()))
+        .await
+        .context("the receiver did not take the batch in time")?
+        .context("sending to the receiver")?;
     save_cursor(pool, &config.name, &last, i64::try_from(rows.len()).unwrap_or(i64::MAX)).await?;
     Ok(rows.len())
-}
-
-/// Whether the receiver's end is still open: nothing to read (it never
-/// writes) means open; end of stream or an error means gone.
-fn is_open(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
-    match stream.try_read(&mut byte) {
-        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
-        Ok(0) => false,
-        Ok(_) => true,
-    }
 }
 
 /// Each destination: events exported, those waiting, the age of the oldest

@@ -628,9 +628,27 @@ struct Rsyslog {
 
 impl Rsyslog {
     fn start(dir: tempfile::TempDir, port: u16) -> Self {
+        Self::start_with(dir, port, None)
+    }
+
+    /// With `tls`, a folder holding `ca.pem`, `server.pem` and `server.key`:
+    /// syslog over TLS (RFC 5425) through rsyslog's GnuTLS driver.
+    fn start_with(dir: tempfile::TempDir, port: u16, tls: Option<&Path>) -> Self {
+        let (global, module) = match tls {
+            Some(pki) => (
+                format!(
+                    "global(workDirectory=\"{}\" defaultNetstreamDriver=\"gtls\" \
+                     defaultNetstreamDriverCAFile=\"{p}/ca.pem\" defaultNetstreamDriverCertFile=\"{p}/server.pem\" \
+                     defaultNetstreamDriverKeyFile=\"{p}/server.key\")\n",
+                    dir.path().display(),
+                    p = pki.display()
+                ),
+                "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\")\n",
+            ),
+            None => (format!("global(workDirectory=\"{}\")\n", dir.path().display()), "module(load=\"imtcp\")\n"),
+        };
         let config = format!(
-            "global(workDirectory=\"{dir}\")\n\
-             module(load=\"imtcp\")\n\
+            "{global}{module}\
              template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
              ruleset(name=\"soc\") {{ action(type=\"omfile\" file=\"{dir}/received.log\" template=\"raw\") }}\n\
              input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"soc\")\n",
@@ -675,6 +693,9 @@ impl Rsyslog {
             .iter()
             .filter_map(|l| match l.split(" externalId=").nth(1) {
                 Some(rest) => rest.split(' ').next().map(str::to_owned),
+                None if l.contains(" event=\"") => {
+                    l.split(" event=\"").nth(1).and_then(|rest| rest.split('"').next()).map(str::to_owned)
+                }
                 None => {
                     let json: serde_json::Value = serde_json::from_str(&l[l.find('{')?..]).ok()?;
                     json["metadata"]["uid"].as_str().map(str::to_owned)
@@ -696,16 +717,22 @@ impl Drop for Rsyslog {
 #[test]
 fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
     let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (port, ocsf_port) = (free_port(), free_port());
+    let (port, ocsf_port, tls_port) = (free_port(), free_port(), free_port());
+    // The TLS receiver's certificate, from a CA of its own.
+    let receiver_pki = tempfile::tempdir().unwrap();
+    pki::init(&PkiDir(receiver_pki.path().to_owned()), &["127.0.0.1".to_owned()]).unwrap();
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("pseudonyms.key");
     std::fs::write(&key, random_secret()).unwrap();
     let c = collector_with(&format!(
         "[[export]]\nname = \"soc\"\naddress = \"127.0.0.1:{port}\"\n\
-         [[export]]\nname = \"lake\"\naddress = \"127.0.0.1:{ocsf_port}\"\nformat = \"ocsf-json\"\npseudonym_key = {key:?}\n"
+         [[export]]\nname = \"lake\"\naddress = \"127.0.0.1:{ocsf_port}\"\nformat = \"ocsf-json\"\npseudonym_key = {key:?}\n\
+         [[export]]\nname = \"vault\"\naddress = \"127.0.0.1:{tls_port}\"\nformat = \"rfc5424\"\ntls_ca = {ca:?}\n",
+        ca = receiver_pki.path().join("ca.pem")
     ));
     let syslog = Rsyslog::start(tempfile::tempdir().unwrap(), port);
     let lake = Rsyslog::start(tempfile::tempdir().unwrap(), ocsf_port);
+    let vault = Rsyslog::start_with(tempfile::tempdir().unwrap(), tls_port, Some(receiver_pki.path()));
     for export in c.app.config.exports.clone() {
         c.runtime.spawn(vigie_collector::export::run(c.app.pool.clone(), export));
     }
@@ -746,6 +773,14 @@ fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
         ocsf_lines.iter().all(|l| !l.contains("alice")),
         "no user name reaches a pseudonymised destination"
     );
+    // And over TLS, as RFC 5424 structured data.
+    wait_until("301 events over TLS", Duration::from_secs(30), || vault.received().0.len() == 301);
+    let (_, sd_lines) = vault.received();
+    let sd_line = sd_lines.iter().find(|l| l.contains(&odd_id)).unwrap();
+    assert!(
+        sd_line.contains("[vigie@32473 ") && sd_line.contains(" exePath=\"/opt/a|b=c\\\\d\""),
+        "{sd_line}"
+    );
 
     // The receiver goes away; events keep arriving; the export records why,
     // and sends what it missed once the receiver is back.
@@ -765,4 +800,5 @@ fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
         status().iter().all(|s| s["waiting"] == 0 && s["last_error"].is_null())
     });
     assert_eq!(lake.received().0.len(), 501, "the lake was never down");
+    assert_eq!(vault.received().0.len(), 501, "nor the vault");
 }
