@@ -39,6 +39,9 @@ pub struct Config {
     /// Seconds a whole request may take, body included.
     #[serde(default = "default_request_seconds")]
     pub request_seconds: u64,
+    /// Which fleet alerts are raised, and their thresholds.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
     /// Destinations of the events (`[[export]]`), each with its own cursor.
     #[serde(default, rename = "export")]
     pub exports: Vec<crate::export::ExportConfig>,

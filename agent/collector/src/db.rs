@@ -13,8 +13,11 @@ use vigie_core::event::Event;
 use vigie_fleet::proto::{BatchAck, Heartbeat};
 
 /// Ordered; `vigie_schema` records how many ran.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_exports.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_exports.sql"),
+    include_str!("../migrations/0003_alerts.sql"),
+];
 
 /// Any number above this sits in one advisory lock shared by every
 /// collector on the database: migrations and partition changes.
@@ -130,6 +133,7 @@ pub async fn apply_retention(
         |days: u32| to_pg_time(now.checked_sub(time::Duration::days(i64::from(days))).unwrap_or(now));
     client.execute("DELETE FROM event_rollup_hourly WHERE hour < $1", &[&cutoff(rollup_days)]).await?;
     client.execute("DELETE FROM events_quarantine WHERE received_at < $1", &[&cutoff(keep_days)]).await?;
+    client.execute("DELETE FROM alerts_raised WHERE raised_at < $1", &[&cutoff(keep_days)]).await?;
     Ok(dropped)
 }
 

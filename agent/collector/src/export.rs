@@ -218,6 +218,7 @@ pub struct Row {
 /// Syslog severity: a block is a warning, a prompt a notice, the rest info.
 fn severity(action: &str) -> (u8, u8) {
     match action {
+        "alert" => (1, 9),
         "block" => (4, 7),
         "coach" | "warn" => (5, 5),
         _ => (6, 3),
@@ -228,6 +229,7 @@ fn severity(action: &str) -> (u8, u8) {
 fn message_id(row: &Row) -> &'static str {
     match row.category.as_str() {
         "tamper" => "tamper",
+        "alert" => "alert",
         _ if row.source == "clipboard" => "clipboard",
         _ => "decision",
     }
@@ -425,7 +427,7 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
     use serde_json::json;
     let denied = !allowed(&row.action);
     let (class_uid, activity_id): (u32, u32) = match (row.category.as_str(), row.source.as_str()) {
-        ("tamper", _) => (2004, 1),
+        ("tamper" | "alert", _) => (2004, 1),
         (_, "clipboard") => (2006, 1),
         (_, "dns") => (4003, 1),
         // Network Activity: Refuse when denied, else Open.

@@ -1,6 +1,7 @@
 //! The fleet collector: agents' events on PostgreSQL, behind mutual TLS.
 //! See `agent/FLEET.md`.
 
+pub mod alerts;
 pub mod config;
 pub mod db;
 pub mod export;

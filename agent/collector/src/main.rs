@@ -306,6 +306,7 @@ fn serve(config: Config) -> Result<()> {
         let app = Arc::new(server::App::new(pool, issuer, config));
         server::maintain(&app).await?;
         server::spawn_maintenance(&app);
+        tokio::spawn(vigie_collector::alerts::run(app.pool.clone(), app.config.alerts.clone()));
         for export in app.config.exports.clone() {
             tokio::spawn(vigie_collector::export::run(app.pool.clone(), export));
         }

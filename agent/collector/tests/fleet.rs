@@ -61,7 +61,7 @@ fn collector_with(extra: &str) -> Collector {
     let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
     let (app, listener) = runtime.block_on(async {
         let pool = db::pool(&config.database, config.pool_size).unwrap();
-        assert_eq!(db::migrate(&pool).await.unwrap(), 2);
+        assert_eq!(db::migrate(&pool).await.unwrap(), 3);
         assert_eq!(db::migrate(&pool).await.unwrap(), 0, "migrations run once");
         let app = Arc::new(server::App::new(pool, issuer, config));
         server::maintain(&app).await.unwrap();
@@ -801,4 +801,69 @@ fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
     });
     assert_eq!(lake.received().0.len(), 501, "the lake was never down");
     assert_eq!(vault.received().0.len(), 501, "nor the vault");
+}
+
+/// The fleet's alerts, each raised once, as events every export carries.
+#[test]
+fn fleet_alerts_are_raised_once_each() {
+    let c = collector_with("[alerts]\nevasion_threshold = 3\nclipboard_threshold = 2\nsilent_minutes = 1\n");
+    let agent = tempfile::tempdir().unwrap();
+    let enrolment = c.enroll(agent.path(), &c.token("compta", 1, Duration::from_secs(600))).unwrap();
+    let http = FleetDir::new(agent.path()).client().unwrap();
+    let now = now_micros();
+    let mut events = vec![event(now, "chatgpt", Action::Warn, 1)];
+    for i in 0..3 {
+        let mut unreadable = event(now + i, "unreadable-handshake", Action::Block, 1);
+        unreadable.category = "unreadable-handshake".into();
+        events.push(unreadable);
+    }
+    for i in 0..2 {
+        let mut paste = event(now + 10 + i, "claude", Action::Block, 1);
+        paste.source = "clipboard".into();
+        paste.name = "iban:1".into();
+        events.push(paste);
+    }
+    let mut tamper = event(now + 20, "tamper", Action::Monitor, 1);
+    tamper.category = "tamper".into();
+    tamper.rule_id = "tamper:policy-refused".into();
+    events.push(tamper);
+    let body = serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap();
+    assert!(http.post(format!("{}/v1/events", c.url)).body(body).send().unwrap().status().is_success());
+    // Its last contact is written within 5 s; then it goes silent.
+    std::thread::sleep(Duration::from_secs(6));
+    c.sql(&format!(
+        "UPDATE agents SET last_seen = now() - interval '2 minutes' WHERE id = '{}'",
+        enrolment.agent_id
+    ));
+
+    let config = c.app.config.alerts.clone();
+    let raised = c.runtime.block_on(vigie_collector::alerts::evaluate(&c.app.pool, &config)).unwrap();
+    let mut kinds: Vec<&str> = raised.iter().map(|a| a.kind).collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "clipboard-blocks",
+            "evasion-burst",
+            "new-service",
+            "new-service",
+            "silent-workstation",
+            "tampering"
+        ],
+        "{raised:#?}"
+    );
+    let clipboard = raised.iter().find(|a| a.kind == "clipboard-blocks").unwrap();
+    assert_eq!(clipboard.user.as_deref(), Some("alice"));
+    let again = c.runtime.block_on(vigie_collector::alerts::evaluate(&c.app.pool, &config)).unwrap();
+    assert!(again.is_empty(), "raised once: {again:#?}");
+    assert_eq!(c.sql("SELECT count(*) FROM events WHERE category = 'alert' AND action = 'alert'"), "6");
+    assert_eq!(
+        c.sql("SELECT string_agg(DISTINCT rule_id, ',' ORDER BY rule_id) FROM events WHERE category = 'alert'"),
+        "alert:clipboard-blocks,alert:evasion-burst,alert:new-service,alert:silent-workstation,alert:tampering"
+    );
+    // Switched off, a kind raises nothing.
+    let quiet = vigie_collector::alerts::AlertsConfig { new_service: false, ..config };
+    c.sql("DELETE FROM services_seen");
+    let none = c.runtime.block_on(vigie_collector::alerts::evaluate(&c.app.pool, &quiet)).unwrap();
+    assert!(none.iter().all(|a| a.kind != "new-service"), "{none:#?}");
 }

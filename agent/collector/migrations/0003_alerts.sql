@@ -1,0 +1,14 @@
+-- Services the fleet has been seen using: a service missing here when its
+-- first hourly count appears is new to the fleet.
+CREATE TABLE services_seen (
+    service_id  text PRIMARY KEY,
+    first_hour  timestamptz NOT NULL
+);
+-- Each alert raised once per kind and subject (the subject carries its time
+-- bucket where an alert may come back later).
+CREATE TABLE alerts_raised (
+    kind       text NOT NULL,
+    subject    text NOT NULL,
+    raised_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, subject)
+);

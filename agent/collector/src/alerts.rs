@@ -1,0 +1,227 @@
+//! Alerts evaluated on the collector over the whole fleet. Each alert is
+//! stored as an event of the collector itself (agent id nil, category
+//! `alert`, action `alert`, rule `alert:<kind>`), so that every export
+//! destination carries it in order with the rest, on its own cursor. An
+//! alert is raised once per subject and window (`alerts_raised`).
+
+use std::time::Duration;
+
+use anyhow::Result;
+use deadpool_postgres::Pool;
+use serde::Deserialize;
+use tracing::{info, warn};
+
+/// `[alerts]` in `collector.toml`: every kind on by default, each tunable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// A GenAI service seen for the first time in the fleet.
+    pub new_service: bool,
+    /// Blocked or unreadable handshakes from one workstation: an evasion attempt.
+    pub evasion_burst: bool,
+    /// How many in `evasion_minutes` make a burst.
+    pub evasion_threshold: i64,
+    pub evasion_minutes: i64,
+    /// Clipboard blocks for one user.
+    pub clipboard_blocks: bool,
+    pub clipboard_threshold: i64,
+    pub clipboard_minutes: i64,
+    /// A workstation silent longer than this many minutes (its heartbeat
+    /// comes every 5 by default).
+    pub silent_workstation: bool,
+    pub silent_minutes: i64,
+    /// Tamper evidence, a refused policy bundle included.
+    pub tampering: bool,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            new_service: true,
+            evasion_burst: true,
+            evasion_threshold: 20,
+            evasion_minutes: 5,
+            clipboard_blocks: true,
+            clipboard_threshold: 5,
+            clipboard_minutes: 60,
+            silent_workstation: true,
+            silent_minutes: 30,
+            tampering: true,
+        }
+    }
+}
+
+/// One alert to raise: its kind, what it is about (the deduplication key
+/// within the kind), the workstation's agent id if any, and what to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    pub kind: &'static str,
+    pub subject: String,
+    pub agent: Option<uuid::Uuid>,
+    pub user: Option<String>,
+    pub detail: String,
+}
+
+/// Finds what is new since the last evaluation and raises it once;
+/// returns the alerts raised.
+pub async fn evaluate(pool: &Pool, config: &AlertsConfig) -> Result<Vec<Alert>> {
+    let client = pool.get().await?;
+    let mut found = Vec::new();
+    if config.new_service {
+        // Services counted in the hourly totals that no earlier evaluation saw.
+        let rows = client
+            .query(
+                "INSERT INTO services_seen (service_id, first_hour)
+                 SELECT service_id, min(hour) FROM event_rollup_hourly
+                 WHERE category NOT IN ('tamper', 'alert') AND service_id <> 'unreadable-handshake'
+                 GROUP BY service_id
+                 ON CONFLICT DO NOTHING
+                 RETURNING service_id",
+                &[],
+            )
+            .await?;
+        for row in rows {
+            let service: String = row.get(0);
+            found.push(Alert {
+                kind: "new-service",
+                detail: format!("the service {service} was seen for the first time in the fleet"),
+                subject: service,
+                agent: None,
+                user: None,
+            });
+        }
+    }
+    if config.evasion_burst {
+        let rows = client
+            .query(
+                                "SELECT agent_id, count(*), to_char(date_trunc('hour', now(), 'UTC'), 'YYYY-MM-DD\"T\"HH24') FROM events
+                 WHERE received_at > now() - make_interval(mins => $1::int)
+                   AND (service_id = 'unreadable-handshake' OR (action = 'block' AND source IN ('tls', 'quic', 'http')))
+                 GROUP BY agent_id HAVING count(*) >= $2",
+                &[&i32::try_from(config.evasion_minutes).unwrap_or(5), &config.evasion_threshold],
+            )
+            .await?;
+        for row in rows {
+            let agent: uuid::Uuid = row.get(0);
+            let count: i64 = row.get(1);
+            let hour: String = row.get(2);
+            found.push(Alert {
+                kind: "evasion-burst",
+                // Once an hour at most per workstation.
+                subject: format!("{agent}@{hour}"),
+                agent: Some(agent),
+                user: None,
+                detail: format!(
+                    "{count} blocked or unreadable handshakes in {} minutes from one workstation",
+                    config.evasion_minutes
+                ),
+            });
+        }
+    }
+    if config.clipboard_blocks {
+        let rows = client
+            .query(
+                                "SELECT agent_id, username, count(*), to_char(date_trunc('hour', now(), 'UTC'), 'YYYY-MM-DD\"T\"HH24') FROM events
+                 WHERE received_at > now() - make_interval(mins => $1::int)
+                   AND source = 'clipboard' AND action = 'block' AND username IS NOT NULL
+                 GROUP BY agent_id, username HAVING count(*) >= $2",
+                &[&i32::try_from(config.clipboard_minutes).unwrap_or(60), &config.clipboard_threshold],
+            )
+            .await?;
+        for row in rows {
+            let agent: uuid::Uuid = row.get(0);
+            let user: String = row.get(1);
+            let count: i64 = row.get(2);
+            let hour: String = row.get(3);
+            found.push(Alert {
+                kind: "clipboard-blocks",
+                subject: format!("{agent}/{user}@{hour}"),
+                agent: Some(agent),
+                detail: format!(
+                    "{count} clipboard blocks in {} minutes for one user",
+                    config.clipboard_minutes
+                ),
+                user: Some(user),
+            });
+        }
+    }
+    if config.silent_workstation {
+        let rows = client
+            .query(
+                "SELECT id, hostname, last_seen::text FROM agents
+                 WHERE revoked_at IS NULL AND last_seen < now() - make_interval(mins => $1::int)",
+                &[&i32::try_from(config.silent_minutes).unwrap_or(30)],
+            )
+            .await?;
+        for row in rows {
+            let agent: uuid::Uuid = row.get(0);
+            let hostname: String = row.get(1);
+            let since: String = row.get(2);
+            found.push(Alert {
+                kind: "silent-workstation",
+                // Once per silence: a workstation that calls in and goes
+                // silent again is alerted again.
+                subject: format!("{agent}@{since}"),
+                agent: Some(agent),
+                user: None,
+                detail: format!("{hostname} has not called in since {since}"),
+            });
+        }
+    }
+    if config.tampering {
+        let rows = client
+            .query(
+                "SELECT agent_id, event_id, rule_id, name FROM events
+                 WHERE category = 'tamper' AND received_at > now() - interval '1 day'",
+                &[],
+            )
+            .await?;
+        for row in rows {
+            let agent: uuid::Uuid = row.get(0);
+            let event: uuid::Uuid = row.get(1);
+            let rule: String = row.get(2);
+            let name: String = row.get(3);
+            found.push(Alert {
+                kind: "tampering",
+                subject: event.to_string(),
+                agent: Some(agent),
+                user: None,
+                detail: format!("{rule} on {name}"),
+            });
+        }
+    }
+    let mut raised = Vec::new();
+    for alert in found {
+        // Raised once: the first evaluation that finds it inserts the key.
+        let new = client
+            .execute(
+                "INSERT INTO alerts_raised (kind, subject) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&alert.kind, &alert.subject],
+            )
+            .await?;
+        if new == 1 {
+            client
+                .execute(
+                    "INSERT INTO events (agent_id, event_id, ts, source, name, service_id, service_name, category,
+                        vendor, action, rule_id, policy_version, protocol, src, dst, ech, username, repeats)
+                     VALUES (coalesce($1, '00000000-0000-0000-0000-000000000000'::uuid), gen_random_uuid(), now(),
+                        'collector', $2, $3, '', 'alert', '', 'alert', 'alert:' || $3, '', '', '', '', false, $4, 1)",
+                    &[&alert.agent, &alert.detail, &alert.kind, &alert.user],
+                )
+                .await?;
+            info!(kind = alert.kind, subject = %alert.subject, "alert: {}", alert.detail);
+            raised.push(alert);
+        }
+    }
+    Ok(raised)
+}
+
+/// Evaluates every 30 s.
+pub async fn run(pool: Pool, config: AlertsConfig) {
+    loop {
+        if let Err(e) = evaluate(&pool, &config).await {
+            warn!(error = %format!("{e:#}"), "alerts");
+        }
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+}
