@@ -1,6 +1,8 @@
-"""The lab internet's HTTPS server: answers every GET with 'internet ok'.
+"""The lab internet's HTTPS server: answers every GET with 'internet ok';
+with a RECEIVED file, also takes POSTs (a webhook) and appends each body to
+it as one line.
 
-    python3 https_server.py ADDRESS CERT KEY PORT
+    python3 https_server.py ADDRESS CERT KEY PORT [RECEIVED]
 
 The TLS handshake runs in each connection's thread, not in accept(), where a
 client whose ClientHello the agent held or rejected would stall every other
@@ -19,11 +21,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"internet ok")
 
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(min(length, 1 << 20))
+        if RECEIVED:
+            with open(RECEIVED, "ab") as out:
+                out.write(body.replace(b"\n", b" ") + b"\n")
+        self.send_response(204)
+        self.end_headers()
+
     def log_message(self, *args):
         pass
 
 
-def main(address, cert, key, port):
+RECEIVED = None
+
+
+def main(address, cert, key, port, received=None):
+    global RECEIVED
+    RECEIVED = received
     server = http.server.ThreadingHTTPServer((address, int(port)), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -32,4 +48,4 @@ def main(address, cert, key, port):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:5])
+    main(*sys.argv[1:6])

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use deadpool_postgres::Pool;
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -32,6 +32,12 @@ pub struct AlertsConfig {
     pub silent_minutes: i64,
     /// Tamper evidence, a refused policy bundle included.
     pub tampering: bool,
+    /// Also POST each alert (JSON) to this URL, three tries; the exports
+    /// remain the durable path.
+    pub webhook: Option<String>,
+    /// The CA that signed the webhook's certificate (PEM), pinned; needed
+    /// for an https:// webhook.
+    pub webhook_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for AlertsConfig {
@@ -47,6 +53,8 @@ impl Default for AlertsConfig {
             silent_workstation: true,
             silent_minutes: 30,
             tampering: true,
+            webhook: None,
+            webhook_ca: None,
         }
     }
 }
@@ -216,11 +224,90 @@ pub async fn evaluate(pool: &Pool, config: &AlertsConfig) -> Result<Vec<Alert>> 
     Ok(raised)
 }
 
-/// Evaluates every 30 s.
+/// Where alerts are POSTed.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Webhook {
+    /// The webhook of `config`, if any; https trusts `webhook_ca` alone.
+    pub fn new(config: &AlertsConfig) -> Result<Option<Self>> {
+        let Some(url) = &config.webhook else {
+            return Ok(None);
+        };
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        if url.starts_with("https://") {
+            let ca = config.webhook_ca.as_ref().context("an https:// webhook needs webhook_ca")?;
+            let pem = std::fs::read(ca).with_context(|| ca.display().to_string())?;
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls_pemfile::certs(&mut &pem[..]) {
+                roots.add(cert.context("webhook_ca")?).context("webhook_ca")?;
+            }
+            let tls = rustls::ClientConfig::builder_with_provider(vigie_fleet::crypto_provider())
+                .with_safe_default_protocol_versions()
+                .context("TLS versions")?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            builder = builder.tls_backend_preconfigured(tls);
+        } else if !url.starts_with("http://") {
+            anyhow::bail!("the webhook must be an http:// or https:// URL");
+        }
+        Ok(Some(Self { client: builder.build().context("webhook client")?, url: url.clone() }))
+    }
+
+    /// POSTs `alert`; three tries, 1 s then 2 s apart.
+    pub async fn deliver(&self, alert: &Alert) -> Result<()> {
+        let body = serde_json::json!({
+            "kind": alert.kind,
+            "subject": alert.subject,
+            "agent": alert.agent.map(|a| a.to_string()),
+            "user": alert.user,
+            "detail": alert.detail,
+            "time": crate::export::now_micros() / 1_000,
+        });
+        let mut last = None;
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+            }
+            let request =
+                self.client.post(&self.url).header("content-type", "application/json").body(body.to_string());
+            match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => last = Some(anyhow::anyhow!("the webhook answered {}", response.status())),
+                Err(e) => last = Some(anyhow::Error::from(e).context("reaching the webhook")),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("webhook")))
+    }
+}
+
+/// Evaluates every 30 s; each alert raised also goes to the webhook.
 pub async fn run(pool: Pool, config: AlertsConfig) {
+    let webhook = match Webhook::new(&config) {
+        Ok(webhook) => webhook,
+        Err(e) => {
+            warn!(error = %format!("{e:#}"), "alerts webhook unusable; alerts still go to the exports");
+            None
+        }
+    };
     loop {
-        if let Err(e) = evaluate(&pool, &config).await {
-            warn!(error = %format!("{e:#}"), "alerts");
+        match evaluate(&pool, &config).await {
+            Ok(raised) => {
+                if let Some(webhook) = &webhook {
+                    for alert in &raised {
+                        if let Err(e) = webhook.deliver(alert).await {
+                            warn!(error = %format!("{e:#}"), kind = alert.kind, "alert not delivered to the webhook");
+                        }
+                    }
+                }
+            }
+            Err(e) => warn!(error = %format!("{e:#}"), "alerts"),
         }
         tokio::time::sleep(Duration::from_secs(30)).await;
     }

@@ -861,9 +861,64 @@ fn fleet_alerts_are_raised_once_each() {
         c.sql("SELECT string_agg(DISTINCT rule_id, ',' ORDER BY rule_id) FROM events WHERE category = 'alert'"),
         "alert:clipboard-blocks,alert:evasion-burst,alert:new-service,alert:silent-workstation,alert:tampering"
     );
+    // The webhook: each alert POSTed, over TLS with the receiver's CA pinned.
+    let hook = tempfile::tempdir().unwrap();
+    pki::init(&PkiDir(hook.path().to_owned()), &["127.0.0.1".to_owned()]).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let received = hook.path().join("received.jsonl");
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients/https_server.py");
+    let _receiver = KillOnDrop(
+        std::process::Command::new("python3")
+            .arg(server)
+            .arg("127.0.0.1")
+            .arg(hook.path().join("server.pem"))
+            .arg(hook.path().join("server.key"))
+            .arg(port.to_string())
+            .arg(&received)
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the webhook receiver", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let with_hook = vigie_collector::alerts::AlertsConfig {
+        webhook: Some(format!("https://127.0.0.1:{port}/hook")),
+        webhook_ca: Some(hook.path().join("ca.pem")),
+        ..config.clone()
+    };
+    let webhook = vigie_collector::alerts::Webhook::new(&with_hook).unwrap().unwrap();
+    for alert in &raised {
+        c.runtime.block_on(webhook.deliver(alert)).unwrap();
+    }
+    let posted: Vec<serde_json::Value> = std::fs::read_to_string(&received)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(posted.len(), 6);
+    assert!(posted.iter().any(|p| p["kind"] == "clipboard-blocks" && p["user"] == "alice"), "{posted:?}");
+    // Another CA: the receiver is not trusted, nothing is sent.
+    let other = tempfile::tempdir().unwrap();
+    pki::init(&PkiDir(other.path().to_owned()), &["127.0.0.1".to_owned()]).unwrap();
+    let wrong =
+        vigie_collector::alerts::AlertsConfig { webhook_ca: Some(other.path().join("ca.pem")), ..with_hook };
+    let untrusted = vigie_collector::alerts::Webhook::new(&wrong).unwrap().unwrap();
+    assert!(c.runtime.block_on(untrusted.deliver(&raised[0])).is_err());
+
     // Switched off, a kind raises nothing.
     let quiet = vigie_collector::alerts::AlertsConfig { new_service: false, ..config };
+    drop(hook);
     c.sql("DELETE FROM services_seen");
     let none = c.runtime.block_on(vigie_collector::alerts::evaluate(&c.app.pool, &quiet)).unwrap();
     assert!(none.iter().all(|a| a.kind != "new-service"), "{none:#?}");
+}
+
+/// A child process stopped (by its pid) when the test ends, failed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
