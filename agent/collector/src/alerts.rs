@@ -243,17 +243,7 @@ impl Webhook {
             .no_proxy();
         if url.starts_with("https://") {
             let ca = config.webhook_ca.as_ref().context("an https:// webhook needs webhook_ca")?;
-            let pem = std::fs::read(ca).with_context(|| ca.display().to_string())?;
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in rustls_pemfile::certs(&mut &pem[..]) {
-                roots.add(cert.context("webhook_ca")?).context("webhook_ca")?;
-            }
-            let tls = rustls::ClientConfig::builder_with_provider(vigie_fleet::crypto_provider())
-                .with_safe_default_protocol_versions()
-                .context("TLS versions")?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            builder = builder.tls_backend_preconfigured(tls);
+            builder = builder.tls_backend_preconfigured(crate::pki::client_trusting(ca)?);
         } else if !url.starts_with("http://") {
             anyhow::bail!("the webhook must be an http:// or https:// URL");
         }

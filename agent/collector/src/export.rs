@@ -92,17 +92,7 @@ impl Connection {
 
 /// The TLS client of a destination: its CA alone is trusted.
 fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector> {
-    let pem = std::fs::read(ca).with_context(|| ca.display().to_string())?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &pem[..]) {
-        roots.add(cert.context("tls_ca")?).context("tls_ca")?;
-    }
-    let config = rustls::ClientConfig::builder_with_provider(vigie_fleet::crypto_provider())
-        .with_safe_default_protocol_versions()
-        .context("TLS versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(crate::pki::client_trusting(ca)?)))
 }
 
 async fn connect(config: &ExportConfig) -> Result<Connection> {

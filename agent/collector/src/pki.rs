@@ -166,11 +166,7 @@ impl Issuer {
 pub fn server_config(dir: &PkiDir) -> Result<Arc<rustls::ServerConfig>> {
     let provider = vigie_fleet::crypto_provider();
     let read = |path: PathBuf| std::fs::read(&path).with_context(|| path.display().to_string());
-    let ca = read(dir.ca_cert())?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca[..]) {
-        roots.add(cert.context("fleet CA")?).context("fleet CA")?;
-    }
+    let roots = roots(&read(dir.ca_cert())?, "fleet CA")?;
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
             .allow_unauthenticated()
@@ -192,6 +188,29 @@ pub fn server_config(dir: &PkiDir) -> Result<Arc<rustls::ServerConfig>> {
         .context("server certificate and key")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The certificates of a PEM file, as the only roots trusted.
+pub fn roots(pem: &[u8], what: &str) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        roots.add(cert.with_context(|| what.to_owned())?).with_context(|| what.to_owned())?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!("{what}: no certificate in the file");
+    }
+    Ok(roots)
+}
+
+/// A TLS client that trusts the CA in `ca` alone (a SIEM's receiver, a
+/// webhook): never the system's roots.
+pub fn client_trusting(ca: &Path) -> Result<rustls::ClientConfig> {
+    let pem = std::fs::read(ca).with_context(|| ca.display().to_string())?;
+    Ok(rustls::ClientConfig::builder_with_provider(vigie_fleet::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS versions")?
+        .with_root_certificates(roots(&pem, &ca.display().to_string())?)
+        .with_no_client_auth())
 }
 
 /// The agent id a verified client certificate names (its common name),

@@ -202,6 +202,11 @@ async fn enroll(State(app): State<Arc<App>>, body: Bytes) -> Response {
     };
     info!(agent = %agent, group = %group, hostname = %hostname, "agent enrolled");
     app.remember(agent, AgentCerts { group: group.clone(), serial: issued.serial.clone(), previous: None });
+    certificate_answer(agent, group, issued)
+}
+
+/// What enrolment and renewal answer: the certificate for the agent id.
+fn certificate_answer(agent: Uuid, group: String, issued: IssuedCert) -> Response {
     Json(EnrollResponse {
         agent_id: agent.to_string(),
         group,
@@ -269,13 +274,7 @@ async fn renew(State(app): State<Arc<App>>, Extension(peer): Extension<Peer>, bo
     let group = certs.group.clone();
     app.remember(agent, certs);
     info!(agent = %agent, "certificate renewed");
-    Json(EnrollResponse {
-        agent_id: agent.to_string(),
-        group,
-        certificate_pem: issued.pem,
-        not_after: unix_secs(issued.not_after),
-    })
-    .into_response()
+    certificate_answer(agent, group, issued)
 }
 
 /// Inflates a gzip body, reading at most `limit` bytes of output.
