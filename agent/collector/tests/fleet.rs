@@ -506,6 +506,21 @@ fn an_enrolled_daemon_uploads_and_takes_only_signed_fresh_bundles() {
     assert!(said.iter().any(|d| d.contains("expired")), "{said:?}");
     assert!(said.iter().any(|d| d.contains("on disk was refused") && d.contains("signature")), "{said:?}");
 
+    // Deleted, so that the local policy would take over: refused too, the
+    // fleet's rules stay in force.
+    std::fs::remove_file(fleet.bundle_path()).unwrap();
+    let journal = || Store::open(&dir.path().join("events.db")).unwrap().journal(200).unwrap();
+    wait_until("the deleted bundle's refusal", Duration::from_secs(30), || {
+        journal().iter().any(|e| e.kind == "tamper:policy-refused" && e.detail.contains("was deleted"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let reloads: Vec<String> =
+        journal().into_iter().filter(|e| e.kind == "reloaded").map(|e| e.detail).collect();
+    assert!(
+        reloads.first().is_some_and(|last| last.contains("Flotte RH")),
+        "the fleet's rules stay: {reloads:?}"
+    );
+
     stop.store(true, Ordering::Relaxed);
     let _ = running.join().unwrap();
 }

@@ -16,7 +16,7 @@ use vigie_fleet::proto::Heartbeat;
 use crate::console::ConsoleState;
 use crate::decider::Decider;
 use crate::rules::Rules;
-use crate::tamper::{Check, Finding};
+use crate::tamper::Finding;
 
 /// How often to look for an enrolment made while the agent runs, and to
 /// start the uploader again after it failed.
@@ -99,14 +99,10 @@ impl AgentLink for Link {
     }
 
     fn policy_refused(&self, reason: &str) {
-        let finding = Finding {
-            check: Check::PolicyRefused,
-            subject: self.bundle.display().to_string(),
-            detail: format!(
-                "a policy bundle from the collector was refused, the rules in force stay: {reason}"
-            ),
-            uid: None,
-        };
+        let finding = Finding::policy_refused(
+            &self.bundle,
+            format!("a policy bundle from the collector was refused, the rules in force stay: {reason}"),
+        );
         self.decider.report_tamper(&self.rules.policy().version, &finding);
     }
 }

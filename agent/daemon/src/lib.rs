@@ -138,12 +138,13 @@ fn start_journaled(
     let fleet_state = Arc::new(fleet::FleetState::default());
     fleet_state.set_health("ok");
     let mut refused_bundle = None;
-    let (catalog, policy, bundle_version) = match config.rule_files().load_versioned() {
+    let files = config.rule_files();
+    let (catalog, policy, bundle_version) = match files.load_versioned() {
         Ok(loaded) => loaded,
         // The fleet's bundle on disk does not verify or load (edited by
         // hand, or damaged): the bundled baseline applies, not the local
         // files the bundle overrides, and the refusal is evidence.
-        Err(e) if config.rule_files().fleet.is_some_and(|f| f.bundle.exists()) => {
+        Err(e) if files.fleet.as_ref().is_some_and(|f| f.bundle.exists()) => {
             error!(error = %e, "the fleet policy bundle on disk is refused: the bundled baseline applies");
             refused_bundle = Some(e.to_string());
             let (catalog, policy) = RuleFiles::default().load().context("bundled rules")?;
@@ -190,13 +191,11 @@ fn start_journaled(
         .enable_all()
         .build()
         .context("starting the I/O runtime")?;
-    if let Some(reason) = refused_bundle {
-        let finding = tamper::Finding {
-            check: tamper::Check::PolicyRefused,
-            subject: vigie_fleet::client::FleetDir::new(config.state_dir()).bundle_path().display().to_string(),
-            detail: format!("the fleet policy bundle on disk was refused at start, the bundled baseline applies: {reason}"),
-            uid: None,
-        };
+    if let (Some(reason), Some(fleet)) = (refused_bundle, &files.fleet) {
+        let finding = tamper::Finding::policy_refused(
+            &fleet.bundle,
+            format!("the fleet policy bundle on disk was refused at start, the bundled baseline applies: {reason}"),
+        );
         decider.report_tamper(&active.current().version, &finding);
     }
     let mut state = ConsoleState::new(
@@ -616,21 +615,30 @@ impl Daemon {
     fn reload(&mut self) {
         let sink = self.state.decider.sink();
         let files = self.config.rule_files();
+        let in_force = self.state.fleet.bundle_version.lock().ok().and_then(|v| *v);
+        if let Some(fleet) = files.fleet.as_ref().filter(|f| in_force.is_some() && !f.bundle.exists()) {
+            // The bundle in force was deleted: the local files must not
+            // take over. The rules in force stay until the uploader fetches
+            // the bundle again.
+            let finding = tamper::Finding::policy_refused(
+                &fleet.bundle,
+                "the fleet policy bundle in force was deleted; the rules in force stay until it is fetched again"
+                    .to_owned(),
+            );
+            self.state.decider.report_tamper(&self.active.current().version, &finding);
+            return;
+        }
         let (catalog, loaded) = match files.load_versioned() {
             Ok((catalog, policy, version)) => {
                 self.state.fleet.set_bundle_version(version);
                 (Some(Arc::new(catalog)), Ok(policy))
             }
             Err(e) => {
-                if let Some(fleet) = files.fleet.filter(|f| f.bundle.exists()) {
-                    let finding = tamper::Finding {
-                        check: tamper::Check::PolicyRefused,
-                        subject: fleet.bundle.display().to_string(),
-                        detail: format!(
-                            "the fleet policy bundle on disk was refused, the rules in force stay: {e}"
-                        ),
-                        uid: None,
-                    };
+                if let Some(fleet) = files.fleet.as_ref().filter(|f| f.bundle.exists()) {
+                    let finding = tamper::Finding::policy_refused(
+                        &fleet.bundle,
+                        format!("the fleet policy bundle on disk was refused, the rules in force stay: {e}"),
+                    );
                     self.state.decider.report_tamper(&self.active.current().version, &finding);
                 }
                 (None, Err(e))

@@ -402,6 +402,11 @@ impl Integrity {
 }
 
 impl Finding {
+    /// A fleet policy bundle refused: what happened to it, and why.
+    pub fn policy_refused(bundle: &Path, detail: String) -> Self {
+        Self { check: Check::PolicyRefused, subject: bundle.display().to_string(), detail, uid: None }
+    }
+
     /// Logs the finding (a warning with its fields: the journal's
     /// `VIGIE_CHECK`, `VIGIE_SUBJECT`) and returns its store journal entry
     /// and its event, stamped `ts`.
@@ -535,7 +540,14 @@ impl Places {
             binary_stamp: binary.as_deref().and_then(file_stamp),
             binary,
             package_sums: PathBuf::from("/var/lib/dpkg/info/vigie-agent.md5sums"),
-            rule_files: files.into_iter().flatten().cloned().collect(),
+            // The pinned bundle key too: removing it would quietly put the
+            // local policy back in force on a centrally managed agent.
+            rule_files: files
+                .into_iter()
+                .flatten()
+                .cloned()
+                .chain([vigie_fleet::client::FleetDir::new(state_dir).policy_key_path()])
+                .collect(),
             units: under_unit
                 .then(|| vec![PathBuf::from("/etc/systemd/system"), PathBuf::from("/run/systemd/system")]),
             sessions: PathBuf::from("/run/systemd/sessions"),
