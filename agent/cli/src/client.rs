@@ -129,8 +129,9 @@ fn render_status(status: &Value) -> Result<String, std::fmt::Error> {
             };
             writeln!(
                 out,
-                "upload      {} waiting, {} sent, {} dropped by retention, last success {}",
+                "upload      {}{} waiting, {} sent, {} dropped by retention, last success {}",
                 field(outbox, &["backlog"]),
+                if field(outbox, &["backlog_capped"]).as_bool() == Some(true) { "+" } else { "" },
                 field(outbox, &["sent"]),
                 field(outbox, &["dropped"]),
                 when("last_success")

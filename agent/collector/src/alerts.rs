@@ -179,8 +179,12 @@ pub async fn evaluate(pool: &Pool, config: &AlertsConfig) -> Result<Vec<Alert>> 
     if config.tampering {
         let rows = client
             .query(
-                "SELECT agent_id, event_id, rule_id, name FROM events
-                 WHERE category = 'tamper' AND received_at > now() - interval '1 day'",
+                // Only those not alerted yet: a day of tamper evidence is
+                // not offered again to the deduplication every 30 s.
+                "SELECT e.agent_id, e.event_id, e.rule_id, e.name FROM events e
+                 WHERE e.category = 'tamper' AND e.received_at > now() - interval '1 day'
+                   AND NOT EXISTS (SELECT 1 FROM alerts_raised a
+                                   WHERE a.kind = 'tampering' AND a.subject = e.event_id::text)",
                 &[],
             )
             .await?;

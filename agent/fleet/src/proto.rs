@@ -83,8 +83,11 @@ pub struct Heartbeat {
 /// The agent's outbox: the local store's events not yet acknowledged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxStatus {
-    /// Events waiting to be sent.
+    /// Events waiting to be sent (counted up to a cap, see `backlog_capped`).
     pub backlog: u64,
+    /// More wait than `backlog` says.
+    #[serde(default)]
+    pub backlog_capped: bool,
     /// Events acknowledged by the collector since enrolment.
     pub sent: u64,
     /// Events deleted by local retention before they could be sent.

@@ -14,7 +14,7 @@ use crate::sensor::Micros;
 
 mod outbox;
 mod query;
-pub use outbox::OutboxState;
+pub use outbox::{OutboxState, BACKLOG_COUNT_CAP};
 pub use query::QueryError;
 use query::ANSWER_COLUMNS;
 

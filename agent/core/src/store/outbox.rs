@@ -12,8 +12,11 @@ use crate::sensor::Micros;
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutboxState {
     pub acked_seq: i64,
-    /// Events waiting to be sent.
+    /// Events waiting to be sent, counted up to [`BACKLOG_COUNT_CAP`].
     pub backlog: u64,
+    /// More than [`BACKLOG_COUNT_CAP`] wait: `backlog` is that cap.
+    #[serde(default)]
+    pub backlog_capped: bool,
     pub sent: u64,
     /// Deleted by retention before they were sent.
     pub dropped: u64,
@@ -25,6 +28,11 @@ pub struct OutboxState {
     pub last_error: Option<String>,
     pub last_error_at: Option<Micros>,
 }
+
+/// Past this, the backlog is not counted further: `status` is open to
+/// every user, and counting a million waiting rows costs about 0.1 s; this
+/// bounds it to about 15 ms.
+pub const BACKLOG_COUNT_CAP: u64 = 100_000;
 
 impl Store {
     /// Starts the outbox (at enrolment): every event still stored is to be
@@ -43,9 +51,9 @@ impl Store {
             .conn
             .query_row(
                 "SELECT acked_seq, sent, dropped, last_success, last_error, last_error_at, set_aside,
-                        (SELECT count(*) FROM events WHERE seq > outbox.acked_seq)
+                                                (SELECT count(*) FROM (SELECT 1 FROM events WHERE seq > outbox.acked_seq LIMIT ?1))
                  FROM outbox WHERE id = 1",
-                [],
+                [i64::try_from(BACKLOG_COUNT_CAP + 1).unwrap_or(i64::MAX)],
                 |row| {
                     Ok(OutboxState {
                         acked_seq: row.get(0)?,
@@ -55,7 +63,8 @@ impl Store {
                         last_error: row.get(4)?,
                         last_error_at: row.get(5)?,
                         set_aside: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
-                        backlog: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
+                                                backlog: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0).min(BACKLOG_COUNT_CAP),
+                        backlog_capped: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0) > BACKLOG_COUNT_CAP,
                     })
                 },
             )
@@ -207,6 +216,31 @@ mod tests {
         let state = store.outbox_state().unwrap().unwrap();
         assert_eq!((state.acked_seq, state.sent, state.dropped, state.backlog), (0, 0, 0, 2));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_backlog_is_counted_up_to_its_cap() {
+        let mut store = Store::open_in_memory().unwrap();
+        store.outbox_open(false).unwrap();
+        let fill = |store: &mut Store, n: u64| {
+            store
+                .conn
+                .execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                     INSERT INTO events (id, ts, source, name, service_id, service_name, category, vendor, action,
+                        rule_id, policy_version, protocol, src, dst, ech)
+                     SELECT 'e' || i || '-' || (SELECT count(*) FROM events), i, 'tls', 'x', 'x', 'x', 'chat', 'v',
+                        'block', 'r', '1', 'tcp', '', '', 0 FROM n",
+                    [i64::try_from(n).unwrap()],
+                )
+                .unwrap();
+        };
+        fill(&mut store, BACKLOG_COUNT_CAP);
+        let state = store.outbox_state().unwrap().unwrap();
+        assert_eq!((state.backlog, state.backlog_capped), (BACKLOG_COUNT_CAP, false));
+        fill(&mut store, 1);
+        let state = store.outbox_state().unwrap().unwrap();
+        assert_eq!((state.backlog, state.backlog_capped), (BACKLOG_COUNT_CAP, true));
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

@@ -267,6 +267,7 @@ impl Uploader {
         let state = store.outbox_state()?.unwrap_or_default();
         beat.outbox = OutboxStatus {
             backlog: state.backlog,
+            backlog_capped: state.backlog_capped,
             sent: state.sent,
             dropped: state.dropped,
             set_aside: state.set_aside,
