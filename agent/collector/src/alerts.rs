@@ -76,17 +76,9 @@ pub async fn evaluate(pool: &Pool, config: &AlertsConfig) -> Result<Vec<Alert>> 
     let client = pool.get().await?;
     let mut found = Vec::new();
     if config.new_service {
-        // Services counted in the hourly totals that no earlier evaluation saw.
+        // Services the ingest recorded as new and no evaluation alerted yet.
         let rows = client
-            .query(
-                "INSERT INTO services_seen (service_id, first_hour)
-                 SELECT service_id, min(hour) FROM event_rollup_hourly
-                 WHERE category NOT IN ('tamper', 'alert') AND service_id <> 'unreadable-handshake'
-                 GROUP BY service_id
-                 ON CONFLICT DO NOTHING
-                 RETURNING service_id",
-                &[],
-            )
+            .query("UPDATE services_seen SET alerted = true WHERE NOT alerted RETURNING service_id", &[])
             .await?;
         for row in rows {
             let service: String = row.get(0);

@@ -294,7 +294,15 @@ pub async fn store_batch(
                 SELECT date_trunc('hour', ts, 'UTC'), service_id, category, action, count(*), sum(repeats)
                 FROM ins GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
                 ON CONFLICT (hour, service_id, category, action) DO UPDATE
-                SET events = r.events + excluded.events, occurrences = r.occurrences + excluded.occurrences
+                                SET events = r.events + excluded.events, occurrences = r.occurrences + excluded.occurrences
+                RETURNING 1
+            ), seen AS (
+                -- A service new to the fleet, for the alerts.
+                INSERT INTO services_seen (service_id, first_hour)
+                SELECT service_id, min(date_trunc('hour', ts, 'UTC')) FROM ins
+                WHERE category NOT IN ('tamper', 'alert') AND service_id <> 'unreadable-handshake'
+                GROUP BY service_id ORDER BY service_id
+                ON CONFLICT DO NOTHING
                 RETURNING 1
             )
             SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM roll)"

@@ -921,11 +921,25 @@ fn fleet_alerts_are_raised_once_each() {
     assert!(c.runtime.block_on(untrusted.deliver(&raised[0])).is_err());
 
     // Switched off, a kind raises nothing.
-    let quiet = vigie_collector::alerts::AlertsConfig { new_service: false, ..config };
     drop(hook);
-    c.sql("DELETE FROM services_seen");
+    let mistral =
+        serde_json::to_vec(&serde_json::json!({ "events": [event(now + 30, "mistral", Action::Warn, 1)] }));
+    assert!(http
+        .post(format!("{}/v1/events", c.url))
+        .body(mistral.unwrap())
+        .send()
+        .unwrap()
+        .status()
+        .is_success());
+    let quiet = vigie_collector::alerts::AlertsConfig { new_service: false, ..config.clone() };
     let none = c.runtime.block_on(vigie_collector::alerts::evaluate(&c.app.pool, &quiet)).unwrap();
     assert!(none.iter().all(|a| a.kind != "new-service"), "{none:#?}");
+    let later = c.runtime.block_on(vigie_collector::alerts::evaluate(&c.app.pool, &config)).unwrap();
+    assert_eq!(
+        later.iter().filter(|a| a.kind == "new-service").map(|a| a.subject.as_str()).collect::<Vec<_>>(),
+        ["mistral"],
+        "switched on again, the service new meanwhile is alerted"
+    );
 }
 
 /// A child process stopped (by its pid) when the test ends, failed or not.
