@@ -6,6 +6,7 @@
 //! catalogued service a name belongs to and what the policy decides.
 
 mod client;
+mod dictionary;
 mod host;
 mod scan;
 
@@ -106,6 +107,17 @@ enum Command {
     /// generated from these options, into a folder.
     #[command(hide = true)]
     Manual { dir: PathBuf },
+    /// Turn a list of sensitive terms (client names, project code names,
+    /// staff numbers; one a line) into a policy dictionary of keyed hashes,
+    /// printed as TOML for the policy's [clipboard] section. Run it where
+    /// the list lives, not on the workstations.
+    HashTerms {
+        /// The detector's name, `org-` then lower-case letters, digits, dashes.
+        #[arg(long)]
+        name: String,
+        /// The file of terms, or `-` for standard input.
+        terms: PathBuf,
+    },
     /// Show which catalogued service a host name belongs to, and the decision.
     Lookup {
         /// Host names, e.g. chatgpt.com.
@@ -214,6 +226,7 @@ fn main() -> ExitCode {
         Command::Dns { action, config } => host::dns(action, config.as_deref()),
         Command::Cleanup { config } => host::cleanup(config.as_deref()),
         Command::Manual { dir } => manual(&dir),
+        Command::HashTerms { name, terms } => dictionary::hash_terms(&name, &terms),
         Command::Enroll { url, token_file, ca, policy_key, force, config } => {
             host::enroll(&url, &token_file, &ca, policy_key.as_deref(), force, config.as_deref())
         }

@@ -98,6 +98,7 @@ impl Default for ClipboardPolicy {
                 (Family::PersonalData, ClipboardAction::Warn),
                 (Family::Marking, ClipboardAction::Block),
                 (Family::SourceCode, ClipboardAction::Warn),
+                (Family::Organisation, ClipboardAction::Warn),
             ]
             .into_iter()
             .collect(),
@@ -151,6 +152,7 @@ pub fn family_name(family: Family) -> &'static str {
         Family::PersonalData => "personal-data",
         Family::Marking => "marking",
         Family::SourceCode => "source-code",
+        Family::Organisation => "organisation",
     }
 }
 

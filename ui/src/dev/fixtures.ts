@@ -87,6 +87,7 @@ export const POLICY: Policy = {
       disabled: [],
       min_confidence: "medium",
       source_code_min_lines: 8,
+      organisation: { pattern: [], dictionary: [] },
     },
     actions: { secret: "block", "personal-data": "warn", marking: "block", "source-code": "warn" },
     detector_actions: { nir: "block", "payment-card": "block" },

@@ -124,6 +124,7 @@ export const en: Record<MessageKey, string> = {
   "detector.marking-corporate-label": "corporate label (C0–C3)",
   "detector.marking-msip-label": "Microsoft sensitivity label",
   "detector.source-code": "block of source code",
+  "detector.org": "organisation data “{name}”",
 
   "activity.title": "My activity",
   "activity.intro": "The generative-AI services you reached from this workstation, and the decision applied. Vigie records the access, never the content exchanged.",
@@ -190,6 +191,7 @@ export const en: Record<MessageKey, string> = {
   "rules.clipboard.family.personal-data": "personal data (social security number, IBAN, payment card, SIREN, e-mail…)",
   "rules.clipboard.family.marking": "classified or restricted documents",
   "rules.clipboard.family.source-code": "source code",
+  "rules.clipboard.family.organisation": "the organisation's own data (clients, projects, staff numbers…)",
   "rules.clipboard.action.monitor": "recorded",
   "rules.clipboard.action.warn": "warning",
   "rules.clipboard.action.block": "removed from the clipboard",

@@ -124,6 +124,7 @@ export const fr = {
   "detector.marking-corporate-label": "classification interne (C0–C3)",
   "detector.marking-msip-label": "étiquette de confidentialité Microsoft",
   "detector.source-code": "bloc de code source",
+  "detector.org": "donnée de l'organisation « {name} »",
 
   "activity.title": "Mon activité",
   "activity.intro": "Les services d'IA générative que vous avez atteints depuis ce poste, et la décision appliquée. Vigie enregistre l'accès, jamais le contenu échangé.",
@@ -190,6 +191,7 @@ export const fr = {
   "rules.clipboard.family.personal-data": "données personnelles (NIR, IBAN, carte bancaire, SIREN, e-mail…)",
   "rules.clipboard.family.marking": "documents classifiés ou à diffusion restreinte",
   "rules.clipboard.family.source-code": "code source",
+  "rules.clipboard.family.organisation": "données propres à l'organisation (clients, projets, matricules…)",
   "rules.clipboard.action.monitor": "enregistré",
   "rules.clipboard.action.warn": "avertissement",
   "rules.clipboard.action.block": "retiré du presse-papiers",

@@ -22,6 +22,8 @@ describe("clipboard events", () => {
     expect(eventMeaning(base, fr)).toBe("Contenu sensible retiré du presse-papiers");
     const en = makeI18n("en");
     expect(eventName({ ...base, name: "iban:1 future-detector:4" }, en)).toBe("Clipboard: IBAN ×1, future-detector ×4");
+    expect(eventName({ ...base, name: "org-clients:1" }, fr)).toBe("Presse-papiers : donnée de l'organisation « clients » ×1");
+    expect(eventName({ ...base, name: "org-staff-ids:2" }, en)).toBe("Clipboard: organisation data “staff-ids” ×2");
     expect(eventMeaning({ ...base, action: "warn" }, en)).toBe("Warned: sensitive content in the clipboard");
     const dns = { ...base, source: "dns", name: "chatgpt.com" };
     expect(eventName(dns, fr)).toBe("chatgpt.com");

@@ -19,15 +19,21 @@ export function parseFindings(name: string): Found[] {
     .filter((f) => f.detector !== "" && Number.isInteger(f.count) && f.count > 0);
 }
 
+/** A detector in people's words; the organisation's own (`org-…`) by
+ * their name in the policy. */
+export function detectorLabel(detector: string, { t }: Pick<I18n, "t">): string {
+  const key = `detector.${detector}` as MessageKey;
+  const label = t(key);
+  if (label !== key) return label;
+  if (detector.startsWith("org-")) return t("detector.org", { name: detector.slice("org-".length) });
+  return detector;
+}
+
 /** The event's name column: a host name, or what a copy contained. */
 export function eventName(e: Event, { t }: Pick<I18n, "t">): string {
   if (e.source !== "clipboard") return e.name;
   const found = parseFindings(e.name)
-    .map((f) => {
-      const key = `detector.${f.detector}` as MessageKey;
-      const label = t(key);
-      return t("prompt.clipboard.count", { label: label === key ? f.detector : label, n: f.count });
-    })
+    .map((f) => t("prompt.clipboard.count", { label: detectorLabel(f.detector, { t }), n: f.count }))
     .join(", ");
   return t("activity.clipboard", { found });
 }

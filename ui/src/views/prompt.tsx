@@ -3,12 +3,13 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 
 import { ServiceAvatar } from "../components/ServiceAvatar";
-import { useI18n, type Locale, type MessageKey } from "../i18n";
+import { useI18n, type Locale } from "../i18n";
 import { answerPrompt, dismissPrompt, onPrompts, openAlternative, pendingPrompts } from "../ipc/commands";
 import type { AnswerParams } from "../ipc/gen/AnswerParams";
 import type { Prompt } from "../ipc/gen/Prompt";
 import { subscription } from "../ipc/subscribe";
 import { hideWindow } from "../ipc/window";
+import { detectorLabel } from "../lib/clipboard";
 import { errorText } from "../lib/errors";
 import { formatTime } from "../lib/format";
 
@@ -339,7 +340,7 @@ function PromptCard({ prompt, onDone }: { prompt: Prompt; onDone: (id: number, c
             <ul>
               {clipboard.detectors.map((d) => (
                 <li key={d.detector} data-detector={d.detector}>
-                  {t("prompt.clipboard.count", { label: t(`detector.${d.detector}` as MessageKey), n: d.count })}
+                  {t("prompt.clipboard.count", { label: detectorLabel(d.detector, { t }), n: d.count })}
                 </li>
               ))}
             </ul>

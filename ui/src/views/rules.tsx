@@ -90,7 +90,7 @@ export function RulesView() {
   );
 }
 
-const FAMILIES: Family[] = ["secret", "personal-data", "marking", "source-code"];
+const FAMILIES: Family[] = ["secret", "personal-data", "marking", "source-code", "organisation"];
 
 /** What the clipboard guard watches and does: employees are told. */
 function ClipboardPanel({ clipboard }: { clipboard: ClipboardPolicy }) {

@@ -186,5 +186,5 @@ fn policies_set_the_guard_and_bad_sections_are_refused() {
     let err = with("marking = \"block\"", "marking = \"coach\"");
     assert!(err.contains("unknown variant `coach`"), "{err}");
     let err = with("disabled = []", "disabled = [\"nir-typo\"]");
-    assert!(err.contains("unknown variant `nir-typo`"), "{err}");
+    assert!(err.contains("unknown detector `nir-typo`"), "{err}");
 }

@@ -52,6 +52,22 @@ pub(super) fn nir(compact: &str) -> bool {
     key.len() == 2 && 97 - rem == mod_decimal(key.into_iter(), 1000)
 }
 
+/// ISO 7064 MOD 97-10 over decimal digits: the whole number mod 97 is 1
+/// (the check an IBAN takes once its letters are digits).
+pub(super) fn mod97(digits: &str) -> bool {
+    digit_values(digits).is_some_and(|d| d.len() >= 3 && mod_decimal(d.into_iter(), 97) == 1)
+}
+
+/// A two-digit key equal to 97 − (the number before it mod 97), as the NIR
+/// and the French VAT number use.
+pub(super) fn key97(digits: &str) -> bool {
+    let Some((body, key)) = digits.split_at_checked(digits.len().saturating_sub(2)) else { return false };
+    let (Some(body), Some(key)) = (digit_values(body), digit_values(key)) else { return false };
+    !body.is_empty()
+        && key.len() == 2
+        && 97 - mod_decimal(body.into_iter(), 97) == mod_decimal(key.into_iter(), 1000)
+}
+
 /// SIREN: 9 digits, Luhn.
 pub(super) fn siren(compact: &str) -> bool {
     compact.len() == 9 && compact.bytes().all(|b| b.is_ascii_digit()) && luhn(compact)

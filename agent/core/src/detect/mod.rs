@@ -15,6 +15,7 @@
 
 mod checksum;
 mod marking;
+mod org;
 mod personal;
 mod secrets;
 mod source;
@@ -22,8 +23,14 @@ mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+pub use org::{
+    hash_term, normalise_term, Checksum, DictionaryDefinition, OrgDetectorName, OrgDetectors,
+    OrgDetectorsWritten, PatternDefinition, DICTIONARY_KEY_BYTES, MAX_WORDS, ORG_PREFIX,
+};
 
 /// Inputs longer than this are scanned on their first `MAX_SCAN_BYTES`
 /// bytes (cut back to a char boundary); what lies beyond is not looked at.
@@ -38,10 +45,13 @@ pub enum Family {
     PersonalData,
     Marking,
     SourceCode,
+    /// The organisation's own detectors, from its policy.
+    Organisation,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [Family::Secret, Family::PersonalData, Family::Marking, Family::SourceCode];
+    pub const ALL: [Family; 5] =
+        [Family::Secret, Family::PersonalData, Family::Marking, Family::SourceCode, Family::Organisation];
 }
 
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
@@ -57,29 +67,34 @@ pub enum Confidence {
 
 macro_rules! detectors {
     ($($variant:ident => $name:literal, $family:ident;)*) => {
-        /// One detector. The serialized name is [`DetectorId::as_str`] and is
-        /// stable: policies and stored events refer to it.
-        #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "kebab-case")]
+        /// One detector: a built-in one or one of the organisation's
+        /// (`org-…`, defined in its policy). The serialized name is
+        /// [`DetectorId::as_str`] and is stable: policies and stored events
+        /// refer to it.
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export, rename_all = "kebab-case"))]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum DetectorId {
             $($variant,)*
+            #[cfg_attr(feature = "ts", ts(untagged))]
+            Org(OrgDetectorName),
         }
 
         impl DetectorId {
-            /// Every detector, in priority order (the first wins when two
-            /// report the same span).
+            /// Every built-in detector, in priority order (the first wins
+            /// when two report the same span); the organisation's come last.
             pub const ALL: &'static [DetectorId] = &[$(DetectorId::$variant,)*];
 
-            pub const fn as_str(self) -> &'static str {
+            pub fn as_str(&self) -> &str {
                 match self {
                     $(DetectorId::$variant => $name,)*
+                    DetectorId::Org(name) => name.as_str(),
                 }
             }
 
             pub const fn family(self) -> Family {
                 match self {
                     $(DetectorId::$variant => Family::$family,)*
+                    DetectorId::Org(_) => Family::Organisation,
                 }
             }
         }
@@ -128,6 +143,45 @@ impl DetectorId {
     }
 }
 
+impl FromStr for DetectorId {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        if let Some(builtin) = DetectorId::ALL.iter().find(|d| d.as_str() == name) {
+            return Ok(*builtin);
+        }
+        if name.starts_with(ORG_PREFIX) {
+            return name.parse().map(DetectorId::Org);
+        }
+        Err(format!(
+            "unknown detector `{}`: a built-in name such as `nir` or `aws-access-key`, or `{ORG_PREFIX}…` for one the policy defines",
+            name.escape_debug()
+        ))
+    }
+}
+
+impl Serialize for DetectorId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DetectorId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = DetectorId;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a detector name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<DetectorId, E> {
+                name.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
 impl std::fmt::Display for DetectorId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -157,6 +211,8 @@ pub struct DetectorSettings {
     /// Fewest code-like lines for a block to count as source code.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub source_code_min_lines: usize,
+    /// The organisation's own patterns and dictionaries.
+    pub organisation: OrgDetectors,
 }
 
 impl Default for DetectorSettings {
@@ -166,6 +222,7 @@ impl Default for DetectorSettings {
             disabled: BTreeSet::new(),
             min_confidence: Confidence::Medium,
             source_code_min_lines: 8,
+            organisation: OrgDetectors::default(),
         }
     }
 }
@@ -196,6 +253,9 @@ pub fn scan(text: &str, settings: &DetectorSettings) -> Vec<Finding> {
     }
     if runs(Family::SourceCode) {
         source::scan(text, settings.source_code_min_lines, &mut out);
+    }
+    if runs(Family::Organisation) {
+        org::scan(text, &settings.organisation, &mut out);
     }
     out.retain(|f| settings.is_enabled(f.detector) && f.confidence >= settings.min_confidence);
     drop_contained(&mut out);

@@ -187,3 +187,92 @@ fn lessons_from_the_independent_corpus() {
         assert_eq!(found(text), *expected, "{text}");
     }
 }
+
+fn org_settings(toml_text: &str) -> DetectorSettings {
+    let organisation: OrgDetectors = toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}"));
+    DetectorSettings { organisation, ..DetectorSettings::default() }
+}
+
+fn org_found(text: &str, settings: &DetectorSettings) -> Vec<(String, Confidence)> {
+    let low = DetectorSettings { min_confidence: Confidence::Low, ..settings.clone() };
+    scan(text, &low)
+        .into_iter()
+        .filter(|f| f.detector.family() == Family::Organisation)
+        .map(|f| (f.detector.as_str().to_owned(), f.confidence))
+        .collect()
+}
+
+#[test]
+fn organisation_patterns_weigh_keywords_and_check_digits() {
+    // Staff numbers "E-" + 6 digits, the last a Luhn check digit.
+    let s = org_settings(
+        r#"[[pattern]]
+name = "org-staff"
+pattern = '\bE-?[0-9]{6}\b'
+keywords = ["matricule", "n° agent"]
+keyword_window = 40
+checksum = "luhn"
+"#,
+    );
+    let high = vec![("org-staff".to_owned(), Confidence::High)];
+    assert_eq!(org_found("Matricule : E-104232, service achats", &s), high);
+    assert_eq!(org_found("le N° agent E104232 est muté", &s), high);
+    // No keyword: reported low, so not by default.
+    assert_eq!(org_found("ref E-104232", &s), vec![("org-staff".to_owned(), Confidence::Low)]);
+    assert!(found("ref E-104232").is_empty());
+    // Check digit wrong; a keyword inside another word does not count.
+    assert!(org_found("Matricule : E-104233", &s).is_empty());
+    assert_eq!(org_found("matricules E-104232", &s), vec![("org-staff".to_owned(), Confidence::Low)]);
+    // Without keywords, a match is medium: reported by default.
+    let s = org_settings("[[pattern]]\nname = \"org-projects\"\npattern = 'PRJ-[A-Z]{3}-[0-9]{4}'\n");
+    let found: Vec<DetectorId> = scan("voir PRJ-HEL-2031", &s).into_iter().map(|f| f.detector).collect();
+    assert_eq!(found, vec!["org-projects".parse::<DetectorId>().unwrap()]);
+}
+
+#[test]
+fn organisation_detectors_cross_the_console_socket_as_written() {
+    let key = [9u8; DICTIONARY_KEY_BYTES];
+    let (words, digest) = hash_term(&key, "Projet Hélios").unwrap();
+    assert_eq!(words, 2);
+    let s = org_settings(&format!(
+        "[[pattern]]\nname = \"org-a\"\npattern = 'A[0-9]+'\n[[dictionary]]\nname = \"org-b\"\nkey = \"{}\"\nmax_words = 2\nterms = [\"{digest}\"]\n",
+        "09".repeat(32)
+    ));
+    let json = serde_json::to_string(&s).unwrap();
+    assert!(!json.contains("lios"), "{json}");
+    let back: DetectorSettings = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(org_found("le PROJET hélios !", &back), vec![("org-b".to_owned(), Confidence::High)]);
+    // Counts keyed by an organisation detector, as the console reports them.
+    let counts: BTreeMap<DetectorId, u32> = serde_json::from_str(r#"{"org-b": 2, "nir": 1}"#).unwrap();
+    assert_eq!(counts.get(&"org-b".parse().unwrap()), Some(&2));
+    // What a console cannot send: a name outside the syntax, a pattern that
+    // does not compile (refused as the policy would refuse it).
+    for bad in [r#"{"org-": 1}"#, r#"{"ORG-B": 1}"#, r#"{"org-b\u0000": 1}"#] {
+        assert!(serde_json::from_str::<BTreeMap<DetectorId, u32>>(bad).is_err(), "{bad}");
+    }
+    let bad = json.replace("A[0-9]+", "A[0-9+");
+    assert!(serde_json::from_str::<DetectorSettings>(&bad).is_err());
+    let long = format!("\"org-{}\"", "a".repeat(40));
+    assert!(serde_json::from_str::<DetectorId>(&long).is_err());
+}
+
+#[test]
+fn dictionary_terms_match_word_for_word() {
+    let key = [3u8; DICTIONARY_KEY_BYTES];
+    let terms: Vec<String> =
+        ["ACME", "Projet Hélios", "Dupont & Fils SA"].iter().map(|t| hash_term(&key, t).unwrap().1).collect();
+    let s = org_settings(&format!(
+        "[[dictionary]]\nname = \"org-clients\"\nkey = \"{}\"\nmax_words = 4\nterms = {terms:?}\n",
+        "03".repeat(32)
+    ));
+    let count = |text: &str| org_found(text, &s).len();
+    assert_eq!(count("Devis pour acme, puis DUPONT & FILS sa; projet\nhélios."), 3);
+    assert_eq!(count("acmes, acme-corp? projet helios, dupont fils"), 1, "only `acme` in acme-corp");
+    assert_eq!(normalise_term("  Dupont & Fils   SA. "), "dupont fils sa");
+    assert_eq!(hash_term(&key, " -- "), None);
+    // Spans are the original text's, on char boundaries, whatever the case mapping.
+    let text = "ÉÉ projet HÉLIOS ÉÉ";
+    let spans: Vec<_> = scan(text, &s).into_iter().map(|f| f.span).collect();
+    assert_eq!(spans.iter().map(|r| &text[r.clone()]).collect::<Vec<_>>(), vec!["projet HÉLIOS"]);
+}

@@ -10,7 +10,10 @@ use toml::Spanned;
 use super::Report;
 use crate::catalog::Catalog;
 use crate::clipboard::{ClipboardAction, ClipboardMessages, ClipboardPolicy};
-use crate::detect::{DetectorId, DetectorSettings, Family};
+use crate::detect::{
+    DetectorId, DetectorSettings, DictionaryDefinition, Family, OrgDetectors, OrgDetectorsWritten,
+    PatternDefinition,
+};
 
 /// The longest recent-flow windows, in seconds.
 const MAX_RECENT_FLOW_SECONDS: u32 = 3600;
@@ -37,6 +40,8 @@ struct DetectorsFile {
     disabled: Option<Vec<Spanned<String>>>,
     min_confidence: Option<Spanned<String>>,
     source_code_min_lines: Option<usize>,
+    pattern: Vec<Spanned<PatternDefinition>>,
+    dictionary: Vec<Spanned<DictionaryDefinition>>,
 }
 
 impl ClipboardFile {
@@ -59,7 +64,12 @@ impl ClipboardFile {
             None => Some(actions),
         };
         let overrides = match self.detector_actions {
-            Some(written) => names_to_actions::<DetectorId>(&written, report),
+            Some(written) => {
+                if let Some(detectors) = &detectors {
+                    undefined_org_detectors(written.keys(), detectors, report);
+                }
+                names_to_actions::<DetectorId>(&written, report)
+            }
             None => Some(detector_actions),
         };
         let services_except = match self.services_except {
@@ -109,25 +119,100 @@ impl ClipboardFile {
 
 impl DetectorsFile {
     fn check(self, defaults: DetectorSettings, report: &mut Report<'_>) -> Option<DetectorSettings> {
-        let DetectorSettings { families, disabled, min_confidence, source_code_min_lines } = defaults;
+        let DetectorSettings { families, disabled, min_confidence, source_code_min_lines, organisation: _ } =
+            defaults;
+        let organisation = org_detectors(self.pattern, self.dictionary, report);
         let families = match &self.families {
             Some(written) => all_named(written, report),
             None => Some(families),
         };
         let disabled = match &self.disabled {
-            Some(written) => all_named(written, report),
+            Some(written) => {
+                if let Some(organisation) = &organisation {
+                    let defines = DetectorSettings {
+                        organisation: organisation.clone(),
+                        ..DetectorSettings::default()
+                    };
+                    undefined_org_detectors(written.iter(), &defines, report);
+                }
+                all_named(written, report)
+            }
             None => Some(disabled),
         };
         let min_confidence = match &self.min_confidence {
             Some(written) => report.named(written),
             None => Some(min_confidence),
         };
+        if let (Some(families), Some(organisation)) = (&families, &organisation) {
+            if !organisation.is_empty() && !families.contains(&Family::Organisation) {
+                let at = self.families.as_ref().and_then(|f| f.first()).map_or(0, |f| f.span().start);
+                report.error(at, "organisation detectors are defined but `organisation` is not in `families`: they would never run".to_owned());
+            }
+        }
         Some(DetectorSettings {
             families: families?,
             disabled: disabled?,
             min_confidence: min_confidence?,
             source_code_min_lines: self.source_code_min_lines.unwrap_or(source_code_min_lines),
+            organisation: organisation?,
         })
+    }
+}
+
+/// `[[clipboard.detectors.pattern]]` and `[[clipboard.detectors.dictionary]]`,
+/// each problem reported at the definition it belongs to.
+fn org_detectors(
+    patterns: Vec<Spanned<PatternDefinition>>,
+    dictionaries: Vec<Spanned<DictionaryDefinition>>,
+    report: &mut Report<'_>,
+) -> Option<OrgDetectors> {
+    let before = report.errors.len();
+    let mut seen = std::collections::BTreeSet::new();
+    let names = patterns.iter().map(|p| (p.span().start, p.get_ref().name));
+    for (at, name) in names.chain(dictionaries.iter().map(|d| (d.span().start, d.get_ref().name))) {
+        if !seen.insert(name) {
+            report.error(at, format!("detector `{}` is defined twice", name.as_str()));
+        }
+    }
+    for pattern in &patterns {
+        let alone = OrgDetectorsWritten { pattern: vec![pattern.get_ref().clone()], dictionary: Vec::new() };
+        for problem in alone.problems() {
+            report.error(pattern.span().start, problem);
+        }
+    }
+    for dictionary in &dictionaries {
+        let alone =
+            OrgDetectorsWritten { pattern: Vec::new(), dictionary: vec![dictionary.get_ref().clone()] };
+        for problem in alone.problems() {
+            report.error(dictionary.span().start, problem);
+        }
+    }
+    let written = OrgDetectorsWritten {
+        pattern: patterns.into_iter().map(Spanned::into_inner).collect(),
+        dictionary: dictionaries.into_iter().map(Spanned::into_inner).collect(),
+    };
+    if report.errors.len() > before {
+        return None;
+    }
+    // The counts and anything else not tied to one definition.
+    OrgDetectors::try_from(written).map_err(|problem| report.error(0, problem)).ok()
+}
+
+/// Reports each `org-…` name that the policy does not define.
+fn undefined_org_detectors<'w>(
+    written: impl Iterator<Item = &'w Spanned<String>>,
+    settings: &DetectorSettings,
+    report: &mut Report<'_>,
+) {
+    for name in written {
+        if let Ok(DetectorId::Org(org)) = name.get_ref().parse::<DetectorId>() {
+            if !settings.organisation.defines(org) {
+                report.error(
+                    name.span().start,
+                    format!("detector `{}` is not defined in [[clipboard.detectors.pattern]] or [[clipboard.detectors.dictionary]]", org.as_str()),
+                );
+            }
+        }
     }
 }
 

@@ -254,7 +254,7 @@ markings = \"block\"
         "p.toml:16:15: unknown variant `chatbot`",
         "p.toml:20:31: unknown service `no-such-service`: not in the catalog",
         "p.toml:21:23: clipboard.recent_flow_seconds is at most 3600 seconds",
-        "p.toml:25:13: unknown variant `nir-typo`",
+        "p.toml:25:13: unknown detector `nir-typo`",
         "p.toml:26:18: unknown variant `certain`, expected one of `low`, `medium`, `high`",
         "p.toml:29:11: unknown variant `coach`, expected one of `monitor`, `warn`, `block`",
         "p.toml:30:1: unknown variant `markings`",
@@ -287,4 +287,78 @@ fn the_clipboard_section_reads_as_serde_reads_it() {
         };
         assert_eq!(policy(&text).unwrap().clipboard, expected, "{text}");
     }
+}
+
+#[test]
+fn organisation_detectors_are_checked_where_they_are_written() {
+    let key = "00".repeat(32);
+    let text = format!(
+        "{HEADER}
+[clipboard.detectors]
+families = [\"secret\"]
+disabled = [\"org-nowhere\"]
+
+[[clipboard.detectors.pattern]]
+name = \"org-staff\"
+pattern = \"E-[0-9]{{6}}(\"
+
+[[clipboard.detectors.pattern]]
+name = \"org-empty\"
+pattern = \"[0-9]*\"
+keyword_window = 9000
+
+[[clipboard.detectors.dictionary]]
+name = \"org-staff\"
+key = \"{key}\"
+max_words = 9
+terms = [\"abcd\"]
+
+[clipboard.detector_actions]
+org-undefined = \"block\"
+"
+    );
+    let err = policy(&text).unwrap_err().to_string();
+    for expected in [
+        "p.toml:17:1: detector `org-staff`: the pattern does not compile: regex parse error:",
+        "p.toml:21:1: detector `org-empty`: the pattern matches empty text",
+        "p.toml:26:1: detector `org-staff` is defined twice",
+        "p.toml:26:1: detector `org-staff`: max_words is between 1 and 6",
+    ] {
+        assert!(err.lines().any(|l| l.starts_with(expected)), "missing {expected:?} in\n{err}");
+    }
+    // Well-formed definitions, but their family left out of `families`,
+    // names used that none defines, a hash of the wrong size.
+    let text = format!(
+        "{HEADER}
+[clipboard.detectors]
+families = [\"secret\"]
+disabled = [\"org-nowhere\"]
+[[clipboard.detectors.pattern]]
+name = \"org-staff\"
+pattern = \"E-[0-9]{{6}}\"
+keywords = [\"matricule\"]
+checksum = \"luhn\"
+[clipboard.detector_actions]
+org-undefined = \"block\"
+org-staff = \"block\"
+"
+    );
+    let err = policy(&text).unwrap_err().to_string();
+    for expected in [
+        "p.toml:14:13: organisation detectors are defined but `organisation` is not in `families`",
+        "p.toml:15:13: detector `org-nowhere` is not defined",
+        "p.toml:22:1: detector `org-undefined` is not defined",
+    ] {
+        assert!(err.lines().any(|l| l.contains(expected)), "missing {expected:?} in\n{err}");
+    }
+    assert_eq!(err.lines().count(), 3, "{err}");
+    let text = format!(
+        "{HEADER}\n[[clipboard.detectors.dictionary]]\nname = \"org-x\"\nkey = \"{key}\"\nmax_words = 1\nterms = [\"00ff\"]\n"
+    );
+    let err = policy(&text).unwrap_err().to_string();
+    assert!(err.contains("term 1 is not a 16-byte hash in hex"), "{err}");
+    // A bad name stops at TOML's reading, with its place.
+    let text = format!("{HEADER}\n[[clipboard.detectors.pattern]]\nname = \"Staff\"\npattern = \"x\"\n");
+    let err = policy(&text).unwrap_err().to_string();
+    assert!(err.contains("not an organisation detector name"), "{err}");
 }

@@ -2,6 +2,7 @@
 import type { Confidence } from "./Confidence";
 import type { DetectorId } from "./DetectorId";
 import type { Family } from "./Family";
+import type { OrgDetectors } from "./OrgDetectors";
 
 /**
  * Which detectors run and what they report.
@@ -19,4 +20,8 @@ min_confidence: Confidence,
 /**
  * Fewest code-like lines for a block to count as source code.
  */
-source_code_min_lines: number, };
+source_code_min_lines: number, 
+/**
+ * The organisation's own patterns and dictionaries.
+ */
+organisation: OrgDetectors, };

@@ -3,4 +3,4 @@
 /**
  * What a detector protects.
  */
-export type Family = "secret" | "personal-data" | "marking" | "source-code";
+export type Family = "secret" | "personal-data" | "marking" | "source-code" | "organisation";
