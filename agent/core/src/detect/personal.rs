@@ -131,8 +131,18 @@ impl Window<'_> {
         self.cuts.iter().all(|c| allowed.contains(c))
     }
 
+    /// One of `keywords` close by, or heading the window's table column.
     fn keyword(&self, keywords: &[&str]) -> bool {
         keyword_near(self.text, &self.span, 48, 24, keywords)
+            || text::column_header(self.text, self.span.start, HEADER_REACH)
+                .is_some_and(|header| text::has_keyword(&header.to_lowercase(), keywords))
+    }
+
+    /// A company identifier's own words, which may stand further off:
+    /// "immatriculée au registre du commerce et des sociétés de Paris sous
+    /// le numéro 985 731 017".
+    fn company_keyword(&self) -> bool {
+        self.keyword(COMPANY_WORDS) || keyword_near(self.text, &self.span, 120, 0, COMPANY_IDENTIFIER_WORDS)
     }
 }
 
@@ -242,11 +252,32 @@ const NIR_WORDS: &[&str] = &[
     "matricule",
     "assuré*",
 ];
+/// How far up a table's header is looked for.
+const HEADER_REACH: usize = 2048;
+
+/// Words that name a company identifier itself: the Kbis and the RNE call
+/// the SIREN "numéro d'identification", followed by "R.C.S. <greffe>".
+const COMPANY_IDENTIFIER_WORDS: &[&str] = &[
+    "siren",
+    "siret",
+    "rcs",
+    "r.c.s",
+    "registre du commerce",
+    "registre national des entreprises",
+    "numéro d'identification",
+    "numéro d’identification",
+    "numero d'identification",
+    "immatricul*",
+];
+
 /// Identifiers of companies, and legal forms that sit next to them.
 const COMPANY_WORDS: &[&str] = &[
     "siren",
     "siret",
     "rcs",
+    "r.c.s",
+    "numéro d'identification",
+    "numéro d’identification",
     "registre du commerce",
     "immatricul*",
     "company number",
@@ -391,10 +422,12 @@ fn card(w: &Window<'_>) -> Option<Confidence> {
 }
 
 fn siret(w: &Window<'_>) -> Option<Confidence> {
-    if !w.cuts_within(&[3, 6, 9]) || !checksum::siret(w.compact) {
+    // 3-3-3-5 as INSEE prints it, or 3-3-3-3-2 as tables often do.
+    let spreadsheet = w.cuts == [3, 6, 9, 12];
+    if !(w.cuts_within(&[3, 6, 9]) || spreadsheet) || !checksum::siret(w.compact) {
         return None;
     }
-    Some(if w.keyword(COMPANY_WORDS) {
+    Some(if w.company_keyword() {
         Confidence::High
     } else if w.cuts == [3, 6, 9] || w.cuts == [9] {
         // SIREN + NIC as printed on invoices.
@@ -417,7 +450,7 @@ fn siren(w: &Window<'_>) -> Option<Confidence> {
     if siret_tail || vat_head {
         return None;
     }
-    Some(if w.keyword(COMPANY_WORDS) { Confidence::High } else { Confidence::Low })
+    Some(if w.company_keyword() { Confidence::High } else { Confidence::Low })
 }
 
 fn nif(w: &Window<'_>) -> Option<Confidence> {

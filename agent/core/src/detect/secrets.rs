@@ -92,8 +92,9 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
     // `AccountKey=…` splits into a name and a value.
     token: text::regex(r"[A-Za-z0-9+/_\-]{16,}={0,2}"),
     // Public keys, certificates and signatures are base64 but not secret.
+    // RFC 4716's `---- BEGIN SSH2 PUBLIC KEY ----` (PuTTYgen) too.
     public_block: text::regex(
-        r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE|SIGNATURE)-----",
+        r"-----BEGIN (?:[A-Z0-9]+ )*(?:PUBLIC KEY(?: BLOCK)?|CERTIFICATE|SIGNATURE)-----|---- BEGIN SSH2 PUBLIC KEY ----",
     ),
     // `NAME = "value"`, `name: value`, `"name": "value"`, `-H "Name: value"`:
     // a value of any printable chars (passwords have `^~!*%`).
@@ -136,6 +137,9 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
             if wants_bounds && (glued_before || glued_after) {
                 continue;
             }
+            if wants_bounds && is_filler(matched(text, &span)) {
+                continue;
+            }
             let Some(confidence) = check(text, &span) else { continue };
             if *id == DetectorId::PrivateKey {
                 span = private_key_block(text, span, &mut next_end);
@@ -150,8 +154,9 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
         taken.extend(re.find_iter(text).map(|m| {
             let limit = text::floor_boundary(text, m.end().saturating_add(16 * 1024));
             let body = text.get(m.end()..limit).unwrap_or_default();
-            let end = body.find("-----END").map_or(limit, |at| {
-                let after = m.end() + at + "-----END".len();
+            let end_marker = if m.as_str().starts_with("---- ") { "---- END" } else { "-----END" };
+            let end = body.find(end_marker).map_or(limit, |at| {
+                let after = m.end() + at + end_marker.len();
                 text.get(after..limit)
                     .and_then(|rest| rest.find("-----"))
                     .map_or(limit, |close| after + close + 5)
@@ -246,6 +251,40 @@ pub(super) fn base64url_decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// A key's random part made of one repeated char, or of a handful
+/// (`AKIAXXXXXXXXXXXXXXXX`, `AIzaXXXX…`): a placeholder in documentation.
+fn is_filler(key: &str) -> bool {
+    let body = key.get(4..).unwrap_or_default().as_bytes();
+    let longest_run = body.chunk_by(|a, b| a == b).map(<[u8]>::len).max().unwrap_or(0);
+    let mut distinct: Vec<u8> = body.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    longest_run >= 8 || (body.len() >= 12 && distinct.len() < 6)
+}
+
+/// The key types of OpenSSH public keys (RFC 4253 §6.6, RFC 5656, RFC 8709,
+/// OpenSSH's PROTOCOL.u2f), as written before the key and inside its blob.
+const SSH_KEY_TYPES: &[&str] =
+    &["ssh-rsa", "ssh-dss", "ssh-ed25519", "ssh-ed448", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"];
+
+/// An OpenSSH public key blob (`AAAAC3NzaC1lZDI1NTE5…`): base64 of a
+/// length-prefixed key type. Public, not a secret.
+fn is_ssh_public_key(token: &str) -> bool {
+    // The length and type fit in the first 32 base64 chars.
+    let Some(head) = token.get(..32.min(token.len() - token.len() % 4)) else { return false };
+    let Some(bytes) = base64url_decode(head) else { return false };
+    let Some((len, rest)) = bytes.split_first_chunk::<4>() else { return false };
+    let len = u32::from_be_bytes(*len) as usize;
+    let name = rest.get(..len.min(rest.len())).unwrap_or_default();
+    (7..=40).contains(&len) && SSH_KEY_TYPES.iter().any(|t| name.starts_with(t.as_bytes()))
+}
+
+/// `SHA256:7Xw+3pq…` as ssh prints a host key's fingerprint.
+fn after_fingerprint_label(text: &str, span: &Range<usize>) -> bool {
+    let (before, _) = text::around(text, span, 8, 0);
+    ["SHA256:", "SHA1:", "SHA512:", "MD5:"].iter().any(|label| before.ends_with(label))
 }
 
 /// Documentation placeholders are not secrets.
@@ -363,6 +402,10 @@ fn generic(text: &str, taken: &[Range<usize>], out: &mut Vec<Finding>) {
         if token.contains("EXAMPLE") || looks_like_path(text, &span) {
             continue;
         }
+        let key_type = SSH_KEY_TYPES.iter().any(|t| token.starts_with(t));
+        if key_type || is_ssh_public_key(token) || after_fingerprint_label(text, &span) {
+            continue;
+        }
         // A 40-char base64 string near "aws" is an AWS secret access key.
         if token.len() == 40
             && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
@@ -431,6 +474,10 @@ fn assigned_values(text: &str, taken: &[Range<usize>], out: &mut Vec<Finding>) {
 
 fn password_like(value: &str) -> bool {
     if is_placeholder(value) || value.contains("EXAMPLE") || value.contains("://") {
+        return false;
+    }
+    // `ssh_key: ssh-ed25519 AAAA…`: the type of a public key.
+    if SSH_KEY_TYPES.iter().any(|t| value.starts_with(t)) {
         return false;
     }
     let lower = value.to_ascii_lowercase();
@@ -601,6 +648,17 @@ mod tests {
         assert!(assigned_to_secret(t, t.find("q8").unwrap()));
         let t = "commit = q8Vd2LzX0pR7sNwK4mYbT1cH";
         assert!(!assigned_to_secret(t, t.find("q8").unwrap()));
+    }
+
+    #[test]
+    fn public_keys_and_fillers_are_not_secrets() {
+        assert!(is_ssh_public_key("AAAAC3NzaC1lZDI1NTE5AAAAIEJLZWrPkugijYF3I0BdtmP7XNbN9uUaqTCX+qtplgNV"));
+        assert!(is_ssh_public_key("AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBNiO1boJWDR4L"));
+        assert!(is_ssh_public_key("AAAAB3NzaC1yc2EAAAADAQABAAACAQDN20G3Z74HjTS3"));
+        assert!(!is_ssh_public_key("q8Vd2LzX0pR7sNwK4mYbT1cHq8Vd2LzX0pR7sNwK4mYbT1cH"));
+        assert!(!is_ssh_public_key("AAAA"));
+        assert!(is_filler("AKIAXXXXXXXXXXXXXXXX") && is_filler("AIzaXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"));
+        assert!(!is_filler("AKIA2E0A8F3B244C9986") && !is_filler("AIzaSyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"));
     }
 
     #[test]

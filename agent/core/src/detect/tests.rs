@@ -276,3 +276,20 @@ fn dictionary_terms_match_word_for_word() {
     let spans: Vec<_> = scan(text, &s).into_iter().map(|f| f.span).collect();
     assert_eq!(spans.iter().map(|r| &text[r.clone()]).collect::<Vec<_>>(), vec!["projet HÉLIOS"]);
 }
+
+#[test]
+fn column_headers_are_found_for_cells_of_pasted_tables() {
+    use super::text::column_header;
+    let csv = "Fournisseur;SIRET;NAF\nA;887 809 077 00217;43.32A\nB;787932417;69.20Z\n";
+    let at = csv.find("787932417").unwrap();
+    assert_eq!(column_header(csv, at, 4096), Some("SIRET"));
+    let md = "| Fichier | Classification |\n|---|---|\n| a.docx | C3 |\n| b.docx | C1 |";
+    assert_eq!(column_header(md, md.find("C1").unwrap(), 4096), Some("Classification"));
+    let tsv = "Fichier\tNiveau\nx\tC2";
+    assert_eq!(column_header(tsv, tsv.find("C2").unwrap(), 4096), Some("Niveau"));
+    // Prose, a row with another shape above, a header out of reach: none.
+    assert_eq!(column_header("le SIRET 887 809 077 00217", 9, 4096), None);
+    let ragged = "a;b;c\nx;887 809 077 00217";
+    assert_eq!(column_header(ragged, ragged.find("887").unwrap(), 4096), None);
+    assert_eq!(column_header(csv, at, 3), None);
+}

@@ -140,6 +140,42 @@ pub(super) fn entropy(token: &str) -> f64 {
         .sum()
 }
 
+/// Delimiters of the tables people paste: spreadsheet cells (tab), CSV
+/// (`;` in French locales, `,`) and Markdown (`|`).
+const CELL_DELIMITERS: [char; 4] = ['\t', '|', ';', ','];
+
+/// The header of the table column holding byte `pos`, when `pos` sits in a
+/// row of a delimited table: the cell at the same index in the first line
+/// of the block of lines that share the row's delimiter (Markdown's `|---|`
+/// line skipped). Looks at most `reach` bytes up, so a deep row of a huge
+/// table has no header rather than a costly one.
+pub(super) fn column_header(text: &str, pos: usize, reach: usize) -> Option<&str> {
+    let row = line_of(text, pos, 512);
+    let line = text.get(row.clone())?;
+    let offset = pos.checked_sub(row.start)?;
+    let delimiter = CELL_DELIMITERS.into_iter().find(|d| line.contains(*d))?;
+    let index = line.get(..offset)?.matches(delimiter).count();
+    let cells = line.matches(delimiter).count();
+    let floor = ceil_boundary(text, row.start.saturating_sub(reach));
+    let above = text.get(floor..row.start)?;
+    // A line cut by the reach is not a header.
+    let at_line_start = floor == 0 || text.as_bytes().get(floor - 1) == Some(&b'\n');
+    let above = if at_line_start { above } else { above.split_once('\n').map_or("", |(_, rest)| rest) };
+    // Lines above, nearest first, while they look like rows of this table.
+    let mut header = None;
+    for candidate in above.strip_suffix('\n').unwrap_or(above).rsplit('\n') {
+        let separator =
+            candidate.trim().trim_matches('|').chars().all(|c| matches!(c, '-' | ':' | '|' | ' '));
+        if candidate.matches(delimiter).count() != cells || candidate.trim().is_empty() {
+            break;
+        }
+        if !separator {
+            header = Some(candidate);
+        }
+    }
+    header?.split(delimiter).nth(index).map(str::trim)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
