@@ -381,7 +381,8 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     let elsewhere = report("rapport.odt - LibreOffice Writer", "{\"nir\":1}").unwrap();
     assert_eq!(elsewhere["action"], Value::Null, "{elsewhere}");
     assert!(report("ChatGPT", "{\"nir\":0}").unwrap_err().contains("at least 1"));
-    assert!(report("ChatGPT", "{\"not-a-detector\":1}").unwrap_err().contains("unknown variant"));
+    assert!(report("ChatGPT", "{\"not-a-detector\":1}").unwrap_err().contains("unknown detector"));
+    assert!(report("ChatGPT", "{\"org-nowhere\":1}").unwrap_err().contains("not defined by the policy"));
     let prompts = request(&lab, &socket, NOBODY, "prompts", "null").unwrap();
     let clipboard_prompt = prompts.as_array().unwrap().iter().find(|p| p["event_id"] == blocked["event_id"]);
     assert_eq!(

@@ -5,6 +5,7 @@
 
 use vigie_core::clipboard::RecentFlow;
 use vigie_core::clipboard::{destination, ClipboardAction, ClipboardFacts};
+use vigie_core::detect::DetectorId;
 use vigie_core::event::Attribution;
 use vigie_core::proto::{
     ClipboardNotice, ClipboardOutcome, ClipboardReport, DetectorCount, MAX_REPORT_DETECTORS,
@@ -12,6 +13,7 @@ use vigie_core::proto::{
 };
 
 use crate::decider::Decider;
+
 use crate::platform::process_belongs_to;
 use crate::rules::Rules;
 
@@ -35,6 +37,8 @@ pub enum ReportError {
     BadHash,
     #[error("display must be `x11` or `wayland`")]
     BadDisplay,
+    #[error("detector `{0}` is not defined by the policy")]
+    UndefinedDetector(String),
 }
 
 fn check(report: &ClipboardReport) -> Result<(), ReportError> {
@@ -87,6 +91,15 @@ pub fn report(
     check(report)?;
     let (catalog, policy) = rules.current();
     let guard = &policy.clipboard;
+    // A console only runs the organisation detectors the policy sent it.
+    if let Some(undefined) = report.detectors.keys().find_map(|d| match d {
+        DetectorId::Org(name) if !guard.detectors.organisation.defines(*name) => {
+            Some(name.as_str().to_owned())
+        }
+        _ => None,
+    }) {
+        return Err(ReportError::UndefinedDetector(undefined));
+    }
     let Some(decision) = guard.decide(&report.detectors) else { return Ok(ClipboardOutcome::default()) };
     let now = decider.clock().wall_micros();
     let program = window_program(decider, reporter, report.window.pid);
