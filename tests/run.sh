@@ -100,5 +100,8 @@ cargo test --workspace --locked 2>&1 | tee "$work/tests.log"
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { print "tests: " p " passed, " f " failed" }' "$work/tests.log"
 
+log "SIEM documents against the published OCSF and ECS schemas (tests/siem)"
+bash tests/siem/validate.sh
+
 log "the Debian packages on a booted Debian 12 (systemd-nspawn)"
 bash tests/system/debian-packages.sh

@@ -244,6 +244,9 @@ before_resolv=$(in_machine cat /etc/resolv.conf)
 in_machine sed -i 's/^enforce = false/enforce = true/' /etc/vigie/agent.toml
 # The tamper checks every 2 s instead of 30, for this test's pace.
 printf '\n[tamper]\ncheck_every_secs = 2\nconsole_grace_secs = 4\n' | in_machine tee -a /etc/vigie/agent.toml >/dev/null
+# The workstation's own SIEM lines, to a file and to the journal.
+printf '\n[export]\nformat = "ocsf"\nfile = "/var/log/vigie/events.ocsf.jsonl"\njournald = true\n' |
+    in_machine tee -a /etc/vigie/agent.toml >/dev/null
 in_machine vigie-agent dns on
 in_machine systemctl restart vigie-agent
 check "enforce: the agent is back under its unit" eventually 15 agent_active
@@ -255,6 +258,11 @@ check "enforce: a blocked name resolves to nothing (0.0.0.0)" test "$(dig_answer
 check "enforce: another name is forwarded upstream" test "$(dig_answer example.org)" = 10.77.0.1
 check "enforce: a TLS handshake to chatgpt.com by address is refused (packet verdict)" refused chatgpt.com --resolve chatgpt.com:443:10.77.0.1
 check "enforce: another site works" reaches example.org
+exported_file() { in_machine grep -q '"sni":"chatgpt.com"' /var/log/vigie/events.ocsf.jsonl; }
+exported_journal() { in_machine journalctl -t vigie-events -o json --no-pager | grep -q 'chatgpt.com'; }
+check "export: the refused handshake is an OCSF line in /var/log/vigie (the unit's LogsDirectory)" eventually 10 exported_file
+check "export: and a journal entry (-t vigie-events) carrying the document" eventually 10 exported_journal
+check "export: status shows each destination" contains "$(in_machine vigie-agent status)" "export      journald"
 
 # --- tamper evidence: what a user with sudo does, each recorded -------------------
 log "tamper evidence"

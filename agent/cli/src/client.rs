@@ -142,6 +142,22 @@ fn render_status(status: &Value) -> Result<String, std::fmt::Error> {
         }
         None => writeln!(out, "fleet       not enrolled")?,
     }
+    for export in status.get("exports").and_then(Value::as_array).into_iter().flatten() {
+        let when = |key: &str| match field(export, &[key]).as_i64() {
+            Some(micros) => vigie_core::timefmt::rfc3339_micros(micros),
+            None => "never".to_owned(),
+        };
+        writeln!(
+            out,
+            "export      {}: {} written, last {}",
+            field(export, &["name"]).as_str().unwrap_or("?"),
+            field(export, &["written"]),
+            when("last_success")
+        )?;
+        if let Some(error) = field(export, &["last_error"]).as_str() {
+            writeln!(out, "            last error {}: {error}", when("last_error_at"))?;
+        }
+    }
     Ok(out)
 }
 

@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use tracing::{info, warn};
 use uuid::Uuid;
+use vigie_core::siem::{ecs, ocsf, timestamp, Pseudonyms, Row};
 
 /// `[[export]]` in `collector.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -136,75 +137,6 @@ pub enum Format {
     OcsfJson,
 }
 
-/// The OCSF version the `ocsf-json` format follows.
-pub const OCSF_VERSION: &str = "1.8.0";
-
-/// A destination's pseudonyms.
-#[derive(Clone)]
-pub struct Pseudonyms(Vec<u8>);
-
-impl std::fmt::Debug for Pseudonyms {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Pseudonyms(..)")
-    }
-}
-
-impl Pseudonyms {
-    pub fn new(key: Vec<u8>) -> Self {
-        Self(key)
-    }
-
-    pub fn of(&self, name: &str) -> String {
-        use hmac::Mac as _;
-        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0) else {
-            return "p-unknown".to_owned();
-        };
-        mac.update(name.as_bytes());
-        let digest = mac.finalize().into_bytes();
-        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        format!("p-{hex}")
-    }
-
-    /// The row as this destination may see it.
-    pub fn apply(&self, mut row: Row) -> Row {
-        if let Some(user) = row.username.take() {
-            if let Some(path) = row.program_path.as_mut() {
-                let home = format!("/home/{user}/");
-                if let Some(rest) = path.strip_prefix(&home) {
-                    *path = format!("/home/{}/{rest}", self.of(&user));
-                }
-            }
-            row.username = Some(self.of(&user));
-        }
-        row.uid = None;
-        row
-    }
-}
-
-/// One event as exported, with its workstation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Row {
-    pub agent_id: Uuid,
-    pub event_id: Uuid,
-    pub hostname: String,
-    pub ts_micros: i64,
-    pub source: String,
-    pub name: String,
-    pub service_id: String,
-    pub service_name: String,
-    pub category: String,
-    pub vendor: String,
-    pub action: String,
-    pub rule_id: String,
-    pub policy_version: String,
-    pub pid: Option<i64>,
-    pub program: Option<String>,
-    pub program_path: Option<String>,
-    pub uid: Option<i64>,
-    pub username: Option<String>,
-    pub repeats: i32,
-}
-
 /// Syslog severity: a block is a warning, a prompt a notice, the rest info.
 fn severity(action: &str) -> (u8, u8) {
     match action {
@@ -233,11 +165,6 @@ fn header_token(text: &str, max: usize) -> String {
     } else {
         token
     }
-}
-
-/// RFC 3339 with microseconds, UTC, from microseconds since the epoch.
-fn timestamp(micros: i64) -> String {
-    vigie_core::timefmt::rfc3339_micros(micros)
 }
 
 /// CEF header field: `\` and `|` escaped, one line.
@@ -358,134 +285,6 @@ pub fn message(row: &Row, format: Format, enterprise_number: u32) -> String {
         }
     }
     out
-}
-
-/// Adds a member to a JSON object.
-fn set(object: &mut serde_json::Value, key: &str, value: serde_json::Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.insert(key.to_owned(), value);
-    }
-}
-
-fn allowed(action: &str) -> bool {
-    !matches!(action, "block")
-}
-
-/// The Elastic Common Schema document of `row`.
-pub fn ecs(row: &Row) -> serde_json::Value {
-    use serde_json::json;
-    let kind = if row.category == "tamper" { "alert" } else { "event" };
-    let mut doc = json!({
-        "@timestamp": timestamp(row.ts_micros),
-        "event": {
-            "kind": kind,
-            "category": ["network"],
-            "type": [if allowed(&row.action) { "allowed" } else { "denied" }],
-            "action": row.action,
-            "outcome": if allowed(&row.action) { "success" } else { "failure" },
-            "id": row.event_id.to_string(),
-        },
-        "host": { "name": row.hostname, "id": row.agent_id.to_string() },
-        "network": { "protocol": row.source, "application": row.service_id },
-        "destination": { "domain": row.name },
-        "gen_ai": { "provider": { "name": row.vendor } },
-        "rule": { "id": row.rule_id, "ruleset": "vigie", "version": row.policy_version },
-        "labels": { "vigie_category": row.category, "vigie_service": row.service_name, "vigie_repeats": row.repeats },
-        "observer": { "vendor": "Vigie", "product": "Vigie", "version": env!("CARGO_PKG_VERSION") },
-    });
-    if row.source == "dns" {
-        set(&mut doc, "dns", json!({ "question": { "name": row.name } }));
-    }
-    if matches!(row.source.as_str(), "tls" | "quic") {
-        set(&mut doc, "tls", json!({ "client": { "server_name": row.name } }));
-    }
-    if row.username.is_some() || row.uid.is_some() {
-        set(&mut doc, "user", json!({ "name": row.username, "id": row.uid.map(|u| u.to_string()) }));
-    }
-    if row.pid.is_some() || row.program.is_some() {
-        set(
-            &mut doc,
-            "process",
-            json!({ "pid": row.pid, "name": row.program, "executable": row.program_path }),
-        );
-    }
-    doc
-}
-
-/// The OCSF event of `row` (see [`Format::OcsfJson`]).
-pub fn ocsf(row: &Row) -> serde_json::Value {
-    use serde_json::json;
-    let denied = !allowed(&row.action);
-    let (class_uid, activity_id): (u32, u32) = match (row.category.as_str(), row.source.as_str()) {
-        ("tamper" | "alert", _) => (2004, 1),
-        (_, "clipboard") => (2006, 1),
-        (_, "dns") => (4003, 1),
-        // Network Activity: Refuse when denied, else Open.
-        _ => (4001, if denied { 5 } else { 1 }),
-    };
-    let disposition_id = match row.action.as_str() {
-        "block" => 2,
-        "allow" => 1,
-        "monitor" => 17,
-        _ => 19,
-    };
-    let mut event = json!({
-        "class_uid": class_uid,
-        "category_uid": class_uid / 1000,
-        "activity_id": activity_id,
-        "type_uid": class_uid * 100 + activity_id,
-        "severity_id": if denied { 3 } else { 1 },
-        "time": row.ts_micros / 1_000,
-        "metadata": {
-            "version": OCSF_VERSION,
-            "uid": row.event_id.to_string(),
-            "product": { "name": "Vigie", "vendor_name": "Vigie", "version": env!("CARGO_PKG_VERSION") },
-            "profiles": ["security_control"],
-        },
-        "device": { "hostname": row.hostname, "uid": row.agent_id.to_string() },
-        "app_name": row.service_name,
-        "action_id": if denied { 2 } else { 1 },
-        "disposition_id": disposition_id,
-        "disposition": row.action,
-        "is_alert": row.action != "allow" && row.action != "monitor",
-        "policy": { "uid": row.rule_id, "name": row.rule_id, "version": row.policy_version },
-        "count": row.repeats,
-        "unmapped": { "vigie_category": row.category, "vigie_service_id": row.service_id },
-    });
-    let mut actor = json!({});
-    if row.username.is_some() || row.uid.is_some() {
-        set(&mut actor, "user", json!({ "name": row.username, "uid": row.uid.map(|u| u.to_string()) }));
-    }
-    if row.pid.is_some() || row.program.is_some() {
-        let process = json!({ "pid": row.pid, "name": row.program, "file": { "path": row.program_path } });
-        set(&mut actor, "process", process);
-    }
-    set(&mut event, "actor", actor);
-    match class_uid {
-        4003 => set(&mut event, "query", json!({ "hostname": row.name })),
-        4001 => {
-            set(&mut event, "tls", json!({ "sni": row.name }));
-            set(&mut event, "dst_endpoint", json!({ "hostname": row.name }));
-            set(&mut event, "app_protocol_name", json!(row.source));
-        }
-        2006 => {
-            let title = format!("clipboard: {}", row.name);
-            set(&mut event, "finding_info", json!({ "uid": row.event_id.to_string(), "title": title }));
-            set(
-                &mut event,
-                "data_security",
-                json!({
-                    "detection_system_id": 1,
-                    "data_lifecycle_state_id": 3,
-                    "detection_pattern": row.name,
-                }),
-            );
-        }
-        _ => {
-            set(&mut event, "finding_info", json!({ "uid": row.event_id.to_string(), "title": row.rule_id }));
-        }
-    }
-    event
 }
 
 /// Octet-counting framing (RFC 6587 §3.4.1): `LEN SP MSG`.
@@ -747,60 +546,6 @@ mod tests {
         assert!(text.contains("[vigie@32473 ts=\"1764000000123\""), "{text}");
         assert!(text.contains("user=\"alice\\]\\\"\""), "{text}");
         assert!(text.contains("exePath=\"C:\\\\evil\nline\""), "{text}");
-    }
-
-    #[test]
-    fn ecs_and_ocsf_carry_the_fields_their_schemas_require() {
-        let mut r = row();
-        r.agent_id = Uuid::from_u128(7);
-        let ecs = ecs(&r);
-        assert_eq!(ecs["event"]["type"][0], "denied");
-        assert_eq!(ecs["tls"]["client"]["server_name"], "chatgpt.com");
-        assert_eq!(ecs["user"]["name"], "alice]\"");
-        let network = ocsf(&r);
-        assert_eq!(
-            (network["class_uid"].as_u64(), network["type_uid"].as_u64()),
-            (Some(4001), Some(400_105))
-        );
-        assert_eq!((network["action_id"].as_u64(), network["disposition_id"].as_u64()), (Some(2), Some(2)));
-        assert_eq!(network["tls"]["sni"], "chatgpt.com");
-        assert_eq!(network["metadata"]["version"], OCSF_VERSION);
-        for required in
-            ["activity_id", "category_uid", "class_uid", "type_uid", "severity_id", "time", "metadata"]
-        {
-            assert!(!network[required].is_null(), "{required}");
-        }
-        r.source = "dns".into();
-        r.action = "monitor".into();
-        let dns = ocsf(&r);
-        assert_eq!((dns["class_uid"].as_u64(), dns["disposition_id"].as_u64()), (Some(4003), Some(17)));
-        assert_eq!(dns["query"]["hostname"], "chatgpt.com");
-        r.source = "clipboard".into();
-        r.name = "iban:2,email:1".into();
-        let finding = ocsf(&r);
-        assert_eq!(finding["class_uid"].as_u64(), Some(2006));
-        assert_eq!(finding["data_security"]["detection_pattern"], "iban:2,email:1");
-        assert!(!finding["finding_info"]["uid"].is_null());
-    }
-
-    #[test]
-    fn pseudonyms_are_stable_per_key_and_hide_home_folders() {
-        let a = Pseudonyms::new(b"0123456789abcdef".to_vec());
-        let b = Pseudonyms::new(b"fedcba9876543210".to_vec());
-        assert_eq!(a.of("alice"), a.of("alice"));
-        assert_ne!(a.of("alice"), b.of("alice"));
-        assert_ne!(a.of("alice"), a.of("bob"));
-        let mut r = row();
-        r.username = Some("alice".into());
-        r.uid = Some(1000);
-        r.program_path = Some("/home/alice/.local/bin/tool".into());
-        let seen = a.apply(r);
-        let pseudonym = a.of("alice");
-        assert_eq!(seen.username.as_deref(), Some(pseudonym.as_str()));
-        assert_eq!(seen.uid, None);
-        assert_eq!(seen.program_path, Some(format!("/home/{pseudonym}/.local/bin/tool")));
-        let text = message(&seen, Format::Cef, 1);
-        assert!(!text.contains("alice") && !text.contains("1000"), "{text}");
     }
 
     #[test]

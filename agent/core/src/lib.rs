@@ -19,6 +19,7 @@ pub mod replay;
 #[cfg(feature = "sensor")]
 pub mod resolver;
 pub mod sensor;
+pub mod siem;
 pub mod sockdiag;
 #[cfg(feature = "store")]
 pub mod store;

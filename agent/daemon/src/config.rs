@@ -8,6 +8,7 @@ use vigie_core::diag::{Diagnostic, Diagnostics};
 
 use crate::console::DEFAULT_SOCKET;
 use crate::decider::Mode;
+use crate::local_export::ExportConfig;
 use crate::resolver::ResolverConfig;
 use crate::rules::{FleetRules, RuleFiles};
 use crate::tamper::TamperConfig;
@@ -43,6 +44,10 @@ pub struct Config {
     /// How the enrolled agent talks to its collector.
     #[serde(default)]
     pub fleet: FleetConfig,
+    /// The workstation's own SIEM lines (ECS or OCSF JSON) to a file or
+    /// the journal; absent, none.
+    #[serde(default)]
+    pub export: Option<ExportConfig>,
     /// The console socket.
     #[serde(default = "default_socket")]
     pub socket: PathBuf,
@@ -135,7 +140,12 @@ impl Config {
     }
 
     pub fn parse(text: &str, name: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(name, text, &e)]).into())
+        let config: Self =
+            toml::from_str(text).map_err(|e| Diagnostics(vec![Diagnostic::from_toml(name, text, &e)]))?;
+        if let Some(export) = &config.export {
+            export.check().with_context(|| name.to_owned())?;
+        }
+        Ok(config)
     }
 
     /// The folder of the event store, where the agent keeps its other

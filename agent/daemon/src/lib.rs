@@ -20,6 +20,7 @@ pub mod config;
 pub mod console;
 pub mod decider;
 pub mod fleet;
+pub mod local_export;
 pub mod platform;
 pub mod prompts;
 pub mod resolver;
@@ -87,6 +88,7 @@ pub struct Daemon {
     /// What was last written to `places.saved`.
     integrity_saved: Option<tamper::Saved>,
     fleet: fleet::Fleet,
+    local_export: local_export::LocalExport,
 }
 
 /// Starts the agent: store, rules, decider, console socket, and in
@@ -285,8 +287,10 @@ fn start_journaled(
         info!(database = %config.database.display(), "{what}");
     }
     let fleet = fleet::Fleet::new(&config, fleet_state);
+    let local_export = local_export::LocalExport::new(&config);
     Ok(Daemon {
         fleet,
+        local_export,
         places,
         integrity,
         last_integrity: None,
@@ -495,6 +499,7 @@ impl Daemon {
             if !stopping {
                 self.check_integrity();
                 self.fleet.poll(&self.state);
+                self.local_export.poll();
                 let health =
                     match (&self.failure, self.state.reload_error.lock().ok().and_then(|e| e.clone())) {
                         (Some(failure), _) => format!("failing: {failure:#}"),
@@ -526,6 +531,7 @@ impl Daemon {
         }
         self.stop.store(true, Ordering::Relaxed);
         self.fleet.stop();
+        self.local_export.stop();
         supervisor::stopping(match &self.failure {
             None => "stopping",
             Some(_) => "stopping on failure",

@@ -12,8 +12,10 @@ use crate::policy::Action;
 use crate::proto::AnswerKind;
 use crate::sensor::Micros;
 
+mod local_export;
 mod outbox;
 mod query;
+pub use local_export::LocalExportState;
 pub use outbox::{OutboxState, BACKLOG_COUNT_CAP};
 pub use query::QueryError;
 use query::ANSWER_COLUMNS;
@@ -26,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     concat!(include_str!("migrations/0004_event_terms.sql"), include_str!("event_terms_fill.sql")),
     include_str!("migrations/0005_event_content_hash.sql"),
     include_str!("migrations/0006_outbox.sql"),
+    include_str!("migrations/0007_local_exports.sql"),
 ];
 
 /// Messages say their cause, which is therefore no `source()` (a report of
@@ -228,7 +231,7 @@ impl Store {
         let cutoff = now.saturating_sub(keep);
         self.count_unsent_before(cutoff)?;
         let deleted = self.conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff])?;
-        self.keep_outbox_cursor_below_next_seq()?;
+        self.keep_cursors_below_next_seq()?;
         self.conn.execute("DELETE FROM answers WHERE ts < ?1", [cutoff])?;
         self.conn.execute("DELETE FROM journal WHERE ts < ?1", [cutoff])?;
         if deleted > 0 {

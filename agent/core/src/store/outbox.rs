@@ -72,8 +72,9 @@ impl Store {
         Ok(row)
     }
 
-    /// The next events to send, oldest first, with their `seq`.
-    pub fn outbox_pending(&self, after_seq: i64, limit: u32) -> Result<Vec<(i64, Event)>, StoreError> {
+    /// The events after `after_seq`, oldest first, with their `seq`: what
+    /// the outbox and each local export send next.
+    pub fn events_after(&self, after_seq: i64, limit: u32) -> Result<Vec<(i64, Event)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS}, seq FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
         ))?;
@@ -133,9 +134,13 @@ impl Store {
     /// again from the largest one left (or 1 when none is left). Were the
     /// cursor left above it, the next events would be taken as sent; every
     /// event left at or below the lowered cursor was sent already.
-    pub(super) fn keep_outbox_cursor_below_next_seq(&mut self) -> Result<(), StoreError> {
+    pub(super) fn keep_cursors_below_next_seq(&mut self) -> Result<(), StoreError> {
         self.conn.execute(
             "UPDATE outbox SET acked_seq = min(acked_seq, coalesce((SELECT max(seq) FROM events), 0)) WHERE id = 1",
+            [],
+        )?;
+        self.conn.execute(
+            "UPDATE local_exports SET acked_seq = min(acked_seq, coalesce((SELECT max(seq) FROM events), 0))",
             [],
         )?;
         Ok(())
@@ -177,7 +182,7 @@ mod tests {
         let state = store.outbox_state().unwrap().unwrap();
         assert_eq!((state.acked_seq, state.backlog), (0, 3), "history is sent too");
 
-        let first = store.outbox_pending(0, 2).unwrap();
+        let first = store.events_after(0, 2).unwrap();
         let ids: Vec<&str> = first.iter().map(|(_, e)| e.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
         let last = first.last().map(|(seq, _)| *seq).unwrap();
@@ -187,7 +192,7 @@ mod tests {
         let mut store = Store::open(&path).unwrap();
         let state = store.outbox_state().unwrap().unwrap();
         assert_eq!((state.backlog, state.sent, state.last_success), (1, 2, Some(5_000)));
-        let rest = store.outbox_pending(state.acked_seq, 10).unwrap();
+        let rest = store.events_after(state.acked_seq, 10).unwrap();
         assert_eq!(rest.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>(), ["c"]);
         // An acknowledgement that arrives late never moves the cursor back.
         store.outbox_acked(1, 0, 6_000).unwrap();
@@ -206,7 +211,7 @@ mod tests {
         // Everything was deleted: SQLite gives seq 1 again, and the new event
         // must still be sent (the cursor must not stay above it).
         store.insert(&[event("e", 5 * day, "chatgpt", Action::Block)]).unwrap();
-        let pending = store.outbox_pending(store.outbox_cursor().unwrap().unwrap(), 10).unwrap();
+        let pending = store.events_after(store.outbox_cursor().unwrap().unwrap(), 10).unwrap();
         assert_eq!(pending.iter().map(|(_, e)| e.id.as_str()).collect::<Vec<_>>(), ["e"]);
         assert_eq!(pending[0].0, 1, "the rowid was given again");
 

@@ -360,6 +360,8 @@ fn status(state: &ConsoleState) -> Value {
         "console_refused": json!(state.budgets.refused),
         "open_prompts": decider.prompts().open_for(None).len(),
         "fleet": fleet_status(state),
+        // `[export]`: each destination's cursor, count and last error.
+        "exports": state.readers.with(|store| store.local_export_states()).unwrap_or_default(),
     })
 }
 

@@ -204,7 +204,7 @@ impl Uploader {
         batch: &mut u32,
     ) -> Result<Outcome> {
         let cursor = store.outbox_cursor()?.unwrap_or(0);
-        let pending = store.outbox_pending(cursor, *batch)?;
+        let pending = store.events_after(cursor, *batch)?;
         let Some(last_seq) = pending.last().map(|(seq, _)| *seq) else {
             return Ok(Outcome::Idle);
         };

@@ -1,0 +1,459 @@
+//! What the security team's tools receive: one event as a SIEM row, and its
+//! Elastic Common Schema (ECS) and OCSF documents. The collector's exports
+//! and a workstation without a collector (`[export]` in `agent.toml`)
+//! write the same documents. The mapping of every field is in
+//! `agent/FLEET.md`.
+
+use uuid::Uuid;
+
+use crate::event::Event;
+
+/// The OCSF version the `ocsf-json` format follows.
+pub const OCSF_VERSION: &str = "1.8.0";
+
+/// The ECS version the `ecs` documents follow (checked against its field
+/// definitions by `tests/siem/validate_ecs.sh`).
+pub const ECS_VERSION: &str = "9.4.0";
+
+/// Pseudonyms for user names, keyed per destination: stable for one key,
+/// unlinkable across keys.
+#[derive(Clone)]
+pub struct Pseudonyms(Vec<u8>);
+
+impl std::fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pseudonyms(..)")
+    }
+}
+
+impl Pseudonyms {
+    pub fn new(key: Vec<u8>) -> Self {
+        Self(key)
+    }
+
+    pub fn of(&self, name: &str) -> String {
+        use hmac::Mac as _;
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0) else {
+            return "p-unknown".to_owned();
+        };
+        mac.update(name.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("p-{hex}")
+    }
+
+    /// The row as this destination may see it.
+    pub fn apply(&self, mut row: Row) -> Row {
+        if let Some(user) = row.username.take() {
+            if let Some(path) = row.program_path.as_mut() {
+                let home = format!("/home/{user}/");
+                if let Some(rest) = path.strip_prefix(&home) {
+                    *path = format!("/home/{}/{rest}", self.of(&user));
+                }
+            }
+            row.username = Some(self.of(&user));
+        }
+        row.uid = None;
+        row
+    }
+}
+
+/// One event as exported, with its workstation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Row {
+    pub agent_id: Uuid,
+    pub event_id: Uuid,
+    pub hostname: String,
+    pub ts_micros: i64,
+    pub source: String,
+    pub name: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub category: String,
+    pub vendor: String,
+    pub action: String,
+    pub rule_id: String,
+    pub policy_version: String,
+    pub pid: Option<i64>,
+    pub program: Option<String>,
+    pub program_path: Option<String>,
+    pub uid: Option<i64>,
+    pub username: Option<String>,
+    pub repeats: i32,
+}
+
+impl Row {
+    /// `event` as exported from the workstation `agent_id` named `hostname`.
+    pub fn from_event(event: &Event, agent_id: Uuid, hostname: &str) -> Row {
+        let a = &event.attribution;
+        Row {
+            agent_id,
+            event_id: Uuid::parse_str(&event.id).unwrap_or_default(),
+            hostname: hostname.to_owned(),
+            ts_micros: event.ts,
+            source: event.source.clone(),
+            name: event.name.clone(),
+            service_id: event.service_id.clone(),
+            service_name: event.service_name.clone(),
+            category: event.category.clone(),
+            vendor: event.vendor.clone(),
+            action: event.action.as_str().to_owned(),
+            rule_id: event.rule_id.clone(),
+            policy_version: event.policy_version.clone(),
+            pid: a.pid.map(i64::from),
+            program: a.program.clone(),
+            program_path: a.program_path.clone(),
+            uid: a.uid.map(i64::from),
+            username: a.user.clone(),
+            repeats: i32::try_from(event.repeats).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+/// The JSON document a line carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineFormat {
+    Ecs,
+    Ocsf,
+}
+
+/// `row` as one line of JSON (no newline inside: JSON escapes them).
+pub fn line(row: &Row, format: LineFormat) -> String {
+    match format {
+        LineFormat::Ecs => ecs(row),
+        LineFormat::Ocsf => ocsf(row),
+    }
+    .to_string()
+}
+
+/// RFC 3339 with microseconds, UTC, from microseconds since the epoch.
+pub fn timestamp(micros: i64) -> String {
+    crate::timefmt::rfc3339_micros(micros)
+}
+
+/// `value` without its null members: absent is how both schemas say
+/// "not known" (a flow no process was found for, a user not resolved).
+fn without_nulls(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = value.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+        for v in map.values_mut() {
+            *v = without_nulls(std::mem::take(v));
+        }
+    }
+    value
+}
+
+/// Adds a member to a JSON object.
+fn set(object: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_owned(), value);
+    }
+}
+
+fn allowed(action: &str) -> bool {
+    !matches!(action, "block")
+}
+
+/// The Elastic Common Schema document of `row`.
+pub fn ecs(row: &Row) -> serde_json::Value {
+    use serde_json::json;
+    let kind = if row.category == "tamper" { "alert" } else { "event" };
+    let mut doc = json!({
+        "@timestamp": timestamp(row.ts_micros),
+        "ecs": { "version": ECS_VERSION },
+        "event": {
+            "kind": kind,
+            // Tamper evidence is a finding about the workstation, not a flow.
+            "category": [if kind == "alert" { "intrusion_detection" } else { "network" }],
+            "type": [match (kind, allowed(&row.action)) {
+                ("alert", _) => "info",
+                (_, true) => "allowed",
+                (_, false) => "denied",
+            }],
+            "action": row.action,
+            "outcome": if allowed(&row.action) { "success" } else { "failure" },
+            "id": row.event_id.to_string(),
+        },
+        "host": { "name": row.hostname, "id": row.agent_id.to_string() },
+        "network": { "protocol": row.source, "application": row.service_id },
+        "destination": { "domain": row.name },
+        // ECS 9.4's name for the GenAI product's vendor.
+        "gen_ai": { "system": row.vendor },
+        "rule": { "id": row.rule_id, "ruleset": "vigie", "version": row.policy_version },
+        "labels": { "vigie_category": row.category, "vigie_service": row.service_name, "vigie_repeats": row.repeats },
+        "observer": { "vendor": "Vigie", "product": "Vigie", "version": env!("CARGO_PKG_VERSION") },
+    });
+    if row.source == "dns" {
+        set(&mut doc, "dns", json!({ "question": { "name": row.name } }));
+    }
+    if matches!(row.source.as_str(), "tls" | "quic") {
+        set(&mut doc, "tls", json!({ "client": { "server_name": row.name } }));
+    }
+    if row.username.is_some() || row.uid.is_some() {
+        set(&mut doc, "user", json!({ "name": row.username, "id": row.uid.map(|u| u.to_string()) }));
+    }
+    if row.pid.is_some() || row.program.is_some() {
+        set(
+            &mut doc,
+            "process",
+            json!({ "pid": row.pid, "name": row.program, "executable": row.program_path }),
+        );
+    }
+    without_nulls(doc)
+}
+
+/// The OCSF event of `row` (see [`Format::OcsfJson`]).
+pub fn ocsf(row: &Row) -> serde_json::Value {
+    use serde_json::json;
+    let denied = !allowed(&row.action);
+    let (class_uid, activity_id): (u32, u32) = match (row.category.as_str(), row.source.as_str()) {
+        ("tamper" | "alert", _) => (2004, 1),
+        (_, "clipboard") => (2006, 1),
+        (_, "dns") => (4003, 1),
+        // Network Activity: Refuse when denied, else Open.
+        _ => (4001, if denied { 5 } else { 1 }),
+    };
+    let disposition_id = match row.action.as_str() {
+        "block" => 2,
+        "allow" => 1,
+        "monitor" => 17,
+        _ => 19,
+    };
+    let mut event = json!({
+        "class_uid": class_uid,
+        "category_uid": class_uid / 1000,
+        "activity_id": activity_id,
+        "type_uid": class_uid * 100 + activity_id,
+        "severity_id": if denied { 3 } else { 1 },
+        "time": row.ts_micros / 1_000,
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": row.event_id.to_string(),
+            "product": { "name": "Vigie", "vendor_name": "Vigie", "version": env!("CARGO_PKG_VERSION") },
+            // `host` brings `actor` and `device` (who, on which workstation).
+            "profiles": ["security_control", "host"],
+        },
+        // type_id 0: OCSF's "Unknown" (desktop or laptop is not known).
+        "device": { "hostname": row.hostname, "uid": row.agent_id.to_string(), "type_id": 0 },
+        "action_id": if denied { 2 } else { 1 },
+        "disposition_id": disposition_id,
+        "disposition": row.action,
+        "is_alert": row.action != "allow" && row.action != "monitor",
+        "policy": { "uid": row.rule_id, "name": row.rule_id, "version": row.policy_version },
+        "count": row.repeats,
+        "unmapped": { "vigie_category": row.category, "vigie_service_id": row.service_id },
+    });
+    let mut actor = json!({});
+    if row.username.is_some() || row.uid.is_some() {
+        let mut user = json!({});
+        if let Some(name) = &row.username {
+            set(&mut user, "name", json!(name));
+        }
+        if let Some(uid) = row.uid {
+            set(&mut user, "uid", json!(uid.to_string()));
+        }
+        set(&mut actor, "user", user);
+    }
+    if row.pid.is_some() || row.program.is_some() {
+        let mut process = json!({ "pid": row.pid, "name": row.program });
+        if let Some(path) = &row.program_path {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            // type_id 1: a regular file.
+            set(&mut process, "file", json!({ "name": name, "path": path, "type_id": 1 }));
+        }
+        set(&mut actor, "process", process);
+    }
+    // An actor needs a user or a process: an unattributed flow has none.
+    if actor.as_object().is_some_and(|a| !a.is_empty()) {
+        set(&mut event, "actor", actor);
+    }
+    let workstation = json!({ "hostname": row.hostname });
+    match class_uid {
+        4003 => {
+            set(&mut event, "query", json!({ "hostname": row.name }));
+            set(&mut event, "src_endpoint", workstation);
+            set(&mut event, "app_name", json!(row.service_name));
+        }
+        4001 => {
+            // The event does not keep the TLS version; QUIC is TLS 1.3.
+            let version = if row.source == "quic" { "1.3" } else { "unknown" };
+            set(&mut event, "tls", json!({ "sni": row.name, "version": version }));
+            set(&mut event, "dst_endpoint", json!({ "hostname": row.name }));
+            set(&mut event, "src_endpoint", workstation);
+            set(&mut event, "app_protocol_name", json!(row.source));
+            set(&mut event, "app_name", json!(row.service_name));
+        }
+        2006 => {
+            let title = format!("clipboard: {}", row.name);
+            set(&mut event, "finding_info", json!({ "uid": row.event_id.to_string(), "title": title }));
+            set(
+                &mut event,
+                "data_security",
+                json!({
+                    "detection_system_id": 1,
+                    "data_lifecycle_state_id": 3,
+                    "detection_pattern": row.name,
+                }),
+            );
+        }
+        _ => {
+            set(&mut event, "finding_info", json!({ "uid": row.event_id.to_string(), "title": row.rule_id }));
+        }
+    }
+    without_nulls(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Row {
+        Row {
+            hostname: "poste 42".into(),
+            ts_micros: 1_764_000_000_123_456,
+            source: "tls".into(),
+            name: "chatgpt.com".into(),
+            service_id: "chatgpt".into(),
+            service_name: "Chat|GPT".into(),
+            category: "chat".into(),
+            action: "block".into(),
+            rule_id: "r34-block".into(),
+            policy_version: "2026.12".into(),
+            program: Some("fire=fox".into()),
+            program_path: Some("C:\\evil\nline".into()),
+            username: Some("alice]\"".into()),
+            repeats: 2,
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn ecs_and_ocsf_carry_the_fields_their_schemas_require() {
+        let mut r = row();
+        r.agent_id = Uuid::from_u128(7);
+        let ecs = ecs(&r);
+        assert_eq!(ecs["event"]["type"][0], "denied");
+        assert_eq!(ecs["tls"]["client"]["server_name"], "chatgpt.com");
+        assert_eq!(ecs["user"]["name"], "alice]\"");
+        let network = ocsf(&r);
+        assert_eq!(
+            (network["class_uid"].as_u64(), network["type_uid"].as_u64()),
+            (Some(4001), Some(400_105))
+        );
+        assert_eq!((network["action_id"].as_u64(), network["disposition_id"].as_u64()), (Some(2), Some(2)));
+        assert_eq!(network["tls"]["sni"], "chatgpt.com");
+        assert_eq!(network["metadata"]["version"], OCSF_VERSION);
+        for required in
+            ["activity_id", "category_uid", "class_uid", "type_uid", "severity_id", "time", "metadata"]
+        {
+            assert!(!network[required].is_null(), "{required}");
+        }
+        r.source = "dns".into();
+        r.action = "monitor".into();
+        let dns = ocsf(&r);
+        assert_eq!((dns["class_uid"].as_u64(), dns["disposition_id"].as_u64()), (Some(4003), Some(17)));
+        assert_eq!(dns["query"]["hostname"], "chatgpt.com");
+        r.source = "clipboard".into();
+        r.name = "iban:2,email:1".into();
+        let finding = ocsf(&r);
+        assert_eq!(finding["class_uid"].as_u64(), Some(2006));
+        assert_eq!(finding["data_security"]["detection_pattern"], "iban:2,email:1");
+        assert!(!finding["finding_info"]["uid"].is_null());
+    }
+
+    #[test]
+    fn pseudonyms_are_stable_per_key_and_hide_home_folders() {
+        let a = Pseudonyms::new(b"0123456789abcdef".to_vec());
+        let b = Pseudonyms::new(b"fedcba9876543210".to_vec());
+        assert_eq!(a.of("alice"), a.of("alice"));
+        assert_ne!(a.of("alice"), b.of("alice"));
+        assert_ne!(a.of("alice"), a.of("bob"));
+        let mut r = row();
+        r.username = Some("alice".into());
+        r.uid = Some(1000);
+        r.program_path = Some("/home/alice/.local/bin/tool".into());
+        let seen = a.apply(r);
+        let pseudonym = a.of("alice");
+        assert_eq!(seen.username.as_deref(), Some(pseudonym.as_str()));
+        assert_eq!(seen.uid, None);
+        assert_eq!(seen.program_path, Some(format!("/home/{pseudonym}/.local/bin/tool")));
+        let text = ocsf(&seen).to_string() + &ecs(&seen).to_string();
+        assert!(!text.contains("alice") && !text.contains("1000"), "{text}");
+    }
+}
+
+/// Rows of every kind the exports carry (DNS, TLS, QUIC, clipboard, tamper
+/// evidence, a collector alert), both pseudonymised and not. With
+/// `VIGIE_SIEM_SAMPLES=<dir>`, their ECS and OCSF lines are written to
+/// `<dir>/ecs.jsonl` and `<dir>/ocsf.jsonl`, which `tests/siem/validate.sh`
+/// checks against ECS's field definitions and OCSF's published schema.
+#[cfg(test)]
+mod samples {
+    use super::*;
+
+    fn kinds() -> Vec<Row> {
+        let base = Row {
+            agent_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001),
+            event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0002),
+            hostname: "poste-42".into(),
+            ts_micros: 1_764_000_000_123_456,
+            service_id: "chatgpt".into(),
+            service_name: "ChatGPT".into(),
+            category: "chatbot".into(),
+            vendor: "OpenAI".into(),
+            rule_id: "block-chatbots".into(),
+            policy_version: "2026.12".into(),
+            pid: Some(4242),
+            program: Some("firefox-esr".into()),
+            program_path: Some("/usr/lib/firefox-esr/firefox-esr".into()),
+            uid: Some(1000),
+            username: Some("alice".into()),
+            repeats: 1,
+            ..Row::default()
+        };
+        let with = |source: &str, name: &str, action: &str, category: &str| Row {
+            source: source.into(),
+            name: name.into(),
+            action: action.into(),
+            category: if category.is_empty() { base.category.clone() } else { category.into() },
+            ..base.clone()
+        };
+        let mut rows = vec![
+            with("dns", "chatgpt.com", "block", ""),
+            with("dns", "chat.openai.com", "monitor", ""),
+            with("tls", "chatgpt.com", "allow", ""),
+            with("quic", "chatgpt.com", "warn", ""),
+            with("tls", "chatgpt.com", "coach", ""),
+            with("clipboard", "nir:1 email:2", "block", ""),
+            with("tamper", "dns-moved-away", "alert", "tamper"),
+        ];
+        let mut unattributed = with("tls", "claude.ai", "block", "");
+        (unattributed.pid, unattributed.program, unattributed.program_path) = (None, None, None);
+        (unattributed.uid, unattributed.username) = (None, None);
+        rows.push(unattributed);
+        let pseudonyms = Pseudonyms::new(b"0123456789abcdef".to_vec());
+        let hidden: Vec<Row> = rows.iter().cloned().map(|r| pseudonyms.apply(r)).collect();
+        rows.extend(hidden);
+        rows
+    }
+
+    #[test]
+    fn documents_of_every_kind() {
+        let rows = kinds();
+        for format in [LineFormat::Ecs, LineFormat::Ocsf] {
+            let lines: Vec<String> = rows.iter().map(|r| line(r, format)).collect();
+            for l in &lines {
+                assert!(!l.contains('\n'), "{l}");
+                let back: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+                assert!(back.is_object(), "{l}");
+            }
+            if let Some(dir) = std::env::var_os("VIGIE_SIEM_SAMPLES") {
+                let name = if format == LineFormat::Ecs { "ecs.jsonl" } else { "ocsf.jsonl" };
+                let path = std::path::Path::new(&dir).join(name);
+                std::fs::write(&path, lines.join("\n") + "\n")
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            }
+        }
+    }
+}
