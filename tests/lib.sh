@@ -1,7 +1,8 @@
 # Shared by the README's two commands: installs what they need, idempotently.
 # Sourced, not run.
 
-log() { printf '\n== %s\n' "$*"; }
+# Each step with the seconds since the script started: where CI time goes.
+log() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 
 # apt-get install only what is missing; `apt-get update` at most once.
 apt_ensure() {

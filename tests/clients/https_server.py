@@ -1,14 +1,16 @@
 """The lab internet's HTTPS server: answers every GET with 'internet ok';
 with a RECEIVED file, also takes POSTs (a webhook) and appends each body to
-it as one line.
+it as one line; with `raw` after it, appends each body as it came (an
+HTTPS log sink taking JSON lines or bulk bodies).
 
-    python3 https_server.py ADDRESS CERT KEY PORT [RECEIVED]
+    python3 https_server.py ADDRESS CERT KEY PORT [RECEIVED [raw]]
 
 The TLS handshake runs in each connection's thread, not in accept(), where a
 client whose ClientHello the agent held or rejected would stall every other
 one.
 """
 import http.server
+import os
 import ssl
 import sys
 
@@ -22,11 +24,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"internet ok")
 
     def do_POST(self):
+        # A sink that wants credentials: EXPECT_AUTHORIZATION in the environment.
+        expected = os.environ.get("EXPECT_AUTHORIZATION")
+        if expected is not None and self.headers.get("Authorization") != expected:
+            self.send_response(401)
+            self.end_headers()
+            return
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(min(length, 1 << 20))
         if RECEIVED:
             with open(RECEIVED, "ab") as out:
-                out.write(body.replace(b"\n", b" ") + b"\n")
+                out.write(body if RAW else body.replace(b"\n", b" ") + b"\n")
         self.send_response(204)
         self.end_headers()
 
@@ -35,11 +43,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 RECEIVED = None
+RAW = False
 
 
-def main(address, cert, key, port, received=None):
-    global RECEIVED
+def main(address, cert, key, port, received=None, mode=None):
+    global RECEIVED, RAW
     RECEIVED = received
+    RAW = mode == "raw"
     server = http.server.ThreadingHTTPServer((address, int(port)), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -48,4 +58,4 @@ def main(address, cert, key, port, received=None):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:6])
+    main(*sys.argv[1:7])

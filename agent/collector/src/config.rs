@@ -100,9 +100,7 @@ impl Config {
             if export.name.is_empty() || !names.insert(export.name.as_str()) {
                 bail!("each [[export]] needs a name of its own (`{}`)", export.name);
             }
-            if export.address.is_empty() {
-                bail!("[[export]] `{}` needs an address (host:port)", export.name);
-            }
+            export.check()?;
         }
         if !(1..=600).contains(&config.request_seconds) {
             bail!("request_seconds must be between 1 and 600");

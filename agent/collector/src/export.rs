@@ -4,9 +4,11 @@
 //! restart, and slowed by a slow receiver (its TCP window) rather than
 //! buffering.
 //!
-//! So far: RFC 5424 syslog over TCP (octet-counting framing, RFC 6587) or
-//! over TLS (RFC 5425, the receiver's CA pinned), the message CEF, RFC 5424
-//! structured data, ECS or OCSF JSON. Mapping of each field: `agent/FLEET.md`.
+//! Transports: RFC 5424 syslog over TCP (octet-counting framing, RFC 6587)
+//! or over TLS (RFC 5425, the receiver's CA pinned), the message CEF, RFC
+//! 5424 structured data, ECS or OCSF JSON; or HTTPS POSTs of ECS or OCSF
+//! documents, in the shape of Elasticsearch's bulk API or as JSON lines.
+//! Mapping of each field: `agent/FLEET.md`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -26,8 +28,21 @@ use vigie_core::siem::{ecs, ocsf, timestamp, Pseudonyms, Row};
 pub struct ExportConfig {
     /// Names the cursor: renaming a destination starts it from the beginning.
     pub name: String,
-    /// `host:port` of the receiver (rsyslog's imtcp, syslog-ng's network()).
-    pub address: String,
+    /// Syslog: `host:port` of the receiver (rsyslog's imtcp, syslog-ng's
+    /// network()). Exactly one of `address` and `url`.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// HTTPS: where batches are POSTed, e.g. Elasticsearch's
+    /// `https://es.example.org:9200/logs-vigie-default/_bulk`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The body of an HTTPS POST: `bulk` (default) or `ndjson`.
+    #[serde(default)]
+    pub http_body: HttpBody,
+    /// A file holding the value of the POST's `Authorization` header
+    /// (`ApiKey …`, `Basic …`), read when the export starts.
+    #[serde(default)]
+    pub authorization_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub format: Format,
     /// The IANA private enterprise number of the structured data's SD-ID
@@ -48,6 +63,159 @@ pub struct ExportConfig {
     /// part of `address`).
     #[serde(default)]
     pub tls_server_name: Option<String>,
+}
+
+/// How an HTTPS destination's body is shaped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpBody {
+    /// Elasticsearch's (and OpenSearch's) bulk API: a `create` action with
+    /// the event id as `_id` before each document, so that a batch sent
+    /// twice stores each event once (the second `create` is a 409).
+    #[default]
+    Bulk,
+    /// One document a line (Vector's and Fluent Bit's `http` inputs,
+    /// Logstash's `json_lines`).
+    Ndjson,
+}
+
+impl ExportConfig {
+    /// What is wrong with the destination, if anything.
+    pub fn check(&self) -> Result<()> {
+        let name = &self.name;
+        match (&self.address, &self.url) {
+            (Some(address), None) if !address.is_empty() => Ok(()),
+            (None, Some(url)) => {
+                let https = url.starts_with("https://");
+                let loopback =
+                    ["http://127.", "http://[::1]", "http://localhost"].iter().any(|p| url.starts_with(p));
+                if !(https || loopback) {
+                    anyhow::bail!(
+                        "[[export]] `{name}`: the url must be https:// (plain http only to this machine)"
+                    );
+                }
+                if https && self.tls_ca.is_none() {
+                    anyhow::bail!(
+                        "[[export]] `{name}`: an https:// url needs tls_ca, the receiver's CA (PEM)"
+                    );
+                }
+                if !matches!(self.format, Format::EcsJson | Format::OcsfJson) {
+                    anyhow::bail!("[[export]] `{name}`: over HTTPS the format is ecs-json or ocsf-json");
+                }
+                Ok(())
+            }
+            _ => anyhow::bail!(
+                "[[export]] `{name}` needs either an address (syslog, host:port) or a url (HTTPS), not both"
+            ),
+        }
+    }
+
+    fn target(&self) -> &str {
+        self.url.as_deref().or(self.address.as_deref()).unwrap_or_default()
+    }
+}
+
+/// An HTTPS destination's client, its CA alone trusted.
+struct HttpSink {
+    client: reqwest::Client,
+    url: String,
+    authorization: Option<String>,
+    body: HttpBody,
+}
+
+/// The most of a receiver's answer read (a bulk response lists every item).
+const ANSWER_LIMIT: usize = 8 << 20;
+
+impl HttpSink {
+    fn new(config: &ExportConfig) -> Result<Option<Self>> {
+        let Some(url) = &config.url else { return Ok(None) };
+        let mut builder = reqwest::Client::builder()
+            .timeout(WRITE_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        if let Some(ca) = &config.tls_ca {
+            builder = builder.tls_backend_preconfigured(crate::pki::client_trusting(ca)?);
+        }
+        let authorization = match &config.authorization_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path).with_context(|| path.display().to_string())?.trim().to_owned(),
+            ),
+            None => None,
+        };
+        Ok(Some(Self {
+            client: builder.build().context("HTTPS client")?,
+            url: url.clone(),
+            authorization,
+            body: config.http_body,
+        }))
+    }
+
+    /// POSTs the documents; `Ok` with the documents the receiver refused
+    /// one by one (and why), `Err` when the batch must be sent again.
+    async fn send(&self, documents: &[(Uuid, String)]) -> Result<(usize, Option<String>)> {
+        let mut body = String::with_capacity(documents.iter().map(|(_, d)| d.len() + 64).sum());
+        for (id, document) in documents {
+            if self.body == HttpBody::Bulk {
+                let _ = writeln!(body, "{{\"create\":{{\"_id\":\"{id}\"}}}}");
+            }
+            body.push_str(document);
+            body.push('\n');
+        }
+        let mut request =
+            self.client.post(&self.url).header("content-type", "application/x-ndjson").body(body);
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let mut response = request.send().await.context("reaching the receiver")?;
+        let status = response.status();
+        let mut answer = Vec::new();
+        while let Some(chunk) = response.chunk().await.context("reading the receiver's answer")? {
+            if answer.len() + chunk.len() > ANSWER_LIMIT {
+                break;
+            }
+            answer.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(answer.get(..200).unwrap_or(&answer)).into_owned();
+            anyhow::bail!("the receiver answered {status}: {text}");
+        }
+        match self.body {
+            HttpBody::Bulk => bulk_outcome(&answer),
+            HttpBody::Ndjson => Ok((0, None)),
+        }
+    }
+}
+
+/// What a bulk answer says: the documents refused for good (a mapping
+/// error) with the first reason, or `Err` when some could not be stored now
+/// (429, 5xx) and the batch goes again. A 409 is a document stored by an
+/// earlier try. An answer that is not a bulk answer (a collector's 204) is
+/// a success.
+fn bulk_outcome(answer: &[u8]) -> Result<(usize, Option<String>)> {
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(answer) else { return Ok((0, None)) };
+    if answer.get("errors").and_then(serde_json::Value::as_bool) != Some(true) {
+        return Ok((0, None));
+    }
+    let mut refused = 0;
+    let mut reason = None;
+    for item in answer.get("items").and_then(serde_json::Value::as_array).into_iter().flatten() {
+        let Some(result) = item.as_object().and_then(|o| o.values().next()) else { continue };
+        let status = result.get("status").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        match status {
+            200..=299 | 409 => {}
+            429 | 500..=599 => anyhow::bail!("the receiver could not store every document now ({status})"),
+            _ => {
+                refused += 1;
+                let error = result.get("error");
+                let why = error
+                    .and_then(|e| e.get("reason").or_else(|| e.get("type")))
+                    .and_then(serde_json::Value::as_str)
+                    .map_or_else(|| format!("status {status}"), str::to_owned);
+                reason.get_or_insert(why);
+            }
+        }
+    }
+    Ok((refused, reason))
 }
 
 /// The connection to a receiver: TCP, or TLS over it.
@@ -97,16 +265,18 @@ fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector> {
 }
 
 async fn connect(config: &ExportConfig) -> Result<Connection> {
-    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&config.address))
+    let address = config.address.as_deref().unwrap_or_default();
+    let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address))
         .await
         .context("connecting to the receiver: timed out")?
-        .with_context(|| format!("connecting to {}", config.address))?;
+        .with_context(|| format!("connecting to {address}"))?;
     let Some(ca) = &config.tls_ca else {
         return Ok(Connection::Plain(tcp));
     };
-    let host = config.tls_server_name.clone().unwrap_or_else(|| {
-        config.address.rsplit_once(':').map_or(config.address.as_str(), |(h, _)| h).to_owned()
-    });
+    let host = config
+        .tls_server_name
+        .clone()
+        .unwrap_or_else(|| address.rsplit_once(':').map_or(address, |(h, _)| h).to_owned());
     let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
         .with_context(|| format!("`{host}` is not a server name"))?;
     let tls = tokio::time::timeout(Duration::from_secs(10), tls_connector(ca)?.connect(name, tcp))
@@ -396,25 +566,29 @@ const BATCH: i64 = 500;
 
 /// Runs one destination for ever: read, send, move the cursor.
 pub async fn run(pool: Pool, config: ExportConfig) {
-    let pseudonyms = loop {
-        match &config.pseudonym_key {
-            None => break None,
+    // Nothing goes out unpseudonymised, nor to an untrusted receiver: wait
+    // for a usable key and client.
+    let (pseudonyms, http) = loop {
+        let pseudonyms = match &config.pseudonym_key {
+            None => Ok(None),
             Some(path) => match std::fs::read(path) {
-                Ok(key) if key.len() >= 16 => break Some(Pseudonyms::new(key)),
-                Ok(_) => {
-                    record_error(&pool, &config.name, "the pseudonym key is shorter than 16 bytes").await;
-                }
-                Err(e) => record_error(&pool, &config.name, &format!("{}: {e}", path.display())).await,
+                Ok(key) if key.len() >= 16 => Ok(Some(Pseudonyms::new(key))),
+                Ok(_) => Err("the pseudonym key is shorter than 16 bytes".to_owned()),
+                Err(e) => Err(format!("{}: {e}", path.display())),
             },
+        };
+        match (pseudonyms, HttpSink::new(&config)) {
+            (Ok(pseudonyms), Ok(http)) => break (pseudonyms, http),
+            (Err(why), _) => record_error(&pool, &config.name, &why).await,
+            (_, Err(e)) => record_error(&pool, &config.name, &format!("{e:#}")).await,
         }
-        // Nothing goes out unpseudonymised: wait for a usable key.
         tokio::time::sleep(Duration::from_secs(60)).await;
     };
     let mut connection: Option<Connection> = None;
     let mut failures: u32 = 0;
-    info!(destination = %config.name, address = %config.address, "export started");
+    info!(destination = %config.name, target = %config.target(), "export started");
     loop {
-        match step(&pool, &config, pseudonyms.as_ref(), &mut connection).await {
+        match step(&pool, &config, pseudonyms.as_ref(), http.as_ref(), &mut connection).await {
             Ok(0) => {
                 failures = 0;
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -438,6 +612,7 @@ async fn step(
     pool: &Pool,
     config: &ExportConfig,
     pseudonyms: Option<&Pseudonyms>,
+    http: Option<&HttpSink>,
     connection: &mut Option<Connection>,
 ) -> Result<usize> {
     let cursor = load_cursor(pool, &config.name).await?;
@@ -445,13 +620,36 @@ async fn step(
     let Some((last, _)) = rows.last().cloned() else {
         return Ok(0);
     };
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .map(|(_, row)| match pseudonyms {
+            Some(pseudonyms) => pseudonyms.apply(row),
+            None => row,
+        })
+        .collect();
+    let sent = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    if let Some(http) = http {
+        let documents: Vec<(Uuid, String)> = rows
+            .iter()
+            .map(|row| {
+                let document = if config.format == Format::OcsfJson { ocsf(row) } else { ecs(row) };
+                (row.event_id, document.to_string())
+            })
+            .collect();
+        let (refused, why) = http.send(&documents).await?;
+        save_cursor(pool, &config.name, &last, sent).await?;
+        // Refused for good (a mapping conflict): kept here, not sent again,
+        // and said, so that one bad document does not stop the flow.
+        if refused > 0 {
+            let why = format!("{refused} documents refused by the receiver: {}", why.unwrap_or_default());
+            warn!(destination = %config.name, error = %why, "documents refused");
+            record_error(pool, &config.name, &why).await;
+        }
+        return Ok(rows.len());
+    }
     let mut frames = String::new();
-    for (_, row) in &rows {
-        let row = match pseudonyms {
-            Some(pseudonyms) => pseudonyms.apply(row.clone()),
-            None => row.clone(),
-        };
-        frames.push_str(&frame(&message(&row, config.format, config.enterprise_number)));
+    for row in &rows {
+        frames.push_str(&frame(&message(row, config.format, config.enterprise_number)));
     }
     // A receiver that went away since the last batch: its end of the
     // connection reads as closed. Found before writing, not after the
@@ -471,7 +669,7 @@ async fn step(
         .await
         .context("the receiver did not take the batch in time")?
         .context("sending to the receiver")?;
-    save_cursor(pool, &config.name, &last, i64::try_from(rows.len()).unwrap_or(i64::MAX)).await?;
+    save_cursor(pool, &config.name, &last, sent).await?;
     Ok(rows.len())
 }
 
@@ -546,6 +744,41 @@ mod tests {
         assert!(text.contains("[vigie@32473 ts=\"1764000000123\""), "{text}");
         assert!(text.contains("user=\"alice\\]\\\"\""), "{text}");
         assert!(text.contains("exePath=\"C:\\\\evil\nline\""), "{text}");
+    }
+
+    #[test]
+    fn bulk_answers_are_read_item_by_item() {
+        assert_eq!(bulk_outcome(b"").unwrap(), (0, None), "a collector's empty 204");
+        assert_eq!(bulk_outcome(br#"{"took":3,"errors":false,"items":[]}"#).unwrap(), (0, None));
+        let stored_before = br#"{"errors":true,"items":[{"create":{"_id":"a","status":201}},{"create":{"_id":"b","status":409,"error":{"type":"version_conflict_engine_exception"}}}]}"#;
+        assert_eq!(bulk_outcome(stored_before).unwrap(), (0, None), "409: stored by an earlier try");
+        let mapping = br#"{"errors":true,"items":[{"create":{"status":400,"error":{"type":"document_parsing_exception","reason":"failed to parse field [host.id]"}}},{"create":{"status":201}}]}"#;
+        assert_eq!(bulk_outcome(mapping).unwrap(), (1, Some("failed to parse field [host.id]".to_owned())));
+        let busy = br#"{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":429,"error":{"type":"es_rejected_execution_exception"}}}]}"#;
+        assert!(bulk_outcome(busy).is_err(), "429: the batch goes again");
+    }
+
+    #[test]
+    fn destinations_are_syslog_or_https_not_both() {
+        let parse = |text: &str| -> Result<ExportConfig> {
+            let config: ExportConfig = toml::from_str(text)?;
+            config.check().map(|()| config)
+        };
+        assert!(parse("name = \"a\"\naddress = \"127.0.0.1:514\"").is_ok());
+        assert!(parse(
+            "name = \"a\"\nurl = \"https://es:9200/_bulk\"\nformat = \"ecs-json\"\ntls_ca = \"/ca.pem\""
+        )
+        .is_ok());
+        for (text, why) in [
+            ("name = \"a\"", "either an address"),
+            ("name = \"a\"\naddress = \"h:1\"\nurl = \"https://h/\"", "not both"),
+            ("name = \"a\"\nurl = \"http://es.example.org/_bulk\"\nformat = \"ecs-json\"", "https://"),
+            ("name = \"a\"\nurl = \"https://es/_bulk\"\nformat = \"ecs-json\"", "needs tls_ca"),
+            ("name = \"a\"\nurl = \"https://es/_bulk\"\ntls_ca = \"/ca.pem\"", "ecs-json or ocsf-json"),
+        ] {
+            let err = parse(text).map(|_| ()).unwrap_err();
+            assert!(format!("{err:#}").contains(why), "{text}: {err:#}");
+        }
     }
 
     #[test]
