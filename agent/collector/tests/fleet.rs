@@ -809,6 +809,33 @@ fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
     assert_eq!(vault.received().0.len(), 501, "nor the vault");
 }
 
+/// One event the collector refuses (400: an id that is not a UUID) sits in
+/// the middle of the backlog: the uploader halves its batches down to it,
+/// sets it aside (counted, kept locally), and every other event arrives.
+#[test]
+fn a_refused_event_is_set_aside_and_the_rest_arrives() {
+    let c = collector();
+    let agent = tempfile::tempdir().unwrap();
+    let state = agent.path();
+    c.enroll(state, &c.token("compta", 1, Duration::from_secs(600))).unwrap();
+    let now = now_micros();
+    let mut events: Vec<Event> =
+        (0..700).map(|i| event(now - i * 1_000, "claude", Action::Warn, 1)).collect();
+    events.insert(300, Event { id: "not-a-uuid".into(), ..event(now, "chatgpt", Action::Block, 1) });
+    let mut store = Store::open(&state.join("events.db")).unwrap();
+    store.insert(&events).unwrap();
+    store.outbox_open(false).unwrap();
+    let running = upload(state);
+    wait_until("the backlog to drain around the refused event", Duration::from_secs(60), || {
+        let o = outbox(state);
+        o.backlog == 0 && o.set_aside == 1
+    });
+    drop(running);
+    let o = outbox(state);
+    assert_eq!((o.sent, o.set_aside), (700, 1), "{o:?}");
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "700");
+}
+
 /// An HTTPS log sink (the shape Elasticsearch's bulk API takes): every
 /// event arrives once as an ECS document after its `create` action, over
 /// TLS with the sink's CA pinned and the Authorization header sent; the

@@ -222,6 +222,11 @@ impl Uploader {
         if status.is_success() {
             // Stored: whatever the body says (a newer collector may say more).
             store.outbox_acked(last_seq, count as u64, now_micros())?;
+            // A batch halved after a 400 or 413 grows back, doubling, so that
+            // one large batch does not leave every later upload small.
+            *batch = batch
+                .saturating_mul(2)
+                .min(self.config.batch_events.clamp(1, proto::MAX_BATCH_EVENTS as u32));
             let ack: BatchAck = read_limited(response, MAX_ANSWER_BYTES)
                 .ok()
                 .and_then(|body| serde_json::from_slice(&body).ok())
