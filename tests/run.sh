@@ -15,7 +15,7 @@ rust_ensure
 apt_ensure iproute2 curl dnsutils python3 openssl util-linux dnsmasq-base iptables nftables chromium
 # The fleet collector's tests start their own PostgreSQL (initdb + pg_ctl) and
 # rsyslog (with its TLS driver) as the SIEM receiver of its exports.
-apt_ensure postgresql-15 rsyslog rsyslog-gnutls
+apt_ensure postgresql-15 rsyslog rsyslog-gnutls poppler-utils
 console_ensure
 # The console and clipboard guard end to end: a real X display with a window
 # manager, WebKitGTK's WebDriver behind tauri-driver, ImageMagick for

@@ -6,4 +6,5 @@ pub mod config;
 pub mod db;
 pub mod export;
 pub mod pki;
+pub mod report;
 pub mod server;

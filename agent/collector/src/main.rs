@@ -26,6 +26,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Html,
+    Pdf,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Make the fleet CA (once) and the collector's server certificate.
@@ -41,6 +47,29 @@ enum Command {
     /// Enrolment tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The periodic review of GenAI use for the RSSI and the DPO: a period
+    /// of UTC days (both ends included) compared with the one before it,
+    /// as HTML (printable on A4) or PDF (printed by headless Chromium).
+    Report {
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD.
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_enum, default_value = "html")]
+        format: ReportFormat,
+        #[arg(long, value_enum, default_value = "fr")]
+        lang: vigie_collector::report::Lang,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Key of the users' pseudonyms (a file of at least 16 bytes): the
+        /// same key gives the same pseudonyms from one report to the next.
+        /// Without it, each report draws a key of its own.
+        #[arg(long)]
+        pseudonym_key: Option<PathBuf>,
+    },
     /// List the enrolled agents (JSON lines).
     Agents,
     /// Revoke an agent: its requests are refused from the next second on.
@@ -270,6 +299,44 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("bundle version {version} is not above the latest published ({latest})");
             }
             print(&format!("published bundle version {version}"));
+            Ok(())
+        }
+        Command::Report { from, to, format, lang, out, pseudonym_key } => {
+            use vigie_collector::report;
+            let period = report::Period::new(report::parse_day(from)?, report::parse_day(to)?)?;
+            let key = match &pseudonym_key {
+                Some(path) => {
+                    let key = std::fs::read(path).with_context(|| path.display().to_string())?;
+                    if key.len() < 16 {
+                        bail!("{}: a pseudonym key has at least 16 bytes", path.display());
+                    }
+                    key
+                }
+                None => rand::random::<[u8; 32]>().to_vec(),
+            };
+            let config = config(&cli)?;
+            let started = std::time::Instant::now();
+            let data = runtime()?.block_on(async {
+                let pool = db::pool(&config.database, 2)?;
+                report::gather(&pool, period, &vigie_core::siem::Pseudonyms::new(key)).await
+            })?;
+            let generated = time::OffsetDateTime::now_utc().date().to_string();
+            let html = report::render_html(&data, period, *lang, &generated);
+            match *format {
+                ReportFormat::Html => std::fs::write(out, html).with_context(|| out.display().to_string())?,
+                ReportFormat::Pdf => {
+                    let page = out.with_extension("html");
+                    std::fs::write(&page, html).with_context(|| page.display().to_string())?;
+                    let printed = report::print_pdf(&page, out);
+                    let _ = std::fs::remove_file(&page);
+                    printed?;
+                }
+            }
+            print(&format!(
+                "report written to {} in {:.1} s",
+                out.display(),
+                started.elapsed().as_secs_f64()
+            ));
             Ok(())
         }
         Command::Exports => {

@@ -809,6 +809,80 @@ fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
     assert_eq!(vault.received().0.len(), 501, "nor the vault");
 }
 
+/// The periodic review over a real fleet's data: two weeks compared, the
+/// figures, the new service, hostile names kept as text, French and
+/// English, then the PDF printed by Chromium and each page rendered as a
+/// PNG (`target/report-pages/`) to be looked at.
+#[test]
+fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
+    use vigie_collector::report::{self, Lang, Period};
+    let c = collector();
+    let (_agent, http) = exporting_agent(&c);
+    let day = 86_400_000_000i64;
+    let today = time::OffsetDateTime::now_utc().date();
+    let period = Period::new(today - time::Duration::days(6), today).unwrap();
+    let now = now_micros();
+    let mut events = Vec::new();
+    // The week before: 10 chatgpt blocks. This week: 30, a new service
+    // (mistral), a program with markup in its name, clipboard blocks.
+    events.extend((0..10).map(|i| event(now - 8 * day - i * 1_000_000, "chatgpt", Action::Block, 1)));
+    events.extend((0..30).map(|i| event(now - day - i * 1_000_000, "chatgpt", Action::Block, 1)));
+    events.extend((0..5).map(|i| event(now - 2 * day - i * 1_000_000, "claude", Action::Warn, 2)));
+    let mut odd = event(now - 3 * day, "mistral", Action::Coach, 1);
+    odd.attribution.program = Some("<img src=x onerror=alert(1)>".into());
+    events.push(odd);
+    for i in 0..3 {
+        let mut copy = event(now - day - i * 1_000_000, "chatgpt", Action::Block, 1);
+        (copy.source, copy.name) = ("clipboard".into(), "nir:1 email:2".into());
+        events.push(copy);
+    }
+    post_events(&c, &http, events);
+    c.sql("UPDATE agents SET version = '0.1.0', mode = 'enforce', last_seen = now()");
+    c.sql("INSERT INTO policy_bundles (version, bundle, etag, expires_at, published_at) VALUES (7, '', 'e', now() + interval '30 days', now() - interval '2 days')");
+    let data = c
+        .runtime
+        .block_on(report::gather(&c.app.pool, period, &vigie_core::siem::Pseudonyms::new(vec![9; 32])))
+        .unwrap();
+    assert_eq!(data.decisions.get("block"), Some(&(33, 10)), "{:?}", data.decisions);
+    assert_eq!(data.decisions.get("warn"), Some(&(10, 0)), "5 events of 2 repeats");
+    assert_eq!(data.services.first().map(|s| (s.0.as_str(), s.1, s.2, s.3)), Some(("chatgpt", 33, 10, 33)));
+    assert!(data.new_services.iter().any(|(s, _)| s == "mistral"), "{:?}", data.new_services);
+    assert_eq!(data.clipboard.get("personal-data"), Some(&(3, 3)));
+    assert_eq!((data.enrolled, data.reporting), (1, 1));
+    assert_eq!(data.top_groups, vec![("compta".to_owned(), 44)], "30 + 3 + 5 × 2 + 1");
+    assert!(data.top_users.iter().all(|(u, _)| u.starts_with("p-")), "{:?}", data.top_users);
+    assert_eq!(data.policy_changes.first().map(|p| p.0), Some(7));
+
+    let fr = report::render_html(&data, period, Lang::Fr, "2026-12-05");
+    assert!(fr.contains("Revue périodique") && fr.contains("+230 %"), "33 against 10");
+    assert!(!fr.contains("<img") && fr.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    let en = report::render_html(&data, period, Lang::En, "2026-12-05");
+    assert!(en.contains("Periodic review") && en.contains("+230%"));
+
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report");
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/report-pages");
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&pages);
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&pages).unwrap();
+    for (lang, html) in [("fr", &fr), ("en", &en)] {
+        let page = out.join(format!("report-{lang}.html"));
+        std::fs::write(&page, html).unwrap();
+        let pdf = out.join(format!("report-{lang}.pdf"));
+        report::print_pdf(&page, &pdf).unwrap();
+        assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+        let rendered = std::process::Command::new("pdftoppm")
+            .args(["-png", "-r", "60"])
+            .arg(&pdf)
+            .arg(pages.join(format!("report-{lang}")))
+            .status()
+            .unwrap();
+        assert!(rendered.success());
+    }
+    let pngs = std::fs::read_dir(&pages).unwrap().count();
+    assert!(pngs >= 4, "two languages, two A4 pages or more each: {pngs}");
+}
+
 /// One event the collector refuses (400: an id that is not a UUID) sits in
 /// the middle of the backlog: the uploader halves its batches down to it,
 /// sets it aside (counted, kept locally), and every other event arrives.
