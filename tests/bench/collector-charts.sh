@@ -12,4 +12,4 @@ rust_ensure
 apt_ensure postgresql-15
 export VIGIE_BENCH_EVENTS=${1:-5000000}
 cargo test --release --locked -q -p vigie-collector --test charts_bench -- --ignored --nocapture 2>&1 \
-    | grep -E '^collector-charts|panicked|FAILED'
+    | grep -E '^collector-(charts|report)|panicked|FAILED'

@@ -1,7 +1,9 @@
 //! What the hourly counts buy: a 30-day chart (events per day, service and
 //! decision) over millions of events, read from the events themselves and
-//! from `event_rollup_hourly`, in the same database. Ignored by default;
-//! run by `tests/bench/collector-charts.sh`.
+//! from `event_rollup_hourly`, in the same database; and the periodic
+//! review of those 30 days (`vigie-collector report`), timed from its
+//! queries to its HTML. Ignored by default; run by
+//! `tests/bench/collector-charts.sh`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
@@ -66,6 +68,23 @@ fn charts_from_the_rollup_against_the_events() {
     );
     assert!(raw_rows > 0 && rolled_rows > 0);
     let rollup_rows = pg.psql("vigie", "SELECT count(*) FROM event_rollup_hourly").unwrap();
+    let today = time::OffsetDateTime::now_utc().date();
+    let period = vigie_collector::report::Period::new(today - time::Duration::days(29), today).unwrap();
+    let started = Instant::now();
+    let html = runtime.block_on(async {
+        let pool = db::pool(&pg.connection(), 2).unwrap();
+        let data = vigie_collector::report::gather(&pool, period, &vigie_core::siem::Pseudonyms::new(vec![1; 32]))
+            .await
+            .unwrap();
+        vigie_collector::report::render_html(&data, period, vigie_collector::report::Lang::Fr, "bench")
+    });
+    let report = started.elapsed();
+    assert!(html.contains("Revue périodique"));
+    println!(
+        "collector-report: the 30-day periodic review over {events} events built in {:.1} s (HTML, {} KB)",
+        report.as_secs_f64(),
+        html.len() / 1024
+    );
     println!(
         "collector-charts: {events} events ({rollup_rows} hourly rows, filled in {:.0} s): 30-day chart from the events {:.0} ms, from the hourly counts {:.0} ms ({:.0}x)",
         filled.as_secs_f64(),
