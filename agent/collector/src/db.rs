@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_exports.sql"),
     include_str!("../migrations/0003_alerts.sql"),
+    include_str!("../migrations/0004_answers.sql"),
 ];
 
 /// Any number above this sits in one advisory lock shared by every
@@ -237,6 +238,55 @@ const QUARANTINE_COLUMNS: &str = "$1, event_id, CASE WHEN ts_us BETWEEN 0 AND 72
     THEN timestamptz 'epoch' + ts_us * interval '1 microsecond' ELSE now() END, source, name,
     service_id, service_name, category, vendor, action, rule_id, policy_version, protocol, src, dst, ech, pid,
     program, program_path, uid, username, repeats, content_hash";
+
+/// The longest answer text kept (the console asks for a sentence or two).
+const ANSWER_TEXT_MAX: usize = 2_000;
+
+/// Stores users' answers to prompts; those already stored by an earlier
+/// attempt are ignored. Everything an agent sends is stored, cleaned:
+/// control characters out, text cut at [`ANSWER_TEXT_MAX`] chars, an event
+/// id that is not a UUID kept as null, a time PostgreSQL cannot hold as
+/// the time it arrived.
+pub async fn store_answers(pool: &Pool, agent: Uuid, answers: &[vigie_core::proto::Answer]) -> Result<u64> {
+    let clean = |text: &str, max: usize| -> String {
+        text.chars().filter(|c| !c.is_control() || *c == '\n').take(max).collect()
+    };
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let statement = tx
+        .prepare(
+            "INSERT INTO answers (agent_id, ts, event_id, uid, username, service_id, action, kind, text, bypass_until)
+             VALUES ($1, coalesce(to_timestamp($2::double precision / 1e6), now()), $3, $4, $5, $6, $7, $8, $9,
+                     to_timestamp($10::double precision / 1e6))
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let mut stored = 0;
+    for a in answers {
+        // Outside PostgreSQL's range (or the agent's clock far off): now.
+        let ts = (a.ts > 0 && a.ts < 253_402_300_800_000_000).then_some(a.ts as f64);
+        let until = a.bypass_until.filter(|t| *t > 0 && *t < 253_402_300_800_000_000).map(|t| t as f64);
+        stored += tx
+            .execute(
+                &statement,
+                &[
+                    &agent,
+                    &ts,
+                    &Uuid::parse_str(&a.event_id).ok(),
+                    &a.uid.map(i64::from),
+                    &a.user.as_deref().map(|u| clean(u, 256)),
+                    &clean(&a.service_id, 128),
+                    &a.action.as_str(),
+                    &a.kind.as_str(),
+                    &a.text.as_deref().map(|t| clean(t, ANSWER_TEXT_MAX)),
+                    &until,
+                ],
+            )
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
 
 /// A malformed batch: refused whole, with the reason (nothing stored).
 #[derive(Debug, thiserror::Error)]

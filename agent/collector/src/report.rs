@@ -110,6 +110,11 @@ pub struct ReportData {
     pub versions: Vec<(String, i64)>,
     pub modes: Vec<(String, i64)>,
     pub alerts: Vec<(String, i64)>,
+    /// Answers to prompts per kind and service.
+    pub answers: Vec<(String, String, i64)>,
+    /// The latest justifications and exception requests: when, pseudonym,
+    /// service, kind, text, bypass granted until.
+    pub recent_answers: Vec<(String, String, String, String, String, Option<String>)>,
 }
 
 /// Reads the period's figures. `pseudonyms` names the users.
@@ -291,6 +296,41 @@ pub async fn gather(pool: &Pool, period: Period, pseudonyms: &Pseudonyms) -> Res
         )
         .await?;
     data.alerts = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+
+    let rows = client
+        .query(
+            "SELECT kind, service_id, count(*) FROM answers
+             WHERE ts >= $1::text::timestamptz AND ts < $2::text::timestamptz
+             GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT 30",
+            &[&start, &end],
+        )
+        .await?;
+    data.answers = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let rows = client
+        .query(
+            "SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), username, service_id, kind, coalesce(text, ''),
+                to_char(bypass_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
+             FROM answers
+             WHERE ts >= $1::text::timestamptz AND ts < $2::text::timestamptz
+               AND kind IN ('justified', 'exception-requested')
+             ORDER BY ts DESC LIMIT 30",
+            &[&start, &end],
+        )
+        .await?;
+    data.recent_answers = rows
+        .iter()
+        .map(|r| {
+            let user: Option<String> = r.get(1);
+            (
+                r.get(0),
+                user.map_or_else(String::new, |u| pseudonyms.of(&u)),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+            )
+        })
+        .collect();
     Ok(data)
 }
 
@@ -502,6 +542,7 @@ svg { width: 100%; height: auto; }
 svg .axis { font-size: 9px; fill: #5d6d7e; }
 svg .label { font-size: 10px; fill: #1b2631; }
 .gap { border-left: 3px solid #e67e22; padding-left: 3mm; }
+.texts td, .texts th { text-align: left !important; vertical-align: top; }
 ";
 
 /// The report as one HTML page (printable on A4).
@@ -722,13 +763,55 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
             t("Aucune alerte.", "No alert.")
         )
     );
+    let kind_name = |kind: &str| {
+        match kind {
+            "justified" => t("justification (accès accordé)", "justification (access granted)"),
+            "exception-requested" => t("demande d'exception", "exception request"),
+            "acknowledged" => t("prise de connaissance", "acknowledged"),
+            other => other,
+        }
+        .to_owned()
+    };
+    let answers: Vec<Vec<String>> =
+        data.answers.iter().map(|(k, s, n)| vec![kind_name(k), s.clone(), number(*n, lang)]).collect();
+    let recent: Vec<Vec<String>> = data
+        .recent_answers
+        .iter()
+        .map(|(at, who, service, kind, text, until)| {
+            let outcome = match (kind.as_str(), until) {
+                ("justified", Some(until)) => format!("{} {until}", t("accès jusqu'au", "access until")),
+                ("exception-requested", _) => t("à examiner", "to review").to_owned(),
+                _ => String::new(),
+            };
+            vec![at.clone(), who.clone(), service.clone(), kind_name(kind), text.clone(), outcome]
+        })
+        .collect();
+    let _ = write!(
+        html,
+        "<section><h2>{}</h2>{}<p class=\"muted\">{}</p><div class=\"texts\">{}</div></section>",
+        t("Justifications et demandes d'exception", "Justifications and exception requests"),
+        table(
+            &[t("Réponse", "Answer"), t("Service", "Service"), t("Nombre", "Count")],
+            &answers,
+            t("Aucune réponse aux alertes pendant la période.", "No answer to a prompt during the period.")
+        ),
+        t(
+            "Les dernières, dans les mots des employés (pseudonymisés). Une demande d'exception reste à examiner : Vigie n'a pas encore de circuit de décision.",
+            "The latest, in the employees' words (pseudonymised). An exception request is to review: Vigie has no decision workflow yet."
+        ),
+        table(
+            &[t("Date", "Date"), t("Pseudonyme", "Pseudonym"), t("Service", "Service"), t("Réponse", "Answer"), t("Texte", "Text"), t("Suite", "Outcome")],
+            &recent,
+            "—"
+        )
+    );
     let _ = write!(
         html,
         "<section class=\"gap\"><h2>{}</h2><p>{}</p></section>",
         t("Ce que ce rapport ne montre pas encore", "What this report does not show yet"),
         t(
-            "Les justifications et demandes d'exception des employés (elles restent sur les postes : le collecteur ne les reçoit pas encore) ; l'inventaire des logiciels d'IA installés et des droits qu'ils détiennent, et la liste de recertification de la recommandation R35 de l'ANSSI (l'inventaire n'existe pas encore).",
-            "Employees' justifications and exception requests (they stay on the workstations: the collector does not receive them yet); the inventory of installed AI software and the rights it holds, and ANSSI R35's recertification list (the inventory does not exist yet)."
+            "L'inventaire des logiciels d'IA installés et des droits qu'ils détiennent, et la liste de recertification de la recommandation R35 de l'ANSSI (l'inventaire n'existe pas encore).",
+            "The inventory of installed AI software and the rights it holds, and ANSSI R35's recertification list (the inventory does not exist yet)."
         )
     );
     html.push_str("</body></html>");

@@ -306,7 +306,7 @@ fn read_batch(body: &[u8], gzip: bool) -> Result<EventBatch, (StatusCode, String
     };
     let batch: EventBatch = serde_json::from_slice(json)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("not an event batch: {e}")))?;
-    if batch.events.len() > proto::MAX_BATCH_EVENTS {
+    if batch.events.len() > proto::MAX_BATCH_EVENTS || batch.answers.len() > proto::MAX_BATCH_EVENTS {
         return Err((
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("at most {} events per batch", proto::MAX_BATCH_EVENTS),
@@ -337,6 +337,11 @@ async fn events(
         Err(e) => return internal(&anyhow::anyhow!("batch reader: {e}")),
     };
     let count = batch.events.len();
+    if !batch.answers.is_empty() {
+        if let Err(e) = db::store_answers(&app.pool, agent, &batch.answers).await {
+            return internal(&e);
+        }
+    }
     match db::store_batch(&app.pool, agent, batch.events, app.window(), &app.partitions).await {
         Ok(Ok(ack)) => {
             app.mark_seen(agent, None);

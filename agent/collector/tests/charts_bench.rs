@@ -73,9 +73,10 @@ fn charts_from_the_rollup_against_the_events() {
     let started = Instant::now();
     let html = runtime.block_on(async {
         let pool = db::pool(&pg.connection(), 2).unwrap();
-        let data = vigie_collector::report::gather(&pool, period, &vigie_core::siem::Pseudonyms::new(vec![1; 32]))
-            .await
-            .unwrap();
+        let data =
+            vigie_collector::report::gather(&pool, period, &vigie_core::siem::Pseudonyms::new(vec![1; 32]))
+                .await
+                .unwrap();
         vigie_collector::report::render_html(&data, period, vigie_collector::report::Lang::Fr, "bench")
     });
     let report = started.elapsed();

@@ -61,7 +61,7 @@ fn collector_with(extra: &str) -> Collector {
     let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
     let (app, listener) = runtime.block_on(async {
         let pool = db::pool(&config.database, config.pool_size).unwrap();
-        assert_eq!(db::migrate(&pool).await.unwrap(), 3);
+        assert_eq!(db::migrate(&pool).await.unwrap(), 4);
         assert_eq!(db::migrate(&pool).await.unwrap(), 0, "migrations run once");
         let app = Arc::new(server::App::new(pool, issuer, config));
         server::maintain(&app).await.unwrap();
@@ -257,9 +257,29 @@ fn fleet_end_to_end_on_postgresql() {
         .collect();
     events.push(event(946_684_800_000_000, "chatgpt", Action::Warn, 1)); // 2000-01-01
     store.insert(&events).unwrap();
+    // Two answers to prompts, one with an event id that is not a UUID and
+    // a NUL in its text: stored cleaned, never refused.
+    let answer = |event_id: &str, text: &str| vigie_core::proto::Answer {
+        ts: now,
+        uid: Some(1000),
+        user: Some("alice".into()),
+        service_id: "claude".into(),
+        action: Action::Coach,
+        event_id: event_id.into(),
+        kind: vigie_core::proto::AnswerKind::Justified,
+        text: Some(text.into()),
+        bypass_until: Some(now + 3_600_000_000),
+    };
+    store
+        .insert_answers(&[answer(&Uuid::now_v7().to_string(), "Relecture"), answer("e-1", "texte\0public")])
+        .unwrap();
     store.outbox_open(false).unwrap();
     let running = upload(state);
     wait_until("the outbox to drain", Duration::from_secs(60), || outbox(state).backlog == 0);
+    wait_until("the answers after the events", Duration::from_secs(30), || {
+        c.sql("SELECT count(*) FROM answers") == "2"
+    });
+    assert_eq!(c.sql("SELECT count(*) FROM answers WHERE event_id IS NULL AND text = 'textepublic'"), "1");
     assert_eq!(c.sql("SELECT count(*) FROM events"), "1200");
     assert_eq!(
         c.sql("SELECT count(*) FROM events_quarantine"),
@@ -837,6 +857,33 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
         events.push(copy);
     }
     post_events(&c, &http, events);
+    // Answers to prompts, as the uploader sends them once the events are.
+    let answer = |kind: &str, text: &str, ts: i64| vigie_core::proto::Answer {
+        ts,
+        uid: Some(1000),
+        user: Some("alice".into()),
+        service_id: "chatgpt".into(),
+        action: Action::Block,
+        event_id: Uuid::now_v7().to_string(),
+        kind: vigie_core::proto::AnswerKind::parse(kind).unwrap(),
+        text: Some(text.into()),
+        bypass_until: (kind == "justified").then_some(ts + 3_600_000_000),
+    };
+    let answers = vec![
+        answer("exception-requested", "Traduction d'un <b>communiqué</b> public", now - day),
+        answer("justified", "Relecture d'un texte public", now - 2 * day),
+        answer("acknowledged", "", now - 2 * day),
+    ];
+    let body = serde_json::to_vec(&serde_json::json!({ "events": [], "answers": answers })).unwrap();
+    assert!(http
+        .post(format!("{}/v1/events", c.url))
+        .body(body.clone())
+        .send()
+        .unwrap()
+        .status()
+        .is_success());
+    assert!(http.post(format!("{}/v1/events", c.url)).body(body).send().unwrap().status().is_success());
+    assert_eq!(c.sql("SELECT count(*) FROM answers"), "3", "sent twice, stored once");
     c.sql("UPDATE agents SET version = '0.1.0', mode = 'enforce', last_seen = now()");
     c.sql("INSERT INTO policy_bundles (version, bundle, etag, expires_at, published_at) VALUES (7, '', 'e', now() + interval '30 days', now() - interval '2 days')");
     let data = c
@@ -852,10 +899,16 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
     assert_eq!(data.top_groups, vec![("compta".to_owned(), 44)], "30 + 3 + 5 × 2 + 1");
     assert!(data.top_users.iter().all(|(u, _)| u.starts_with("p-")), "{:?}", data.top_users);
     assert_eq!(data.policy_changes.first().map(|p| p.0), Some(7));
+    assert_eq!(data.answers.len(), 3);
+    assert_eq!(data.recent_answers.len(), 2, "justifications and exception requests");
+    assert!(data.recent_answers.iter().all(|a| a.1.starts_with("p-")), "{:?}", data.recent_answers);
 
     let fr = report::render_html(&data, period, Lang::Fr, "2026-12-05");
     assert!(fr.contains("Revue périodique") && fr.contains("+230 %"), "33 against 10");
     assert!(!fr.contains("<img") && fr.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(
+        fr.contains("&lt;b&gt;communiqué&lt;/b&gt;") && fr.contains("à examiner") && !fr.contains("alice")
+    );
     let en = report::render_html(&data, period, Lang::En, "2026-12-05");
     assert!(en.contains("Periodic review") && en.contains("+230%"));
 

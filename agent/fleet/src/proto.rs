@@ -48,6 +48,11 @@ pub struct RenewRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventBatch {
     pub events: Vec<Event>,
+    /// Users' answers to prompts (justifications, exception requests,
+    /// acknowledgements), for the security team's review; sent once the
+    /// events are. Absent from older agents' batches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answers: Vec<vigie_core::proto::Answer>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_event_content_hash.sql"),
     include_str!("migrations/0006_outbox.sql"),
     include_str!("migrations/0007_local_exports.sql"),
+    include_str!("migrations/0008_outbox_answers.sql"),
 ];
 
 /// Messages say their cause, which is therefore no `source()` (a report of

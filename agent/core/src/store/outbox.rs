@@ -4,8 +4,10 @@
 
 use rusqlite::{params, OptionalExtension as _};
 
-use super::{event_from_row, event_row, Store, StoreError, EVENT_COLUMNS};
+use super::query::ANSWER_COLUMNS;
+use super::{answer_from_row, answer_row, event_from_row, event_row, Store, StoreError, EVENT_COLUMNS};
 use crate::event::Event;
+use crate::proto::Answer;
 use crate::sensor::Micros;
 
 /// Where the upload stands.
@@ -90,6 +92,34 @@ impl Store {
         Ok(pending)
     }
 
+    /// The answers to prompts not yet acknowledged by the collector, oldest
+    /// first, with their `seq`.
+    pub fn outbox_answers(&self, limit: u32) -> Result<Vec<(i64, Answer)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {ANSWER_COLUMNS}, seq FROM answers
+             WHERE seq > (SELECT answers_acked_seq FROM outbox WHERE id = 1) ORDER BY seq LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map(params![limit], |row| {
+            let seq: i64 = row.get(ANSWER_COLUMNS.split(',').count())?;
+            Ok((seq, answer_row(row)?))
+        })?;
+        let mut pending = Vec::new();
+        for row in rows {
+            let (seq, raw) = row?;
+            pending.push((seq, answer_from_row(raw)?));
+        }
+        Ok(pending)
+    }
+
+    /// The collector stored every answer up to `seq`.
+    pub fn outbox_answers_acked(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE outbox SET answers_acked_seq = max(answers_acked_seq, ?1) WHERE id = 1",
+            params![seq],
+        )?;
+        Ok(())
+    }
+
     /// The collector stored every event up to `seq` (`count` of them now).
     pub fn outbox_acked(&mut self, seq: i64, count: u64, now: Micros) -> Result<(), StoreError> {
         self.conn.execute(
@@ -141,6 +171,11 @@ impl Store {
         )?;
         self.conn.execute(
             "UPDATE local_exports SET acked_seq = min(acked_seq, coalesce((SELECT max(seq) FROM events), 0))",
+            [],
+        )?;
+        self.conn.execute(
+            "UPDATE outbox SET answers_acked_seq = min(answers_acked_seq, coalesce((SELECT max(seq) FROM answers), 0))
+             WHERE id = 1",
             [],
         )?;
         Ok(())

@@ -123,6 +123,15 @@ fn journal_and_answers_round_trip() {
     store.insert_answers(&[answer(Some(1000), "justified"), answer(Some(1001), "acknowledged")]).unwrap();
     assert_eq!(store.answers(Some(1000), 10).unwrap(), vec![answer(Some(1000), "justified")]);
     assert_eq!(store.answers(None, 10).unwrap().len(), 2);
+    // The outbox sends them in order once enrolled, from the first.
+    store.outbox_open(false).unwrap();
+    let pending = store.outbox_answers(1).unwrap();
+    assert_eq!(pending.iter().map(|(_, a)| a.uid).collect::<Vec<_>>(), vec![Some(1000)]);
+    store.outbox_answers_acked(pending[0].0).unwrap();
+    let rest = store.outbox_answers(10).unwrap();
+    assert_eq!(rest.iter().map(|(_, a)| a.uid).collect::<Vec<_>>(), vec![Some(1001)]);
+    store.outbox_answers_acked(rest[0].0).unwrap();
+    assert!(store.outbox_answers(10).unwrap().is_empty());
 }
 
 #[test]

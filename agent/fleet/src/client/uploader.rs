@@ -206,11 +206,11 @@ impl Uploader {
         let cursor = store.outbox_cursor()?.unwrap_or(0);
         let pending = store.events_after(cursor, *batch)?;
         let Some(last_seq) = pending.last().map(|(seq, _)| *seq) else {
-            return Ok(Outcome::Idle);
+            return self.send_answers(client, enrolment, store, *batch);
         };
         let count = pending.len();
         let events: Vec<_> = pending.into_iter().map(|(_, e)| e).collect();
-        let body = gzip(&serde_json::to_vec(&proto::EventBatch { events })?)?;
+        let body = gzip(&serde_json::to_vec(&proto::EventBatch { events, answers: Vec::new() })?)?;
         let response = client
             .post(format!("{}{}", enrolment.url, proto::EVENTS))
             .header("content-type", "application/json")
@@ -263,6 +263,36 @@ impl Uploader {
             // Revoked or unknown: keep the events, ask again rarely.
             let why = format!("{:#}", refusal(response));
             return Ok(Outcome::Wait(self.config.max_backoff, why));
+        }
+        Err(refusal(response))
+    }
+
+    /// Once the events are sent: the answers to prompts, in order, marked
+    /// sent once stored. A refused batch is retried like events (it holds
+    /// nothing the collector could not store: text it cleans, ids it checks).
+    fn send_answers(
+        &self,
+        client: &Client,
+        enrolment: &Enrolment,
+        store: &mut Store,
+        batch: u32,
+    ) -> Result<Outcome> {
+        let pending = store.outbox_answers(batch)?;
+        let Some(last_seq) = pending.last().map(|(seq, _)| *seq) else {
+            return Ok(Outcome::Idle);
+        };
+        let answers = pending.into_iter().map(|(_, a)| a).collect();
+        let body = gzip(&serde_json::to_vec(&proto::EventBatch { events: Vec::new(), answers })?)?;
+        let response = client
+            .post(format!("{}{}", enrolment.url, proto::EVENTS))
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(body)
+            .send()
+            .context("reaching the collector")?;
+        if response.status().is_success() {
+            store.outbox_answers_acked(last_seq)?;
+            return Ok(Outcome::Sent);
         }
         Err(refusal(response))
     }
