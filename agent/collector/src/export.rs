@@ -586,8 +586,34 @@ pub async fn run(pool: Pool, config: ExportConfig) {
     };
     let mut connection: Option<Connection> = None;
     let mut failures: u32 = 0;
-    info!(destination = %config.name, target = %config.target(), "export started");
+    let mut lock: Option<deadpool_postgres::ClientWrapper> = None;
+    let mut standing_by = false;
     loop {
+        // One exporter per destination across collectors (see
+        // `hold_destination`); a lost database connection loses the lock.
+        if lock.as_ref().is_none_or(|held| held.is_closed()) {
+            match hold_destination(&pool, &config.name).await {
+                Ok(Some(held)) => {
+                    info!(destination = %config.name, target = %config.target(), "export started");
+                    (lock, standing_by) = (Some(held), false);
+                }
+                Ok(None) => {
+                    if !standing_by {
+                        info!(destination = %config.name, "another collector exports this destination; standing by");
+                        standing_by = true;
+                    }
+                    lock = None;
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+                Err(e) => {
+                    lock = None;
+                    record_error(&pool, &config.name, &format!("{e:#}")).await;
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    continue;
+                }
+            }
+        }
         match step(&pool, &config, pseudonyms.as_ref(), http.as_ref(), &mut connection).await {
             Ok(0) => {
                 failures = 0;
@@ -605,6 +631,21 @@ pub async fn run(pool: Pool, config: ExportConfig) {
             }
         }
     }
+}
+
+/// Only one collector exports a destination at a time: a session advisory
+/// lock on its name, held on a connection taken out of the pool for as long
+/// as this task exports. Collectors run side by side for availability then
+/// send each event once, and one standing by takes over within seconds of
+/// the holder stopping (its connection closes, the lock goes with it).
+async fn hold_destination(pool: &Pool, name: &str) -> Result<Option<deadpool_postgres::ClientWrapper>> {
+    let client = pool.get().await?;
+    let held: bool = client
+        .query_one("SELECT pg_try_advisory_lock(hashtextextended('vigie-export:' || $1, 0))", &[&name])
+        .await?
+        .get(0);
+    // Out of the pool: the lock must stay on this one session.
+    Ok(held.then(|| deadpool_postgres::Object::take(client)))
 }
 
 /// One batch; returns how many events went.

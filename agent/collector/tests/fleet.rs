@@ -768,6 +768,10 @@ fn events_reach_a_real_syslog_receiver_and_survive_its_outage() {
     let syslog = Rsyslog::start(tempfile::tempdir().unwrap(), port);
     let lake = Rsyslog::start(tempfile::tempdir().unwrap(), ocsf_port);
     let vault = Rsyslog::start_with(tempfile::tempdir().unwrap(), tls_port, Some(receiver_pki.path()));
+    // A second collector's export of `soc` on the same database: it stands
+    // by (the counts below are exact: nothing is sent twice).
+    let soc = c.app.config.exports.iter().find(|e| e.name == "soc").cloned().unwrap();
+    c.runtime.spawn(vigie_collector::export::run(c.app.pool.clone(), soc));
     let (_agent, http) = exporting_agent(&c);
     let send = |events: Vec<Event>| post_events(&c, &http, events);
     let now = now_micros();
