@@ -210,14 +210,7 @@ impl Uploader {
         };
         let count = pending.len();
         let events: Vec<_> = pending.into_iter().map(|(_, e)| e).collect();
-        let body = gzip(&serde_json::to_vec(&proto::EventBatch { events, answers: Vec::new() })?)?;
-        let response = client
-            .post(format!("{}{}", enrolment.url, proto::EVENTS))
-            .header("content-type", "application/json")
-            .header("content-encoding", "gzip")
-            .body(body)
-            .send()
-            .context("reaching the collector")?;
+        let response = post_batch(client, enrolment, &proto::EventBatch { events, answers: Vec::new() })?;
         let status = response.status();
         if status.is_success() {
             // Stored: whatever the body says (a newer collector may say more).
@@ -282,14 +275,7 @@ impl Uploader {
             return Ok(Outcome::Idle);
         };
         let answers = pending.into_iter().map(|(_, a)| a).collect();
-        let body = gzip(&serde_json::to_vec(&proto::EventBatch { events: Vec::new(), answers })?)?;
-        let response = client
-            .post(format!("{}{}", enrolment.url, proto::EVENTS))
-            .header("content-type", "application/json")
-            .header("content-encoding", "gzip")
-            .body(body)
-            .send()
-            .context("reaching the collector")?;
+        let response = post_batch(client, enrolment, &proto::EventBatch { events: Vec::new(), answers })?;
         if response.status().is_success() {
             store.outbox_answers_acked(last_seq)?;
             return Ok(Outcome::Sent);
@@ -421,6 +407,22 @@ pub fn check_bundle(
     Policy::parse(&body.policy, "bundle (policy)", &catalog)
         .map_err(|e| format!("bundle {}: {e}", body.version))?;
     Ok(Some(body.version))
+}
+
+/// POSTs a batch, gzipped, to the collector's events route.
+fn post_batch(
+    client: &Client,
+    enrolment: &Enrolment,
+    batch: &proto::EventBatch,
+) -> Result<reqwest::blocking::Response> {
+    let body = gzip(&serde_json::to_vec(batch)?)?;
+    client
+        .post(format!("{}{}", enrolment.url, proto::EVENTS))
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(body)
+        .send()
+        .context("reaching the collector")
 }
 
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
