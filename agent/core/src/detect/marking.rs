@@ -75,7 +75,7 @@ pub(super) fn patterns_compiled() -> bool {
         && COMPILED.corporate_cell.is_some()
 }
 
-pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
+pub(super) fn scan(text: &str, tables: &text::Tables, out: &mut Vec<Finding>) {
     msip_labels(text, out);
     if let Some(re) = COMPILED.dr_after_label.as_ref() {
         for m in re.find_iter(text) {
@@ -116,7 +116,7 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
     }
     if let Some(re) = COMPILED.corporate_cell.as_ref() {
         for m in re.find_iter(text) {
-            if cell_under_label(text, &m.range()) {
+            if cell_under_label(text, tables, &m.range()) {
                 out.push(corporate_level(text, m.start()));
             }
         }
@@ -131,7 +131,7 @@ pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
         }
         let phrase = m.as_str();
         let detector = detector_of(phrase);
-        if let Some(confidence) = stamp(text, &span, phrase, detector) {
+        if let Some(confidence) = stamp(text, tables, &span, phrase, detector) {
             out.push(Finding { detector, confidence, span });
         }
     }
@@ -163,7 +163,7 @@ const HEADER_LABELS: &[&str] = &[
 ];
 
 /// `span` fills its table cell and the cell's column is headed by a label.
-fn cell_under_label(text: &str, span: &Range<usize>) -> bool {
+fn cell_under_label(text: &str, tables: &text::Tables, span: &Range<usize>) -> bool {
     let line = text::line_of(text, span.start, 256);
     let before = text.get(line.start..span.start).unwrap_or_default();
     let after = text.get(span.end..line.end).unwrap_or_default();
@@ -174,7 +174,8 @@ fn cell_under_label(text: &str, span: &Range<usize>) -> bool {
         after.trim_start_matches([' ', '\u{a0}']).chars().next().is_none_or(|c| delimiters.contains(&c));
     alone_before
         && alone_after
-        && text::column_header(text, span.start, 2048)
+        && tables
+            .column_header(text, span.start)
             .is_some_and(|header| text::has_keyword(&header.to_lowercase(), HEADER_LABELS))
 }
 
@@ -316,7 +317,13 @@ const LABELS: &[&str] = &[
 ];
 
 /// Whether a phrase match is a stamp, and how sure.
-fn stamp(text: &str, span: &Range<usize>, phrase: &str, detector: DetectorId) -> Option<Confidence> {
+fn stamp(
+    text: &str,
+    tables: &text::Tables,
+    span: &Range<usize>,
+    phrase: &str,
+    detector: DetectorId,
+) -> Option<Confidence> {
     let line = text::line_of(text, span.start, 256);
     let (before, after) = cell_of(
         text.get(line.start..span.start).unwrap_or_default(),
@@ -331,7 +338,7 @@ fn stamp(text: &str, span: &Range<usize>, phrase: &str, detector: DetectorId) ->
     if after_corporate_level(before) {
         return None;
     }
-    if after_label(before) || cell_under_label(text, span) {
+    if after_label(before) || cell_under_label(text, tables, span) {
         return Some(Confidence::High);
     }
     // "marqués DR (diffusion restreinte)".

@@ -245,11 +245,13 @@ pub fn scan(text: &str, settings: &DetectorSettings) -> Vec<Finding> {
     if runs(Family::Secret) {
         secrets::scan(text, &mut out);
     }
-    if runs(Family::PersonalData) {
-        personal::scan(text, &mut out);
+    // Table columns are read once for both families that look at headers.
+    let tables = (runs(Family::PersonalData) || runs(Family::Marking)).then(|| text::Tables::new(text));
+    if let Some(tables) = tables.as_ref().filter(|_| runs(Family::PersonalData)) {
+        personal::scan(text, tables, &mut out);
     }
-    if runs(Family::Marking) {
-        marking::scan(text, &mut out);
+    if let Some(tables) = tables.as_ref().filter(|_| runs(Family::Marking)) {
+        marking::scan(text, tables, &mut out);
     }
     if runs(Family::SourceCode) {
         source::scan(text, settings.source_code_min_lines, &mut out);

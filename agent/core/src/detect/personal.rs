@@ -43,8 +43,8 @@ pub(super) fn patterns_compiled() -> bool {
     COMPILED.phone.is_some() && COMPILED.email.is_some()
 }
 
-pub(super) fn scan(text: &str, out: &mut Vec<Finding>) {
-    chains(text, out);
+pub(super) fn scan(text: &str, tables: &text::Tables, out: &mut Vec<Finding>) {
+    chains(text, tables, out);
     phones(text, out);
     emails(text, out);
 }
@@ -67,7 +67,7 @@ fn is_space_joiner(c: char) -> bool {
 }
 
 /// Splits `text` into chains and hands each to [`windows`].
-fn chains(text: &str, out: &mut Vec<Finding>) {
+fn chains(text: &str, tables: &text::Tables, out: &mut Vec<Finding>) {
     let mut groups: Vec<Group> = Vec::new();
     let mut joiners: Vec<char> = Vec::new();
     let mut iter = text.char_indices().peekable();
@@ -90,7 +90,7 @@ fn chains(text: &str, out: &mut Vec<Finding>) {
         let glued =
             char_before(text, i).is_some_and(is_word_char) || char_after(text, end).is_some_and(is_word_char);
         if glued {
-            windows(text, &groups, &joiners, out);
+            windows(text, tables, &groups, &joiners, out);
             groups.clear();
             joiners.clear();
             continue;
@@ -104,18 +104,19 @@ fn chains(text: &str, out: &mut Vec<Finding>) {
         if single || spaced_dash {
             joiners.push(if spaced_dash { ' ' } else { char_before(text, i).unwrap_or(' ') });
         } else {
-            windows(text, &groups, &joiners, out);
+            windows(text, tables, &groups, &joiners, out);
             groups.clear();
             joiners.clear();
         }
         groups.push(Group { start: i, end, digits });
     }
-    windows(text, &groups, &joiners, out);
+    windows(text, tables, &groups, &joiners, out);
 }
 
 /// A candidate: consecutive whole groups of one chain.
 struct Window<'a> {
     text: &'a str,
+    tables: &'a text::Tables,
     compact: &'a str,
     /// Offsets in `compact` where groups meet.
     cuts: &'a [usize],
@@ -134,7 +135,9 @@ impl Window<'_> {
     /// One of `keywords` close by, or heading the window's table column.
     fn keyword(&self, keywords: &[&str]) -> bool {
         keyword_near(self.text, &self.span, 48, 24, keywords)
-            || text::column_header(self.text, self.span.start, HEADER_REACH)
+            || self
+                .tables
+                .column_header(self.text, self.span.start)
                 .is_some_and(|header| text::has_keyword(&header.to_lowercase(), keywords))
     }
 
@@ -148,7 +151,7 @@ impl Window<'_> {
 
 /// Tries the windows of one chain, longest first from each start, and keeps
 /// the best reading of the first window that is something.
-fn windows(text: &str, groups: &[Group], joiners: &[char], out: &mut Vec<Finding>) {
+fn windows(text: &str, tables: &text::Tables, groups: &[Group], joiners: &[char], out: &mut Vec<Finding>) {
     let mut compact = String::with_capacity(MAX_COMPACT);
     let mut cuts: Vec<usize> = Vec::with_capacity(16);
     let mut i = 0;
@@ -192,6 +195,7 @@ fn windows(text: &str, groups: &[Group], joiners: &[char], out: &mut Vec<Finding
             };
             let window = Window {
                 text,
+                tables,
                 compact: &compact,
                 cuts: &cuts,
                 span: first.start..end.end,
@@ -252,9 +256,6 @@ const NIR_WORDS: &[&str] = &[
     "matricule",
     "assuré*",
 ];
-/// How far up a table's header is looked for.
-const HEADER_REACH: usize = 2048;
-
 /// Words that name a company identifier itself: the Kbis and the RNE call
 /// the SIREN "numéro d'identification", followed by "R.C.S. <greffe>".
 const COMPANY_IDENTIFIER_WORDS: &[&str] = &[

@@ -141,6 +141,15 @@ fn pathological_inputs_stay_linear() {
         fill("a"),
         fill("Ab1+"),
         fill("é"),
+        // Table cells read with their column header, the corporate levels.
+        fill("C1 "),
+        fill("a;C2\n"),
+        fill("| C3 |\n"),
+        fill("Étiquette;Confidentiel\n"),
+        fill("x;732 829 320 000 12\n"),
+        fill("(DR) "),
+        fill("est diffusion restreinte "),
+        fill("MSIP_Label_00000000-0000-0000-0000-000000000000_Name=General\n"),
     ];
     for input in &inputs {
         let start = std::time::Instant::now();
@@ -279,17 +288,22 @@ fn dictionary_terms_match_word_for_word() {
 
 #[test]
 fn column_headers_are_found_for_cells_of_pasted_tables() {
-    use super::text::column_header;
+    let header = |text: &str, needle: &str| {
+        let at = text.find(needle).unwrap();
+        text::Tables::new(text).column_header(text, at).map(str::to_owned)
+    };
     let csv = "Fournisseur;SIRET;NAF\nA;887 809 077 00217;43.32A\nB;787932417;69.20Z\n";
-    let at = csv.find("787932417").unwrap();
-    assert_eq!(column_header(csv, at, 4096), Some("SIRET"));
+    assert_eq!(header(csv, "787932417").as_deref(), Some("SIRET"));
     let md = "| Fichier | Classification |\n|---|---|\n| a.docx | C3 |\n| b.docx | C1 |";
-    assert_eq!(column_header(md, md.find("C1").unwrap(), 4096), Some("Classification"));
-    let tsv = "Fichier\tNiveau\nx\tC2";
-    assert_eq!(column_header(tsv, tsv.find("C2").unwrap(), 4096), Some("Niveau"));
-    // Prose, a row with another shape above, a header out of reach: none.
-    assert_eq!(column_header("le SIRET 887 809 077 00217", 9, 4096), None);
-    let ragged = "a;b;c\nx;887 809 077 00217";
-    assert_eq!(column_header(ragged, ragged.find("887").unwrap(), 4096), None);
-    assert_eq!(column_header(csv, at, 3), None);
+    assert_eq!(header(md, "C1").as_deref(), Some("Classification"));
+    let tsv = "Fichier\tNiveau\r\nx\tC2";
+    assert_eq!(header(tsv, "C2").as_deref(), Some("Niveau"));
+    // Deep in a long table: still its header.
+    let long = format!("N°;SIRET\n{}x;887 809 077 00217\n", "a;123\n".repeat(5_000));
+    assert_eq!(header(&long, "887").as_deref(), Some("SIRET"));
+    // Prose, the header line itself, a row of another shape, a blank line between.
+    assert_eq!(header("le SIRET 887 809 077 00217", "887"), None);
+    assert_eq!(header(csv, "SIRET"), None);
+    assert_eq!(header("a;b;c\nx;887 809 077 00217", "887"), None);
+    assert_eq!(header("N°;SIRET\n\nx;887 809 077 00217", "887"), None);
 }

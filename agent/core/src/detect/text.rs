@@ -144,36 +144,74 @@ pub(super) fn entropy(token: &str) -> f64 {
 /// (`;` in French locales, `,`) and Markdown (`|`).
 const CELL_DELIMITERS: [char; 4] = ['\t', '|', ';', ','];
 
-/// The header of the table column holding byte `pos`, when `pos` sits in a
-/// row of a delimited table: the cell at the same index in the first line
-/// of the block of lines that share the row's delimiter (Markdown's `|---|`
-/// line skipped). Looks at most `reach` bytes up, so a deep row of a huge
-/// table has no header rather than a costly one.
-pub(super) fn column_header(text: &str, pos: usize, reach: usize) -> Option<&str> {
-    let row = line_of(text, pos, 512);
-    let line = text.get(row.clone())?;
-    let offset = pos.checked_sub(row.start)?;
-    let delimiter = CELL_DELIMITERS.into_iter().find(|d| line.contains(*d))?;
-    let index = line.get(..offset)?.matches(delimiter).count();
-    let cells = line.matches(delimiter).count();
-    let floor = ceil_boundary(text, row.start.saturating_sub(reach));
-    let above = text.get(floor..row.start)?;
-    // A line cut by the reach is not a header.
-    let at_line_start = floor == 0 || text.as_bytes().get(floor - 1) == Some(&b'\n');
-    let above = if at_line_start { above } else { above.split_once('\n').map_or("", |(_, rest)| rest) };
-    // Lines above, nearest first, while they look like rows of this table.
-    let mut header = None;
-    for candidate in above.strip_suffix('\n').unwrap_or(above).rsplit('\n') {
-        let separator =
-            candidate.trim().trim_matches('|').chars().all(|c| matches!(c, '-' | ':' | '|' | ' '));
-        if candidate.matches(delimiter).count() != cells || candidate.trim().is_empty() {
-            break;
+/// The rows of the delimited tables in a text, found in one pass per scan
+/// so that every cell's column header is a look-up, not a walk up the
+/// table (a pasted sheet of a hundred thousand cells stays linear).
+pub(super) struct Tables {
+    /// Lines holding a delimiter, in order: where each starts and ends, its
+    /// delimiter, and the header line of its table (`None` on the header
+    /// itself).
+    rows: Vec<TableRow>,
+}
+
+struct TableRow {
+    line: Range<usize>,
+    delimiter: char,
+    header: Option<Range<usize>>,
+}
+
+impl Tables {
+    /// A table is a run of consecutive lines with the same delimiter and
+    /// the same number of cells; its header is the first of them that is
+    /// not a Markdown `|---|` line.
+    pub(super) fn new(text: &str) -> Tables {
+        let mut rows: Vec<TableRow> = Vec::new();
+        // The current run: its delimiter, cell count, the end of its last
+        // line, and its header.
+        let mut run: Option<(char, usize, usize, Option<Range<usize>>)> = None;
+        let mut start = 0;
+        for line in text.split_inclusive('\n') {
+            let end = start + line.trim_end_matches(['\n', '\r']).len();
+            let range = start..end;
+            let content = text.get(range.clone()).unwrap_or_default();
+            let next = start + line.len();
+            let delimiter = CELL_DELIMITERS.into_iter().find(|d| content.contains(*d));
+            let Some(delimiter) = delimiter.filter(|_| !content.trim().is_empty()) else {
+                run = None;
+                start = next;
+                continue;
+            };
+            let cells = content.matches(delimiter).count();
+            let separator =
+                content.trim().trim_matches('|').chars().all(|c| matches!(c, '-' | ':' | '|' | ' '));
+            let continues = run.as_ref().is_some_and(|(d, n, last_end, _)| {
+                *d == delimiter
+                    && *n == cells
+                    && text.get(*last_end..start).is_some_and(|gap| gap.trim_matches(['\n', '\r']).is_empty())
+            });
+            let header = match (&run, continues) {
+                (Some((_, _, _, Some(header))), true) => Some(header.clone()),
+                _ => None,
+            };
+            let row_header = header.clone().filter(|h| *h != range);
+            let header = header.or_else(|| (!separator).then(|| range.clone()));
+            run = Some((delimiter, cells, end, header));
+            rows.push(TableRow { line: range, delimiter, header: row_header });
+            start = next;
         }
-        if !separator {
-            header = Some(candidate);
-        }
+        Tables { rows }
     }
-    header?.split(delimiter).nth(index).map(str::trim)
+
+    /// The header of the table column holding byte `pos`, when `pos` sits
+    /// in a row under its table's header: the header's cell at the same index.
+    pub(super) fn column_header<'t>(&self, text: &'t str, pos: usize) -> Option<&'t str> {
+        let at = self.rows.partition_point(|r| r.line.end < pos);
+        let row = self.rows.get(at).filter(|r| r.line.start <= pos)?;
+        let header = text.get(row.header.clone()?)?;
+        let before = text.get(row.line.start..pos)?;
+        let index = before.matches(row.delimiter).count();
+        header.split(row.delimiter).nth(index).map(str::trim)
+    }
 }
 
 #[cfg(test)]
