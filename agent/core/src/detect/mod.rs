@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use org::{
     hash_term, normalise_term, Checksum, DictionaryDefinition, OrgDetectorName, OrgDetectors,
-    OrgDetectorsWritten, PatternDefinition, DICTIONARY_KEY_BYTES, MAX_WORDS, ORG_PREFIX,
+    OrgDetectorsWritten, PatternDefinition, Problem, ProblemAt, DICTIONARY_KEY_BYTES, MAX_WORDS, ORG_PREFIX,
 };
 
 /// Inputs longer than this are scanned on their first `MAX_SCAN_BYTES`

@@ -238,17 +238,76 @@ impl TryFrom<OrgDetectorsWritten> for OrgDetectors {
     type Error = String;
 
     fn try_from(written: OrgDetectorsWritten) -> Result<Self, String> {
-        let errors = written.problems();
-        if let Some(first) = errors.into_iter().next() {
-            return Err(first);
-        }
-        let patterns = written.pattern.iter().filter_map(|p| compile_pattern(p).ok()).collect();
-        let dictionaries = written.dictionary.iter().filter_map(|d| compile_dictionary(d).ok()).collect();
-        Ok(OrgDetectors { written, patterns, dictionaries })
+        OrgDetectors::compile(written)
+            .map_err(|problems| problems.into_iter().next().map(|p| p.message).unwrap_or_default())
     }
 }
 
+/// Where a problem of the organisation's detectors is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemAt {
+    /// The `n`th `[[pattern]]`.
+    Pattern(usize),
+    /// The `n`th `[[dictionary]]`.
+    Dictionary(usize),
+    /// The section as a whole (too many definitions).
+    Section,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub at: ProblemAt,
+    pub message: String,
+}
+
 impl OrgDetectors {
+    /// Compiles every definition once: the detectors, or every problem
+    /// with where it is written.
+    pub fn compile(written: OrgDetectorsWritten) -> Result<OrgDetectors, Vec<Problem>> {
+        let mut problems = Vec::new();
+        if written.pattern.len() > MAX_PATTERNS {
+            problems.push(Problem {
+                at: ProblemAt::Section,
+                message: format!("at most {MAX_PATTERNS} organisation patterns"),
+            });
+        }
+        if written.dictionary.len() > MAX_DICTIONARIES {
+            problems.push(Problem {
+                at: ProblemAt::Section,
+                message: format!("at most {MAX_DICTIONARIES} organisation dictionaries"),
+            });
+        }
+        let places = (0..written.pattern.len())
+            .map(ProblemAt::Pattern)
+            .chain((0..written.dictionary.len()).map(ProblemAt::Dictionary));
+        let mut seen = HashSet::new();
+        for (name, at) in written.names().zip(places) {
+            if !seen.insert(name) {
+                problems
+                    .push(Problem { at, message: format!("detector `{}` is defined twice", name.as_str()) });
+            }
+        }
+        let mut patterns = Vec::with_capacity(written.pattern.len());
+        for (i, definition) in written.pattern.iter().enumerate() {
+            match compile_pattern(definition) {
+                Ok(pattern) => patterns.push(pattern),
+                Err(message) => problems.push(Problem { at: ProblemAt::Pattern(i), message }),
+            }
+        }
+        let mut dictionaries = Vec::with_capacity(written.dictionary.len());
+        for (i, definition) in written.dictionary.iter().enumerate() {
+            match compile_dictionary(definition) {
+                Ok(dictionary) => dictionaries.push(dictionary),
+                Err(message) => problems.push(Problem { at: ProblemAt::Dictionary(i), message }),
+            }
+        }
+        if problems.is_empty() {
+            Ok(OrgDetectors { written, patterns, dictionaries })
+        } else {
+            Err(problems)
+        }
+    }
+
     pub fn written(&self) -> &OrgDetectorsWritten {
         &self.written
     }
@@ -265,26 +324,6 @@ impl OrgDetectors {
 impl OrgDetectorsWritten {
     fn names(&self) -> impl Iterator<Item = OrgDetectorName> + '_ {
         self.pattern.iter().map(|p| p.name).chain(self.dictionary.iter().map(|d| d.name))
-    }
-
-    /// Every problem, each naming its detector; empty when all compile.
-    pub fn problems(&self) -> Vec<String> {
-        let mut errors = Vec::new();
-        if self.pattern.len() > MAX_PATTERNS {
-            errors.push(format!("at most {MAX_PATTERNS} organisation patterns"));
-        }
-        if self.dictionary.len() > MAX_DICTIONARIES {
-            errors.push(format!("at most {MAX_DICTIONARIES} organisation dictionaries"));
-        }
-        let mut seen = HashSet::new();
-        for name in self.names() {
-            if !seen.insert(name) {
-                errors.push(format!("detector `{}` is defined twice", name.as_str()));
-            }
-        }
-        errors.extend(self.pattern.iter().filter_map(|p| compile_pattern(p).err()));
-        errors.extend(self.dictionary.iter().filter_map(|d| compile_dictionary(d).err()));
-        errors
     }
 }
 

@@ -12,7 +12,7 @@ use crate::catalog::Catalog;
 use crate::clipboard::{ClipboardAction, ClipboardMessages, ClipboardPolicy};
 use crate::detect::{
     DetectorId, DetectorSettings, DictionaryDefinition, Family, OrgDetectors, OrgDetectorsWritten,
-    PatternDefinition,
+    PatternDefinition, ProblemAt,
 };
 
 /// The longest recent-flow windows, in seconds.
@@ -166,36 +166,24 @@ fn org_detectors(
     dictionaries: Vec<Spanned<DictionaryDefinition>>,
     report: &mut Report<'_>,
 ) -> Option<OrgDetectors> {
-    let before = report.errors.len();
-    let mut seen = std::collections::BTreeSet::new();
-    let names = patterns.iter().map(|p| (p.span().start, p.get_ref().name));
-    for (at, name) in names.chain(dictionaries.iter().map(|d| (d.span().start, d.get_ref().name))) {
-        if !seen.insert(name) {
-            report.error(at, format!("detector `{}` is defined twice", name.as_str()));
-        }
-    }
-    for pattern in &patterns {
-        let alone = OrgDetectorsWritten { pattern: vec![pattern.get_ref().clone()], dictionary: Vec::new() };
-        for problem in alone.problems() {
-            report.error(pattern.span().start, problem);
-        }
-    }
-    for dictionary in &dictionaries {
-        let alone =
-            OrgDetectorsWritten { pattern: Vec::new(), dictionary: vec![dictionary.get_ref().clone()] };
-        for problem in alone.problems() {
-            report.error(dictionary.span().start, problem);
-        }
-    }
+    let pattern_at: Vec<usize> = patterns.iter().map(|p| p.span().start).collect();
+    let dictionary_at: Vec<usize> = dictionaries.iter().map(|d| d.span().start).collect();
     let written = OrgDetectorsWritten {
         pattern: patterns.into_iter().map(Spanned::into_inner).collect(),
         dictionary: dictionaries.into_iter().map(Spanned::into_inner).collect(),
     };
-    if report.errors.len() > before {
-        return None;
-    }
-    // The counts and anything else not tied to one definition.
-    OrgDetectors::try_from(written).map_err(|problem| report.error(0, problem)).ok()
+    OrgDetectors::compile(written)
+        .map_err(|problems| {
+            for problem in problems {
+                let at = match problem.at {
+                    ProblemAt::Pattern(i) => pattern_at.get(i).copied(),
+                    ProblemAt::Dictionary(i) => dictionary_at.get(i).copied(),
+                    ProblemAt::Section => None,
+                };
+                report.error(at.unwrap_or(0), problem.message);
+            }
+        })
+        .ok()
 }
 
 /// Reports each `org-…` name that the policy does not define.
