@@ -266,11 +266,18 @@ fn run(
     }
     if config.journald {
         let sender = UnixDatagram::unbound().context("a socket for the journal")?;
+        // A journald that stops reading must not hold this thread (and the
+        // agent's stop, which waits for it) for ever: the batch goes again.
+        sender.set_write_timeout(Some(Duration::from_secs(5))).context("a socket for the journal")?;
         destinations.push(Box::new(JournalDestination {
             socket: journal_socket.to_owned(),
             format: config.format,
             sender,
         }));
+    }
+    // Each destination's row, made once; the loop only reads it.
+    for destination in &destinations {
+        store.local_export_open(destination.name())?;
     }
     let mut slots: Vec<Slot> = destinations
         .into_iter()
@@ -296,7 +303,7 @@ fn run(
                 continue;
             }
             let name = slot.destination.name();
-            let cursor = store.local_export_open(name)?;
+            let cursor = store.local_export_cursor(name)?;
             let batch = store.events_after(cursor, BATCH)?;
             let Some(last_seq) = batch.last().map(|(seq, _)| *seq) else { continue };
             let rows: Vec<Row> = batch

@@ -3,7 +3,7 @@
 //! and moves the cursor once they are written, like the fleet outbox, so
 //! that a full disk or a stopped journal loses nothing.
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension as _};
 
 use super::{Store, StoreError};
 use crate::sensor::Micros;
@@ -27,6 +27,16 @@ impl Store {
         Ok(self
             .conn
             .query_row("SELECT acked_seq FROM local_exports WHERE name = ?1", [name], |row| row.get(0))?)
+    }
+
+    /// Where destination `name` stands (0 before its first use): a read,
+    /// for the loop that looks every second.
+    pub fn local_export_cursor(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT acked_seq FROM local_exports WHERE name = ?1", [name], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0))
     }
 
     /// Every event up to `seq` was written (`count` of them now).
@@ -97,6 +107,8 @@ mod tests {
         // A second destination starts from the first stored event, alone.
         assert_eq!(store.local_export_open("journald").unwrap(), 0);
         assert_eq!(store.local_export_open("file").unwrap(), last);
+        assert_eq!(store.local_export_cursor("file").unwrap(), last);
+        assert_eq!(store.local_export_cursor("never-opened").unwrap(), 0);
         assert_eq!(store.events_after(last, 10).unwrap().len(), 2);
         let states = store.local_export_states().unwrap();
         let file = states.iter().find(|s| s.name == "file").unwrap();
