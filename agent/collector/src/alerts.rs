@@ -73,7 +73,10 @@ pub struct Alert {
 /// Finds what is new since the last evaluation and raises it once;
 /// returns the alerts raised.
 pub async fn evaluate(pool: &Pool, config: &AlertsConfig) -> Result<Vec<Alert>> {
-    let client = pool.get().await?;
+    let mut connection = pool.get().await?;
+    // One transaction: a new service marked alerted, the alerts' keys and
+    // their events are stored together or not at all (then found again).
+    let client = connection.transaction().await?;
     let mut found = Vec::new();
     if config.new_service {
         // Services the ingest recorded as new and no evaluation alerted yet.
@@ -213,9 +216,12 @@ pub async fn evaluate(pool: &Pool, config: &AlertsConfig) -> Result<Vec<Alert>> 
                     &[&alert.agent, &alert.detail, &alert.kind, &alert.user],
                 )
                 .await?;
-            info!(kind = alert.kind, subject = %alert.subject, "alert: {}", alert.detail);
             raised.push(alert);
         }
+    }
+    client.commit().await?;
+    for alert in &raised {
+        info!(kind = alert.kind, subject = %alert.subject, "alert: {}", alert.detail);
     }
     Ok(raised)
 }
@@ -233,17 +239,9 @@ impl Webhook {
         let Some(url) = &config.webhook else {
             return Ok(None);
         };
-        let mut builder = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        if url.starts_with("https://") {
-            let ca = config.webhook_ca.as_ref().context("an https:// webhook needs webhook_ca")?;
-            builder = builder.tls_backend_preconfigured(crate::pki::client_trusting(ca)?);
-        } else if !url.starts_with("http://") {
-            anyhow::bail!("the webhook must be an http:// or https:// URL");
-        }
-        Ok(Some(Self { client: builder.build().context("webhook client")?, url: url.clone() }))
+        let client = crate::pki::post_client(url, config.webhook_ca.as_deref(), Duration::from_secs(10))
+            .context("the alerts webhook")?;
+        Ok(Some(Self { client, url: url.clone() }))
     }
 
     /// POSTs `alert`; three tries, 1 s then 2 s apart.

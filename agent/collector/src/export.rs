@@ -86,19 +86,8 @@ impl ExportConfig {
         match (&self.address, &self.url) {
             (Some(address), None) if !address.is_empty() => Ok(()),
             (None, Some(url)) => {
-                let https = url.starts_with("https://");
-                let loopback =
-                    ["http://127.", "http://[::1]", "http://localhost"].iter().any(|p| url.starts_with(p));
-                if !(https || loopback) {
-                    anyhow::bail!(
-                        "[[export]] `{name}`: the url must be https:// (plain http only to this machine)"
-                    );
-                }
-                if https && self.tls_ca.is_none() {
-                    anyhow::bail!(
-                        "[[export]] `{name}`: an https:// url needs tls_ca, the receiver's CA (PEM)"
-                    );
-                }
+                crate::pki::check_post_url(url, self.tls_ca.as_deref())
+                    .with_context(|| format!("[[export]] `{name}` (its CA is tls_ca)"))?;
                 if !matches!(self.format, Format::EcsJson | Format::OcsfJson) {
                     anyhow::bail!("[[export]] `{name}`: over HTTPS the format is ecs-json or ocsf-json");
                 }
@@ -129,25 +118,14 @@ const ANSWER_LIMIT: usize = 8 << 20;
 impl HttpSink {
     fn new(config: &ExportConfig) -> Result<Option<Self>> {
         let Some(url) = &config.url else { return Ok(None) };
-        let mut builder = reqwest::Client::builder()
-            .timeout(WRITE_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        if let Some(ca) = &config.tls_ca {
-            builder = builder.tls_backend_preconfigured(crate::pki::client_trusting(ca)?);
-        }
+        let client = crate::pki::post_client(url, config.tls_ca.as_deref(), WRITE_TIMEOUT)?;
         let authorization = match &config.authorization_file {
             Some(path) => Some(
                 std::fs::read_to_string(path).with_context(|| path.display().to_string())?.trim().to_owned(),
             ),
             None => None,
         };
-        Ok(Some(Self {
-            client: builder.build().context("HTTPS client")?,
-            url: url.clone(),
-            authorization,
-            body: config.http_body,
-        }))
+        Ok(Some(Self { client, url: url.clone(), authorization, body: config.http_body }))
     }
 
     /// POSTs the documents; `Ok` with the documents the receiver refused
@@ -169,11 +147,18 @@ impl HttpSink {
         let mut response = request.send().await.context("reaching the receiver")?;
         let status = response.status();
         let mut answer = Vec::new();
+        let mut cut = false;
         while let Some(chunk) = response.chunk().await.context("reading the receiver's answer")? {
             if answer.len() + chunk.len() > ANSWER_LIMIT {
+                cut = true;
                 break;
             }
             answer.extend_from_slice(&chunk);
+        }
+        // A bulk answer read in part could hide a 429: the batch goes again
+        // (each `create` stored already answers 409 then).
+        if cut && status.is_success() && self.body == HttpBody::Bulk {
+            anyhow::bail!("the receiver's answer is over {ANSWER_LIMIT} bytes: the batch goes again");
         }
         if !status.is_success() {
             let text = String::from_utf8_lossy(answer.get(..200).unwrap_or(&answer)).into_owned();
@@ -806,6 +791,8 @@ mod tests {
             config.check().map(|()| config)
         };
         assert!(parse("name = \"a\"\naddress = \"127.0.0.1:514\"").is_ok());
+        assert!(parse("name = \"a\"\nurl = \"http://127.0.0.1:8686/\"\nformat = \"ocsf-json\"").is_ok());
+        assert!(parse("name = \"a\"\nurl = \"http://[::1]:8686/\"\nformat = \"ocsf-json\"").is_ok());
         assert!(parse(
             "name = \"a\"\nurl = \"https://es:9200/_bulk\"\nformat = \"ecs-json\"\ntls_ca = \"/ca.pem\""
         )
@@ -813,8 +800,20 @@ mod tests {
         for (text, why) in [
             ("name = \"a\"", "either an address"),
             ("name = \"a\"\naddress = \"h:1\"\nurl = \"https://h/\"", "not both"),
-            ("name = \"a\"\nurl = \"http://es.example.org/_bulk\"\nformat = \"ecs-json\"", "https://"),
-            ("name = \"a\"\nurl = \"https://es/_bulk\"\nformat = \"ecs-json\"", "needs tls_ca"),
+            (
+                "name = \"a\"\nurl = \"http://es.example.org/_bulk\"\nformat = \"ecs-json\"",
+                "only to this machine",
+            ),
+            (
+                "name = \"a\"\nurl = \"http://127.evil.example/_bulk\"\nformat = \"ecs-json\"",
+                "only to this machine",
+            ),
+            (
+                "name = \"a\"\nurl = \"http://localhost.evil.example/\"\nformat = \"ecs-json\"",
+                "only to this machine",
+            ),
+            ("name = \"a\"\nurl = \"ftp://es/_bulk\"\nformat = \"ecs-json\"", "neither"),
+            ("name = \"a\"\nurl = \"https://es/_bulk\"\nformat = \"ecs-json\"", "needs the receiver's CA"),
             ("name = \"a\"\nurl = \"https://es/_bulk\"\ntls_ca = \"/ca.pem\"", "ecs-json or ocsf-json"),
         ] {
             let err = parse(text).map(|_| ()).unwrap_err();

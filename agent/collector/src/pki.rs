@@ -213,6 +213,45 @@ pub fn client_trusting(ca: &Path) -> Result<rustls::ClientConfig> {
         .with_no_client_auth())
 }
 
+/// Where the collector may POST (a SIEM's HTTPS input, a webhook):
+/// `https://` with `ca` pinned, or plain `http://` to this machine only (a
+/// local Vector or Fluent Bit). The host is parsed, not matched as text:
+/// `http://127.evil.example` is not this machine.
+pub fn check_post_url(url: &str, ca: Option<&Path>) -> Result<()> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("`{url}` is not a URL"))?;
+    match parsed.scheme() {
+        "https" if ca.is_some() => Ok(()),
+        "https" => anyhow::bail!("`{url}`: an https:// URL needs the receiver's CA (PEM) to pin"),
+        "http" => {
+            let host = parsed.host_str().unwrap_or_default();
+            let local = match host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() {
+                Ok(ip) => ip.is_loopback(),
+                Err(_) => host.eq_ignore_ascii_case("localhost"),
+            };
+            if local {
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "`{url}`: plain http:// only to this machine; use https:// with the receiver's CA"
+                )
+            }
+        }
+        other => anyhow::bail!("`{url}`: {other}:// is neither https:// nor http://"),
+    }
+}
+
+/// A client for [`check_post_url`]'s URLs: the CA alone trusted, no
+/// redirect followed, no proxy from the environment.
+pub fn post_client(url: &str, ca: Option<&Path>, timeout: std::time::Duration) -> Result<reqwest::Client> {
+    check_post_url(url, ca)?;
+    let mut builder =
+        reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none()).no_proxy();
+    if let Some(ca) = ca {
+        builder = builder.tls_backend_preconfigured(client_trusting(ca)?);
+    }
+    builder.build().context("HTTPS client")
+}
+
 /// The agent id a verified client certificate names (its common name),
 /// and the certificate's serial number in hex.
 pub fn agent_of(cert_der: &[u8]) -> Option<(Uuid, String)> {
