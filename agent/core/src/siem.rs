@@ -155,16 +155,26 @@ fn allowed(action: &str) -> bool {
     !matches!(action, "block")
 }
 
+/// Tamper evidence and the collector's alerts: findings, not flows.
+fn is_finding(row: &Row) -> bool {
+    matches!(row.category.as_str(), "tamper" | "alert")
+}
+
+/// Rows whose name is a host name (the others carry detector counts or a
+/// check's subject).
+fn names_a_host(row: &Row) -> bool {
+    matches!(row.source.as_str(), "dns" | "tls" | "quic" | "http")
+}
+
 /// The Elastic Common Schema document of `row`.
 pub fn ecs(row: &Row) -> serde_json::Value {
     use serde_json::json;
-    let kind = if row.category == "tamper" { "alert" } else { "event" };
+    let kind = if is_finding(row) { "alert" } else { "event" };
     let mut doc = json!({
         "@timestamp": timestamp(row.ts_micros),
         "ecs": { "version": ECS_VERSION },
         "event": {
             "kind": kind,
-            // Tamper evidence is a finding about the workstation, not a flow.
             "category": [if kind == "alert" { "intrusion_detection" } else { "network" }],
             "type": [match (kind, allowed(&row.action)) {
                 ("alert", _) => "info",
@@ -177,13 +187,18 @@ pub fn ecs(row: &Row) -> serde_json::Value {
         },
         "host": { "name": row.hostname, "id": row.agent_id.to_string() },
         "network": { "protocol": row.source, "application": row.service_id },
-        "destination": { "domain": row.name },
         // ECS 9.4's name for the GenAI product's vendor.
         "gen_ai": { "system": row.vendor },
         "rule": { "id": row.rule_id, "ruleset": "vigie", "version": row.policy_version },
         "labels": { "vigie_category": row.category, "vigie_service": row.service_name, "vigie_repeats": row.repeats },
         "observer": { "vendor": "Vigie", "product": "Vigie", "version": env!("CARGO_PKG_VERSION") },
     });
+    if names_a_host(row) {
+        set(&mut doc, "destination", json!({ "domain": row.name }));
+    } else if let Some(labels) = doc.get_mut("labels") {
+        // Detector counts (`nir:1 email:2`) or the check's subject.
+        set(labels, "vigie_subject", json!(row.name));
+    }
     if row.source == "dns" {
         set(&mut doc, "dns", json!({ "question": { "name": row.name } }));
     }
@@ -208,7 +223,7 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
     use serde_json::json;
     let denied = !allowed(&row.action);
     let (class_uid, activity_id): (u32, u32) = match (row.category.as_str(), row.source.as_str()) {
-        ("tamper" | "alert", _) => (2004, 1),
+        _ if is_finding(row) => (2004, 1),
         (_, "clipboard") => (2006, 1),
         (_, "dns") => (4003, 1),
         // Network Activity: Refuse when denied, else Open.
@@ -332,10 +347,11 @@ mod tests {
     fn ecs_and_ocsf_carry_the_fields_their_schemas_require() {
         let mut r = row();
         r.agent_id = Uuid::from_u128(7);
-        let ecs = ecs(&r);
-        assert_eq!(ecs["event"]["type"][0], "denied");
-        assert_eq!(ecs["tls"]["client"]["server_name"], "chatgpt.com");
-        assert_eq!(ecs["user"]["name"], "alice]\"");
+        let flow = ecs(&r);
+        assert_eq!(flow["event"]["type"][0], "denied");
+        assert_eq!(flow["tls"]["client"]["server_name"], "chatgpt.com");
+        assert_eq!(flow["destination"]["domain"], "chatgpt.com");
+        assert_eq!(flow["user"]["name"], "alice]\"");
         let network = ocsf(&r);
         assert_eq!(
             (network["class_uid"].as_u64(), network["type_uid"].as_u64()),
@@ -359,6 +375,15 @@ mod tests {
         let finding = ocsf(&r);
         assert_eq!(finding["class_uid"].as_u64(), Some(2006));
         assert_eq!(finding["data_security"]["detection_pattern"], "iban:2,email:1");
+        // In ECS the detector counts are not a destination.
+        let copy = ecs(&r);
+        assert!(copy.get("destination").is_none(), "{copy}");
+        assert_eq!(copy["labels"]["vigie_subject"], "iban:2,email:1");
+        r.category = "alert".into();
+        assert_eq!(
+            (ocsf(&r)["class_uid"].as_u64(), ecs(&r)["event"]["kind"].as_str()),
+            (Some(2004), Some("alert"))
+        );
         assert!(!finding["finding_info"]["uid"].is_null());
     }
 
@@ -427,6 +452,7 @@ mod samples {
             with("tls", "chatgpt.com", "coach", ""),
             with("clipboard", "nir:1 email:2", "block", ""),
             with("tamper", "dns-moved-away", "alert", "tamper"),
+            with("collector", "20 blocked or unreadable handshakes in 5 minutes", "alert", "alert"),
         ];
         let mut unattributed = with("tls", "claude.ai", "block", "");
         (unattributed.pid, unattributed.program, unattributed.program_path) = (None, None, None);
