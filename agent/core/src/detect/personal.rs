@@ -134,18 +134,22 @@ impl Window<'_> {
 
     /// One of `keywords` close by, or heading the window's table column.
     fn keyword(&self, keywords: &[&str]) -> bool {
-        keyword_near(self.text, &self.span, 48, 24, keywords)
-            || self
-                .tables
-                .column_header(self.text, self.span.start)
-                .is_some_and(|header| text::has_keyword(&header.to_lowercase(), keywords))
+        keyword_near(self.text, &self.span, 48, 24, keywords) || self.header_has(keywords)
     }
 
-    /// A company identifier's own words, which may stand further off:
-    /// "immatriculée au registre du commerce et des sociétés de Paris sous
-    /// le numéro 985 731 017".
+    fn header_has(&self, keywords: &[&str]) -> bool {
+        self.tables
+            .column_header(self.text, self.span.start)
+            .is_some_and(|header| text::has_keyword(&header.to_lowercase(), keywords))
+    }
+
+    /// A company identifier's own words, which may stand further off
+    /// ("immatriculée au registre du commerce et des sociétés de Paris sous
+    /// le numéro 985 731 017"), or a legal form close by.
     fn company_keyword(&self) -> bool {
-        self.keyword(COMPANY_WORDS) || keyword_near(self.text, &self.span, 120, 0, COMPANY_IDENTIFIER_WORDS)
+        keyword_near(self.text, &self.span, 120, 24, COMPANY_IDENTIFIER_WORDS)
+            || self.header_has(COMPANY_IDENTIFIER_WORDS)
+            || self.keyword(COMPANY_FORMS)
     }
 }
 
@@ -271,16 +275,8 @@ const COMPANY_IDENTIFIER_WORDS: &[&str] = &[
     "immatricul*",
 ];
 
-/// Identifiers of companies, and legal forms that sit next to them.
-const COMPANY_WORDS: &[&str] = &[
-    "siren",
-    "siret",
-    "rcs",
-    "r.c.s",
-    "numéro d'identification",
-    "numéro d’identification",
-    "registre du commerce",
-    "immatricul*",
+/// Words that sit next to a company's number without naming it.
+const COMPANY_FORMS: &[&str] = &[
     "company number",
     "établissement",
     "etablissement",
