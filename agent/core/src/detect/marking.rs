@@ -202,7 +202,7 @@ fn msip_labels(text: &str, out: &mut Vec<Finding>) {
     let found: Vec<Range<usize>> = re.find_iter(text).map(|m| m.range()).collect();
     // "MSIP_Label_" + 36 chars of GUID.
     let guid = |span: &Range<usize>| text.get(span.start + 11..span.start + 47).unwrap_or_default();
-    let public: Vec<&str> = found
+    let public: std::collections::HashSet<&str> = found
         .iter()
         .filter(|span| text.get(..span.end).is_some_and(|t| t.ends_with("_Name")))
         .filter(|span| {
@@ -425,15 +425,11 @@ fn cell_of<'t>(before: &'t str, after: &'t str) -> (&'t str, &'t str) {
 /// `before` ends with a corporate level and a separator: "C2 – ", "[C3] ".
 fn after_corporate_level(before: &str) -> bool {
     let trimmed = before.trim_end_matches(|c: char| c.is_whitespace() || "-–—:/|]".contains(c));
-    trimmed.len() < before.len()
-        && trimmed.strip_prefix('[').unwrap_or(trimmed).len() >= 2
-        && trimmed
-            .get(trimmed.len().saturating_sub(2)..)
-            .is_some_and(|level| matches!(level, "C1" | "C2" | "C3"))
-        && !trimmed
-            .get(..trimmed.len().saturating_sub(2))
-            .and_then(|h| h.chars().next_back())
-            .is_some_and(is_word_char)
+    let Some(head) = ["C1", "C2", "C3"].iter().find_map(|level| trimmed.strip_suffix(level)) else {
+        return false;
+    };
+    // A separator after the level, and the level a word of its own.
+    trimmed.len() < before.len() && !head.chars().next_back().is_some_and(is_word_char)
 }
 
 /// `before` ends with a copula that declares a document's marking: "est",
