@@ -4,10 +4,8 @@
 //! (`rules::FleetRules`). Not enrolled, nothing here runs.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::{error, info};
 use vigie_fleet::client::{AgentLink, Enrolment, FleetDir, Uploader, UploaderConfig};
@@ -17,6 +15,7 @@ use crate::console::ConsoleState;
 use crate::decider::Decider;
 use crate::rules::Rules;
 use crate::tamper::Finding;
+use crate::worker::Worker;
 
 /// How often to look for an enrolment made while the agent runs, and to
 /// start the uploader again after it failed.
@@ -113,13 +112,12 @@ pub struct Fleet {
     uploader: UploaderConfig,
     database: PathBuf,
     state: Arc<FleetState>,
-    running: Option<(JoinHandle<anyhow::Result<()>>, Arc<AtomicBool>)>,
-    last_look: Option<Instant>,
+    uploading: Worker,
 }
 
 impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fleet").field("dir", &self.dir).field("running", &self.running.is_some()).finish()
+        f.debug_struct("Fleet").field("dir", &self.dir).field("uploading", &self.uploading).finish()
     }
 }
 
@@ -130,8 +128,7 @@ impl Fleet {
             uploader: config.fleet.uploader(),
             database: config.database.clone(),
             state,
-            running: None,
-            last_look: None,
+            uploading: Worker::new("fleet upload", LOOK_EVERY),
         }
     }
 
@@ -139,25 +136,9 @@ impl Fleet {
     /// and restarts one that ended.
     pub fn poll(&mut self, console: &Arc<ConsoleState>) {
         let (rules, decider) = (&console.rules, &console.decider);
-        if let Some((handle, _)) = &self.running {
-            if !handle.is_finished() {
-                return;
-            }
-            if let Some((handle, _)) = self.running.take() {
-                match handle.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        error!(error = %format!("{e:#}"), "fleet upload stopped; started again shortly");
-                    }
-                    Err(_) => error!("fleet upload thread panicked; started again shortly"),
-                }
-            }
-        }
-        let now = Instant::now();
-        if self.last_look.is_some_and(|at| now.duration_since(at) < LOOK_EVERY) {
+        if self.uploading.is_running() || !self.uploading.due() {
             return;
         }
-        self.last_look = Some(now);
         let enrolment = match self.dir.enrolment() {
             Ok(Some(enrolment)) => enrolment,
             Ok(None) => return,
@@ -180,20 +161,13 @@ impl Fleet {
         };
         let uploader =
             Uploader::new(self.dir.clone(), self.database.clone(), self.uploader.clone(), Box::new(link));
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        match std::thread::Builder::new().name("fleet".into()).spawn(move || uploader.run(&flag)) {
-            Ok(handle) => self.running = Some((handle, stop)),
-            Err(e) => error!(error = %e, "cannot start the fleet upload"),
-        }
+        self.uploading.start("fleet", move |stop| uploader.run(stop));
     }
 
     /// Asks the uploader to stop; not joined (it may be inside a request):
     /// what it acknowledged is in the store, the rest goes next time.
     pub fn stop(&mut self) {
-        if let Some((_, stop)) = &self.running {
-            stop.store(true, Ordering::Relaxed);
-        }
+        self.uploading.stop(false);
     }
 }
 

@@ -30,6 +30,7 @@ pub mod system_dns;
 pub mod tamper;
 pub mod verdict;
 pub mod watchdog;
+pub mod worker;
 
 #[cfg(test)]
 mod testing;

@@ -17,16 +17,16 @@ use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 use uuid::Uuid;
 use vigie_core::siem::{self, LineFormat, Pseudonyms, Row};
 use vigie_core::store::Store;
+
+use crate::worker::Worker;
 
 /// Events read and written at a time.
 const BATCH: u32 = 500;
@@ -365,16 +365,12 @@ pub struct LocalExport {
     database: PathBuf,
     state_dir: PathBuf,
     journal_socket: PathBuf,
-    running: Option<(JoinHandle<Result<()>>, Arc<AtomicBool>)>,
-    last_start: Option<Instant>,
+    writing: Worker,
 }
 
 impl std::fmt::Debug for LocalExport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalExport")
-            .field("config", &self.config)
-            .field("running", &self.running.is_some())
-            .finish()
+        f.debug_struct("LocalExport").field("config", &self.config).field("writing", &self.writing).finish()
     }
 }
 
@@ -390,51 +386,24 @@ impl LocalExport {
             database: config.database.clone(),
             state_dir: config.state_dir().to_owned(),
             journal_socket: journal_socket.to_owned(),
-            running: None,
-            last_start: None,
+            writing: Worker::new("SIEM export", RESTART_EVERY),
         }
     }
 
     pub fn poll(&mut self) {
         let Some(config) = &self.config else { return };
-        if let Some((handle, _)) = &self.running {
-            if !handle.is_finished() {
-                return;
-            }
-            if let Some((handle, _)) = self.running.take() {
-                match handle.join() {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        error!(error = %format!("{e:#}"), "SIEM export stopped; started again shortly");
-                    }
-                    Err(_) => error!("SIEM export thread panicked; started again shortly"),
-                }
-            }
-        }
-        let now = Instant::now();
-        if self.last_start.is_some_and(|at| now.duration_since(at) < RESTART_EVERY) {
+        if self.writing.is_running() || !self.writing.due() {
             return;
         }
-        self.last_start = Some(now);
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
         let (config, database, state_dir, socket) =
             (config.clone(), self.database.clone(), self.state_dir.clone(), self.journal_socket.clone());
-        match std::thread::Builder::new()
-            .name("siem-export".into())
-            .spawn(move || run(&config, &database, &state_dir, &socket, &flag))
-        {
-            Ok(handle) => self.running = Some((handle, stop)),
-            Err(e) => error!(error = %e, "cannot start the SIEM export"),
-        }
+        self.writing.start("siem-export", move |stop| run(&config, &database, &state_dir, &socket, stop));
     }
 
-    /// Stops the thread and waits for it: it is never inside a long call.
+    /// Stops the thread and waits for it: it is never inside a long call
+    /// (the journal's socket times out).
     pub fn stop(&mut self) {
-        if let Some((handle, stop)) = self.running.take() {
-            stop.store(true, Ordering::Relaxed);
-            let _ = handle.join();
-        }
+        self.writing.stop(true);
     }
 }
 
