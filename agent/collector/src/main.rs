@@ -324,13 +324,7 @@ fn run(cli: Cli) -> Result<()> {
             let html = report::render_html(&data, period, *lang, &generated);
             match *format {
                 ReportFormat::Html => std::fs::write(out, html).with_context(|| out.display().to_string())?,
-                ReportFormat::Pdf => {
-                    let page = out.with_extension("html");
-                    std::fs::write(&page, html).with_context(|| page.display().to_string())?;
-                    let printed = report::print_pdf(&page, out);
-                    let _ = std::fs::remove_file(&page);
-                    printed?;
-                }
+                ReportFormat::Pdf => report::print_pdf(&html, out)?,
             }
             print(&format!(
                 "report written to {} in {:.1} s",

@@ -832,23 +832,37 @@ fn family_label(family: &str, lang: Lang) -> &str {
 
 /// Prints `html` to `pdf` with headless Chromium (Debian's `chromium`),
 /// A4, without the browser's header and footer.
-pub fn print_pdf(html: &Path, pdf: &Path) -> Result<()> {
+pub fn print_pdf(html: &str, pdf: &Path) -> Result<()> {
     let browser = ["chromium", "chromium-browser", "google-chrome"]
         .iter()
         .find(|b| which(b).is_some())
         .context("PDF needs Chromium (`apt install chromium`); --format html needs nothing")?;
-    let profile = tempfile_dir()?;
-    let html = std::fs::canonicalize(html).with_context(|| html.display().to_string())?;
+    // The page and the browser's profile in a folder of their own, gone after.
+    let work = tempfile_dir()?;
+    let printed = print_in(browser, &work, html, pdf);
+    let _ = std::fs::remove_dir_all(&work);
+    printed
+}
+
+fn print_in(browser: &str, work: &Path, html: &str, pdf: &Path) -> Result<()> {
+    let page = work.join("report.html");
+    std::fs::write(&page, html).with_context(|| page.display().to_string())?;
+    // An older file there must not pass for this one.
+    match std::fs::remove_file(pdf) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| pdf.display().to_string());
+        }
+        _ => {}
+    }
     let status = std::process::Command::new(browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer", "--no-first-run"])
-        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--user-data-dir={}", work.join("profile").display()))
         .arg(format!("--print-to-pdf={}", pdf.display()))
-        .arg(format!("file://{}", html.display()))
+        .arg(format!("file://{}", page.display()))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
         .with_context(|| format!("starting {browser}"))?;
-    let _ = std::fs::remove_dir_all(&profile);
     if !status.success() || !pdf.exists() {
         bail!("{browser} did not print the PDF ({status})");
     }
