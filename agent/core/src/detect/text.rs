@@ -175,15 +175,27 @@ impl Tables {
             let range = start..end;
             let content = text.get(range.clone()).unwrap_or_default();
             let next = start + line.len();
-            let delimiter = CELL_DELIMITERS.into_iter().find(|d| content.contains(*d));
-            let Some(delimiter) = delimiter.filter(|_| !content.trim().is_empty()) else {
+            // One pass over the line: how many of each delimiter.
+            let mut counts = [0usize; CELL_DELIMITERS.len()];
+            for b in content.bytes() {
+                // CELL_DELIMITERS' order.
+                let i = match b {
+                    b'\t' => 0,
+                    b'|' => 1,
+                    b';' => 2,
+                    b',' => 3,
+                    _ => continue,
+                };
+                if let Some(n) = counts.get_mut(i) {
+                    *n += 1;
+                }
+            }
+            let found = CELL_DELIMITERS.into_iter().zip(counts).find(|(_, n)| *n > 0);
+            let Some((delimiter, cells)) = found else {
                 run = None;
                 start = next;
                 continue;
             };
-            let cells = content.matches(delimiter).count();
-            let separator =
-                content.trim().trim_matches('|').chars().all(|c| matches!(c, '-' | ':' | '|' | ' '));
             let continues = run.as_ref().is_some_and(|(d, n, last_end, _)| {
                 *d == delimiter
                     && *n == cells
@@ -194,7 +206,10 @@ impl Tables {
                 _ => None,
             };
             let row_header = header.clone().filter(|h| *h != range);
-            let header = header.or_else(|| (!separator).then(|| range.clone()));
+            // A Markdown `|---|` line is never the header.
+            let separator =
+                || content.trim().trim_matches('|').chars().all(|c| matches!(c, '-' | ':' | '|' | ' '));
+            let header = header.or_else(|| (!separator()).then(|| range.clone()));
             run = Some((delimiter, cells, end, header));
             rows.push(TableRow { line: range, delimiter, header: row_header });
             start = next;
