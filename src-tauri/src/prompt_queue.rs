@@ -186,6 +186,7 @@ mod tests {
             repeats,
             event_id: format!("event-{id}"),
             clipboard: None,
+            software: None,
         }
     }
 

@@ -35,7 +35,10 @@ ROOT = Path(__file__).resolve().parents[2]
 CATALOG = ROOT / "policies" / "catalog.toml"
 
 FIELDS_REQUIRED = {"id", "name", "vendor", "category", "domains", "jurisdiction", "trains_on_inputs", "source"}
-FIELDS_OPTIONAL = {"hosts", "shared_domains", "window_titles", "notes", "retention", "enterprise_tier"}
+FIELDS_OPTIONAL = {"hosts", "shared_domains", "window_titles", "notes", "retention", "enterprise_tier",
+                   "extension_ids", "software_ids", "process_names", "runs_locally"}
+# Software identifiers (the inventory's): a Chromium id is 32 letters a-p.
+CHROMIUM_ID = re.compile(r"^[a-p]{32}$")
 CATEGORIES = {"chat", "api", "code-assistant", "image", "audio-video", "writing", "search", "agent", "model-hub"}
 TRAINS = {"yes", "no", "unknown"}
 TITLE_SEPARATORS = [" - ", " \u2014 ", " \u2013 ", " | ", " \u00b7 ", " \u2022 "]
@@ -144,6 +147,7 @@ def main() -> int:
     by_domain: dict[str, str] = {}
     by_host: dict[str, str] = {}
     titles: dict[str, str] = {}
+    software: dict[tuple[str, str], str] = {}
     for i, s in enumerate(services, 1):
         sid = s.get("id", f"#{i}")
         where = f"service {sid}"
@@ -192,6 +196,19 @@ def main() -> int:
                 errors.append(f"{where}: window title {title!r} already used by {titles[title.lower()]}")
             else:
                 titles[title.lower()] = sid
+        for field in ("extension_ids", "software_ids", "process_names"):
+            for value in s.get(field, []):
+                key = (field, value.lower())
+                if not value or len(value) > 128 or any(c.isspace() or c == "/" for c in value):
+                    errors.append(f"{where}: invalid {field} entry {value!r}")
+                elif key in software:
+                    errors.append(f"{where}: {field} entry {value!r} already listed by {software[key]}")
+                else:
+                    software[key] = sid
+                if field == "extension_ids" and "@" not in value and "{" not in value and not CHROMIUM_ID.match(value):
+                    errors.append(f"{where}: extension id {value!r} is neither a Chromium id nor a Firefox add-on id")
+        if "runs_locally" in s and not isinstance(s["runs_locally"], bool):
+            errors.append(f"{where}: runs_locally must be true or false")
     for sid, n in ids.items():
         if n > 1:
             errors.append(f"duplicate id {sid} ({n} times)")

@@ -8,6 +8,7 @@
 mod client;
 mod dictionary;
 mod host;
+mod inventory;
 mod scan;
 
 use std::io::IsTerminal;
@@ -118,6 +119,21 @@ enum Command {
         /// The file of terms, or `-` for standard input.
         terms: PathBuf,
     },
+    /// List the AI software on this machine, as the running agent's
+    /// inventory sees it: extensions, plugins, apps, command-line agents,
+    /// MCP servers with their rights, programs running and local model
+    /// servers. Reading other users' profiles needs root.
+    Inventory {
+        /// Home folders to look in (default: every account's, from /etc/passwd).
+        #[arg(long = "home")]
+        homes: Vec<PathBuf>,
+        /// Catalog to name the services with (default: the bundled one).
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        /// Print JSON, one object per find.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show which catalogued service a host name belongs to, and the decision.
     Lookup {
         /// Host names, e.g. chatgpt.com.
@@ -226,6 +242,7 @@ fn main() -> ExitCode {
         Command::Dns { action, config } => host::dns(action, config.as_deref()),
         Command::Cleanup { config } => host::cleanup(config.as_deref()),
         Command::Manual { dir } => manual(&dir),
+        Command::Inventory { homes, catalog, json } => inventory::list(homes, catalog.as_deref(), json),
         Command::HashTerms { name, terms } => dictionary::hash_terms(&name, &terms),
         Command::Enroll { url, token_file, ca, policy_key, force, config } => {
             host::enroll(&url, &token_file, &ca, policy_key.as_deref(), force, config.as_deref())

@@ -78,6 +78,14 @@ struct ServiceFile {
     shared_domains: Vec<Spanned<String>>,
     #[serde(default)]
     window_titles: Vec<Spanned<String>>,
+    #[serde(default)]
+    extension_ids: Vec<Spanned<String>>,
+    #[serde(default)]
+    software_ids: Vec<Spanned<String>>,
+    #[serde(default)]
+    process_names: Vec<Spanned<String>>,
+    #[serde(default)]
+    runs_locally: bool,
     jurisdiction: Spanned<String>,
     trains_on_inputs: TrainsOnInputs,
     source: Spanned<String>,
@@ -106,6 +114,21 @@ pub struct Service {
     /// ignoring case, is this service for the clipboard guard.
     #[serde(default)]
     pub window_titles: Vec<String>,
+    /// Browser extensions that send data to the service: Chromium-family
+    /// ids (32 letters a–p) and Firefox add-on ids (`name@vendor`, `{uuid}`).
+    #[serde(default)]
+    pub extension_ids: Vec<String>,
+    /// Editor extensions (`publisher.name`), JetBrains plugin ids and
+    /// desktop entry names (`cursor.desktop` → `cursor`) of its software.
+    #[serde(default)]
+    pub software_ids: Vec<String>,
+    /// Executable names of its desktop apps and command-line agents.
+    #[serde(default)]
+    pub process_names: Vec<String>,
+    /// Its software runs models on the machine (Ollama, LM Studio…): the
+    /// inventory records it as a local runtime.
+    #[serde(default)]
+    pub runs_locally: bool,
     /// ISO 3166-1 alpha-2.
     pub jurisdiction: String,
     pub trains_on_inputs: TrainsOnInputs,
@@ -130,6 +153,11 @@ pub struct Catalog {
     by_id: HashMap<String, usize>,
     /// Lowercased window title → service index.
     by_title: HashMap<String, usize>,
+    /// Lowercased software identifiers (see [`Service::extension_ids`],
+    /// [`Service::software_ids`], [`Service::process_names`]) → service index.
+    by_extension: HashMap<String, usize>,
+    by_software: HashMap<String, usize>,
+    by_process: HashMap<String, usize>,
 }
 
 /// What separates the parts of a window title: the page from the browser,
@@ -163,6 +191,9 @@ impl Catalog {
         let mut by_domain: HashMap<Box<str>, usize> = HashMap::new();
         let mut by_host: HashMap<Box<str>, usize> = HashMap::new();
         let mut by_title: HashMap<String, usize> = HashMap::new();
+        let mut by_extension: HashMap<String, usize> = HashMap::new();
+        let mut by_software: HashMap<String, usize> = HashMap::new();
+        let mut by_process: HashMap<String, usize> = HashMap::new();
         let mut services = Vec::with_capacity(file.services.len());
         for (index, s) in file.services.into_iter().enumerate() {
             let id = s.id.get_ref();
@@ -233,6 +264,29 @@ impl Catalog {
                     );
                 }
             }
+            for (names, map, kind) in [
+                (&s.extension_ids, &mut by_extension, "extension id"),
+                (&s.software_ids, &mut by_software, "software id"),
+                (&s.process_names, &mut by_process, "process name"),
+            ] {
+                for name in names {
+                    let value = name.get_ref();
+                    let clean = !value.is_empty()
+                        && value.len() <= 128
+                        && !value.chars().any(|c| c.is_whitespace() || c == '/' || c.is_control());
+                    if !clean {
+                        error(
+                            name.span().start,
+                            format!("invalid {kind} `{value}`: 1 to 128 characters, no space or `/`"),
+                        );
+                    } else if let Some(other) = map.insert(value.to_lowercase(), index) {
+                        error(
+                            name.span().start,
+                            format!("{kind} `{value}` is already listed by service #{}", other + 1),
+                        );
+                    }
+                }
+            }
             services.push(Service {
                 id: s.id.into_inner(),
                 name: s.name,
@@ -242,6 +296,10 @@ impl Catalog {
                 hosts: s.hosts.into_iter().map(Spanned::into_inner).collect(),
                 shared_domains: s.shared_domains.into_iter().map(Spanned::into_inner).collect(),
                 window_titles: s.window_titles.into_iter().map(Spanned::into_inner).collect(),
+                extension_ids: s.extension_ids.into_iter().map(Spanned::into_inner).collect(),
+                software_ids: s.software_ids.into_iter().map(Spanned::into_inner).collect(),
+                process_names: s.process_names.into_iter().map(Spanned::into_inner).collect(),
+                runs_locally: s.runs_locally,
                 jurisdiction: s.jurisdiction.into_inner(),
                 trains_on_inputs: s.trains_on_inputs,
                 source: s.source.into_inner(),
@@ -253,7 +311,17 @@ impl Catalog {
         if !errors.is_empty() {
             return Err(Diagnostics(errors).into());
         }
-        Ok(Self { version: file.version, services, by_domain, by_host, by_id: ids, by_title })
+        Ok(Self {
+            version: file.version,
+            services,
+            by_domain,
+            by_host,
+            by_id: ids,
+            by_title,
+            by_extension,
+            by_software,
+            by_process,
+        })
     }
 
     pub fn services(&self) -> &[Service] {
@@ -297,6 +365,27 @@ impl Catalog {
             parts = parts.into_iter().flat_map(|p| p.split(sep)).collect();
         }
         parts.into_iter().find_map(|part| self.by_title.get(part.trim())).and_then(|&i| self.services.get(i))
+    }
+}
+
+impl Catalog {
+    fn by_lowercase(&self, map: &HashMap<String, usize>, key: &str) -> Option<&Service> {
+        map.get(&key.to_lowercase()).and_then(|&i| self.services.get(i))
+    }
+
+    /// The service a browser extension sends data to.
+    pub fn service_for_extension(&self, id: &str) -> Option<&Service> {
+        self.by_lowercase(&self.by_extension, id)
+    }
+
+    /// The service of an editor extension, a JetBrains plugin or a desktop entry.
+    pub fn service_for_software(&self, id: &str) -> Option<&Service> {
+        self.by_lowercase(&self.by_software, id)
+    }
+
+    /// The service of a program, by its executable's name.
+    pub fn service_for_process(&self, name: &str) -> Option<&Service> {
+        self.by_lowercase(&self.by_process, name)
     }
 }
 

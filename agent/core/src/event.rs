@@ -58,6 +58,9 @@ pub const UNREADABLE_HANDSHAKE: &str = "unreadable-handshake";
 /// the agent stopped, its files, rules or DNS changed (`vigie_daemon::tamper`).
 pub const TAMPER: &str = "tamper";
 
+/// The source of the software inventory's events (`vigie_daemon::inventory`).
+pub const INVENTORY: &str = "inventory";
+
 fn one() -> u32 {
     1
 }
@@ -156,6 +159,49 @@ impl Event {
             protocol: String::new(),
             src: String::new(),
             dst: String::new(),
+            ech: false,
+            attribution,
+            repeats: 1,
+            content_hash: None,
+        }
+    }
+
+    /// A change in the AI software found on the workstation. `name` is the
+    /// software's identifier, `protocol` its kind, `src` where it lives
+    /// (browser, editor, agent), `dst` its version, and the rule
+    /// `inventory:<change>` (`installed`, `removed`, `updated`,
+    /// `rights-changed`, `started`). Without a catalogued service, the
+    /// service name is the software's own and the category `local-runtime`
+    /// or `uncatalogued`.
+    pub fn inventory(
+        ts: Micros,
+        change: &crate::inventory::Change,
+        service: Option<&Service>,
+        action: Action,
+        policy_version: &str,
+        attribution: Attribution,
+    ) -> Self {
+        let item = &change.item;
+        let category = match service {
+            _ if item.local => "local-runtime",
+            Some(service) => service.category.as_str(),
+            None => "uncatalogued",
+        };
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts,
+            source: INVENTORY.to_owned(),
+            name: item.key.clone(),
+            service_id: service.map(|s| s.id.clone()).unwrap_or_default(),
+            service_name: service.map_or_else(|| item.name.clone(), |s| s.name.clone()),
+            category: category.to_owned(),
+            vendor: service.map(|s| s.vendor.clone()).unwrap_or_default(),
+            action,
+            rule_id: format!("{INVENTORY}:{}", change.kind.as_str()),
+            policy_version: policy_version.to_owned(),
+            protocol: item.kind.as_str().to_owned(),
+            src: item.host.clone(),
+            dst: item.version.clone().unwrap_or_default(),
             ech: false,
             attribution,
             repeats: 1,

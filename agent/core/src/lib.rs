@@ -10,6 +10,7 @@ pub mod clipboard;
 pub mod detect;
 pub mod diag;
 pub mod event;
+pub mod inventory;
 #[cfg(feature = "sensor")]
 pub mod pipeline;
 pub mod policy;

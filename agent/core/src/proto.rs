@@ -64,6 +64,23 @@ pub struct Prompt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub clipboard: Option<ClipboardNotice>,
+    /// Set when the software inventory raised this prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub software: Option<SoftwareNotice>,
+}
+
+/// What an inventory prompt says about the software: what it is, what
+/// happened, and the service it sends data to (the prompt's service).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoftwareNotice {
+    pub kind: crate::inventory::Kind,
+    pub change: crate::inventory::ChangeKind,
+    pub name: String,
+    pub version: Option<String>,
+    /// Where it lives (browser, editor, agent).
+    pub host: String,
 }
 
 /// What a clipboard prompt says about the content: which detectors fired
@@ -329,6 +346,17 @@ pub struct JournalParams {
     pub limit: Option<u32>,
 }
 
+/// `inventory`: the AI software found; a user's own unless an
+/// administrator asks for everyone's (`uid` left out) or one user's.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub uid: Option<u32>,
+}
+
 /// One request of the console protocol: a method and its params. On the
 /// wire, `{"id": …, "method": "…", "params": …}` (agent/IPC.md); params may
 /// be left out or `null` where the method takes none or all are optional.
@@ -349,6 +377,7 @@ pub enum Request {
     Clipboard(ClipboardReport),
     Policy,
     Catalog,
+    Inventory(InventoryParams),
 }
 
 /// Why a request line is not a [`Request`].
@@ -362,7 +391,7 @@ pub enum RequestError {
 
 impl Request {
     /// Every method, for documentation and tests.
-    pub const METHODS: [&'static str; 15] = [
+    pub const METHODS: [&'static str; 16] = [
         "hello",
         "status",
         "subscribe",
@@ -378,6 +407,7 @@ impl Request {
         "clipboard",
         "policy",
         "catalog",
+        "inventory",
     ];
 
     pub fn method(&self) -> &'static str {
@@ -397,6 +427,7 @@ impl Request {
             Request::Clipboard(_) => "clipboard",
             Request::Policy => "policy",
             Request::Catalog => "catalog",
+            Request::Inventory(_) => "inventory",
         }
     }
 
@@ -408,6 +439,7 @@ impl Request {
             Request::Journal(p) => serde_json::to_value(p),
             Request::Search(q) | Request::Stats(q) => serde_json::to_value(q),
             Request::Clipboard(r) => serde_json::to_value(r),
+            Request::Inventory(p) => serde_json::to_value(p),
             Request::Hello
             | Request::Status
             | Request::Subscribe
@@ -453,6 +485,7 @@ impl Request {
             "search" => Request::Search(take(known, params)?),
             "stats" => Request::Stats(take(known, params)?),
             "clipboard" => Request::Clipboard(take(known, params)?),
+            "inventory" => Request::Inventory(take(known, params)?),
             other => {
                 none(other, &params)?;
                 match other {

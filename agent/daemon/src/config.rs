@@ -48,6 +48,9 @@ pub struct Config {
     /// the journal; absent, none.
     #[serde(default)]
     pub export: Option<ExportConfig>,
+    /// Where the software inventory looks (what it does is the policy's).
+    #[serde(default)]
+    pub inventory: crate::inventory::InventoryConfig,
     /// The console socket.
     #[serde(default = "default_socket")]
     pub socket: PathBuf,

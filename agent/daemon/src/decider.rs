@@ -333,6 +333,36 @@ impl Decider {
         }
     }
 
+    /// Logs a change in the software inventory and raises its prompt: a
+    /// `warn` on software a user has (installed, started, given more
+    /// rights), never on a removal nor on what belongs to no user. The
+    /// event is stored with the inventory it belongs to (see `inventory`).
+    pub fn report_inventory(
+        &self,
+        policy: &Policy,
+        event: &Event,
+        change: &vigie_core::inventory::Change,
+        notice: vigie_core::proto::SoftwareNotice,
+    ) {
+        info!(
+            point = "inventory",
+            change = change.kind.as_str(),
+            kind = change.item.kind.as_str(),
+            key = %change.item.key,
+            host = %change.item.host,
+            service = %event.service_id,
+            uid = event.attribution.uid,
+            action = event.action.as_str(),
+            "inventory"
+        );
+        let prompts = event.action == Action::Warn
+            && event.attribution.uid.is_some()
+            && change.kind != vigie_core::inventory::ChangeKind::Removed;
+        if prompts {
+            self.prompts.notify_inventory(event, policy, notice);
+        }
+    }
+
     /// Logs, stores and prompts for a clipboard detection headed to a
     /// catalogued service.
     pub fn report_clipboard(

@@ -20,6 +20,7 @@ pub mod config;
 pub mod console;
 pub mod decider;
 pub mod fleet;
+pub mod inventory;
 pub mod local_export;
 pub mod platform;
 pub mod prompts;
@@ -90,6 +91,8 @@ pub struct Daemon {
     integrity_saved: Option<tamper::Saved>,
     fleet: fleet::Fleet,
     local_export: local_export::LocalExport,
+    /// The software inventory's thread.
+    inventory: inventory::Inventory,
 }
 
 /// Starts the agent: store, rules, decider, console socket, and in
@@ -174,6 +177,14 @@ fn start_journaled(
     // is still found by the next one.
     record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
     *journaled = true;
+    // What the last run found: a restart announces only what changed since.
+    let known_inventory: Vec<vigie_core::inventory::Item> = match store.inventory(None) {
+        Ok(rows) => rows.into_iter().map(|r| r.item).collect(),
+        Err(e) => {
+            warn!(error = %e, "cannot read the stored inventory: everything found is announced again");
+            Vec::new()
+        }
+    };
     let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
 
     let (reloads, watcher) = watch_rules(&config)?;
@@ -289,9 +300,17 @@ fn start_journaled(
     }
     let fleet = fleet::Fleet::new(&config, fleet_state);
     let local_export = local_export::LocalExport::new(&config);
+    let inventory = inventory::Inventory::start(
+        config.inventory.clone(),
+        Arc::clone(&rules),
+        Arc::clone(&decider),
+        known_inventory,
+    )
+    .context("starting the software inventory")?;
     Ok(Daemon {
         fleet,
         local_export,
+        inventory,
         places,
         integrity,
         last_integrity: None,
@@ -533,6 +552,7 @@ impl Daemon {
         self.stop.store(true, Ordering::Relaxed);
         self.fleet.stop();
         self.local_export.stop();
+        self.inventory.stop();
         supervisor::stopping(match &self.failure {
             None => "stopping",
             Some(_) => "stopping on failure",

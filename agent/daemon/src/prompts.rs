@@ -10,9 +10,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use vigie_core::event::Event;
 use vigie_core::policy::{Action, Policy, Text};
-use vigie_core::proto::{AnswerKind, Answered, ClipboardNotice, Prompt};
+use vigie_core::proto::{AnswerKind, Answered, ClipboardNotice, Prompt, SoftwareNotice};
 
 use crate::platform::Clock;
+
+/// What a prompt says besides its service: a clipboard finding, or software.
+#[derive(Debug)]
+enum Notice {
+    None,
+    Clipboard(ClipboardNotice),
+    Software(SoftwareNotice),
+}
 
 /// Repeats of one service for one user within this window add to the open
 /// prompt's counter instead of opening another.
@@ -118,7 +126,7 @@ impl Prompts {
             Action::Allow | Action::Monitor => return,
         };
         let reason = policy.rule(&event.rule_id).and_then(|r| r.reason.clone());
-        self.queue(event, policy, message, reason, None);
+        self.queue(event, policy, message, reason, Notice::None);
     }
 
     /// Queues the clipboard guard's prompt (warn, block) for `event`: what
@@ -129,17 +137,24 @@ impl Prompts {
             Action::Block => &policy.clipboard.messages.block,
             Action::Allow | Action::Monitor | Action::Coach => return,
         };
-        self.queue(event, policy, message, None, Some(notice));
+        self.queue(event, policy, message, None, Notice::Clipboard(notice));
     }
 
-    fn queue(
-        &self,
-        event: &Event,
-        policy: &Policy,
-        message: &Text,
-        reason: Option<Text>,
-        clipboard: Option<ClipboardNotice>,
-    ) {
+    /// Queues the inventory's prompt (`warn`) for `event`: the software
+    /// found and the service it sends data to.
+    pub fn notify_inventory(&self, event: &Event, policy: &Policy, notice: SoftwareNotice) {
+        if event.action != Action::Warn {
+            return;
+        }
+        self.queue(event, policy, &policy.inventory.message, None, Notice::Software(notice));
+    }
+
+    fn queue(&self, event: &Event, policy: &Policy, message: &Text, reason: Option<Text>, notice: Notice) {
+        let (clipboard, software) = match notice {
+            Notice::None => (None, None),
+            Notice::Clipboard(n) => (Some(n), None),
+            Notice::Software(n) => (None, Some(n)),
+        };
         let Ok(mut inner) = self.inner.lock() else { return };
         let now = self.clock.now();
         if inner.last_purge.is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1)) {
@@ -152,6 +167,7 @@ impl Prompts {
                 && p.request.service_id == event.service_id
                 && p.request.action == event.action
                 && p.request.clipboard == clipboard
+                && p.request.software == software
                 && now.duration_since(p.last_seen) < GROUP_WINDOW
         });
         let update = if let Some(open) = grouped {
@@ -187,6 +203,7 @@ impl Prompts {
                 repeats: 1,
                 event_id: event.id.clone(),
                 clipboard,
+                software,
             };
             let mine = inner.open.iter().filter(|p| p.request.uid == uid).count();
             let evicted = if mine >= MAX_OPEN_PROMPTS_PER_USER {

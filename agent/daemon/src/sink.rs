@@ -26,6 +26,8 @@ pub(crate) enum Record {
     Event(Event),
     Journal(JournalEntry),
     Answer(Answer),
+    /// The inventory now and the events of what changed, stored together.
+    Inventory(Box<InventoryUpdate>),
     /// Everything queued before this is written, then the writer ends.
     Close,
 }
@@ -36,6 +38,14 @@ struct Counters {
     dropped: AtomicU64,
     /// Set by `Writer::close`: later records are refused, and counted.
     closed: std::sync::atomic::AtomicBool,
+}
+
+/// A scan of the software inventory: what is there, and what changed.
+#[derive(Debug)]
+pub struct InventoryUpdate {
+    pub ts: i64,
+    pub items: Vec<vigie_core::inventory::Item>,
+    pub events: Vec<Event>,
 }
 
 /// Whose records were just committed: consoles refresh their user's
@@ -103,6 +113,12 @@ impl EventSink {
 
     pub fn answer(&self, answer: Answer) -> bool {
         self.queue(Record::Answer(answer))
+    }
+
+    /// Queues an inventory scan; `false` when it could not be (the scan
+    /// is then kept by its sender and given again).
+    pub fn inventory(&self, update: InventoryUpdate) -> bool {
+        self.queue(Record::Inventory(Box::new(update)))
     }
 
     fn queue(&self, record: Record) -> bool {
@@ -257,12 +273,18 @@ fn write(
 
 fn commit(store: &mut Store, records: Vec<Record>, counters: &Counters, activity: &Activity) {
     let (mut events, mut journal, mut answers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut inventory = None;
     let mut whose = std::collections::BTreeSet::new();
     for record in records {
         match record {
             Record::Event(event) => events.push(event),
             Record::Journal(entry) => journal.push(entry),
             Record::Answer(answer) => answers.push(answer),
+            Record::Inventory(update) => {
+                events.extend(update.events);
+                // Each scan holds the whole inventory: the latest is enough.
+                inventory = Some((update.items, update.ts));
+            }
             Record::Close => {}
         }
     }
@@ -275,6 +297,12 @@ fn commit(store: &mut Store, records: Vec<Record>, counters: &Counters, activity
                 whose.extend(events.iter().map(|e| e.attribution.uid));
             }
             Err(e) => error!(error = %e, lost = events.len(), "storing events failed"),
+        }
+    }
+    if let Some((items, ts)) = inventory {
+        match with_retries("inventory", || store.replace_inventory(&items, ts)) {
+            Ok(()) => whose.extend(items.iter().map(|i| i.uid)),
+            Err(e) => error!(error = %e, "storing the inventory failed"),
         }
     }
     if !journal.is_empty() {

@@ -4,6 +4,7 @@
 
 mod clipboard_file;
 mod eval;
+mod inventory_file;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -16,6 +17,8 @@ use crate::catalog::{Catalog, Category, TrainsOnInputs};
 use crate::clipboard::ClipboardPolicy;
 use crate::diag::{self, Diagnostic, Diagnostics, LoadError};
 use clipboard_file::ClipboardFile;
+use inventory_file::InventoryFile;
+pub use inventory_file::InventoryPolicy;
 
 pub use eval::{Decision, Subject};
 
@@ -186,6 +189,8 @@ struct PolicyFile {
     dns: DnsSettings,
     #[serde(default)]
     clipboard: ClipboardFile,
+    #[serde(default)]
+    inventory: InventoryFile,
     #[serde(rename = "rule", default)]
     rules: Vec<RuleFile>,
 }
@@ -257,6 +262,8 @@ pub struct Policy {
     pub messages: Messages,
     pub dns: DnsSettings,
     pub clipboard: ClipboardPolicy,
+    #[serde(default)]
+    pub inventory: InventoryPolicy,
     pub rules: Vec<Rule>,
 }
 
@@ -382,8 +389,22 @@ impl Policy {
             min_justification_chars: min_justification_chars.into_inner(),
         };
         let clipboard = file.clipboard.check(catalog, &mut report);
-        let (Some(default_action), Some(failure_mode), Some(unreadable_handshake), Some(clipboard), true) =
-            (default_action, failure_mode, unreadable_handshake, clipboard, report.errors.is_empty())
+        let inventory = file.inventory.check(&mut report);
+        let (
+            Some(default_action),
+            Some(failure_mode),
+            Some(unreadable_handshake),
+            Some(clipboard),
+            Some(inventory),
+            true,
+        ) = (
+            default_action,
+            failure_mode,
+            unreadable_handshake,
+            clipboard,
+            inventory,
+            report.errors.is_empty(),
+        )
         else {
             // In the file's order, as a compiler lists them.
             report.errors.sort_by_key(|d| (d.line, d.column));
@@ -400,6 +421,7 @@ impl Policy {
             messages: file.messages,
             dns: file.dns,
             clipboard,
+            inventory,
             rules,
         })
     }

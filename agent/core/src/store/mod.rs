@@ -12,9 +12,11 @@ use crate::policy::Action;
 use crate::proto::AnswerKind;
 use crate::sensor::Micros;
 
+mod inventory;
 mod local_export;
 mod outbox;
 mod query;
+pub use inventory::InventoryRow;
 pub use local_export::LocalExportState;
 pub use outbox::{OutboxState, BACKLOG_COUNT_CAP};
 pub use query::QueryError;
@@ -30,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_outbox.sql"),
     include_str!("migrations/0007_local_exports.sql"),
     include_str!("migrations/0008_outbox_answers.sql"),
+    include_str!("migrations/0009_inventory.sql"),
 ];
 
 /// Messages say their cause, which is therefore no `source()` (a report of

@@ -212,6 +212,10 @@ pub fn authorize(peer: &Peer, request: Request) -> Result<Request, Failure> {
             q.uid = own(q.uid)?;
             Request::Search(q)
         }
+        Request::Inventory(mut p) => {
+            p.uid = own(p.uid)?;
+            Request::Inventory(p)
+        }
         Request::Aggregates | Request::Journal(_) | Request::Stats(_) | Request::Facets if !peer.admin => {
             return Err(Failure::forbidden())
         }
@@ -319,6 +323,7 @@ pub fn handle(state: &ConsoleState, peer: &Peer, request: Request) -> Result<Val
             let reload_error = state.reload_error.lock().ok().and_then(|e| e.clone());
             Ok(json!(PolicyView { policy: (*state.rules.policy()).clone(), reload_error }))
         }
+        Request::Inventory(p) => stored(readers.with(|store| store.inventory(p.uid))),
         Request::Catalog => {
             let (catalog, _) = state.rules.current();
             Ok(json!(CatalogView { version: catalog.version.clone(), services: catalog.services().to_vec() }))

@@ -5,8 +5,9 @@ import type { ClipboardPolicy } from "./ClipboardPolicy";
 import type { Coaching } from "./Coaching";
 import type { DnsSettings } from "./DnsSettings";
 import type { FailureMode } from "./FailureMode";
+import type { InventoryPolicy } from "./InventoryPolicy";
 import type { Messages } from "./Messages";
 import type { Rule } from "./Rule";
 import type { UnreadableHandshake } from "./UnreadableHandshake";
 
-export type Policy = { name: string, version: string, default_action: Action, failure_mode: FailureMode, unreadable_handshake: UnreadableHandshake, alternative: Alternative, coach: Coaching, messages: Messages, dns: DnsSettings, clipboard: ClipboardPolicy, rules: Array<Rule>, };
+export type Policy = { name: string, version: string, default_action: Action, failure_mode: FailureMode, unreadable_handshake: UnreadableHandshake, alternative: Alternative, coach: Coaching, messages: Messages, dns: DnsSettings, clipboard: ClipboardPolicy, inventory: InventoryPolicy, rules: Array<Rule>, };

@@ -2,6 +2,7 @@
 import type { Action } from "./Action";
 import type { Alternative } from "./Alternative";
 import type { ClipboardNotice } from "./ClipboardNotice";
+import type { SoftwareNotice } from "./SoftwareNotice";
 import type { Text } from "./Text";
 
 /**
@@ -23,4 +24,8 @@ repeats: number, event_id: string,
 /**
  * Set when the clipboard guard raised this prompt, not a flow.
  */
-clipboard?: ClipboardNotice, };
+clipboard?: ClipboardNotice, 
+/**
+ * Set when the software inventory raised this prompt.
+ */
+software?: SoftwareNotice, };

@@ -26,6 +26,25 @@ shared_domains: Array<string>,
  */
 window_titles: Array<string>, 
 /**
+ * Browser extensions that send data to the service: Chromium-family
+ * ids (32 letters a–p) and Firefox add-on ids (`name@vendor`, `{uuid}`).
+ */
+extension_ids: Array<string>, 
+/**
+ * Editor extensions (`publisher.name`), JetBrains plugin ids and
+ * desktop entry names (`cursor.desktop` → `cursor`) of its software.
+ */
+software_ids: Array<string>, 
+/**
+ * Executable names of its desktop apps and command-line agents.
+ */
+process_names: Array<string>, 
+/**
+ * Its software runs models on the machine (Ollama, LM Studio…): the
+ * inventory records it as a local runtime.
+ */
+runs_locally: boolean, 
+/**
  * ISO 3166-1 alpha-2.
  */
 jurisdiction: string, trains_on_inputs: TrainsOnInputs, source: string, 

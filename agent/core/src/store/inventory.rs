@@ -1,0 +1,138 @@
+//! The inventory's current state: what the last scan found, with when each
+//! find was first and last seen.
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+use crate::inventory::{Item, Kind};
+use crate::sensor::Micros;
+
+/// A find as stored, with its dates.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRow {
+    #[serde(flatten)]
+    pub item: Item,
+    pub first_seen: Micros,
+    pub last_seen: Micros,
+}
+
+const SYSTEM_UID: i64 = -1;
+
+impl Store {
+    /// Makes the stored inventory `items`, in one transaction: a find
+    /// already known keeps its first sighting, one no longer found is gone.
+    pub fn replace_inventory(&mut self, items: &[Item], now: Micros) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS inventory_seen (uid INTEGER, kind TEXT, host TEXT, key TEXT)",
+            [],
+        )?;
+        tx.execute("DELETE FROM temp.inventory_seen", [])?;
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO inventory (uid, kind, host, key, user, name, version, path, service_id, local, rights,
+                    first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+                 ON CONFLICT (uid, kind, host, key) DO UPDATE SET user = excluded.user, name = excluded.name,
+                    version = excluded.version, path = excluded.path, service_id = excluded.service_id,
+                    local = excluded.local, rights = excluded.rights, last_seen = excluded.last_seen",
+            )?;
+            let mut seen = tx.prepare_cached("INSERT INTO temp.inventory_seen VALUES (?1, ?2, ?3, ?4)")?;
+            for item in items {
+                let uid = item.uid.map_or(SYSTEM_UID, i64::from);
+                let rights = serde_json::to_string(&item.rights).unwrap_or_else(|_| "[]".to_owned());
+                upsert.execute(params![
+                    uid,
+                    item.kind.as_str(),
+                    item.host,
+                    item.key,
+                    item.user,
+                    item.name,
+                    item.version,
+                    item.path,
+                    item.service_id,
+                    item.local,
+                    rights,
+                    now
+                ])?;
+                seen.execute(params![uid, item.kind.as_str(), item.host, item.key])?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM inventory WHERE NOT EXISTS (SELECT 1 FROM temp.inventory_seen s
+                WHERE s.uid = inventory.uid AND s.kind = inventory.kind AND s.host = inventory.host
+                  AND s.key = inventory.key)",
+            [],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stored inventory; only `uid`'s finds when given. A row this
+    /// agent cannot read (a kind from a newer one) is skipped.
+    pub fn inventory(&self, uid: Option<u32>) -> Result<Vec<InventoryRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT uid, kind, host, key, user, name, version, path, service_id, local, rights, first_seen, last_seen
+             FROM inventory WHERE (?1 IS NULL OR uid = ?1) ORDER BY uid, kind, host, key",
+        )?;
+        let rows = stmt.query_map(params![uid], |row| {
+            let uid: i64 = row.get(0)?;
+            let kind: String = row.get(1)?;
+            let rights: String = row.get(10)?;
+            Ok((
+                uid,
+                kind,
+                rights,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get(4)?,
+                row.get(5)?,
+                row.get(6)?,
+                row.get(7)?,
+                row.get(8)?,
+                row.get(9)?,
+                row.get(11)?,
+                row.get(12)?,
+            ))
+        })?;
+        let mut found = Vec::new();
+        for row in rows {
+            let (
+                uid,
+                kind,
+                rights,
+                host,
+                key,
+                user,
+                name,
+                version,
+                path,
+                service_id,
+                local,
+                first_seen,
+                last_seen,
+            ) = row?;
+            let Some(kind) = Kind::parse(&kind) else { continue };
+            found.push(InventoryRow {
+                item: Item {
+                    kind,
+                    host,
+                    key,
+                    name,
+                    version,
+                    uid: u32::try_from(uid).ok(),
+                    user,
+                    path,
+                    service_id,
+                    local,
+                    rights: serde_json::from_str(&rights).unwrap_or_default(),
+                },
+                first_seen,
+                last_seen,
+            });
+        }
+        Ok(found)
+    }
+}
