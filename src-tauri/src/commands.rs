@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use tauri::{AppHandle, Manager, Runtime, State};
 use tracing::info;
+use vigie_core::inventory::InventoryRow;
 use vigie_core::proto::Answer;
 use vigie_core::proto::{
     AnswerKind, AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView,
@@ -116,6 +117,14 @@ pub async fn policy(console: State<'_, Console>) -> Reply<PolicyView> {
 #[tauri::command]
 pub async fn catalog(console: State<'_, Console>) -> Reply<CatalogView> {
     ops::catalog(&*console.client).await
+}
+
+/// The AI software found on this workstation: mine, or with `everyone`
+/// every user's (the security team's view; the agent decides who may).
+#[tauri::command]
+pub async fn inventory(console: State<'_, Console>, everyone: bool) -> Reply<Vec<InventoryRow>> {
+    let uid = if everyone { None } else { Some(my_uid(&console)?) };
+    ops::inventory(&*console.client, uid).await
 }
 
 #[tauri::command]

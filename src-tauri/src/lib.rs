@@ -81,6 +81,7 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> taur
             commands::my_answers,
             commands::policy,
             commands::catalog,
+            commands::inventory,
             commands::search_events,
             commands::event_stats,
             commands::facets,

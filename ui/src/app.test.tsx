@@ -86,11 +86,13 @@ describe("reconnection", () => {
       if (!up) throw commandError("not-connected", "refused");
       if (cmd === "my_events") return { total: 0, offset: 0, events: [] };
       if (cmd === "my_answers") return [];
+      if (cmd === "inventory") return [];
       if (cmd === "catalog") return CATALOG;
       throw commandError("internal", cmd);
     });
     render(<App />);
-    expect((await screen.findAllByText("L'agent Vigie ne répond pas")).length).toBe(2);
+    // Events, answers and the user's AI software: each says so.
+    expect((await screen.findAllByText("L'agent Vigie ne répond pas")).length).toBe(3);
     up = true;
     await emitEvent(CONNECTION_EVENT, {
       connected: true,

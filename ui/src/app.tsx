@@ -15,12 +15,14 @@ import { PolicyView } from "./views/policy";
 import { PromptView } from "./views/prompt";
 import { RulesView } from "./views/rules";
 import { SecurityView, type SecurityPanels } from "./views/security";
+import { SoftwareView } from "./views/software";
 
 // The security tabs' views are composed here, not in the security view, so
 // that no view imports another.
 export const SECURITY_PANELS: SecurityPanels = {
   events: (query) => <EventsView query={query} />,
   charts: (query) => <ChartsView query={query} />,
+  software: () => <SoftwareView everyone />,
   catalog: () => <CatalogView />,
   policy: () => <PolicyView />,
 };
@@ -137,7 +139,7 @@ function MainWindow({
       </nav>
       <main class="content">
         <div key={epoch} role="tabpanel" id={`main-panel-${route.view}`} aria-labelledby={`main-tab-${route.view}`}>
-          {route.view === "activity" && <ActivityView />}
+          {route.view === "activity" && <ActivityView software={<SoftwareView everyone={false} />} />}
           {route.view === "rules" && <RulesView />}
           {route.view === "security" && (
             <SecurityView sub={route.sub} onSub={(sub) => navigate({ view: "security", sub })} panels={SECURITY_PANELS} />

@@ -5,6 +5,7 @@ import type { Answer } from "../ipc/gen/Answer";
 import type { CatalogView } from "../ipc/gen/CatalogView";
 import type { Event } from "../ipc/gen/Event";
 import type { Policy } from "../ipc/gen/Policy";
+import type { InventoryRow } from "../ipc/gen/InventoryRow";
 import type { Prompt } from "../ipc/gen/Prompt";
 import type { Service } from "../ipc/gen/Service";
 
@@ -26,6 +27,10 @@ const svc = (
   hosts: [],
   shared_domains: [],
   window_titles: [name],
+  extension_ids: [],
+  software_ids: [],
+  process_names: [],
+  runs_locally: false,
   jurisdiction,
   trains_on_inputs: trains,
   source: `https://example.org/${id}/privacy`,
@@ -104,6 +109,15 @@ export const POLICY: Policy = {
         "The clipboard held sensitive data while a public generative-AI service was active: Vigie replaced it with a notice. Use the internal assistant for this content.",
       ),
     },
+  },
+  inventory: {
+    enabled: true,
+    rescan_seconds: 600,
+    actions: { "browser-extension": "warn", "mcp-server": "warn", "local-server": "monitor" },
+    message: txt(
+      "Ce logiciel envoie ce que vous lui confiez à un service d'IA générative public. N'y mettez pas de données sensibles de l'entreprise ; utilisez l'alternative interne.",
+      "This software sends what you give it to a public generative-AI service. Do not use it with the company's sensitive data; use the internal alternative.",
+    ),
   },
   rules: [
     {
@@ -326,5 +340,61 @@ export function sampleAnswers(now = NOW_MICROS): Answer[] {
       text: null,
       bypass_until: null,
     },
+  ];
+}
+
+/** What the inventory finds on a developer's workstation, as the agent stores it. */
+export function sampleInventory(now = NOW_MICROS): InventoryRow[] {
+  const day = 86_400_000_000;
+  const row = (
+    uid: number | null,
+    kind: InventoryRow["kind"],
+    host: string,
+    key: string,
+    name: string,
+    version: string | null,
+    service_id: string | null,
+    rights: string[],
+    path: string,
+    age_days: number,
+    local = false,
+  ): InventoryRow => ({
+    kind,
+    host,
+    key,
+    name,
+    version,
+    uid,
+    user: uid === null ? null : uid === 1000 ? "alice" : "bob",
+    path,
+    service_id,
+    local,
+    rights,
+    first_seen: now - age_days * day,
+    last_seen: now - 60_000_000,
+  });
+  return [
+    row(1000, "browser-extension", "google-chrome", "jgjaeacdkonaoafenlfkkkmbaopkbilf", "ChatGPT for Google", "1.16.1", "chatgpt",
+      ["site:https://*.google.com/search*", "site:https://*.bing.com/search*", "storage"], "~/.config/google-chrome/Default/Extensions/jgjaeacdkonaoafenlfkkkmbaopkbilf/1.16.1_0", 41),
+    row(1000, "browser-extension", "google-chrome", "difoiogjjojoaoomphldepapgpbgkhkb", "Sider: ChatGPT Sidebar", "4.10.0", "sider",
+      ["all-sites", "clipboard-read", "clipboard-write", "context-menus", "side-panel", "storage", "tabs"], "~/.config/google-chrome/Default/Extensions/difoiogjjojoaoomphldepapgpbgkhkb/4.10.0_0", 3),
+    row(1000, "browser-extension", "firefox", "{b764208e-0a98-436d-a599-c1baa044f829}", "ChatGPTBox", "2.5.9", null,
+      ["all-sites", "clipboard-write", "context-menus", "storage", "tabs", "unlimited-storage"], "~/.mozilla/firefox/owclmdyt.default-release", 12),
+    row(1000, "editor-extension", "vscode", "saoudrizwan.claude-dev", "Cline", "3.37.1", "cline",
+      ["agent-mode", "auto-approve:all-tools", "auto-run:npm test", "workspace-trust-off"], "~/.vscode/extensions/saoudrizwan.claude-dev-3.37.1", 20),
+    row(1000, "editor-extension", "vscode", "github.copilot-chat", "GitHub Copilot Chat", "0.32.4", "github-copilot", ["agent-mode"], "~/.vscode/extensions/github.copilot-chat-0.32.4", 90),
+    row(1000, "jetbrains-plugin", "IntelliJIdea2025.2", "com.github.continuedev.continueintellijextension", "Continue", "1.0.52", "continue", [], "~/.local/share/JetBrains/IntelliJIdea2025.2/continue-intellij-extension", 7),
+    row(1000, "cli-agent", "claude-code", "claude-code", "Claude Code", null, "anthropic-api",
+      ["allow:Bash(git diff *)", "auto-approve:edits", "folder:../docs/"], "~/.claude", 5),
+    row(1000, "mcp-server", "claude-code", "postgres@~/src/payroll", "postgres", null, "anthropic-api",
+      ["command:npx", "env:PGPASSWORD", "package:@modelcontextprotocol/server-postgres"], "~/.claude.json", 5),
+    row(1000, "mcp-server", "claude-desktop", "filesystem", "filesystem", null, "claude",
+      ["command:npx", "package:@modelcontextprotocol/server-filesystem", "path:~/Documents", "path:~/Downloads"], "~/.config/Claude/claude_desktop_config.json", 30),
+    row(1000, "desktop-app", "user", "cursor", "Cursor", null, "cursor", [], "~/.local/share/applications/cursor.desktop", 60),
+    row(1000, "program", "process", "ollama", "Ollama", null, "ollama", [], "/usr/local/bin/ollama", 2, true),
+    row(1000, "local-server", "ollama", "127.0.0.1:11434", "Ollama", "0.12.6", "ollama", ["api:ollama", "model:llama3.2:3b", "model:mistral:7b"], "/usr/local/bin/ollama", 2, true),
+    row(1001, "browser-extension", "microsoft-edge", "ofpnmcalabcbjgholdjcjblkibolbppb", "Monica", "7.5.1", "monica",
+      ["all-sites", "clipboard-read", "cookies", "storage", "tabs"], "~/.config/microsoft-edge/Default/Extensions/ofpnmcalabcbjgholdjcjblkibolbppb/7.5.1_0", 1),
+    row(null, "desktop-app", "system", "lm-studio", "LM Studio", null, "lm-studio", [], "/usr/share/applications/lm-studio.desktop", 15, true),
   ];
 }

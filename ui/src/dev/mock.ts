@@ -10,7 +10,7 @@ import type { EventStats } from "../ipc/gen/EventStats";
 import type { Facets } from "../ipc/gen/Facets";
 import type { Prompt } from "../ipc/gen/Prompt";
 import { commandError, emitEvent, installMock } from "../ipc/testing";
-import { CATALOG, POLICY, PROGRAMS, SERVICES, USERS, sampleAnswers, sampleEvent, samplePrompt } from "./fixtures";
+import { CATALOG, POLICY, PROGRAMS, SERVICES, USERS, sampleAnswers, sampleEvent, sampleInventory, samplePrompt } from "./fixtures";
 
 export function installDevMock(): void {
   const params = new URLSearchParams(location.search);
@@ -106,6 +106,11 @@ export function installDevMock(): void {
         };
       case "catalog":
         return CATALOG;
+      case "inventory": {
+        if (args.everyone) needAdmin();
+        const rows = sampleInventory(now);
+        return args.everyone ? rows : rows.filter((r) => r.uid === 1000);
+      }
       case "facets": {
         needAdmin();
         const f: Facets = {

@@ -15,6 +15,7 @@ import type { EventStats } from "./gen/EventStats";
 import type { ExportFormat } from "./gen/ExportFormat";
 import type { ExportResult } from "./gen/ExportResult";
 import type { Facets } from "./gen/Facets";
+import type { InventoryRow } from "./gen/InventoryRow";
 import type { PolicyView } from "./gen/PolicyView";
 import type { Prompt } from "./gen/Prompt";
 
@@ -37,6 +38,8 @@ export const myEvents = (offset: number, limit: number) => invoke<EventPage>("my
 export const myAnswers = () => invoke<Answer[]>("my_answers");
 export const policy = () => invoke<PolicyView>("policy");
 export const catalog = () => invoke<CatalogView>("catalog");
+/** The AI software found: mine, or with `everyone` every user's (the security team's). */
+export const inventory = (everyone: boolean) => invoke<InventoryRow[]>("inventory", { everyone });
 export const searchEvents = (query: EventQuery) => invoke<EventPage>("search_events", { query });
 export const eventStats = (query: EventQuery) => invoke<EventStats>("event_stats", { query });
 export const facets = () => invoke<Facets>("facets");

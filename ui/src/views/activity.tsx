@@ -1,4 +1,6 @@
-// "Mon activité": the employee's own events and answers.
+// "Mon activité": the employee's own events, answers and AI software (the
+// software view is passed in by the app shell: no view imports another).
+import type { ComponentChildren } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 
 import { ActionBadge } from "../components/ActionBadge";
@@ -23,7 +25,7 @@ export const ACTIVITY_PAGE = 25;
  */
 export const ACTIVITY_DEBOUNCE_MS = 750;
 
-export function ActivityView() {
+export function ActivityView({ software }: { software?: ComponentChildren } = {}) {
   const i18n = useI18n();
   const { t, locale } = i18n;
   const [page, setPage] = useState(0);
@@ -108,6 +110,14 @@ export function ActivityView() {
           </div>
         )}
       </section>
+
+      {software !== undefined && (
+        <section class="panel" aria-labelledby="act-software" data-testid="my-software">
+          <h2 id="act-software">{t("activity.mySoftware")}</h2>
+          <p class="muted small">{t("activity.mySoftwareIntro")}</p>
+          {software}
+        </section>
+      )}
 
       <section class="panel" aria-labelledby="act-answers">
         <h2 id="act-answers">{t("activity.answers")}</h2>

@@ -10,6 +10,7 @@ import type { Prompt } from "../ipc/gen/Prompt";
 import { subscription } from "../ipc/subscribe";
 import { hideWindow } from "../ipc/window";
 import { detectorLabel } from "../lib/clipboard";
+import { kindLabel } from "../lib/software";
 import { errorText } from "../lib/errors";
 import { formatTime } from "../lib/format";
 
@@ -308,14 +309,19 @@ function PromptCard({ prompt, onDone }: { prompt: Prompt; onDone: (id: number, c
   const reason = prompt.reason?.[locale];
   const program = prompt.program;
   const clipboard = prompt.clipboard;
+  const software = prompt.software;
   const headline = clipboard
     ? t(prompt.action === "block" ? "prompt.clipboard.headline.block" : "prompt.clipboard.headline.warn", { service })
-    : t(`prompt.headline.${prompt.action === "allow" || prompt.action === "monitor" ? "warn" : prompt.action}`, {
+    : software
+      ? t("prompt.software.headline", { name: software.version ? `${software.name} ${software.version}` : software.name, service })
+      : t(`prompt.headline.${prompt.action === "allow" || prompt.action === "monitor" ? "warn" : prompt.action}`, {
         service,
       });
   const where = clipboard
     ? `${t("prompt.clipboard.where", { service })}${program ? ` · ${program}` : ""}`
-    : program
+    : software
+      ? t("prompt.software.where", { kind: kindLabel(software.kind, { t }), host: software.host })
+      : program
       ? t("prompt.reached", { program, name: prompt.name })
       : t("prompt.reachedNoProgram", { name: prompt.name });
   return (
@@ -346,6 +352,11 @@ function PromptCard({ prompt, onDone }: { prompt: Prompt; onDone: (id: number, c
             </ul>
             {clipboard.cleared && <p data-testid="prompt-clipboard-cleared">{t("prompt.clipboard.cleared")}</p>}
           </div>
+        )}
+        {software && (
+          <p class="prompt-software" data-testid="prompt-software">
+            {t(`prompt.software.change.${software.change}`)}
+          </p>
         )}
         {reason && <p class="prompt-reason">{reason}</p>}
         <p class="prompt-r34">{t("prompt.r34")}</p>

@@ -116,6 +116,16 @@ impl Item {
     }
 }
 
+/// A find as stored, with when it was first and last seen (µs since the epoch).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRow {
+    #[serde(flatten)]
+    pub item: Item,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
 /// What changed between two scans.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,21 +2,10 @@
 //! find was first and last seen.
 
 use rusqlite::params;
-use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
-use crate::inventory::{Item, Kind};
+use crate::inventory::{InventoryRow, Item, Kind};
 use crate::sensor::Micros;
-
-/// A find as stored, with its dates.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InventoryRow {
-    #[serde(flatten)]
-    pub item: Item,
-    pub first_seen: Micros,
-    pub last_seen: Micros,
-}
 
 const SYSTEM_UID: i64 = -1;
 

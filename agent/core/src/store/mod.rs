@@ -16,7 +16,7 @@ mod inventory;
 mod local_export;
 mod outbox;
 mod query;
-pub use inventory::InventoryRow;
+pub use crate::inventory::InventoryRow;
 pub use local_export::LocalExportState;
 pub use outbox::{OutboxState, BACKLOG_COUNT_CAP};
 pub use query::QueryError;

@@ -2,7 +2,7 @@
 import type { Kind } from "./Kind";
 
 /**
- * A find as stored, with its dates.
+ * A find as stored, with when it was first and last seen (µs since the epoch).
  */
 export type InventoryRow = { first_seen: number, last_seen: number, kind: Kind, 
 /**
