@@ -362,3 +362,29 @@ org-staff = \"block\"
     let err = policy(&text).unwrap_err().to_string();
     assert!(err.contains("not an organisation detector name"), "{err}");
 }
+
+#[test]
+fn inventory_section_reads_its_actions_and_refuses_what_it_cannot_do() {
+    use crate::inventory::{ChangeKind, Kind};
+    let absent = policy(HEADER).unwrap();
+    assert!(absent.inventory.enabled, "on by default: it only records");
+    assert_eq!(absent.inventory.action(Kind::BrowserExtension, ChangeKind::Installed), Action::Monitor);
+    let text = format!(
+        "{HEADER}\n[inventory]\nrescan_seconds = 120\n[inventory.actions]\nbrowser-extension = \"warn\"\nprogram = \"allow\"\n"
+    );
+    let p = policy(&text).unwrap();
+    assert_eq!(p.inventory.rescan_seconds, 120);
+    assert_eq!(p.inventory.action(Kind::BrowserExtension, ChangeKind::Installed), Action::Warn);
+    assert_eq!(p.inventory.action(Kind::BrowserExtension, ChangeKind::Removed), Action::Monitor, "a removal is recorded, never prompted");
+    assert_eq!(p.inventory.action(Kind::Program, ChangeKind::Started), Action::Allow);
+    assert_eq!(p.inventory.action(Kind::McpServer, ChangeKind::Installed), Action::Monitor);
+    let bad = format!(
+        "{HEADER}\n[inventory]\nrescan_seconds = 5\n[inventory.actions]\nbrowser-extention = \"warn\"\nprogram = \"block\"\n"
+    );
+    let err = policy(&bad).unwrap_err().to_string();
+    assert!(err.contains("p.toml:14:18: inventory.rescan_seconds must be 60 to 86400"), "{err}");
+    assert!(err.contains("p.toml:16:1: unknown kind of software `browser-extention`"), "{err}");
+    assert!(err.contains("p.toml:17:11: inventory action `block`: expected allow, monitor or warn"), "{err}");
+    let unknown_key = format!("{HEADER}\n[inventory]\nrescan = 60\n");
+    assert!(policy(&unknown_key).unwrap_err().to_string().contains("unknown field `rescan`"));
+}
