@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use vigie_core::event::Event;
+use vigie_core::inventory::InventoryRow;
 use vigie_core::proto::Answer;
 use vigie_core::proto::InventoryParams;
-use vigie_core::inventory::InventoryRow;
 use vigie_core::proto::{
     AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView, MAX_LIMIT,
 };
@@ -73,7 +73,10 @@ pub async fn catalog<C: AgentClient>(client: &C) -> Result<CatalogView, CommandE
 
 /// The AI software found: `uid`'s, or every user's (the agent refuses
 /// that to anyone but the security team).
-pub async fn inventory<C: AgentClient>(client: &C, uid: Option<u32>) -> Result<Vec<InventoryRow>, CommandError> {
+pub async fn inventory<C: AgentClient>(
+    client: &C,
+    uid: Option<u32>,
+) -> Result<Vec<InventoryRow>, CommandError> {
     call(client, "inventory", to_params(&InventoryParams { uid })?).await
 }
 

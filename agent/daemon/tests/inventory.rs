@@ -43,10 +43,12 @@ fn install_jetbrains_plugin(home: &Path) {
     let lib = home.join(".local/share/JetBrains/IntelliJIdea2025.2/continue-intellij-extension/lib");
     std::fs::create_dir_all(&lib).unwrap();
     let xml = std::fs::read_to_string(fixtures().join("continue.plugin.xml")).unwrap();
-    let xml = xml.replacen("<name>Continue</name>", "<name>Continue</name>\n    <version>1.0.52</version>", 1);
+    let xml =
+        xml.replacen("<name>Continue</name>", "<name>Continue</name>\n    <version>1.0.52</version>", 1);
     let file = std::fs::File::create(lib.join("continue-intellij-extension-1.0.52.jar")).unwrap();
     let mut jar = zip::ZipWriter::new(file);
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     jar.start_file("META-INF/MANIFEST.MF", options).unwrap();
     jar.write_all(b"Manifest-Version: 1.0\n").unwrap();
     jar.start_file("META-INF/plugin.xml", options).unwrap();
@@ -202,10 +204,14 @@ fn a_profile_is_inventoried_watched_and_reviewed() {
     let server = has(&rows, "local-server", &format!("127.0.0.1:{port}")).unwrap();
     assert_eq!(server["local"], true);
     assert_eq!(server["version"], "0.12.6");
-    let rights: Vec<&str> = server["rights"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    let rights: Vec<&str> =
+        server["rights"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
     assert!(rights.contains(&"api:ollama") && rights.iter().any(|r| r.starts_with("model:")), "{rights:?}");
     let cline = has(&rows, "editor-extension", "saoudrizwan.claude-dev").unwrap();
-    assert_eq!(cline["path"], "~/.vscode/extensions/saoudrizwan.claude-dev-3.37.1", "paths relative to the home");
+    assert_eq!(
+        cline["path"], "~/.vscode/extensions/saoudrizwan.claude-dev-3.37.1",
+        "paths relative to the home"
+    );
     assert!(cline["rights"].as_array().unwrap().contains(&json!("auto-approve:all-tools")), "{cline}");
     // Never a secret: the fixture's tokens, passwords and connection strings.
     let everything = format!("{rows}{:?}", inventory_events(&db));
@@ -222,7 +228,8 @@ fn a_profile_is_inventoried_watched_and_reviewed() {
     );
 
     // An extension installed while the agent runs is seen within seconds.
-    let sider = home.join(".config/google-chrome/Default/Extensions/difoiogjjojoaoomphldepapgpbgkhkb/4.10.0_0");
+    let sider =
+        home.join(".config/google-chrome/Default/Extensions/difoiogjjojoaoomphldepapgpbgkhkb/4.10.0_0");
     std::fs::create_dir_all(&sider).unwrap();
     std::fs::write(
         sider.join("manifest.json"),
@@ -230,7 +237,9 @@ fn a_profile_is_inventoried_watched_and_reviewed() {
     )
     .unwrap();
     let installed = wait_for(&db, Duration::from_secs(10), "the new extension", |e| {
-        e.name == "difoiogjjojoaoomphldepapgpbgkhkb" && e.rule_id == "inventory:installed" && e.service_id == "sider"
+        e.name == "difoiogjjojoaoomphldepapgpbgkhkb"
+            && e.rule_id == "inventory:installed"
+            && e.service_id == "sider"
     });
     // More rights given to an assistant is an event of its own.
     let settings = home.join(".config/Code/User/settings.json");

@@ -375,7 +375,11 @@ fn inventory_section_reads_its_actions_and_refuses_what_it_cannot_do() {
     let p = policy(&text).unwrap();
     assert_eq!(p.inventory.rescan_seconds, 120);
     assert_eq!(p.inventory.action(Kind::BrowserExtension, ChangeKind::Installed), Action::Warn);
-    assert_eq!(p.inventory.action(Kind::BrowserExtension, ChangeKind::Removed), Action::Monitor, "a removal is recorded, never prompted");
+    assert_eq!(
+        p.inventory.action(Kind::BrowserExtension, ChangeKind::Removed),
+        Action::Monitor,
+        "a removal is recorded, never prompted"
+    );
     assert_eq!(p.inventory.action(Kind::Program, ChangeKind::Started), Action::Allow);
     assert_eq!(p.inventory.action(Kind::McpServer, ChangeKind::Installed), Action::Monitor);
     let bad = format!(

@@ -164,15 +164,27 @@ pub(super) fn is_relevant(home: &Path, path: &Path) -> bool {
     )
 }
 
-/// Reads a file the user owns, up to `limit` bytes; `None` otherwise.
+/// Reads a file the user owns, up to `limit` bytes; `None` otherwise. A
+/// link is followed (dotfiles managers keep settings as links) but what is
+/// read is checked on the open file itself, so a link swapped in between
+/// cannot point the agent at another user's file; opened without blocking,
+/// so a pipe put in a file's place cannot hold the agent.
 fn read_owned(path: &Path, uid: u32, limit: u64) -> Option<Vec<u8>> {
-    let meta = fs::symlink_metadata(path).ok()?;
-    if !meta.is_file() || meta.uid() != uid || meta.len() > limit {
+    let (file, meta) = open_owned(path, uid)?;
+    if meta.len() > limit {
         return None;
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    fs::File::open(path).ok()?.take(limit).read_to_end(&mut bytes).ok()?;
+    file.take(limit).read_to_end(&mut bytes).ok()?;
     Some(bytes)
+}
+
+/// Opens a regular file `uid` owns (see [`read_owned`]).
+fn open_owned(path: &Path, uid: u32) -> Option<(fs::File, fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.uid() == uid).then_some((file, meta))
 }
 
 /// The sub-folders of `dir` that are real folders (not links), by name.
@@ -508,7 +520,7 @@ fn plugin_xml(path: &Path, uid: u32) -> Option<Vec<u8>> {
         return None;
     }
     if meta.is_file() {
-        return path.extension().is_some_and(|e| e == "jar").then(|| xml_in_jar(path)).flatten();
+        return path.extension().is_some_and(|e| e == "jar").then(|| xml_in_jar(path, uid)).flatten();
     }
     if !meta.is_dir() {
         return None;
@@ -528,14 +540,11 @@ fn plugin_xml(path: &Path, uid: u32) -> Option<Vec<u8>> {
     jars.sort_by_key(|p| {
         !p.file_stem().is_some_and(|s| s.to_string_lossy().to_ascii_lowercase().starts_with(&name))
     });
-    jars.iter().take(16).find_map(|jar| {
-        let owned = fs::symlink_metadata(jar).is_ok_and(|m| m.is_file() && m.uid() == uid);
-        owned.then(|| xml_in_jar(jar)).flatten()
-    })
+    jars.iter().take(16).find_map(|jar| xml_in_jar(jar, uid))
 }
 
-fn xml_in_jar(jar: &Path) -> Option<Vec<u8>> {
-    let file = fs::File::open(jar).ok()?;
+fn xml_in_jar(jar: &Path, uid: u32) -> Option<Vec<u8>> {
+    let (file, _) = open_owned(jar, uid)?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).ok()?;
     let entry = archive.by_name("META-INF/plugin.xml").ok()?;
     let mut xml = Vec::new();

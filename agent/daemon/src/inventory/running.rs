@@ -222,9 +222,11 @@ pub(super) fn local_server(
     homes: &HashMap<u32, (Option<String>, String)>,
 ) -> Item {
     // The name the catalog knows it by, else its executable's.
-    let known = owner.and_then(|p| p.names.iter().find_map(|n| catalog.service_for_process(n).map(|s| (n, s))));
+    let known =
+        owner.and_then(|p| p.names.iter().find_map(|n| catalog.service_for_process(n).map(|s| (n, s))));
     let service = known.map(|(_, s)| s);
-    let program = known.map(|(n, _)| n.to_ascii_lowercase()).or_else(|| owner.and_then(|p| p.names.first().cloned()));
+    let program =
+        known.map(|(n, _)| n.to_ascii_lowercase()).or_else(|| owner.and_then(|p| p.names.first().cloned()));
     let home = homes.get(&listener.uid);
     let mut rights = vec![format!("api:{}", server.api)];
     rights.extend(server.models.iter().map(|m| format!("model:{m}")));
