@@ -481,7 +481,7 @@ async fn next_rows(pool: &Pool, cursor: &Cursor, limit: i64) -> Result<Vec<(Curs
             "SELECT e.tx::text::bigint, e.agent_id, e.event_id, coalesce(a.hostname, ''),
                 (extract(epoch from e.ts) * 1000000)::bigint, e.source, e.name, e.service_id, e.service_name,
                 e.category, e.vendor, e.action, e.rule_id, e.policy_version, e.pid, e.program, e.program_path,
-                e.uid, e.username, e.repeats
+                e.uid, e.username, e.repeats, e.protocol, e.dst
              FROM events e LEFT JOIN agents a ON a.id = e.agent_id
              WHERE (e.tx, e.agent_id, e.event_id) > ($1::text::xid8, $2, $3)
                AND e.tx < pg_snapshot_xmin(pg_current_snapshot())
@@ -514,6 +514,8 @@ async fn next_rows(pool: &Pool, cursor: &Cursor, limit: i64) -> Result<Vec<(Curs
                 uid: r.get(17),
                 username: r.get(18),
                 repeats: r.get(19),
+                protocol: r.get(20),
+                dst: r.get(21),
             };
             (position, row)
         })

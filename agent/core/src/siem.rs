@@ -80,6 +80,10 @@ pub struct Row {
     pub uid: Option<i64>,
     pub username: Option<String>,
     pub repeats: i32,
+    /// The event's protocol; for the inventory, the kind of software.
+    pub protocol: String,
+    /// The event's destination; for the inventory, the software's version.
+    pub dst: String,
 }
 
 impl Row {
@@ -106,6 +110,8 @@ impl Row {
             uid: a.uid.map(i64::from),
             username: a.user.clone(),
             repeats: i32::try_from(event.repeats).unwrap_or(i32::MAX),
+            protocol: event.protocol.clone(),
+            dst: event.dst.clone(),
         }
     }
 }
@@ -160,6 +166,23 @@ fn is_finding(row: &Row) -> bool {
     matches!(row.category.as_str(), "tamper" | "alert")
 }
 
+/// The software inventory's rows: `name` is the software's identifier,
+/// `protocol` its kind, `dst` its version, the rule `inventory:<change>`.
+fn is_inventory(row: &Row) -> bool {
+    row.source == crate::event::INVENTORY
+}
+
+/// ECS's `event.type` for an inventory change (category `package`).
+fn package_event_type(row: &Row) -> &'static str {
+    match row.rule_id.strip_prefix("inventory:").unwrap_or("") {
+        "installed" => "installation",
+        "removed" => "deletion",
+        "started" => "start",
+        "updated" | "rights-changed" => "change",
+        _ => "info",
+    }
+}
+
 /// Rows whose name is a host name (the others carry detector counts or a
 /// check's subject).
 fn names_a_host(row: &Row) -> bool {
@@ -193,7 +216,26 @@ pub fn ecs(row: &Row) -> serde_json::Value {
         "labels": { "vigie_category": row.category, "vigie_service": row.service_name, "vigie_repeats": row.repeats },
         "observer": { "vendor": "Vigie", "product": "Vigie", "version": env!("CARGO_PKG_VERSION") },
     });
-    if names_a_host(row) {
+    if is_inventory(row) {
+        // A change in the software on the workstation, not a flow.
+        set(
+            &mut doc,
+            "event",
+            json!({
+                "kind": "event",
+                "category": ["package"],
+                "type": [package_event_type(row)],
+                "action": row.action,
+                "outcome": "success",
+                "id": row.event_id.to_string(),
+            }),
+        );
+        if let Some(object) = doc.as_object_mut() {
+            object.remove("network");
+        }
+        let version = (!row.dst.is_empty()).then_some(row.dst.as_str());
+        set(&mut doc, "package", json!({ "name": row.name, "version": version, "type": row.protocol }));
+    } else if names_a_host(row) {
         set(&mut doc, "destination", json!({ "domain": row.name }));
     } else if let Some(labels) = doc.get_mut("labels") {
         // Detector counts (`nir:1 email:2`) or the check's subject.
@@ -224,6 +266,8 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
     let denied = !allowed(&row.action);
     let (class_uid, activity_id): (u32, u32) = match (row.category.as_str(), row.source.as_str()) {
         _ if is_finding(row) => (2004, 1),
+        // Software Inventory Info: Collect.
+        _ if is_inventory(row) => (5020, 2),
         (_, "clipboard") => (2006, 1),
         (_, "dns") => (4003, 1),
         // Network Activity: Refuse when denied, else Open.
@@ -299,6 +343,12 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
             set(&mut event, "app_protocol_name", json!(row.source));
             set(&mut event, "app_name", json!(row.service_name));
         }
+        5020 => {
+            // The package object needs a version: an unknown one says so.
+            let version = if row.dst.is_empty() { "unknown" } else { row.dst.as_str() };
+            set(&mut event, "package", json!({ "name": row.name, "version": version, "type": row.protocol }));
+            set(&mut event, "activity_name", json!(row.rule_id));
+        }
         2006 => {
             let title = format!("clipboard: {}", row.name);
             set(&mut event, "finding_info", json!({ "uid": row.event_id.to_string(), "title": title }));
@@ -341,6 +391,33 @@ mod tests {
             repeats: 2,
             ..Row::default()
         }
+    }
+
+    #[test]
+    fn inventory_rows_are_software_not_flows() {
+        let mut r = row();
+        (r.source, r.name, r.rule_id, r.protocol, r.dst, r.action) = (
+            "inventory".into(),
+            "saoudrizwan.claude-dev".into(),
+            "inventory:installed".into(),
+            "editor-extension".into(),
+            "3.37.1".into(),
+            "warn".into(),
+        );
+        let doc = ecs(&r);
+        assert_eq!(doc["event"]["category"][0], "package");
+        assert_eq!(doc["event"]["type"][0], "installation");
+        assert_eq!(doc["package"]["name"], "saoudrizwan.claude-dev");
+        assert_eq!(doc["package"]["version"], "3.37.1");
+        assert!(doc.get("network").is_none() && doc.get("destination").is_none(), "{doc}");
+        let event = ocsf(&r);
+        assert_eq!((event["class_uid"].as_u64(), event["type_uid"].as_u64()), (Some(5020), Some(502_002)));
+        assert_eq!(event["package"]["type"], "editor-extension");
+        r.dst = String::new();
+        r.rule_id = "inventory:removed".into();
+        assert_eq!(ocsf(&r)["package"]["version"], "unknown");
+        assert_eq!(ecs(&r)["event"]["type"][0], "deletion");
+        assert!(ecs(&r)["package"].get("version").is_none());
     }
 
     #[test]
@@ -454,6 +531,16 @@ mod samples {
             with("tamper", "dns-moved-away", "alert", "tamper"),
             with("collector", "20 blocked or unreadable handshakes in 5 minutes", "alert", "alert"),
         ];
+        for (change, kind, version) in [
+            ("installed", "browser-extension", "4.10.0"),
+            ("rights-changed", "mcp-server", ""),
+            ("started", "program", ""),
+        ] {
+            let mut software = with("inventory", "difoiogjjojoaoomphldepapgpbgkhkb", "warn", "chat");
+            (software.rule_id, software.protocol, software.dst) =
+                (format!("inventory:{change}"), kind.into(), version.into());
+            rows.push(software);
+        }
         let mut unattributed = with("tls", "claude.ai", "block", "");
         (unattributed.pid, unattributed.program, unattributed.program_path) = (None, None, None);
         (unattributed.uid, unattributed.username) = (None, None);
