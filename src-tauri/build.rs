@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "my_answers",
         "policy",
         "catalog",
+        "inventory",
         "search_events",
         "event_stats",
         "facets",

@@ -11,8 +11,12 @@
 //!   restarts under the live console, the same block prompts again, and
 //!   "Mon activité" shows the new event without being reopened;
 //! - they cannot read the security view's data;
+//! - AI software lands in their profile (real manifests, MCP files): the
+//!   inventory's prompt names it and its service, and "Mes logiciels d'IA"
+//!   lists it;
 //! - an administrator sees the justification, filters a million stored
-//!   events, and exports them.
+//!   events, exports them, and reviews every user's AI software and its
+//!   rights ("Logiciels IA").
 //!
 //! Screenshots of every screen go to `target/e2e-screenshots/`.
 
@@ -491,11 +495,16 @@ async fn console_in_a_real_window_with_a_real_agent() {
 
     let socket = dir.join("agent.sock");
     let config = dir.join("agent.toml");
+    // The employee's home, empty until the end: the inventory looks at it.
+    let employee_home = dir.join("home-employee");
+    std::fs::create_dir_all(&employee_home).unwrap();
+    sh(&["chown", &format!("{EMPLOYEE}:{EMPLOYEE}"), employee_home.to_str().unwrap()]);
     std::fs::write(
         &config,
         format!(
             "enforce = true\ndatabase = {db:?}\nsocket = {socket:?}\nretention_days = 3650\n\
-             [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\ntimeout_ms = 800\n"
+             [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\ntimeout_ms = 800\n\
+             [inventory]\nhomes = [{employee_home:?}]\napplications = []\n"
         ),
     )
     .unwrap();
@@ -726,6 +735,50 @@ async fn console_in_a_real_window_with_a_real_agent() {
     .await;
     println!("Mon activité: {} rows, then {} without reopening it", before.len(), rows.len());
     shot(&client, "16-employee-activity-refreshed").await;
+
+    // The block prompt shown after the restart is acknowledged first: the
+    // inventory's prompts queue behind it otherwise.
+    switch_to(&client, "#/prompt").await;
+    if text_of(&client, "prompt-title").await.is_some_and(|t| t.contains("ChatGPT")) {
+        click_closing(&client, "prompt-ack").await;
+    }
+    // AI software lands in the employee's profile (real manifests and
+    // settings, tests/fixtures/inventory): made ready aside, moved in at once.
+    let staged = dir.join("profile-staged");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/inventory/home");
+    sh(&["cp", "-a", fixtures.to_str().unwrap(), staged.to_str().unwrap()]);
+    sh(&["chown", "-R", &format!("{EMPLOYEE}:{EMPLOYEE}"), staged.to_str().unwrap()]);
+    for entry in std::fs::read_dir(&staged).unwrap() {
+        let entry = entry.unwrap();
+        let target = employee_home.join(entry.file_name());
+        if target.exists() {
+            // The console's own folders (.local, .config): merged.
+            sh(&["cp", "-a", &format!("{}/.", entry.path().display()), target.to_str().unwrap()]);
+        } else {
+            std::fs::rename(entry.path(), target).unwrap();
+        }
+    }
+    switch_to(&client, "#/prompt").await;
+    let software = eventually(Duration::from_secs(20), "the inventory's prompt", || async {
+        text_of(&client, "prompt-software").await
+    })
+    .await;
+    let title = text_of(&client, "prompt-title").await.unwrap();
+    println!("inventory prompt: {title} ({software})");
+    assert!(title.contains("envoie vos données à"), "{title}");
+    shot(&client, "17-prompt-software").await;
+    switch_to(&client, "#/activity").await;
+    let mine = eventually(Duration::from_secs(20), "my AI software", || async {
+        let rows = client.find_all(Locator::Css("[data-testid=\"software-row\"]")).await.ok()?;
+        (rows.len() >= 20).then_some(rows.len())
+    })
+    .await;
+    println!("Mes logiciels d'IA: {mine} rows");
+    client
+        .execute("document.querySelector('[data-testid=\"my-software\"]').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    shot(&client, "18-employee-software").await;
     client.close().await.unwrap();
 
     // ---- The security team (root is an administrator) -------------------
@@ -761,9 +814,13 @@ async fn console_in_a_real_window_with_a_real_agent() {
     let filtered = eventually(Duration::from_secs(10), "the filtered total", || async {
         let total = text_of(&client, "events-total").await?;
         let rows = client.find_all(Locator::Css("[data-testid=\"events-row\"]")).await.ok()?;
-        let first = rows.first()?.text().await.ok()?;
-        (first.contains("cursor.sh") && total != unfiltered && total.chars().any(|c| c.is_ascii_digit()))
-            .then_some(total)
+        // Newest first: the inventory's finds of Cursor's app and MCP
+        // server come before the flows to cursor.sh.
+        let mut flow = false;
+        for row in rows.iter().take(5) {
+            flow |= row.text().await.ok()?.contains("cursor.sh");
+        }
+        (flow && total != unfiltered && total.chars().any(|c| c.is_ascii_digit())).then_some(total)
     })
     .await;
     let query_ms = text_of(&client, "events-query-ms").await.unwrap_or_default();
@@ -821,6 +878,33 @@ async fn console_in_a_real_window_with_a_real_agent() {
     })
     .await;
     shot(&client, "12-security-policy").await;
+    client.execute("location.hash = '#/security/software'", vec![]).await.unwrap();
+    let found = eventually(Duration::from_secs(10), "every user's AI software", || async {
+        let rows = client.find_all(Locator::Css("[data-testid=\"software-row\"]")).await.ok()?;
+        (rows.len() >= 20).then_some(rows)
+    })
+    .await;
+    assert!(found.len() >= 20);
+    // Through the DOM: the row may sit below the table's scrolled fold.
+    let clicked = client
+        .execute(
+            "const row = [...document.querySelectorAll('[data-testid=\"software-row\"]')]
+                 .find((r) => r.textContent.includes('Cline'));
+             if (!row) return false;
+             row.scrollIntoView({ block: 'nearest' });
+             row.click();
+             return true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(clicked, json!(true), "Cline is listed");
+    let rights = eventually(Duration::from_secs(10), "Cline's rights", || async {
+        text_of(&client, "software-rights").await
+    })
+    .await;
+    assert!(rights.contains("Exécute sans demander : npm test"), "{rights}");
+    shot(&client, "13-security-software").await;
     client.close().await.unwrap();
     println!("screenshots in {}", screenshots().display());
 }

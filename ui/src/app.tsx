@@ -139,7 +139,7 @@ function MainWindow({
       </nav>
       <main class="content">
         <div key={epoch} role="tabpanel" id={`main-panel-${route.view}`} aria-labelledby={`main-tab-${route.view}`}>
-          {route.view === "activity" && <ActivityView software={<SoftwareView everyone={false} />} />}
+          {route.view === "activity" && <ActivityView software={(refresh) => <SoftwareView everyone={false} refresh={refresh} />} />}
           {route.view === "rules" && <RulesView />}
           {route.view === "security" && (
             <SecurityView sub={route.sub} onSub={(sub) => navigate({ view: "security", sub })} panels={SECURITY_PANELS} />

@@ -62,8 +62,23 @@ const WHOLE = [
   "workspace-trust-off",
 ] as const;
 
+/** Rights whose value is a known word: said in full. */
+const WORDED = [
+  "auto-approve:all-tools",
+  "auto-approve:edits",
+  "auto-approve:safe-tools",
+  "auto-run:all-commands",
+  "auto-run:until-failure",
+  "auto-run:terminal",
+  "sandbox:full-access",
+  "sandbox:workspace-write",
+  "listen:network",
+] as const;
+
 export function rightLabel(right: string, { t }: Pick<I18n, "t">): string {
-  if ((WHOLE as readonly string[]).includes(right)) return t(`software.right.${right}` as MessageKey);
+  if ((WHOLE as readonly string[]).includes(right) || (WORDED as readonly string[]).includes(right)) {
+    return t(`software.right.${right}` as MessageKey);
+  }
   const at = right.indexOf(":");
   if (at > 0) {
     const head = right.slice(0, at);
@@ -72,6 +87,11 @@ export function rightLabel(right: string, { t }: Pick<I18n, "t">): string {
     }
   }
   return right;
+}
+
+/** Where a find lives: a browser, editor or agent by its name; the profile, the system or a process in words. */
+export function hostLabel(host: string, { t }: Pick<I18n, "t">): string {
+  return host === "user" || host === "system" || host === "process" ? t(`software.host.${host}`) : host;
 }
 
 /** The service a find sends data to, as shown. */

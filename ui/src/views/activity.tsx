@@ -25,7 +25,7 @@ export const ACTIVITY_PAGE = 25;
  */
 export const ACTIVITY_DEBOUNCE_MS = 750;
 
-export function ActivityView({ software }: { software?: ComponentChildren } = {}) {
+export function ActivityView({ software }: { software?: (refresh: number) => ComponentChildren } = {}) {
   const i18n = useI18n();
   const { t, locale } = i18n;
   const [page, setPage] = useState(0);
@@ -36,9 +36,12 @@ export function ActivityView({ software }: { software?: ComponentChildren } = {}
     () => new Map((services.data?.services ?? []).map((s) => [s.id, s.name] as const)),
     [services.data],
   );
+  // Bumped on each notice of new activity: the software list reloads too.
+  const [softwareRefresh, setSoftwareRefresh] = useState(0);
   useActivityRefresh(() => {
     events.reload();
     answers.reload();
+    setSoftwareRefresh((n) => n + 1);
   });
 
   // The first rows on screen mark the console as interactive (cold-start figure).
@@ -115,7 +118,7 @@ export function ActivityView({ software }: { software?: ComponentChildren } = {}
         <section class="panel" aria-labelledby="act-software" data-testid="my-software">
           <h2 id="act-software">{t("activity.mySoftware")}</h2>
           <p class="muted small">{t("activity.mySoftwareIntro")}</p>
-          {software}
+          {software(softwareRefresh)}
         </section>
       )}
 

@@ -33,6 +33,11 @@ describe("Logiciels IA", () => {
     const sider = rows.find((r) => r.textContent?.includes("Sider"))!;
     expect(sider.textContent).toContain("Extension de navigateur");
     expect(sider.textContent).toContain("7 droits, 2 étendus");
+    const filesystem = rows.find((r) => r.textContent?.includes("filesystem"))!;
+    expect(filesystem.textContent).toContain("4 droits");
+    expect(filesystem.textContent).not.toContain("étendu");
+    const cursor = rows.find((r) => r.textContent?.includes("Cursor"))!;
+    expect(cursor.textContent).toContain("Profil");
     const box = rows.find((r) => r.textContent?.includes("ChatGPTBox"))!;
     expect(box.textContent).toContain("Non catalogué");
     expect(rows.some((r) => r.textContent?.includes("bob"))).toBe(true);
@@ -45,6 +50,7 @@ describe("Logiciels IA", () => {
     const rights = await screen.findByTestId("software-rights");
     const text = rights.textContent ?? "";
     expect(text).toContain("Exécute sans demander : npm test");
+    expect(text).toContain("Outils lancés sans confirmation");
     expect(text).toContain("Confiance de l'espace de travail désactivée");
     expect(within(rights).getAllByText("étendu").length).toBe(3);
     fireEvent.change(screen.getByTestId("software-kind"), { target: { value: "mcp-server" } });

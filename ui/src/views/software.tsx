@@ -12,15 +12,16 @@ import { catalog, inventory } from "../ipc/commands";
 import type { InventoryRow } from "../ipc/gen/InventoryRow";
 import { isForbidden } from "../lib/errors";
 import { formatDateTime, formatNumber } from "../lib/format";
-import { destination, isBroad, kindLabel, KINDS, matchesRow, rightLabel } from "../lib/software";
+import { destination, hostLabel, isBroad, kindLabel, KINDS, matchesRow, rightLabel } from "../lib/software";
 import { useCommand } from "../lib/useCommand";
 
 const rowKey = (r: InventoryRow) => `${r.uid ?? "system"}|${r.kind}|${r.host}|${r.key}`;
 
-export function SoftwareView({ everyone }: { everyone: boolean }) {
+/** `refresh`: a new value fetches the list again (new activity was recorded). */
+export function SoftwareView({ everyone, refresh = 0 }: { everyone: boolean; refresh?: number }) {
   const i18n = useI18n();
-  const { t, locale } = i18n;
-  const rows = useCommand(() => inventory(everyone), [everyone]);
+  const { t, tp, locale } = i18n;
+  const rows = useCommand(() => inventory(everyone), [everyone, refresh]);
   const services = useCommand(() => catalog().catch(() => null), []);
   const names = useMemo(
     () => new Map((services.data?.services ?? []).map((s) => [s.id, s.name] as const)),
@@ -51,7 +52,7 @@ export function SoftwareView({ everyone }: { everyone: boolean }) {
       ),
     },
     { header: t("software.col.kind"), cell: (r) => kindLabel(r.kind, i18n) },
-    { header: t("software.col.host"), class: "mono", cell: (r) => r.host },
+    { header: t("software.col.host"), class: "mono", cell: (r) => hostLabel(r.host, i18n) },
     { header: t("software.col.version"), class: "mono", cell: (r) => r.version ?? t("app.none") },
     ...(everyone ? [{ header: t("software.col.user"), cell: (r: InventoryRow) => r.user ?? (r.uid === null ? t("software.system") : String(r.uid)) }] : []),
     { header: t("software.col.service"), cell: (r) => destination(r, names, i18n) },
@@ -63,7 +64,8 @@ export function SoftwareView({ everyone }: { everyone: boolean }) {
           <span class="muted">{t("software.noRights")}</span>
         ) : (
           <span class={broad > 0 ? "rights rights-broad" : "rights"}>
-            {t("software.rightsCount", { n: formatNumber(r.rights.length, locale), broad: formatNumber(broad, locale) })}
+            {tp("software.rights", r.rights.length)}
+            {broad > 0 && `, ${tp("software.broadCount", broad)}`}
           </span>
         );
       },
@@ -75,9 +77,12 @@ export function SoftwareView({ everyone }: { everyone: boolean }) {
     <div class="catalog software">
       <div class="catalog-list">
         <div class="toolbar">
-          <span class="muted small" data-testid="software-intro">
-            {t("software.intro", { n: formatNumber(rows.data.length, locale) })}
-          </span>
+          {/* An employee's section says what it is above the list. */}
+          {everyone && (
+            <span class="muted small" data-testid="software-intro">
+              {t("software.intro", { n: formatNumber(rows.data.length, locale) })}
+            </span>
+          )}
           <span class="spacer" />
           <select
             class="input"
@@ -133,7 +138,7 @@ function SoftwareDetail({ row: r, names }: { row: InventoryRow; names: Map<strin
             {r.name}
           </h2>
           <div class="muted small">
-            {kindLabel(r.kind, i18n)} · <span class="mono">{r.host}</span>
+            {kindLabel(r.kind, i18n)} · <span class="mono">{hostLabel(r.host, i18n)}</span>
           </div>
         </div>
       </div>
