@@ -2,7 +2,9 @@ use std::sync::Arc;
 
 use vigie_core::clipboard::ActiveWindow;
 use vigie_core::detect::DetectorId;
-use vigie_core::proto::{AnswerParams, ClipboardReport, EventQuery, JournalParams, ListParams};
+use vigie_core::proto::{
+    AnswerParams, ClipboardReport, EventQuery, InventoryParams, JournalParams, ListParams,
+};
 
 use super::*;
 use crate::decider::Mode;
@@ -39,6 +41,7 @@ fn requests_about(uid: Option<u32>) -> Vec<Request> {
         Request::Clipboard(report),
         Request::Policy,
         Request::Catalog,
+        Request::Inventory(InventoryParams { uid }),
     ];
     let methods: Vec<&str> = requests.iter().map(Request::method).collect();
     assert_eq!(methods, Request::METHODS, "every method is in the table");
@@ -56,10 +59,11 @@ fn authorisation_of_every_method_for_every_kind_of_caller() {
     let scope = |request: &Request| match request {
         Request::Events(p) | Request::Answers(p) => Some(p.uid),
         Request::Search(q) => Some(q.uid),
+        Request::Inventory(p) => Some(p.uid),
         _ => None,
     };
     let admin_only = ["aggregates", "journal", "stats", "facets"];
-    let scoped = ["events", "answers", "search"];
+    let scoped = ["events", "answers", "search", "inventory"];
     for request in requests_about(None) {
         let method = request.method();
         // A user asking without a uid: narrowed to themselves, or refused.
@@ -133,6 +137,38 @@ fn a_user_reads_only_their_own_events() {
     assert_eq!(found["total"], json!(1), "{found}");
     let refused = handle(&console.state, &alice, Request::Facets).unwrap_err();
     assert_eq!(refused.code, "forbidden");
+}
+
+#[test]
+fn a_user_reads_only_their_own_ai_software() {
+    let console = console();
+    let item = |uid: Option<u32>, key: &str| vigie_core::inventory::Item {
+        kind: vigie_core::inventory::Kind::BrowserExtension,
+        host: "firefox".into(),
+        key: key.into(),
+        name: key.into(),
+        version: None,
+        uid,
+        user: None,
+        path: "~/.mozilla".into(),
+        service_id: None,
+        local: false,
+        rights: vec!["all-sites".into()],
+    };
+    let mut store = Store::open(&console.dir.path().join("events.db")).unwrap();
+    store
+        .replace_inventory(&[item(Some(1000), "mine"), item(Some(1001), "theirs"), item(None, "system")], 1)
+        .unwrap();
+    let keys = |value: Value| -> Vec<String> {
+        value.as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap().to_owned()).collect()
+    };
+    let alice = peer(1000, false);
+    let own = handle(&console.state, &alice, Request::Inventory(InventoryParams::default())).unwrap();
+    assert_eq!(keys(own), ["mine"]);
+    let other = handle(&console.state, &alice, Request::Inventory(InventoryParams { uid: Some(1001) }));
+    assert_eq!(other.unwrap_err().code, "forbidden");
+    let all = handle(&console.state, &peer(0, true), Request::Inventory(InventoryParams::default())).unwrap();
+    assert_eq!(keys(all), ["system", "mine", "theirs"]);
 }
 
 #[test]
