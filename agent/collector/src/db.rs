@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_exports.sql"),
     include_str!("../migrations/0003_alerts.sql"),
     include_str!("../migrations/0004_answers.sql"),
+    include_str!("../migrations/0005_inventory.sql"),
 ];
 
 /// Any number above this sits in one advisory lock shared by every
@@ -238,6 +239,49 @@ const QUARANTINE_COLUMNS: &str = "$1, event_id, CASE WHEN ts_us BETWEEN 0 AND 72
     THEN timestamptz 'epoch' + ts_us * interval '1 microsecond' ELSE now() END, source, name,
     service_id, service_name, category, vendor, action, rule_id, policy_version, protocol, src, dst, ech, pid,
     program, program_path, uid, username, repeats, content_hash";
+
+/// Replaces a workstation's AI software with what its agent sent, in one
+/// transaction. Text is cleaned as answers are (control characters out,
+/// lengths bounded); a find sent twice is kept once.
+pub async fn store_inventory(pool: &Pool, agent: Uuid, items: &[vigie_core::inventory::Item]) -> Result<u64> {
+    let clean =
+        |text: &str, max: usize| -> String { text.chars().filter(|c| !c.is_control()).take(max).collect() };
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    tx.execute("DELETE FROM inventory WHERE agent_id = $1", &[&agent]).await?;
+    let statement = tx
+        .prepare(
+            "INSERT INTO inventory (agent_id, uid, kind, host, key, username, name, version, path, service_id, local, rights)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    let mut stored = 0;
+    for item in items {
+        let rights: Vec<String> = item.rights.iter().take(64).map(|r| clean(r, 200)).collect();
+        stored += tx
+            .execute(
+                &statement,
+                &[
+                    &agent,
+                    &item.uid.map_or(-1, i64::from),
+                    &item.kind.as_str(),
+                    &clean(&item.host, 128),
+                    &clean(&item.key, 256),
+                    &item.user.as_deref().map(|u| clean(u, 256)),
+                    &clean(&item.name, 256),
+                    &item.version.as_deref().map(|v| clean(v, 128)),
+                    &clean(&item.path, 1024),
+                    &item.service_id.as_deref().map(|s| clean(s, 128)),
+                    &item.local,
+                    &rights,
+                ],
+            )
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(stored)
+}
 
 /// The longest answer text kept (the console asks for a sentence or two).
 const ANSWER_TEXT_MAX: usize = 2_000;

@@ -115,7 +115,32 @@ pub struct ReportData {
     /// The latest justifications and exception requests: when, pseudonym,
     /// service, kind, text, bypass granted until.
     pub recent_answers: Vec<(String, String, String, String, String, Option<String>)>,
+    /// The fleet's AI software now (each agent's last inventory), most
+    /// widespread first: kind, name, service, workstations, users, the broad
+    /// rights any copy holds.
+    pub software: Vec<SoftwareLine>,
+    /// Finds holding a broad right, to recertify (R35): workstation,
+    /// pseudonym, kind, name, service, its broad rights. At most
+    /// [`MAX_RECERTIFY`], and how many there were.
+    pub recertify: Vec<[String; 6]>,
+    pub recertify_total: usize,
 }
+
+/// One software of the fleet, in the periodic review.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SoftwareLine {
+    pub kind: String,
+    pub name: String,
+    pub service: String,
+    pub workstations: usize,
+    pub users: usize,
+    pub broad: Vec<String>,
+}
+
+/// Lines of the recertification list printed; the count says the rest.
+pub const MAX_RECERTIFY: usize = 200;
+/// Software lines printed, most widespread first.
+const MAX_SOFTWARE: usize = 40;
 
 /// Reads the period's figures. `pseudonyms` names the users.
 pub async fn gather(pool: &Pool, period: Period, pseudonyms: &Pseudonyms) -> Result<ReportData> {
@@ -331,7 +356,82 @@ pub async fn gather(pool: &Pool, period: Period, pseudonyms: &Pseudonyms) -> Res
             )
         })
         .collect();
+    gather_inventory(&client, pseudonyms, &mut data).await?;
     Ok(data)
+}
+
+/// The software part of the review, from the agents' last inventories
+/// (revoked workstations left out): the state when the report is made.
+async fn gather_inventory(
+    client: &deadpool_postgres::Client,
+    pseudonyms: &Pseudonyms,
+    data: &mut ReportData,
+) -> Result<()> {
+    use std::collections::BTreeSet;
+    let rows = client
+        .query(
+            "SELECT a.hostname, i.username, i.uid, i.kind, i.key, i.name,
+                coalesce(i.service_id, CASE WHEN i.local THEN 'local' ELSE '' END), i.rights
+             FROM inventory i JOIN agents a ON a.id = i.agent_id
+             WHERE a.revoked_at IS NULL
+             ORDER BY a.hostname, i.username, i.kind, i.key",
+            &[],
+        )
+        .await?;
+    #[derive(Default)]
+    struct Seen {
+        name: String,
+        service: String,
+        hosts: BTreeSet<String>,
+        users: BTreeSet<String>,
+        broad: BTreeSet<String>,
+    }
+    let mut by_software: BTreeMap<(String, String), Seen> = BTreeMap::new();
+    let mut recertify = Vec::new();
+    for row in &rows {
+        let (host, user, uid): (String, Option<String>, i64) = (row.get(0), row.get(1), row.get(2));
+        let (kind, key, name, service): (String, String, String, String) =
+            (row.get(3), row.get(4), row.get(5), row.get(6));
+        let rights: Vec<String> = row.get(7);
+        let who = match user.filter(|u| !u.is_empty()) {
+            Some(user) => pseudonyms.of(&user),
+            None if uid >= 0 => pseudonyms.of(&uid.to_string()),
+            None => String::new(),
+        };
+        let broad: Vec<String> =
+            rights.into_iter().filter(|r| vigie_core::inventory::is_broad_right(r)).collect();
+        let seen = by_software.entry((kind.clone(), key)).or_default();
+        seen.name.clone_from(&name);
+        seen.service.clone_from(&service);
+        seen.hosts.insert(host.clone());
+        if !who.is_empty() {
+            seen.users.insert(format!("{host}/{who}"));
+        }
+        seen.broad.extend(broad.iter().cloned());
+        if !broad.is_empty() {
+            recertify.push([host, who, kind, name, service, broad.join(", ")]);
+        }
+    }
+    let mut software: Vec<SoftwareLine> = by_software
+        .into_iter()
+        .map(|((kind, _), seen)| SoftwareLine {
+            kind,
+            name: seen.name,
+            service: seen.service,
+            workstations: seen.hosts.len(),
+            users: seen.users.len(),
+            broad: seen.broad.into_iter().collect(),
+        })
+        .collect();
+    software.sort_by(|a, b| {
+        b.workstations.cmp(&a.workstations).then(b.users.cmp(&a.users)).then(a.name.cmp(&b.name))
+    });
+    software.truncate(MAX_SOFTWARE);
+    data.software = software;
+    data.recertify_total = recertify.len();
+    recertify.truncate(MAX_RECERTIFY);
+    data.recertify = recertify;
+    Ok(())
 }
 
 /// The ten largest, largest first, ties by name.
@@ -805,13 +905,97 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
             "—"
         )
     );
+    let kind_name = |kind: &str| -> String {
+        let (fr, en) = match kind {
+            "browser-extension" => ("Extension de navigateur", "Browser extension"),
+            "editor-extension" => ("Extension d'éditeur", "Editor extension"),
+            "jetbrains-plugin" => ("Plugin JetBrains", "JetBrains plugin"),
+            "desktop-app" => ("Application", "Application"),
+            "cli-agent" => ("Agent en ligne de commande", "Command-line agent"),
+            "program" => ("Programme", "Program"),
+            "local-server" => ("Serveur de modèles local", "Local model server"),
+            "mcp-server" => ("Serveur MCP", "MCP server"),
+            other => return other.to_owned(),
+        };
+        t(fr, en).to_owned()
+    };
+    let service_name = |service: &str| -> String {
+        match service {
+            "" => t("non catalogué", "not catalogued").to_owned(),
+            "local" => t("local", "local").to_owned(),
+            other => other.to_owned(),
+        }
+    };
+    let software: Vec<Vec<String>> = data
+        .software
+        .iter()
+        .map(|s| {
+            vec![
+                kind_name(&s.kind),
+                s.name.clone(),
+                service_name(&s.service),
+                number(s.workstations as i64, lang),
+                number(s.users as i64, lang),
+                s.broad.join(", "),
+            ]
+        })
+        .collect();
+    let recertify: Vec<Vec<String>> = data
+        .recertify
+        .iter()
+        .map(|[host, who, kind, name, service, broad]| {
+            vec![
+                host.clone(),
+                who.clone(),
+                kind_name(kind),
+                name.clone(),
+                service_name(service),
+                broad.clone(),
+            ]
+        })
+        .collect();
+    let more = if data.recertify_total > data.recertify.len() {
+        format!(
+            " {}",
+            t("Les {n} premières sur {total}.", "The first {n} of {total}.")
+                .replace("{n}", &number(data.recertify.len() as i64, lang))
+                .replace("{total}", &number(data.recertify_total as i64, lang))
+        )
+    } else {
+        String::new()
+    };
+    let _ = write!(
+        html,
+        "<section><h2>{}</h2><p class=\"muted\">{}</p>{}<h3>{}</h3><p class=\"muted\">{}{}</p>{}</section>",
+        t("Logiciels d'IA sur les postes et leurs droits (R35)", "AI software on the workstations and its rights (R35)"),
+        t(
+            "L'état au moment du rapport, d'après le dernier inventaire de chaque poste : extensions, plugins, applications, agents, serveurs MCP et serveurs de modèles locaux, les plus répandus d'abord.",
+            "The state when the report was made, from each workstation's last inventory: extensions, plugins, apps, agents, MCP servers and local model servers, the most widespread first."
+        ),
+        table(
+            &[t("Type", "Kind"), t("Logiciel", "Software"), t("Envoie à", "Sends to"), t("Postes", "Workstations"), t("Utilisateurs", "Users"), t("Droits étendus", "Broad rights")],
+            &software,
+            t("Aucun inventaire reçu des postes.", "No inventory received from the workstations.")
+        ),
+        t("À recertifier", "To recertify"),
+        t(
+            "Chaque logiciel qui détient un droit étendu (tous les sites, le presse-papiers, des actions sans confirmation, un accès complet, un serveur ouvert au réseau) : à confirmer ou à retirer avec son utilisateur (pseudonymisé).",
+            "Every find holding a broad right (every site, the clipboard, actions without asking, full access, a server open to the network): to confirm or remove with its user (pseudonymised)."
+        ),
+        more,
+        table(
+            &[t("Poste", "Workstation"), t("Pseudonyme", "Pseudonym"), t("Type", "Kind"), t("Logiciel", "Software"), t("Envoie à", "Sends to"), t("Droits étendus", "Broad rights")],
+            &recertify,
+            t("Aucun logiciel ne détient de droit étendu.", "No software holds a broad right.")
+        )
+    );
     let _ = write!(
         html,
         "<section class=\"gap\"><h2>{}</h2><p>{}</p></section>",
         t("Ce que ce rapport ne montre pas encore", "What this report does not show yet"),
         t(
-            "L'inventaire des logiciels d'IA installés et des droits qu'ils détiennent, et la liste de recertification de la recommandation R35 de l'ANSSI (l'inventaire n'existe pas encore).",
-            "The inventory of installed AI software and the rights it holds, and ANSSI R35's recertification list (the inventory does not exist yet)."
+            "La décision sur chaque demande d'exception et sur chaque recertification : Vigie les liste, la décision se prend hors de Vigie.",
+            "The decision on each exception request and each recertification: Vigie lists them, the decision is taken outside Vigie."
         )
     );
     html.push_str("</body></html>");

@@ -312,6 +312,12 @@ fn read_batch(body: &[u8], gzip: bool) -> Result<EventBatch, (StatusCode, String
             format!("at most {} events per batch", proto::MAX_BATCH_EVENTS),
         ));
     }
+    if batch.inventory.as_ref().is_some_and(|items| items.len() > proto::MAX_INVENTORY_ITEMS) {
+        return Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {} finds in an inventory", proto::MAX_INVENTORY_ITEMS),
+        ));
+    }
     Ok(batch)
 }
 
@@ -339,6 +345,11 @@ async fn events(
     let count = batch.events.len();
     if !batch.answers.is_empty() {
         if let Err(e) = db::store_answers(&app.pool, agent, &batch.answers).await {
+            return internal(&e);
+        }
+    }
+    if let Some(items) = &batch.inventory {
+        if let Err(e) = db::store_inventory(&app.pool, agent, items).await {
             return internal(&e);
         }
     }

@@ -61,7 +61,7 @@ fn collector_with(extra: &str) -> Collector {
     let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
     let (app, listener) = runtime.block_on(async {
         let pool = db::pool(&config.database, config.pool_size).unwrap();
-        assert_eq!(db::migrate(&pool).await.unwrap(), 4);
+        assert_eq!(db::migrate(&pool).await.unwrap(), 5);
         assert_eq!(db::migrate(&pool).await.unwrap(), 0, "migrations run once");
         let app = Arc::new(server::App::new(pool, issuer, config));
         server::maintain(&app).await.unwrap();
@@ -273,11 +273,43 @@ fn fleet_end_to_end_on_postgresql() {
     store
         .insert_answers(&[answer(&Uuid::now_v7().to_string(), "Relecture"), answer("e-1", "texte\0public")])
         .unwrap();
+    // The workstation's AI software, with a control character in a name.
+    let software = |key: &str, rights: &[&str]| vigie_core::inventory::Item {
+        kind: vigie_core::inventory::Kind::BrowserExtension,
+        host: "firefox".into(),
+        key: key.into(),
+        name: format!("{key}\u{7}"),
+        version: Some("1.0".into()),
+        uid: Some(1000),
+        user: Some("alice".into()),
+        path: "~/.mozilla/firefox/x.default".into(),
+        service_id: Some("chatgpt".into()),
+        local: false,
+        rights: rights.iter().map(|r| (*r).to_owned()).collect(),
+    };
+    store
+        .replace_inventory(&[software("a@x", &["all-sites", "tabs"]), software("b@x", &["storage"])], now)
+        .unwrap();
     store.outbox_open(false).unwrap();
     let running = upload(state);
     wait_until("the outbox to drain", Duration::from_secs(60), || outbox(state).backlog == 0);
     wait_until("the answers after the events", Duration::from_secs(30), || {
         c.sql("SELECT count(*) FROM answers") == "2"
+    });
+    wait_until("the inventory after the answers", Duration::from_secs(30), || {
+        c.sql("SELECT count(*) FROM inventory") == "2"
+    });
+    assert_eq!(
+        c.sql("SELECT name || ' ' || array_to_string(rights, ',') FROM inventory WHERE key = 'a@x'"),
+        "a@x all-sites,tabs"
+    );
+    // A new scan replaces the collector's copy whole.
+    store.replace_inventory(&[software("c@x", &["cookies"])], now).unwrap();
+    wait_until("the new inventory", Duration::from_secs(30), || {
+        c.sql("SELECT string_agg(key, ',') FROM inventory") == "c@x"
+    });
+    wait_until("the new inventory acknowledged", Duration::from_secs(10), || {
+        store.outbox_inventory().unwrap().is_none()
     });
     assert_eq!(c.sql("SELECT count(*) FROM answers WHERE event_id IS NULL AND text = 'textepublic'"), "1");
     assert_eq!(c.sql("SELECT count(*) FROM events"), "1200");
@@ -888,6 +920,34 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
         .is_success());
     assert!(http.post(format!("{}/v1/events", c.url)).body(body).send().unwrap().status().is_success());
     assert_eq!(c.sql("SELECT count(*) FROM answers"), "3", "sent twice, stored once");
+    // The workstation's AI software: a Cline with broad rights, a local runtime, a plain one.
+    let item = |kind: &str, key: &str, name: &str, service: Option<&str>, rights: &[&str]| {
+        serde_json::json!({
+            "kind": kind, "host": "vscode", "key": key, "name": name, "version": "1.0", "uid": 1000,
+            "user": "alice", "path": "~/x", "service_id": service, "local": service.is_none(), "rights": rights
+        })
+    };
+    let inventory = serde_json::json!({ "events": [], "inventory": [
+        item("editor-extension", "saoudrizwan.claude-dev", "Cline <script>", Some("cline"), &["auto-approve:all-tools", "agent-mode"]),
+        item("local-server", "127.0.0.1:11434", "Ollama", None, &["api:ollama", "listen:network"]),
+        item("editor-extension", "continue.continue", "Continue", Some("continue"), &[]),
+    ]});
+    let sent = http
+        .post(format!("{}/v1/events", c.url))
+        .body(serde_json::to_vec(&inventory).unwrap())
+        .send()
+        .unwrap();
+    assert!(sent.status().is_success());
+    let too_many: Vec<_> = (0..=vigie_fleet::proto::MAX_INVENTORY_ITEMS)
+        .map(|i| item("program", &i.to_string(), "x", None, &[]))
+        .collect();
+    let refused = http
+        .post(format!("{}/v1/events", c.url))
+        .body(serde_json::to_vec(&serde_json::json!({ "events": [], "inventory": too_many })).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 413);
+    assert_eq!(c.sql("SELECT count(*) FROM inventory"), "3", "the refused inventory replaced nothing");
     c.sql("UPDATE agents SET version = '0.1.0', mode = 'enforce', last_seen = now()");
     c.sql("INSERT INTO policy_bundles (version, bundle, etag, expires_at, published_at) VALUES (7, '', 'e', now() + interval '30 days', now() - interval '2 days')");
     let data = c
@@ -906,12 +966,23 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
     assert_eq!(data.answers.len(), 3);
     assert_eq!(data.recent_answers.len(), 2, "justifications and exception requests");
     assert!(data.recent_answers.iter().all(|a| a.1.starts_with("p-")), "{:?}", data.recent_answers);
+    assert_eq!(data.software.len(), 3);
+    assert_eq!(data.recertify_total, 2, "Cline and the server open to the network");
+    assert!(data.recertify.iter().all(|r| r[1].starts_with("p-")), "{:?}", data.recertify);
 
     let fr = report::render_html(&data, period, Lang::Fr, "2026-12-05");
     assert!(fr.contains("Revue périodique") && fr.contains("+230 %"), "33 against 10");
     assert!(!fr.contains("<img") && fr.contains("&lt;img src=x onerror=alert(1)&gt;"));
     assert!(
         fr.contains("&lt;b&gt;communiqué&lt;/b&gt;") && fr.contains("à examiner") && !fr.contains("alice")
+    );
+    assert!(
+        fr.contains("Logiciels d'IA sur les postes et leurs droits (R35)") && fr.contains("À recertifier")
+    );
+    assert!(
+        fr.contains("Cline &lt;script&gt;")
+            && fr.contains("auto-approve:all-tools")
+            && fr.contains("listen:network")
     );
     let en = report::render_html(&data, period, Lang::En, "2026-12-05");
     assert!(en.contains("Periodic review") && en.contains("+230%"));

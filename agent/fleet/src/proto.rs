@@ -18,6 +18,9 @@ pub const POLICY: &str = "/v1/policy";
 
 /// Most events in one batch; the collector refuses more (413).
 pub const MAX_BATCH_EVENTS: usize = 2_000;
+/// At most this many finds in an inventory: a workstation with more is
+/// sent its first ones, and says so in its log.
+pub const MAX_INVENTORY_ITEMS: usize = 5_000;
 /// Most bytes of a batch once decompressed; the collector stops reading past it.
 pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
@@ -53,6 +56,11 @@ pub struct EventBatch {
     /// events are. Absent from older agents' batches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub answers: Vec<vigie_core::proto::Answer>,
+    /// The workstation's AI software as it is now, whole (it replaces what
+    /// the collector held); sent once events and answers are, when it
+    /// changed. Absent from older agents' batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Vec<vigie_core::inventory::Item>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

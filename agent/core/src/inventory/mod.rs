@@ -243,6 +243,26 @@ pub fn service_for<'c>(catalog: &'c Catalog, kind: Kind, key: &str) -> Option<&'
     }
 }
 
+/// Rights that reach far: every site, the clipboard, cookies, actions run
+/// without asking, a full-access sandbox, a server open to the network. The
+/// console marks the same (`ui/src/lib/software.ts`, `isBroad`) and the
+/// periodic review lists the finds holding one for recertification (R35).
+pub fn is_broad_right(right: &str) -> bool {
+    matches!(
+        right,
+        "all-sites"
+            | "clipboard-read"
+            | "cookies"
+            | "debugger"
+            | "native-messaging"
+            | "history"
+            | "listen:network"
+            | "workspace-trust-off"
+            | "sandbox:full-access"
+    ) || right.starts_with("auto-run:")
+        || right.starts_with("auto-approve:")
+}
+
 /// A path as recorded: `~/…` under `home`, else unchanged.
 pub fn relative_to_home(path: &str, home: Option<&str>) -> String {
     let Some(home) = home.map(|h| h.trim_end_matches('/')).filter(|h| !h.is_empty()) else {

@@ -55,6 +55,7 @@ impl Store {
                   AND s.key = inventory.key)",
             [],
         )?;
+        tx.execute("UPDATE inventory_sync SET revision = revision + 1 WHERE id = 1", [])?;
         tx.commit()?;
         Ok(())
     }
@@ -123,5 +124,26 @@ impl Store {
             });
         }
         Ok(found)
+    }
+}
+
+impl Store {
+    /// The inventory to send to the fleet collector, with its revision,
+    /// when it changed since the collector last acknowledged it.
+    pub fn outbox_inventory(&self) -> Result<Option<(i64, Vec<Item>)>, StoreError> {
+        let (revision, acked): (i64, i64) =
+            self.conn.query_row("SELECT revision, acked FROM inventory_sync WHERE id = 1", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+        if revision <= acked {
+            return Ok(None);
+        }
+        Ok(Some((revision, self.inventory(None)?.into_iter().map(|row| row.item).collect())))
+    }
+
+    /// The collector stored the inventory of `revision`.
+    pub fn outbox_inventory_acked(&mut self, revision: i64) -> Result<(), StoreError> {
+        self.conn.execute("UPDATE inventory_sync SET acked = max(acked, ?1) WHERE id = 1", [revision])?;
+        Ok(())
     }
 }

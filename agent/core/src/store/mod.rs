@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_local_exports.sql"),
     include_str!("migrations/0008_outbox_answers.sql"),
     include_str!("migrations/0009_inventory.sql"),
+    include_str!("migrations/0010_inventory_sync.sql"),
 ];
 
 /// Messages say their cause, which is therefore no `source()` (a report of

@@ -43,6 +43,8 @@ impl Store {
         if reset {
             self.conn.execute("DELETE FROM outbox", [])?;
         }
+        // A new collector (or identity) has no inventory yet.
+        self.conn.execute("UPDATE inventory_sync SET acked = 0 WHERE id = 1", [])?;
         self.conn.execute("INSERT OR IGNORE INTO outbox (id, acked_seq) VALUES (1, 0)", [])?;
         Ok(())
     }

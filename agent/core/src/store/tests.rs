@@ -417,3 +417,37 @@ fn errors_say_their_cause_once() {
     assert_eq!(line, error.to_string());
     assert!(line.starts_with("event store: "), "{line}");
 }
+
+#[test]
+fn the_inventory_is_sent_again_only_when_it_changed_or_to_a_new_collector() {
+    use crate::inventory::{Item, Kind};
+    let mut store = Store::open_in_memory().unwrap();
+    assert!(store.outbox_inventory().unwrap().is_none(), "nothing found yet");
+    let item = Item {
+        kind: Kind::CliAgent,
+        host: "codex".into(),
+        key: "codex".into(),
+        name: "Codex CLI".into(),
+        version: None,
+        uid: Some(1000),
+        user: Some("alice".into()),
+        path: "~/.codex".into(),
+        service_id: Some("openai-api".into()),
+        local: false,
+        rights: vec!["sandbox:workspace-write".into()],
+    };
+    store.replace_inventory(std::slice::from_ref(&item), 10).unwrap();
+    let (revision, items) = store.outbox_inventory().unwrap().unwrap();
+    assert_eq!(items, [item.clone()]);
+    store.outbox_inventory_acked(revision).unwrap();
+    assert!(store.outbox_inventory().unwrap().is_none());
+    store.replace_inventory(&[], 20).unwrap();
+    let (newer, items) = store.outbox_inventory().unwrap().unwrap();
+    assert!(newer > revision && items.is_empty(), "an emptied inventory is sent too");
+    // An old acknowledgement arriving late does not hide the newer scan.
+    store.outbox_inventory_acked(revision).unwrap();
+    assert!(store.outbox_inventory().unwrap().is_some());
+    store.outbox_inventory_acked(newer).unwrap();
+    store.outbox_open(true).unwrap();
+    assert!(store.outbox_inventory().unwrap().is_some(), "a new identity has no inventory at its collector");
+}

@@ -210,7 +210,11 @@ impl Uploader {
         };
         let count = pending.len();
         let events: Vec<_> = pending.into_iter().map(|(_, e)| e).collect();
-        let response = post_batch(client, enrolment, &proto::EventBatch { events, answers: Vec::new() })?;
+        let response = post_batch(
+            client,
+            enrolment,
+            &proto::EventBatch { events, answers: Vec::new(), inventory: None },
+        )?;
         let status = response.status();
         if status.is_success() {
             // Stored: whatever the body says (a newer collector may say more).
@@ -272,12 +276,35 @@ impl Uploader {
     ) -> Result<Outcome> {
         let pending = store.outbox_answers(batch)?;
         let Some(last_seq) = pending.last().map(|(seq, _)| *seq) else {
-            return Ok(Outcome::Idle);
+            return self.send_inventory(client, enrolment, store);
         };
         let answers = pending.into_iter().map(|(_, a)| a).collect();
-        let response = post_batch(client, enrolment, &proto::EventBatch { events: Vec::new(), answers })?;
+        let response = post_batch(
+            client,
+            enrolment,
+            &proto::EventBatch { events: Vec::new(), answers, inventory: None },
+        )?;
         if response.status().is_success() {
             store.outbox_answers_acked(last_seq)?;
+            return Ok(Outcome::Sent);
+        }
+        Err(refusal(response))
+    }
+
+    /// Last: the workstation's AI software, whole, when it changed since
+    /// the collector acknowledged it.
+    fn send_inventory(&self, client: &Client, enrolment: &Enrolment, store: &mut Store) -> Result<Outcome> {
+        let Some((revision, mut items)) = store.outbox_inventory()? else {
+            return Ok(Outcome::Idle);
+        };
+        if items.len() > proto::MAX_INVENTORY_ITEMS {
+            warn!(found = items.len(), sent = proto::MAX_INVENTORY_ITEMS, "inventory cut for the collector");
+            items.truncate(proto::MAX_INVENTORY_ITEMS);
+        }
+        let batch = proto::EventBatch { events: Vec::new(), answers: Vec::new(), inventory: Some(items) };
+        let response = post_batch(client, enrolment, &batch)?;
+        if response.status().is_success() {
+            store.outbox_inventory_acked(revision)?;
             return Ok(Outcome::Sent);
         }
         Err(refusal(response))
