@@ -302,6 +302,20 @@ check "tamper: enforcement holds again" refused chatgpt.com --resolve chatgpt.co
 tamper_journal=$(in_machine journalctl -u vigie-agent -o json --no-pager | grep -c '"VIGIE_CHECK"' || true)
 check "tamper: each is a journal entry with its fields ($tamper_journal with VIGIE_CHECK)" test "$tamper_journal" -ge 6
 
+# --- the software inventory under the hardened unit ---------------------------------
+# Alice's home is hers alone (0700): the unit reads it read-only with
+# CAP_DAC_READ_SEARCH, and an extension she installs is recorded.
+ext=/home/alice/.config/google-chrome/Default/Extensions/difoiogjjojoaoomphldepapgpbgkhkb/4.10.0_0
+in_machine chmod 700 /home/alice
+in_machine runuser -u alice -- mkdir -p "$ext"
+in_machine runuser -u alice -- sh -c "printf '%s' '{\"manifest_version\":3,\"name\":\"Sider\",\"version\":\"4.10.0\",\"host_permissions\":[\"<all_urls>\"]}' > $ext/manifest.json"
+inventoried() { in_machine vigie-agent request inventory 2>/dev/null | grep -q '"key": "difoiogjjojoaoomphldepapgpbgkhkb"'; }
+check "inventory: an extension alice installs in her 0700 home is found by the unit" eventually 20 inventoried
+inventory_event() {
+    in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | grep -q '"rule_id": "inventory:installed"'
+}
+check "inventory: and recorded as an event" eventually 10 inventory_event
+
 # --- stop, kill -9, watchdog ------------------------------------------------------
 log "stop, kill -9, watchdog"
 pid=$(main_pid)

@@ -127,9 +127,7 @@ impl Inventory {
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
         let thread = std::thread::Builder::new().name("inventory".into()).spawn(move || {
-            let accounts = crate::accounts::Accounts::load();
-            let homes = configured_homes(&config, &accounts);
-            let mut looker = Looker::new(config, rules, decider, homes, known);
+            let mut looker = Looker::new(config, rules, decider, Vec::new(), known);
             looker.run(&thread_stop);
         })?;
         Ok(Self { thread: Some(thread), stop })
@@ -239,6 +237,8 @@ impl Looker {
             let running_every = Duration::from_secs(self.config.process_seconds.max(1));
             let mut changed = false;
             if last_full.is_none_or(|at| now.duration_since(at) >= full_every) {
+                // Accounts made since the last full look are looked at too.
+                self.set_homes(configured_homes(&self.config, &crate::accounts::Accounts::load()));
                 self.look_at_profiles(None);
                 self.system_apps =
                     scan_system_applications(&self.rules.current().0, &self.config.applications);
@@ -311,6 +311,14 @@ impl Looker {
             }
         }
         watched.retain(|p| p.is_dir());
+    }
+
+    fn set_homes(&mut self, homes: Vec<Home>) {
+        self.home_of =
+            homes.iter().map(|h| (h.uid, (h.user.clone(), h.path.to_string_lossy().into_owned()))).collect();
+        // A profile whose account is gone is gone from the inventory.
+        self.profiles.retain(|uid, _| homes.iter().any(|h| h.uid == *uid));
+        self.homes = homes;
     }
 
     fn look_at_profiles(&mut self, only: Option<&BTreeSet<u32>>) {
