@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         1 => drop(firefox_extensions(bytes)),
-        2 => drop(vscode_extension(bytes)),
+        2 => drop(vscode_extension(bytes, Some(bytes))),
         3 => drop(vscode_settings_rights(bytes)),
         4 => drop(claude_code_rights(bytes, Some("/home/u"))),
         5 => drop(codex_rights(bytes)),

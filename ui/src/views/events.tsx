@@ -11,6 +11,7 @@ import type { EventQuery } from "../ipc/gen/EventQuery";
 import type { ExportFormat } from "../ipc/gen/ExportFormat";
 import type { ExportResult } from "../ipc/gen/ExportResult";
 import { errorText, isForbidden } from "../lib/errors";
+import { eventName } from "../lib/clipboard";
 import { formatDateTime, formatMs, formatNumber } from "../lib/format";
 import { PagedLoader } from "../lib/pageCache";
 import { PAGE_SIZE, selectionKey } from "../lib/query";
@@ -120,7 +121,12 @@ export function EventsView({ query }: { query: EventQuery }) {
             e.user ?? (e.uid !== null ? String(e.uid) : t("app.none")),
             e.program ?? t("app.none"),
             e.service_name,
-            <span class="mono" title={e.name}>{e.name}</span>,
+            // The inventory's events say what the software is; the others, the name as seen.
+            e.source === "inventory" ? (
+              <span title={e.name}>{eventName(e, i18n)}</span>
+            ) : (
+              <span class="mono" title={e.name}>{e.name}</span>
+            ),
             <ActionBadge action={e.action} />,
             <span class="mono" title={e.rule_id}>{e.rule_id}</span>,
             e.source,

@@ -204,18 +204,27 @@ pub fn firefox_extensions(bytes: &[u8]) -> Result<Vec<Extension>, ParseError> {
 }
 
 /// A VS Code extension's `package.json`: its id is `publisher.name`, in
-/// lower case as the marketplace compares them.
-pub fn vscode_extension(package: &[u8]) -> Result<Extension, ParseError> {
+/// lower case as the marketplace compares them. A name given as a
+/// translation key (`%extension.displayName%`) is read from `nls`, the
+/// extension's `package.nls.json`.
+pub fn vscode_extension(package: &[u8], nls: Option<&[u8]>) -> Result<Extension, ParseError> {
     let value = json(package)?;
     let publisher = text_at(&value, "publisher").ok_or(ParseError::Shape("a `publisher`"))?;
     let name = text_at(&value, "name").ok_or(ParseError::Shape("a `name`"))?;
     let id = clip(&format!("{publisher}.{name}").to_ascii_lowercase());
-    // `%displayName%` is a translation key: the id says more than it.
-    let display = text_at(&value, "displayName").filter(|d| !d.starts_with('%')).unwrap_or(name);
+    let nls = nls.and_then(|bytes| json(bytes).ok());
+    let translated = |text: &str| -> Option<String> {
+        match text.strip_prefix('%').and_then(|t| t.strip_suffix('%')) {
+            Some(key) => nls.as_ref().and_then(|n| text_at(n, key)).map(clip),
+            None => Some(clip(text)),
+        }
+    };
+    let display = text_at(&value, "displayName").and_then(translated).unwrap_or_else(|| clip(name));
+    let description = text_at(&value, "description").and_then(translated).unwrap_or_default();
     Ok(Extension {
         id,
-        name: clip(display),
-        description: clip(text_at(&value, "description").filter(|d| !d.starts_with('%')).unwrap_or("")),
+        name: display,
+        description,
         version: text_at(&value, "version").map(clip),
         rights: Vec::new(),
     })

@@ -76,15 +76,24 @@ fn firefox_add_on_list_keeps_extensions_only() {
 
 #[test]
 fn vscode_packages_and_settings() {
-    let cline =
-        vscode_extension(fixture!("home/.vscode/extensions/saoudrizwan.claude-dev-3.37.1/package.json"))
-            .unwrap();
+    let cline = vscode_extension(
+        fixture!("home/.vscode/extensions/saoudrizwan.claude-dev-3.37.1/package.json"),
+        None,
+    )
+    .unwrap();
     assert_eq!((cline.id.as_str(), cline.version.as_deref()), ("saoudrizwan.claude-dev", Some("3.37.1")));
-    let roo =
-        vscode_extension(fixture!("home/.vscode/extensions/rooveterinaryinc.roo-cline-3.31.1/package.json"))
-            .unwrap();
+    let roo_package = fixture!("home/.vscode/extensions/rooveterinaryinc.roo-cline-3.31.1/package.json");
+    let roo = vscode_extension(roo_package, None).unwrap();
     assert_eq!(roo.id, "rooveterinaryinc.roo-cline");
-    assert!(!roo.name.starts_with('%'), "a translation key is not a name: {}", roo.name);
+    assert_eq!(
+        roo.name, "roo-cline",
+        "a translation key is not a name; without its file, the package's name"
+    );
+    // An installed extension ships its package.nls.json beside it.
+    let nls =
+        br#"{"extension.displayName": "Roo Code", "extension.description": "A whole dev team of AI agents"}"#;
+    let roo = vscode_extension(roo_package, Some(nls)).unwrap();
+    assert_eq!((roo.name.as_str(), roo.description.as_str()), ("Roo Code", "A whole dev team of AI agents"));
     let rights = vscode_settings_rights(fixture!("home/.config/Code/User/settings.json")).unwrap();
     assert_eq!(rights, ["agent-mode", "auto-approve:all-tools", "auto-run:npm test", "workspace-trust-off"]);
 }
@@ -216,7 +225,7 @@ fn hostile_files_are_errors_not_panics_and_stay_bounded() {
     for bytes in [&b""[..], b"\xff\xfe", b"{", b"[1,2]", b"null", b"\"x\"", b"{\"name\": 5}"] {
         let _ = chromium_extension(bytes, Some(bytes));
         let _ = firefox_extensions(bytes);
-        let _ = vscode_extension(bytes);
+        let _ = vscode_extension(bytes, Some(bytes));
         let _ = vscode_settings_rights(bytes);
         let _ = mcp_servers(McpFormat::McpServers, bytes, None);
         let _ = mcp_servers(McpFormat::CodexToml, bytes, None);

@@ -351,7 +351,13 @@ impl Scan<'_> {
                     continue;
                 }
                 let Some(package) = self.read(&folder.join("package.json")) else { continue };
-                match vscode_extension(&package) {
+                // Names given as translation keys are in package.nls.json.
+                let nls = package
+                    .windows(2)
+                    .any(|w| w == b"\"%")
+                    .then(|| self.read(&folder.join("package.nls.json")))
+                    .flatten();
+                match vscode_extension(&package, nls.as_deref()) {
                     Ok(found) => self.found(
                         Kind::EditorExtension,
                         editor,
