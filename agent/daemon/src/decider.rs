@@ -335,14 +335,15 @@ impl Decider {
 
     /// Logs a change in the software inventory and raises its prompt: a
     /// `warn` on software a user has (installed, started, given more
-    /// rights), never on a removal nor on what belongs to no user. The
+    /// rights), never on a removal nor on what belongs to no user, nor
+    /// without a `notice` (the agent's first look: the baseline). The
     /// event is stored with the inventory it belongs to (see `inventory`).
     pub fn report_inventory(
         &self,
         policy: &Policy,
         event: &Event,
         change: &vigie_core::inventory::Change,
-        notice: vigie_core::proto::SoftwareNotice,
+        notice: Option<vigie_core::proto::SoftwareNotice>,
     ) {
         info!(
             point = "inventory",
@@ -358,7 +359,7 @@ impl Decider {
         let prompts = event.action == Action::Warn
             && event.attribution.uid.is_some()
             && change.kind != vigie_core::inventory::ChangeKind::Removed;
-        if prompts {
+        if let Some(notice) = notice.filter(|_| prompts) {
             self.prompts.notify_inventory(event, policy, notice);
         }
     }

@@ -218,14 +218,9 @@ fn a_profile_is_inventoried_watched_and_reviewed() {
     for secret in ["hunter2", "ghp_notarealtoken", "secret@db", "HEADER_VALUE", "your-api-token"] {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
-    // The bundled policy warns about browser extensions: the user is told.
+    // The first look is the workstation's baseline: recorded, no prompt.
     let prompts = ask(&socket, "prompts", Value::Null);
-    assert!(
-        prompts.as_array().unwrap().iter().any(|p| p["software"]["kind"] == "browser-extension"
-            && p["service_id"] == "chatgpt"
-            && p["action"] == "warn"),
-        "{prompts:#}"
-    );
+    assert_eq!(prompts, json!([]), "the baseline prompts nobody");
 
     // An extension installed while the agent runs is seen within seconds.
     let sider =
@@ -241,6 +236,15 @@ fn a_profile_is_inventoried_watched_and_reviewed() {
             && e.rule_id == "inventory:installed"
             && e.service_id == "sider"
     });
+    // The bundled policy warns about browser extensions: the user is told.
+    let prompts = ask(&socket, "prompts", Value::Null);
+    assert!(
+        prompts.as_array().unwrap().iter().any(|p| p["software"]["kind"] == "browser-extension"
+            && p["software"]["change"] == "installed"
+            && p["service_id"] == "sider"
+            && p["action"] == "warn"),
+        "{prompts:#}"
+    );
     // More rights given to an assistant is an event of its own.
     let settings = home.join(".config/Code/User/settings.json");
     let text = std::fs::read_to_string(&settings).unwrap().replace("\"rm\": false", "\"git push\": true");

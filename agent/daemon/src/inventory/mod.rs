@@ -172,6 +172,10 @@ struct Looker {
     probed: HashMap<(SocketAddr, u64), Option<ModelServer>>,
     /// A scan that could not be stored (the store is behind): given again.
     pending: bool,
+    /// The agent's first look ever (nothing stored): what it finds is the
+    /// baseline, recorded without a prompt, or a workstation's first day
+    /// would open one prompt per extension already there.
+    baseline: bool,
 }
 
 impl std::fmt::Debug for Looker {
@@ -190,6 +194,7 @@ impl Looker {
     ) -> Self {
         let home_of =
             homes.iter().map(|h| (h.uid, (h.user.clone(), h.path.to_string_lossy().into_owned()))).collect();
+        let baseline = known.is_empty();
         Self {
             config,
             rules,
@@ -203,6 +208,7 @@ impl Looker {
             system: sysinfo::System::new(),
             probed: HashMap::new(),
             pending: false,
+            baseline,
         }
     }
 
@@ -268,6 +274,9 @@ impl Looker {
             }
             if changed || self.pending {
                 self.publish();
+            }
+            if !self.pending {
+                self.baseline = false;
             }
             // Sleep until the next thing due, or a change in a profile.
             let next_running =
@@ -356,8 +365,9 @@ impl Looker {
         }
         let (catalog, policy) = self.rules.current();
         let ts = self.decider.clock().wall_micros();
+        let prompts = !self.baseline;
         let events: Vec<Event> =
-            changes.iter().map(|c| event_for(&self.decider, &catalog, &policy, c, ts)).collect();
+            changes.iter().map(|c| event_for(&self.decider, &catalog, &policy, c, ts, prompts)).collect();
         if !changes.is_empty() {
             info!(changes = changes.len(), items = current.len(), "inventory changed");
         }
@@ -432,13 +442,15 @@ pub fn scan_once(catalog: &vigie_core::catalog::Catalog, config: &InventoryConfi
     items
 }
 
-/// The event of a change, with its prompt when the policy says `warn`.
+/// The event of a change, with its prompt when the policy says `warn`
+/// and `prompts` (not the baseline).
 fn event_for(
     decider: &Decider,
     catalog: &vigie_core::catalog::Catalog,
     policy: &vigie_core::policy::Policy,
     change: &Change,
     ts: i64,
+    prompts: bool,
 ) -> Event {
     let item = &change.item;
     let service = item.service_id.as_deref().and_then(|id| catalog.get(id));
@@ -463,7 +475,7 @@ fn event_for(
         version: item.version.clone(),
         host: item.host.clone(),
     };
-    decider.report_inventory(policy, &event, change, notice);
+    decider.report_inventory(policy, &event, change, prompts.then_some(notice));
     event
 }
 
