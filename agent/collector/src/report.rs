@@ -966,7 +966,7 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
     };
     let _ = write!(
         html,
-        "<section><h2>{}</h2><p class=\"muted\">{}</p>{}<h3>{}</h3><p class=\"muted\">{}{}</p>{}</section>",
+        "<section><h2>{}</h2><p class=\"muted\">{}</p><div class=\"texts\">{}</div><h3>{}</h3><p class=\"muted\">{}{}</p><div class=\"texts\">{}</div></section>",
         t("Logiciels d'IA sur les postes et leurs droits (R35)", "AI software on the workstations and its rights (R35)"),
         t(
             "L'état au moment du rapport, d'après le dernier inventaire de chaque poste : extensions, plugins, applications, agents, serveurs MCP et serveurs de modèles locaux, les plus répandus d'abord.",
