@@ -142,6 +142,29 @@ fn render_status(status: &Value) -> Result<String, std::fmt::Error> {
         }
         None => writeln!(out, "fleet       not enrolled")?,
     }
+    if let Some(inventory) = status.get("inventory").filter(|i| !i.is_null()) {
+        let kinds: Vec<String> = inventory
+            .get("kinds")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        let changed = match field(inventory, &["last_change"]).as_i64() {
+            Some(micros) => vigie_core::timefmt::rfc3339_micros(micros),
+            None => "never".to_owned(),
+        };
+        if field(inventory, &["enabled"]).as_bool() == Some(false) {
+            writeln!(out, "inventory   off (policy)")?;
+        } else {
+            writeln!(
+                out,
+                "inventory   {} AI software finds{}, last change {changed}",
+                field(inventory, &["finds"]),
+                if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) }
+            )?;
+        }
+    }
     for export in status.get("exports").and_then(Value::as_array).into_iter().flatten() {
         let when = |key: &str| match field(export, &[key]).as_i64() {
             Some(micros) => vigie_core::timefmt::rfc3339_micros(micros),

@@ -147,3 +147,23 @@ impl Store {
         Ok(())
     }
 }
+
+/// What `status` says of the inventory: finds per kind, and when it last
+/// changed (µs since the epoch).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InventorySummary {
+    pub kinds: Vec<(String, i64)>,
+    pub last_change: Option<Micros>,
+}
+
+impl Store {
+    pub fn inventory_summary(&self) -> Result<InventorySummary, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT kind, count(*) FROM inventory GROUP BY kind ORDER BY kind")?;
+        let kinds =
+            stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+        let last_change =
+            self.conn.query_row("SELECT max(last_seen) FROM inventory", [], |row| row.get(0))?;
+        Ok(InventorySummary { kinds, last_change })
+    }
+}

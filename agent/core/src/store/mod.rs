@@ -17,6 +17,7 @@ mod local_export;
 mod outbox;
 mod query;
 pub use crate::inventory::InventoryRow;
+pub use inventory::InventorySummary;
 pub use local_export::LocalExportState;
 pub use outbox::{OutboxState, BACKLOG_COUNT_CAP};
 pub use query::QueryError;

@@ -367,6 +367,19 @@ fn status(state: &ConsoleState) -> Value {
         "fleet": fleet_status(state),
         // `[export]`: each destination's cursor, count and last error.
         "exports": state.readers.with(|store| store.local_export_states()).unwrap_or_default(),
+        "inventory": inventory_status(state, &policy),
+    })
+}
+
+/// The software inventory: on or off, its finds per kind, its last change.
+fn inventory_status(state: &ConsoleState, policy: &vigie_core::policy::Policy) -> Value {
+    let summary = state.readers.with(|store| store.inventory_summary()).unwrap_or_default();
+    let finds: i64 = summary.kinds.iter().map(|(_, n)| n).sum();
+    json!({
+        "enabled": policy.inventory.enabled,
+        "finds": finds,
+        "kinds": summary.kinds.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "last_change": summary.last_change,
     })
 }
 

@@ -169,6 +169,9 @@ fn a_user_reads_only_their_own_ai_software() {
     assert_eq!(other.unwrap_err().code, "forbidden");
     let all = handle(&console.state, &peer(0, true), Request::Inventory(InventoryParams::default())).unwrap();
     assert_eq!(keys(all), ["system", "mine", "theirs"]);
+    let status = handle(&console.state, &alice, Request::Status).unwrap();
+    assert_eq!(status["inventory"]["finds"], json!(3));
+    assert_eq!(status["inventory"]["kinds"], json!({ "browser-extension": 3 }));
 }
 
 #[test]
@@ -191,6 +194,7 @@ fn the_status_says_the_mode_and_the_policy() {
     assert_eq!(status["consoles"], json!(0));
     assert_eq!(status["mode"], json!("enforce"));
     assert_eq!(status["policy"]["name"], json!("Vigie R34 baseline"));
+    assert_eq!(status["inventory"], json!({ "enabled": true, "finds": 0, "kinds": {}, "last_change": null }));
 }
 
 #[test]
