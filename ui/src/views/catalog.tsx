@@ -2,6 +2,7 @@
 import { useMemo, useState } from "preact/hooks";
 
 import { DataTable, type DataColumn } from "../components/DataTable";
+import { SearchBox } from "../components/SearchBox";
 import { ErrorBox } from "../components/ErrorBox";
 import { ServiceAvatar } from "../components/ServiceAvatar";
 import { useI18n } from "../i18n";
@@ -58,14 +59,7 @@ export function CatalogView() {
             {t("catalog.intro", { n: formatNumber(cat.data.services.length, locale), version: cat.data.version })}
           </span>
           <span class="spacer" />
-          <input
-            type="search"
-            class="input search"
-            aria-label={t("catalog.search")}
-            placeholder={t("catalog.search")}
-            value={search}
-            onInput={(e) => setSearch(e.currentTarget.value)}
-          />
+          <SearchBox label={t("catalog.search")} value={search} onChange={setSearch} />
         </div>
         <DataTable
           columns={columns}

@@ -5,6 +5,7 @@
 import { useMemo, useState } from "preact/hooks";
 
 import { DataTable, type DataColumn } from "../components/DataTable";
+import { SearchBox } from "../components/SearchBox";
 import { ErrorBox, ForbiddenPanel } from "../components/ErrorBox";
 import { ServiceAvatar } from "../components/ServiceAvatar";
 import { useI18n } from "../i18n";
@@ -98,14 +99,7 @@ export function SoftwareView({ everyone, refresh = 0 }: { everyone: boolean; ref
               </option>
             ))}
           </select>
-          <input
-            type="search"
-            class="input search"
-            aria-label={t("software.search")}
-            placeholder={t("software.search")}
-            value={search}
-            onInput={(e) => setSearch(e.currentTarget.value)}
-          />
+          <SearchBox label={t("software.search")} value={search} onChange={setSearch} />
         </div>
         <DataTable
           columns={columns}
