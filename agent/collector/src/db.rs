@@ -700,6 +700,56 @@ pub async fn list_agents(pool: &Pool) -> Result<Vec<serde_json::Value>> {
     rows.iter().map(|r| serde_json::from_str(r.get::<_, &str>(0)).context("agent row")).collect()
 }
 
+/// The fleet's AI software (revoked workstations left out), users as
+/// pseudonyms; with `broad`, only the finds holding a broad right.
+pub async fn list_inventory(
+    pool: &Pool,
+    pseudonyms: &vigie_core::siem::Pseudonyms,
+    broad: bool,
+) -> Result<Vec<serde_json::Value>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            "SELECT a.hostname, a.grp, i.username, i.uid, i.kind, i.host, i.key, i.name, i.version, i.service_id,
+                i.local, i.rights, to_char(i.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+             FROM inventory i JOIN agents a ON a.id = i.agent_id
+             WHERE a.revoked_at IS NULL
+             ORDER BY a.grp, a.hostname, i.uid, i.kind, i.key",
+            &[],
+        )
+        .await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let rights: Vec<String> = r.get(11);
+        let broad_rights: Vec<&String> =
+            rights.iter().filter(|x| vigie_core::inventory::is_broad_right(x)).collect();
+        if broad && broad_rights.is_empty() {
+            continue;
+        }
+        let (user, uid): (Option<String>, i64) = (r.get(2), r.get(3));
+        let who = match user.filter(|u| !u.is_empty()) {
+            Some(user) => Some(pseudonyms.of(&user)),
+            None => (uid >= 0).then(|| pseudonyms.of(&uid.to_string())),
+        };
+        found.push(serde_json::json!({
+            "hostname": r.get::<_, String>(0),
+            "group": r.get::<_, String>(1),
+            "user": who,
+            "kind": r.get::<_, String>(4),
+            "host": r.get::<_, String>(5),
+            "key": r.get::<_, String>(6),
+            "name": r.get::<_, String>(7),
+            "version": r.get::<_, Option<String>>(8),
+            "service_id": r.get::<_, Option<String>>(9),
+            "local": r.get::<_, bool>(10),
+            "rights": rights,
+            "broad": broad_rights,
+            "received_at": r.get::<_, String>(12),
+        }));
+    }
+    Ok(found)
+}
+
 /// Publishes a verified bundle; refuses a version not above the latest.
 pub async fn publish_bundle(
     pool: &Pool,

@@ -70,6 +70,17 @@ enum Command {
         #[arg(long)]
         pseudonym_key: Option<PathBuf>,
     },
+    /// The fleet's AI software as the agents last sent it (JSON lines, one
+    /// find each): workstation, user's pseudonym, kind, software, version,
+    /// the service it sends data to, its rights and the broad ones (R35).
+    Inventory {
+        /// Only the finds holding a broad right: the recertification list.
+        #[arg(long)]
+        broad: bool,
+        /// Key of the users' pseudonyms, as for `report`.
+        #[arg(long)]
+        pseudonym_key: Option<PathBuf>,
+    },
     /// List the enrolled agents (JSON lines).
     Agents,
     /// Revoke an agent: its requests are refused from the next second on.
@@ -213,6 +224,17 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Inventory { broad, pseudonym_key } => {
+            let pseudonyms = vigie_core::siem::Pseudonyms::new(pseudonym_key_from(pseudonym_key.as_deref())?);
+            let config = config(&cli)?;
+            let rows = runtime()?.block_on(async {
+                db::list_inventory(&db::pool(&config.database, 2)?, &pseudonyms, *broad).await
+            })?;
+            for row in rows {
+                print(&row.to_string());
+            }
+            Ok(())
+        }
         Command::Agents => {
             let config = config(&cli)?;
             let agents =
@@ -304,16 +326,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Report { from, to, format, lang, out, pseudonym_key } => {
             use vigie_collector::report;
             let period = report::Period::new(report::parse_day(from)?, report::parse_day(to)?)?;
-            let key = match &pseudonym_key {
-                Some(path) => {
-                    let key = std::fs::read(path).with_context(|| path.display().to_string())?;
-                    if key.len() < 16 {
-                        bail!("{}: a pseudonym key has at least 16 bytes", path.display());
-                    }
-                    key
-                }
-                None => rand::random::<[u8; 32]>().to_vec(),
-            };
+            let key = pseudonym_key_from(pseudonym_key.as_deref())?;
             let config = config(&cli)?;
             let started = std::time::Instant::now();
             let data = runtime()?.block_on(async {
@@ -387,4 +400,15 @@ fn serve(config: Config) -> Result<()> {
         tracing::info!("collector stopped");
         Ok(())
     })
+}
+
+/// The users' pseudonym key: from a file of at least 16 bytes, else drawn
+/// for this run alone.
+fn pseudonym_key_from(path: Option<&std::path::Path>) -> Result<Vec<u8>> {
+    let Some(path) = path else { return Ok(rand::random::<[u8; 32]>().to_vec()) };
+    let key = std::fs::read(path).with_context(|| path.display().to_string())?;
+    if key.len() < 16 {
+        bail!("{}: a pseudonym key has at least 16 bytes", path.display());
+    }
+    Ok(key)
 }

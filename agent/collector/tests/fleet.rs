@@ -948,6 +948,15 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
         .unwrap();
     assert_eq!(refused.status(), 413);
     assert_eq!(c.sql("SELECT count(*) FROM inventory"), "3", "the refused inventory replaced nothing");
+    // `vigie-collector inventory`: the fleet-wide list, users as pseudonyms.
+    let pseudonyms = vigie_core::siem::Pseudonyms::new(vec![9; 32]);
+    let all = c.runtime.block_on(db::list_inventory(&c.app.pool, &pseudonyms, false)).unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|r| r["user"].as_str().is_some_and(|u| u.starts_with("p-"))), "{all:?}");
+    let broad = c.runtime.block_on(db::list_inventory(&c.app.pool, &pseudonyms, true)).unwrap();
+    let keys: Vec<&str> = broad.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["saoudrizwan.claude-dev", "127.0.0.1:11434"], "to recertify, by kind");
+    assert_eq!(broad[0]["broad"], serde_json::json!(["auto-approve:all-tools"]));
     c.sql("UPDATE agents SET version = '0.1.0', mode = 'enforce', last_seen = now()");
     c.sql("INSERT INTO policy_bundles (version, bundle, etag, expires_at, published_at) VALUES (7, '', 'e', now() + interval '30 days', now() - interval '2 days')");
     let data = c
