@@ -398,6 +398,11 @@ fn mcp_server(name: &str, project: Option<&str>, server: &McpSpec<'_>, home: Opt
                     "-e" | "--env" => {
                         rights.add(format!("env:{}", clip(arg.split('=').next().unwrap_or(arg))));
                     }
+                    // `python -m module`: the module is the package run.
+                    "-m" => {
+                        rights.add(format!("package:{}", clip(arg)));
+                        package_named = true;
+                    }
                     "-v" | "--volume" | "--mount" => {
                         let host = arg.split(':').next().unwrap_or(arg);
                         let host = host
@@ -412,7 +417,7 @@ fn mcp_server(name: &str, project: Option<&str>, server: &McpSpec<'_>, home: Opt
                 }
                 continue;
             }
-            if launcher && CONTAINER_VALUE_OPTIONS.contains(arg) {
+            if (launcher && CONTAINER_VALUE_OPTIONS.contains(arg)) || (*arg == "-m" && !package_named) {
                 option = Some(arg);
                 continue;
             }

@@ -146,6 +146,7 @@ fn mcp_servers_keep_names_never_values() {
     let gemini = mcp_servers(McpFormat::McpServers, fixture!("home/.gemini/settings.json"), None).unwrap();
     let python = gemini.iter().find(|s| s.name == "pythonTools").unwrap();
     assert!(has(&python.rights, "env:DATABASE_URL") && has(&python.rights, "path:./mcp-servers/python"));
+    assert!(has(&python.rights, "package:my_mcp_server"), "python -m: {:?}", python.rights);
     let claude =
         mcp_servers(McpFormat::McpServers, fixture!("home/.claude.json"), Some("/home/user")).unwrap();
     let postgres = claude.iter().find(|s| s.name == "postgres").unwrap();

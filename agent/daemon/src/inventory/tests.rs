@@ -148,3 +148,45 @@ fn changes_in_a_profile_are_relevant_only_in_the_watched_places() {
     assert!(!profile::is_relevant(home, Path::new("/home/alice/Documents/report.odt")));
     assert!(!profile::is_relevant(home, Path::new("/home/alicebob/.vscode")));
 }
+
+/// A command-line agent installed by npm runs as `node …/bin/claude`: the
+/// script names it. A process killed by PID when the test ends.
+#[test]
+fn an_agent_run_by_an_interpreter_is_named_by_its_script() {
+    let Ok(node) = which("node") else {
+        panic!("node is needed (Debian's nodejs, installed by tests/run.sh)");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("claude");
+    std::fs::write(&script, "setTimeout(() => {}, 20000);\n").unwrap();
+    let mut child = std::process::Command::new(node).arg(&script).spawn().unwrap();
+    let catalog = Catalog::bundled().unwrap();
+    let mut system = sysinfo::System::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let found = loop {
+        let processes = running::processes(&mut system);
+        let items = running::programs(&catalog, &processes, &HashMap::new());
+        if let Some(item) = items.into_iter().find(|i| i.key == "claude") {
+            break Some(item);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let item = found.expect("node running …/claude is Claude Code");
+    assert_eq!(item.kind, Kind::Program);
+    assert_eq!(item.service_id.as_deref(), Some("anthropic-api"));
+    assert!(item.path.ends_with("node"), "the executable: {}", item.path);
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+        .ok_or(())
+}
