@@ -7,10 +7,23 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accounts {
-    /// uid → (name, primary gid)
-    users: HashMap<u32, (String, u32)>,
+    users: HashMap<u32, User>,
     /// (name, gid, members by user name)
     groups: Vec<(String, u32, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct User {
+    name: String,
+    primary_gid: u32,
+    home: String,
+    shell: String,
+}
+
+/// A person's account: uid from 1000 (below are the system's; 65534 is
+/// `nobody`) with a shell that logs in.
+fn is_person(uid: u32, shell: &str) -> bool {
+    (1000..65534).contains(&uid) && !shell.ends_with("nologin") && !shell.ends_with("/false")
 }
 
 impl Accounts {
@@ -28,8 +41,10 @@ impl Accounts {
                 let mut fields = line.split(':');
                 let name = fields.next().filter(|n| !n.is_empty() && !n.starts_with(['#', '+', '-']))?;
                 let uid = fields.nth(1)?.parse().ok()?;
-                let gid = fields.next()?.parse().ok()?;
-                Some((uid, (name.to_owned(), gid)))
+                let primary_gid = fields.next()?.parse().ok()?;
+                let home = fields.nth(1).unwrap_or_default().to_owned();
+                let shell = fields.next().unwrap_or_default().to_owned();
+                Some((uid, User { name: name.to_owned(), primary_gid, home, shell }))
             })
             .collect();
         let groups = group
@@ -53,16 +68,29 @@ impl Accounts {
     }
 
     pub fn user_name(&self, uid: u32) -> Option<&str> {
-        self.users.get(&uid).map(|(name, _)| name.as_str())
+        self.users.get(&uid).map(|user| user.name.as_str())
+    }
+
+    /// The people's accounts and their home folders (see [`is_person`]),
+    /// by uid: (uid, name, home).
+    pub fn people(&self) -> Vec<(u32, &str, &str)> {
+        let mut people: Vec<(u32, &str, &str)> = self
+            .users
+            .iter()
+            .filter(|(uid, user)| is_person(**uid, &user.shell) && !user.home.is_empty())
+            .map(|(uid, user)| (*uid, user.name.as_str(), user.home.as_str()))
+            .collect();
+        people.sort_unstable();
+        people
     }
 
     /// The names of `uid`'s groups: its primary group and every group that
     /// lists it as a member.
     pub fn groups_of(&self, uid: u32) -> Vec<String> {
-        let Some((name, primary)) = self.users.get(&uid) else { return Vec::new() };
+        let Some(user) = self.users.get(&uid) else { return Vec::new() };
         self.groups
             .iter()
-            .filter(|(_, gid, members)| gid == primary || members.iter().any(|m| m == name))
+            .filter(|(_, gid, members)| *gid == user.primary_gid || members.contains(&user.name))
             .map(|(group, _, _)| group.clone())
             .collect()
     }
@@ -99,5 +127,10 @@ mod tests {
         assert!(accounts.is_member(1000, "vigie-admin"));
         assert!(!accounts.is_member(1001, "vigie-admin"));
         assert!(accounts.groups_of(4242).is_empty());
+        // People: root, broken lines and the NIS entry are not.
+        assert_eq!(accounts.people(), [(1000, "alice", "/home/alice"), (1001, "bob", "/home/bob")]);
+        let service =
+            Accounts::parse("svc:x:1002:1002::/srv:/usr/sbin/nologin\nnobody:x:65534:65534::/:/bin/sh\n", "");
+        assert!(service.people().is_empty(), "no login shell, or nobody");
     }
 }

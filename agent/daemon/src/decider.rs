@@ -333,17 +333,16 @@ impl Decider {
         }
     }
 
-    /// Logs a change in the software inventory and raises its prompt: a
-    /// `warn` on software a user has (installed, started, given more
-    /// rights), never on a removal nor on what belongs to no user, nor
-    /// without a `notice` (the agent's first look: the baseline). The
-    /// event is stored with the inventory it belongs to (see `inventory`).
+    /// Logs a stored change in the software inventory and raises its
+    /// prompt: a `warn` on software a user has (installed, started, given
+    /// more rights), never on a removal, on what belongs to no user, nor
+    /// on the agent's first look (`prompts` false: the baseline).
     pub fn report_inventory(
         &self,
         policy: &Policy,
         event: &Event,
         change: &vigie_core::inventory::Change,
-        notice: Option<vigie_core::proto::SoftwareNotice>,
+        prompts: bool,
     ) {
         info!(
             point = "inventory",
@@ -356,10 +355,19 @@ impl Decider {
             action = event.action.as_str(),
             "inventory"
         );
-        let prompts = event.action == Action::Warn
+        let shown = prompts
+            && event.action == Action::Warn
             && event.attribution.uid.is_some()
             && change.kind != vigie_core::inventory::ChangeKind::Removed;
-        if let Some(notice) = notice.filter(|_| prompts) {
+        if shown {
+            let item = &change.item;
+            let notice = vigie_core::proto::SoftwareNotice {
+                kind: item.kind,
+                change: change.kind,
+                name: item.name.clone(),
+                version: item.version.clone(),
+                host: item.host.clone(),
+            };
             self.prompts.notify_inventory(event, policy, notice);
         }
     }

@@ -91,7 +91,7 @@ pub struct Daemon {
     integrity_saved: Option<tamper::Saved>,
     fleet: fleet::Fleet,
     local_export: local_export::LocalExport,
-    /// The software inventory's thread.
+    /// The software inventory.
     inventory: inventory::Inventory,
 }
 
@@ -177,14 +177,6 @@ fn start_journaled(
     // is still found by the next one.
     record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
     *journaled = true;
-    // What the last run found: a restart announces only what changed since.
-    let known_inventory: Vec<vigie_core::inventory::Item> = match store.inventory(None) {
-        Ok(rows) => rows.into_iter().map(|r| r.item).collect(),
-        Err(e) => {
-            warn!(error = %e, "cannot read the stored inventory: everything found is announced again");
-            Vec::new()
-        }
-    };
     let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
 
     let (reloads, watcher) = watch_rules(&config)?;
@@ -300,13 +292,7 @@ fn start_journaled(
     }
     let fleet = fleet::Fleet::new(&config, fleet_state);
     let local_export = local_export::LocalExport::new(&config);
-    let inventory = inventory::Inventory::start(
-        config.inventory.clone(),
-        Arc::clone(&rules),
-        Arc::clone(&decider),
-        known_inventory,
-    )
-    .context("starting the software inventory")?;
+    let inventory = inventory::Inventory::new(&config, Arc::clone(&rules), Arc::clone(&decider));
     Ok(Daemon {
         fleet,
         local_export,
@@ -520,6 +506,7 @@ impl Daemon {
                 self.check_integrity();
                 self.fleet.poll(&self.state);
                 self.local_export.poll();
+                self.inventory.poll();
                 let health =
                     match (&self.failure, self.state.reload_error.lock().ok().and_then(|e| e.clone())) {
                         (Some(failure), _) => format!("failing: {failure:#}"),

@@ -14,23 +14,24 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, RecvTimeoutError};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use tracing::{debug, info, warn};
 use vigie_core::event::{Attribution, Event};
 use vigie_core::inventory::{diff, Change, Item, Kind, ModelServer};
-use vigie_core::proto::SoftwareNotice;
 
 pub use profile::{scan_profile, scan_system_applications, Home};
 pub use running::{probe, MODEL_PORTS};
 
+use crate::accounts::Accounts;
 use crate::decider::Decider;
 use crate::rules::Rules;
 use crate::sink::InventoryUpdate;
+use crate::worker::Worker;
+use vigie_core::store::Store;
 
 /// `[inventory]` in the agent's configuration: where to look. What to do
 /// with a find is the policy's `[inventory]`.
@@ -73,30 +74,20 @@ impl Default for InventoryConfig {
 /// profile is read again, and the longest a busy profile waits.
 const SETTLE: Duration = Duration::from_millis(700);
 const MAX_SETTLE: Duration = Duration::from_secs(5);
+/// Folder changes waiting to be looked at, at most.
+const WATCH_QUEUE: usize = 4096;
 
-/// The accounts whose homes are looked at: uid from 1000 (not `nobody`),
-/// a shell that logs in, a home that exists.
-fn homes_from_passwd(passwd: &str) -> Vec<Home> {
-    passwd
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            let (name, uid, home, shell) = (fields.first()?, fields.get(2)?, fields.get(5)?, fields.get(6)?);
-            let uid: u32 = uid.parse().ok()?;
-            let logs_in = !shell.ends_with("nologin") && !shell.ends_with("/false");
-            ((1000..65534).contains(&uid) && logs_in && Path::new(home).is_dir()).then(|| Home {
-                uid,
-                user: Some((*name).to_owned()),
-                path: PathBuf::from(home),
-            })
-        })
-        .collect()
-}
-
-fn configured_homes(config: &InventoryConfig, accounts: &crate::accounts::Accounts) -> Vec<Home> {
+/// The homes to look in: the configured ones, owned by their user; else
+/// every person's account (`Accounts::people`) whose home exists.
+fn configured_homes(config: &InventoryConfig, accounts: &Accounts) -> Vec<Home> {
     use std::os::unix::fs::MetadataExt;
     if config.homes.is_empty() {
-        return homes_from_passwd(&std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+        return accounts
+            .people()
+            .into_iter()
+            .filter(|(_, _, home)| Path::new(home).is_dir())
+            .map(|(uid, name, home)| Home { uid, user: Some(name.to_owned()), path: PathBuf::from(home) })
+            .collect();
     }
     config
         .homes
@@ -108,48 +99,94 @@ fn configured_homes(config: &InventoryConfig, accounts: &crate::accounts::Accoun
         .collect()
 }
 
-/// The running inventory thread.
+/// uid → (user, home), to attribute running programs and servers.
+type HomeIndex = HashMap<u32, (Option<String>, String)>;
+
+fn home_index(homes: &[Home]) -> HomeIndex {
+    homes.iter().map(|h| (h.uid, (h.user.clone(), h.path.to_string_lossy().into_owned()))).collect()
+}
+
+/// The inventory's thread, kept running by the daemon's loop like its
+/// other workers: started at the first poll, reported and started again
+/// (once a minute at most) if it ends.
 #[derive(Debug)]
 pub struct Inventory {
-    thread: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    config: InventoryConfig,
+    database: PathBuf,
+    rules: Arc<Rules>,
+    decider: Arc<Decider>,
+    looking: Worker,
 }
 
 impl Inventory {
-    /// Starts the thread; `known` is the inventory stored by the last run,
-    /// so that a restart does not announce everything again.
-    pub fn start(
-        config: InventoryConfig,
-        rules: Arc<Rules>,
-        decider: Arc<Decider>,
-        known: Vec<Item>,
-    ) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = Arc::clone(&stop);
-        let thread = std::thread::Builder::new().name("inventory".into()).spawn(move || {
-            let mut looker = Looker::new(config, rules, decider, Vec::new(), known);
-            looker.run(&thread_stop);
-        })?;
-        Ok(Self { thread: Some(thread), stop })
+    pub fn new(config: &crate::Config, rules: Arc<Rules>, decider: Arc<Decider>) -> Self {
+        Self {
+            config: config.inventory.clone(),
+            database: config.database.clone(),
+            rules,
+            decider,
+            looking: Worker::new("software inventory", Duration::from_secs(60)),
+        }
     }
 
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    pub fn poll(&mut self) {
+        if self.looking.is_running() || !self.looking.due() {
+            return;
+        }
+        let (config, database) = (self.config.clone(), self.database.clone());
+        let (rules, decider) = (Arc::clone(&self.rules), Arc::clone(&self.decider));
+        self.looking.start("inventory", move |stop| {
+            Looker::new(config, rules, decider, stored_inventory(&database)).run(stop);
+            Ok(())
+        });
     }
 
+    /// Stops the thread and waits for it (it sleeps a second at most, and a
+    /// server's answer is awaited half a second).
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                warn!("the inventory thread panicked");
-            }
+        self.looking.stop(true);
+    }
+}
+
+/// What the last run stored, so that a restart announces only what changed.
+fn stored_inventory(database: &Path) -> Vec<Item> {
+    match Store::open_reader(database).and_then(|store| store.inventory(None)) {
+        Ok(rows) => rows.into_iter().map(|row| row.item).collect(),
+        Err(e) => {
+            warn!(error = %e, "cannot read the stored inventory: everything found is announced again");
+            Vec::new()
         }
     }
 }
 
-impl Drop for Inventory {
-    fn drop(&mut self) {
-        self.stop();
+/// The profiles changed since they were last looked at, and when the
+/// first and the latest change came.
+#[derive(Debug, Default)]
+struct Dirty {
+    uids: BTreeSet<u32>,
+    since: Option<(Instant, Instant)>,
+}
+
+impl Dirty {
+    fn mark(&mut self, uid: u32) {
+        self.uids.insert(uid);
+        let at = Instant::now();
+        self.since = Some(self.since.map_or((at, at), |(first, _)| (first, at)));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.since.is_none()
+    }
+
+    /// The profiles to look at now: writing paused for [`SETTLE`], or
+    /// [`MAX_SETTLE`] passed since the first change.
+    fn settled(&mut self, now: Instant) -> Option<BTreeSet<u32>> {
+        let (first, last) = self.since?;
+        if now.duration_since(last) < SETTLE && now.duration_since(first) < MAX_SETTLE {
+            return None;
+        }
+        self.since = None;
+        Some(std::mem::take(&mut self.uids))
     }
 }
 
@@ -159,8 +196,7 @@ struct Looker {
     rules: Arc<Rules>,
     decider: Arc<Decider>,
     homes: Vec<Home>,
-    /// uid → (user, home) for programs and servers.
-    home_of: HashMap<u32, (Option<String>, String)>,
+    home_of: HomeIndex,
     /// What was last stored.
     known: Vec<Item>,
     /// The latest finds per part: each profile, the system, what runs.
@@ -185,22 +221,14 @@ impl std::fmt::Debug for Looker {
 }
 
 impl Looker {
-    fn new(
-        config: InventoryConfig,
-        rules: Arc<Rules>,
-        decider: Arc<Decider>,
-        homes: Vec<Home>,
-        known: Vec<Item>,
-    ) -> Self {
-        let home_of =
-            homes.iter().map(|h| (h.uid, (h.user.clone(), h.path.to_string_lossy().into_owned()))).collect();
+    fn new(config: InventoryConfig, rules: Arc<Rules>, decider: Arc<Decider>, known: Vec<Item>) -> Self {
         let baseline = known.is_empty();
         Self {
             config,
             rules,
             decider,
-            homes,
-            home_of,
+            homes: Vec::new(),
+            home_of: HomeIndex::new(),
             known,
             profiles: HashMap::new(),
             system_apps: Vec::new(),
@@ -213,11 +241,17 @@ impl Looker {
     }
 
     fn run(&mut self, stop: &AtomicBool) {
-        let (events, changes) = channel();
+        // Bounded: a user writing files as fast as they can in a watched
+        // folder costs a rescan of every profile, never the agent's memory.
+        let (events, changes) = sync_channel(WATCH_QUEUE);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let overflow = Arc::clone(&overflowed);
         let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
                 for path in event.paths {
-                    let _ = events.send(path);
+                    if events.try_send(path).is_err() {
+                        overflow.store(true, Ordering::Relaxed);
+                    }
                 }
             }
         }) {
@@ -230,11 +264,12 @@ impl Looker {
         let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
         let mut last_full: Option<Instant> = None;
         let mut last_running: Option<Instant> = None;
-        let mut dirty: BTreeSet<u32> = BTreeSet::new();
-        let mut dirty_since: Option<(Instant, Instant)> = None;
+        let mut dirty = Dirty::default();
         while !stop.load(Ordering::Relaxed) {
             let policy = self.rules.current().1;
             if !policy.inventory.enabled {
+                // Off: changes are not looked at, and not kept either.
+                while changes.try_recv().is_ok() {}
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
@@ -244,7 +279,7 @@ impl Looker {
             let mut changed = false;
             if last_full.is_none_or(|at| now.duration_since(at) >= full_every) {
                 // Accounts made since the last full look are looked at too.
-                self.set_homes(configured_homes(&self.config, &crate::accounts::Accounts::load()));
+                self.set_homes(configured_homes(&self.config, &Accounts::load()));
                 self.look_at_profiles(None);
                 self.system_apps =
                     scan_system_applications(&self.rules.current().0, &self.config.applications);
@@ -261,16 +296,12 @@ impl Looker {
                 last_running = Some(now);
                 changed = true;
             }
-            if let Some((first, last)) = dirty_since {
-                if now.duration_since(last) >= SETTLE || now.duration_since(first) >= MAX_SETTLE {
-                    let uids = std::mem::take(&mut dirty);
-                    self.look_at_profiles(Some(&uids));
-                    if let Some(watcher) = watcher.as_mut() {
-                        self.watch(watcher, &mut watched);
-                    }
-                    dirty_since = None;
-                    changed = true;
+            if let Some(uids) = dirty.settled(now) {
+                self.look_at_profiles(Some(&uids));
+                if let Some(watcher) = watcher.as_mut() {
+                    self.watch(watcher, &mut watched);
                 }
+                changed = true;
             }
             if changed || self.pending {
                 self.publish();
@@ -281,24 +312,30 @@ impl Looker {
             // Sleep until the next thing due, or a change in a profile.
             let next_running =
                 last_running.map_or(Duration::ZERO, |at| running_every.saturating_sub(at.elapsed()));
-            let wait = match dirty_since {
-                Some(_) => next_running.min(Duration::from_millis(200)),
-                None => next_running.min(Duration::from_secs(1)),
-            };
+            let wait = next_running.min(if dirty.is_empty() {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_millis(200)
+            });
+            let mut paths = Vec::new();
             match changes.recv_timeout(wait) {
                 Ok(path) => {
-                    let mut paths = vec![path];
-                    paths.extend(changes.try_iter().take(10_000));
-                    for path in paths {
-                        if let Some(home) = self.homes.iter().find(|h| profile::is_relevant(&h.path, &path)) {
-                            dirty.insert(home.uid);
-                            let at = Instant::now();
-                            dirty_since = Some(dirty_since.map_or((at, at), |(first, _)| (first, at)));
-                        }
-                    }
+                    paths.push(path);
+                    paths.extend(changes.try_iter().take(WATCH_QUEUE));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => watcher = None,
+            }
+            if overflowed.swap(false, Ordering::Relaxed) {
+                // Changes were lost: every profile is looked at again.
+                for home in &self.homes {
+                    dirty.mark(home.uid);
+                }
+            }
+            for path in paths {
+                if let Some(home) = self.homes.iter().find(|h| profile::is_relevant(&h.path, &path)) {
+                    dirty.mark(home.uid);
+                }
             }
         }
     }
@@ -323,8 +360,7 @@ impl Looker {
     }
 
     fn set_homes(&mut self, homes: Vec<Home>) {
-        self.home_of =
-            homes.iter().map(|h| (h.uid, (h.user.clone(), h.path.to_string_lossy().into_owned()))).collect();
+        self.home_of = home_index(&homes);
         // A profile whose account is gone is gone from the inventory.
         self.profiles.retain(|uid, _| homes.iter().any(|h| h.uid == *uid));
         self.homes = homes;
@@ -356,29 +392,31 @@ impl Looker {
     }
 
     /// Stores the inventory with the events of what changed since the last
-    /// stored one; a scan the store cannot take now is given again.
+    /// stored one, then raises their prompts; a scan the store cannot take
+    /// now is given again (and prompts once, when it is taken).
     fn publish(&mut self) {
         let current = self.current();
-        let changes = diff(&self.known, &current);
-        if changes.is_empty() && !self.pending && self.known.len() == current.len() {
+        if current == self.known && !self.pending {
             return;
         }
+        let changes = diff(&self.known, &current);
         let (catalog, policy) = self.rules.current();
         let ts = self.decider.clock().wall_micros();
-        let prompts = !self.baseline;
-        let events: Vec<Event> =
-            changes.iter().map(|c| event_for(&self.decider, &catalog, &policy, c, ts, prompts)).collect();
+        let events: Vec<Event> = changes.iter().map(|c| event_for(&catalog, &policy, c, ts)).collect();
+        let update = InventoryUpdate { ts, items: current.clone(), events: events.clone() };
+        if !self.decider.sink().inventory(update) {
+            warn!("inventory not stored: the store is behind; tried again");
+            self.pending = true;
+            return;
+        }
         if !changes.is_empty() {
             info!(changes = changes.len(), items = current.len(), "inventory changed");
         }
-        let update = InventoryUpdate { ts, items: current.clone(), events };
-        if self.decider.sink().inventory(update) {
-            self.known = current;
-            self.pending = false;
-        } else {
-            warn!("inventory not stored: the store is behind; tried again");
-            self.pending = true;
+        for (change, event) in changes.iter().zip(&events) {
+            self.decider.report_inventory(&policy, event, change, !self.baseline);
         }
+        self.known = current;
+        self.pending = false;
     }
 }
 
@@ -389,7 +427,7 @@ fn running_items(
     config: &InventoryConfig,
     system: &mut sysinfo::System,
     probed: &mut HashMap<(SocketAddr, u64), Option<ModelServer>>,
-    home_of: &HashMap<u32, (Option<String>, String)>,
+    home_of: &HomeIndex,
 ) -> Vec<Item> {
     let processes = running::processes(system);
     let mut items = running::programs(catalog, &processes, home_of);
@@ -433,50 +471,34 @@ fn running_items(
 /// One full look, for `vigie-agent inventory`: every profile, the
 /// system's applications, what runs now.
 pub fn scan_once(catalog: &vigie_core::catalog::Catalog, config: &InventoryConfig) -> Vec<Item> {
-    let homes = configured_homes(config, &crate::accounts::Accounts::load());
-    let home_of =
-        homes.iter().map(|h| (h.uid, (h.user.clone(), h.path.to_string_lossy().into_owned()))).collect();
+    let homes = configured_homes(config, &Accounts::load());
+    let home_of = home_index(&homes);
     let mut items: Vec<Item> = homes.iter().flat_map(|home| scan_profile(catalog, home)).collect();
     items.extend(scan_system_applications(catalog, &config.applications));
     items.extend(running_items(catalog, config, &mut sysinfo::System::new(), &mut HashMap::new(), &home_of));
     items
 }
 
-/// The event of a change, with its prompt when the policy says `warn`
-/// and `prompts` (not the baseline).
+/// The event of a change, its action from the policy's `[inventory]`.
 fn event_for(
-    decider: &Decider,
     catalog: &vigie_core::catalog::Catalog,
     policy: &vigie_core::policy::Policy,
     change: &Change,
     ts: i64,
-    prompts: bool,
 ) -> Event {
     let item = &change.item;
     let service = item.service_id.as_deref().and_then(|id| catalog.get(id));
     let action = policy.inventory.action(item.kind, change.kind);
-    let program = matches!(item.kind, Kind::Program | Kind::LocalServer).then(|| match item.kind {
-        Kind::Program => item.key.clone(),
-        _ => item.host.clone(),
-    });
-    let attribution = Attribution {
-        uid: item.uid,
-        user: item.user.clone(),
-        program,
-        program_path: (!item.path.is_empty() && matches!(item.kind, Kind::Program | Kind::LocalServer))
-            .then(|| item.path.clone()),
-        pid: None,
+    // Running things name their program: itself, or the server's holder.
+    let program = match item.kind {
+        Kind::Program => Some(item.key.clone()),
+        Kind::LocalServer => Some(item.host.clone()),
+        _ => None,
     };
-    let event = Event::inventory(ts, change, service, action, &policy.version, attribution);
-    let notice = SoftwareNotice {
-        kind: item.kind,
-        change: change.kind,
-        name: item.name.clone(),
-        version: item.version.clone(),
-        host: item.host.clone(),
-    };
-    decider.report_inventory(policy, &event, change, prompts.then_some(notice));
-    event
+    let program_path = program.as_ref().filter(|_| !item.path.is_empty()).map(|_| item.path.clone());
+    let attribution =
+        Attribution { uid: item.uid, user: item.user.clone(), program, program_path, pid: None };
+    Event::inventory(ts, change, service, action, &policy.version, attribution)
 }
 
 #[cfg(test)]

@@ -19,13 +19,13 @@ fn write(path: &Path, text: &str) {
 }
 
 #[test]
-fn accounts_with_a_login_and_a_home_are_looked_at() {
+fn people_whose_home_exists_are_looked_at() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().display();
     let passwd = format!(
-        "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::{home}:/bin/bash\nsvc:x:1001:1001::{home}:/usr/sbin/nologin\nnobody:x:65534:65534::{home}:/bin/sh\nbob:x:1002:1002::/nonexistent:/bin/bash\nbroken line\n"
+        "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::{home}:/bin/bash\nbob:x:1002:1002::/nonexistent:/bin/bash\n"
     );
-    let homes = homes_from_passwd(&passwd);
+    let homes = configured_homes(&InventoryConfig::default(), &Accounts::parse(&passwd, ""));
     assert_eq!(homes.len(), 1, "{homes:?}");
     assert_eq!((homes[0].uid, homes[0].user.as_deref()), (1000, Some("alice")));
 }
@@ -189,4 +189,21 @@ fn which(program: &str) -> Result<std::path::PathBuf, ()> {
         .map(|dir| dir.join(program))
         .find(|path| path.is_file())
         .ok_or(())
+}
+
+#[test]
+fn changes_are_looked_at_once_writing_pauses_or_after_the_longest_wait() {
+    let mut dirty = Dirty::default();
+    assert!(dirty.is_empty() && dirty.settled(Instant::now()).is_none());
+    dirty.mark(1000);
+    dirty.mark(1001);
+    let now = Instant::now();
+    assert!(dirty.settled(now).is_none(), "still being written");
+    let uids = dirty.settled(now + SETTLE).unwrap();
+    assert_eq!(uids.into_iter().collect::<Vec<_>>(), [1000, 1001]);
+    assert!(dirty.is_empty(), "taken once");
+    // A profile written without pause is looked at after MAX_SETTLE anyway.
+    dirty.mark(1000);
+    let first = Instant::now();
+    assert!(dirty.settled(first + MAX_SETTLE).is_some());
 }
