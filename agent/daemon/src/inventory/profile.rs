@@ -15,7 +15,7 @@ use vigie_core::catalog::Catalog;
 use vigie_core::inventory::{
     self, chromium_extension, claude_code_rights, codex_rights, desktop_entry, firefox_extensions,
     gemini_cli_rights, jetbrains_plugin, mcp_servers, name_says_ai, relative_to_home, vscode_extension,
-    vscode_settings_rights, Item, Kind, McpFormat,
+    vscode_settings_rights, Extension, Item, Kind, McpFormat,
 };
 
 /// A user and their home folder.
@@ -56,40 +56,42 @@ const FIREFOX_ROOTS: &[&str] = &[
     ".var/app/org.mozilla.firefox/.mozilla/firefox",
 ];
 
-/// VS Code's family: the name recorded, its extensions folder and its
-/// user settings folder.
-const EDITORS: &[(&str, &str, &str)] = &[
-    ("vscode", ".vscode/extensions", ".config/Code/User"),
-    ("vscode-insiders", ".vscode-insiders/extensions", ".config/Code - Insiders/User"),
-    ("vscodium", ".vscode-oss/extensions", ".config/VSCodium/User"),
-    ("cursor", ".cursor/extensions", ".config/Cursor/User"),
-    ("windsurf", ".windsurf/extensions", ".config/Windsurf/User"),
+/// VS Code's family: the name recorded, its extensions folder, its user
+/// settings folder (`settings.json`: agent rights and MCP servers;
+/// `mcp.json`: MCP servers), and the software id the catalog knows its
+/// MCP client by.
+const EDITORS: &[(&str, &str, &str, Option<&str>)] = &[
+    ("vscode", ".vscode/extensions", ".config/Code/User", Some("github.copilot-chat")),
+    (
+        "vscode-insiders",
+        ".vscode-insiders/extensions",
+        ".config/Code - Insiders/User",
+        Some("github.copilot-chat"),
+    ),
+    ("vscodium", ".vscode-oss/extensions", ".config/VSCodium/User", None),
+    ("cursor", ".cursor/extensions", ".config/Cursor/User", Some("cursor")),
+    ("windsurf", ".windsurf/extensions", ".config/Windsurf/User", Some("windsurf")),
 ];
 
 const JETBRAINS_ROOT: &str = ".local/share/JetBrains";
 
-/// Files that configure MCP servers: the agent that uses them, the file,
-/// its format, and the software id the catalog knows that agent by.
+/// Files that only configure MCP servers (the editors' and the command-line
+/// agents' own settings are read with them): the agent that uses them,
+/// the file, its format, and the software id the catalog knows it by.
 const MCP_FILES: &[(&str, &str, McpFormat, &str)] = &[
     ("claude-desktop", ".config/Claude/claude_desktop_config.json", McpFormat::McpServers, "claude-desktop"),
     ("cursor", ".cursor/mcp.json", McpFormat::McpServers, "cursor"),
     ("windsurf", ".codeium/windsurf/mcp_config.json", McpFormat::McpServers, "windsurf"),
     ("claude-code", ".claude.json", McpFormat::McpServers, "claude-code"),
-    ("gemini-cli", ".gemini/settings.json", McpFormat::McpServers, "gemini-cli"),
-    ("codex", ".codex/config.toml", McpFormat::CodexToml, "codex"),
-    ("vscode", ".config/Code/User/mcp.json", McpFormat::VsCode, "github.copilot-chat"),
-    ("vscode", ".config/Code/User/settings.json", McpFormat::VsCode, "github.copilot-chat"),
-    ("vscode-insiders", ".config/Code - Insiders/User/mcp.json", McpFormat::VsCode, "github.copilot-chat"),
-    ("vscodium", ".config/VSCodium/User/mcp.json", McpFormat::VsCode, "github.copilot-chat"),
 ];
 
 /// Command-line agents found by their settings: the id recorded (and
 /// known to the catalog), its name, the folder or file that says it is
 /// installed, and its settings.
-const CLI_AGENTS: &[(&str, &str, &str)] = &[
-    ("claude-code", "Claude Code", ".claude"),
-    ("codex", "Codex CLI", ".codex"),
-    ("gemini-cli", "Gemini CLI", ".gemini"),
+const CLI_AGENTS: &[(&str, &str, &str, &str)] = &[
+    ("claude-code", "Claude Code", ".claude", "settings.json"),
+    ("codex", "Codex CLI", ".codex", "config.toml"),
+    ("gemini-cli", "Gemini CLI", ".gemini", "settings.json"),
 ];
 
 /// Folders of `.desktop` entries in a profile.
@@ -112,7 +114,7 @@ pub(super) fn watched_paths(home: &Path) -> Vec<PathBuf> {
         paths.extend(subfolders(&root));
         paths.push(root);
     }
-    for (_, extensions, settings) in EDITORS {
+    for (_, extensions, settings, _) in EDITORS {
         paths.push(home.join(extensions));
         paths.push(home.join(settings));
     }
@@ -124,7 +126,7 @@ pub(super) fn watched_paths(home: &Path) -> Vec<PathBuf> {
             paths.push(parent.to_path_buf());
         }
     }
-    for (_, _, folder) in CLI_AGENTS {
+    for (_, _, folder, _) in CLI_AGENTS {
         paths.push(home.join(folder));
     }
     for folder in USER_APPLICATIONS {
@@ -237,36 +239,58 @@ impl Scan<'_> {
         relative_to_home(&path.to_string_lossy(), Some(&self.home_text))
     }
 
-    /// Records a find when the catalog knows it, or its name says AI.
-    #[allow(clippy::too_many_arguments)]
-    fn found(
-        &mut self,
-        kind: Kind,
-        host: &str,
-        key: &str,
-        name: &str,
-        description: &str,
-        version: Option<String>,
-        path: &Path,
-        rights: Vec<String>,
-    ) {
-        let service = inventory::service_for(self.catalog, kind, key);
-        if service.is_none() && !name_says_ai(name) && !name_says_ai(key) && !name_says_ai(description) {
+    /// Records a find when the catalog knows it, or its name, id or
+    /// description says AI.
+    fn found(&mut self, kind: Kind, host: &str, path: &Path, found: Extension) {
+        let service = inventory::service_for(self.catalog, kind, &found.id);
+        let says_ai = [&found.name, &found.id, &found.description].into_iter().any(|t| name_says_ai(t));
+        if service.is_none() && !says_ai {
             return;
         }
         self.items.push(Item {
             kind,
             host: host.to_owned(),
-            key: key.to_owned(),
-            name: name.to_owned(),
-            version,
+            key: found.id,
+            name: found.name,
+            version: found.version,
             uid: Some(self.home.uid),
             user: self.home.user.clone(),
             path: self.relative(path),
             service_id: service.map(|s| s.id.clone()),
             local: service.is_some_and(|s| s.runs_locally),
-            rights,
+            rights: found.rights,
         });
+    }
+
+    /// Records the MCP servers a configuration lists for `agent`.
+    fn mcp(&mut self, agent: &str, path: &Path, bytes: &[u8], format: McpFormat, software: Option<&str>) {
+        let servers = match mcp_servers(format, bytes, Some(&self.home_text)) {
+            Ok(servers) => servers,
+            Err(e) => {
+                debug!(path = %path.display(), error = %e, "unreadable MCP configuration");
+                return;
+            }
+        };
+        let service = software.and_then(|id| self.catalog.service_for_software(id));
+        for server in servers {
+            let key = match &server.project {
+                Some(project) => format!("{}@{project}", server.name),
+                None => server.name.clone(),
+            };
+            self.items.push(Item {
+                kind: Kind::McpServer,
+                host: agent.to_owned(),
+                key,
+                name: server.name,
+                version: None,
+                uid: Some(self.home.uid),
+                user: self.home.user.clone(),
+                path: self.relative(path),
+                service_id: service.map(|s| s.id.clone()),
+                local: false,
+                rights: server.rights,
+            });
+        }
     }
 
     fn chromium(&mut self) {
@@ -285,16 +309,9 @@ impl Scan<'_> {
                         self.read(&folder.join("_locales").join(locale).join("messages.json"))
                     });
                     match chromium_extension(&manifest, messages.as_deref()) {
-                        Ok(found) => self.found(
-                            Kind::BrowserExtension,
-                            browser,
-                            &id,
-                            &found.name,
-                            &found.description,
-                            found.version,
-                            &folder,
-                            found.rights,
-                        ),
+                        Ok(found) => {
+                            self.found(Kind::BrowserExtension, browser, &folder, Extension { id, ..found });
+                        }
                         Err(e) => {
                             debug!(path = %folder.display(), error = %e, "unreadable extension manifest");
                         }
@@ -312,16 +329,7 @@ impl Scan<'_> {
                 match firefox_extensions(&bytes) {
                     Ok(found) => {
                         for extension in found {
-                            self.found(
-                                Kind::BrowserExtension,
-                                "firefox",
-                                &extension.id,
-                                &extension.name,
-                                &extension.description,
-                                extension.version,
-                                &profile,
-                                extension.rights,
-                            );
+                            self.found(Kind::BrowserExtension, "firefox", &profile, extension);
                         }
                     }
                     Err(e) => debug!(path = %file.display(), error = %e, "unreadable Firefox add-on list"),
@@ -332,12 +340,21 @@ impl Scan<'_> {
 
     /// VS Code's family. The folder's name (`publisher.name-1.2.3`) gives
     /// the id: only the catalog's and those whose id says AI are opened.
+    /// `settings.json` is read once, for the agent rights it grants every
+    /// AI extension of that editor and the MCP servers it lists.
     fn editors(&mut self) {
-        for (editor, extensions, settings) in EDITORS {
-            let rights = self
-                .read(&self.home.path.join(settings).join("settings.json"))
-                .and_then(|bytes| vscode_settings_rights(&bytes).ok())
-                .unwrap_or_default();
+        for (editor, extensions, user, mcp_client) in EDITORS {
+            let user = self.home.path.join(user);
+            let settings_path = user.join("settings.json");
+            let settings = self.read(&settings_path);
+            let rights = settings.as_deref().and_then(|b| vscode_settings_rights(b).ok()).unwrap_or_default();
+            if let Some(bytes) = &settings {
+                self.mcp(editor, &settings_path, bytes, McpFormat::VsCode, *mcp_client);
+            }
+            let mcp_path = user.join("mcp.json");
+            if let Some(bytes) = self.read(&mcp_path) {
+                self.mcp(editor, &mcp_path, &bytes, McpFormat::VsCode, *mcp_client);
+            }
             let before = self.items.len();
             for folder in subfolders(&self.home.path.join(extensions)) {
                 let Some(dir_name) = folder.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase())
@@ -358,16 +375,14 @@ impl Scan<'_> {
                     .then(|| self.read(&folder.join("package.nls.json")))
                     .flatten();
                 match vscode_extension(&package, nls.as_deref()) {
-                    Ok(found) => self.found(
-                        Kind::EditorExtension,
-                        editor,
-                        &found.id,
-                        &found.name,
-                        &found.description,
-                        found.version,
-                        &folder,
-                        rights.clone(),
-                    ),
+                    Ok(found) => {
+                        self.found(
+                            Kind::EditorExtension,
+                            editor,
+                            &folder,
+                            Extension { rights: rights.clone(), ..found },
+                        );
+                    }
                     Err(e) => debug!(path = %folder.display(), error = %e, "unreadable extension package"),
                 }
             }
@@ -387,16 +402,7 @@ impl Scan<'_> {
                     let path = entry.path();
                     let Some(xml) = plugin_xml(&path, self.home.uid) else { continue };
                     match jetbrains_plugin(&xml) {
-                        Ok(found) => self.found(
-                            Kind::JetbrainsPlugin,
-                            &ide,
-                            &found.id,
-                            &found.name,
-                            &found.description,
-                            found.version,
-                            &path,
-                            Vec::new(),
-                        ),
+                        Ok(found) => self.found(Kind::JetbrainsPlugin, &ide, &path, found),
                         Err(e) => debug!(path = %path.display(), error = %e, "unreadable plugin.xml"),
                     }
                 }
@@ -442,56 +448,46 @@ impl Scan<'_> {
         }
     }
 
+    /// Command-line agents, from their settings (read once: their rights
+    /// and, for Codex and Gemini CLI, their MCP servers), then the files
+    /// that only list MCP servers.
     fn agents(&mut self) {
         let home = self.home_text.clone();
-        for (id, name, folder) in CLI_AGENTS {
+        for (id, name, folder, settings) in CLI_AGENTS {
             let folder = self.home.path.join(folder);
             let Ok(meta) = fs::symlink_metadata(&folder) else { continue };
             if !meta.is_dir() || meta.uid() != self.home.uid {
                 continue;
             }
-            let rights = match *id {
-                "claude-code" => self
-                    .read(&folder.join("settings.json"))
-                    .and_then(|b| claude_code_rights(&b, Some(&home)).ok()),
-                "codex" => self.read(&folder.join("config.toml")).and_then(|b| codex_rights(&b).ok()),
-                _ => self.read(&folder.join("settings.json")).and_then(|b| gemini_cli_rights(&b).ok()),
+            let path = folder.join(settings);
+            let bytes = self.read(&path);
+            let rights = bytes.as_deref().and_then(|b| match *id {
+                "claude-code" => claude_code_rights(b, Some(&home)).ok(),
+                "codex" => codex_rights(b).ok(),
+                _ => gemini_cli_rights(b).ok(),
+            });
+            let agent = Extension {
+                id: (*id).to_owned(),
+                name: (*name).to_owned(),
+                rights: rights.unwrap_or_default(),
+                ..Extension::default()
             };
-            self.found(Kind::CliAgent, id, id, name, "", None, &folder, rights.unwrap_or_default());
+            self.found(Kind::CliAgent, id, &folder, agent);
+            let format = match *id {
+                "codex" => Some(McpFormat::CodexToml),
+                "gemini-cli" => Some(McpFormat::McpServers),
+                // Claude Code lists its servers in ~/.claude.json (MCP_FILES).
+                _ => None,
+            };
+            if let (Some(format), Some(bytes)) = (format, &bytes) {
+                self.mcp(id, &path, bytes, format, Some(id));
+            }
         }
         for (agent, file, format, software) in MCP_FILES {
             let path = self.home.path.join(file);
             let limit = if *agent == "claude-code" { MAX_CLAUDE_JSON } else { MAX_FILE };
-            let Some(bytes) = read_owned(&path, self.home.uid, limit) else { continue };
-            let servers = match mcp_servers(*format, &bytes, Some(&home)) {
-                Ok(servers) => servers,
-                Err(e) => {
-                    debug!(path = %path.display(), error = %e, "unreadable MCP configuration");
-                    continue;
-                }
-            };
-            let service = self.catalog.service_for_software(software);
-            for server in servers {
-                let key = match &server.project {
-                    Some(project) => format!("{}@{project}", server.name),
-                    None => server.name.clone(),
-                };
-                if self.items.iter().any(|i| i.kind == Kind::McpServer && i.host == *agent && i.key == key) {
-                    continue;
-                }
-                self.items.push(Item {
-                    kind: Kind::McpServer,
-                    host: (*agent).to_owned(),
-                    key,
-                    name: server.name,
-                    version: None,
-                    uid: Some(self.home.uid),
-                    user: self.home.user.clone(),
-                    path: self.relative(&path),
-                    service_id: service.map(|s| s.id.clone()),
-                    local: false,
-                    rights: server.rights,
-                });
+            if let Some(bytes) = read_owned(&path, self.home.uid, limit) {
+                self.mcp(agent, &path, &bytes, *format, Some(software));
             }
         }
     }

@@ -21,7 +21,7 @@ use vigie_core::inventory::{
 pub const MODEL_PORTS: &[u16] = &[11434, 1234, 8080, 8000, 7860, 5000, 4891, 1337, 3000, 8081, 5001, 39281];
 
 /// Interpreters whose script, not themselves, is the program.
-const INTERPRETERS: &[&str] = &["node", "python", "python3", "bun", "deno", "ruby", "java"];
+const INTERPRETERS: &[&str] = &["node", "nodejs", "python", "bun", "deno", "ruby", "java"];
 
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// The largest reply read from a local server.
@@ -35,6 +35,13 @@ pub(super) struct Process {
     /// The names it goes by: executable, command name, script.
     pub names: Vec<String>,
     pub exe: Option<String>,
+}
+
+/// `node`, `python3`, `python3.11`: an interpreter, with or without its version.
+pub(super) fn is_interpreter(name: &str) -> bool {
+    INTERPRETERS.iter().any(|i| {
+        name.strip_prefix(i).is_some_and(|version| version.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    })
 }
 
 fn base(text: &str) -> &str {
@@ -64,8 +71,7 @@ pub(super) fn processes(system: &mut System) -> Vec<Process> {
             let first = first.to_string_lossy();
             let first_base = base(&first).to_owned();
             let interpreted =
-                INTERPRETERS.iter().any(|i| first_base == *i || first_base.starts_with(&format!("{i}3.")))
-                    || exe.as_deref().is_some_and(|e| INTERPRETERS.iter().any(|i| base(e).starts_with(i)));
+                is_interpreter(&first_base) || exe.as_deref().is_some_and(|e| is_interpreter(base(e)));
             names.push(first_base);
             if interpreted {
                 // `node /usr/bin/claude`, `python3 -m aider`: the script or module.
@@ -75,6 +81,10 @@ pub(super) fn processes(system: &mut System) -> Vec<Process> {
                         if let Some(module) = args.next() {
                             names.push(module.into_owned());
                         }
+                        break;
+                    }
+                    // Code given inline (`python -c`, `node -e`) has no script to name it.
+                    if matches!(arg.as_ref(), "-c" | "-e" | "--eval") {
                         break;
                     }
                     if !arg.starts_with('-') {

@@ -207,3 +207,13 @@ fn changes_are_looked_at_once_writing_pauses_or_after_the_longest_wait() {
     let first = Instant::now();
     assert!(dirty.settled(first + MAX_SETTLE).is_some());
 }
+
+#[test]
+fn interpreters_are_told_by_their_name_and_version() {
+    for yes in ["node", "nodejs", "python", "python3", "python3.11", "bun", "java"] {
+        assert!(running::is_interpreter(yes), "{yes}");
+    }
+    for no in ["claude", "javac", "pythonista", "node-gyp", "ollama"] {
+        assert!(!running::is_interpreter(no), "{no}");
+    }
+}
