@@ -204,8 +204,7 @@ struct Looker {
     system_apps: Vec<Item>,
     running: Vec<Item>,
     system: sysinfo::System,
-    /// What each listening socket (address, inode) answered when asked.
-    probed: HashMap<(SocketAddr, u64), Option<ModelServer>>,
+    probed: Probed,
     /// A scan that could not be stored (the store is behind): given again.
     pending: bool,
     /// The agent's first look ever (nothing stored): what it finds is the
@@ -420,47 +419,51 @@ impl Looker {
     }
 }
 
-/// Programs running and local model servers listening now. `probed`
-/// keeps what each socket answered, so that a server is asked once.
+/// What a listening socket answered when asked, and the process holding
+/// it: asked once per socket, its holder looked up once, only when it
+/// answered like a model server.
+type Probed = HashMap<(SocketAddr, u64), Option<(ModelServer, Option<u32>)>>;
+
+/// Programs running and local model servers listening now.
 fn running_items(
     catalog: &vigie_core::catalog::Catalog,
     config: &InventoryConfig,
     system: &mut sysinfo::System,
-    probed: &mut HashMap<(SocketAddr, u64), Option<ModelServer>>,
+    probed: &mut Probed,
     home_of: &HomeIndex,
 ) -> Vec<Item> {
     let processes = running::processes(system);
     let mut items = running::programs(catalog, &processes, home_of);
     let proc_root = Path::new("/proc");
     let listeners = running::listeners(proc_root);
-    // Which runtimes hold a socket: their ports are asked too.
+    // Sockets held by a catalogued local runtime are asked whatever their port.
     let runtime_pids: Vec<u32> = processes
         .iter()
         .filter(|p| p.names.iter().any(|n| catalog.service_for_process(n).is_some_and(|s| s.runs_locally)))
         .map(|p| p.pid)
         .collect();
     let inodes: Vec<u64> = listeners.iter().map(|l| l.inode).collect();
-    let mut owners = running::socket_owners(proc_root, runtime_pids.iter().copied(), &inodes);
-    let candidates: Vec<_> = listeners
-        .iter()
-        .filter(|l| {
-            MODEL_PORTS.contains(&l.address.port())
-                || config.model_ports.contains(&l.address.port())
-                || owners.contains_key(&l.inode)
-        })
-        .copied()
-        .collect();
-    let unknown: Vec<u64> =
-        candidates.iter().map(|l| l.inode).filter(|inode| !owners.contains_key(inode)).collect();
-    owners.extend(running::socket_owners(proc_root, processes.iter().map(|p| p.pid), &unknown));
+    let runtime_sockets = running::socket_owners(proc_root, runtime_pids.iter().copied(), &inodes);
     let by_pid: HashMap<u32, &running::Process> = processes.iter().map(|p| (p.pid, p)).collect();
     let mut still_listening = BTreeSet::new();
-    for listener in &candidates {
+    for listener in &listeners {
+        let port = listener.address.port();
+        let runtime = runtime_sockets.get(&listener.inode).copied();
+        if !(MODEL_PORTS.contains(&port) || config.model_ports.contains(&port) || runtime.is_some()) {
+            continue;
+        }
         let key = (listener.address, listener.inode);
         still_listening.insert(key);
-        let answer = probed.entry(key).or_insert_with(|| probe(listener.address));
-        if let Some(server) = answer {
-            let owner = owners.get(&listener.inode).and_then(|pid| by_pid.get(pid)).copied();
+        let answer = probed.entry(key).or_insert_with(|| {
+            let server = probe(listener.address)?;
+            let holder = runtime.or_else(|| {
+                let pids = processes.iter().map(|p| p.pid);
+                running::socket_owners(proc_root, pids, &[listener.inode]).get(&listener.inode).copied()
+            });
+            Some((server, holder))
+        });
+        if let Some((server, holder)) = answer {
+            let owner = holder.and_then(|pid| by_pid.get(&pid)).copied();
             items.push(running::local_server(catalog, listener, server, owner, home_of));
         }
     }
