@@ -358,6 +358,7 @@ export function sampleInventory(now = NOW_MICROS): InventoryRow[] {
     path: string,
     age_days: number,
     local = false,
+    broad: string[] = [],
   ): InventoryRow => ({
     kind,
     host,
@@ -372,20 +373,21 @@ export function sampleInventory(now = NOW_MICROS): InventoryRow[] {
     rights,
     first_seen: now - age_days * day,
     last_seen: now - 60_000_000,
+    broad,
   });
   return [
     row(1000, "browser-extension", "google-chrome", "jgjaeacdkonaoafenlfkkkmbaopkbilf", "ChatGPT for Google", "1.16.1", "chatgpt",
       ["site:https://*.google.com/search*", "site:https://*.bing.com/search*", "storage"], "~/.config/google-chrome/Default/Extensions/jgjaeacdkonaoafenlfkkkmbaopkbilf/1.16.1_0", 41),
     row(1000, "browser-extension", "google-chrome", "difoiogjjojoaoomphldepapgpbgkhkb", "Sider: ChatGPT Sidebar", "4.10.0", "sider",
-      ["all-sites", "clipboard-read", "clipboard-write", "context-menus", "side-panel", "storage", "tabs"], "~/.config/google-chrome/Default/Extensions/difoiogjjojoaoomphldepapgpbgkhkb/4.10.0_0", 3),
+      ["all-sites", "clipboard-read", "clipboard-write", "context-menus", "side-panel", "storage", "tabs"], "~/.config/google-chrome/Default/Extensions/difoiogjjojoaoomphldepapgpbgkhkb/4.10.0_0", 3, false, ["all-sites", "clipboard-read"]),
     row(1000, "browser-extension", "firefox", "{b764208e-0a98-436d-a599-c1baa044f829}", "ChatGPTBox", "2.5.9", null,
-      ["all-sites", "clipboard-write", "context-menus", "storage", "tabs", "unlimited-storage"], "~/.mozilla/firefox/owclmdyt.default-release", 12),
+      ["all-sites", "clipboard-write", "context-menus", "storage", "tabs", "unlimited-storage"], "~/.mozilla/firefox/owclmdyt.default-release", 12, false, ["all-sites"]),
     row(1000, "editor-extension", "vscode", "saoudrizwan.claude-dev", "Cline", "3.37.1", "cline",
-      ["agent-mode", "auto-approve:all-tools", "auto-run:npm test", "workspace-trust-off"], "~/.vscode/extensions/saoudrizwan.claude-dev-3.37.1", 20),
+      ["agent-mode", "auto-approve:all-tools", "auto-run:npm test", "workspace-trust-off"], "~/.vscode/extensions/saoudrizwan.claude-dev-3.37.1", 20, false, ["auto-approve:all-tools", "auto-run:npm test", "workspace-trust-off"]),
     row(1000, "editor-extension", "vscode", "github.copilot-chat", "GitHub Copilot Chat", "0.32.4", "github-copilot", ["agent-mode"], "~/.vscode/extensions/github.copilot-chat-0.32.4", 90),
     row(1000, "jetbrains-plugin", "IntelliJIdea2025.2", "com.github.continuedev.continueintellijextension", "Continue", "1.0.52", "continue", [], "~/.local/share/JetBrains/IntelliJIdea2025.2/continue-intellij-extension", 7),
     row(1000, "cli-agent", "claude-code", "claude-code", "Claude Code", null, "anthropic-api",
-      ["allow:Bash(git diff *)", "auto-approve:edits", "folder:../docs/"], "~/.claude", 5),
+      ["allow:Bash(git diff *)", "auto-approve:edits", "folder:../docs/"], "~/.claude", 5, false, ["auto-approve:edits"]),
     row(1000, "mcp-server", "claude-code", "postgres@~/src/payroll", "postgres", null, "anthropic-api",
       ["command:npx", "env:PGPASSWORD", "package:@modelcontextprotocol/server-postgres"], "~/.claude.json", 5),
     row(1000, "mcp-server", "claude-desktop", "filesystem", "filesystem", null, "claude",
@@ -394,7 +396,7 @@ export function sampleInventory(now = NOW_MICROS): InventoryRow[] {
     row(1000, "program", "process", "ollama", "Ollama", null, "ollama", [], "/usr/local/bin/ollama", 2, true),
     row(1000, "local-server", "ollama", "127.0.0.1:11434", "Ollama", "0.12.6", "ollama", ["api:ollama", "model:llama3.2:3b", "model:mistral:7b"], "/usr/local/bin/ollama", 2, true),
     row(1001, "browser-extension", "microsoft-edge", "ofpnmcalabcbjgholdjcjblkibolbppb", "Monica", "7.5.1", "monica",
-      ["all-sites", "clipboard-read", "cookies", "storage", "tabs"], "~/.config/microsoft-edge/Default/Extensions/ofpnmcalabcbjgholdjcjblkibolbppb/7.5.1_0", 1),
+      ["all-sites", "clipboard-read", "cookies", "storage", "tabs"], "~/.config/microsoft-edge/Default/Extensions/ofpnmcalabcbjgholdjcjblkibolbppb/7.5.1_0", 1, false, ["all-sites", "clipboard-read", "cookies"]),
     row(null, "desktop-app", "system", "lm-studio", "LM Studio", null, "lm-studio", [], "/usr/share/applications/lm-studio.desktop", 15, true),
   ];
 }

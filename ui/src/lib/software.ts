@@ -21,25 +21,6 @@ export function kindLabel(kind: string, { t }: Pick<I18n, "t">): string {
   return (KINDS as readonly string[]).includes(kind) ? t(`software.kind.${kind}` as MessageKey) : kind;
 }
 
-/** Rights that reach far: every site, the clipboard, actions without asking, the network. */
-const BROAD = new Set([
-  "all-sites",
-  "clipboard-read",
-  "cookies",
-  "debugger",
-  "native-messaging",
-  "history",
-  "listen:network",
-  "workspace-trust-off",
-  "sandbox:full-access",
-  "auto-approve:all-tools",
-  "auto-run:all-commands",
-]);
-
-export function isBroad(right: string): boolean {
-  return BROAD.has(right) || right.startsWith("auto-run:") || right.startsWith("auto-approve:");
-}
-
 /** Heads of `head:value` rights with a label of their own. */
 const VALUED = ["site", "env", "path", "command", "package", "url", "header", "model", "api", "auto-run", "auto-approve", "allow", "folder", "sandbox", "listen"] as const;
 /** Whole rights with a label of their own. */

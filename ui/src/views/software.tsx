@@ -13,7 +13,7 @@ import { catalog, inventory } from "../ipc/commands";
 import type { InventoryRow } from "../ipc/gen/InventoryRow";
 import { isForbidden } from "../lib/errors";
 import { formatDateTime, formatNumber } from "../lib/format";
-import { destination, hostLabel, isBroad, kindLabel, KINDS, matchesRow, rightLabel } from "../lib/software";
+import { destination, hostLabel, kindLabel, KINDS, matchesRow, rightLabel } from "../lib/software";
 import { useCommand } from "../lib/useCommand";
 
 const rowKey = (r: InventoryRow) => `${r.uid ?? "system"}|${r.kind}|${r.host}|${r.key}`;
@@ -60,7 +60,8 @@ export function SoftwareView({ everyone, refresh = 0 }: { everyone: boolean; ref
     {
       header: t("software.col.rights"),
       cell: (r) => {
-        const broad = r.rights.filter(isBroad).length;
+        // The agent says which rights are broad (`InventoryRow::broad`).
+        const broad = r.broad.length;
         return r.rights.length === 0 ? (
           <span class="muted">{t("software.noRights")}</span>
         ) : (
@@ -155,9 +156,9 @@ function SoftwareDetail({ row: r, names }: { row: InventoryRow; names: Map<strin
             ) : (
               <ul class="plain" data-testid="software-rights">
                 {r.rights.map((right) => (
-                  <li key={right} class={isBroad(right) ? "right-broad" : undefined} title={right}>
+                  <li key={right} class={r.broad.includes(right) ? "right-broad" : undefined} title={right}>
                     {rightLabel(right, i18n)}
-                    {isBroad(right) && <span class="badge badge-warn">{t("software.broad")}</span>}
+                    {r.broad.includes(right) && <span class="badge badge-warn">{t("software.broad")}</span>}
                   </li>
                 ))}
               </ul>

@@ -116,7 +116,9 @@ impl Item {
     }
 }
 
-/// A find as stored, with when it was first and last seen (µs since the epoch).
+/// A find as stored, with when it was first and last seen (µs since the
+/// epoch) and which of its rights are broad ([`is_broad_right`]: said by
+/// the agent, so that the console marks the same ones).
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryRow {
@@ -124,6 +126,14 @@ pub struct InventoryRow {
     pub item: Item,
     pub first_seen: i64,
     pub last_seen: i64,
+    pub broad: Vec<String>,
+}
+
+impl InventoryRow {
+    pub fn new(item: Item, first_seen: i64, last_seen: i64) -> Self {
+        let broad = item.rights.iter().filter(|r| is_broad_right(r)).cloned().collect();
+        Self { item, first_seen, last_seen, broad }
+    }
 }
 
 /// What changed between two scans.
@@ -245,8 +255,8 @@ pub fn service_for<'c>(catalog: &'c Catalog, kind: Kind, key: &str) -> Option<&'
 
 /// Rights that reach far: every site, the clipboard, cookies, actions run
 /// without asking, a full-access sandbox, a server open to the network. The
-/// console marks the same (`ui/src/lib/software.ts`, `isBroad`) and the
-/// periodic review lists the finds holding one for recertification (R35).
+/// console marks them (`InventoryRow::broad`) and the periodic review lists
+/// the finds holding one for recertification (R35).
 pub fn is_broad_right(right: &str) -> bool {
     matches!(
         right,

@@ -68,60 +68,27 @@ impl Store {
              FROM inventory WHERE (?1 IS NULL OR uid = ?1) ORDER BY uid, kind, host, key",
         )?;
         let rows = stmt.query_map(params![uid], |row| {
-            let uid: i64 = row.get(0)?;
-            let kind: String = row.get(1)?;
+            // A kind from a newer agent: skipped.
+            let Some(kind) = Kind::parse(&row.get::<_, String>(1)?) else { return Ok(None) };
             let rights: String = row.get(10)?;
-            Ok((
-                uid,
+            let item = Item {
                 kind,
-                rights,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                row.get(6)?,
-                row.get(7)?,
-                row.get(8)?,
-                row.get(9)?,
-                row.get(11)?,
-                row.get(12)?,
-            ))
+                host: row.get(2)?,
+                key: row.get(3)?,
+                user: row.get(4)?,
+                name: row.get(5)?,
+                version: row.get(6)?,
+                path: row.get(7)?,
+                service_id: row.get(8)?,
+                local: row.get(9)?,
+                uid: u32::try_from(row.get::<_, i64>(0)?).ok(),
+                rights: serde_json::from_str(&rights).unwrap_or_default(),
+            };
+            Ok(Some(InventoryRow::new(item, row.get(11)?, row.get(12)?)))
         })?;
         let mut found = Vec::new();
         for row in rows {
-            let (
-                uid,
-                kind,
-                rights,
-                host,
-                key,
-                user,
-                name,
-                version,
-                path,
-                service_id,
-                local,
-                first_seen,
-                last_seen,
-            ) = row?;
-            let Some(kind) = Kind::parse(&kind) else { continue };
-            found.push(InventoryRow {
-                item: Item {
-                    kind,
-                    host,
-                    key,
-                    name,
-                    version,
-                    uid: u32::try_from(uid).ok(),
-                    user,
-                    path,
-                    service_id,
-                    local,
-                    rights: serde_json::from_str(&rights).unwrap_or_default(),
-                },
-                first_seen,
-                last_seen,
-            });
+            found.extend(row?);
         }
         Ok(found)
     }

@@ -2,9 +2,11 @@
 import type { Kind } from "./Kind";
 
 /**
- * A find as stored, with when it was first and last seen (µs since the epoch).
+ * A find as stored, with when it was first and last seen (µs since the
+ * epoch) and which of its rights are broad ([`is_broad_right`]: said by
+ * the agent, so that the console marks the same ones).
  */
-export type InventoryRow = { first_seen: number, last_seen: number, kind: Kind, 
+export type InventoryRow = { first_seen: number, last_seen: number, broad: Array<string>, kind: Kind, 
 /**
  * Where it lives: the browser, editor or agent (`google-chrome`,
  * `firefox`, `vscode`, `claude-desktop`…), or `system`.

@@ -164,6 +164,7 @@ fn a_user_reads_only_their_own_ai_software() {
     };
     let alice = peer(1000, false);
     let own = handle(&console.state, &alice, Request::Inventory(InventoryParams::default())).unwrap();
+    assert_eq!(own[0]["broad"], json!(["all-sites"]), "the agent says which rights are broad");
     assert_eq!(keys(own), ["mine"]);
     let other = handle(&console.state, &alice, Request::Inventory(InventoryParams { uid: Some(1001) }));
     assert_eq!(other.unwrap_err().code, "forbidden");
