@@ -324,6 +324,13 @@ fn enforcement_through_the_local_resolver_and_the_console_socket() {
     assert!(forbidden(OTHER, "events", "{\"uid\":65534}").contains("admin group"));
     assert!(forbidden(OTHER, "journal", "null").contains("admin group"));
     assert!(forbidden(OTHER, "aggregates", "null").contains("admin group"));
+    // The AI software of another user, or everyone's: the security team's.
+    assert!(forbidden(OTHER, "inventory", "{\"uid\":65534}").contains("admin group"));
+    let own_software = request(&lab, &socket, OTHER, "inventory", "null").unwrap();
+    assert!(
+        own_software.as_array().unwrap().iter().all(|row| row["uid"].as_u64() == OTHER.parse().ok()),
+        "{own_software}"
+    );
     let wait_stored = |uid: &str, at_least: usize| {
         wait_for(Duration::from_secs(5), || {
             request(&lab, &socket, uid, "events", "null")
