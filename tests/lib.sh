@@ -4,6 +4,30 @@
 # Each step with the seconds since the script started: where CI time goes.
 log() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 
+# Free space where target/ lives, in GiB.
+disk_free_gib() {
+    local dir=${CARGO_TARGET_DIR:-$PWD/target}
+    mkdir -p "$dir"
+    df -P -BG "$dir" | awk 'NR == 2 { sub("G", "", $4); print $4 }'
+}
+
+# One line a step, so that a CI log shows where the disk went.
+disk_report() {
+    echo "disk: $(disk_free_gib) GiB free ($*); target/ uses $(du -sh "${CARGO_TARGET_DIR:-$PWD/target}" 2>/dev/null | cut -f1)"
+}
+
+# Removes a build folder this run no longer needs when the disk runs low
+# (under VIGIE_DISK_LOW_GIB, 20 by default); kept otherwise, so that the
+# next local run does not rebuild it.
+disk_free_if_low() {
+    local free
+    free=$(disk_free_gib)
+    if [ "$free" -lt "${VIGIE_DISK_LOW_GIB:-20}" ]; then
+        echo "disk: ${free} GiB free: removing $*"
+        rm -rf "$@"
+    fi
+}
+
 # apt-get install only what is missing; `apt-get update` at most once.
 apt_ensure() {
     local missing=()

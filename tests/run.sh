@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib.sh
 export CARGO_TERM_COLOR=never
+# A run from a clean clone gains nothing from incremental caches, and they
+# about double target/: a CI machine ran out of disk with them.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 FUZZ_SECONDS=${FUZZ_SECONDS:-8}
+disk_report "at start"
 
 rust_ensure
 # Live tests: namespaces, real clients (curl, dig, headless Chromium), dnsmasq
@@ -94,14 +98,20 @@ for target in $(cargo fuzz list --fuzz-dir agent/fuzz); do
     echo "$target: $(grep -E '^Done' "$work/$target.log" || echo ok)"
 done
 unset RUSTC_BOOTSTRAP
+# The fuzzers' sanitizer build is not used again in this run.
+disk_free_if_low agent/fuzz/target
 
 log "tests"
 cargo test --workspace --locked 2>&1 | tee "$work/tests.log"
 # One closing line for the whole suite.
 awk '/^test result:/ { p += $4; f += $6 } END { print "tests: " p " passed, " f " failed" }' "$work/tests.log"
 
+disk_report "after the tests"
+
 log "SIEM documents against the published OCSF and ECS schemas (tests/siem)"
 bash tests/siem/validate.sh
 
 log "the Debian packages on a booted Debian 12 (systemd-nspawn)"
+# The packages are release builds: the debug build is not used again.
+disk_free_if_low "${CARGO_TARGET_DIR:-$PWD/target}/debug"
 bash tests/system/debian-packages.sh
