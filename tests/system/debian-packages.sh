@@ -22,7 +22,7 @@ apt_ensure debootstrap systemd-container iproute2 dnsmasq-base openssl python3
 [ "${VIGIE_PACKAGES_BUILT:-}" = 1 ] || packages_build
 # --- the machine's root file system, cached -----------------------------------
 includes=systemd,systemd-sysv,dbus,dbus-user-session,iptables,nftables,iproute2,dnsutils,curl,ca-certificates,procps,passwd
-includes+=,libwebkit2gtk-4.1-0,libayatana-appindicator3-1
+includes+=,libwebkit2gtk-4.1-0,libayatana-appindicator3-1,systemd-resolved
 cache_dir=${CARGO_TARGET_DIR:-$PWD/target}/system
 rootfs_tar=$cache_dir/bookworm-$(echo "$includes" | sha256sum | cut -c1-12).tar
 if [ ! -s "$rootfs_tar" ]; then
@@ -152,6 +152,10 @@ server_pids+=($!)
 mkdir -p "$root"
 tar -C "$root" -xf "$rootfs_tar"
 echo vigie-ws >"$root/etc/hostname"
+# A plain resolv.conf first (Debian's default); systemd-resolved, which the
+# machine has, is switched on later for its own checks.
+systemctl --root="$root" --quiet disable systemd-resolved.service
+rm -f "$root/etc/resolv.conf"
 printf 'nameserver 10.77.0.1\n' >"$root/etc/resolv.conf"
 cp "$agent_deb" "$root/root/vigie-agent.deb"
 [ -n "$console_deb" ] && cp "$console_deb" "$root/root/vigie-console.deb"
@@ -399,16 +403,50 @@ in_machine systemctl reset-failed vigie-agent
 in_machine systemctl start vigie-agent
 check "the store back at its version, the agent starts" eventually 15 agent_active
 
+# --- systemd-resolved: the agent in front of its stub --------------------------------
+log "DNS under systemd-resolved"
+in_machine vigie-agent dns on >/dev/null
+in_machine vigie-agent dns off >/dev/null
+check "dns off: /etc/resolv.conf is back as it was" test "$(in_machine cat /etc/resolv.conf)" = "$before_resolv"
+# As Ubuntu and Debian's systemd-resolved package set a workstation up: the
+# network's server per link (as DHCP gives it), resolv.conf a link to the stub.
+in_machine systemctl enable --quiet --now systemd-resolved
+in_machine resolvectl dns "vw$$" 10.77.0.1
+in_machine ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
+check "resolved: names resolve through its stub" eventually 10 bash -c "[ \"\$(nsenter --target $leader --all -- dig +short +time=2 +tries=1 example.org)\" = 10.77.0.1 ]"
+dns_on_out=$(in_machine vigie-agent dns on 2>&1) || fail "resolved: dns on ($dns_on_out)"
+check "resolved: \`dns on\` says it replaced resolved's link" contains "$dns_on_out" "systemd-resolved"
+nameservers() { in_machine awk '$1 == "nameserver" { print $2 }' /etc/resolv.conf | paste -sd, -; }
+check "resolved: /etc/resolv.conf is a file asking the agent, then resolved's stub ($(nameservers))" \
+    test "$(nameservers)" = 127.0.0.153,127.0.0.53
+in_machine systemctl restart vigie-agent
+check "resolved: the agent is back under its unit" eventually 15 agent_active
+check "resolved: a blocked name resolves to nothing" test "$(dig_answer chatgpt.com)" = 0.0.0.0
+check "resolved: another name goes through the agent and the stub to the link's server" \
+    test "$(dig_answer example.org)" = 10.77.0.1
+asked_by_dig() {
+    in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | python3 -c '
+import json, sys
+sys.exit(not any(e.get("protocol") == "dns" and e.get("service_id") == "chatgpt" and e.get("program") == "dig"
+                 for e in json.load(sys.stdin)))'
+}
+check "resolved: the blocked lookup is attributed to dig, not to systemd-resolved" eventually 10 asked_by_dig
+moves_before=$(tamper_count dns-moved-away)
+in_machine ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
+one_more_move() { [ "$(tamper_count dns-moved-away)" -gt "$moves_before" ]; }
+check "resolved: resolv.conf linked back to the stub is recorded (tamper:dns-moved-away)" eventually 10 one_more_move
+in_machine vigie-agent dns on >/dev/null
+
 # --- remove, purge --------------------------------------------------------------------
 log "remove and purge"
-in_machine vigie-agent dns on >/dev/null
 # What a killed agent of an earlier version left in the kernel: the
 # package's clean-up removes it too.
 in_machine sh -c 'nft add table inet vigie; nft add chain inet vigie output; iptables -w -t mangle -N VIGIE; iptables -w -t mangle -I OUTPUT -j VIGIE'
 remove_out=$(in_machine apt-get remove -y vigie-agent 2>&1) || { echo "$remove_out" >&2; fail "apt remove"; }
 check "remove: the agent is stopped" agent_inactive
 check "remove: every packet rule is gone" no_rules
-check "remove: /etc/resolv.conf is back as it was" test "$(in_machine cat /etc/resolv.conf)" = "$before_resolv"
+check "remove: /etc/resolv.conf is back as it was, a link to resolved's stub" \
+    test "$(in_machine readlink /etc/resolv.conf)" = ../run/systemd/resolve/stub-resolv.conf
 check "remove: the events are kept" in_machine test -s /var/lib/vigie/events.db
 downgrade=$(in_machine apt-get install -y --allow-downgrades /root/vigie-agent.deb 2>&1) &&
     fail "after remove, a downgrade onto the kept store is refused" ||

@@ -30,17 +30,34 @@ pub(crate) fn dns(action: DnsAction, config: Option<&Path>) -> Result<()> {
                 std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
             }
             if dns.point(resolver)? {
-                format!(
-                    "{} now asks the agent ({resolver}) first; the previous file is kept in {}\n",
-                    dns.resolv_conf.display(),
-                    dns.saved.display()
-                )
+                match dns.saved_link_target() {
+                    Some(target) => format!(
+                        "{} was a link to {} (systemd-resolved): it is now a file that asks the agent \
+                         ({resolver}) first and resolved's stub after it; the agent forwards to the stub. \
+                         `vigie-agent dns off` puts the link back\n",
+                        dns.resolv_conf.display(),
+                        target.display()
+                    ),
+                    None => format!(
+                        "{} now asks the agent ({resolver}) first; the previous file is kept in {}\n",
+                        dns.resolv_conf.display(),
+                        dns.saved.display()
+                    ),
+                }
             } else {
                 format!("{} already asks the agent ({resolver}) first\n", dns.resolv_conf.display())
             }
         }
         DnsAction::Off => {
+            let link = dns.saved_link_target();
             if dns.restore()? {
+                if let Some(target) = link {
+                    return print(&format!(
+                        "{} is back as it was before `dns on`: a link to {}\n",
+                        dns.resolv_conf.display(),
+                        target.display()
+                    ));
+                }
                 format!("{} is back as it was before `dns on`\n", dns.resolv_conf.display())
             } else {
                 "nothing to put back: `dns on` changed nothing here\n".to_owned()
