@@ -19,6 +19,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_alerts.sql"),
     include_str!("../migrations/0004_answers.sql"),
     include_str!("../migrations/0005_inventory.sql"),
+    include_str!("../migrations/0006_recertifications.sql"),
 ];
 
 /// Any number above this sits in one advisory lock shared by every
@@ -700,31 +701,103 @@ pub async fn list_agents(pool: &Pool) -> Result<Vec<serde_json::Value>> {
     rows.iter().map(|r| serde_json::from_str(r.get::<_, &str>(0)).context("agent row")).collect()
 }
 
+/// A find's handle for `vigie-collector recertify`: the first 16 hex digits
+/// of an MD5 over its identity (agent, uid, kind, host, key), so that the
+/// list can name it without showing the agent id or the uid.
+pub(crate) const FIND_ID: &str =
+    "left(md5(concat_ws(chr(31), i.agent_id::text, i.uid::text, i.kind, i.host, i.key)), 16)";
+
+/// Which finds `list_inventory` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventoryFilter {
+    All,
+    /// Holding a broad right: the recertification list.
+    Broad,
+    /// Holding a broad right on which no decision was taken yet.
+    Pending,
+}
+
+/// A recertification decision, as listed and exported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Decision {
+    pub right: String,
+    pub decision: String,
+    pub by: String,
+    pub at: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// The latest decision on each right of each find, by find handle.
+pub(crate) async fn latest_decisions(
+    client: &deadpool_postgres::Client,
+) -> Result<std::collections::HashMap<String, Vec<Decision>>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT DISTINCT ON (r.agent_id, r.uid, r.kind, r.host, r.key, r.right_held)
+                    {}, r.right_held, r.decision, r.decided_by,
+                    to_char(r.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), r.note
+                 FROM recertifications r
+                 ORDER BY r.agent_id, r.uid, r.kind, r.host, r.key, r.right_held, r.decided_at DESC, r.id DESC",
+                FIND_ID.replace("i.", "r.")
+            ),
+            &[],
+        )
+        .await?;
+    let mut by_find: std::collections::HashMap<String, Vec<Decision>> = std::collections::HashMap::new();
+    for r in &rows {
+        by_find.entry(r.get(0)).or_default().push(Decision {
+            right: r.get(1),
+            decision: r.get(2),
+            by: r.get(3),
+            at: r.get(4),
+            note: r.get(5),
+        });
+    }
+    Ok(by_find)
+}
+
 /// The fleet's AI software (revoked workstations left out), users as
-/// pseudonyms; with `broad`, only the finds holding a broad right.
+/// pseudonyms, each find with its handle and the latest decision on each
+/// of its rights.
 pub async fn list_inventory(
     pool: &Pool,
     pseudonyms: &vigie_core::siem::Pseudonyms,
-    broad: bool,
+    filter: InventoryFilter,
 ) -> Result<Vec<serde_json::Value>> {
     let client = pool.get().await?;
     let rows = client
         .query(
-            "SELECT a.hostname, a.grp, i.username, i.uid, i.kind, i.host, i.key, i.name, i.version, i.service_id,
-                i.local, i.rights, to_char(i.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
-             FROM inventory i JOIN agents a ON a.id = i.agent_id
-             WHERE a.revoked_at IS NULL
-             ORDER BY a.grp, a.hostname, i.uid, i.kind, i.key",
+            &format!(
+                "SELECT a.hostname, a.grp, i.username, i.uid, i.kind, i.host, i.key, i.name, i.version, i.service_id,
+                    i.local, i.rights, to_char(i.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    {FIND_ID}
+                 FROM inventory i JOIN agents a ON a.id = i.agent_id
+                 WHERE a.revoked_at IS NULL
+                 ORDER BY a.grp, a.hostname, i.uid, i.kind, i.key"
+            ),
             &[],
         )
         .await?;
+    let decisions = latest_decisions(&client).await?;
     let mut found = Vec::with_capacity(rows.len());
     for r in &rows {
         let rights: Vec<String> = r.get(11);
         let broad_rights: Vec<&String> =
             rights.iter().filter(|x| vigie_core::inventory::is_broad_right(x)).collect();
-        if broad && broad_rights.is_empty() {
-            continue;
+        let find: String = r.get(13);
+        // Decisions on rights the find still holds; a right it lost needs none.
+        let decided: Vec<&Decision> = decisions
+            .get(&find)
+            .map(|all| all.iter().filter(|d| rights.contains(&d.right)).collect())
+            .unwrap_or_default();
+        let pending: Vec<&&String> =
+            broad_rights.iter().filter(|right| !decided.iter().any(|d| &&d.right == *right)).collect();
+        match filter {
+            InventoryFilter::Broad if broad_rights.is_empty() => continue,
+            InventoryFilter::Pending if pending.is_empty() => continue,
+            _ => {}
         }
         let (user, uid): (Option<String>, i64) = (r.get(2), r.get(3));
         let who = match user.filter(|u| !u.is_empty()) {
@@ -745,9 +818,70 @@ pub async fn list_inventory(
             "rights": rights,
             "broad": broad_rights,
             "received_at": r.get::<_, String>(12),
+            "find": find,
+            "decisions": decided,
+            "pending": pending,
         }));
     }
     Ok(found)
+}
+
+/// Records a decision on one right of one find (named by its handle), and
+/// the event that carries it to the export destinations, in one
+/// transaction. `Ok(None)` when no find has that handle or it does not
+/// hold that right.
+pub async fn recertify(
+    pool: &Pool,
+    find: &str,
+    right: &str,
+    decision: &str,
+    by: &str,
+    note: &str,
+) -> Result<Option<Decision>> {
+    anyhow::ensure!(matches!(decision, "keep" | "remove"), "a decision is keep or remove, not {decision:?}");
+    let clean =
+        |text: &str, max: usize| -> String { text.chars().filter(|c| !c.is_control()).take(max).collect() };
+    let (by, note) = (clean(by, 128), clean(note, 1000));
+    anyhow::ensure!(!by.trim().is_empty(), "who decides must be named");
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT i.agent_id, i.uid, i.kind, i.host, i.key, a.hostname, i.name, i.service_id, i.username
+                 FROM inventory i JOIN agents a ON a.id = i.agent_id
+                 WHERE {FIND_ID} = $1 AND $2 = ANY(i.rights)"
+            ),
+            &[&find, &right],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (agent, uid, kind, host, key): (Uuid, i64, String, String, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+    let (hostname, name, service, user): (String, String, Option<String>, Option<String>) =
+        (row.get(5), row.get(6), row.get(7), row.get(8));
+    let at: String = tx
+        .query_one(
+            "INSERT INTO recertifications
+                (agent_id, uid, kind, host, key, hostname, name, service_id, right_held, decision, decided_by, note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             RETURNING to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            &[&agent, &uid, &kind, &host, &key, &hostname, &name, &service, &right, &decision, &by, &note],
+        )
+        .await?
+        .get(0);
+    // The decision as an event of the workstation it is about: name the
+    // software, protocol its kind, dst the right, src who decided.
+    tx.execute(
+        "INSERT INTO events (agent_id, event_id, ts, source, name, service_id, service_name, category, vendor,
+            action, rule_id, policy_version, protocol, src, dst, ech, uid, username, repeats)
+         VALUES ($1, gen_random_uuid(), now(), 'review', $2, coalesce($3, ''), '', 'review', '', $4,
+            'recertification:' || $4, '', $5, $6, $7, false, nullif($8::bigint, -1), $9, 1)",
+        &[&agent, &key, &service, &decision, &kind, &by, &right, &uid, &user],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(Decision { right: right.to_owned(), decision: decision.to_owned(), by, at, note }))
 }
 
 /// Publishes a verified bundle; refuses a version not above the latest.

@@ -307,6 +307,7 @@ fn message_id(row: &Row) -> &'static str {
     match row.category.as_str() {
         "tamper" => "tamper",
         "alert" => "alert",
+        "review" => "review",
         _ if row.source == "clipboard" => "clipboard",
         _ => "decision",
     }
@@ -395,6 +396,11 @@ fn fields(row: &Row) -> Vec<(&'static str, &'static str, String)> {
     if let Some(path) = &row.program_path {
         fields.push(("cs3", "exePath", path.clone()));
     }
+    if row.category == "review" {
+        // A recertification decision: the right, and who decided.
+        fields.push(("cs4", "right", row.dst.clone()));
+        fields.push(("cs6", "decidedBy", row.src.clone()));
+    }
     fields
 }
 
@@ -418,8 +424,12 @@ pub fn message(row: &Row, format: Format, enterprise_number: u32) -> String {
                 cef_header(&row.rule_id),
                 cef_header(&format!("{} {} {}", row.action, row.service_name, row.name)),
             );
-            let labels = "cs1Label=rule cs2Label=policyVersion cs3Label=programPath cs5Label=serviceId";
-            let mut extension = vec![labels.to_owned()];
+            let mut labels =
+                "cs1Label=rule cs2Label=policyVersion cs3Label=programPath cs5Label=serviceId".to_owned();
+            if row.category == "review" {
+                labels.push_str(" cs4Label=right cs6Label=decidedBy");
+            }
+            let mut extension = vec![labels];
             for (key, _, value) in fields(row) {
                 extension.push(format!("{key}={}", cef_value(&value)));
             }
@@ -481,7 +491,7 @@ async fn next_rows(pool: &Pool, cursor: &Cursor, limit: i64) -> Result<Vec<(Curs
             "SELECT e.tx::text::bigint, e.agent_id, e.event_id, coalesce(a.hostname, ''),
                 (extract(epoch from e.ts) * 1000000)::bigint, e.source, e.name, e.service_id, e.service_name,
                 e.category, e.vendor, e.action, e.rule_id, e.policy_version, e.pid, e.program, e.program_path,
-                e.uid, e.username, e.repeats, e.protocol, e.dst
+                e.uid, e.username, e.repeats, e.protocol, e.dst, e.src
              FROM events e LEFT JOIN agents a ON a.id = e.agent_id
              WHERE (e.tx, e.agent_id, e.event_id) > ($1::text::xid8, $2, $3)
                AND e.tx < pg_snapshot_xmin(pg_current_snapshot())
@@ -516,6 +526,7 @@ async fn next_rows(pool: &Pool, cursor: &Cursor, limit: i64) -> Result<Vec<(Curs
                 repeats: r.get(19),
                 protocol: r.get(20),
                 dst: r.get(21),
+                src: r.get(22),
             };
             (position, row)
         })

@@ -26,6 +26,25 @@ struct Cli {
     command: Command,
 }
 
+/// The review's verdict on one right.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RecertifyDecision {
+    /// The right stays: recertified.
+    Keep,
+    /// The right is to be taken away (the extension removed, the setting
+    /// turned off); the next inventory shows whether it was.
+    Remove,
+}
+
+impl RecertifyDecision {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Keep => "keep",
+            Self::Remove => "remove",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ReportFormat {
     Html,
@@ -73,13 +92,39 @@ enum Command {
     /// The fleet's AI software as the agents last sent it (JSON lines, one
     /// find each): workstation, user's pseudonym, kind, software, version,
     /// the service it sends data to, its rights and the broad ones (R35).
+    ///
+    /// Each find has a handle (`find`), the latest decision on each of its
+    /// rights (`decisions`) and its broad rights not decided yet (`pending`).
     Inventory {
         /// Only the finds holding a broad right: the recertification list.
         #[arg(long)]
         broad: bool,
+        /// Only the finds holding a broad right not decided yet: what the
+        /// review has left to do.
+        #[arg(long, conflicts_with = "broad")]
+        pending: bool,
         /// Key of the users' pseudonyms, as for `report`.
         #[arg(long)]
         pseudonym_key: Option<PathBuf>,
+    },
+    /// Record the review's decision on one right of one find (R35): kept,
+    /// or to be removed. Stored with who decided and when, listed by
+    /// `inventory` and the periodic review, and exported as an event.
+    Recertify {
+        /// The find's handle, as `inventory` prints it (`find`).
+        find: String,
+        /// The right, exactly as `inventory` lists it (e.g. `<all_urls>`).
+        #[arg(long)]
+        right: String,
+        #[arg(long, value_enum)]
+        decision: RecertifyDecision,
+        /// Who decides; by default the user who ran the command (sudo's
+        /// caller under sudo).
+        #[arg(long)]
+        by: Option<String>,
+        /// Why, for the next review.
+        #[arg(long, default_value = "")]
+        note: String,
     },
     /// List the enrolled agents (JSON lines).
     Agents,
@@ -224,15 +269,38 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Inventory { broad, pseudonym_key } => {
+        Command::Inventory { broad, pending, pseudonym_key } => {
             let pseudonyms = vigie_core::siem::Pseudonyms::new(pseudonym_key_from(pseudonym_key.as_deref())?);
             let config = config(&cli)?;
+            let filter = match (broad, pending) {
+                (_, true) => db::InventoryFilter::Pending,
+                (true, _) => db::InventoryFilter::Broad,
+                _ => db::InventoryFilter::All,
+            };
             let rows = runtime()?.block_on(async {
-                db::list_inventory(&db::pool(&config.database, 2)?, &pseudonyms, *broad).await
+                db::list_inventory(&db::pool(&config.database, 2)?, &pseudonyms, filter).await
             })?;
             for row in rows {
                 print(&row.to_string());
             }
+            Ok(())
+        }
+        Command::Recertify { find, right, decision, by, note } => {
+            let by = match by {
+                Some(by) => by.clone(),
+                None => std::env::var("SUDO_USER")
+                    .or_else(|_| std::env::var("USER"))
+                    .context("who decides: give --by (no SUDO_USER or USER here)")?,
+            };
+            let config = config(&cli)?;
+            let decided = runtime()?.block_on(async {
+                db::recertify(&db::pool(&config.database, 2)?, find, right, decision.as_str(), &by, note)
+                    .await
+            })?;
+            let Some(decided) = decided else {
+                bail!("no find {find} holding the right {right:?}: see `vigie-collector inventory --broad`");
+            };
+            print(&serde_json::to_string(&decided)?);
             Ok(())
         }
         Command::Agents => {

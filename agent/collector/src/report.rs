@@ -119,11 +119,22 @@ pub struct ReportData {
     /// widespread first: kind, name, service, workstations, users, the broad
     /// rights any copy holds.
     pub software: Vec<SoftwareLine>,
-    /// Finds holding a broad right, to recertify (R35): workstation,
-    /// pseudonym, kind, name, service, its broad rights. At most
+    /// Finds holding a broad right, to recertify (R35). At most
     /// [`MAX_RECERTIFY`], and how many there were.
-    pub recertify: Vec<[String; 6]>,
+    pub recertify: Vec<RecertifyLine>,
     pub recertify_total: usize,
+}
+
+/// A find holding a broad right, and what the review decided about each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecertifyLine {
+    pub host: String,
+    pub pseudonym: String,
+    pub kind: String,
+    pub name: String,
+    pub service: String,
+    /// Each broad right, with the latest decision on it if any.
+    pub rights: Vec<(String, Option<crate::db::Decision>)>,
 }
 
 /// One software of the fleet, in the periodic review.
@@ -223,7 +234,7 @@ pub async fn gather(pool: &Pool, period: Period, pseudonyms: &Pseudonyms) -> Res
             "SELECT GROUPING(program, username, agent_id)::int, program, username, agent_id::text, sum(repeats)::bigint
              FROM events
              WHERE ts >= $1::text::timestamptz AND ts < $2::text::timestamptz
-               AND category NOT IN ('tamper', 'alert')
+               AND category NOT IN ('tamper', 'alert', 'review')
              GROUP BY GROUPING SETS ((program), (username), (agent_id))",
             &[&start, &end],
         )
@@ -370,14 +381,18 @@ async fn gather_inventory(
     use std::collections::BTreeSet;
     let rows = client
         .query(
-            "SELECT a.hostname, i.username, i.uid, i.kind, i.key, i.name,
-                coalesce(i.service_id, CASE WHEN i.local THEN 'local' ELSE '' END), i.rights
-             FROM inventory i JOIN agents a ON a.id = i.agent_id
-             WHERE a.revoked_at IS NULL
-             ORDER BY a.hostname, i.username, i.kind, i.key",
+            &format!(
+                "SELECT a.hostname, i.username, i.uid, i.kind, i.key, i.name,
+                    coalesce(i.service_id, CASE WHEN i.local THEN 'local' ELSE '' END), i.rights, {}
+                 FROM inventory i JOIN agents a ON a.id = i.agent_id
+                 WHERE a.revoked_at IS NULL
+                 ORDER BY a.hostname, i.username, i.kind, i.key",
+                crate::db::FIND_ID
+            ),
             &[],
         )
         .await?;
+    let mut decisions = crate::db::latest_decisions(client).await?;
     #[derive(Default)]
     struct Seen {
         name: String,
@@ -409,7 +424,15 @@ async fn gather_inventory(
         }
         seen.broad.extend(broad.iter().cloned());
         if !broad.is_empty() {
-            recertify.push([host, who, kind, name, service, broad.join(", ")]);
+            let decided = decisions.remove(&row.get::<_, String>(8)).unwrap_or_default();
+            let rights = broad
+                .into_iter()
+                .map(|right| {
+                    let decision = decided.iter().find(|d| d.right == right).cloned();
+                    (right, decision)
+                })
+                .collect();
+            recertify.push(RecertifyLine { host, pseudonym: who, kind, name, service, rights });
         }
     }
     let mut software: Vec<SoftwareLine> = by_software
@@ -943,14 +966,33 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
     let recertify: Vec<Vec<String>> = data
         .recertify
         .iter()
-        .map(|[host, who, kind, name, service, broad]| {
+        .map(|line| {
+            let rights: Vec<String> = line.rights.iter().map(|(right, _)| right.clone()).collect();
+            let decisions: Vec<String> = line
+                .rights
+                .iter()
+                .map(|(right, decision)| match decision {
+                    Some(d) => format!(
+                        "{right} : {} ({}, {})",
+                        if d.decision == "keep" {
+                            t("conservé", "kept")
+                        } else {
+                            t("à retirer", "to remove")
+                        },
+                        d.by,
+                        d.at.get(..10).unwrap_or(&d.at)
+                    ),
+                    None => format!("{right} : {}", t("à décider", "to decide")),
+                })
+                .collect();
             vec![
-                host.clone(),
-                who.clone(),
-                kind_name(kind),
-                name.clone(),
-                service_name(service),
-                broad.clone(),
+                line.host.clone(),
+                line.pseudonym.clone(),
+                kind_name(&line.kind),
+                line.name.clone(),
+                service_name(&line.service),
+                rights.join(", "),
+                decisions.join(" ; "),
             ]
         })
         .collect();
@@ -979,12 +1021,12 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
         ),
         t("À recertifier", "To recertify"),
         t(
-            "Chaque logiciel qui détient un droit étendu (tous les sites, le presse-papiers, des actions sans confirmation, un accès complet, un serveur ouvert au réseau) : à confirmer ou à retirer avec son utilisateur (pseudonymisé).",
-            "Every find holding a broad right (every site, the clipboard, actions without asking, full access, a server open to the network): to confirm or remove with its user (pseudonymised)."
+            "Chaque logiciel qui détient un droit étendu (tous les sites, le presse-papiers, des actions sans confirmation, un accès complet, un serveur ouvert au réseau) : à confirmer ou à retirer avec son utilisateur (pseudonymisé). La décision sur chaque droit, qui l'a prise et quand, est enregistrée par « vigie-collector recertify » et exportée.",
+            "Every find holding a broad right (every site, the clipboard, actions without asking, full access, a server open to the network): to confirm or remove with its user (pseudonymised). The decision on each right, who took it and when, is recorded by `vigie-collector recertify` and exported."
         ),
         more,
         table(
-            &[t("Poste", "Workstation"), t("Pseudonyme", "Pseudonym"), t("Type", "Kind"), t("Logiciel", "Software"), t("Envoie à", "Sends to"), t("Droits étendus", "Broad rights")],
+            &[t("Poste", "Workstation"), t("Pseudonyme", "Pseudonym"), t("Type", "Kind"), t("Logiciel", "Software"), t("Envoie à", "Sends to"), t("Droits étendus", "Broad rights"), t("Décision", "Decision")],
             &recertify,
             t("Aucun logiciel ne détient de droit étendu.", "No software holds a broad right.")
         )
@@ -994,8 +1036,8 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
         "<section class=\"gap\"><h2>{}</h2><p>{}</p></section>",
         t("Ce que ce rapport ne montre pas encore", "What this report does not show yet"),
         t(
-            "La décision sur chaque demande d'exception et sur chaque recertification : Vigie les liste, la décision se prend hors de Vigie.",
-            "The decision on each exception request and each recertification: Vigie lists them, the decision is taken outside Vigie."
+            "La décision sur chaque demande d'exception : Vigie les liste, la décision se prend hors de Vigie.",
+            "The decision on each exception request: Vigie lists them, the decision is taken outside Vigie."
         )
     );
     html.push_str("</body></html>");

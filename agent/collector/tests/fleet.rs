@@ -61,7 +61,7 @@ fn collector_with(extra: &str) -> Collector {
     let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
     let (app, listener) = runtime.block_on(async {
         let pool = db::pool(&config.database, config.pool_size).unwrap();
-        assert_eq!(db::migrate(&pool).await.unwrap(), 5);
+        assert_eq!(db::migrate(&pool).await.unwrap(), 6);
         assert_eq!(db::migrate(&pool).await.unwrap(), 0, "migrations run once");
         let app = Arc::new(server::App::new(pool, issuer, config));
         server::maintain(&app).await.unwrap();
@@ -950,13 +950,46 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
     assert_eq!(c.sql("SELECT count(*) FROM inventory"), "3", "the refused inventory replaced nothing");
     // `vigie-collector inventory`: the fleet-wide list, users as pseudonyms.
     let pseudonyms = vigie_core::siem::Pseudonyms::new(vec![9; 32]);
-    let all = c.runtime.block_on(db::list_inventory(&c.app.pool, &pseudonyms, false)).unwrap();
+    let list = |filter| c.runtime.block_on(db::list_inventory(&c.app.pool, &pseudonyms, filter)).unwrap();
+    let all = list(db::InventoryFilter::All);
     assert_eq!(all.len(), 3);
     assert!(all.iter().all(|r| r["user"].as_str().is_some_and(|u| u.starts_with("p-"))), "{all:?}");
-    let broad = c.runtime.block_on(db::list_inventory(&c.app.pool, &pseudonyms, true)).unwrap();
+    let broad = list(db::InventoryFilter::Broad);
     let keys: Vec<&str> = broad.iter().map(|r| r["key"].as_str().unwrap()).collect();
     assert_eq!(keys, ["saoudrizwan.claude-dev", "127.0.0.1:11434"], "to recertify, by kind");
     assert_eq!(broad[0]["broad"], serde_json::json!(["auto-approve:all-tools"]));
+    assert_eq!(broad[0]["pending"], serde_json::json!(["auto-approve:all-tools"]));
+    assert_eq!(list(db::InventoryFilter::Pending).len(), 2);
+    // `vigie-collector recertify`: the review decides on Cline's auto-approval.
+    let find = broad[0]["find"].as_str().unwrap().to_owned();
+    assert_eq!(find.len(), 16, "a handle, not the agent id or the uid");
+    let recertify = |find: &str, right: &str, decision: &str| {
+        c.runtime.block_on(db::recertify(&c.app.pool, find, right, decision, "rssi\n", "à revoir en juin"))
+    };
+    assert!(recertify(&find, "listen:network", "keep").unwrap().is_none(), "a right this find does not hold");
+    assert!(
+        recertify("0123456789abcdef", "auto-approve:all-tools", "keep").unwrap().is_none(),
+        "no such find"
+    );
+    assert!(recertify(&find, "auto-approve:all-tools", "maybe").is_err(), "keep or remove only");
+    assert_eq!(c.sql("SELECT count(*) FROM recertifications"), "0", "nothing recorded by the refusals");
+    let decided = recertify(&find, "auto-approve:all-tools", "remove").unwrap().unwrap();
+    assert_eq!(
+        (decided.decision.as_str(), decided.by.as_str()),
+        ("remove", "rssi"),
+        "control characters out"
+    );
+    let pending: Vec<String> =
+        list(db::InventoryFilter::Pending).iter().map(|r| r["key"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(pending, ["127.0.0.1:11434"], "decided, so no longer pending");
+    let listed = &list(db::InventoryFilter::Broad)[0];
+    assert_eq!(listed["decisions"][0]["decision"], "remove");
+    assert_eq!(listed["decisions"][0]["note"], "à revoir en juin");
+    // The decision is an event of that workstation, which the exports carry.
+    assert_eq!(
+        c.sql("SELECT action || ' ' || rule_id || ' ' || protocol || ' ' || dst || ' ' || src || ' ' || username FROM events WHERE category = 'review'"),
+        "remove recertification:remove editor-extension auto-approve:all-tools rssi alice"
+    );
     c.sql("UPDATE agents SET version = '0.1.0', mode = 'enforce', last_seen = now()");
     c.sql("INSERT INTO policy_bundles (version, bundle, etag, expires_at, published_at) VALUES (7, '', 'e', now() + interval '30 days', now() - interval '2 days')");
     let data = c
@@ -977,7 +1010,9 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
     assert!(data.recent_answers.iter().all(|a| a.1.starts_with("p-")), "{:?}", data.recent_answers);
     assert_eq!(data.software.len(), 3);
     assert_eq!(data.recertify_total, 2, "Cline and the server open to the network");
-    assert!(data.recertify.iter().all(|r| r[1].starts_with("p-")), "{:?}", data.recertify);
+    assert!(data.recertify.iter().all(|r| r.pseudonym.starts_with("p-")), "{:?}", data.recertify);
+    let cline = data.recertify.iter().find(|r| r.kind == "editor-extension").unwrap();
+    assert_eq!(cline.rights[0].1.as_ref().map(|d| d.decision.as_str()), Some("remove"));
 
     let fr = report::render_html(&data, period, Lang::Fr, "2026-12-05");
     assert!(fr.contains("Revue périodique") && fr.contains("+230 %"), "33 against 10");
@@ -992,6 +1027,10 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
         fr.contains("Cline &lt;script&gt;")
             && fr.contains("auto-approve:all-tools")
             && fr.contains("listen:network")
+    );
+    assert!(
+        fr.contains("auto-approve:all-tools : à retirer (rssi, ")
+            && fr.contains("listen:network : à décider")
     );
     let en = report::render_html(&data, period, Lang::En, "2026-12-05");
     assert!(en.contains("Periodic review") && en.contains("+230%"));

@@ -82,8 +82,12 @@ pub struct Row {
     pub repeats: i32,
     /// The event's protocol; for the inventory, the kind of software.
     pub protocol: String,
-    /// The event's destination; for the inventory, the software's version.
+    /// The event's destination; for the inventory, the software's version;
+    /// for a recertification decision, the right it is about.
     pub dst: String,
+    /// The event's source address; for a recertification decision, who
+    /// took it (a member of the security team: not pseudonymised).
+    pub src: String,
 }
 
 impl Row {
@@ -112,6 +116,7 @@ impl Row {
             repeats: i32::try_from(event.repeats).unwrap_or(i32::MAX),
             protocol: event.protocol.clone(),
             dst: event.dst.clone(),
+            src: event.src.clone(),
         }
     }
 }
@@ -158,7 +163,15 @@ fn set(object: &mut serde_json::Value, key: &str, value: serde_json::Value) {
 }
 
 fn allowed(action: &str) -> bool {
-    !matches!(action, "block")
+    !matches!(action, "block" | "remove")
+}
+
+/// A decision of the security team's review of the rights AI software
+/// holds (R35), made on the collector: `name` is the software's
+/// identifier, `protocol` its kind, `dst` the right, `src` who decided,
+/// `action` keep or remove, the rule `recertification:<action>`.
+fn is_review(row: &Row) -> bool {
+    row.source == "review"
 }
 
 /// Tamper evidence and the collector's alerts: findings, not flows.
@@ -235,6 +248,29 @@ pub fn ecs(row: &Row) -> serde_json::Value {
         }
         let version = (!row.dst.is_empty()).then_some(row.dst.as_str());
         set(&mut doc, "package", json!({ "name": row.name, "version": version, "type": row.protocol }));
+    } else if is_review(row) {
+        // A change of what the organisation allows, about one installed
+        // piece of software.
+        set(
+            &mut doc,
+            "event",
+            json!({
+                "kind": "event",
+                "category": ["configuration"],
+                "type": ["change"],
+                "action": row.action,
+                "outcome": "success",
+                "id": row.event_id.to_string(),
+            }),
+        );
+        if let Some(object) = doc.as_object_mut() {
+            object.remove("network");
+        }
+        set(&mut doc, "package", json!({ "name": row.name, "type": row.protocol }));
+        if let Some(labels) = doc.get_mut("labels") {
+            set(labels, "vigie_right", json!(row.dst));
+            set(labels, "vigie_decided_by", json!(row.src));
+        }
     } else if names_a_host(row) {
         set(&mut doc, "destination", json!({ "domain": row.name }));
     } else if let Some(labels) = doc.get_mut("labels") {
@@ -268,12 +304,17 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
         _ if is_finding(row) => (2004, 1),
         // Software Inventory Info: Collect.
         _ if is_inventory(row) => (5020, 2),
+        // Software Inventory Info: Other (a decision about the software).
+        _ if is_review(row) => (5020, 99),
         (_, "clipboard") => (2006, 1),
         (_, "dns") => (4003, 1),
         // Network Activity: Refuse when denied, else Open.
         _ => (4001, if denied { 5 } else { 1 }),
     };
     let disposition_id = match row.action.as_str() {
+        // A right recertified, or to be taken away.
+        "keep" => 8,
+        "remove" => 99,
         "block" => 2,
         "allow" => 1,
         "monitor" => 17,
@@ -298,7 +339,7 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
         "action_id": if denied { 2 } else { 1 },
         "disposition_id": disposition_id,
         "disposition": row.action,
-        "is_alert": row.action != "allow" && row.action != "monitor",
+        "is_alert": !matches!(row.action.as_str(), "allow" | "monitor" | "keep" | "remove"),
         "policy": { "uid": row.rule_id, "name": row.rule_id, "version": row.policy_version },
         "count": row.repeats,
         "unmapped": { "vigie_category": row.category, "vigie_service_id": row.service_id },
@@ -348,6 +389,12 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
             let version = if row.dst.is_empty() { "unknown" } else { row.dst.as_str() };
             set(&mut event, "package", json!({ "name": row.name, "version": version, "type": row.protocol }));
             set(&mut event, "activity_name", json!(row.rule_id));
+            if is_review(row) {
+                if let Some(unmapped) = event.get_mut("unmapped") {
+                    set(unmapped, "vigie_right", json!(row.dst));
+                    set(unmapped, "vigie_decided_by", json!(row.src));
+                }
+            }
         }
         2006 => {
             let title = format!("clipboard: {}", row.name);
@@ -465,6 +512,41 @@ mod tests {
     }
 
     #[test]
+    fn recertification_decisions_are_changes_about_software() {
+        let mut r = row();
+        (r.source, r.category, r.name, r.rule_id, r.protocol, r.dst, r.src, r.action) = (
+            "review".into(),
+            "review".into(),
+            "saoudrizwan.claude-dev".into(),
+            "recertification:remove".into(),
+            "editor-extension".into(),
+            "auto-approve".into(),
+            "rssi".into(),
+            "remove".into(),
+        );
+        let doc = ecs(&r);
+        assert_eq!(
+            (doc["event"]["category"][0].as_str(), doc["event"]["type"][0].as_str()),
+            (Some("configuration"), Some("change"))
+        );
+        assert_eq!(
+            (doc["labels"]["vigie_right"].as_str(), doc["labels"]["vigie_decided_by"].as_str()),
+            (Some("auto-approve"), Some("rssi"))
+        );
+        assert_eq!(doc["package"]["name"], "saoudrizwan.claude-dev");
+        let event = ocsf(&r);
+        assert_eq!((event["class_uid"].as_u64(), event["activity_id"].as_u64()), (Some(5020), Some(99)));
+        assert_eq!((event["action_id"].as_u64(), event["disposition_id"].as_u64()), (Some(2), Some(99)));
+        assert_eq!(event["is_alert"], false);
+        assert_eq!(event["unmapped"]["vigie_decided_by"], "rssi");
+        r.action = "keep".into();
+        assert_eq!((ocsf(&r)["action_id"].as_u64(), ocsf(&r)["disposition_id"].as_u64()), (Some(1), Some(8)));
+        // Who decided is the security team's member, named in the clear.
+        let hidden = Pseudonyms::new(b"0123456789abcdef".to_vec()).apply(r);
+        assert_eq!(ecs(&hidden)["labels"]["vigie_decided_by"], "rssi");
+    }
+
+    #[test]
     fn pseudonyms_are_stable_per_key_and_hide_home_folders() {
         let a = Pseudonyms::new(b"0123456789abcdef".to_vec());
         let b = Pseudonyms::new(b"fedcba9876543210".to_vec());
@@ -540,6 +622,18 @@ mod samples {
             (software.rule_id, software.protocol, software.dst) =
                 (format!("inventory:{change}"), kind.into(), version.into());
             rows.push(software);
+        }
+        for decision in ["keep", "remove"] {
+            let mut review = with("review", "difoiogjjojoaoomphldepapgpbgkhkb", decision, "review");
+            (review.rule_id, review.protocol, review.dst, review.src, review.policy_version) = (
+                format!("recertification:{decision}"),
+                "browser-extension".into(),
+                "<all_urls>".into(),
+                "rssi@example.org".into(),
+                String::new(),
+            );
+            (review.pid, review.program, review.program_path) = (None, None, None);
+            rows.push(review);
         }
         let mut unattributed = with("tls", "claude.ai", "block", "");
         (unattributed.pid, unattributed.program, unattributed.program_path) = (None, None, None);
