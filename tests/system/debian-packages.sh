@@ -422,12 +422,12 @@ check "resolved: /etc/resolv.conf is a file asking the agent, then resolved's st
 in_machine systemctl restart vigie-agent
 check "resolved: the agent is back under its unit" eventually 15 agent_active
 check "resolved: a blocked name resolves to nothing" test "$(dig_answer chatgpt.com)" = 0.0.0.0
-check "resolved: another name goes through the agent and the stub to the link's server" \
+check "resolved: another name goes through the agent to the server resolved uses for the link" \
     test "$(dig_answer example.org)" = 10.77.0.1
 asked_by_dig() {
     in_machine vigie-agent request events --params '{"limit":500}' 2>/dev/null | python3 -c '
 import json, sys
-sys.exit(not any(e.get("protocol") == "dns" and e.get("service_id") == "chatgpt" and e.get("program") == "dig"
+sys.exit(not any(e.get("source") == "resolver" and e.get("service_id") == "chatgpt" and e.get("program") == "dig"
                  for e in json.load(sys.stdin)))'
 }
 check "resolved: the blocked lookup is attributed to dig, not to systemd-resolved" eventually 10 asked_by_dig

@@ -33,8 +33,8 @@ pub(crate) fn dns(action: DnsAction, config: Option<&Path>) -> Result<()> {
                 match dns.saved_link_target() {
                     Some(target) => format!(
                         "{} was a link to {} (systemd-resolved): it is now a file that asks the agent \
-                         ({resolver}) first and resolved's stub after it; the agent forwards to the stub. \
-                         `vigie-agent dns off` puts the link back\n",
+                         ({resolver}) first and resolved's stub after it; the agent forwards to the servers \
+                         resolved uses. `vigie-agent dns off` puts the link back\n",
                         dns.resolv_conf.display(),
                         target.display()
                     ),

@@ -199,7 +199,13 @@ fn package_event_type(row: &Row) -> &'static str {
 /// Rows whose name is a host name (the others carry detector counts or a
 /// check's subject).
 fn names_a_host(row: &Row) -> bool {
-    matches!(row.source.as_str(), "dns" | "tls" | "quic" | "http")
+    is_lookup(row) || matches!(row.source.as_str(), "tls" | "quic" | "http")
+}
+
+/// A name lookup: seen on the wire (`dns`) or asked of the agent's own
+/// resolver (`resolver`, the enforcement path).
+fn is_lookup(row: &Row) -> bool {
+    matches!(row.source.as_str(), "dns" | "resolver")
 }
 
 /// The Elastic Common Schema document of `row`.
@@ -277,8 +283,11 @@ pub fn ecs(row: &Row) -> serde_json::Value {
         // Detector counts (`nir:1 email:2`) or the check's subject.
         set(labels, "vigie_subject", json!(row.name));
     }
-    if row.source == "dns" {
+    if is_lookup(row) {
         set(&mut doc, "dns", json!({ "question": { "name": row.name } }));
+        if let Some(network) = doc.get_mut("network") {
+            set(network, "protocol", json!("dns"));
+        }
     }
     if matches!(row.source.as_str(), "tls" | "quic") {
         set(&mut doc, "tls", json!({ "client": { "server_name": row.name } }));
@@ -307,7 +316,7 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
         // Software Inventory Info: Other (a decision about the software).
         _ if is_review(row) => (5020, 99),
         (_, "clipboard") => (2006, 1),
-        (_, "dns") => (4003, 1),
+        _ if is_lookup(row) => (4003, 1),
         // Network Activity: Refuse when denied, else Open.
         _ => (4001, if denied { 5 } else { 1 }),
     };
@@ -489,6 +498,16 @@ mod tests {
         {
             assert!(!network[required].is_null(), "{required}");
         }
+        // The agent's own resolver answered: a lookup, not a handshake.
+        r.source = "resolver".into();
+        let lookup = (ocsf(&r), ecs(&r));
+        assert_eq!(lookup.0["class_uid"].as_u64(), Some(4003));
+        assert!(lookup.0.get("tls").is_none(), "{}", lookup.0);
+        assert_eq!(
+            (lookup.1["dns"]["question"]["name"].as_str(), lookup.1["network"]["protocol"].as_str()),
+            (Some("chatgpt.com"), Some("dns"))
+        );
+        assert!(lookup.1.get("tls").is_none(), "{}", lookup.1);
         r.source = "dns".into();
         r.action = "monitor".into();
         let dns = ocsf(&r);
@@ -606,6 +625,7 @@ mod samples {
         let mut rows = vec![
             with("dns", "chatgpt.com", "block", ""),
             with("dns", "chat.openai.com", "monitor", ""),
+            with("resolver", "chatgpt.com", "block", ""),
             with("tls", "chatgpt.com", "allow", ""),
             with("quic", "chatgpt.com", "warn", ""),
             with("tls", "chatgpt.com", "coach", ""),

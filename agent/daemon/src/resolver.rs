@@ -4,7 +4,8 @@
 //! (UDP or TCP), with timeouts, retries, failover and a TTL-aware cache.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,15 +51,82 @@ impl Default for ResolverConfig {
     }
 }
 
-/// The nameservers of a resolv.conf, but `ours`: forwarding to ourselves
-/// would loop.
+/// systemd-resolved's stub listeners. Never an upstream: with resolv.conf
+/// a file of `dns on`'s, resolved reads it (its "foreign" mode) and takes
+/// the agent as one of its own servers, so the two would ask each other.
+const RESOLVED_STUBS: [IpAddr; 2] =
+    [IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53)), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 54))];
+
+/// The nameservers of a resolv.conf, but `ours` (forwarding to ourselves
+/// would loop) and systemd-resolved's stubs.
 pub fn upstreams_from_resolv_conf(text: &str, ours: &[SocketAddr]) -> Vec<SocketAddr> {
     text.lines()
         .filter_map(|line| line.trim().strip_prefix("nameserver"))
         .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .filter(|ip| !RESOLVED_STUBS.contains(ip))
         .map(|ip| SocketAddr::new(ip, 53))
         .filter(|addr| !ours.contains(addr))
         .collect()
+}
+
+/// Where the upstreams come from when `[resolver] upstreams` is empty:
+/// the system's resolv.conf, and when that names systemd-resolved's stub,
+/// the servers resolved itself uses (its uplink file). Both are read again
+/// when they change, so that a laptop moving to another network (DHCP,
+/// NetworkManager, resolved learning new per-link servers) keeps resolving.
+#[derive(Debug, Clone)]
+pub struct UpstreamFiles {
+    pub resolv_conf: PathBuf,
+    pub resolved_uplink: PathBuf,
+}
+
+impl Default for UpstreamFiles {
+    fn default() -> Self {
+        Self {
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            resolved_uplink: PathBuf::from("/run/systemd/resolve/resolv.conf"),
+        }
+    }
+}
+
+impl UpstreamFiles {
+    /// The upstreams these files name now, without `ours`.
+    pub fn read(&self, ours: &[SocketAddr]) -> Vec<SocketAddr> {
+        let text = std::fs::read_to_string(&self.resolv_conf).unwrap_or_default();
+        let mut found = upstreams_from_resolv_conf(&text, ours);
+        let names_stub = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("nameserver"))
+            .filter_map(|rest| rest.trim().parse::<IpAddr>().ok())
+            .any(|ip| RESOLVED_STUBS.contains(&ip));
+        if names_stub {
+            let uplink = std::fs::read_to_string(&self.resolved_uplink).unwrap_or_default();
+            for addr in upstreams_from_resolv_conf(&uplink, ours) {
+                if !found.contains(&addr) {
+                    found.push(addr);
+                }
+            }
+        }
+        found
+    }
+
+    /// What tells that the files changed: their modification times and sizes.
+    fn stamp(&self) -> [Option<(std::time::SystemTime, u64)>; 2] {
+        [&self.resolv_conf, &self.resolved_uplink]
+            .map(|path| std::fs::metadata(path).ok().and_then(|m| Some((m.modified().ok()?, m.len()))))
+    }
+}
+
+/// How often the upstream files are looked at (one `stat` each).
+const UPSTREAM_RECHECK: Duration = Duration::from_secs(5);
+
+/// The upstreams in use, and where they came from when read from files.
+#[derive(Debug)]
+struct Upstreams {
+    list: Arc<Vec<Upstream>>,
+    files: Option<UpstreamFiles>,
+    stamp: [Option<(std::time::SystemTime, u64)>; 2],
+    checked: Instant,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -283,7 +351,8 @@ enum Step {
 pub struct Resolver {
     rules: Arc<Rules>,
     decider: Arc<Decider>,
-    upstreams: Vec<Upstream>,
+    upstreams: Mutex<Upstreams>,
+    listen: Vec<SocketAddr>,
     /// The upstream that answered last: tried first, so a dead one costs
     /// one timeout, not one per query.
     preferred: AtomicUsize,
@@ -303,7 +372,35 @@ impl std::fmt::Debug for Cache {
 impl Resolver {
     /// Where it forwards.
     pub fn upstream_addresses(&self) -> Vec<SocketAddr> {
-        self.upstreams.iter().map(|u| u.addr).collect()
+        self.current_upstreams().iter().map(|u| u.addr).collect()
+    }
+
+    /// The upstreams, read again from their files when those changed (at
+    /// most one look every [`UPSTREAM_RECHECK`]). A change that leaves no
+    /// upstream (the network gone) keeps the previous ones.
+    fn current_upstreams(&self) -> Arc<Vec<Upstream>> {
+        let Ok(mut upstreams) = self.upstreams.lock() else {
+            return Arc::new(Vec::new());
+        };
+        let now = Instant::now();
+        if let Some(files) = upstreams.files.clone() {
+            if now.duration_since(upstreams.checked) >= UPSTREAM_RECHECK {
+                upstreams.checked = now;
+                let stamp = files.stamp();
+                if stamp != upstreams.stamp {
+                    upstreams.stamp = stamp;
+                    let found = files.read(&self.listen);
+                    let before: Vec<SocketAddr> = upstreams.list.iter().map(|u| u.addr).collect();
+                    if !found.is_empty() && found != before {
+                        let names: Vec<String> = found.iter().map(ToString::to_string).collect();
+                        info!(upstreams = %names.join(", "), "resolver forwarding to new upstreams");
+                        upstreams.list = Arc::new(found.into_iter().map(|addr| Upstream { addr }).collect());
+                        self.preferred.store(0, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        Arc::clone(&upstreams.list)
     }
 
     /// Binds the upstream sockets and the listeners, and starts serving on
@@ -314,13 +411,31 @@ impl Resolver {
         decider: Arc<Decider>,
         stop: Arc<AtomicBool>,
     ) -> Result<Arc<Self>> {
+        Self::start_with(config, UpstreamFiles::default(), rules, decider, stop).await
+    }
+
+    /// As [`Resolver::start`], reading the upstreams (when not configured)
+    /// from `files`.
+    pub async fn start_with(
+        config: &ResolverConfig,
+        files: UpstreamFiles,
+        rules: Arc<Rules>,
+        decider: Arc<Decider>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Arc<Self>> {
         let mut upstream_addrs = config.upstreams.clone();
-        if upstream_addrs.is_empty() {
-            let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            upstream_addrs = upstreams_from_resolv_conf(&text, &config.listen);
+        let files = upstream_addrs.is_empty().then_some(files);
+        let stamp = files.as_ref().map_or([None, None], UpstreamFiles::stamp);
+        if let Some(files) = &files {
+            upstream_addrs = files.read(&config.listen);
         }
         if upstream_addrs.is_empty() {
-            bail!("the resolver has no upstream: set [resolver] upstreams in the agent configuration");
+            // Read from the system's files: at boot they may name no server
+            // yet (no network); they are looked at again as they change.
+            warn!(
+                "the resolver has no upstream yet: resolv.conf and resolved name none; lookups fail until \
+                 they do (or set [resolver] upstreams in the agent configuration)"
+            );
         }
         if config.listen.is_empty() || config.attempts == 0 || config.timeout_ms == 0 {
             bail!("[resolver] needs at least one listen address, attempts >= 1 and timeout_ms >= 1");
@@ -330,7 +445,13 @@ impl Resolver {
         let resolver = Arc::new(Self {
             rules,
             decider,
-            upstreams,
+            upstreams: Mutex::new(Upstreams {
+                list: Arc::new(upstreams),
+                files,
+                stamp,
+                checked: Instant::now(),
+            }),
+            listen: config.listen.clone(),
             preferred: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             timeout: Duration::from_millis(config.timeout_ms),
@@ -357,7 +478,7 @@ impl Resolver {
             tokio::spawn(Arc::clone(&resolver).serve_tcp(tcp));
             info!(%addr, "resolver listening");
         }
-        let names: Vec<String> = resolver.upstreams.iter().map(|u| u.addr.to_string()).collect();
+        let names: Vec<String> = resolver.upstream_addresses().iter().map(ToString::to_string).collect();
         info!(upstreams = %names.join(", "), "resolver forwarding");
         Ok(resolver)
     }
@@ -580,11 +701,12 @@ impl Resolver {
     }
 
     async fn forward_query(&self, query: &Query<'_>, message: &[u8], strip_ech: bool, tcp: bool) -> Vec<u8> {
-        let count = self.upstreams.len().max(1);
+        let upstreams = self.current_upstreams();
+        let count = upstreams.len().max(1);
         let first = self.preferred.load(Ordering::Relaxed);
         for attempt in 0..self.attempts as usize {
             let index = (first + attempt) % count;
-            let Some(upstream) = self.upstreams.get(index) else { break };
+            let Some(upstream) = upstreams.get(index) else { break };
             let response = if tcp {
                 exchange_tcp(upstream.addr, query, message, self.timeout, &self.decider).await
             } else {
@@ -680,5 +802,81 @@ mod tests {
             Cache::key(&upper, &mut b),
             "names are compared without case"
         );
+    }
+}
+
+#[cfg(test)]
+mod upstream_tests {
+    use super::*;
+
+    const OURS: &str = "127.0.0.153:53";
+
+    fn files(resolv_conf: &str, uplink: &str) -> (tempfile::TempDir, UpstreamFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = UpstreamFiles {
+            resolv_conf: dir.path().join("resolv.conf"),
+            resolved_uplink: dir.path().join("uplink"),
+        };
+        std::fs::write(&files.resolv_conf, resolv_conf).unwrap();
+        std::fs::write(&files.resolved_uplink, uplink).unwrap();
+        (dir, files)
+    }
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn upstreams_never_include_the_agent_or_resolveds_stub() {
+        let ours = addrs(&[OURS]);
+        // A plain resolv.conf after `dns on`: the network's servers.
+        let (_dir, plain) = files("nameserver 127.0.0.153\nnameserver 10.0.0.2\n", "nameserver 10.9.9.9\n");
+        assert_eq!(plain.read(&ours), addrs(&["10.0.0.2:53"]), "resolved's file is not read");
+        // resolved's stub (before `dns on`, or after it: agent, then stub):
+        // resolved's own servers, without the agent it took from the file.
+        for resolv_conf in ["nameserver 127.0.0.53\n", "nameserver 127.0.0.153\nnameserver 127.0.0.53\n"] {
+            let (_dir, stub) =
+                files(resolv_conf, "nameserver 127.0.0.153\nnameserver 10.0.0.2\nnameserver fd00::2\n");
+            assert_eq!(stub.read(&ours), addrs(&["10.0.0.2:53", "[fd00::2]:53"]), "{resolv_conf}");
+        }
+        let (_dir, nothing) = files("nameserver 127.0.0.53\n", "");
+        assert!(nothing.read(&ours).is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_network_change_brings_new_upstreams_and_none_keeps_the_old() {
+        let (_dir, files) = files("nameserver 127.0.0.53\n", "");
+        let (catalog, policy) = crate::testing::rules();
+        let rules = Arc::new(Rules::new(Arc::new(catalog), Arc::new(policy)));
+        let decider = crate::testing::TestDecider::new(crate::Mode::Enforce);
+        let config = ResolverConfig { listen: addrs(&["127.0.0.1:0"]), ..ResolverConfig::default() };
+        let stop = Arc::new(AtomicBool::new(false));
+        let resolver = Resolver::start_with(
+            &config,
+            files.clone(),
+            rules,
+            Arc::clone(&decider.decider),
+            Arc::clone(&stop),
+        )
+        .await
+        .expect("at boot, no upstream yet is not an error");
+        assert!(resolver.upstream_addresses().is_empty());
+        let look_now = |resolver: &Resolver| {
+            resolver.upstreams.lock().unwrap().checked -= UPSTREAM_RECHECK;
+        };
+        // resolved learns the network's server from DHCP.
+        std::fs::write(&files.resolved_uplink, "nameserver 192.0.2.53\n").unwrap();
+        look_now(&resolver);
+        assert_eq!(resolver.upstream_addresses(), addrs(&["192.0.2.53:53"]));
+        // The laptop moves: another network, another server.
+        std::fs::write(&files.resolved_uplink, "nameserver 198.51.100.53\nnameserver 127.0.0.53\n").unwrap();
+        assert_eq!(resolver.upstream_addresses(), addrs(&["192.0.2.53:53"]), "not looked at before 5 s");
+        look_now(&resolver);
+        assert_eq!(resolver.upstream_addresses(), addrs(&["198.51.100.53:53"]), "never resolved's stub");
+        // Offline: the file names none; the last servers stay.
+        std::fs::write(&files.resolved_uplink, "").unwrap();
+        look_now(&resolver);
+        assert_eq!(resolver.upstream_addresses(), addrs(&["198.51.100.53:53"]));
+        stop.store(true, Ordering::Relaxed);
     }
 }

@@ -9,14 +9,16 @@
 //!
 //! With systemd-resolved (resolv.conf a link into `/run/systemd/resolve/`),
 //! the link gives way to a file that asks the agent first and resolved's
-//! stub after it: applications ask the agent directly, so each lookup is
-//! attributed to its own program rather than to resolved, and the agent
-//! forwards to the stub, which keeps per-link and VPN routing, DNSSEC and
-//! the network changes. The agent is never made resolved's upstream (the
-//! other way round): resolved would also ask the links' servers in parallel
-//! and attribute everything to itself. `dns off` puts the link back. Links
-//! to other managers (resolvconf, NetworkManager's own file) are refused:
-//! they rewrite what the link points to, and the README says what to do.
+//! stub after it (when the agent does not answer): applications ask the
+//! agent directly, so each lookup is attributed to its own program rather
+//! than to resolved. The agent forwards to the servers resolved uses, never
+//! to its stub (resolved reads a resolv.conf it does not own and would ask
+//! the agent back: see `resolver::UpstreamFiles`). The agent is never made
+//! resolved's upstream either: resolved would also ask the links' servers
+//! in parallel and attribute everything to itself. `dns off` puts the link
+//! back. Links to other managers (resolvconf, NetworkManager's own file)
+//! are refused: they rewrite what the link points to, and the README says
+//! what to do.
 //!
 //! While the saved copy exists, the agent's integrity checks expect the
 //! resolver first and record it when something moved DNS away.
