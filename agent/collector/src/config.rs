@@ -48,6 +48,21 @@ pub struct Config {
     /// Connections from one address at once (a site behind NAT shares one).
     #[serde(default = "default_max_connections_per_address")]
     pub max_connections_per_address: usize,
+    /// Key of the users' pseudonyms in what the console's fleet view shows
+    /// (a file of at least 16 bytes): the same key, the same pseudonyms from
+    /// one day to the next. Without it, a key drawn at each start.
+    #[serde(default)]
+    pub admin_pseudonym_key: Option<PathBuf>,
+}
+
+/// A pseudonym key from `path`, or a new random one.
+pub fn pseudonym_key(path: Option<&Path>) -> Result<Vec<u8>> {
+    let Some(path) = path else { return Ok(rand::random::<[u8; 32]>().to_vec()) };
+    let key = std::fs::read(path).with_context(|| path.display().to_string())?;
+    if key.len() < 16 {
+        bail!("{}: a pseudonym key has at least 16 bytes", path.display());
+    }
+    Ok(key)
 }
 
 fn default_listen() -> SocketAddr {

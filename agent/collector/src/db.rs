@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_answers.sql"),
     include_str!("../migrations/0005_inventory.sql"),
     include_str!("../migrations/0006_recertifications.sql"),
+    include_str!("../migrations/0007_admins.sql"),
 ];
 
 /// Any number above this sits in one advisory lock shared by every
@@ -922,4 +923,66 @@ pub async fn latest_bundle(pool: &Pool) -> Result<Option<(Vec<u8>, String)>> {
         .query_opt("SELECT bundle, etag FROM policy_bundles ORDER BY version DESC LIMIT 1", &[])
         .await?;
     Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+/// Records an administrator's certificate as issued.
+pub async fn store_admin_cert(
+    pool: &Pool,
+    name: &str,
+    serial: &str,
+    not_after: OffsetDateTime,
+) -> Result<()> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO admin_certs (serial, name, not_after) VALUES ($1, $2, $3)",
+            &[&serial, &name, &system_time_of(not_after)],
+        )
+        .await?;
+    Ok(())
+}
+
+fn system_time_of(t: OffsetDateTime) -> std::time::SystemTime {
+    let secs = u64::try_from(t.unix_timestamp()).unwrap_or(0);
+    std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Whether the certificate `serial` of `name` is one issued here, neither
+/// revoked nor expired.
+pub async fn admin_cert_valid(pool: &Pool, name: &str, serial: &str) -> Result<bool> {
+    let client = pool.get().await?;
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM admin_certs WHERE serial = $1 AND name = $2 AND revoked_at IS NULL AND not_after > now()",
+            &[&serial, &name],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Revokes every certificate of `name`; how many.
+pub async fn revoke_admin(pool: &Pool, name: &str) -> Result<u64> {
+    let client = pool.get().await?;
+    Ok(client
+        .execute("UPDATE admin_certs SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", &[&name])
+        .await?)
+}
+
+/// One request of an administrator, as answered.
+pub async fn log_admin_access(
+    pool: &Pool,
+    name: &str,
+    serial: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+) -> Result<()> {
+    let client = pool.get().await?;
+    client
+        .execute(
+            "INSERT INTO admin_access (name, serial, method, path, status) VALUES ($1, $2, $3, $4, $5)",
+            &[&name, &serial, &method, &path.chars().take(512).collect::<String>(), &i32::from(status)],
+        )
+        .await?;
+    Ok(())
 }

@@ -130,6 +130,26 @@ enum Command {
     Agents,
     /// Revoke an agent: its requests are refused from the next second on.
     Revoke { agent: Uuid },
+    /// Make a member of the security team's certificate for the console's
+    /// fleet view (`/v1/admin/`): certificate and key in one file (0600),
+    /// to copy to their `~/.config/vigie/admin.pem`. Every request made with
+    /// it is logged with their name.
+    AdminCert {
+        /// Their name, as decisions and the access log will show it.
+        #[arg(long)]
+        name: String,
+        /// The file to write (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+        /// Days of validity.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Revoke every certificate of a member of the security team, at once.
+    AdminRevoke {
+        #[arg(long)]
+        name: String,
+    },
     /// Make an Ed25519 key pair to sign policy bundles (on the administrator's machine).
     Keygen {
         /// The private key file to write (0600); the public key goes beside it, `.pub`.
@@ -322,6 +342,51 @@ fn run(cli: Cli) -> Result<()> {
             print(&format!("revoked {agent}"));
             Ok(())
         }
+        Command::AdminCert { name, out, days } => {
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))
+                && Uuid::parse_str(name).is_err();
+            if !valid {
+                bail!("--name: letters, digits and . - _ @ (64 at most), not an agent id");
+            }
+            if !(1..=825).contains(days) {
+                bail!("--days: between 1 and 825");
+            }
+            if out.exists() {
+                bail!("{} exists: choose another file", out.display());
+            }
+            let config = config(&cli)?;
+            let issuer = Issuer::load(&PkiDir(config.pki.clone()), config.certificate_days)?;
+            let identity = issuer.issue_admin(name, *days)?;
+            runtime()?.block_on(async {
+                db::store_admin_cert(
+                    &db::pool(&config.database, 2)?,
+                    name,
+                    &identity.serial,
+                    identity.not_after,
+                )
+                .await
+            })?;
+            vigie_fleet::write_private(out, identity.pem.as_bytes(), 0o600)
+                .with_context(|| out.display().to_string())?;
+            print(&format!(
+                "{} holds {name}'s certificate and key (until {}): give it to them only",
+                out.display(),
+                identity.not_after.date()
+            ));
+            Ok(())
+        }
+        Command::AdminRevoke { name } => {
+            let config = config(&cli)?;
+            let revoked = runtime()?
+                .block_on(async { db::revoke_admin(&db::pool(&config.database, 2)?, name).await })?;
+            if revoked == 0 {
+                bail!("no certificate of {name} to revoke");
+            }
+            print(&format!("revoked {revoked} certificate(s) of {name}"));
+            Ok(())
+        }
         Command::Keygen { out } => {
             let key = bundle::generate_key(rand::random());
             vigie_fleet::write_private(out, bundle::private_key_pem(&key)?.as_bytes(), 0o600)
@@ -429,7 +494,7 @@ fn run(cli: Cli) -> Result<()> {
                 let pool = db::pool(&config.database, 2)?;
                 db::migrate(&pool).await?;
                 let issuer = Issuer::load(&PkiDir(config.pki.clone()), config.certificate_days)?;
-                server::maintain(&server::App::new(pool, issuer, config)).await
+                server::maintain(&server::App::new(pool, issuer, config)?).await
             })
         }
     }
@@ -445,7 +510,7 @@ fn serve(config: Config) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
-        let app = Arc::new(server::App::new(pool, issuer, config));
+        let app = Arc::new(server::App::new(pool, issuer, config)?);
         server::maintain(&app).await?;
         server::spawn_maintenance(&app);
         tokio::spawn(vigie_collector::alerts::run(app.pool.clone(), app.config.alerts.clone()));
@@ -473,10 +538,5 @@ fn serve(config: Config) -> Result<()> {
 /// The users' pseudonym key: from a file of at least 16 bytes, else drawn
 /// for this run alone.
 fn pseudonym_key_from(path: Option<&std::path::Path>) -> Result<Vec<u8>> {
-    let Some(path) = path else { return Ok(rand::random::<[u8; 32]>().to_vec()) };
-    let key = std::fs::read(path).with_context(|| path.display().to_string())?;
-    if key.len() < 16 {
-        bail!("{}: a pseudonym key has at least 16 bytes", path.display());
-    }
-    Ok(key)
+    vigie_collector::config::pseudonym_key(path)
 }

@@ -160,6 +160,47 @@ impl Issuer {
     }
 }
 
+/// The organisational unit that marks an administrator's certificate: the
+/// security team's console, allowed on `/v1/admin/` and nowhere else.
+/// Agents never get it (their certificate's name is the collector's).
+pub const ADMIN_UNIT: &str = "vigie-admin";
+
+/// An administrator's identity: the certificate and its key in one PEM
+/// file, made here (the key never travels but in that file).
+#[derive(Debug, Clone)]
+pub struct AdminIdentity {
+    pub pem: String,
+    pub serial: String,
+    pub not_after: OffsetDateTime,
+}
+
+impl Issuer {
+    /// A client certificate for the administrator `who`, valid `days`.
+    pub fn issue_admin(&self, who: &str, days: u32) -> Result<AdminIdentity> {
+        let key = KeyPair::generate().context("administrator key")?;
+        let mut params = CertificateParams::default();
+        let mut dn = name(who);
+        dn.push(DnType::OrganizationalUnitName, ADMIN_UNIT);
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + Duration::days(i64::from(days));
+        let serial = serial();
+        let serial_hex: String = serial.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        params.serial_number = Some(serial);
+        params.use_authority_key_identifier_extension = true;
+        let not_after = params.not_after;
+        let cert = params.signed_by(&key, &self.ca, &self.key).context("administrator certificate")?;
+        Ok(AdminIdentity {
+            pem: format!("{}{}", cert.pem(), key.serialize_pem()),
+            serial: serial_hex,
+            not_after,
+        })
+    }
+}
+
 /// The server's TLS: TLS 1.3, the collector's certificate, and client
 /// certificates verified against the fleet CA when presented (enrolment
 /// comes without one; every other route requires one).
@@ -255,8 +296,31 @@ pub fn post_client(url: &str, ca: Option<&Path>, timeout: std::time::Duration) -
 /// The agent id a verified client certificate names (its common name),
 /// and the certificate's serial number in hex.
 pub fn agent_of(cert_der: &[u8]) -> Option<(Uuid, String)> {
+    match peer_of(cert_der)? {
+        PeerIdentity::Agent(agent, serial) => Some((agent, serial)),
+        PeerIdentity::Admin(..) => None,
+    }
+}
+
+/// Who a verified client certificate names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerIdentity {
+    /// An agent: its id and the certificate's serial.
+    Agent(Uuid, String),
+    /// A member of the security team: their name and the serial.
+    Admin(String, String),
+}
+
+/// The identity in a client certificate the TLS layer verified against the
+/// fleet CA: an administrator's carries [`ADMIN_UNIT`], an agent's names
+/// its id; anything else is no one.
+pub fn peer_of(cert_der: &[u8]) -> Option<PeerIdentity> {
     let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
     let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
     let serial: String = cert.raw_serial().iter().map(|b| format!("{b:02x}")).collect();
-    Some((Uuid::parse_str(cn).ok()?, serial))
+    let admin = cert.subject().iter_organizational_unit().any(|ou| ou.as_str().ok() == Some(ADMIN_UNIT));
+    if admin {
+        return Some(PeerIdentity::Admin(cn.to_owned(), serial));
+    }
+    Some(PeerIdentity::Agent(Uuid::parse_str(cn).ok()?, serial))
 }

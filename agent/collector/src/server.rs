@@ -53,12 +53,19 @@ pub struct App {
     seen: Mutex<HashMap<Uuid, (SystemTime, Option<Heartbeat>)>>,
     partitions: tokio::sync::Mutex<HashSet<Date>>,
     batches: Semaphore,
+    /// The users' pseudonyms in what administrators read here.
+    admin_pseudonyms: vigie_core::siem::Pseudonyms,
 }
 
 impl App {
-    pub fn new(pool: Pool, issuer: Issuer, config: Config) -> Self {
+    /// Fails when `admin_pseudonym_key` cannot be read.
+    pub fn new(pool: Pool, issuer: Issuer, config: Config) -> Result<Self> {
         let batches = Semaphore::new(config.max_concurrent_batches);
-        Self {
+        let admin_pseudonyms = vigie_core::siem::Pseudonyms::new(
+            crate::config::pseudonym_key(config.admin_pseudonym_key.as_deref())
+                .context("admin_pseudonym_key")?,
+        );
+        Ok(Self {
             pool,
             issuer,
             config,
@@ -67,7 +74,8 @@ impl App {
             seen: Mutex::default(),
             partitions: tokio::sync::Mutex::default(),
             batches,
-        }
+            admin_pseudonyms,
+        })
     }
 
     fn is_revoked(&self, agent: Uuid) -> bool {
@@ -105,6 +113,15 @@ impl App {
 #[derive(Debug, Clone)]
 struct Peer(Option<(Uuid, String)>);
 
+/// An administrator's certificate on the connection (name, serial), not
+/// yet checked against the database.
+#[derive(Debug, Clone)]
+struct AdminPeer(Option<(String, String)>);
+
+/// An administrator whose certificate the database accepts.
+#[derive(Debug, Clone)]
+struct Admin(String);
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(ErrorBody { error: message.into() })).into_response()
 }
@@ -133,11 +150,143 @@ pub fn router(app: Arc<App>) -> Router {
         .route(proto::HEARTBEAT, post(heartbeat).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
         .route(proto::POLICY, get(policy))
         .route_layer(middleware::from_fn(require_certificate));
+    let admins = Router::new()
+        .route(proto::ADMIN_OVERVIEW, get(admin_overview))
+        .route(proto::ADMIN_INVENTORY, get(admin_inventory))
+        .route(proto::ADMIN_RECERTIFY, post(admin_recertify).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
+        .route(proto::ADMIN_REPORT, get(admin_report))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&app), require_admin));
     Router::new()
         .route(proto::ENROLL, post(enroll).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
         .merge(agents)
+        .merge(admins)
         .layer(middleware::from_fn_with_state(Arc::clone(&app), with_deadline))
         .with_state(app)
+}
+
+/// The security team's routes: an administrator's certificate the
+/// database still accepts (issued here, not revoked, not expired); every
+/// request is logged with its answer's status, refused ones included.
+async fn require_admin(State(app): State<Arc<App>>, mut request: Request, next: Next) -> Response {
+    let Some(AdminPeer(Some((name, serial)))) = request.extensions().get::<AdminPeer>().cloned() else {
+        return error(StatusCode::UNAUTHORIZED, "an administrator's certificate is required");
+    };
+    let (method, path) = (request.method().to_string(), request.uri().path().to_owned());
+    let response = match db::admin_cert_valid(&app.pool, &name, &serial).await {
+        Ok(true) => {
+            request.extensions_mut().insert(Admin(name.clone()));
+            next.run(request).await
+        }
+        Ok(false) => {
+            error(StatusCode::FORBIDDEN, "this administrator's certificate is revoked, expired or unknown")
+        }
+        Err(e) => return internal(&e),
+    };
+    if let Err(e) =
+        db::log_admin_access(&app.pool, &name, &serial, &method, &path, response.status().as_u16()).await
+    {
+        warn!(error = %format!("{e:#}"), "administrator access not logged");
+    }
+    response
+}
+
+/// `key=value&…` of a query string whose values need no decoding (dates,
+/// words): anything encoded is refused rather than guessed.
+fn query_params(request_query: Option<&str>) -> Option<HashMap<String, String>> {
+    let mut params = HashMap::new();
+    for pair in request_query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let plain = |t: &str| t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !plain(key) || !plain(value) || key.len() > 32 || value.len() > 64 {
+            return None;
+        }
+        params.insert(key.to_owned(), value.to_owned());
+    }
+    Some(params)
+}
+
+fn bad_query() -> Response {
+    error(StatusCode::BAD_REQUEST, "query parameters are plain words and dates")
+}
+
+/// The fleet at a glance: every workstation and every export destination.
+async fn admin_overview(State(app): State<Arc<App>>) -> Response {
+    let agents = match db::list_agents(&app.pool).await {
+        Ok(agents) => agents,
+        Err(e) => return internal(&e),
+    };
+    let exports = match crate::export::status(&app.pool).await {
+        Ok(exports) => exports,
+        Err(e) => return internal(&e),
+    };
+    Json(serde_json::json!({ "agents": agents, "exports": exports })).into_response()
+}
+
+/// The fleet's AI software, users as pseudonyms: `?filter=all|broad|pending`.
+async fn admin_inventory(State(app): State<Arc<App>>, request: Request) -> Response {
+    let Some(params) = query_params(request.uri().query()) else { return bad_query() };
+    let filter = match params.get("filter").map_or("all", String::as_str) {
+        "all" => db::InventoryFilter::All,
+        "broad" => db::InventoryFilter::Broad,
+        "pending" => db::InventoryFilter::Pending,
+        other => {
+            return error(StatusCode::BAD_REQUEST, format!("filter is all, broad or pending, not {other}"))
+        }
+    };
+    match db::list_inventory(&app.pool, &app.admin_pseudonyms, filter).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => internal(&e),
+    }
+}
+
+/// One decision of the review, taken by the administrator who asks.
+async fn admin_recertify(
+    State(app): State<Arc<App>>,
+    Extension(Admin(name)): Extension<Admin>,
+    body: Bytes,
+) -> Response {
+    let Ok(asked) = serde_json::from_slice::<proto::RecertifyRequest>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"find\", \"right\", \"decision\": keep|remove, \"note\"}",
+        );
+    };
+    if !matches!(asked.decision.as_str(), "keep" | "remove") {
+        return error(StatusCode::BAD_REQUEST, "a decision is keep or remove");
+    }
+    match db::recertify(&app.pool, &asked.find, &asked.right, &asked.decision, &name, &asked.note).await {
+        Ok(Some(decision)) => {
+            info!(admin = %name, find = %asked.find, right = %asked.right, decision = %asked.decision, "recertification");
+            Json(decision).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such find holding that right"),
+        Err(e) => internal(&e),
+    }
+}
+
+/// The periodic review as HTML: `?from=YYYY-MM-DD&to=YYYY-MM-DD&lang=fr|en`.
+async fn admin_report(State(app): State<Arc<App>>, request: Request) -> Response {
+    let Some(params) = query_params(request.uri().query()) else { return bad_query() };
+    let day = |key: &str| params.get(key).map(|d| crate::report::parse_day(d)).transpose();
+    let (Ok(Some(from)), Ok(Some(to))) = (day("from"), day("to")) else {
+        return error(StatusCode::BAD_REQUEST, "from and to are dates (YYYY-MM-DD)");
+    };
+    let period = match crate::report::Period::new(from, to) {
+        Ok(period) => period,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("{e:#}")),
+    };
+    let lang = match params.get("lang").map_or("fr", String::as_str) {
+        "fr" => crate::report::Lang::Fr,
+        "en" => crate::report::Lang::En,
+        _ => return error(StatusCode::BAD_REQUEST, "lang is fr or en"),
+    };
+    let data = match crate::report::gather(&app.pool, period, &app.admin_pseudonyms).await {
+        Ok(data) => data,
+        Err(e) => return internal(&e),
+    };
+    let generated = OffsetDateTime::now_utc().date().to_string();
+    let html = crate::report::render_html(&data, period, lang, &generated);
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
 async fn require_certificate(request: Request, next: Next) -> Response {
@@ -505,9 +654,16 @@ pub async fn serve(
             let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
                 return;
             };
-            let agent =
-                stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| pki::agent_of(c));
-            let service = hyper_util::service::TowerToHyperService::new(router.layer(Extension(Peer(agent))));
+            let identity =
+                stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| pki::peer_of(c));
+            let (agent, admin) = match identity {
+                Some(pki::PeerIdentity::Agent(agent, serial)) => (Some((agent, serial)), None),
+                Some(pki::PeerIdentity::Admin(name, serial)) => (None, Some((name, serial))),
+                None => (None, None),
+            };
+            let service = hyper_util::service::TowerToHyperService::new(
+                router.layer(Extension(Peer(agent))).layer(Extension(AdminPeer(admin))),
+            );
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HANDSHAKE_TIMEOUT)

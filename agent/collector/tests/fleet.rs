@@ -61,9 +61,9 @@ fn collector_with(extra: &str) -> Collector {
     let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
     let (app, listener) = runtime.block_on(async {
         let pool = db::pool(&config.database, config.pool_size).unwrap();
-        assert_eq!(db::migrate(&pool).await.unwrap(), 6);
+        assert_eq!(db::migrate(&pool).await.unwrap(), 7);
         assert_eq!(db::migrate(&pool).await.unwrap(), 0, "migrations run once");
-        let app = Arc::new(server::App::new(pool, issuer, config));
+        let app = Arc::new(server::App::new(pool, issuer, config).unwrap());
         server::maintain(&app).await.unwrap();
         server::spawn_maintenance(&app);
         (app, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
@@ -1316,5 +1316,136 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// The security team's side of the API: only an administrator's certificate
+/// the collector issued and did not revoke opens `/v1/admin/`, an agent's
+/// never does (nor does an administrator's open the agents' routes); who
+/// decides a recertification is the certificate's holder; every request is
+/// logged, refused ones too.
+#[test]
+fn administrators_reach_the_fleet_view_with_their_certificate_alone() {
+    let c = collector();
+    let (_agent, agent_http) = exporting_agent(&c);
+    let inventory = serde_json::json!({ "events": [], "inventory": [{
+        "kind": "browser-extension", "host": "chrome", "key": "difoiogjjojoaoomphldepapgpbgkhkb", "name": "Sider",
+        "version": "4.10.0", "uid": 1000, "user": "alice", "path": "~/x", "service_id": "sider", "local": false,
+        "rights": ["all-sites", "clipboard-read<script>", "storage"]
+    }]});
+    let sent =
+        agent_http.post(format!("{}/v1/events", c.url)).body(serde_json::to_vec(&inventory).unwrap()).send();
+    assert!(sent.unwrap().status().is_success());
+    let issue = |name: &str| {
+        let identity = c.app.issuer.issue_admin(name, 30).unwrap();
+        c.runtime
+            .block_on(db::store_admin_cert(&c.app.pool, name, &identity.serial, identity.not_after))
+            .unwrap();
+        vigie_fleet::https::https_client(&c.ca_pem, Some(identity.pem.as_bytes())).unwrap()
+    };
+    let rssi = issue("rssi@example.org");
+    let anonymous = vigie_fleet::https::https_client(&c.ca_pem, None).unwrap();
+    // A 503 (the database slow under the other tests' load) is asked again,
+    // as the console does.
+    let get = |http: &reqwest::blocking::Client, path: &str| {
+        for _ in 0..5 {
+            let response = http.get(format!("{}{path}", c.url)).send().unwrap();
+            if response.status() != 503 {
+                return response;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        panic!("{path}: the collector stayed busy");
+    };
+    let json = |response: reqwest::blocking::Response| -> serde_json::Value {
+        serde_json::from_slice(&response.bytes().unwrap()).unwrap()
+    };
+
+    // Who may come in.
+    assert_eq!(get(&anonymous, "/v1/admin/overview").status(), 401);
+    assert_eq!(get(&agent_http, "/v1/admin/overview").status(), 401, "an agent is no administrator");
+    assert_eq!(get(&rssi, "/v1/policy").status(), 401, "an administrator is no agent");
+    // A certificate the fleet CA signed but this collector never recorded
+    // (made with the CA key elsewhere): refused.
+    let unrecorded = vigie_fleet::https::https_client(
+        &c.ca_pem,
+        Some(c.app.issuer.issue_admin("ghost", 30).unwrap().pem.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(get(&unrecorded, "/v1/admin/overview").status(), 403);
+
+    // The overview: workstations and export destinations.
+    let overview = json(get(&rssi, "/v1/admin/overview"));
+    assert_eq!(overview["agents"][0]["hostname"], "poste-42", "{overview}");
+    assert!(overview["exports"].is_array());
+
+    // The inventory, users as pseudonyms; then a decision.
+    assert_eq!(get(&rssi, "/v1/admin/inventory?filter=everything").status(), 400);
+    assert_eq!(get(&rssi, "/v1/admin/inventory?filter=%27or%271").status(), 400);
+    let pending = json(get(&rssi, "/v1/admin/inventory?filter=pending"));
+    let pending = pending.as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0]["user"].as_str().unwrap().starts_with("p-"), "{pending:?}");
+    assert!(!serde_json::to_string(&pending).unwrap().contains("alice"));
+    let find = pending[0]["find"].as_str().unwrap();
+    let decide = |body: serde_json::Value| {
+        rssi.post(format!("{}/v1/admin/recertify", c.url))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .unwrap()
+    };
+    assert_eq!(
+        decide(serde_json::json!({ "find": find, "right": "all-sites", "decision": "maybe" })).status(),
+        400
+    );
+    assert_eq!(
+        decide(serde_json::json!({ "find": find, "right": "tabs", "decision": "keep" })).status(),
+        404
+    );
+    // A `by` in the body is ignored: the certificate says who decides.
+    let decided = decide(serde_json::json!({
+        "find": find, "right": "all-sites", "decision": "remove", "note": "sidebar only", "by": "someone-else"
+    }));
+    assert_eq!(decided.status(), 200);
+    let decided = json(decided);
+    assert_eq!(
+        (decided["by"].as_str(), decided["decision"].as_str()),
+        (Some("rssi@example.org"), Some("remove"))
+    );
+    let pending = json(get(&rssi, "/v1/admin/inventory?filter=pending"));
+    assert_eq!(pending, serde_json::json!([]));
+    assert_eq!(
+        c.sql("SELECT src || ' ' || action FROM events WHERE category = 'review'"),
+        "rssi@example.org remove",
+        "the decision is an exported event naming who took it"
+    );
+
+    // The periodic review, as the console's button asks for it.
+    assert_eq!(get(&rssi, "/v1/admin/report?from=2026-12-01").status(), 400);
+    let today = time::OffsetDateTime::now_utc().date();
+    let report =
+        get(&rssi, &format!("/v1/admin/report?from={}&to={today}&lang=fr", today - time::Duration::days(7)));
+    assert_eq!(report.status(), 200);
+    assert!(report.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = report.text().unwrap();
+    assert!(html.contains("Revue périodique") && html.contains("all-sites : à retirer (rssi@example.org, "));
+
+    // Revoked: refused at once.
+    assert_eq!(c.runtime.block_on(db::revoke_admin(&c.app.pool, "rssi@example.org")).unwrap(), 1);
+    assert_eq!(get(&rssi, "/v1/admin/overview").status(), 403);
+    // Every request of an administrator's certificate is in the access log.
+    let logged = c.sql(
+        "SELECT string_agg(name || ' ' || method || ' ' || path || ' ' || status, ',' ORDER BY id) FROM admin_access",
+    );
+    for line in [
+        "ghost GET /v1/admin/overview 403",
+        "rssi@example.org GET /v1/admin/overview 200",
+        "rssi@example.org POST /v1/admin/recertify 404",
+        "rssi@example.org POST /v1/admin/recertify 200",
+        "rssi@example.org GET /v1/admin/report 200",
+        "rssi@example.org GET /v1/admin/overview 403",
+    ] {
+        assert!(logged.contains(line), "{line} not in {logged}");
     }
 }

@@ -78,7 +78,7 @@ fn collector_ingest_against_copy() {
     let (app, listener) = runtime.block_on(async {
         let pool = db::pool(&config.database, config.pool_size).unwrap();
         db::migrate(&pool).await.unwrap();
-        let app = Arc::new(server::App::new(pool, issuer, config));
+        let app = Arc::new(server::App::new(pool, issuer, config).unwrap());
         server::maintain(&app).await.unwrap();
         (app, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
     });

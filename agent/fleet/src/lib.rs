@@ -10,6 +10,8 @@ pub mod proto;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "https")]
+pub mod https;
 
 use std::io::Write as _;
 use std::path::Path;

@@ -16,6 +16,30 @@ pub const HEARTBEAT: &str = "/v1/heartbeat";
 /// `GET /v1/policy` (mutual TLS, `If-None-Match`): the signed bundle in force.
 pub const POLICY: &str = "/v1/policy";
 
+/// The security team's console (mutual TLS with an administrator's
+/// certificate, `vigie-collector admin-cert`): every workstation and every
+/// export destination with its lag.
+pub const ADMIN_OVERVIEW: &str = "/v1/admin/overview";
+/// `GET ?filter=all|broad|pending`: the fleet's AI software, users as pseudonyms.
+pub const ADMIN_INVENTORY: &str = "/v1/admin/inventory";
+/// `POST` a [`RecertifyRequest`]: the review's decision on one right.
+pub const ADMIN_RECERTIFY: &str = "/v1/admin/recertify";
+/// `GET ?from=YYYY-MM-DD&to=YYYY-MM-DD&lang=fr|en`: the periodic review, HTML.
+pub const ADMIN_REPORT: &str = "/v1/admin/report";
+
+/// A recertification decision asked from the console; who decides is the
+/// certificate's holder, never a field of the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecertifyRequest {
+    /// The find's handle, as the inventory lists it.
+    pub find: String,
+    pub right: String,
+    /// `keep` or `remove`.
+    pub decision: String,
+    #[serde(default)]
+    pub note: String,
+}
+
 /// Most events in one batch; the collector refuses more (413).
 pub const MAX_BATCH_EVENTS: usize = 2_000;
 /// At most this many finds in an inventory: a workstation with more is
