@@ -19,6 +19,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "open_console",
         "ui_ready",
         "session_locale",
+        "fleet_status",
+        "fleet_overview",
+        "fleet_inventory",
+        "fleet_recertify",
+        "fleet_report",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))?;
     Ok(())

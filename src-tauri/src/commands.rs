@@ -12,7 +12,11 @@ use vigie_core::proto::{
     Prompt,
 };
 
-use crate::types::{CommandError, ConnectionStatus, ErrorKind, ExportFormat, ExportResult};
+use crate::fleet::FleetClient;
+use crate::types::{
+    CommandError, ConnectionStatus, ErrorKind, ExportFormat, ExportResult, FleetDecision, FleetFind,
+    FleetOverview, FleetStatus, ReportResult,
+};
 use crate::{ops, windows, Console};
 
 type Reply<T> = Result<T, CommandError>;
@@ -142,6 +146,15 @@ pub async fn facets(console: State<'_, Console>) -> Reply<Facets> {
     ops::facets(&*console.client).await
 }
 
+/// The user's download folder (their home when there is none): where
+/// exports and reviews are written.
+fn download_dir<R: Runtime>(app: &AppHandle<R>) -> Reply<std::path::PathBuf> {
+    app.path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .map_err(|e| CommandError { kind: ErrorKind::Internal, message: format!("no download folder: {e}") })
+}
+
 /// Writes the filtered events to the user's download folder.
 #[tauri::command]
 pub async fn export_events<R: Runtime>(
@@ -150,9 +163,7 @@ pub async fn export_events<R: Runtime>(
     query: EventQuery,
     format: ExportFormat,
 ) -> Reply<ExportResult> {
-    let directory = app.path().download_dir().or_else(|_| app.path().home_dir()).map_err(|e| {
-        CommandError { kind: ErrorKind::Internal, message: format!("no download folder: {e}") }
-    })?;
+    let directory = download_dir(&app)?;
     let result = ops::export_events(&*console.client, &query, format, &directory, now_micros()).await?;
     info!(path = %result.path, count = result.count, "events exported");
     Ok(result)
@@ -201,4 +212,59 @@ fn process_age_ms() -> Option<u64> {
     let ticks_per_second = 100.0; // USER_HZ, fixed at 100 on Linux for userspace ABI
     let age = uptime - start_ticks / ticks_per_second;
     Some((age * 1000.0).max(0.0) as u64)
+}
+
+/// Whether the fleet view is set up (collector, fleet CA, the
+/// administrator's own certificate).
+#[tauri::command]
+pub fn fleet_status(console: State<'_, Console>) -> FleetStatus {
+    crate::fleet::status(&console.fleet)
+}
+
+/// Runs a blocking request to the collector off the UI's threads.
+async fn with_fleet<T: Send + 'static>(
+    console: &Console,
+    request: impl FnOnce(&FleetClient) -> Reply<T> + Send + 'static,
+) -> Reply<T> {
+    let settings = console.fleet.clone();
+    tauri::async_runtime::spawn_blocking(move || request(&FleetClient::new(&settings)?))
+        .await
+        .map_err(|e| CommandError { kind: ErrorKind::Internal, message: e.to_string() })?
+}
+
+#[tauri::command]
+pub async fn fleet_overview(console: State<'_, Console>) -> Reply<FleetOverview> {
+    with_fleet(&console, FleetClient::overview).await
+}
+
+#[tauri::command]
+pub async fn fleet_inventory(console: State<'_, Console>, filter: String) -> Reply<Vec<FleetFind>> {
+    with_fleet(&console, move |fleet| fleet.inventory(&filter)).await
+}
+
+#[tauri::command]
+pub async fn fleet_recertify(
+    console: State<'_, Console>,
+    find: String,
+    right: String,
+    decision: String,
+    note: String,
+) -> Reply<FleetDecision> {
+    let request = vigie_fleet::proto::RecertifyRequest { find, right, decision, note };
+    let decided = with_fleet(&console, move |fleet| fleet.recertify(&request)).await?;
+    info!(right = %decided.right, decision = %decided.decision, "recertification recorded");
+    Ok(decided)
+}
+
+/// The periodic review, written to the user's download folder.
+#[tauri::command]
+pub async fn fleet_report<R: Runtime>(
+    app: AppHandle<R>,
+    console: State<'_, Console>,
+    from: String,
+    to: String,
+    lang: String,
+) -> Reply<ReportResult> {
+    let directory = download_dir(&app)?;
+    with_fleet(&console, move |fleet| fleet.report(&from, &to, &lang, &directory)).await
 }

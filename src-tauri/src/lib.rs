@@ -8,6 +8,7 @@
 pub mod client;
 pub mod clipboard;
 pub mod commands;
+pub mod fleet;
 pub mod ops;
 pub mod prompt_queue;
 pub mod settings;
@@ -39,6 +40,8 @@ pub struct Console {
     pub queue: Mutex<PromptQueue>,
     /// When the UI first said it was ready, in ms after the process started.
     pub ready_after_ms: Mutex<Option<u64>>,
+    /// The collector the security team's fleet view reads.
+    pub fleet: fleet::FleetSettings,
 }
 
 pub fn run() {
@@ -89,6 +92,11 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> taur
             commands::open_console,
             commands::ui_ready,
             commands::session_locale,
+            commands::fleet_status,
+            commands::fleet_overview,
+            commands::fleet_inventory,
+            commands::fleet_recertify,
+            commands::fleet_report,
         ])
         .setup(move |app| {
             let client = SocketClient::new(settings.socket.clone());
@@ -96,6 +104,7 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> taur
                 client: Arc::clone(&client),
                 queue: Mutex::new(PromptQueue::new(settings.prompts.clone())),
                 ready_after_ms: Mutex::new(None),
+                fleet: settings.fleet.clone(),
             });
             let handle = app.handle().clone();
             windows::setup(&handle, settings.show_console)?;

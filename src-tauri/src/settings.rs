@@ -16,6 +16,8 @@ pub const DEFAULT_SOCKET: &str = "/run/vigie/agent.sock";
 pub struct Settings {
     pub socket: PathBuf,
     pub prompts: PromptSettings,
+    /// The collector the security team's fleet view reads (`[fleet]`).
+    pub fleet: crate::fleet::FleetSettings,
     /// Open the console window at start instead of staying in the tray.
     #[serde(skip)]
     pub show_console: bool,
@@ -26,6 +28,7 @@ impl Default for Settings {
         Self {
             socket: PathBuf::from(DEFAULT_SOCKET),
             prompts: PromptSettings::default(),
+            fleet: crate::fleet::FleetSettings::default(),
             show_console: false,
         }
     }
@@ -88,5 +91,10 @@ mod tests {
         // A key of older consoles, no longer used, does not throw the file away.
         let old = Settings::parse("[prompts]\ngroup_seconds = 300\nsnooze_minutes = 5\n", path).unwrap();
         assert_eq!(old.prompts.snooze_minutes, 5);
+        let fleet =
+            Settings::parse("[fleet]\ncollector = \"https://collector.example.org:8443\"\n", path).unwrap();
+        assert_eq!(fleet.fleet.collector.as_deref(), Some("https://collector.example.org:8443"));
+        assert_eq!(fleet.fleet.ca, PathBuf::from("/etc/vigie/fleet-ca.pem"));
+        assert!(Settings::parse("[fleet]\ncollector = \"http://collector\"\n", path).is_err(), "https only");
     }
 }

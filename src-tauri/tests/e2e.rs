@@ -16,7 +16,11 @@
 //!   lists it;
 //! - an administrator sees the justification, filters a million stored
 //!   events, exports them, and reviews every user's AI software and its
-//!   rights ("Logiciels IA").
+//!   rights ("Logiciels IA");
+//! - with a real collector on PostgreSQL, which a workstation enrolled in
+//!   and uploaded its inventory to, the administrator's "Parc" view (their
+//!   own certificate) shows the workstation, records a recertification
+//!   under their name and writes the periodic review.
 //!
 //! Screenshots of every screen go to `target/e2e-screenshots/`.
 
@@ -784,6 +788,8 @@ async fn console_in_a_real_window_with_a_real_agent() {
     // ---- The security team (root is an administrator) -------------------
     let admin_home = dir.join("home-admin");
     std::fs::create_dir_all(&admin_home).unwrap();
+    // Blocking HTTPS (the fleet client) off the test's async workers.
+    let fleet = tokio::task::block_in_place(|| start_fleet(&mut lab, &admin_home));
     let driver = start_driver(
         &mut lab,
         &desktop,
@@ -793,6 +799,8 @@ async fn console_in_a_real_window_with_a_real_agent() {
             ("VIGIE_CONSOLE_SHOW", "1".into()),
             ("HOME", admin_home.display().to_string()),
             ("LANG", "fr_FR.UTF-8".into()),
+            ("VIGIE_CONSOLE_CONFIG", fleet.console_config.display().to_string()),
+            ("VIGIE_ADMIN_IDENTITY", fleet.identity.display().to_string()),
         ],
     );
     let client = session(&driver, &console).await;
@@ -905,6 +913,158 @@ async fn console_in_a_real_window_with_a_real_agent() {
     .await;
     assert!(rights.contains("Exécute sans demander : npm test"), "{rights}");
     shot(&client, "13-security-software").await;
+
+    // The fleet, from the collector, with the administrator's certificate.
+    client.execute("location.hash = '#/security/fleet'", vec![]).await.unwrap();
+    let agents = eventually(Duration::from_secs(20), "the fleet's workstations", || async {
+        text_of(&client, "fleet-agent").await.filter(|t| t.contains("pc-compta-01"))
+    })
+    .await;
+    assert!(agents.contains("compta"), "{agents}");
+    let find = eventually(Duration::from_secs(10), "a right to recertify", || async {
+        text_of(&client, "fleet-find").await
+    })
+    .await;
+    assert!(find.contains("Sider") && find.contains("Lit et modifie tous les sites"), "{find}");
+    // WebKit's snapshot can lag the DOM by a frame: let it paint.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shot(&client, "19-security-fleet").await;
+    type_into(&client, "fleet-note", "Barre latérale seulement : à désinstaller.").await;
+    click(&client, "fleet-remove").await;
+    eventually(Duration::from_secs(10), "nothing left to decide", || async {
+        client.find(Locator::Css("[data-testid=\"fleet-find\"]")).await.is_err().then_some(())
+    })
+    .await;
+    let decided = fleet.sql(
+        "SELECT decided_by || ' ' || decision || ' ' || right_held || ' ' || note FROM recertifications",
+    );
+    assert_eq!(decided, "rssi@example.org remove all-sites Barre latérale seulement : à désinstaller.");
+    client
+        .execute(
+            "const s = document.querySelector('[data-testid=\"fleet-filter\"]'); s.value = 'broad'; s.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let shown = eventually(Duration::from_secs(10), "the decision, who took it and when", || async {
+        text_of(&client, "fleet-decided").await
+    })
+    .await;
+    assert!(shown.contains("à retirer, décidé par rssi@example.org"), "{shown}");
+    click(&client, "fleet-report").await;
+    let written = eventually(Duration::from_secs(30), "the periodic review written", || async {
+        text_of(&client, "fleet-report-done").await
+    })
+    .await;
+    let path = written.rsplit(" : ").next().unwrap().trim().to_owned();
+    let html = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        html.contains("Revue périodique") && html.contains("all-sites : à retirer (rssi@example.org"),
+        "{path}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shot(&client, "20-security-fleet-decided").await;
+    let logged =
+        fleet.sql("SELECT count(*) FROM admin_access WHERE name = 'rssi@example.org' AND status = 200");
+    assert!(logged.parse::<u32>().unwrap() >= 4, "every request of the console logged: {logged}");
     client.close().await.unwrap();
     println!("screenshots in {}", screenshots().display());
+}
+
+/// A collector on a throwaway PostgreSQL, reached on loopback by the
+/// administrator's console; a workstation enrolled in it and uploaded its
+/// inventory (what the agent's uploader sends, through the fleet client).
+struct Fleet {
+    pg: vigie_tests::postgres::TempPostgres,
+    console_config: PathBuf,
+    identity: PathBuf,
+}
+
+impl Fleet {
+    fn sql(&self, sql: &str) -> String {
+        self.pg.psql("vigie", sql).unwrap()
+    }
+}
+
+fn start_fleet(lab: &mut Lab, admin_home: &Path) -> Fleet {
+    let collector = target_dir().join("vigie-collector");
+    assert!(collector.exists(), "build the workspace first (cargo test --workspace)");
+    let pg = vigie_tests::postgres::TempPostgres::start().unwrap();
+    let dir = lab.dir.join("collector");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase = \"{}\"\npki = {:?}\npool_size = 4\n",
+            pg.connection(),
+            dir.join("pki")
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&collector).arg("--config").arg(&config).args(args).output().unwrap();
+        assert!(out.status.success(), "vigie-collector {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["init", "--name", "127.0.0.1"]);
+    run(&["migrate"]);
+    let mut serve = Command::new("timeout");
+    serve
+        .args(["900", collector.to_str().unwrap(), "--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("collector.log")).unwrap());
+    lab.spawn(serve);
+    assert!(
+        wait_for(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+        "the collector did not start: {}",
+        std::fs::read_to_string(dir.join("collector.log")).unwrap_or_default()
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    let ca_pem = std::fs::read(dir.join("pki").join("ca.pem")).unwrap();
+
+    // A workstation enrols and uploads its inventory.
+    let token = run(&["token", "create", "--group", "compta", "--uses", "1"]);
+    let state = dir.join("workstation");
+    std::fs::create_dir_all(&state).unwrap();
+    let workstation = vigie_fleet::client::FleetDir::new(&state);
+    vigie_fleet::client::enroll(
+        &workstation,
+        &vigie_fleet::client::EnrollOptions {
+            url: url.clone(),
+            token: token.trim().to_owned(),
+            ca_pem: ca_pem.clone(),
+            policy_key_pem: None,
+            hostname: "pc-compta-01".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            force: false,
+        },
+    )
+    .unwrap();
+    let batch = json!({ "events": [], "inventory": [{
+        "kind": "browser-extension", "host": "Google Chrome", "key": "difoiogjjojoaoomphldepapgpbgkhkb",
+        "name": "Sider", "version": "4.10.0", "uid": EMPLOYEE, "user": "alice", "path": "~/.config/google-chrome",
+        "service_id": "sider", "local": false, "rights": ["all-sites", "storage"]
+    }]});
+    let sent = workstation
+        .client()
+        .unwrap()
+        .post(format!("{url}/v1/events"))
+        .body(serde_json::to_vec(&batch).unwrap())
+        .send()
+        .unwrap();
+    assert!(sent.status().is_success(), "{}", sent.status());
+
+    // The administrator's certificate, and the console's settings.
+    let identity = admin_home.join(".config/vigie/admin.pem");
+    std::fs::create_dir_all(identity.parent().unwrap()).unwrap();
+    run(&["admin-cert", "--name", "rssi@example.org", "--out", identity.to_str().unwrap()]);
+    let console_config = dir.join("console.toml");
+    std::fs::write(
+        &console_config,
+        format!("[fleet]\ncollector = \"{url}\"\nca = {:?}\n", dir.join("pki").join("ca.pem")),
+    )
+    .unwrap();
+    Fleet { pg, console_config, identity }
 }

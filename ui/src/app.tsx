@@ -15,6 +15,7 @@ import { PolicyView } from "./views/policy";
 import { PromptView } from "./views/prompt";
 import { RulesView } from "./views/rules";
 import { SecurityView, type SecurityPanels } from "./views/security";
+import { FleetView } from "./views/fleet";
 import { SoftwareView } from "./views/software";
 
 // The security tabs' views are composed here, not in the security view, so
@@ -23,6 +24,7 @@ export const SECURITY_PANELS: SecurityPanels = {
   events: (query) => <EventsView query={query} />,
   charts: (query) => <ChartsView query={query} />,
   software: () => <SoftwareView everyone />,
+  fleet: () => <FleetView />,
   catalog: () => <CatalogView />,
   policy: () => <PolicyView />,
 };

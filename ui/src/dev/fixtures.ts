@@ -4,6 +4,10 @@ import type { Action } from "../ipc/gen/Action";
 import type { Answer } from "../ipc/gen/Answer";
 import type { CatalogView } from "../ipc/gen/CatalogView";
 import type { Event } from "../ipc/gen/Event";
+import type { FleetAgent } from "../ipc/gen/FleetAgent";
+import type { FleetDecision } from "../ipc/gen/FleetDecision";
+import type { FleetFind } from "../ipc/gen/FleetFind";
+import type { FleetOverview } from "../ipc/gen/FleetOverview";
 import type { Policy } from "../ipc/gen/Policy";
 import type { InventoryRow } from "../ipc/gen/InventoryRow";
 import type { Prompt } from "../ipc/gen/Prompt";
@@ -399,4 +403,56 @@ export function sampleInventory(now = NOW_MICROS): InventoryRow[] {
       ["all-sites", "clipboard-read", "cookies", "storage", "tabs"], "~/.config/microsoft-edge/Default/Extensions/ofpnmcalabcbjgholdjcjblkibolbppb/7.5.1_0", 1, false, ["all-sites", "clipboard-read", "cookies"]),
     row(null, "desktop-app", "system", "lm-studio", "LM Studio", null, "lm-studio", [], "/usr/share/applications/lm-studio.desktop", 15, true),
   ];
+}
+
+/** The collector's view of a small fleet, for the fleet view (dev and tests). */
+export function sampleFleet(nowMs: number): { overview: FleetOverview; finds: FleetFind[] } {
+  const iso = (minutesAgo: number) => new Date(nowMs - minutesAgo * 60_000).toISOString();
+  const agent = (id: number, hostname: string, group: string, minutesAgo: number | null, mode = "enforce"): FleetAgent => ({
+    id: `0190${id.toString().padStart(4, "0")}-0000-7000-8000-000000000000`,
+    group,
+    hostname,
+    last_seen: minutesAgo === null ? null : iso(minutesAgo),
+    revoked_at: null,
+    version: "0.1.0",
+    mode,
+    bundle_version: 12,
+  });
+  const find = (n: number, hostname: string, user: string, kind: string, name: string, broad: string[], decided: FleetDecision[] = []): FleetFind => ({
+    find: `f${n.toString(16).padStart(15, "0")}`,
+    hostname,
+    group: "compta",
+    user,
+    kind,
+    key: name.toLowerCase(),
+    name,
+    version: "1.0",
+    service_id: null,
+    local: false,
+    rights: [...broad, "storage"],
+    broad,
+    pending: broad.filter((r) => !decided.some((d) => d.right === r)),
+    decisions: decided,
+  });
+  return {
+    overview: {
+      agents: [
+        agent(1, "pc-compta-01", "compta", 2),
+        agent(2, "pc-compta-02", "compta", 7),
+        agent(3, "pc-rh-01", "rh", 95, "monitor"),
+        agent(4, "pc-dsi-07", "dsi", null),
+      ],
+      exports: [
+        { destination: "soc-syslog", exported: 182_344, waiting: 0, oldest_waiting: null, last_success: iso(1), last_error: null },
+        { destination: "elastic", exported: 180_120, waiting: 2_224, oldest_waiting: iso(42), last_success: iso(44), last_error: "503 Service Unavailable" },
+      ],
+    },
+    finds: [
+      find(1, "pc-compta-01", "p-3f9a1c2b7d4e5f60", "browser-extension", "Sider", ["all-sites", "clipboard-read"]),
+      find(2, "pc-compta-02", "p-8b2e4d6f1a3c5e79", "editor-extension", "Cline", ["auto-approve:all-tools"], [
+        { right: "auto-approve:all-tools", decision: "keep", by: "rssi@example.org", at: iso(60 * 24), note: "" },
+      ]),
+      find(3, "pc-rh-01", "p-1d2c3b4a59687766", "local-server", "Ollama", ["listen:network"]),
+    ],
+  };
 }

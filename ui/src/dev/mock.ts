@@ -10,7 +10,7 @@ import type { EventStats } from "../ipc/gen/EventStats";
 import type { Facets } from "../ipc/gen/Facets";
 import type { Prompt } from "../ipc/gen/Prompt";
 import { commandError, emitEvent, installMock } from "../ipc/testing";
-import { CATALOG, POLICY, PROGRAMS, SERVICES, USERS, sampleAnswers, sampleEvent, sampleInventory, samplePrompt } from "./fixtures";
+import { CATALOG, POLICY, PROGRAMS, SERVICES, USERS, sampleAnswers, sampleEvent, sampleFleet, sampleInventory, samplePrompt } from "./fixtures";
 
 export function installDevMock(): void {
   const params = new URLSearchParams(location.search);
@@ -57,6 +57,24 @@ export function installDevMock(): void {
     switch (cmd) {
       case "connection_status":
         return status();
+      // ?fleet=off: the fleet view not set up.
+      case "fleet_status":
+        return {
+          collector: params.get("fleet") === "off" ? null : "https://collector.example.org:8443",
+          ca: "/etc/vigie/fleet-ca.pem",
+          identity: "/home/alice/.config/vigie/admin.pem",
+          ready: params.get("fleet") !== "off",
+        };
+      case "fleet_overview":
+        return sampleFleet(Date.now()).overview;
+      case "fleet_inventory": {
+        const finds = sampleFleet(Date.now()).finds;
+        return args.filter === "pending" ? finds.filter((f) => f.pending.length > 0) : finds;
+      }
+      case "fleet_recertify":
+        return { right: args.right, decision: args.decision, by: "alice", at: new Date().toISOString(), note: args.note };
+      case "fleet_report":
+        return { path: `/home/alice/Téléchargements/vigie-revue-${String(args.from)}-${String(args.to)}.html`, bytes: 48_213 };
       case "pending_prompts":
         if (down) throw commandError("not-connected", "agent socket unreachable");
         return prompts;

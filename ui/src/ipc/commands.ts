@@ -15,6 +15,11 @@ import type { EventStats } from "./gen/EventStats";
 import type { ExportFormat } from "./gen/ExportFormat";
 import type { ExportResult } from "./gen/ExportResult";
 import type { Facets } from "./gen/Facets";
+import type { FleetDecision } from "./gen/FleetDecision";
+import type { FleetFind } from "./gen/FleetFind";
+import type { FleetOverview } from "./gen/FleetOverview";
+import type { FleetStatus } from "./gen/FleetStatus";
+import type { ReportResult } from "./gen/ReportResult";
 import type { InventoryRow } from "./gen/InventoryRow";
 import type { PolicyView } from "./gen/PolicyView";
 import type { Prompt } from "./gen/Prompt";
@@ -59,6 +64,15 @@ export const openAlternative = (id: number) => invoke<void>("open_alternative", 
  */
 /** "fr" or "en", from the session's locale settings (French unless they say otherwise). */
 export const sessionLocale = () => invoke<string>("session_locale");
+
+/** The fleet view (the collector, with the administrator's own certificate). */
+export const fleetStatus = () => invoke<FleetStatus>("fleet_status");
+export const fleetOverview = () => invoke<FleetOverview>("fleet_overview");
+export const fleetInventory = (filter: "all" | "broad" | "pending") => invoke<FleetFind[]>("fleet_inventory", { filter });
+export const fleetRecertify = (find: string, right: string, decision: "keep" | "remove", note: string) =>
+  invoke<FleetDecision>("fleet_recertify", { find, right, decision, note });
+/** The periodic review (`from`/`to`: YYYY-MM-DD), written to the download folder. */
+export const fleetReport = (from: string, to: string, lang: string) => invoke<ReportResult>("fleet_report", { from, to, lang });
 export const uiReady = () => invoke<number | null>("ui_ready");
 
 export const onConnection = (handler: (status: ConnectionStatus) => void): Promise<UnlistenFn> =>

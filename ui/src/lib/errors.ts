@@ -13,6 +13,10 @@ export function errorText(err: unknown, { t }: I18n): string {
         return t("error.bad-request", { message: err.message });
       case "internal":
         return t("error.internal", { message: err.message });
+      case "not-configured":
+        return t("error.not-configured", { message: err.message });
+      case "unreachable":
+        return t("error.unreachable", { message: err.message });
     }
   }
   return t("error.unknown", { message: err instanceof Error ? err.message : String(err) });

@@ -1,13 +1,13 @@
 // The view is chosen from location.hash: #/prompt, #/activity, #/rules,
-// #/security/{events,charts,software,catalog,policy} (#/events etc. are accepted too).
-export type SecurityView = "events" | "charts" | "software" | "catalog" | "policy";
+// #/security/{events,charts,software,fleet,catalog,policy} (#/events etc. are accepted too).
+export type SecurityView = "events" | "charts" | "software" | "fleet" | "catalog" | "policy";
 export type Route =
   | { view: "prompt" }
   | { view: "activity" }
   | { view: "rules" }
   | { view: "security"; sub: SecurityView };
 
-const SECURITY: readonly SecurityView[] = ["events", "charts", "software", "catalog", "policy"];
+const SECURITY: readonly SecurityView[] = ["events", "charts", "software", "fleet", "catalog", "policy"];
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, "").split(/[/?]/).filter(Boolean);

@@ -32,6 +32,7 @@ export function SecurityView({ sub, onSub, panels }: { sub: Sub; onSub: (s: Sub)
     { id: "events" as Sub, label: t("tabs.events"), testid: "tab-events" },
     { id: "charts" as Sub, label: t("tabs.charts"), testid: "tab-charts" },
     { id: "software" as Sub, label: t("tabs.software"), testid: "tab-software" },
+    { id: "fleet" as Sub, label: t("tabs.fleet"), testid: "tab-fleet" },
     { id: "catalog" as Sub, label: t("tabs.catalog"), testid: "tab-catalog" },
     { id: "policy" as Sub, label: t("tabs.policy"), testid: "tab-policy" },
   ];

@@ -3,4 +3,4 @@
 /**
  * Why a command failed, for the UI to branch on.
  */
-export type ErrorKind = "not-connected" | "forbidden" | "bad-request" | "internal";
+export type ErrorKind = "not-connected" | "forbidden" | "bad-request" | "internal" | "not-configured" | "unreachable";
