@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "fleet_inventory",
         "fleet_recertify",
         "fleet_report",
+        "fleet_exceptions",
+        "fleet_decide_exception",
     ]);
     tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))?;
     Ok(())

@@ -14,8 +14,8 @@ use vigie_core::proto::{
 
 use crate::fleet::FleetClient;
 use crate::types::{
-    CommandError, ConnectionStatus, ErrorKind, ExportFormat, ExportResult, FleetDecision, FleetFind,
-    FleetOverview, FleetStatus, ReportResult,
+    CommandError, ConnectionStatus, ErrorKind, ExportFormat, ExportResult, FleetDecision, FleetException,
+    FleetExceptionDecision, FleetFind, FleetOverview, FleetStatus, ReportResult,
 };
 use crate::{ops, windows, Console};
 
@@ -253,6 +253,24 @@ pub async fn fleet_recertify(
     let request = vigie_fleet::proto::RecertifyRequest { find, right, decision, note };
     let decided = with_fleet(&console, move |fleet| fleet.recertify(&request)).await?;
     info!(right = %decided.right, decision = %decided.decision, "recertification recorded");
+    Ok(decided)
+}
+
+#[tauri::command]
+pub async fn fleet_exceptions(console: State<'_, Console>, filter: String) -> Reply<Vec<FleetException>> {
+    with_fleet(&console, move |fleet| fleet.exceptions(&filter)).await
+}
+
+#[tauri::command]
+pub async fn fleet_decide_exception(
+    console: State<'_, Console>,
+    request: String,
+    decision: String,
+    note: String,
+) -> Reply<FleetExceptionDecision> {
+    let asked = vigie_fleet::proto::ExceptionDecisionRequest { request, decision, note };
+    let decided = with_fleet(&console, move |fleet| fleet.decide_exception(&asked)).await?;
+    info!(decision = %decided.decision, "exception request decided");
     Ok(decided)
 }
 

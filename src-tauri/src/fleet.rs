@@ -10,7 +10,8 @@ use serde::{Deserialize, Deserializer};
 use vigie_fleet::proto;
 
 use crate::types::{
-    CommandError, ErrorKind, FleetDecision, FleetFind, FleetOverview, FleetStatus, ReportResult,
+    CommandError, ErrorKind, FleetDecision, FleetException, FleetExceptionDecision, FleetFind, FleetOverview,
+    FleetStatus, ReportResult,
 };
 
 /// `[fleet]` of `/etc/vigie/console.toml`.
@@ -140,15 +141,39 @@ impl FleetClient {
     }
 
     pub fn recertify(&self, request: &proto::RecertifyRequest) -> Result<FleetDecision, CommandError> {
-        let body = serde_json::to_vec(request)
+        self.post_json(proto::ADMIN_RECERTIFY, request)
+    }
+
+    fn post_json<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CommandError> {
+        let body = serde_json::to_vec(body)
             .map_err(|e| CommandError { kind: ErrorKind::Internal, message: e.to_string() })?;
         let request = self
             .http
-            .post(format!("{}{}", self.url, proto::ADMIN_RECERTIFY))
+            .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")
             .body(body);
         let answer = self.send(request)?;
         self.json(&answer)
+    }
+
+    pub fn exceptions(&self, filter: &str) -> Result<Vec<FleetException>, CommandError> {
+        if !matches!(filter, "pending" | "all") {
+            return Err(CommandError { kind: ErrorKind::BadRequest, message: format!("no filter {filter}") });
+        }
+        let url = format!("{}{}?filter={filter}", self.url, proto::ADMIN_EXCEPTIONS);
+        let body = self.send(self.http.get(url))?;
+        self.json(&body)
+    }
+
+    pub fn decide_exception(
+        &self,
+        request: &proto::ExceptionDecisionRequest,
+    ) -> Result<FleetExceptionDecision, CommandError> {
+        self.post_json(proto::ADMIN_DECIDE_EXCEPTION, request)
     }
 
     /// The periodic review from `from` to `to` (YYYY-MM-DD), written as an

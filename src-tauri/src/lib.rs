@@ -97,6 +97,8 @@ pub fn build<R: Runtime>(builder: tauri::Builder<R>, settings: Settings) -> taur
             commands::fleet_inventory,
             commands::fleet_recertify,
             commands::fleet_report,
+            commands::fleet_exceptions,
+            commands::fleet_decide_exception,
         ])
         .setup(move |app| {
             let client = SocketClient::new(settings.socket.clone());

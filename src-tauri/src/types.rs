@@ -163,3 +163,35 @@ pub struct ReportResult {
     #[ts(type = "number")]
     pub bytes: u64,
 }
+
+/// The security team's decision on an exception request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
+pub struct FleetExceptionDecision {
+    /// `grant` or `refuse`.
+    pub decision: String,
+    pub by: String,
+    pub at: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// An employee's exception request, as the collector keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[ts(export)]
+pub struct FleetException {
+    /// The collector's handle for it, used to decide.
+    pub request: String,
+    pub at: String,
+    pub hostname: String,
+    pub group: String,
+    #[serde(default)]
+    pub user: Option<String>,
+    pub service_id: String,
+    /// The decision the prompt was about (block).
+    pub action: String,
+    /// In the employee's words.
+    pub text: String,
+    #[serde(default)]
+    pub decision: Option<FleetExceptionDecision>,
+}

@@ -962,6 +962,46 @@ async fn console_in_a_real_window_with_a_real_agent() {
         html.contains("Revue périodique") && html.contains("all-sites : à retirer (rssi@example.org"),
         "{path}"
     );
+    // The employee's exception request: granted, with a note.
+    let request = eventually(Duration::from_secs(10), "the exception request", || async {
+        text_of(&client, "fleet-exception").await
+    })
+    .await;
+    assert!(request.contains("Comparer les réponses pour le projet de veille."), "{request}");
+    type_into(&client, "fleet-exception-note", "Accordée pour la veille ; règle ajoutée à la politique 13.")
+        .await;
+    click(&client, "fleet-grant").await;
+    eventually(Duration::from_secs(10), "no request left to decide", || async {
+        client.find(Locator::Css("[data-testid=\"fleet-exception\"]")).await.is_err().then_some(())
+    })
+    .await;
+    let granted =
+        fleet.sql("SELECT decided_by || ' ' || decision || ' ' || service_id FROM exception_decisions");
+    assert_eq!(granted, "rssi@example.org grant chatgpt");
+    client
+        .execute(
+            "const s = document.querySelector('[data-testid=\"fleet-exception-filter\"]'); s.value = 'all'; s.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let outcome = eventually(Duration::from_secs(10), "the request's outcome", || async {
+        text_of(&client, "fleet-exception-decided").await
+    })
+    .await;
+    assert!(
+        outcome.contains("accordée par rssi@example.org") && outcome.contains("politique 13"),
+        "{outcome}"
+    );
+    // The heartbeat reached the workstation's row (the collector writes
+    // heartbeats every 5 s): "Actualiser" shows its mode and signed policy.
+    let mode = eventually(Duration::from_secs(15), "the heartbeat's mode and signed policy", || async {
+        click(&client, "fleet-refresh").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        text_of(&client, "fleet-agent").await.filter(|t| t.contains("Application"))
+    })
+    .await;
+    assert!(mode.contains("13"), "{mode}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     shot(&client, "20-security-fleet-decided").await;
     let logged =
@@ -1042,7 +1082,12 @@ fn start_fleet(lab: &mut Lab, admin_home: &Path) -> Fleet {
         },
     )
     .unwrap();
-    let batch = json!({ "events": [], "inventory": [{
+    let now_us = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros()).unwrap();
+    let batch = json!({ "events": [], "answers": [{
+        "ts": now_us - 120_000_000, "uid": EMPLOYEE, "user": "alice", "service_id": "chatgpt", "action": "block",
+        "event_id": "01900000-0000-7000-8000-00000000e2e0", "kind": "exception-requested",
+        "text": "Comparer les réponses pour le projet de veille.", "bypass_until": null
+    }], "inventory": [{
         "kind": "browser-extension", "host": "Google Chrome", "key": "difoiogjjojoaoomphldepapgpbgkhkb",
         "name": "Sider", "version": "4.10.0", "uid": EMPLOYEE, "user": "alice", "path": "~/.config/google-chrome",
         "service_id": "sider", "local": false, "rights": ["all-sites", "storage"]
@@ -1055,6 +1100,19 @@ fn start_fleet(lab: &mut Lab, admin_home: &Path) -> Fleet {
         .send()
         .unwrap();
     assert!(sent.status().is_success(), "{}", sent.status());
+    let beat = json!({
+        "version": env!("CARGO_PKG_VERSION"), "hostname": "pc-compta-01", "mode": "enforce",
+        "policy": "r34-baseline 2026.12", "bundle_version": 13, "health": "ok",
+        "outbox": { "backlog": 0, "sent": 0, "dropped": 0 }
+    });
+    let sent = workstation
+        .client()
+        .unwrap()
+        .post(format!("{url}/v1/heartbeat"))
+        .body(serde_json::to_vec(&beat).unwrap())
+        .send()
+        .unwrap();
+    assert!(sent.status().is_success(), "heartbeat: {}", sent.status());
 
     // The administrator's certificate, and the console's settings.
     let identity = admin_home.join(".config/vigie/admin.pem");

@@ -21,6 +21,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_inventory.sql"),
     include_str!("../migrations/0006_recertifications.sql"),
     include_str!("../migrations/0007_admins.sql"),
+    include_str!("../migrations/0008_exception_decisions.sql"),
 ];
 
 /// Any number above this sits in one advisory lock shared by every
@@ -827,6 +828,16 @@ pub async fn list_inventory(
     Ok(found)
 }
 
+/// Who decides and why, as stored: control characters out, lengths bounded;
+/// someone must be named.
+fn decider_and_note(by: &str, note: &str) -> Result<(String, String)> {
+    let clean =
+        |text: &str, max: usize| -> String { text.chars().filter(|c| !c.is_control()).take(max).collect() };
+    let (by, note) = (clean(by, 128), clean(note, 1000));
+    anyhow::ensure!(!by.trim().is_empty(), "who decides must be named");
+    Ok((by, note))
+}
+
 /// Records a decision on one right of one find (named by its handle), and
 /// the event that carries it to the export destinations, in one
 /// transaction. `Ok(None)` when no find has that handle or it does not
@@ -840,10 +851,7 @@ pub async fn recertify(
     note: &str,
 ) -> Result<Option<Decision>> {
     anyhow::ensure!(matches!(decision, "keep" | "remove"), "a decision is keep or remove, not {decision:?}");
-    let clean =
-        |text: &str, max: usize| -> String { text.chars().filter(|c| !c.is_control()).take(max).collect() };
-    let (by, note) = (clean(by, 128), clean(note, 1000));
-    anyhow::ensure!(!by.trim().is_empty(), "who decides must be named");
+    let (by, note) = decider_and_note(by, note)?;
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let row = tx
@@ -985,4 +993,139 @@ pub async fn log_admin_access(
         )
         .await?;
     Ok(())
+}
+
+/// An exception request's handle: the first 16 hex digits of an MD5 over
+/// its identity (agent, the event that opened the prompt, its time).
+pub(crate) const REQUEST_ID: &str =
+    "left(md5(concat_ws(chr(31), a.agent_id::text, coalesce(a.event_id::text, ''), \
+     (extract(epoch FROM a.ts) * 1000000)::bigint::text)), 16)";
+
+/// The security team's decision on an exception request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ExceptionDecision {
+    /// `grant` or `refuse`.
+    pub decision: String,
+    pub by: String,
+    pub at: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+/// The latest decision on each exception request, by request handle.
+pub(crate) async fn exception_decisions(
+    client: &deadpool_postgres::Client,
+) -> Result<std::collections::HashMap<String, ExceptionDecision>> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT ON (request) request, decision, decided_by,
+                to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), note
+             FROM exception_decisions ORDER BY request, decided_at DESC, id DESC",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (r.get(0), ExceptionDecision { decision: r.get(1), by: r.get(2), at: r.get(3), note: r.get(4) })
+        })
+        .collect())
+}
+
+/// Exception requests of the last `days`, newest first (at most 500), users
+/// as pseudonyms, each with its handle and the latest decision on it; with
+/// `pending`, only those not decided yet.
+pub async fn list_exception_requests(
+    pool: &Pool,
+    pseudonyms: &vigie_core::siem::Pseudonyms,
+    pending: bool,
+    days: i32,
+) -> Result<Vec<serde_json::Value>> {
+    let client = pool.get().await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {REQUEST_ID}, to_char(a.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    coalesce(g.hostname, ''), coalesce(g.grp, ''), a.username, a.service_id, a.action, coalesce(a.text, '')
+                 FROM answers a LEFT JOIN agents g ON g.id = a.agent_id
+                 WHERE a.kind = 'exception-requested' AND a.ts > now() - make_interval(days => $1)
+                 ORDER BY a.ts DESC LIMIT 500"
+            ),
+            &[&days],
+        )
+        .await?;
+    let decisions = exception_decisions(&client).await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let request: String = r.get(0);
+        let decision = decisions.get(&request);
+        if pending && decision.is_some() {
+            continue;
+        }
+        let user: Option<String> = r.get(4);
+        found.push(serde_json::json!({
+            "request": request,
+            "at": r.get::<_, String>(1),
+            "hostname": r.get::<_, String>(2),
+            "group": r.get::<_, String>(3),
+            "user": user.filter(|u| !u.is_empty()).map(|u| pseudonyms.of(&u)),
+            "service_id": r.get::<_, String>(5),
+            "action": r.get::<_, String>(6),
+            "text": r.get::<_, String>(7),
+            "decision": decision,
+        }));
+    }
+    Ok(found)
+}
+
+/// Records the decision on one exception request (named by its handle) and
+/// the event that carries it to the export destinations, in one
+/// transaction. `Ok(None)` when no exception request has that handle.
+pub async fn decide_exception(
+    pool: &Pool,
+    request: &str,
+    decision: &str,
+    by: &str,
+    note: &str,
+) -> Result<Option<ExceptionDecision>> {
+    anyhow::ensure!(
+        matches!(decision, "grant" | "refuse"),
+        "a decision is grant or refuse, not {decision:?}"
+    );
+    let (by, note) = decider_and_note(by, note)?;
+    let mut client = pool.get().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT a.agent_id, a.service_id, a.username, a.uid FROM answers a
+                 WHERE a.kind = 'exception-requested' AND {REQUEST_ID} = $1 LIMIT 1"
+            ),
+            &[&request],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let (agent, service, user, uid): (Uuid, String, Option<String>, Option<i64>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let at: String = tx
+        .query_one(
+            "INSERT INTO exception_decisions (request, agent_id, service_id, username, decision, decided_by, note)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING to_char(decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+            &[&request, &agent, &service, &user, &decision, &by, &note],
+        )
+        .await?
+        .get(0);
+    // The decision as an event of the workstation the request came from:
+    // name and service the service asked for, dst the request, src who decided.
+    tx.execute(
+        "INSERT INTO events (agent_id, event_id, ts, source, name, service_id, service_name, category, vendor,
+            action, rule_id, policy_version, protocol, src, dst, ech, uid, username, repeats)
+         VALUES ($1, gen_random_uuid(), now(), 'review', $2, $2, '', 'review', '', $3,
+            'exception:' || $3, '', 'exception-request', $4, $5, false, $6, $7, 1)",
+        &[&agent, &service, &decision, &by, &request, &uid, &user],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(ExceptionDecision { decision: decision.to_owned(), by, at, note }))
 }

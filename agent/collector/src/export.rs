@@ -364,6 +364,16 @@ fn sd_value(text: &str) -> String {
     out
 }
 
+/// What a review row's `dst` names: the right recertified, or the exception
+/// request decided.
+fn review_subject(row: &Row) -> &'static str {
+    if row.rule_id.starts_with("exception:") {
+        "request"
+    } else {
+        "right"
+    }
+}
+
 /// The fields every format carries, named once: (CEF key, SD name, value).
 fn fields(row: &Row) -> Vec<(&'static str, &'static str, String)> {
     let mut fields = vec![
@@ -397,8 +407,9 @@ fn fields(row: &Row) -> Vec<(&'static str, &'static str, String)> {
         fields.push(("cs3", "exePath", path.clone()));
     }
     if row.category == "review" {
-        // A recertification decision: the right, and who decided.
-        fields.push(("cs4", "right", row.dst.clone()));
+        // A recertification decision: the right; an exception request's:
+        // the request. And who decided.
+        fields.push(("cs4", review_subject(row), row.dst.clone()));
         fields.push(("cs6", "decidedBy", row.src.clone()));
     }
     fields
@@ -427,7 +438,7 @@ pub fn message(row: &Row, format: Format, enterprise_number: u32) -> String {
             let mut labels =
                 "cs1Label=rule cs2Label=policyVersion cs3Label=programPath cs5Label=serviceId".to_owned();
             if row.category == "review" {
-                labels.push_str(" cs4Label=right cs6Label=decidedBy");
+                let _ = write!(labels, " cs4Label={} cs6Label=decidedBy", review_subject(row));
             }
             let mut extension = vec![labels];
             for (key, _, value) in fields(row) {

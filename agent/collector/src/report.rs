@@ -112,9 +112,8 @@ pub struct ReportData {
     pub alerts: Vec<(String, i64)>,
     /// Answers to prompts per kind and service.
     pub answers: Vec<(String, String, i64)>,
-    /// The latest justifications and exception requests: when, pseudonym,
-    /// service, kind, text, bypass granted until.
-    pub recent_answers: Vec<(String, String, String, String, String, Option<String>)>,
+    /// The latest justifications and exception requests.
+    pub recent_answers: Vec<RecentAnswer>,
     /// The fleet's AI software now (each agent's last inventory), most
     /// widespread first: kind, name, service, workstations, users, the broad
     /// rights any copy holds.
@@ -123,6 +122,20 @@ pub struct ReportData {
     /// [`MAX_RECERTIFY`], and how many there were.
     pub recertify: Vec<RecertifyLine>,
     pub recertify_total: usize,
+}
+
+/// A justification or an exception request, in the employee's words.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecentAnswer {
+    pub at: String,
+    pub pseudonym: String,
+    pub service: String,
+    pub kind: String,
+    pub text: String,
+    /// A justification's access, until when.
+    pub bypass_until: Option<String>,
+    /// An exception request's outcome, once decided.
+    pub decision: Option<crate::db::ExceptionDecision>,
 }
 
 /// A find holding a broad right, and what the review decided about each.
@@ -344,27 +357,36 @@ pub async fn gather(pool: &Pool, period: Period, pseudonyms: &Pseudonyms) -> Res
     data.answers = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     let rows = client
         .query(
-            "SELECT to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), username, service_id, kind, coalesce(text, ''),
-                to_char(bypass_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')
-             FROM answers
-             WHERE ts >= $1::text::timestamptz AND ts < $2::text::timestamptz
-               AND kind IN ('justified', 'exception-requested')
-             ORDER BY ts DESC LIMIT 30",
+            &format!(
+                "SELECT to_char(a.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), a.username, a.service_id, a.kind,
+                    coalesce(a.text, ''), to_char(a.bypass_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+                    {}
+                 FROM answers a
+                 WHERE a.ts >= $1::text::timestamptz AND a.ts < $2::text::timestamptz
+                   AND a.kind IN ('justified', 'exception-requested')
+                 ORDER BY a.ts DESC LIMIT 30",
+                crate::db::REQUEST_ID
+            ),
             &[&start, &end],
         )
         .await?;
+    let mut outcomes = crate::db::exception_decisions(&client).await?;
     data.recent_answers = rows
         .iter()
         .map(|r| {
             let user: Option<String> = r.get(1);
-            (
-                r.get(0),
-                user.map_or_else(String::new, |u| pseudonyms.of(&u)),
-                r.get(2),
-                r.get(3),
-                r.get(4),
-                r.get(5),
-            )
+            let kind: String = r.get(3);
+            let decision =
+                if kind == "exception-requested" { outcomes.remove(&r.get::<_, String>(6)) } else { None };
+            RecentAnswer {
+                at: r.get(0),
+                pseudonym: user.map_or_else(String::new, |u| pseudonyms.of(&u)),
+                service: r.get(2),
+                kind,
+                text: r.get(4),
+                bypass_until: r.get(5),
+                decision,
+            }
         })
         .collect();
     gather_inventory(&client, pseudonyms, &mut data).await?;
@@ -900,13 +922,26 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
     let recent: Vec<Vec<String>> = data
         .recent_answers
         .iter()
-        .map(|(at, who, service, kind, text, until)| {
-            let outcome = match (kind.as_str(), until) {
-                ("justified", Some(until)) => format!("{} {until}", t("accès jusqu'au", "access until")),
-                ("exception-requested", _) => t("à examiner", "to review").to_owned(),
+        .map(|a| {
+            let outcome = match (a.kind.as_str(), &a.bypass_until, &a.decision) {
+                ("justified", Some(until), _) => format!("{} {until}", t("accès jusqu'au", "access until")),
+                ("exception-requested", _, Some(d)) => format!(
+                    "{} ({}, {})",
+                    if d.decision == "grant" { t("accordée", "granted") } else { t("refusée", "refused") },
+                    d.by,
+                    d.at.get(..10).unwrap_or(&d.at)
+                ),
+                ("exception-requested", _, None) => t("à examiner", "to review").to_owned(),
                 _ => String::new(),
             };
-            vec![at.clone(), who.clone(), service.clone(), kind_name(kind), text.clone(), outcome]
+            vec![
+                a.at.clone(),
+                a.pseudonym.clone(),
+                a.service.clone(),
+                kind_name(&a.kind),
+                a.text.clone(),
+                outcome,
+            ]
         })
         .collect();
     let _ = write!(
@@ -919,8 +954,8 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
             t("Aucune réponse aux alertes pendant la période.", "No answer to a prompt during the period.")
         ),
         t(
-            "Les dernières, dans les mots des employés (pseudonymisés). Une demande d'exception reste à examiner : Vigie n'a pas encore de circuit de décision.",
-            "The latest, in the employees' words (pseudonymised). An exception request is to review: Vigie has no decision workflow yet."
+            "Les dernières, dans les mots des employés (pseudonymisés). Chaque demande d'exception est accordée ou refusée dans la console (Parc), au nom de qui décide ; l'accès lui-même passe par la politique signée.",
+            "The latest, in the employees' words (pseudonymised). Each exception request is granted or refused in the console (Fleet), under the name of who decides; the access itself goes through the signed policy."
         ),
         table(
             &[t("Date", "Date"), t("Pseudonyme", "Pseudonym"), t("Service", "Service"), t("Réponse", "Answer"), t("Texte", "Text"), t("Suite", "Outcome")],
@@ -1036,8 +1071,8 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
         "<section class=\"gap\"><h2>{}</h2><p>{}</p></section>",
         t("Ce que ce rapport ne montre pas encore", "What this report does not show yet"),
         t(
-            "La décision sur chaque demande d'exception : Vigie les liste, la décision se prend hors de Vigie.",
-            "The decision on each exception request: Vigie lists them, the decision is taken outside Vigie."
+            "Si une exception accordée a bien été traduite en règle dans la politique signée : la revue montre la décision et les versions publiées de la politique, pas le lien entre les deux.",
+            "Whether a granted exception was turned into a rule of the signed policy: the review shows the decision and the published policy versions, not the link between them."
         )
     );
     html.push_str("</body></html>");

@@ -155,6 +155,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route(proto::ADMIN_INVENTORY, get(admin_inventory))
         .route(proto::ADMIN_RECERTIFY, post(admin_recertify).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
         .route(proto::ADMIN_REPORT, get(admin_report))
+        .route(proto::ADMIN_EXCEPTIONS, get(admin_exceptions))
+        .route(
+            proto::ADMIN_DECIDE_EXCEPTION,
+            post(admin_decide_exception).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)),
+        )
         .route_layer(middleware::from_fn_with_state(Arc::clone(&app), require_admin));
     Router::new()
         .route(proto::ENROLL, post(enroll).layer(DefaultBodyLimit::max(MAX_SMALL_BODY)))
@@ -260,6 +265,45 @@ async fn admin_recertify(
             Json(decision).into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "no such find holding that right"),
+        Err(e) => internal(&e),
+    }
+}
+
+/// The exception requests of the last 90 days: `?filter=pending|all`.
+async fn admin_exceptions(State(app): State<Arc<App>>, request: Request) -> Response {
+    let Some(params) = query_params(request.uri().query()) else { return bad_query() };
+    let pending = match params.get("filter").map_or("pending", String::as_str) {
+        "pending" => true,
+        "all" => false,
+        other => return error(StatusCode::BAD_REQUEST, format!("filter is pending or all, not {other}")),
+    };
+    match db::list_exception_requests(&app.pool, &app.admin_pseudonyms, pending, 90).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => internal(&e),
+    }
+}
+
+/// Grants or refuses one exception request, as the administrator who asks.
+async fn admin_decide_exception(
+    State(app): State<Arc<App>>,
+    Extension(Admin(name)): Extension<Admin>,
+    body: Bytes,
+) -> Response {
+    let Ok(asked) = serde_json::from_slice::<proto::ExceptionDecisionRequest>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"request\", \"decision\": grant|refuse, \"note\"}",
+        );
+    };
+    if !matches!(asked.decision.as_str(), "grant" | "refuse") {
+        return error(StatusCode::BAD_REQUEST, "a decision is grant or refuse");
+    }
+    match db::decide_exception(&app.pool, &asked.request, &asked.decision, &name, &asked.note).await {
+        Ok(Some(decision)) => {
+            info!(admin = %name, request = %asked.request, decision = %asked.decision, "exception request decided");
+            Json(decision).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such exception request"),
         Err(e) => internal(&e),
     }
 }

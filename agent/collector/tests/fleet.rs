@@ -61,7 +61,7 @@ fn collector_with(extra: &str) -> Collector {
     let issuer = Issuer::load(&pki_dir, config.certificate_days).unwrap();
     let (app, listener) = runtime.block_on(async {
         let pool = db::pool(&config.database, config.pool_size).unwrap();
-        assert_eq!(db::migrate(&pool).await.unwrap(), 7);
+        assert_eq!(db::migrate(&pool).await.unwrap(), 8);
         assert_eq!(db::migrate(&pool).await.unwrap(), 0, "migrations run once");
         let app = Arc::new(server::App::new(pool, issuer, config).unwrap());
         server::maintain(&app).await.unwrap();
@@ -1007,7 +1007,7 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
     assert_eq!(data.policy_changes.first().map(|p| p.0), Some(7));
     assert_eq!(data.answers.len(), 3);
     assert_eq!(data.recent_answers.len(), 2, "justifications and exception requests");
-    assert!(data.recent_answers.iter().all(|a| a.1.starts_with("p-")), "{:?}", data.recent_answers);
+    assert!(data.recent_answers.iter().all(|a| a.pseudonym.starts_with("p-")), "{:?}", data.recent_answers);
     assert_eq!(data.software.len(), 3);
     assert_eq!(data.recertify_total, 2, "Cline and the server open to the network");
     assert!(data.recertify.iter().all(|r| r.pseudonym.starts_with("p-")), "{:?}", data.recertify);
@@ -1421,6 +1421,54 @@ fn administrators_reach_the_fleet_view_with_their_certificate_alone() {
         "the decision is an exported event naming who took it"
     );
 
+    // An exception request, then the security team's decision on it.
+    let asked = serde_json::json!({ "events": [], "answers": [{
+        "ts": now_micros() - 60_000_000, "uid": 1000, "user": "alice", "service_id": "chatgpt", "action": "block",
+        "event_id": Uuid::now_v7().to_string(), "kind": "exception-requested",
+        "text": "Traduire un communiqué public", "bypass_until": null
+    }]});
+    let sent =
+        agent_http.post(format!("{}/v1/events", c.url)).body(serde_json::to_vec(&asked).unwrap()).send();
+    assert!(sent.unwrap().status().is_success());
+    let requests = json(get(&rssi, "/v1/admin/exceptions?filter=pending"));
+    let requests = requests.as_array().unwrap();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        (requests[0]["service_id"].as_str(), requests[0]["hostname"].as_str()),
+        (Some("chatgpt"), Some("poste-42"))
+    );
+    assert!(requests[0]["user"].as_str().unwrap().starts_with("p-"));
+    let request = requests[0]["request"].as_str().unwrap().to_owned();
+    let post = |path: &str, body: serde_json::Value| {
+        rssi.post(format!("{}{path}", c.url))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .unwrap()
+    };
+    let decide_path = "/v1/admin/exceptions/decide";
+    assert_eq!(
+        post(decide_path, serde_json::json!({ "request": request, "decision": "maybe" })).status(),
+        400
+    );
+    assert_eq!(
+        post(decide_path, serde_json::json!({ "request": "0123456789abcdef", "decision": "grant" })).status(),
+        404
+    );
+    let refused = post(
+        decide_path,
+        serde_json::json!({ "request": request, "decision": "refuse", "note": "Utiliser l'outil interne" }),
+    );
+    assert_eq!(refused.status(), 200);
+    assert_eq!(json(refused)["by"], "rssi@example.org");
+    assert_eq!(json(get(&rssi, "/v1/admin/exceptions?filter=pending")), serde_json::json!([]));
+    let all = json(get(&rssi, "/v1/admin/exceptions?filter=all"));
+    assert_eq!(all[0]["decision"]["decision"], "refuse");
+    assert_eq!(
+        c.sql("SELECT action || ' ' || rule_id || ' ' || src || ' ' || username FROM events WHERE rule_id LIKE 'exception:%'"),
+        "refuse exception:refuse rssi@example.org alice"
+    );
+
     // The periodic review, as the console's button asks for it.
     assert_eq!(get(&rssi, "/v1/admin/report?from=2026-12-01").status(), 400);
     let today = time::OffsetDateTime::now_utc().date();
@@ -1430,6 +1478,7 @@ fn administrators_reach_the_fleet_view_with_their_certificate_alone() {
     assert!(report.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = report.text().unwrap();
     assert!(html.contains("Revue périodique") && html.contains("all-sites : à retirer (rssi@example.org, "));
+    assert!(html.contains("refusée (rssi@example.org, "), "the exception request's outcome");
 
     // Revoked: refused at once.
     assert_eq!(c.runtime.block_on(db::revoke_admin(&c.app.pool, "rssi@example.org")).unwrap(), 1);
@@ -1443,6 +1492,7 @@ fn administrators_reach_the_fleet_view_with_their_certificate_alone() {
         "rssi@example.org GET /v1/admin/overview 200",
         "rssi@example.org POST /v1/admin/recertify 404",
         "rssi@example.org POST /v1/admin/recertify 200",
+        "rssi@example.org POST /v1/admin/exceptions/decide 404",
         "rssi@example.org GET /v1/admin/report 200",
         "rssi@example.org GET /v1/admin/overview 403",
     ] {

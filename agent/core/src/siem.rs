@@ -163,7 +163,15 @@ fn set(object: &mut serde_json::Value, key: &str, value: serde_json::Value) {
 }
 
 fn allowed(action: &str) -> bool {
-    !matches!(action, "block" | "remove")
+    !matches!(action, "block" | "remove" | "refuse")
+}
+
+/// The security team's decision on an employee's exception request, made on
+/// the collector: `name` and `service_id` the service asked for, `dst` the
+/// request's handle, `src` who decided, `action` grant or refuse, the
+/// user the employee (or their pseudonym), the rule `exception:<action>`.
+fn is_exception_decision(row: &Row) -> bool {
+    is_review(row) && row.rule_id.starts_with("exception:")
 }
 
 /// A decision of the security team's review of the rights AI software
@@ -208,6 +216,26 @@ fn is_lookup(row: &Row) -> bool {
     matches!(row.source.as_str(), "dns" | "resolver")
 }
 
+/// `doc`'s event as a change of `category` (an ECS category) rather than a
+/// flow: the software inventory's and the security team's decisions.
+fn not_a_flow(doc: &mut serde_json::Value, row: &Row, category: &str, kind: &str) {
+    set(
+        doc,
+        "event",
+        serde_json::json!({
+            "kind": "event",
+            "category": [category],
+            "type": [kind],
+            "action": row.action,
+            "outcome": "success",
+            "id": row.event_id.to_string(),
+        }),
+    );
+    if let Some(object) = doc.as_object_mut() {
+        object.remove("network");
+    }
+}
+
 /// The Elastic Common Schema document of `row`.
 pub fn ecs(row: &Row) -> serde_json::Value {
     use serde_json::json;
@@ -237,41 +265,20 @@ pub fn ecs(row: &Row) -> serde_json::Value {
     });
     if is_inventory(row) {
         // A change in the software on the workstation, not a flow.
-        set(
-            &mut doc,
-            "event",
-            json!({
-                "kind": "event",
-                "category": ["package"],
-                "type": [package_event_type(row)],
-                "action": row.action,
-                "outcome": "success",
-                "id": row.event_id.to_string(),
-            }),
-        );
-        if let Some(object) = doc.as_object_mut() {
-            object.remove("network");
-        }
+        not_a_flow(&mut doc, row, "package", package_event_type(row));
         let version = (!row.dst.is_empty()).then_some(row.dst.as_str());
         set(&mut doc, "package", json!({ "name": row.name, "version": version, "type": row.protocol }));
+    } else if is_exception_decision(row) {
+        // A change of what one user is allowed.
+        not_a_flow(&mut doc, row, "iam", "change");
+        if let Some(labels) = doc.get_mut("labels") {
+            set(labels, "vigie_request", json!(row.dst));
+            set(labels, "vigie_decided_by", json!(row.src));
+        }
     } else if is_review(row) {
         // A change of what the organisation allows, about one installed
         // piece of software.
-        set(
-            &mut doc,
-            "event",
-            json!({
-                "kind": "event",
-                "category": ["configuration"],
-                "type": ["change"],
-                "action": row.action,
-                "outcome": "success",
-                "id": row.event_id.to_string(),
-            }),
-        );
-        if let Some(object) = doc.as_object_mut() {
-            object.remove("network");
-        }
+        not_a_flow(&mut doc, row, "configuration", "change");
         set(&mut doc, "package", json!({ "name": row.name, "type": row.protocol }));
         if let Some(labels) = doc.get_mut("labels") {
             set(labels, "vigie_right", json!(row.dst));
@@ -313,6 +320,8 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
         _ if is_finding(row) => (2004, 1),
         // Software Inventory Info: Collect.
         _ if is_inventory(row) => (5020, 2),
+        // User Access Management: Assign Privileges, or Other (refused).
+        _ if is_exception_decision(row) => (3005, if row.action == "grant" { 1 } else { 99 }),
         // Software Inventory Info: Other (a decision about the software).
         _ if is_review(row) => (5020, 99),
         (_, "clipboard") => (2006, 1),
@@ -324,6 +333,9 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
         // A right recertified, or to be taken away.
         "keep" => 8,
         "remove" => 99,
+        // An exception request granted, or refused.
+        "grant" => 1,
+        "refuse" => 2,
         "block" => 2,
         "allow" => 1,
         "monitor" => 17,
@@ -348,7 +360,7 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
         "action_id": if denied { 2 } else { 1 },
         "disposition_id": disposition_id,
         "disposition": row.action,
-        "is_alert": !matches!(row.action.as_str(), "allow" | "monitor" | "keep" | "remove"),
+        "is_alert": !matches!(row.action.as_str(), "allow" | "monitor" | "keep" | "remove" | "grant" | "refuse"),
         "policy": { "uid": row.rule_id, "name": row.rule_id, "version": row.policy_version },
         "count": row.repeats,
         "unmapped": { "vigie_category": row.category, "vigie_service_id": row.service_id },
@@ -393,9 +405,22 @@ pub fn ocsf(row: &Row) -> serde_json::Value {
             set(&mut event, "app_protocol_name", json!(row.source));
             set(&mut event, "app_name", json!(row.service_name));
         }
+        3005 => {
+            // The employee whose access was decided, the access (the
+            // service), and the security team's member as the actor.
+            let user = row.username.as_deref().unwrap_or("unknown");
+            set(&mut event, "user", json!({ "name": user }));
+            set(&mut event, "privileges", json!([format!("use:{}", row.service_id)]));
+            set(&mut event, "actor", json!({ "user": { "name": row.src } }));
+            set(&mut event, "activity_name", json!(row.rule_id));
+            if let Some(unmapped) = event.get_mut("unmapped") {
+                set(unmapped, "vigie_request", json!(row.dst));
+            }
+        }
         5020 => {
-            // The package object needs a version: an unknown one says so.
-            let version = if row.dst.is_empty() { "unknown" } else { row.dst.as_str() };
+            // The package object needs a version: an unknown one says so (a
+            // review row's `dst` is the right, not a version).
+            let version = if row.dst.is_empty() || is_review(row) { "unknown" } else { row.dst.as_str() };
             set(&mut event, "package", json!({ "name": row.name, "version": version, "type": row.protocol }));
             set(&mut event, "activity_name", json!(row.rule_id));
             if is_review(row) {
@@ -566,6 +591,43 @@ mod tests {
     }
 
     #[test]
+    fn exception_decisions_are_access_changes_of_the_employee_by_the_security_team() {
+        let mut r = row();
+        (r.source, r.category, r.name, r.service_id, r.rule_id, r.protocol, r.dst, r.src, r.action) = (
+            "review".into(),
+            "review".into(),
+            "chatgpt".into(),
+            "chatgpt".into(),
+            "exception:refuse".into(),
+            "exception-request".into(),
+            "3f2a9c0d41b7e685".into(),
+            "rssi".into(),
+            "refuse".into(),
+        );
+        r.username = Some("alice".into());
+        let doc = ecs(&r);
+        assert_eq!(doc["event"]["category"][0], "iam");
+        assert_eq!(
+            (doc["labels"]["vigie_request"].as_str(), doc["labels"]["vigie_decided_by"].as_str()),
+            (Some("3f2a9c0d41b7e685"), Some("rssi"))
+        );
+        assert!(doc.get("package").is_none() && doc.get("destination").is_none(), "{doc}");
+        let event = ocsf(&r);
+        assert_eq!((event["class_uid"].as_u64(), event["activity_id"].as_u64()), (Some(3005), Some(99)));
+        assert_eq!(
+            (event["user"]["name"].as_str(), event["actor"]["user"]["name"].as_str()),
+            (Some("alice"), Some("rssi"))
+        );
+        assert_eq!(event["privileges"][0], "use:chatgpt");
+        assert_eq!((event["action_id"].as_u64(), event["disposition_id"].as_u64()), (Some(2), Some(2)));
+        r.action = "grant".into();
+        r.rule_id = "exception:grant".into();
+        let granted = ocsf(&r);
+        assert_eq!((granted["activity_id"].as_u64(), granted["disposition_id"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(granted["is_alert"], false);
+    }
+
+    #[test]
     fn pseudonyms_are_stable_per_key_and_hide_home_folders() {
         let a = Pseudonyms::new(b"0123456789abcdef".to_vec());
         let b = Pseudonyms::new(b"fedcba9876543210".to_vec());
@@ -654,6 +716,18 @@ mod samples {
             );
             (review.pid, review.program, review.program_path) = (None, None, None);
             rows.push(review);
+        }
+        for decision in ["grant", "refuse"] {
+            let mut exception = with("review", "chatgpt", decision, "review");
+            (exception.rule_id, exception.protocol, exception.dst, exception.src, exception.policy_version) = (
+                format!("exception:{decision}"),
+                "exception-request".into(),
+                "3f2a9c0d41b7e685".into(),
+                "rssi@example.org".into(),
+                String::new(),
+            );
+            (exception.pid, exception.program, exception.program_path) = (None, None, None);
+            rows.push(exception);
         }
         let mut unattributed = with("tls", "claude.ai", "block", "");
         (unattributed.pid, unattributed.program, unattributed.program_path) = (None, None, None);

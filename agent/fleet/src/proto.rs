@@ -27,6 +27,23 @@ pub const ADMIN_RECERTIFY: &str = "/v1/admin/recertify";
 /// `GET ?from=YYYY-MM-DD&to=YYYY-MM-DD&lang=fr|en`: the periodic review, HTML.
 pub const ADMIN_REPORT: &str = "/v1/admin/report";
 
+/// `GET ?filter=pending|all`: the exception requests of the last 90 days.
+pub const ADMIN_EXCEPTIONS: &str = "/v1/admin/exceptions";
+/// `POST` an [`ExceptionDecisionRequest`]: grant or refuse one.
+pub const ADMIN_DECIDE_EXCEPTION: &str = "/v1/admin/exceptions/decide";
+
+/// The decision on an exception request, asked from the console; who
+/// decides is the certificate's holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionDecisionRequest {
+    /// The request's handle, as the list gives it.
+    pub request: String,
+    /// `grant` or `refuse`.
+    pub decision: String,
+    #[serde(default)]
+    pub note: String,
+}
+
 /// A recertification decision asked from the console; who decides is the
 /// certificate's holder, never a field of the request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

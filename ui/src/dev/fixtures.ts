@@ -6,6 +6,7 @@ import type { CatalogView } from "../ipc/gen/CatalogView";
 import type { Event } from "../ipc/gen/Event";
 import type { FleetAgent } from "../ipc/gen/FleetAgent";
 import type { FleetDecision } from "../ipc/gen/FleetDecision";
+import type { FleetException } from "../ipc/gen/FleetException";
 import type { FleetFind } from "../ipc/gen/FleetFind";
 import type { FleetOverview } from "../ipc/gen/FleetOverview";
 import type { Policy } from "../ipc/gen/Policy";
@@ -406,7 +407,7 @@ export function sampleInventory(now = NOW_MICROS): InventoryRow[] {
 }
 
 /** The collector's view of a small fleet, for the fleet view (dev and tests). */
-export function sampleFleet(nowMs: number): { overview: FleetOverview; finds: FleetFind[] } {
+export function sampleFleet(nowMs: number): { overview: FleetOverview; finds: FleetFind[]; exceptions: FleetException[] } {
   const iso = (minutesAgo: number) => new Date(nowMs - minutesAgo * 60_000).toISOString();
   const agent = (id: number, hostname: string, group: string, minutesAgo: number | null, mode = "enforce"): FleetAgent => ({
     id: `0190${id.toString().padStart(4, "0")}-0000-7000-8000-000000000000`,
@@ -453,6 +454,30 @@ export function sampleFleet(nowMs: number): { overview: FleetOverview; finds: Fl
         { right: "auto-approve:all-tools", decision: "keep", by: "rssi@example.org", at: iso(60 * 24), note: "" },
       ]),
       find(3, "pc-rh-01", "p-1d2c3b4a59687766", "local-server", "Ollama", ["listen:network"]),
+    ],
+    exceptions: [
+      {
+        request: "a1b2c3d4e5f60718",
+        at: iso(35),
+        hostname: "pc-compta-01",
+        group: "compta",
+        user: "p-3f9a1c2b7d4e5f60",
+        service_id: "deepseek",
+        action: "block",
+        text: "Traduire un communiqué de presse déjà publié.",
+        decision: null,
+      },
+      {
+        request: "0f1e2d3c4b5a6978",
+        at: iso(60 * 26),
+        hostname: "pc-rh-01",
+        group: "rh",
+        user: "p-1d2c3b4a59687766",
+        service_id: "chatgpt",
+        action: "block",
+        text: "Reformuler une offre d'emploi.",
+        decision: { decision: "refuse", by: "rssi@example.org", at: iso(60 * 20), note: "Utiliser l'assistant interne" },
+      },
     ],
   };
 }

@@ -71,6 +71,12 @@ export function installDevMock(): void {
         const finds = sampleFleet(Date.now()).finds;
         return args.filter === "pending" ? finds.filter((f) => f.pending.length > 0) : finds;
       }
+      case "fleet_exceptions": {
+        const requests = sampleFleet(Date.now()).exceptions;
+        return args.filter === "pending" ? requests.filter((r) => r.decision === null) : requests;
+      }
+      case "fleet_decide_exception":
+        return { decision: args.decision, by: "alice", at: new Date().toISOString(), note: args.note };
       case "fleet_recertify":
         return { right: args.right, decision: args.decision, by: "alice", at: new Date().toISOString(), note: args.note };
       case "fleet_report":

@@ -16,6 +16,8 @@ import type { ExportFormat } from "./gen/ExportFormat";
 import type { ExportResult } from "./gen/ExportResult";
 import type { Facets } from "./gen/Facets";
 import type { FleetDecision } from "./gen/FleetDecision";
+import type { FleetException } from "./gen/FleetException";
+import type { FleetExceptionDecision } from "./gen/FleetExceptionDecision";
 import type { FleetFind } from "./gen/FleetFind";
 import type { FleetOverview } from "./gen/FleetOverview";
 import type { FleetStatus } from "./gen/FleetStatus";
@@ -71,6 +73,9 @@ export const fleetOverview = () => invoke<FleetOverview>("fleet_overview");
 export const fleetInventory = (filter: "all" | "broad" | "pending") => invoke<FleetFind[]>("fleet_inventory", { filter });
 export const fleetRecertify = (find: string, right: string, decision: "keep" | "remove", note: string) =>
   invoke<FleetDecision>("fleet_recertify", { find, right, decision, note });
+export const fleetExceptions = (filter: "pending" | "all") => invoke<FleetException[]>("fleet_exceptions", { filter });
+export const fleetDecideException = (request: string, decision: "grant" | "refuse", note: string) =>
+  invoke<FleetExceptionDecision>("fleet_decide_exception", { request, decision, note });
 /** The periodic review (`from`/`to`: YYYY-MM-DD), written to the download folder. */
 export const fleetReport = (from: string, to: string, lang: string) => invoke<ReportResult>("fleet_report", { from, to, lang });
 export const uiReady = () => invoke<number | null>("ui_ready");

@@ -1,7 +1,8 @@
 import { fireEvent, screen, waitFor, within } from "@testing-library/preact";
 import { describe, expect, it } from "vitest";
 
-import { sampleFleet } from "../dev/fixtures";
+import { CATALOG, sampleFleet } from "../dev/fixtures";
+import type { FleetException } from "../ipc/gen/FleetException";
 import type { FleetFind } from "../ipc/gen/FleetFind";
 import { commandError, installMock } from "../ipc/testing";
 import { renderIn } from "../test/render";
@@ -11,6 +12,7 @@ function setup(options: { ready?: boolean; refuse?: boolean } = {}) {
   const calls: { cmd: string; args: Record<string, unknown> }[] = [];
   const fleet = sampleFleet(Date.now());
   let finds: FleetFind[] = fleet.finds;
+  let exceptions: FleetException[] = fleet.exceptions;
   installMock(async (cmd, args) => {
     calls.push({ cmd, args });
     switch (cmd) {
@@ -28,6 +30,15 @@ function setup(options: { ready?: boolean; refuse?: boolean } = {}) {
         );
         return decided;
       }
+      case "fleet_exceptions":
+        return args.filter === "pending" ? exceptions.filter((r) => r.decision === null) : exceptions;
+      case "fleet_decide_exception": {
+        const decided = { decision: String(args.decision), by: "rssi", at: new Date().toISOString(), note: String(args.note) };
+        exceptions = exceptions.map((r) => (r.request === args.request ? { ...r, decision: decided } : r));
+        return decided;
+      }
+      case "catalog":
+        return CATALOG;
       case "fleet_report":
         return { path: `/home/r/Téléchargements/vigie-revue-${String(args.from)}-${String(args.to)}.html`, bytes: 1000 };
       default:
@@ -75,6 +86,30 @@ describe("Parc", () => {
     await waitFor(() => expect(screen.getAllByTestId("fleet-find").length).toBe(3));
     const all = screen.getAllByTestId("fleet-find");
     expect(all.find((f) => f.textContent?.includes("Cline"))!.textContent).toContain("conservé par rssi@example.org");
+    // The whole fleet's AI software, with or without a broad right.
+    fireEvent.change(screen.getByTestId("fleet-filter"), { target: { value: "all" } });
+    await waitFor(() => expect(calls.filter((c) => c.cmd === "fleet_inventory").map((c) => c.args.filter)).toContain("all"));
+  });
+
+  it("grants or refuses an exception request, the decision shown with who and when", async () => {
+    const calls = setup();
+    renderIn(<FleetView />);
+    const pending = await screen.findAllByTestId("fleet-exception");
+    expect(pending.length).toBe(1);
+    expect(pending[0]!.textContent).toContain("Traduire un communiqué de presse");
+    fireEvent.input(within(pending[0]!).getByTestId("fleet-exception-note"), { target: { value: "Pour ce communiqué seulement" } });
+    fireEvent.click(within(pending[0]!).getByTestId("fleet-grant"));
+    await waitFor(() => expect(screen.queryAllByTestId("fleet-exception").length).toBe(0));
+    expect(calls.find((c) => c.cmd === "fleet_decide_exception")!.args).toEqual({
+      request: "a1b2c3d4e5f60718",
+      decision: "grant",
+      note: "Pour ce communiqué seulement",
+    });
+    fireEvent.change(screen.getByTestId("fleet-exception-filter"), { target: { value: "all" } });
+    await waitFor(() => expect(screen.getAllByTestId("fleet-exception-decided").length).toBe(2));
+    const decided = screen.getAllByTestId("fleet-exception-decided").map((d) => d.textContent);
+    expect(decided.some((d) => d?.includes("accordée par rssi") && d.includes("Pour ce communiqué seulement"))).toBe(true);
+    expect(decided.some((d) => d?.includes("refusée par rssi@example.org"))).toBe(true);
   });
 
   it("writes the periodic review and says where", async () => {

@@ -1,8 +1,9 @@
 // "Parc": the whole fleet as the collector sees it, for the security team —
 // the workstations and when each last called in, the SIEM exports and what
-// waits for them (their lag), the recertification of the rights AI software
-// holds (R35: each broad right kept or to remove, decided here, recorded
-// under the administrator's name by the collector), and the periodic review.
+// waits for them (their lag), the fleet's AI software and the recertification
+// of the rights it holds (R35: each broad right kept or to remove, decided
+// here, recorded under the administrator's name by the collector), the
+// employees' exception requests, and the periodic review.
 // The console asks with the administrator's own certificate; the collector
 // decides and logs every request.
 import { useMemo, useState } from "preact/hooks";
@@ -10,8 +11,9 @@ import { useMemo, useState } from "preact/hooks";
 import { DataTable, type DataColumn } from "../components/DataTable";
 import { ErrorBox } from "../components/ErrorBox";
 import { useI18n, type I18n } from "../i18n";
-import { fleetInventory, fleetOverview, fleetRecertify, fleetReport, fleetStatus } from "../ipc/commands";
+import { catalog, fleetDecideException, fleetExceptions, fleetInventory, fleetOverview, fleetRecertify, fleetReport, fleetStatus } from "../ipc/commands";
 import type { FleetAgent } from "../ipc/gen/FleetAgent";
+import type { FleetException } from "../ipc/gen/FleetException";
 import type { FleetExport } from "../ipc/gen/FleetExport";
 import type { FleetFind } from "../ipc/gen/FleetFind";
 import type { FleetStatus } from "../ipc/gen/FleetStatus";
@@ -52,6 +54,7 @@ export function FleetView() {
     <div class="fleet" data-testid="fleet-view">
       <Overview />
       <Recertification />
+      <Exceptions />
       <Review />
     </div>
   );
@@ -130,7 +133,7 @@ function Overview() {
           <span class="muted small" data-testid="fleet-silent">
             {t("fleet.silentCount", { n: formatNumber(silentCount, locale), minutes: SILENT_MINUTES })}
           </span>
-          <button type="button" class="btn btn-small" onClick={overview.reload}>
+          <button type="button" class="btn btn-small" data-testid="fleet-refresh" onClick={overview.reload}>
             {t("fleet.refresh")}
           </button>
         </div>
@@ -153,7 +156,7 @@ function Overview() {
 function Recertification() {
   const i18n = useI18n();
   const { t, locale } = i18n;
-  const [filter, setFilter] = useState<"pending" | "broad">("pending");
+  const [filter, setFilter] = useState<"pending" | "broad" | "all">("pending");
   const finds = useCommand(() => fleetInventory(filter), [filter]);
   const [notes, setNotes] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState<string | null>(null);
@@ -188,7 +191,10 @@ function Recertification() {
     },
     {
       header: t("fleet.col.rights"),
-      cell: (f) => (
+      cell: (f) =>
+        f.broad.length === 0 ? (
+          <span class="muted small">{t("fleet.noBroadRight")}</span>
+        ) : (
         <ul class="plain" data-testid="fleet-rights">
           {f.broad.map((right) => {
             const decided = f.decisions.find((d) => d.right === right);
@@ -217,13 +223,13 @@ function Recertification() {
             );
           })}
         </ul>
-      ),
+        ),
     },
     {
       header: t("fleet.note"),
       // Once every right is decided, the notes given with the decisions.
       cell: (f) =>
-        f.pending.length === 0 ? (
+        f.broad.length === 0 ? null : f.pending.length === 0 ? (
           <span class="muted small">{f.decisions.map((d) => d.note).filter(Boolean).join(" · ") || t("app.none")}</span>
         ) : (
         <input
@@ -242,9 +248,10 @@ function Recertification() {
     <section class="panel" aria-labelledby="fleet-recertify-title">
       <div class="panel-head">
         <h2 id="fleet-recertify-title">{t("fleet.recertify")}</h2>
-        <select class="input" aria-label={t("fleet.filter")} data-testid="fleet-filter" value={filter} onChange={(e) => setFilter(e.currentTarget.value as "pending" | "broad")}>
+        <select class="input" aria-label={t("fleet.filter")} data-testid="fleet-filter" value={filter} onChange={(e) => setFilter(e.currentTarget.value as "pending" | "broad" | "all")}>
           <option value="pending">{t("fleet.filter.pending")}</option>
           <option value="broad">{t("fleet.filter.broad")}</option>
+          <option value="all">{t("fleet.filter.all")}</option>
         </select>
       </div>
       <p class="muted small">{t("fleet.recertify.intro")}</p>
@@ -259,7 +266,99 @@ function Recertification() {
           rows={rows}
           rowKey={(f) => f.find}
           rowTestId={() => "fleet-find"}
-          empty={filter === "pending" ? t("fleet.nothingPending") : t("fleet.nothingBroad")}
+          empty={filter === "pending" ? t("fleet.nothingPending") : filter === "broad" ? t("fleet.nothingBroad") : t("fleet.nothingAtAll")}
+        />
+      )}
+    </section>
+  );
+}
+
+/** The employees' exception requests, granted or refused here under the administrator's name. */
+function Exceptions() {
+  const i18n = useI18n();
+  const { t, locale } = i18n;
+  const [filter, setFilter] = useState<"pending" | "all">("pending");
+  const requests = useCommand(() => fleetExceptions(filter), [filter]);
+  const services = useCommand(() => catalog().catch(() => null), []);
+  const names = useMemo(() => new Map((services.data?.services ?? []).map((s) => [s.id, s.name] as const)), [services.data]);
+  const [notes, setNotes] = useState<Record<string, string>>({});
+  const [busy, setBusy] = useState<string | null>(null);
+  const [failure, setFailure] = useState<unknown>(undefined);
+
+  const decide = async (request: FleetException, decision: "grant" | "refuse") => {
+    setBusy(request.request);
+    setFailure(undefined);
+    try {
+      await fleetDecideException(request.request, decision, notes[request.request] ?? "");
+      requests.reload();
+    } catch (e) {
+      setFailure(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const columns: DataColumn<FleetException>[] = [
+    { header: t("fleet.col.when"), class: "nowrap", cell: (r) => formatDateTime(micros(r.at) ?? 0, locale) },
+    { header: t("fleet.col.host"), class: "mono nowrap", cell: (r) => r.hostname },
+    { header: t("fleet.col.user"), class: "mono nowrap", cell: (r) => r.user ?? t("app.none") },
+    { header: t("fleet.col.service"), cell: (r) => names.get(r.service_id) ?? r.service_id },
+    { header: t("fleet.col.request"), cell: (r) => r.text || t("app.none") },
+    {
+      header: t("fleet.col.decision"),
+      cell: (r) =>
+        r.decision ? (
+          <span class="muted small" data-testid="fleet-exception-decided">
+            {t(r.decision.decision === "grant" ? "fleet.exception.granted" : "fleet.exception.refused", {
+              by: r.decision.by,
+              at: formatDateTime(micros(r.decision.at) ?? 0, locale),
+            })}
+            {r.decision.note && ` — ${r.decision.note}`}
+          </span>
+        ) : (
+          <span class="actions">
+            <input
+              class="input"
+              aria-label={t("fleet.note")}
+              placeholder={t("fleet.note")}
+              data-testid="fleet-exception-note"
+              maxLength={1000}
+              value={notes[r.request] ?? ""}
+              onInput={(e) => setNotes({ ...notes, [r.request]: e.currentTarget.value })}
+            />
+            <button type="button" class="btn btn-small" disabled={busy === r.request} data-testid="fleet-grant" onClick={() => void decide(r, "grant")}>
+              {t("fleet.grant")}
+            </button>
+            <button type="button" class="btn btn-small" disabled={busy === r.request} data-testid="fleet-refuse" onClick={() => void decide(r, "refuse")}>
+              {t("fleet.refuse")}
+            </button>
+          </span>
+        ),
+    },
+  ];
+
+  return (
+    <section class="panel" aria-labelledby="fleet-exceptions-title">
+      <div class="panel-head">
+        <h2 id="fleet-exceptions-title">{t("fleet.exceptions")}</h2>
+        <select class="input" aria-label={t("fleet.exceptions.filter")} data-testid="fleet-exception-filter" value={filter} onChange={(e) => setFilter(e.currentTarget.value as "pending" | "all")}>
+          <option value="pending">{t("fleet.exceptions.pending")}</option>
+          <option value="all">{t("fleet.exceptions.all")}</option>
+        </select>
+      </div>
+      <p class="muted small">{t("fleet.exceptions.intro")}</p>
+      {failure !== undefined && <ErrorBox error={failure} />}
+      {requests.error !== undefined && !requests.data ? (
+        <ErrorBox error={requests.error} onRetry={requests.reload} />
+      ) : !requests.data ? (
+        <p class="muted">{t("app.loading")}</p>
+      ) : (
+        <DataTable
+          columns={columns}
+          rows={requests.data}
+          rowKey={(r) => r.request}
+          rowTestId={() => "fleet-exception"}
+          empty={filter === "pending" ? t("fleet.exceptions.nonePending") : t("fleet.exceptions.none")}
         />
       )}
     </section>
