@@ -122,7 +122,29 @@ pub struct ReportData {
     /// [`MAX_RECERTIFY`], and how many there were.
     pub recertify: Vec<RecertifyLine>,
     pub recertify_total: usize,
+    /// What changed in the fleet's AI software during the period (the
+    /// agents' inventory events): counts per change, then the latest.
+    pub software_changes_count: BTreeMap<String, i64>,
+    pub software_changes: Vec<SoftwareChange>,
 }
+
+/// One change of one AI software on one workstation, during the period.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SoftwareChange {
+    pub at: String,
+    pub host: String,
+    pub pseudonym: String,
+    pub kind: String,
+    /// The software's identifier (an extension id, a package name…).
+    pub key: String,
+    /// The service it sends data to, or the software's name when none.
+    pub service: String,
+    /// installed, removed, updated, rights-changed, started.
+    pub change: String,
+}
+
+/// Latest software changes printed; the counts say the rest.
+const MAX_SOFTWARE_CHANGES: i64 = 50;
 
 /// A justification or an exception request, in the employee's words.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -247,7 +269,7 @@ pub async fn gather(pool: &Pool, period: Period, pseudonyms: &Pseudonyms) -> Res
             "SELECT GROUPING(program, username, agent_id)::int, program, username, agent_id::text, sum(repeats)::bigint
              FROM events
              WHERE ts >= $1::text::timestamptz AND ts < $2::text::timestamptz
-               AND category NOT IN ('tamper', 'alert', 'review')
+               AND category NOT IN ('tamper', 'alert', 'review') AND source <> 'inventory'
              GROUP BY GROUPING SETS ((program), (username), (agent_id))",
             &[&start, &end],
         )
@@ -390,7 +412,55 @@ pub async fn gather(pool: &Pool, period: Period, pseudonyms: &Pseudonyms) -> Res
         })
         .collect();
     gather_inventory(&client, pseudonyms, &mut data).await?;
+    gather_software_changes(&client, &start, &end, pseudonyms, &mut data).await?;
     Ok(data)
+}
+
+/// What changed in the fleet's AI software during the period: the agents'
+/// inventory events (a first look, which records what was already there,
+/// counts as installed).
+async fn gather_software_changes(
+    client: &deadpool_postgres::Client,
+    start: &str,
+    end: &str,
+    pseudonyms: &Pseudonyms,
+    data: &mut ReportData,
+) -> Result<()> {
+    let rows = client
+        .query(
+            "SELECT substr(rule_id, 11), sum(repeats)::bigint FROM events
+             WHERE ts >= $1::text::timestamptz AND ts < $2::text::timestamptz AND source = 'inventory'
+             GROUP BY 1 ORDER BY 1",
+            &[&start, &end],
+        )
+        .await?;
+    data.software_changes_count = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let rows = client
+        .query(
+            "SELECT to_char(e.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), coalesce(a.hostname, ''), e.username,
+                e.protocol, e.name, e.service_name, substr(e.rule_id, 11)
+             FROM events e LEFT JOIN agents a ON a.id = e.agent_id
+             WHERE e.ts >= $1::text::timestamptz AND e.ts < $2::text::timestamptz AND e.source = 'inventory'
+             ORDER BY e.ts DESC LIMIT $3",
+            &[&start, &end, &MAX_SOFTWARE_CHANGES],
+        )
+        .await?;
+    data.software_changes = rows
+        .iter()
+        .map(|r| {
+            let user: Option<String> = r.get(2);
+            SoftwareChange {
+                at: r.get(0),
+                host: r.get(1),
+                pseudonym: user.filter(|u| !u.is_empty()).map_or_else(String::new, |u| pseudonyms.of(&u)),
+                kind: r.get(3),
+                key: r.get(4),
+                service: r.get(5),
+                change: r.get(6),
+            }
+        })
+        .collect();
+    Ok(())
 }
 
 /// The software part of the review, from the agents' last inventories
@@ -488,6 +558,19 @@ fn top(mut counts: Vec<(String, i64)>) -> Vec<(String, i64)> {
 
 /// Text for HTML: every value from the fleet (program names, hosts) is
 /// data, never markup.
+/// `id` with a zero-width space every 12 characters: a 32-letter extension
+/// id may then wrap in its cell instead of pushing the table off the page.
+fn breakable(id: &str) -> String {
+    let mut out = String::with_capacity(id.len() + id.len() / 12 * 3);
+    for (i, c) in id.chars().enumerate() {
+        if i > 0 && i % 12 == 0 {
+            out.push('\u{200b}');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -1056,14 +1139,60 @@ pub fn render_html(data: &ReportData, period: Period, lang: Lang, generated: &st
         ),
         t("À recertifier", "To recertify"),
         t(
-            "Chaque logiciel qui détient un droit étendu (tous les sites, le presse-papiers, des actions sans confirmation, un accès complet, un serveur ouvert au réseau) : à confirmer ou à retirer avec son utilisateur (pseudonymisé). La décision sur chaque droit, qui l'a prise et quand, est enregistrée par « vigie-collector recertify » et exportée.",
-            "Every find holding a broad right (every site, the clipboard, actions without asking, full access, a server open to the network): to confirm or remove with its user (pseudonymised). The decision on each right, who took it and when, is recorded by `vigie-collector recertify` and exported."
+            "Chaque logiciel qui détient un droit étendu (tous les sites, le presse-papiers, des actions sans confirmation, un accès complet, un serveur ouvert au réseau) : à confirmer ou à retirer avec son utilisateur (pseudonymisé). La décision sur chaque droit, qui l'a prise et quand, est enregistrée (console, onglet Parc, ou « vigie-collector recertify ») et exportée.",
+            "Every find holding a broad right (every site, the clipboard, actions without asking, full access, a server open to the network): to confirm or remove with its user (pseudonymised). The decision on each right, who took it and when, is recorded (the console's Fleet tab, or `vigie-collector recertify`) and exported."
         ),
         more,
         table(
             &[t("Poste", "Workstation"), t("Pseudonyme", "Pseudonym"), t("Type", "Kind"), t("Logiciel", "Software"), t("Envoie à", "Sends to"), t("Droits étendus", "Broad rights"), t("Décision", "Decision")],
             &recertify,
             t("Aucun logiciel ne détient de droit étendu.", "No software holds a broad right.")
+        )
+    );
+    let change_name = |change: &str| -> String {
+        match change {
+            "installed" => t("installé", "installed"),
+            "removed" => t("retiré", "removed"),
+            "updated" => t("mis à jour", "updated"),
+            "rights-changed" => t("droits modifiés", "rights changed"),
+            "started" => t("lancé", "started"),
+            other => other,
+        }
+        .to_owned()
+    };
+    let counts: Vec<String> = data
+        .software_changes_count
+        .iter()
+        .map(|(change, n)| format!("{} : {}", change_name(change), number(*n, lang)))
+        .collect();
+    let changes: Vec<Vec<String>> = data
+        .software_changes
+        .iter()
+        .map(|c| {
+            vec![
+                c.at.clone(),
+                c.host.clone(),
+                c.pseudonym.clone(),
+                kind_name(&c.kind),
+                breakable(&c.key),
+                c.service.clone(),
+                change_name(&c.change),
+            ]
+        })
+        .collect();
+    let _ = write!(
+        html,
+        "<section><h3>{}</h3><p class=\"muted\">{}</p><p data-testid=\"software-changes\">{}</p><div class=\"texts\">{}</div></section>",
+        t("Ce qui a changé pendant la période", "What changed during the period"),
+        t(
+            "Les installations, retraits, mises à jour et changements de droits que les agents ont signalés (le premier inventaire d'un poste compte comme installation), les plus récents d'abord.",
+            "The installs, removals, updates and changes of rights the agents reported (a workstation's first inventory counts as installs), latest first."
+        ),
+        if counts.is_empty() { t("Aucun changement.", "No change.").to_owned() } else { esc(&counts.join(" · ")) },
+        table(
+            &[t("Date", "Date"), t("Poste", "Workstation"), t("Pseudonyme", "Pseudonym"), t("Type", "Kind"), t("Logiciel", "Software"), t("Envoie à", "Sends to"), t("Changement", "Change")],
+            &changes,
+            "—"
         )
     );
     let _ = write!(

@@ -892,6 +892,17 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
         (copy.source, copy.name) = ("clipboard".into(), "nir:1 email:2".into());
         events.push(copy);
     }
+    // The AI software that changed: Sider installed, then its rights widened.
+    for (change, at) in [("installed", 4 * day), ("rights-changed", 2 * day)] {
+        let mut software = event(now - at, "sider", Action::Monitor, 1);
+        (software.source, software.rule_id, software.name, software.protocol) = (
+            "inventory".into(),
+            format!("inventory:{change}"),
+            "difoiogjjojoaoomphldepapgpbgkhkb".into(),
+            "browser-extension".into(),
+        );
+        events.push(software);
+    }
     post_events(&c, &http, events);
     // Answers to prompts, as the uploader sends them once the events are.
     let answer = |kind: &str, text: &str, ts: i64| vigie_core::proto::Answer {
@@ -1009,6 +1020,12 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
     assert_eq!(data.recent_answers.len(), 2, "justifications and exception requests");
     assert!(data.recent_answers.iter().all(|a| a.pseudonym.starts_with("p-")), "{:?}", data.recent_answers);
     assert_eq!(data.software.len(), 3);
+    assert_eq!(
+        data.software_changes_count.iter().map(|(k, n)| (k.as_str(), *n)).collect::<Vec<_>>(),
+        [("installed", 1), ("rights-changed", 1)]
+    );
+    assert_eq!(data.software_changes[0].change, "rights-changed", "latest first");
+    assert!(data.software_changes.iter().all(|c| c.pseudonym.starts_with("p-") && c.host == "poste-42"));
     assert_eq!(data.recertify_total, 2, "Cline and the server open to the network");
     assert!(data.recertify.iter().all(|r| r.pseudonym.starts_with("p-")), "{:?}", data.recertify);
     let cline = data.recertify.iter().find(|r| r.kind == "editor-extension").unwrap();
@@ -1031,6 +1048,11 @@ fn the_periodic_review_reads_the_fleet_and_prints_on_a4() {
     assert!(
         fr.contains("auto-approve:all-tools : à retirer (rssi, ")
             && fr.contains("listen:network : à décider")
+    );
+    assert!(
+        fr.contains("Ce qui a changé pendant la période")
+            && fr.contains("installé : 1 · droits modifiés : 1"),
+        "the period's software changes"
     );
     let en = report::render_html(&data, period, Lang::En, "2026-12-05");
     assert!(en.contains("Periodic review") && en.contains("+230%"));
