@@ -51,6 +51,24 @@ fi
 log "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "the portable crates for Windows and macOS (cargo check; agent/PORTING.md)"
+# The core (parsers, gate, catalog, policy, store, detectors) and the fleet
+# client build for Windows (with MinGW for SQLite's and ring's C); for macOS
+# the core without its store (no C cross-compiler for macOS here). Skipped,
+# and said, where rustup cannot fetch those standard libraries.
+cross_targets="x86_64-pc-windows-gnu x86_64-apple-darwin"
+installed=$(rustup target list --installed)
+missing=$(for t in $cross_targets; do grep -qx "$t" <<<"$installed" || echo "$t"; done)
+# shellcheck disable=SC2086 # one word per target
+if [ -z "$missing" ] || timeout 180 rustup target add $missing >/dev/null 2>&1; then
+    apt_ensure gcc-mingw-w64-x86-64
+    cargo check --locked --quiet -p vigie-core -p vigie-fleet --features vigie-fleet/client --target x86_64-pc-windows-gnu
+    cargo check --locked --quiet -p vigie-core --no-default-features --features sensor --target x86_64-apple-darwin
+    echo "vigie-core and vigie-fleet build for Windows; vigie-core (without its store) for macOS"
+else
+    echo "rustup cannot fetch the standard libraries of $missing here: not checked"
+fi
+
 log "the console links no packet parser and no SQLite (vigie-core without default features)"
 if cargo tree --locked -p vigie-console -e normal --prefix none | grep -E '^(rusqlite|libsqlite3-sys|hickory-proto|aes|aes-gcm|hkdf|pcap-parser) '; then
     echo "vigie-console depends on the crates above: keep vigie-core's sensor and store features out of it" >&2
