@@ -32,6 +32,10 @@ pub struct AlertsConfig {
     pub silent_minutes: i64,
     /// Tamper evidence, a refused policy bundle included.
     pub tampering: bool,
+    /// Events a workstation sent that were set aside in quarantine (their
+    /// time outside the kept window: its clock far off). The exports do not
+    /// carry them, nor does the tamper alert look at them: this says so.
+    pub quarantined_events: bool,
     /// Also POST each alert (JSON) to this URL, three tries; the exports
     /// remain the durable path.
     pub webhook: Option<String>,
@@ -53,6 +57,7 @@ impl Default for AlertsConfig {
             silent_workstation: true,
             silent_minutes: 30,
             tampering: true,
+            quarantined_events: true,
             webhook: None,
             webhook_ca: None,
         }
@@ -194,6 +199,36 @@ pub async fn evaluate(pool: &Pool, config: &AlertsConfig) -> Result<Vec<Alert>> 
                 agent: Some(agent),
                 user: None,
                 detail: format!("{rule} on {name}"),
+            });
+        }
+    }
+    if config.quarantined_events {
+        let rows = client
+            .query(
+                "SELECT q.agent_id, coalesce(a.hostname, ''), count(*), count(*) FILTER (WHERE q.category = 'tamper'),
+                    to_char(date_trunc('day', now(), 'UTC'), 'YYYY-MM-DD')
+                 FROM events_quarantine q LEFT JOIN agents a ON a.id = q.agent_id
+                 WHERE q.received_at > now() - interval '1 day'
+                 GROUP BY q.agent_id, a.hostname",
+                &[],
+            )
+            .await?;
+        for row in rows {
+            let agent: uuid::Uuid = row.get(0);
+            let hostname: String = row.get(1);
+            let (count, tamper): (i64, i64) = (row.get(2), row.get(3));
+            let day: String = row.get(4);
+            found.push(Alert {
+                kind: "quarantined-events",
+                // Once a day at most per workstation.
+                subject: format!("{agent}@{day}"),
+                agent: Some(agent),
+                user: None,
+                detail: format!(
+                    "{hostname}: {count} event(s) set aside in quarantine (their time is outside the kept window: \
+                     its clock is off), {tamper} of them tamper evidence; the exports do not carry them \
+                     (events_quarantine)"
+                ),
             });
         }
     }

@@ -1212,6 +1212,12 @@ fn fleet_alerts_are_raised_once_each() {
     tamper.category = "tamper".into();
     tamper.rule_id = "tamper:policy-refused".into();
     events.push(tamper);
+    // Tamper evidence from a workstation whose clock is years off: kept in
+    // quarantine, neither exported nor seen by the tamper alert.
+    let mut off_clock = event(now - 3 * 365 * 86_400_000_000, "tamper", Action::Monitor, 1);
+    off_clock.category = "tamper".into();
+    off_clock.rule_id = "tamper:clock-moved".into();
+    events.push(off_clock);
     let body = serde_json::to_vec(&serde_json::json!({ "events": events })).unwrap();
     assert!(http.post(format!("{}/v1/events", c.url)).body(body).send().unwrap().status().is_success());
     // Its last contact is written within 5 s; then it goes silent.
@@ -1232,19 +1238,26 @@ fn fleet_alerts_are_raised_once_each() {
             "evasion-burst",
             "new-service",
             "new-service",
+            "quarantined-events",
             "silent-workstation",
             "tampering"
         ],
         "{raised:#?}"
     );
+    let quarantined = raised.iter().find(|a| a.kind == "quarantined-events").unwrap();
+    assert!(
+        quarantined.detail.starts_with("poste-42: 1 event(s) set aside")
+            && quarantined.detail.contains("1 of them tamper"),
+        "{quarantined:?}"
+    );
     let clipboard = raised.iter().find(|a| a.kind == "clipboard-blocks").unwrap();
     assert_eq!(clipboard.user.as_deref(), Some("alice"));
     let again = c.runtime.block_on(vigie_collector::alerts::evaluate(&c.app.pool, &config)).unwrap();
     assert!(again.is_empty(), "raised once: {again:#?}");
-    assert_eq!(c.sql("SELECT count(*) FROM events WHERE category = 'alert' AND action = 'alert'"), "6");
+    assert_eq!(c.sql("SELECT count(*) FROM events WHERE category = 'alert' AND action = 'alert'"), "7");
     assert_eq!(
         c.sql("SELECT string_agg(DISTINCT rule_id, ',' ORDER BY rule_id) FROM events WHERE category = 'alert'"),
-        "alert:clipboard-blocks,alert:evasion-burst,alert:new-service,alert:silent-workstation,alert:tampering"
+        "alert:clipboard-blocks,alert:evasion-burst,alert:new-service,alert:quarantined-events,alert:silent-workstation,alert:tampering"
     );
     // The webhook: each alert POSTed, over TLS with the receiver's CA pinned.
     let hook = tempfile::tempdir().unwrap();
@@ -1280,7 +1293,7 @@ fn fleet_alerts_are_raised_once_each() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(posted.len(), 6);
+    assert_eq!(posted.len(), 7);
     assert!(posted.iter().any(|p| p["kind"] == "clipboard-blocks" && p["user"] == "alice"), "{posted:?}");
     // Another CA: the receiver is not trusted, nothing is sent.
     let other = tempfile::tempdir().unwrap();
