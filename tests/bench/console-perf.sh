@@ -15,7 +15,8 @@ rust_ensure
 console_ensure
 apt_ensure xvfb openbox webkit2gtk-driver imagemagick xclip x11-utils iproute2 dnsutils dnsmasq-base iptables nftables
 cargo_tool_ensure tauri-driver 2.1.0 tauri-driver
-cargo build --release --locked -p vigie-agent -p vigie-tests -p vigie-console
+# The collector too: the test reads the fleet view from a real one.
+cargo build --release --locked -p vigie-agent -p vigie-tests -p vigie-console -p vigie-collector
 for run in $(seq "${RUNS:-3}"); do
     log "run $run"
     cargo test --release --locked -q -p vigie-console --test e2e -- --nocapture 2>&1 |
