@@ -60,9 +60,7 @@ const RESOLVED_STUBS: [IpAddr; 2] =
 /// The nameservers of a resolv.conf, but `ours` (forwarding to ourselves
 /// would loop) and systemd-resolved's stubs.
 pub fn upstreams_from_resolv_conf(text: &str, ours: &[SocketAddr]) -> Vec<SocketAddr> {
-    text.lines()
-        .filter_map(|line| line.trim().strip_prefix("nameserver"))
-        .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
+    crate::system_dns::nameservers(text)
         .filter(|ip| !RESOLVED_STUBS.contains(ip))
         .map(|ip| SocketAddr::new(ip, 53))
         .filter(|addr| !ours.contains(addr))
@@ -94,12 +92,7 @@ impl UpstreamFiles {
     pub fn read(&self, ours: &[SocketAddr]) -> Vec<SocketAddr> {
         let text = std::fs::read_to_string(&self.resolv_conf).unwrap_or_default();
         let mut found = upstreams_from_resolv_conf(&text, ours);
-        let names_stub = text
-            .lines()
-            .filter_map(|line| line.trim().strip_prefix("nameserver"))
-            .filter_map(|rest| rest.trim().parse::<IpAddr>().ok())
-            .any(|ip| RESOLVED_STUBS.contains(&ip));
-        if names_stub {
+        if crate::system_dns::nameservers(&text).any(|ip| RESOLVED_STUBS.contains(&ip)) {
             let uplink = std::fs::read_to_string(&self.resolved_uplink).unwrap_or_default();
             for addr in upstreams_from_resolv_conf(&uplink, ours) {
                 if !found.contains(&addr) {
@@ -382,25 +375,24 @@ impl Resolver {
         let Ok(mut upstreams) = self.upstreams.lock() else {
             return Arc::new(Vec::new());
         };
+        let Upstreams { list, files, stamp, checked } = &mut *upstreams;
+        // Per forwarded query: a clock read; the files only every 5 s.
         let now = Instant::now();
-        if let Some(files) = upstreams.files.clone() {
-            if now.duration_since(upstreams.checked) >= UPSTREAM_RECHECK {
-                upstreams.checked = now;
-                let stamp = files.stamp();
-                if stamp != upstreams.stamp {
-                    upstreams.stamp = stamp;
-                    let found = files.read(&self.listen);
-                    let before: Vec<SocketAddr> = upstreams.list.iter().map(|u| u.addr).collect();
-                    if !found.is_empty() && found != before {
-                        let names: Vec<String> = found.iter().map(ToString::to_string).collect();
-                        info!(upstreams = %names.join(", "), "resolver forwarding to new upstreams");
-                        upstreams.list = Arc::new(found.into_iter().map(|addr| Upstream { addr }).collect());
-                        self.preferred.store(0, Ordering::Relaxed);
-                    }
+        if let Some(files) = files.as_ref().filter(|_| now.duration_since(*checked) >= UPSTREAM_RECHECK) {
+            *checked = now;
+            let current = files.stamp();
+            if current != *stamp {
+                *stamp = current;
+                let found = files.read(&self.listen);
+                if !found.is_empty() && !found.iter().eq(list.iter().map(|u| &u.addr)) {
+                    let names: Vec<String> = found.iter().map(ToString::to_string).collect();
+                    info!(upstreams = %names.join(", "), "resolver forwarding to new upstreams");
+                    *list = Arc::new(found.into_iter().map(|addr| Upstream { addr }).collect());
+                    self.preferred.store(0, Ordering::Relaxed);
                 }
             }
         }
-        Arc::clone(&upstreams.list)
+        Arc::clone(list)
     }
 
     /// Binds the upstream sockets and the listeners, and starts serving on

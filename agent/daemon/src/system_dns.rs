@@ -177,7 +177,9 @@ pub fn resolver_address(listen: &[SocketAddr]) -> Option<IpAddr> {
     listen.first().map(SocketAddr::ip)
 }
 
-fn nameservers(text: &str) -> impl Iterator<Item = IpAddr> + '_ {
+/// The `nameserver` addresses of a resolv.conf, in order (a link-local
+/// address's `%scope` dropped).
+pub fn nameservers(text: &str) -> impl Iterator<Item = IpAddr> + '_ {
     text.lines()
         .filter_map(|line| line.trim().strip_prefix("nameserver"))
         .filter_map(|rest| rest.trim().split('%').next()?.parse::<IpAddr>().ok())
