@@ -706,8 +706,12 @@ pub async fn list_agents(pool: &Pool) -> Result<Vec<serde_json::Value>> {
 /// A find's handle for `vigie-collector recertify`: the first 16 hex digits
 /// of an MD5 over its identity (agent, uid, kind, host, key), so that the
 /// list can name it without showing the agent id or the uid.
-pub(crate) const FIND_ID: &str =
-    "left(md5(concat_ws(chr(31), i.agent_id::text, i.uid::text, i.kind, i.host, i.key)), 16)";
+pub(crate) fn find_id(table: &str) -> String {
+    format!(
+        "left(md5(concat_ws(chr(31), {table}.agent_id::text, {table}.uid::text, {table}.kind, {table}.host, \
+         {table}.key)), 16)"
+    )
+}
 
 /// Which finds `list_inventory` returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -742,7 +746,7 @@ pub(crate) async fn latest_decisions(
                     to_char(r.decided_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), r.note
                  FROM recertifications r
                  ORDER BY r.agent_id, r.uid, r.kind, r.host, r.key, r.right_held, r.decided_at DESC, r.id DESC",
-                FIND_ID.replace("i.", "r.")
+                find_id("r")
             ),
             &[],
         )
@@ -774,10 +778,11 @@ pub async fn list_inventory(
             &format!(
                 "SELECT a.hostname, a.grp, i.username, i.uid, i.kind, i.host, i.key, i.name, i.version, i.service_id,
                     i.local, i.rights, to_char(i.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                    {FIND_ID}
+                    {}
                  FROM inventory i JOIN agents a ON a.id = i.agent_id
                  WHERE a.revoked_at IS NULL
-                 ORDER BY a.grp, a.hostname, i.uid, i.kind, i.key"
+                 ORDER BY a.grp, a.hostname, i.uid, i.kind, i.key",
+                find_id("i")
             ),
             &[],
         )
@@ -859,7 +864,8 @@ pub async fn recertify(
             &format!(
                 "SELECT i.agent_id, i.uid, i.kind, i.host, i.key, a.hostname, i.name, i.service_id, i.username
                  FROM inventory i JOIN agents a ON a.id = i.agent_id
-                 WHERE {FIND_ID} = $1 AND $2 = ANY(i.rights)"
+                 WHERE {} = $1 AND $2 = ANY(i.rights)",
+                find_id("i")
             ),
             &[&find, &right],
         )
@@ -1035,11 +1041,13 @@ pub(crate) async fn exception_decisions(
 /// Exception requests of the last `days`, newest first (at most 500), users
 /// as pseudonyms, each with its handle and the latest decision on it; with
 /// `pending`, only those not decided yet.
+/// How far back exception requests are listed and may be decided.
+pub const EXCEPTION_REQUEST_DAYS: i32 = 90;
+
 pub async fn list_exception_requests(
     pool: &Pool,
     pseudonyms: &vigie_core::siem::Pseudonyms,
     pending: bool,
-    days: i32,
 ) -> Result<Vec<serde_json::Value>> {
     let client = pool.get().await?;
     let rows = client
@@ -1051,7 +1059,7 @@ pub async fn list_exception_requests(
                  WHERE a.kind = 'exception-requested' AND a.ts > now() - make_interval(days => $1)
                  ORDER BY a.ts DESC LIMIT 500"
             ),
-            &[&days],
+            &[&EXCEPTION_REQUEST_DAYS],
         )
         .await?;
     let decisions = exception_decisions(&client).await?;
@@ -1099,9 +1107,10 @@ pub async fn decide_exception(
         .query_opt(
             &format!(
                 "SELECT a.agent_id, a.service_id, a.username, a.uid FROM answers a
-                 WHERE a.kind = 'exception-requested' AND {REQUEST_ID} = $1 LIMIT 1"
+                 WHERE a.kind = 'exception-requested' AND a.ts > now() - make_interval(days => $2)
+                   AND {REQUEST_ID} = $1 LIMIT 1"
             ),
-            &[&request],
+            &[&request, &EXCEPTION_REQUEST_DAYS],
         )
         .await?;
     let Some(row) = row else { return Ok(None) };

@@ -479,7 +479,7 @@ async fn gather_inventory(
                  FROM inventory i JOIN agents a ON a.id = i.agent_id
                  WHERE a.revoked_at IS NULL
                  ORDER BY a.hostname, i.username, i.kind, i.key",
-                crate::db::FIND_ID
+                crate::db::find_id("i")
             ),
             &[],
         )

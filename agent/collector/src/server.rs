@@ -277,7 +277,7 @@ async fn admin_exceptions(State(app): State<Arc<App>>, request: Request) -> Resp
         "all" => false,
         other => return error(StatusCode::BAD_REQUEST, format!("filter is pending or all, not {other}")),
     };
-    match db::list_exception_requests(&app.pool, &app.admin_pseudonyms, pending, 90).await {
+    match db::list_exception_requests(&app.pool, &app.admin_pseudonyms, pending).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => internal(&e),
     }

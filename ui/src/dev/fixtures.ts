@@ -454,6 +454,7 @@ export function sampleFleet(nowMs: number): { overview: FleetOverview; finds: Fl
         { right: "auto-approve:all-tools", decision: "keep", by: "rssi@example.org", at: iso(60 * 24), note: "" },
       ]),
       find(3, "pc-rh-01", "p-1d2c3b4a59687766", "local-server", "Ollama", ["listen:network"]),
+      find(4, "pc-dsi-07", "p-5e6f7a8b9c0d1e2f", "editor-extension", "Continue", []),
     ],
     exceptions: [
       {
@@ -480,4 +481,11 @@ export function sampleFleet(nowMs: number): { overview: FleetOverview; finds: Fl
       },
     ],
   };
+}
+
+/** What the collector's `?filter=` keeps (the mock and the tests answer with it). */
+export function filterFinds(finds: FleetFind[], filter: unknown): FleetFind[] {
+  if (filter === "pending") return finds.filter((f) => f.pending.length > 0);
+  if (filter === "broad") return finds.filter((f) => f.broad.length > 0);
+  return finds;
 }

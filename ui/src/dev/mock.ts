@@ -10,7 +10,7 @@ import type { EventStats } from "../ipc/gen/EventStats";
 import type { Facets } from "../ipc/gen/Facets";
 import type { Prompt } from "../ipc/gen/Prompt";
 import { commandError, emitEvent, installMock } from "../ipc/testing";
-import { CATALOG, POLICY, PROGRAMS, SERVICES, USERS, sampleAnswers, sampleEvent, sampleFleet, sampleInventory, samplePrompt } from "./fixtures";
+import { CATALOG, POLICY, PROGRAMS, SERVICES, USERS, sampleAnswers, sampleEvent, sampleFleet, filterFinds, sampleInventory, samplePrompt } from "./fixtures";
 
 export function installDevMock(): void {
   const params = new URLSearchParams(location.search);
@@ -68,8 +68,7 @@ export function installDevMock(): void {
       case "fleet_overview":
         return sampleFleet(Date.now()).overview;
       case "fleet_inventory": {
-        const finds = sampleFleet(Date.now()).finds;
-        return args.filter === "pending" ? finds.filter((f) => f.pending.length > 0) : finds;
+        return filterFinds(sampleFleet(Date.now()).finds, args.filter);
       }
       case "fleet_exceptions": {
         const requests = sampleFleet(Date.now()).exceptions;

@@ -1,7 +1,7 @@
 import { fireEvent, screen, waitFor, within } from "@testing-library/preact";
 import { describe, expect, it } from "vitest";
 
-import { CATALOG, sampleFleet } from "../dev/fixtures";
+import { CATALOG, filterFinds, sampleFleet } from "../dev/fixtures";
 import type { FleetException } from "../ipc/gen/FleetException";
 import type { FleetFind } from "../ipc/gen/FleetFind";
 import { commandError, installMock } from "../ipc/testing";
@@ -22,7 +22,7 @@ function setup(options: { ready?: boolean; refuse?: boolean } = {}) {
         if (options.refuse) throw commandError("forbidden", "403: this administrator's certificate is revoked");
         return fleet.overview;
       case "fleet_inventory":
-        return args.filter === "pending" ? finds.filter((f) => f.pending.length > 0) : finds;
+        return filterFinds(finds, args.filter);
       case "fleet_recertify": {
         const decided = { right: String(args.right), decision: String(args.decision), by: "rssi", at: new Date().toISOString(), note: String(args.note) };
         finds = finds.map((f) =>
@@ -88,7 +88,11 @@ describe("Parc", () => {
     expect(all.find((f) => f.textContent?.includes("Cline"))!.textContent).toContain("conservé par rssi@example.org");
     // The whole fleet's AI software, with or without a broad right.
     fireEvent.change(screen.getByTestId("fleet-filter"), { target: { value: "all" } });
-    await waitFor(() => expect(calls.filter((c) => c.cmd === "fleet_inventory").map((c) => c.args.filter)).toContain("all"));
+    await waitFor(() => expect(screen.getAllByTestId("fleet-find").length).toBe(4));
+    const plain = screen.getAllByTestId("fleet-find").find((f) => f.textContent?.includes("Continue"))!;
+    expect(plain.textContent).toContain("aucun droit étendu");
+    expect(within(plain).queryByTestId("fleet-keep")).toBeNull();
+    expect(calls.filter((c) => c.cmd === "fleet_inventory").map((c) => c.args.filter)).toEqual(["pending", "pending", "broad", "all"]); // the list is read again after the decision
   });
 
   it("grants or refuses an exception request, the decision shown with who and when", async () => {
