@@ -55,6 +55,19 @@ cargo_tool_ensure() {
     cargo install --locked --quiet "$crate" --version "$version"
 }
 
+# zig, for its C compiler with macOS's libc headers (tests/cross/zig-cc-macos):
+# pip's `ziglang` package, pinned, in a cache folder. Prints zig's path, or
+# nothing when it cannot be fetched.
+zig_ensure() {
+    local version=0.17.1 dir="${XDG_CACHE_HOME:-$HOME/.cache}/vigie/ziglang"
+    local zig="$dir/$version/ziglang/zig"
+    if [ ! -x "$zig" ]; then
+        timeout 300 python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+            --target "$dir/$version" "ziglang==$version" >/dev/null 2>&1 || return 0
+    fi
+    [ -x "$zig" ] && echo "$zig"
+}
+
 rust_ensure() {
     apt_ensure build-essential pkg-config
     if ! command -v cargo >/dev/null 2>&1; then

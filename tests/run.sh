@@ -51,20 +51,29 @@ fi
 log "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-log "the portable crates for Windows and macOS (cargo check; agent/PORTING.md)"
-# The core (parsers, gate, catalog, policy, store, detectors) and the fleet
-# client build for Windows (with MinGW for SQLite's and ring's C); for macOS
-# the core without its store (no C cross-compiler for macOS here). Skipped,
-# and said, where rustup cannot fetch those standard libraries.
+log "the agent for Windows and macOS (cargo check; agent/PORTING.md)"
+# The core, the fleet client, the daemon (its platform seams stubbed where
+# the port is not built) and the command line, for Windows (MinGW compiles
+# SQLite's and ring's C) and for macOS (zig's C compiler, which ships macOS's
+# libc headers). Skipped, and said, where a toolchain cannot be fetched.
+agent_crates=(-p vigie-core -p vigie-fleet -p vigie-daemon -p vigie-agent)
 cross_targets="x86_64-pc-windows-gnu x86_64-apple-darwin"
 installed=$(rustup target list --installed)
 missing=$(for t in $cross_targets; do grep -qx "$t" <<<"$installed" || echo "$t"; done)
 # shellcheck disable=SC2086 # one word per target
 if [ -z "$missing" ] || timeout 180 rustup target add $missing >/dev/null 2>&1; then
     apt_ensure gcc-mingw-w64-x86-64
-    cargo check --locked --quiet -p vigie-core -p vigie-fleet --features vigie-fleet/client --target x86_64-pc-windows-gnu
-    cargo check --locked --quiet -p vigie-core --no-default-features --features sensor --target x86_64-apple-darwin
-    echo "vigie-core and vigie-fleet build for Windows; vigie-core (without its store) for macOS"
+    cargo check --locked --quiet "${agent_crates[@]}" --target x86_64-pc-windows-gnu
+    echo "the agent builds for Windows"
+    zig=$(zig_ensure)
+    if [ -n "$zig" ]; then
+        VIGIE_ZIG=$zig CC_x86_64_apple_darwin="$PWD/tests/cross/zig-cc-macos" \
+            cargo check --locked --quiet "${agent_crates[@]}" --target x86_64-apple-darwin
+        echo "the agent builds for macOS"
+    else
+        cargo check --locked --quiet -p vigie-core --no-default-features --features sensor --target x86_64-apple-darwin
+        echo "zig cannot be fetched here: for macOS, vigie-core without its store only"
+    fi
 else
     echo "rustup cannot fetch the standard libraries of $missing here: not checked"
 fi

@@ -3,18 +3,18 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use vigie_core::proto::Request;
+use vigie_daemon::platform::portable::connect_local;
 
 /// Sends one request and returns its `result`; an `error` reply is an error.
 pub(crate) fn request(socket: &Path, request: &Request) -> Result<Value> {
     let method = request.method();
-    let stream = UnixStream::connect(socket)
+    let stream = connect_local(socket)
         .with_context(|| format!("connecting to the agent at {} (is it running?)", socket.display()))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;

@@ -12,9 +12,7 @@
 //! rename-and-create works, and a line cut short by a failed write is ended
 //! before the next one.
 
-use std::io::Write as _;
-use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
-use std::os::unix::net::UnixDatagram;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +24,7 @@ use uuid::Uuid;
 use vigie_core::siem::{self, LineFormat, Pseudonyms, Row};
 use vigie_core::store::Store;
 
+use crate::platform::portable::{with_mode, JournalSender};
 use crate::worker::Worker;
 
 /// Events read and written at a time.
@@ -96,11 +95,7 @@ impl Destination for FileDestination {
 
     fn write(&mut self, lines: &[String], _rows: &[Row]) -> Result<()> {
         let path = &self.path;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .mode(0o640)
+        let mut file = with_mode(std::fs::OpenOptions::new().create(true).append(true).read(true), 0o640)
             .open(path)
             .with_context(|| path.display().to_string())?;
         let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>() + 1);
@@ -109,7 +104,10 @@ impl Destination for FileDestination {
         let len = file.metadata().with_context(|| path.display().to_string())?.len();
         if len > 0 {
             let mut last = [0u8; 1];
-            file.read_exact_at(&mut last, len - 1).with_context(|| path.display().to_string())?;
+            // Appends go to the end whatever the position: reading moves it only.
+            file.seek(SeekFrom::Start(len - 1))
+                .and_then(|_| file.read_exact(&mut last))
+                .with_context(|| path.display().to_string())?;
             if last[0] != b'\n' {
                 text.push('\n');
             }
@@ -127,7 +125,7 @@ impl Destination for FileDestination {
 struct JournalDestination {
     socket: PathBuf,
     format: LineFormat,
-    sender: UnixDatagram,
+    sender: JournalSender,
 }
 
 impl Destination for JournalDestination {
@@ -230,10 +228,7 @@ fn pseudonym_key(state_dir: &Path) -> Result<Vec<u8>> {
         Err(e) => return Err(e).with_context(|| path.display().to_string()),
     }
     let key: [u8; 32] = rand::random();
-    let mut file = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
+    let mut file = with_mode(std::fs::OpenOptions::new().create_new(true).write(true), 0o600)
         .open(&path)
         .with_context(|| path.display().to_string())?;
     file.write_all(&key).and_then(|()| file.sync_all()).with_context(|| path.display().to_string())?;
@@ -265,10 +260,9 @@ fn run(
         destinations.push(Box::new(FileDestination { path: path.clone() }));
     }
     if config.journald {
-        let sender = UnixDatagram::unbound().context("a socket for the journal")?;
         // A journald that stops reading must not hold this thread (and the
         // agent's stop, which waits for it) for ever: the batch goes again.
-        sender.set_write_timeout(Some(Duration::from_secs(5))).context("a socket for the journal")?;
+        let sender = JournalSender::new(Duration::from_secs(5))?;
         destinations.push(Box::new(JournalDestination {
             socket: journal_socket.to_owned(),
             format: config.format,

@@ -21,6 +21,7 @@ use vigie_core::resolver::{resolve, service_of, Matched, Plan};
 use vigie_core::sensor::{Detail, Flow, Observation, Protocol, Source};
 
 use crate::decider::{Decider, Point};
+use crate::platform::portable::udp_worker_sockets;
 use crate::rules::Rules;
 
 /// `[resolver]` in the agent configuration.
@@ -246,16 +247,6 @@ impl Cache {
     }
 }
 
-/// A UDP socket on `addr` that other workers of this agent may bind too.
-fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
-    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-    Ok(socket.into())
-}
-
 /// One upstream. Each query over UDP gets a socket of its own: a fresh
 /// random source port and a random id per query, connected so that only
 /// that server's datagrams arrive, and the answer's question checked —
@@ -457,10 +448,11 @@ impl Resolver {
         for &addr in &config.listen {
             let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
             // Queries are decided in parallel, one worker per core, each on
-            // its own socket (SO_REUSEPORT): no receive queue shared between them.
+            // its own socket where the system allows (`udp_worker_sockets`).
+            let mut udp_sockets = udp_worker_sockets(addr, WORKERS, Duration::from_millis(200))
+                .with_context(|| format!("resolver on {addr} (udp)"))?;
             for worker in 0..WORKERS {
-                let udp =
-                    Arc::new(reuse_port_socket(addr).with_context(|| format!("resolver on {addr} (udp)"))?);
+                let udp = Arc::new(udp_sockets.pop().with_context(|| format!("resolver on {addr} (udp)"))?);
                 let (resolver, stop) = (Arc::clone(&resolver), Arc::clone(&stop));
                 let runtime = tokio::runtime::Handle::current();
                 std::thread::Builder::new()

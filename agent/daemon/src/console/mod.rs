@@ -10,7 +10,6 @@ mod handle;
 pub use budget::Budgets;
 pub use handle::{authorize, handle, ConsoleState, Failure, Peer, Readers};
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,11 +18,11 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 use vigie_core::proto::{Prompt, Push, Request};
 
+use crate::platform::portable::{local_peer, LocalListener, LocalStream};
 use crate::prompts::{visible_to, Viewer};
 
 pub const DEFAULT_SOCKET: &str = "/run/vigie/agent.sock";
@@ -40,26 +39,15 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Binds the socket (replacing a stale one), open to every local user:
 /// what each may do is decided per request from its credentials.
-pub fn bind(path: &Path) -> Result<UnixListener> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("removing stale {}", path.display())),
-    }
-    let listener = UnixListener::bind(path).with_context(|| format!("console socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-        .with_context(|| format!("console socket {}", path.display()))?;
-    Ok(listener)
+pub fn bind(path: &Path) -> Result<LocalListener> {
+    LocalListener::bind(path)
 }
 
-pub async fn serve(listener: UnixListener, state: Arc<ConsoleState>) {
+pub async fn serve(listener: LocalListener, state: Arc<ConsoleState>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+            Ok(stream) => stream,
             Err(e) => {
                 warn!(error = %e, "console socket accept");
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -76,8 +64,8 @@ pub async fn serve(listener: UnixListener, state: Arc<ConsoleState>) {
 }
 
 /// Writes one error line and closes.
-async fn refuse(stream: UnixStream, code: &str, message: &str) {
-    let (_, mut writer) = stream.into_split();
+async fn refuse(stream: LocalStream, code: &str, message: &str) {
+    let (_, mut writer) = tokio::io::split(stream);
     let mut line = error_line(None, code, message);
     line.push('\n');
     let _ = writer.write_all(line.as_bytes()).await;
@@ -85,9 +73,9 @@ async fn refuse(stream: UnixStream, code: &str, message: &str) {
 
 /// A connection's slots are counted once its peer is known: the user's own
 /// first, so a user at their limit takes none of the shared ones.
-async fn connection(stream: UnixStream, state: Arc<ConsoleState>, slots: Arc<Semaphore>) -> Result<()> {
-    let cred = stream.peer_cred().context("peer credentials")?;
-    let (uid, pid) = (cred.uid(), cred.pid());
+async fn connection(stream: LocalStream, state: Arc<ConsoleState>, slots: Arc<Semaphore>) -> Result<()> {
+    let peer = local_peer(&stream).context("peer credentials")?;
+    let (uid, pid) = (peer.uid, peer.pid);
     if !state.budgets.connect(uid, Instant::now()) {
         refuse(stream, "too-many-connections", "this user holds too many connections").await;
         return Ok(());
@@ -130,12 +118,12 @@ struct Envelope {
 }
 
 async fn serve_connection(
-    stream: UnixStream,
+    stream: LocalStream,
     state: Arc<ConsoleState>,
     uid: u32,
     pid: Option<i32>,
 ) -> Result<()> {
-    let (reader, mut writer) = stream.into_split();
+    let (reader, mut writer) = tokio::io::split(stream);
     let (out, mut outgoing) = mpsc::channel::<(String, OwnedSemaphorePermit)>(256);
     let budget = Arc::new(Semaphore::new(MAX_QUEUED_REPLY_BYTES));
     let write = tokio::spawn(async move {

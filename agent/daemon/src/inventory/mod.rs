@@ -28,6 +28,7 @@ pub use running::{probe, MODEL_PORTS};
 
 use crate::accounts::Accounts;
 use crate::decider::Decider;
+use crate::platform::portable::owner_uid;
 use crate::rules::Rules;
 use crate::sink::InventoryUpdate;
 use crate::worker::Worker;
@@ -80,7 +81,6 @@ const WATCH_QUEUE: usize = 4096;
 /// The homes to look in: the configured ones, owned by their user; else
 /// every person's account (`Accounts::people`) whose home exists.
 fn configured_homes(config: &InventoryConfig, accounts: &Accounts) -> Vec<Home> {
-    use std::os::unix::fs::MetadataExt;
     if config.homes.is_empty() {
         return accounts
             .people()
@@ -93,7 +93,7 @@ fn configured_homes(config: &InventoryConfig, accounts: &Accounts) -> Vec<Home> 
         .homes
         .iter()
         .filter_map(|path| {
-            let uid = std::fs::metadata(path).ok()?.uid();
+            let uid = owner_uid(&std::fs::metadata(path).ok()?)?;
             Some(Home { uid, user: accounts.user_name(uid).map(str::to_owned), path: path.clone() })
         })
         .collect()

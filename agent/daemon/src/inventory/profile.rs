@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use tracing::debug;
@@ -17,6 +16,8 @@ use vigie_core::inventory::{
     gemini_cli_rights, jetbrains_plugin, mcp_servers, name_says_ai, relative_to_home, vscode_extension,
     vscode_settings_rights, Extension, Item, Kind, McpFormat,
 };
+
+use crate::platform::portable::{open_for_reading, owner_uid};
 
 /// A user and their home folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,10 +184,9 @@ fn read_owned(path: &Path, uid: u32, limit: u64) -> Option<Vec<u8>> {
 
 /// Opens a regular file `uid` owns (see [`read_owned`]).
 fn open_owned(path: &Path, uid: u32) -> Option<(fs::File, fs::Metadata)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(path).ok()?;
+    let file = open_for_reading(path).ok()?;
     let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.uid() == uid).then_some((file, meta))
+    (meta.is_file() && owner_uid(&meta) == Some(uid)).then_some((file, meta))
 }
 
 /// The sub-folders of `dir` that are real folders (not links), by name.
@@ -456,7 +456,7 @@ impl Scan<'_> {
         for (id, name, folder, settings) in CLI_AGENTS {
             let folder = self.home.path.join(folder);
             let Ok(meta) = fs::symlink_metadata(&folder) else { continue };
-            if !meta.is_dir() || meta.uid() != self.home.uid {
+            if !meta.is_dir() || owner_uid(&meta) != Some(self.home.uid) {
                 continue;
             }
             let path = folder.join(settings);
@@ -518,7 +518,7 @@ fn dedupe_newest(items: &mut Vec<Item>, start: usize) {
 /// a jar installed alone, or unpacked.
 fn plugin_xml(path: &Path, uid: u32) -> Option<Vec<u8>> {
     let meta = fs::symlink_metadata(path).ok()?;
-    if meta.uid() != uid {
+    if owner_uid(&meta) != Some(uid) {
         return None;
     }
     if meta.is_file() {

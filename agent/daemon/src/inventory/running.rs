@@ -15,6 +15,8 @@ use vigie_core::inventory::{
     listening_sockets, model_server, relative_to_home, Item, Kind, Listener, ModelServer,
 };
 
+use crate::platform::portable::process_uid;
+
 /// Ports the model servers listen on by default: Ollama, LM Studio,
 /// llama.cpp's server, vLLM and many OpenAI-compatible servers,
 /// text-generation-webui, GPT4All, Jan, Open WebUI, LocalAI, koboldcpp.
@@ -95,7 +97,7 @@ pub(super) fn processes(system: &mut System) -> Vec<Process> {
             }
         }
         names.dedup();
-        found.push(Process { pid: pid.as_u32(), uid: process.user_id().map(|u| **u), names, exe });
+        found.push(Process { pid: pid.as_u32(), uid: process_uid(process), names, exe });
     }
     found
 }

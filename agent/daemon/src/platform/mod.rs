@@ -20,6 +20,7 @@ use crate::verdict::VerdictConfig;
 pub mod fake;
 #[cfg(target_os = "linux")]
 mod linux;
+pub mod portable;
 pub mod supervisor;
 
 /// Time, for what ages (prompts, held packets, bypasses) and what is stamped
