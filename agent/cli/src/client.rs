@@ -14,8 +14,10 @@ use vigie_daemon::platform::portable::connect_local;
 /// Sends one request and returns its `result`; an `error` reply is an error.
 pub(crate) fn request(socket: &Path, request: &Request) -> Result<Value> {
     let method = request.method();
-    let stream = connect_local(socket)
-        .with_context(|| format!("connecting to the agent at {} (is it running?)", socket.display()))?;
+    let stream = connect_local(socket).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::Unsupported { "" } else { " (is it running?)" };
+        anyhow::Error::new(e).context(format!("connecting to the agent at {}{hint}", socket.display()))
+    })?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut line = json!({ "id": 1, "method": method, "params": request.params() }).to_string();

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use vigie_core::siem::{self, LineFormat, Pseudonyms, Row};
 use vigie_core::store::Store;
 
-use crate::platform::portable::{with_mode, JournalSender};
+use crate::platform::portable::{with_mode, JournalSender, HAS_JOURNAL};
 use crate::worker::Worker;
 
 /// Events read and written at a time.
@@ -67,6 +67,9 @@ impl ExportConfig {
     pub fn check(&self) -> Result<()> {
         if self.file.is_none() && !self.journald {
             bail!("[export] writes nowhere: set `file`, `journald = true`, or both");
+        }
+        if self.journald && !HAS_JOURNAL {
+            bail!("[export] journald: the systemd journal exists on Linux only; set `file` instead");
         }
         if let Some(file) = &self.file {
             if !file.is_absolute() {

@@ -447,7 +447,7 @@ impl Resolver {
         });
         for &addr in &config.listen {
             let tcp = TcpListener::bind(addr).await.with_context(|| format!("resolver on {addr} (tcp)"))?;
-            // Queries are decided in parallel, one worker per core, each on
+            // Queries are decided in parallel by WORKERS threads, each on
             // its own socket where the system allows (`udp_worker_sockets`).
             let mut udp_sockets = udp_worker_sockets(addr, WORKERS, Duration::from_millis(200))
                 .with_context(|| format!("resolver on {addr} (udp)"))?;

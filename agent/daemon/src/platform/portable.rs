@@ -68,9 +68,10 @@ pub fn with_mode(options: &mut OpenOptions, mode: u32) -> &mut OpenOptions {
     }
 }
 
-/// One UDP socket per resolver worker on `addr`. On Unix each has its own
-/// (`SO_REUSEPORT`: no receive queue shared between workers); elsewhere
-/// they share one socket's queue.
+/// One UDP socket per resolver worker on `addr`. On Linux each has its own
+/// (`SO_REUSEPORT` spreads datagrams over them: no receive queue shared
+/// between workers); elsewhere they share one socket's queue, since the
+/// BSDs' `SO_REUSEPORT` hands every unicast datagram to one socket.
 pub fn udp_worker_sockets(
     addr: SocketAddr,
     workers: usize,
@@ -79,15 +80,15 @@ pub fn udp_worker_sockets(
     let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
     let bound = |reuse_port: bool| -> io::Result<UdpSocket> {
         let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         socket.set_reuse_port(reuse_port)?;
-        #[cfg(not(unix))]
+        #[cfg(not(target_os = "linux"))]
         let _ = reuse_port;
         socket.bind(&addr.into())?;
         socket.set_read_timeout(Some(timeout))?;
         Ok(socket.into())
     };
-    if cfg!(unix) {
+    if cfg!(target_os = "linux") {
         (0..workers.max(1)).map(|_| bound(true)).collect()
     } else {
         let first = bound(false)?;
@@ -100,10 +101,14 @@ pub fn udp_worker_sockets(
     }
 }
 
+/// Whether this system has the systemd journal (the `[export]` section
+/// refuses `journald = true` elsewhere).
+pub const HAS_JOURNAL: bool = cfg!(target_os = "linux");
+
 /// A datagram socket to the systemd journal's native socket.
 #[derive(Debug)]
 pub struct JournalSender {
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     socket: std::os::unix::net::UnixDatagram,
 }
 
@@ -111,14 +116,14 @@ impl JournalSender {
     /// A journald that stops reading must not hold the caller for ever:
     /// sends time out after `timeout`.
     pub fn new(timeout: std::time::Duration) -> Result<Self> {
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         {
             use anyhow::Context as _;
             let socket = std::os::unix::net::UnixDatagram::unbound().context("a socket for the journal")?;
             socket.set_write_timeout(Some(timeout)).context("a socket for the journal")?;
             Ok(Self { socket })
         }
-        #[cfg(not(unix))]
+        #[cfg(not(target_os = "linux"))]
         {
             let _ = timeout;
             anyhow::bail!("the systemd journal exists on Linux only: export to a file here")
@@ -126,9 +131,9 @@ impl JournalSender {
     }
 
     pub fn send_to(&self, entry: &[u8], journal: &Path) -> io::Result<usize> {
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         return self.socket.send_to(entry, journal);
-        #[cfg(not(unix))]
+        #[cfg(not(target_os = "linux"))]
         {
             let _ = (entry, journal);
             Err(io::ErrorKind::Unsupported.into())
@@ -227,7 +232,7 @@ pub fn connect_local(path: &Path) -> io::Result<LocalClient> {
     #[cfg(not(unix))]
     {
         let _ = path;
-        Err(io::ErrorKind::Unsupported.into())
+        Err(io::Error::new(io::ErrorKind::Unsupported, "the agent's named pipe is not built for this system"))
     }
 }
 
@@ -237,6 +242,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn each_resolver_worker_has_its_own_socket_on_one_port() {
         let first = udp_worker_sockets("127.0.0.1:0".parse().unwrap(), 1, Duration::from_millis(50)).unwrap();
         let addr = first[0].local_addr().unwrap();
