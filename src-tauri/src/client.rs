@@ -14,13 +14,28 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 use vigie_core::proto::{Hello, Prompt, Push, PROTOCOL_VERSION};
 use vigie_core::sensor::Micros;
 
 use crate::types::{CommandError, ConnectionStatus, ErrorKind};
+
+/// The agent's console socket: a Unix socket; the Windows named pipe is
+/// not built (agent/PORTING.md), and says so.
+#[cfg(unix)]
+async fn connect(path: &std::path::Path) -> std::io::Result<tokio::net::UnixStream> {
+    tokio::net::UnixStream::connect(path).await
+}
+
+#[cfg(not(unix))]
+async fn connect(path: &std::path::Path) -> std::io::Result<tokio::io::DuplexStream> {
+    let _ = path;
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "the agent's named pipe is not built for this system",
+    ))
+}
 
 /// What the commands need from the agent: one request, one reply. Typed
 /// calls are built on it ([`call`]), so a test fakes this one method.
@@ -154,7 +169,7 @@ impl SocketClient {
 
     /// One connection's life; returns when it ends.
     async fn session(&self, feed: &mpsc::UnboundedSender<AgentFeed>) -> Result<(), CommandError> {
-        let stream = match UnixStream::connect(&self.socket).await {
+        let stream = match connect(&self.socket).await {
             Ok(stream) => stream,
             Err(e) => {
                 let message = format!("{}: {e}", self.socket.display());
@@ -166,7 +181,7 @@ impl SocketClient {
                 return Err(not_connected(message));
             }
         };
-        let (read, mut write) = stream.into_split();
+        let (read, mut write) = tokio::io::split(stream);
         let (lines, mut outgoing) = mpsc::channel::<String>(64);
         let pending: Pending = Arc::default();
         if let Ok(mut link) = self.link.lock() {
@@ -248,7 +263,7 @@ fn fail_all(pending: &Pending, why: &str) {
 }
 
 async fn read_replies(
-    read: tokio::net::unix::OwnedReadHalf,
+    read: impl tokio::io::AsyncRead + Unpin,
     pending: Pending,
     feed: mpsc::UnboundedSender<AgentFeed>,
 ) -> Result<(), CommandError> {

@@ -242,9 +242,17 @@ impl clipboard::Agent for GuardAgent {
     }
 }
 
+/// No clipboard watcher outside Unix desktops yet.
+#[cfg(not(unix))]
+fn start_clipboard_guard(client: Arc<SocketClient>) {
+    let _ = client;
+    warn!("clipboard guard off: no watcher is built for this system (agent/PORTING.md)");
+}
+
 /// Watches the clipboard on its own thread for as long as the console
 /// runs: through Wayland data-control in a Wayland session whose compositor
 /// offers it, else through X11 (an X session, or XWayland's clients).
+#[cfg(unix)]
 fn start_clipboard_guard(client: Arc<SocketClient>) {
     let wayland = std::env::var_os("WAYLAND_DISPLAY").is_some();
     let x11 = std::env::var_os("DISPLAY").is_some();

@@ -19,7 +19,11 @@ use vigie_core::clipboard::{ActiveWindow, ClipboardPolicy};
 use vigie_core::detect::{self, DetectorId};
 use vigie_core::proto::{ClipboardOutcome, ClipboardReport};
 
+// The watchers speak X11 and Wayland: Unix desktops. Windows and macOS
+// have theirs to write (agent/PORTING.md).
+#[cfg(unix)]
 pub mod wayland;
+#[cfg(unix)]
 pub mod x11;
 
 /// What a watcher needs from the rest of the console: the policy's
