@@ -54,8 +54,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "the agent for Windows and macOS (cargo check; agent/PORTING.md)"
 # The core, the fleet client, the daemon (its platform seams stubbed where
 # the port is not built) and the command line, for Windows (MinGW compiles
-# SQLite's and ring's C) and for macOS (zig's C compiler, which ships macOS's
-# libc headers). Skipped, and said, where a toolchain cannot be fetched.
+# SQLite's and ring's C; the console too) and for macOS (zig's C compiler,
+# which ships macOS's libc headers; not the console, whose notification
+# plugin needs Apple's SDK). Skipped, and said, where a toolchain cannot be
+# fetched.
 agent_crates=(-p vigie-core -p vigie-fleet -p vigie-daemon -p vigie-agent)
 cross_targets="x86_64-pc-windows-gnu x86_64-apple-darwin"
 installed=$(rustup target list --installed)
@@ -63,8 +65,8 @@ missing=$(for t in $cross_targets; do grep -qx "$t" <<<"$installed" || echo "$t"
 # shellcheck disable=SC2086 # one word per target
 if [ -z "$missing" ] || timeout 180 rustup target add $missing >/dev/null 2>&1; then
     apt_ensure gcc-mingw-w64-x86-64
-    cargo check --locked --quiet "${agent_crates[@]}" --target x86_64-pc-windows-gnu
-    echo "the agent builds for Windows"
+    cargo check --locked --quiet "${agent_crates[@]}" -p vigie-console --target x86_64-pc-windows-gnu
+    echo "the agent and the console build for Windows"
     zig=$(zig_ensure)
     if [ -n "$zig" ]; then
         VIGIE_ZIG=$zig CC_x86_64_apple_darwin="$PWD/tests/cross/zig-cc-macos" \

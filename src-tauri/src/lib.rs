@@ -193,21 +193,25 @@ fn show<R: Runtime>(app: &tauri::AppHandle<R>, offer: Offer) {
 }
 
 /// The clipboard guard's view of the agent, from its own thread.
+#[cfg(unix)]
 struct GuardAgent {
     client: Arc<SocketClient>,
 }
 
 /// How long the guard waits for the agent before letting a copy go.
+#[cfg(unix)]
 const GUARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Runs `request` on the console's runtime from the guard's thread; the
 /// timer is made inside the runtime, where it must live.
+#[cfg(unix)]
 fn with_timeout<T>(
     request: impl std::future::Future<Output = T> + Send,
 ) -> Result<T, tokio::time::error::Elapsed> {
     tauri::async_runtime::block_on(async move { tokio::time::timeout(GUARD_TIMEOUT, request).await })
 }
 
+#[cfg(unix)]
 impl clipboard::Agent for GuardAgent {
     fn clipboard_policy(&self) -> Option<vigie_core::clipboard::ClipboardPolicy> {
         let request =
