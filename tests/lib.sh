@@ -114,3 +114,35 @@ packages_build() {
         cargo deb --no-build --locked -p vigie-console "${version[@]}"
     fi
 }
+
+# The root file system of the booted-Debian tests (tests/system/): Debian 12
+# made with debootstrap from the host's Debian mirror, kept as a tarball in
+# target/system/ (made again when the package list changes). Prints its path.
+system_rootfs_tar() {
+    apt_ensure debootstrap
+    local includes=systemd,systemd-sysv,dbus,dbus-user-session,iptables,nftables,iproute2,dnsutils,curl,ca-certificates,procps,passwd
+    includes+=,libwebkit2gtk-4.1-0,libayatana-appindicator3-1,systemd-resolved
+    local cache_dir=${CARGO_TARGET_DIR:-$PWD/target}/system
+    local tar=$cache_dir/bookworm-$(echo "$includes" | sha256sum | cut -c1-12).tar
+    if [ ! -s "$tar" ]; then
+        local mirror staging
+        mirror=$(debian_mirror) || return 1
+        log "debootstrap bookworm (once; cached in $tar)" >&2
+        mkdir -p "$cache_dir"
+        staging=$(mktemp -d "$cache_dir/debootstrap.XXXXXX")
+        debootstrap --variant=minbase --include="$includes" bookworm "$staging/root" "$mirror" >"$staging/log" 2>&1 ||
+            { tail -20 "$staging/log" >&2; rm -rf "$staging"; return 1; }
+        tar -C "$staging/root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
+        rm -rf "$staging"
+    fi
+    echo "$tar"
+}
+
+# The mirror the host's apt uses (this machine reaches no other).
+debian_mirror() {
+    local mirror
+    mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1 || true)
+    [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+    [ -n "$mirror" ] || { echo "no Debian mirror in the host's apt sources" >&2; return 1; }
+    echo "$mirror"
+}

@@ -21,23 +21,7 @@ cd "$(dirname "$0")/../.."
 apt_ensure debootstrap systemd-container iproute2 dnsmasq-base openssl python3
 [ "${VIGIE_PACKAGES_BUILT:-}" = 1 ] || packages_build
 # --- the machine's root file system, cached -----------------------------------
-includes=systemd,systemd-sysv,dbus,dbus-user-session,iptables,nftables,iproute2,dnsutils,curl,ca-certificates,procps,passwd
-includes+=,libwebkit2gtk-4.1-0,libayatana-appindicator3-1,systemd-resolved
-cache_dir=${CARGO_TARGET_DIR:-$PWD/target}/system
-rootfs_tar=$cache_dir/bookworm-$(echo "$includes" | sha256sum | cut -c1-12).tar
-if [ ! -s "$rootfs_tar" ]; then
-    # The mirror the host's apt uses (this machine reaches no other).
-    mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1 || true)
-    [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
-    [ -n "$mirror" ] || { echo "no Debian mirror in the host's apt sources" >&2; exit 1; }
-    log "debootstrap bookworm (once; cached in $rootfs_tar)"
-    mkdir -p "$cache_dir"
-    staging=$(mktemp -d "$cache_dir/debootstrap.XXXXXX")
-    debootstrap --variant=minbase --include="$includes" bookworm "$staging/root" "$mirror" >"$staging/log" 2>&1 ||
-        { tail -20 "$staging/log" >&2; rm -rf "$staging"; exit 1; }
-    tar -C "$staging/root" -cf "$rootfs_tar.tmp" . && mv "$rootfs_tar.tmp" "$rootfs_tar"
-    rm -rf "$staging"
-fi
+rootfs_tar=$(system_rootfs_tar)
 
 # --- what this run starts, and its end -----------------------------------------
 work=$(mktemp -d /var/tmp/vigie-system.XXXXXX)
