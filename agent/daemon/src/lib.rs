@@ -255,15 +255,17 @@ fn start_journaled(
     runtime.spawn(console::serve(listener, Arc::clone(&state)));
     info!(socket = %config.socket.display(), "console socket ready");
 
-    // The resolver's upstreams as it runs (read from resolv.conf when not
-    // configured), and the configured ones: never blocked.
-    let mut spared: Vec<std::net::IpAddr> = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
-    if let Some(resolver) = &state.resolver {
-        spared.extend(resolver.upstream_addresses().iter().map(|u| u.ip()));
-    }
+    // The configured upstreams, and those the resolver forwards to as it
+    // runs (read from resolv.conf or resolved's files, which change with
+    // the network): never blocked.
+    let spared: Vec<std::net::IpAddr> = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
+    let resolver = state.resolver.clone();
+    let upstreams_now: verdict::UpstreamsNow = Box::new(move || {
+        resolver.as_ref().map(|r| r.upstream_addresses().iter().map(|u| u.ip()).collect()).unwrap_or_default()
+    });
     let blocker = firewall
         .as_ref()
-        .map(|f| Arc::new(AddressBlocker::new(Arc::clone(&f.0), spared, Arc::clone(&stats))));
+        .map(|f| Arc::new(AddressBlocker::new(Arc::clone(&f.0), spared, upstreams_now, Arc::clone(&stats))));
     let captures = Captures {
         capture: Arc::clone(&platform.capture),
         rules: Arc::clone(&rules),

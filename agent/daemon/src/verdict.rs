@@ -69,18 +69,35 @@ pub struct VerdictStats {
 /// Puts the addresses blocked names resolve to into the firewall's sets.
 /// Each costs the firewall a few ms, so an address added recently is not
 /// added again.
-#[derive(Debug)]
 pub struct AddressBlocker {
     firewall: Arc<dyn Firewall>,
     recent: Mutex<HashMap<IpAddr, Instant>>,
-    /// Addresses never blocked: the resolver's upstreams.
+    /// Addresses never blocked: the configured upstreams.
     spared: Vec<IpAddr>,
+    /// The upstreams the resolver forwards to now, never blocked either:
+    /// they follow the network (resolv.conf, resolved's servers), so they
+    /// are asked for at each block rather than read once at the start.
+    upstreams_now: UpstreamsNow,
     stats: Arc<VerdictStats>,
 }
 
+/// Where the resolver forwards at this moment.
+pub type UpstreamsNow = Box<dyn Fn() -> Vec<IpAddr> + Send + Sync>;
+
+impl std::fmt::Debug for AddressBlocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AddressBlocker").field("spared", &self.spared).finish_non_exhaustive()
+    }
+}
+
 impl AddressBlocker {
-    pub fn new(firewall: Arc<dyn Firewall>, spared: Vec<IpAddr>, stats: Arc<VerdictStats>) -> Self {
-        Self { firewall, recent: Mutex::default(), spared, stats }
+    pub fn new(
+        firewall: Arc<dyn Firewall>,
+        spared: Vec<IpAddr>,
+        upstreams_now: UpstreamsNow,
+        stats: Arc<VerdictStats>,
+    ) -> Self {
+        Self { firewall, recent: Mutex::default(), spared, upstreams_now, stats }
     }
 
     pub fn block(&self, address: IpAddr) {
@@ -117,6 +134,10 @@ impl AddressBlocker {
         let now = Instant::now();
         recent.retain(|_, added| now.duration_since(*added) < Duration::from_secs(60));
         if recent.contains_key(&address) || recent.len() >= 4096 {
+            return;
+        }
+        // Asked last: the rarest case, and a list to build.
+        if (self.upstreams_now)().contains(&address) {
             return;
         }
         recent.insert(address, now);

@@ -222,7 +222,15 @@ fn blocked_addresses_spare_the_local_network_and_are_added_once() {
     let firewall = Arc::new(FakeFirewall::default());
     let stats = Arc::new(VerdictStats::default());
     let upstream: IpAddr = "192.0.2.53".parse().unwrap();
-    let blocker = AddressBlocker::new(Arc::clone(&firewall) as _, vec![upstream], Arc::clone(&stats));
+    // The resolver's upstream of the moment: another network's, later.
+    let now_upstream = Arc::new(Mutex::new(vec!["198.51.100.53".parse::<IpAddr>().unwrap()]));
+    let current = Arc::clone(&now_upstream);
+    let blocker = AddressBlocker::new(
+        Arc::clone(&firewall) as _,
+        vec![upstream],
+        Box::new(move || current.lock().unwrap().clone()),
+        Arc::clone(&stats),
+    );
     for address in
         ["127.0.0.1", "0.0.0.0", "169.254.1.1", "255.255.255.255", "224.0.0.1", "::1", "fe80::1", "::"]
             .into_iter()
@@ -232,6 +240,13 @@ fn blocked_addresses_spare_the_local_network_and_are_added_once() {
         blocker.block(address.parse().unwrap());
     }
     blocker.block(upstream);
+    blocker.block("198.51.100.53".parse().unwrap());
+    assert!(firewall.blocked.lock().unwrap().is_empty());
+    // The laptop joins another network: its new upstream is spared, and
+    // the old one is an address like any other.
+    let moved: IpAddr = "203.0.113.53".parse().unwrap();
+    *now_upstream.lock().unwrap() = vec![moved];
+    blocker.block(moved);
     assert!(firewall.blocked.lock().unwrap().is_empty());
     let openai: IpAddr = "104.18.33.45".parse().unwrap();
     blocker.block(openai);
