@@ -119,7 +119,8 @@ packages_build() {
 # made with debootstrap from the host's Debian mirror, kept as a tarball in
 # target/system/ (made again when the package list changes). Prints its path.
 system_rootfs_tar() {
-    apt_ensure debootstrap
+    # Called in $(…), where set -e does not hold: each step says its failure.
+    apt_ensure debootstrap || return 1
     local includes=systemd,systemd-sysv,dbus,dbus-user-session,iptables,nftables,iproute2,dnsutils,curl,ca-certificates,procps,passwd
     includes+=,libwebkit2gtk-4.1-0,libayatana-appindicator3-1,systemd-resolved
     local cache_dir=${CARGO_TARGET_DIR:-$PWD/target}/system
@@ -128,12 +129,13 @@ system_rootfs_tar() {
         local mirror staging
         mirror=$(debian_mirror) || return 1
         log "debootstrap bookworm (once; cached in $tar)" >&2
-        mkdir -p "$cache_dir"
-        staging=$(mktemp -d "$cache_dir/debootstrap.XXXXXX")
+        mkdir -p "$cache_dir" || return 1
+        staging=$(mktemp -d "$cache_dir/debootstrap.XXXXXX") || return 1
+        # This runs in a subshell of its own: its end removes the staging.
+        trap 'rm -rf "$staging" "$tar.tmp"' EXIT
         debootstrap --variant=minbase --include="$includes" bookworm "$staging/root" "$mirror" >"$staging/log" 2>&1 ||
-            { tail -20 "$staging/log" >&2; rm -rf "$staging"; return 1; }
-        tar -C "$staging/root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
-        rm -rf "$staging"
+            { tail -20 "$staging/log" >&2; return 1; }
+        tar -C "$staging/root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar" || return 1
     fi
     echo "$tar"
 }

@@ -23,14 +23,37 @@ apt_ensure qemu-system-x86 qemu-utils e2fsprogs systemd-container
 [ "${VIGIE_PACKAGES_BUILT:-}" = 1 ] || packages_build
 agent_deb=$(ls -t "${CARGO_TARGET_DIR:-$PWD/target}"/debian/vigie-agent_*_amd64.deb | head -1)
 
+# --- what this run makes, and its end -------------------------------------------
+work=$(mktemp -d /var/tmp/vigie-vm.XXXXXX)
+qemu_pid=
+staging=
+cleanup() {
+    set +e
+    if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+        kill "$qemu_pid"
+        for _ in $(seq 1 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$qemu_pid" 2>/dev/null
+    fi
+    [ -n "$qemu_pid" ] && wait "$qemu_pid" 2>/dev/null
+    rm -rf "$work"
+    [ -n "$staging" ] && rm -rf "$staging"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 # --- the machine's disk, cached ------------------------------------------------
 rootfs_tar=$(system_rootfs_tar)
+[ -s "$rootfs_tar" ] || { echo "no root file system" >&2; exit 1; }
 cache_dir=$(dirname "$rootfs_tar")
-# Made again when the root file system or this recipe changes.
-recipe=3
-image_dir=$cache_dir/vm-$(printf '%s %s' "$(basename "$rootfs_tar")" "$recipe" | sha256sum | cut -c1-12)
+# Made again when the root file system (its name says its packages, its
+# size and time say which build) or this recipe changes.
+recipe=4
+image_key=$(printf '%s %s %s' "$(basename "$rootfs_tar")" "$(stat -c '%s %Y' "$rootfs_tar")" "$recipe" | sha256sum | cut -c1-12)
+image_dir=$cache_dir/vm-$image_key
 if [ ! -s "$image_dir/disk.img" ]; then
     log "the machine's disk: Debian's kernel added to the root file system (once; cached in $image_dir)"
+    # Older images are of no use any more.
+    find "$cache_dir" -maxdepth 1 -name 'vm-*' -type d -exec rm -rf {} +
     staging=$(mktemp -d "$cache_dir/vm.XXXXXX")
     mkdir "$staging/root"
     tar -C "$staging/root" -xf "$rootfs_tar"
@@ -61,25 +84,12 @@ UNIT
     cp "$staging"/root/boot/vmlinuz-* "$staging/out/vmlinuz"
     cp "$staging"/root/boot/initrd.img-* "$staging/out/initrd.img"
     mkfs.ext4 -q -F -L vigie-vm -d "$staging/root" "$staging/out/disk.img" 3G >/dev/null
-    rm -rf "$image_dir"
     mv "$staging/out" "$image_dir"
     rm -rf "$staging"
+    staging=
 fi
 
 # --- this run ---------------------------------------------------------------------
-work=$(mktemp -d /var/tmp/vigie-vm.XXXXXX)
-qemu_pid=
-cleanup() {
-    set +e
-    if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
-        kill "$qemu_pid"
-        for _ in $(seq 1 50); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$qemu_pid" 2>/dev/null
-    fi
-    [ -n "$qemu_pid" ] && wait "$qemu_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 qemu-img create -q -f qcow2 -b "$image_dir/disk.img" -F raw "$work/overlay.qcow2"
 mkdir "$work/steps"
