@@ -265,12 +265,8 @@ impl Firewall for Netfilter {
         let marks = Marks::of(config)?;
         let mut queue = nfq::Queue::open().context("NFQUEUE (needs CAP_NET_ADMIN)")?;
         queue.bind(config.queue).with_context(|| format!("binding NFQUEUE {}", config.queue))?;
-        // A full queue drops what does not fit, whatever the failure mode
-        // (which is about an agent that is not running: the rules' bypass):
-        // the sender sends again. Letting it through would let a user's
-        // flood of new connections (SYNs to closed ports) carry a
-        // ClientHello past a running agent unjudged.
-        queue.set_fail_open(config.queue, false)?;
+        // A full queue lets packets through (fail-open) or drops them (fail-closed).
+        queue.set_fail_open(config.queue, failure == FailureMode::Open)?;
         // Above what the verdicts ever hold (8,192 packets, 1,024 per user).
         queue.set_queue_max_len(config.queue, 16_384)?;
         // A GSO packet comes whole: a ClientHello is never split by the kernel for us.
