@@ -78,20 +78,18 @@ pub fn udp_worker_sockets(
     timeout: std::time::Duration,
 ) -> io::Result<Vec<UdpSocket>> {
     let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
-    let bound = |reuse_port: bool| -> io::Result<UdpSocket> {
+    let bound = || -> io::Result<UdpSocket> {
         let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
         #[cfg(target_os = "linux")]
-        socket.set_reuse_port(reuse_port)?;
-        #[cfg(not(target_os = "linux"))]
-        let _ = reuse_port;
+        socket.set_reuse_port(true)?;
         socket.bind(&addr.into())?;
         socket.set_read_timeout(Some(timeout))?;
         Ok(socket.into())
     };
     if cfg!(target_os = "linux") {
-        (0..workers.max(1)).map(|_| bound(true)).collect()
+        (0..workers.max(1)).map(|_| bound()).collect()
     } else {
-        let first = bound(false)?;
+        let first = bound()?;
         let mut sockets = Vec::with_capacity(workers.max(1));
         for _ in 1..workers.max(1) {
             sockets.push(first.try_clone()?);
