@@ -130,17 +130,24 @@ impl AddressBlocker {
         if local || self.spared.contains(&address) {
             return;
         }
-        let Ok(mut recent) = self.recent.lock() else { return };
         let now = Instant::now();
-        recent.retain(|_, added| now.duration_since(*added) < Duration::from_secs(60));
-        if recent.contains_key(&address) || recent.len() >= 4096 {
-            return;
+        {
+            let Ok(mut recent) = self.recent.lock() else { return };
+            recent.retain(|_, added| now.duration_since(*added) < Duration::from_secs(60));
+            if recent.contains_key(&address) || recent.len() >= 4096 {
+                return;
+            }
         }
-        // Asked last: the rarest case, and a list to build.
+        // Asked after the cheap checks and outside the lock: it builds a
+        // list and may read the resolver's files.
         if (self.upstreams_now)().contains(&address) {
             return;
         }
-        recent.insert(address, now);
+        let Ok(mut recent) = self.recent.lock() else { return };
+        // Another thread may have added it meanwhile: added once.
+        if recent.insert(address, now).is_some() {
+            return;
+        }
         drop(recent);
         match self.firewall.block_address(address) {
             Ok(()) => {
