@@ -42,6 +42,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class Server(http.server.ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: clients faster than the
+    # threads start (2,000 half hellos in a second) would have their SYNs
+    # dropped and wait a second each. Real servers listen with thousands.
+    request_queue_size = 4096
+
+
 RECEIVED = None
 RAW = False
 
@@ -50,7 +57,7 @@ def main(address, cert, key, port, received=None, mode=None):
     global RECEIVED, RAW
     RECEIVED = received
     RAW = mode == "raw"
-    server = http.server.ThreadingHTTPServer((address, int(port)), Handler)
+    server = Server((address, int(port)), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)

@@ -356,7 +356,8 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
 
     // Half hellos, each closed by a reset: nothing stays held (a held
     // packet takes a slot of the kernel's queue), and curl is still judged.
-    assert!(suite.evade(&["partials", SERVER_IP, "443", "2000"]).starts_with("SENT"));
+    let partials = suite.evade(&["partials", SERVER_IP, "443", "2000"]);
+    assert!(partials.starts_with("SENT 2000 "), "the half hellos did not all go: {partials}");
     let direct_curl = format!("chatgpt.com:443:{SERVER_IP}");
     assert!(suite.curl("https://chatgpt.com/", &direct_curl, &[]).is_empty());
     suite.recorded("curl after 2,000 half hellos", |e| is(e, "tls", "chatgpt"));
@@ -399,6 +400,88 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
     eprintln!("verdicts after the suite: {}", status["verdicts"]);
     assert!(status["verdicts"]["unreadable"].as_u64().unwrap() >= 1, "{status}");
     assert_eq!(status["verdicts"]["addresses_blocked"], 0, "no answer to a query seen: {status}");
+}
+
+/// A flood that fills the kernel's queue while the agent is slow (here:
+/// stopped by a signal, which keeps its queue open) is dropped, not let
+/// through: the sender of what did not fit sends again and is judged then.
+/// The kernel's count of what it dropped shows in `status`.
+#[test]
+fn a_flood_that_fills_the_kernel_queue_is_dropped_not_let_through() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let tools = ["ip", "ss", "curl", "python3", "openssl", "setpriv", "timeout", "iptables", "kill"];
+    if let Some(why) = missing_prerequisites(&tools) {
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let mut lab = Lab::new("o");
+    let dir = lab.dir.clone();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = dir.join("evade.py");
+    std::fs::write(&script, EVADE).unwrap();
+    start_https_servers(&mut lab, &[443]);
+    let (config, socket) = (dir.join("agent.toml"), dir.join("agent.sock"));
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, vigie_core::policy::BUNDLED_POLICY).unwrap();
+    assert!(vigie_core::policy::BUNDLED_POLICY.contains("failure_mode = \"open\""), "the weaker mode");
+    std::fs::write(
+        &config,
+        format!(
+            "enforce = true\npolicy = {policy:?}\ndatabase = {:?}\nsocket = {socket:?}\n\
+             [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\n",
+            dir.join("events.db"),
+        ),
+    )
+    .unwrap();
+    let agent = start_agent(&mut lab, AGENT, &config, "agent");
+    let suite = Suite { lab, script: script.to_str().unwrap().to_owned(), socket, seen: HashSet::new() };
+    let allowed = format!("example.org:443:{SERVER_IP}");
+    assert_eq!(suite.curl("https://example.org/", &allowed, &[]), "internet ok", "{}", agent.log());
+
+    sh(&["kill", "-STOP", &agent.pid.to_string()]);
+    // 20,000 SYNs, past the queue's 16,384 places.
+    let flood = suite.evade(&["synflood", SERVER_IP, "20000", "20999", "20000", "10"]);
+    let resume = || sh(&["kill", "-CONT", &agent.pid.to_string()]);
+    if flood != "SENT 20000" {
+        resume();
+        panic!("the flood: {flood}");
+    }
+    // The kernel's table of queues: number, peer, packets waiting, copy
+    // mode and range, dropped (queue full), dropped (socket full), ...
+    let queues = suite.lab.client_output(&["cat", "/proc/net/netfilter/nfnetlink_queue"]);
+    let column = |n: usize| -> u64 {
+        queues.lines().filter_map(|line| line.split_whitespace().nth(n)?.parse::<u64>().ok()).sum()
+    };
+    let (waiting, dropped) = (column(2), column(5) + column(6));
+    if waiting < 16_384 {
+        resume();
+        panic!("the queue did not fill, the test proves nothing: {queues}");
+    }
+    // curl's packets find the queue full: without the agent's setting they
+    // would pass unjudged. Its SYN is sent again after 1 s and 3 s.
+    let curl_out = dir.join("curl.out");
+    let curl_args = curl_to("chatgpt.com");
+    let curl_args: Vec<&str> = curl_args.iter().map(String::as_str).collect();
+    let curl_args = as_user(NOBODY, &curl_args);
+    let mut curl =
+        suite.lab.cmd(&suite.lab.client, &curl_args.iter().map(String::as_str).collect::<Vec<_>>());
+    curl.stdout(std::fs::File::create(&curl_out).unwrap()).stderr(Stdio::null());
+    let mut lab = suite.lab;
+    let curl = lab.spawn(curl);
+    std::thread::sleep(Duration::from_millis(1500));
+    resume();
+    assert!(lab.wait_exit(curl, Duration::from_secs(15)).is_some(), "curl ended");
+    let body = std::fs::read_to_string(&curl_out).unwrap();
+    assert!(body.is_empty(), "curl reached chatgpt.com past a full queue: {body}");
+    let mut suite = Suite { lab, ..suite };
+    suite.recorded("curl after the flood", |e| is(e, "tls", "chatgpt"));
+    let mut status = Value::Null;
+    let counted = wait_for(Duration::from_secs(3), || {
+        let text = agent::request(&suite.lab, AGENT, &suite.socket, "0", "status", "null").unwrap();
+        status = serde_json::from_str(&text).unwrap();
+        status["verdicts"]["kernel_dropped"].as_u64().unwrap_or_default() >= dropped.max(1)
+    });
+    assert!(counted, "the kernel's drops ({dropped}) in status: {status}");
 }
 
 /// A namespace standing for a container or VM of the workstation, routed

@@ -20,7 +20,7 @@ use vigie_core::sensor::gate::{Finding, Gate, GateLimits, Step, Unreadable};
 use vigie_core::sensor::{Flow, Micros, Observation, Protocol};
 
 use crate::decider::{Decider, Point};
-use crate::platform::{Firewall, PacketQueue, QueuedPacket, Verdict};
+use crate::platform::{Firewall, PacketQueue, QueuedPacket, Received, Verdict};
 use crate::rules::{LivePipeline, Rules};
 use crate::watchdog::Heartbeat;
 
@@ -64,6 +64,10 @@ pub struct VerdictStats {
     /// Flows being read now, and the packets held for them.
     pub flows_reading: AtomicU64,
     pub packets_held: AtomicU64,
+    /// Packets the kernel dropped for want of room in the queue (a flood
+    /// outran the agent): dropped, never let through unjudged; their
+    /// senders send them again.
+    pub kernel_dropped: AtomicU64,
 }
 
 /// Puts the addresses blocked names resolve to into the firewall's sets.
@@ -394,8 +398,8 @@ fn allowed_or_denied(protocol: Protocol, deny: bool) -> Verdict {
     }
 }
 
-/// Reads the queue until `stop` is set: blocks while nothing is held,
-/// polls otherwise, so held packets go in time.
+/// Reads the queue until `stop` is set: waits without end while nothing is
+/// held, a millisecond at a time otherwise, so held packets go in time.
 pub fn run(
     mut queue: Box<dyn PacketQueue>,
     decider: &Decider,
@@ -405,18 +409,21 @@ pub fn run(
     heartbeat: &Heartbeat,
 ) {
     let mut verdicter = Verdicter::new(decider, rules, stats);
+    let mut drops = KernelDrops::default();
     while !stop.load(Ordering::Relaxed) {
-        match queue.recv(!verdicter.holding()) {
-            Ok(Some(packet)) => {
+        drops.check(queue.as_ref(), stats);
+        let wait = verdicter.holding().then_some(HOLD_POLL);
+        match queue.recv(wait) {
+            Ok(Received::Packet(packet)) => {
                 let _busy = heartbeat.busy();
                 verdicter.judge(queue.as_mut(), packet);
                 // Under steady traffic too, a held packet waits no longer than HOLD.
                 verdicter.release_due(queue.as_mut());
             }
-            Ok(None) => {
-                std::thread::sleep(Duration::from_millis(1));
-                verdicter.release_due(queue.as_mut());
-            }
+            Ok(Received::Nothing) => verdicter.release_due(queue.as_mut()),
+            // A flood: read on at once, a pause would let it fill more (the
+            // kernel counts what it dropped).
+            Ok(Received::Overflow) => {}
             Err(e) => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 warn!(error = %e, "packet queue receive");
@@ -427,6 +434,38 @@ pub fn run(
     // Nothing held is left without a verdict.
     verdicter.release_all(queue.as_mut());
 }
+
+/// Follows the kernel's count of packets dropped from a full queue: read
+/// each second, logged at most once a minute while it grows.
+#[derive(Default)]
+struct KernelDrops {
+    read_at: Option<Instant>,
+    logged_at: Option<Instant>,
+    logged: u64,
+}
+
+impl KernelDrops {
+    fn check(&mut self, queue: &dyn PacketQueue, stats: &VerdictStats) {
+        if self.read_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        self.read_at = Some(Instant::now());
+        let Some(dropped) = queue.kernel_dropped() else { return };
+        stats.kernel_dropped.store(dropped, Ordering::Relaxed);
+        if dropped > self.logged && self.logged_at.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+            warn!(
+                dropped,
+                "packet queue full: the kernel dropped packets a flood brought (none went unjudged)"
+            );
+            self.logged = dropped;
+            self.logged_at = Some(Instant::now());
+        }
+    }
+}
+
+/// How long the loop waits for a packet while others are held: the
+/// granularity of their release when their time is up.
+const HOLD_POLL: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
 mod tests;

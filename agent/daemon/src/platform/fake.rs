@@ -15,7 +15,7 @@ use vigie_core::policy::FailureMode;
 use vigie_core::sensor::frame::LinkType;
 use vigie_core::sensor::Protocol;
 
-use super::{Batch, Capture, Clock, FrameSource, PacketQueue, Platform, QueuedPacket, Verdict};
+use super::{Batch, Capture, Clock, FrameSource, PacketQueue, Platform, QueuedPacket, Received, Verdict};
 use crate::attribution::{Owner, OwnerLookup};
 use crate::verdict::VerdictConfig;
 
@@ -193,13 +193,25 @@ pub struct FakeQueue {
     pub verdicts: Verdicts,
     /// The reading thread dies (a bug, say) once `incoming` is empty.
     pub dies_when_empty: bool,
+    /// Overflows reported before the first packet (a flood outran the reader).
+    pub overflows: usize,
+    /// What the kernel says it dropped.
+    pub kernel_dropped: Option<u64>,
 }
 
 impl PacketQueue for FakeQueue {
-    fn recv(&mut self, _wait: bool) -> std::io::Result<Option<QueuedPacket>> {
+    fn recv(&mut self, _wait: Option<Duration>) -> std::io::Result<Received> {
+        if self.overflows > 0 {
+            self.overflows -= 1;
+            return Ok(Received::Overflow);
+        }
         let next = self.incoming.pop_front();
         assert!(next.is_some() || !self.dies_when_empty, "the fake queue's thread dies as asked");
-        Ok(next)
+        Ok(next.map_or(Received::Nothing, Received::Packet))
+    }
+
+    fn kernel_dropped(&self) -> Option<u64> {
+        self.kernel_dropped
     }
 
     fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()> {

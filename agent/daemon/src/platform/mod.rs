@@ -106,6 +106,17 @@ pub struct QueuedPacket {
     pub uid: Option<u32>,
 }
 
+/// What the packet queue had.
+#[derive(Debug)]
+pub enum Received {
+    Packet(QueuedPacket),
+    /// Nothing came in the time given.
+    Nothing,
+    /// The kernel had packets it could not hand over (the queue's socket
+    /// full) and dropped them: their senders send them again.
+    Overflow,
+}
+
 /// What becomes of a queued packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -121,8 +132,13 @@ pub enum Verdict {
 
 /// The packets of new connections, held for a verdict.
 pub trait PacketQueue: Send {
-    /// The next packet; with `wait` false, `None` at once when there is none.
-    fn recv(&mut self, wait: bool) -> std::io::Result<Option<QueuedPacket>>;
+    /// The next packet, waiting for one at most `wait` (without end when `None`).
+    fn recv(&mut self, wait: Option<std::time::Duration>) -> std::io::Result<Received>;
+    /// Packets the kernel dropped since the queue opened because it had no
+    /// room for them; `None` where the platform does not say.
+    fn kernel_dropped(&self) -> Option<u64> {
+        None
+    }
     /// Gives a held packet its verdict.
     fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()>;
 }

@@ -62,6 +62,34 @@ impl Bench {
 }
 
 #[test]
+fn the_loop_reads_on_after_an_overflow_and_reports_what_the_kernel_dropped() {
+    let bench = Bench::new();
+    let queue = FakeQueue {
+        incoming: [packet(1, CLIENT, SYN, 0, &[]), packet(2, CLIENT, PSH_ACK, 1, &hello("chatgpt.com"))]
+            .into(),
+        overflows: 3,
+        kernel_dropped: Some(3616),
+        ..FakeQueue::default()
+    };
+    let verdicts = queue.verdicts.clone();
+    let (stop, heartbeat) = (AtomicBool::new(false), Heartbeat::default());
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            run(Box::new(queue), &bench.test.decider, &bench.rules, &bench.stats, &stop, &heartbeat);
+        });
+        let started = Instant::now();
+        while verdicts.lock().unwrap().len() < 2 && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert_eq!(*verdicts.lock().unwrap(), [(1, Verdict::Accept), (2, Verdict::Deny)]);
+    assert_eq!(bench.stats.errors.load(Ordering::Relaxed), 0, "an overflow is no receive error");
+    assert_eq!(bench.stats.kernel_dropped.load(Ordering::Relaxed), 3616);
+    assert_eq!(bench.test.events().len(), 1);
+}
+
+#[test]
 fn a_denied_hello_is_rejected_and_reported_once_with_the_kernel_uid() {
     let mut bench = Bench::new();
     let syn = packet(1, CLIENT, SYN, 0, &[]);
@@ -187,8 +215,8 @@ struct CheckingQueue<'d> {
 }
 
 impl PacketQueue for CheckingQueue<'_> {
-    fn recv(&mut self, _wait: bool) -> std::io::Result<Option<QueuedPacket>> {
-        Ok(None)
+    fn recv(&mut self, _wait: Option<Duration>) -> std::io::Result<Received> {
+        Ok(Received::Nothing)
     }
 
     fn verdict(&mut self, _packet: QueuedPacket, _verdict: Verdict) -> std::io::Result<()> {

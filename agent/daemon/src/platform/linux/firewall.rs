@@ -22,12 +22,13 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
 use vigie_core::policy::FailureMode;
 
-use crate::platform::{Firewall, PacketQueue, QueuedPacket, Verdict};
+use crate::platform::{Firewall, PacketQueue, QueuedPacket, Received, Verdict};
 use crate::verdict::VerdictConfig;
 
 /// The mark bit of a denied connection's first packet, saved into its
@@ -263,10 +264,17 @@ fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> 
 impl Firewall for Netfilter {
     fn install(&self, config: &VerdictConfig, failure: FailureMode) -> Result<Box<dyn PacketQueue>> {
         let marks = Marks::of(config)?;
+        let others = netfilter_sockets();
         let mut queue = nfq::Queue::open().context("NFQUEUE (needs CAP_NET_ADMIN)")?;
+        let socket = queue_socket(&others);
         queue.bind(config.queue).with_context(|| format!("binding NFQUEUE {}", config.queue))?;
-        // A full queue lets packets through (fail-open) or drops them (fail-closed).
-        queue.set_fail_open(config.queue, failure == FailureMode::Open)?;
+        // A full queue drops what does not fit, in both failure modes: the
+        // senders send again. Letting it through would hand a running agent's
+        // verdicts to whoever floods the queue (a user's SYN flood did). The
+        // failure mode is what happens while no agent reads (the rules' bypass).
+        queue.set_fail_open(config.queue, false)?;
+        // ... and says so, to count it.
+        queue.set_recv_enobufs(true)?;
         // Above what the verdicts ever hold (8,192 packets, 1,024 per user).
         queue.set_queue_max_len(config.queue, 16_384)?;
         // A GSO packet comes whole: a ClientHello is never split by the kernel for us.
@@ -287,7 +295,14 @@ impl Firewall for Netfilter {
                 return Err(e);
             }
         }
-        Ok(Box::new(NfQueue { queue, marks, waiting: HashMap::new(), next_token: 0 }))
+        Ok(Box::new(NfQueue {
+            queue,
+            number: config.queue,
+            socket,
+            marks,
+            waiting: HashMap::new(),
+            next_token: 0,
+        }))
     }
 
     fn uninstall(&self) {
@@ -323,20 +338,133 @@ impl Firewall for Netfilter {
     }
 }
 
+/// The socket's receive buffer, forced past the system's limit: the
+/// kernel's own queue (16,384 packets) is then what fills first under a
+/// flood, not the socket's default 208 KiB (about a thousand SYNs).
+const QUEUE_SOCKET_BUFFER: usize = 32 << 20;
+
+/// The process's netlink sockets of the netfilter family, by number.
+fn netfilter_sockets() -> std::collections::HashSet<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Default::default() };
+    let Ok(me) = rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty())
+    else {
+        return Default::default();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&number| {
+            own_socket(&me, number).is_some_and(|fd| {
+                rustix::net::sockopt::socket_domain(&fd) == Ok(rustix::net::AddressFamily::NETLINK)
+                    && rustix::net::sockopt::socket_protocol(&fd) == Ok(Some(rustix::net::netlink::NETFILTER))
+            })
+        })
+        .collect()
+}
+
+/// A descriptor of the process's own `number`, duplicated safely through
+/// its pidfd (the number alone could not be borrowed without `unsafe`).
+fn own_socket(me: &std::os::fd::OwnedFd, number: i32) -> Option<std::os::fd::OwnedFd> {
+    rustix::process::pidfd_getfd(me, number, rustix::process::PidfdGetfdFlags::empty()).ok()
+}
+
+/// The socket nfq just opened, given the ones there were before: nfq keeps
+/// its descriptor private, and the agent needs it to wait with a timeout
+/// and to size its buffer. `None` (with a warning) when it cannot be told
+/// apart: the queue then works with the defaults, polled every millisecond.
+fn queue_socket(before: &std::collections::HashSet<i32>) -> Option<std::os::fd::OwnedFd> {
+    let new: Vec<i32> = netfilter_sockets().difference(before).copied().collect();
+    let me =
+        rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty()).ok();
+    let socket = match (new.as_slice(), me) {
+        ([number], Some(me)) => own_socket(&me, *number),
+        _ => None,
+    };
+    let Some(socket) = socket else {
+        warn!(candidates = new.len(), "cannot find the packet queue's socket: default buffer, polled");
+        return None;
+    };
+    if let Err(e) = rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket, QUEUE_SOCKET_BUFFER) {
+        warn!(error = %e, "cannot enlarge the packet queue's buffer: a flood fills it sooner");
+    }
+    Some(socket)
+}
+
+/// Packets queue `number` dropped for want of room, from the kernel's table
+/// of queues (`/proc/net/netfilter/nfnetlink_queue`): its sixth and seventh
+/// columns, the queue full and the socket full.
+fn queue_drops(table: &str, number: u16) -> Option<u64> {
+    table.lines().find_map(|line| {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        if columns.first()?.parse::<u16>().ok()? != number {
+            return None;
+        }
+        let queue_full: u64 = columns.get(5)?.parse().ok()?;
+        let socket_full: u64 = columns.get(6)?.parse().ok()?;
+        Some(queue_full.saturating_add(socket_full))
+    })
+}
+
 /// The NFQUEUE socket; packets handed out wait here for their verdict.
 struct NfQueue {
     marks: Marks,
     queue: nfq::Queue,
+    number: u16,
+    /// The same socket as `queue`'s, to wait on it with a timeout.
+    socket: Option<std::os::fd::OwnedFd>,
     waiting: HashMap<u64, nfq::Message>,
     next_token: u64,
 }
 
+impl NfQueue {
+    /// A message nfq has read already or the socket has now, without waiting.
+    fn try_recv(&mut self) -> std::io::Result<Option<nfq::Message>> {
+        self.queue.set_nonblocking(true);
+        match self.queue.recv() {
+            Ok(message) => Ok(Some(message)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits at most `wait` for the socket to have something to read.
+    fn wait_readable(&self, wait: Duration) {
+        let Some(socket) = &self.socket else {
+            std::thread::sleep(wait);
+            return;
+        };
+        let mut fds = [rustix::event::PollFd::new(socket, rustix::event::PollFlags::IN)];
+        let timeout = rustix::event::Timespec {
+            tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+            tv_nsec: i64::from(wait.subsec_nanos()),
+        };
+        // Readable, timed out or interrupted: the caller reads and sees which.
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+    }
+}
+
 impl PacketQueue for NfQueue {
-    fn recv(&mut self, wait: bool) -> std::io::Result<Option<QueuedPacket>> {
-        self.queue.set_nonblocking(!wait);
-        let message = match self.queue.recv() {
-            Ok(message) => message,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+    fn recv(&mut self, wait: Option<Duration>) -> std::io::Result<Received> {
+        let received = match wait {
+            None => {
+                self.queue.set_nonblocking(false);
+                self.queue.recv().map(Some)
+            }
+            // nfq may hold messages it read in one go: those come first,
+            // without waiting on a socket that has nothing more.
+            Some(wait) => match self.try_recv() {
+                Ok(None) => {
+                    self.wait_readable(wait);
+                    self.try_recv()
+                }
+                other => other,
+            },
+        };
+        let message = match received {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(Received::Nothing),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOBUFS.raw_os_error()) => {
+                return Ok(Received::Overflow)
+            }
             Err(e) => return Err(e),
         };
         self.next_token = self.next_token.wrapping_add(1);
@@ -346,7 +474,12 @@ impl PacketQueue for NfQueue {
             uid: message.get_uid(),
         };
         self.waiting.insert(self.next_token, message);
-        Ok(Some(packet))
+        Ok(Received::Packet(packet))
+    }
+
+    fn kernel_dropped(&self) -> Option<u64> {
+        let table = std::fs::read_to_string("/proc/net/netfilter/nfnetlink_queue").ok()?;
+        queue_drops(&table, self.number)
     }
 
     fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()> {
@@ -394,5 +527,20 @@ mod tests {
             assert!(error.contains("two different single bits"), "{error}");
         }
         Marks::of(&VerdictConfig::default()).unwrap();
+    }
+
+    #[test]
+    fn the_kernel_s_drops_are_read_for_the_agent_s_queue_only() {
+        // As Linux 6.1 prints it: number, peer, total, copy mode and range,
+        // dropped (queue full), dropped (socket full), last id, 1.
+        let table = "    0  12345     0 2 65531     7     0      100  1
+ 4242  11061    12 2 65531  3616     5     8220  1
+";
+        assert_eq!(queue_drops(table, 4242), Some(3621));
+        assert_eq!(queue_drops(table, 0), Some(7));
+        assert_eq!(queue_drops(table, 1), None);
+        for broken in ["", " 4242 1 2", " 4242 1 2 3 4 x 0 1 1", "garbage\n"] {
+            assert_eq!(queue_drops(broken, 4242), None, "{broken:?}");
+        }
     }
 }
