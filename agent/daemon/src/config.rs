@@ -9,10 +9,10 @@ use vigie_core::diag::{Diagnostic, Diagnostics};
 use crate::console::DEFAULT_SOCKET;
 use crate::decider::Mode;
 use crate::local_export::ExportConfig;
+use crate::platform::VerdictConfig;
 use crate::resolver::ResolverConfig;
 use crate::rules::{FleetRules, RuleFiles};
 use crate::tamper::TamperConfig;
-use crate::verdict::VerdictConfig;
 
 pub const DEFAULT_CONFIG: &str = "/etc/vigie/agent.toml";
 

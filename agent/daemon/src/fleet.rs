@@ -3,7 +3,7 @@
 //! the signed policy bundle; the rules then come from that bundle
 //! (`rules::FleetRules`). Not enrolled, nothing here runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,10 +11,11 @@ use tracing::{error, info};
 use vigie_fleet::client::{AgentLink, Enrolment, FleetDir, Uploader, UploaderConfig};
 use vigie_fleet::proto::Heartbeat;
 
-use crate::console::ConsoleState;
 use crate::decider::Decider;
+use crate::resolver::Resolver;
 use crate::rules::Rules;
 use crate::tamper::Finding;
+use crate::verdict::VerdictStats;
 use crate::worker::Worker;
 
 /// How often to look for an enrolment made while the agent runs, and to
@@ -47,13 +48,20 @@ impl FleetState {
     }
 }
 
+/// What the fleet link reports of the running agent.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub rules: Arc<Rules>,
+    pub decider: Arc<Decider>,
+    pub resolver: Option<Arc<Resolver>>,
+    pub verdicts: Option<Arc<VerdictStats>>,
+}
+
 /// The daemon's side of the uploader: heartbeats from the live state, and
 /// a refused bundle recorded as tamper evidence.
 struct Link {
     state: Arc<FleetState>,
-    console: Arc<ConsoleState>,
-    rules: Arc<Rules>,
-    decider: Arc<Decider>,
+    live: Live,
     hostname: String,
     bundle: PathBuf,
 }
@@ -61,13 +69,13 @@ struct Link {
 impl Link {
     /// The counters `status` shows, flattened (`resolver.denied`, …).
     fn counters(&self) -> std::collections::BTreeMap<String, u64> {
-        let sink = self.decider.sink();
+        let sink = self.live.decider.sink();
         let mut counters: std::collections::BTreeMap<String, u64> =
             [("events.stored".to_owned(), sink.stored()), ("events.dropped".to_owned(), sink.dropped())]
                 .into();
         let parts = [
-            ("resolver", self.console.resolver.as_ref().and_then(|r| serde_json::to_value(&r.stats).ok())),
-            ("verdicts", self.console.verdicts.as_ref().and_then(|v| serde_json::to_value(v.as_ref()).ok())),
+            ("resolver", self.live.resolver.as_ref().and_then(|r| serde_json::to_value(&r.stats).ok())),
+            ("verdicts", self.live.verdicts.as_ref().and_then(|v| serde_json::to_value(v.as_ref()).ok())),
         ];
         for (part, value) in parts {
             if let Some(serde_json::Value::Object(fields)) = value {
@@ -84,11 +92,11 @@ impl Link {
 
 impl AgentLink for Link {
     fn heartbeat(&self) -> Heartbeat {
-        let policy = self.rules.policy();
+        let policy = self.live.rules.policy();
         Heartbeat {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             hostname: self.hostname.clone(),
-            mode: self.decider.mode().as_str().to_owned(),
+            mode: self.live.decider.mode().as_str().to_owned(),
             policy: format!("{} {}", policy.name, policy.version),
             bundle_version: self.state.bundle_version.lock().ok().and_then(|v| *v),
             health: self.state.health.lock().map(|h| h.clone()).unwrap_or_default(),
@@ -102,7 +110,7 @@ impl AgentLink for Link {
             &self.bundle,
             format!("a policy bundle from the collector was refused, the rules in force stay: {reason}"),
         );
-        self.decider.report_tamper(&self.rules.policy().version, &finding);
+        self.live.decider.report_tamper(&self.live.rules.policy().version, &finding);
     }
 }
 
@@ -112,6 +120,7 @@ pub struct Fleet {
     uploader: UploaderConfig,
     database: PathBuf,
     state: Arc<FleetState>,
+    live: Live,
     uploading: Worker,
 }
 
@@ -122,20 +131,28 @@ impl std::fmt::Debug for Fleet {
 }
 
 impl Fleet {
-    pub fn new(config: &crate::Config, state: Arc<FleetState>) -> Self {
+    /// The link of an agent keeping its state in `state_dir` and its
+    /// events in `database`.
+    pub fn new(
+        state_dir: &Path,
+        uploader: UploaderConfig,
+        database: &Path,
+        state: Arc<FleetState>,
+        live: Live,
+    ) -> Self {
         Self {
-            dir: FleetDir::new(config.state_dir()),
-            uploader: config.fleet.uploader(),
-            database: config.database.clone(),
+            dir: FleetDir::new(state_dir),
+            uploader,
+            database: database.to_owned(),
             state,
+            live,
             uploading: Worker::new("fleet upload", LOOK_EVERY),
         }
     }
 
     /// Starts the uploader when the agent is (or became) enrolled; reports
     /// and restarts one that ended.
-    pub fn poll(&mut self, console: &Arc<ConsoleState>) {
-        let (rules, decider) = (&console.rules, &console.decider);
+    pub fn poll(&mut self) {
         if self.uploading.is_running() || !self.uploading.due() {
             return;
         }
@@ -153,9 +170,7 @@ impl Fleet {
         }
         let link = Link {
             state: Arc::clone(&self.state),
-            console: Arc::clone(console),
-            rules: Arc::clone(rules),
-            decider: Arc::clone(decider),
+            live: self.live.clone(),
             hostname: hostname(),
             bundle: self.dir.bundle_path(),
         };

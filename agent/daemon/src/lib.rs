@@ -120,67 +120,24 @@ pub fn start_with_stop(config: Config, platform: Platform, stop: Arc<AtomicBool>
 }
 
 /// [`start_with_stop`]; `journaled` is set once the start is in the journal.
+/// The steps, in order: the tamper baseline, the rules, the store (the
+/// start journaled), the decider, enforcement (resolver, packet verdicts),
+/// the console socket, the captures, then the periodic workers.
 fn start_journaled(
     config: Config,
     platform: Platform,
     stop: Arc<AtomicBool>,
     journaled: &mut bool,
 ) -> Result<Daemon> {
-    // The baseline of the tamper checks, from the files as they are loaded:
-    // an edit right after the start is a change, not the baseline.
-    let places = tamper::Places::of(&config);
-    let live = tamper::Live {
-        rules_intact: None,
-        interfaces: platform.capture.interfaces(&[]).ok().map(|names| names.into_iter().collect()),
-        configured_interfaces: config.interfaces.clone(),
-        consoles: Default::default(),
-        now: platform.clock.now(),
-        wall_micros: platform.clock.wall_micros(),
-        since_boot_micros: platform.clock.since_boot_micros(),
-    };
-    let first = tamper::gather(&places, live);
-    let integrity_saved = tamper::load_saved(&places.saved);
-    let integrity = tamper::Integrity::new(config.tamper.clone(), &first, integrity_saved.as_ref());
+    let baseline = TamperBaseline::take(&config, &platform);
     let fleet_state = Arc::new(fleet::FleetState::default());
     fleet_state.set_health("ok");
-    let mut refused_bundle = None;
-    let files = config.rule_files();
-    let (catalog, policy, bundle_version) = match files.load_versioned() {
-        Ok(loaded) => loaded,
-        // The fleet's bundle on disk does not verify or load (edited by
-        // hand, or damaged): the bundled baseline applies, not the local
-        // files the bundle overrides, and the refusal is evidence.
-        Err(e) if files.fleet.as_ref().is_some_and(|f| f.bundle.exists()) => {
-            error!(error = %e, "the fleet policy bundle on disk is refused: the bundled baseline applies");
-            refused_bundle = Some(e.to_string());
-            let (catalog, policy) = RuleFiles::default().load().context("bundled rules")?;
-            (catalog, policy, None)
-        }
-        Err(e) => return Err(e).context("rules rejected"),
-    };
-    fleet_state.set_bundle_version(bundle_version);
-    info!(
-        policy = %policy.name,
-        version = %policy.version,
-        bundle = ?bundle_version,
-        services = catalog.services().len(),
-        "rules loaded"
-    );
-    let active = ActivePolicy::new(policy);
-    let rules = Arc::new(Rules::new(Arc::new(catalog), Arc::clone(active.current())));
+    let loaded = LoadedRules::load(&config)?;
+    fleet_state.set_bundle_version(loaded.bundle_version);
+    let LoadedRules { active, rules, refused_bundle, .. } = loaded;
 
-    let state_dir = config.state_dir();
-    std::fs::create_dir_all(state_dir).with_context(|| state_dir.display().to_string())?;
-    let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
-    store.apply_retention(platform.clock.wall_micros(), config.retention_days)?;
-    // Committed before anything else: a kill -9 a moment after the start
-    // is still found by the next one.
-    record_start(&mut store, &config, active.current(), platform.clock.wall_micros())?;
-    *journaled = true;
-    let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
-
+    let (sink, writer) = open_store(&config, &platform, &active, journaled)?;
     let (reloads, watcher) = watch_rules(&config)?;
-
     let prompts = Arc::new(Prompts::new(Arc::clone(&platform.clock)));
     let decider = Arc::new(Decider::new(
         config.mode(),
@@ -189,6 +146,13 @@ fn start_journaled(
         Arc::clone(&platform.owners),
         Arc::clone(&platform.clock),
     ));
+    if let Some((bundle, reason)) = refused_bundle {
+        let finding = tamper::Finding::policy_refused(
+            &bundle,
+            format!("the fleet policy bundle on disk was refused at start, the bundled baseline applies: {reason}"),
+        );
+        decider.report_tamper(&active.current().version, &finding);
+    }
     // The resolver and the console socket are network services: tokio.
     // Capture and verdicts stay on plain threads, each blocked on its socket.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -197,13 +161,7 @@ fn start_journaled(
         .enable_all()
         .build()
         .context("starting the I/O runtime")?;
-    if let (Some(reason), Some(fleet)) = (refused_bundle, &files.fleet) {
-        let finding = tamper::Finding::policy_refused(
-            &fleet.bundle,
-            format!("the fleet policy bundle on disk was refused at start, the bundled baseline applies: {reason}"),
-        );
-        decider.report_tamper(&active.current().version, &finding);
-    }
+
     let mut state = ConsoleState::new(
         Arc::clone(&rules),
         Arc::clone(&decider),
@@ -211,42 +169,7 @@ fn start_journaled(
         config.admin_group.clone(),
     );
     state.fleet = Arc::clone(&fleet_state);
-    if config.mode() == Mode::Enforce {
-        let resolver = runtime
-            .block_on(resolver::Resolver::start(
-                &config.resolver,
-                Arc::clone(&rules),
-                Arc::clone(&decider),
-                Arc::clone(&stop),
-            ))
-            .context("enforcement needs the local resolver")?;
-        state.resolver = Some(resolver);
-    }
-    let stats = Arc::new(VerdictStats::default());
-    // The verdicts go on judging until the kernel rules are out.
-    let verdict_stop = Arc::new(AtomicBool::new(false));
-    let mut firewall = None;
-    let mut verdicts = None;
-    if config.mode() == Mode::Enforce && config.verdicts.enabled {
-        // Read at start: a reload that changes it applies at the next start.
-        let failure_mode = active.current().failure_mode;
-        let queue = platform.firewall.install(&config.verdicts, failure_mode).context(
-            "enforcement needs packet verdicts (set [verdicts] enabled = false for the resolver alone)",
-        )?;
-        firewall = Some(InstalledRules(Arc::clone(&platform.firewall)));
-        let (decider, rules, thread_stats, stop) =
-            (Arc::clone(&decider), Arc::clone(&rules), Arc::clone(&stats), Arc::clone(&verdict_stop));
-        // Not joined at shutdown: it blocks in the kernel until a packet
-        // comes, and goes with the process; the rules go first, and with
-        // queue bypass, traffic flows in between. Watched while running.
-        let heartbeat = Arc::new(Heartbeat::default());
-        let beat = Arc::clone(&heartbeat);
-        let handle = std::thread::Builder::new()
-            .name("verdicts".into())
-            .spawn(move || verdict::run(queue, &decider, &rules, &thread_stats, &stop, &beat))?;
-        verdicts = Some((handle, heartbeat));
-        state.verdicts = Some(Arc::clone(&stats));
-    }
+    let enforcement = Enforcement::start(&config, &platform, &active, &runtime, &stop, &mut state)?;
     let state = Arc::new(state);
     let listener = {
         let _guard = runtime.enter();
@@ -255,36 +178,7 @@ fn start_journaled(
     runtime.spawn(console::serve(listener, Arc::clone(&state)));
     info!(socket = %config.socket.display(), "console socket ready");
 
-    // The configured upstreams, and those the resolver forwards to as it
-    // runs (read from resolv.conf or resolved's files, which change with
-    // the network): never blocked.
-    let spared: Vec<std::net::IpAddr> = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
-    let resolver = state.resolver.clone();
-    let upstreams_now: verdict::UpstreamsNow = Box::new(move || {
-        resolver.as_ref().map(|r| r.upstream_addresses().iter().map(|u| u.ip()).collect()).unwrap_or_default()
-    });
-    let blocker = firewall
-        .as_ref()
-        .map(|f| Arc::new(AddressBlocker::new(Arc::clone(&f.0), spared, upstreams_now, Arc::clone(&stats))));
-    let captures = Captures {
-        capture: Arc::clone(&platform.capture),
-        rules: Arc::clone(&rules),
-        stop: Arc::clone(&stop),
-        decider: Arc::clone(&decider),
-        blocker,
-        kernel_filter: config.kernel_filter,
-        running: Vec::new(),
-        last_look: std::time::Instant::now(),
-    };
-    let mut captures = captures;
-    let interfaces = platform.capture.interfaces(&config.interfaces);
-    for name in interfaces.iter().flatten() {
-        captures.spawn(name, &state);
-    }
-    let failure = interfaces.err();
-    if captures.running.is_empty() && failure.is_none() {
-        warn!("no network interface is up yet: each one is captured as it comes up");
-    }
+    let (captures, failure) = Captures::start(&config, &platform, &state, &enforcement, &stop);
     if failure.is_none() {
         let what = match config.mode() {
             Mode::Enforce => "enforcing: the local resolver and the packet verdicts apply the policy",
@@ -292,17 +186,32 @@ fn start_journaled(
         };
         info!(database = %config.database.display(), "{what}");
     }
-    let fleet = fleet::Fleet::new(&config, fleet_state);
-    let local_export = local_export::LocalExport::new(&config);
-    let inventory = inventory::Inventory::new(&config, Arc::clone(&rules), Arc::clone(&decider));
+
+    let live = fleet::Live {
+        rules: Arc::clone(&state.rules),
+        decider: Arc::clone(&state.decider),
+        resolver: state.resolver.clone(),
+        verdicts: state.verdicts.clone(),
+    };
+    let fleet =
+        fleet::Fleet::new(config.state_dir(), config.fleet.uploader(), &config.database, fleet_state, live);
+    let local_export =
+        local_export::LocalExport::new(config.export.clone(), &config.database, config.state_dir());
+    let inventory = inventory::Inventory::new(
+        config.inventory.clone(),
+        &config.database,
+        Arc::clone(&rules),
+        Arc::clone(&decider),
+    );
+    let Enforcement { firewall, verdicts, verdict_stop, .. } = enforcement;
     Ok(Daemon {
         fleet,
         local_export,
         inventory,
-        places,
-        integrity,
+        places: baseline.places,
+        integrity: baseline.integrity,
         last_integrity: None,
-        integrity_saved,
+        integrity_saved: baseline.saved,
         config,
         stop,
         rules,
@@ -318,6 +227,184 @@ fn start_journaled(
         _watcher: watcher,
         failure,
     })
+}
+
+/// What the tamper checks compare the machine with, taken from the files
+/// as they are loaded: an edit right after the start is a change, not the
+/// baseline.
+struct TamperBaseline {
+    places: tamper::Places,
+    integrity: tamper::Integrity,
+    saved: Option<tamper::Saved>,
+}
+
+impl TamperBaseline {
+    fn take(config: &Config, platform: &Platform) -> Self {
+        let places = tamper::Places::of(
+            config.state_dir(),
+            &[&config.source, &config.policy, &config.catalog],
+            &config.resolver.listen,
+        );
+        let live = tamper::Live {
+            rules_intact: None,
+            interfaces: platform.capture.interfaces(&[]).ok().map(|names| names.into_iter().collect()),
+            configured_interfaces: config.interfaces.clone(),
+            consoles: Default::default(),
+            now: platform.clock.now(),
+            wall_micros: platform.clock.wall_micros(),
+            since_boot_micros: platform.clock.since_boot_micros(),
+        };
+        let first = tamper::gather(&places, live);
+        let saved = tamper::load_saved(&places.saved);
+        let integrity = tamper::Integrity::new(config.tamper.clone(), &first, saved.as_ref());
+        Self { places, integrity, saved }
+    }
+}
+
+/// The catalog and policy in force at the start.
+struct LoadedRules {
+    active: ActivePolicy,
+    rules: Arc<Rules>,
+    bundle_version: Option<u64>,
+    /// The fleet bundle refused, and why: evidence to report.
+    refused_bundle: Option<(PathBuf, String)>,
+}
+
+impl LoadedRules {
+    fn load(config: &Config) -> Result<Self> {
+        let files = config.rule_files();
+        let mut refused_bundle = None;
+        let (catalog, policy, bundle_version) = match files.load_versioned() {
+            Ok(loaded) => loaded,
+            // The fleet's bundle on disk does not verify or load (edited by
+            // hand, or damaged): the bundled baseline applies, not the local
+            // files the bundle overrides, and the refusal is evidence.
+            Err(e) if files.fleet.as_ref().is_some_and(|f| f.bundle.exists()) => {
+                error!(error = %e, "the fleet policy bundle on disk is refused: the bundled baseline applies");
+                refused_bundle = files.fleet.as_ref().map(|f| (f.bundle.clone(), e.to_string()));
+                let (catalog, policy) = RuleFiles::default().load().context("bundled rules")?;
+                (catalog, policy, None)
+            }
+            Err(e) => return Err(e).context("rules rejected"),
+        };
+        info!(
+            policy = %policy.name,
+            version = %policy.version,
+            bundle = ?bundle_version,
+            services = catalog.services().len(),
+            "rules loaded"
+        );
+        let active = ActivePolicy::new(policy);
+        let rules = Arc::new(Rules::new(Arc::new(catalog), Arc::clone(active.current())));
+        Ok(Self { active, rules, bundle_version, refused_bundle })
+    }
+}
+
+/// Opens the store, applies retention, and journals the start (committed
+/// before anything else: a kill -9 a moment after the start is still found
+/// by the next one); then the sink's writer thread takes the store.
+fn open_store(
+    config: &Config,
+    platform: &Platform,
+    active: &ActivePolicy,
+    journaled: &mut bool,
+) -> Result<(EventSink, Writer)> {
+    let state_dir = config.state_dir();
+    std::fs::create_dir_all(state_dir).with_context(|| state_dir.display().to_string())?;
+    let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
+    store.apply_retention(platform.clock.wall_micros(), config.retention_days)?;
+    record_start(&mut store, config, active.current(), platform.clock.wall_micros())?;
+    *journaled = true;
+    Ok(EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?)
+}
+
+/// In enforce mode: the local resolver and the packet verdicts (the kernel
+/// rules and the thread that judges what they queue).
+struct Enforcement {
+    stats: Arc<VerdictStats>,
+    /// Set while the kernel queues packets for this agent.
+    firewall: Option<InstalledRules>,
+    /// The verdict thread and its heartbeat.
+    verdicts: Option<(JoinHandle<()>, Arc<Heartbeat>)>,
+    /// Stops the verdict thread, once the rules are out.
+    verdict_stop: Arc<AtomicBool>,
+}
+
+impl Enforcement {
+    /// Starts what the mode calls for, and puts the resolver and the
+    /// verdicts' counters in the console's `state`.
+    fn start(
+        config: &Config,
+        platform: &Platform,
+        active: &ActivePolicy,
+        runtime: &tokio::runtime::Runtime,
+        stop: &Arc<AtomicBool>,
+        state: &mut ConsoleState,
+    ) -> Result<Self> {
+        let enforcement = Self {
+            stats: Arc::new(VerdictStats::default()),
+            firewall: None,
+            verdicts: None,
+            verdict_stop: Arc::new(AtomicBool::new(false)),
+        };
+        if config.mode() != Mode::Enforce {
+            return Ok(enforcement);
+        }
+        let (rules, decider) = (Arc::clone(&state.rules), Arc::clone(&state.decider));
+        let resolver = runtime
+            .block_on(resolver::Resolver::start(
+                &config.resolver,
+                Arc::clone(&rules),
+                Arc::clone(&decider),
+                Arc::clone(stop),
+            ))
+            .context("enforcement needs the local resolver")?;
+        state.resolver = Some(resolver);
+        if !config.verdicts.enabled {
+            return Ok(enforcement);
+        }
+        // Read at start: a reload that changes it applies at the next start.
+        let failure_mode = active.current().failure_mode;
+        let queue = platform.firewall.install(&config.verdicts, failure_mode).context(
+            "enforcement needs packet verdicts (set [verdicts] enabled = false for the resolver alone)",
+        )?;
+        let firewall = Some(InstalledRules(Arc::clone(&platform.firewall)));
+        // The verdicts go on judging until the kernel rules are out.
+        let (thread_stats, thread_stop) =
+            (Arc::clone(&enforcement.stats), Arc::clone(&enforcement.verdict_stop));
+        // Not joined at shutdown: it blocks in the kernel until a packet
+        // comes, and goes with the process; the rules go first, and with
+        // queue bypass, traffic flows in between. Watched while running.
+        let heartbeat = Arc::new(Heartbeat::default());
+        let beat = Arc::clone(&heartbeat);
+        let handle = std::thread::Builder::new()
+            .name("verdicts".into())
+            .spawn(move || verdict::run(queue, &decider, &rules, &thread_stats, &thread_stop, &beat))?;
+        state.verdicts = Some(Arc::clone(&enforcement.stats));
+        Ok(Self { firewall, verdicts: Some((handle, heartbeat)), ..enforcement })
+    }
+
+    /// Puts the addresses blocked names resolve to into the firewall, when
+    /// the verdicts run: never the configured upstreams, nor those the
+    /// resolver forwards to as it runs (read from resolv.conf or resolved's
+    /// files, which change with the network).
+    fn address_blocker(&self, config: &Config, state: &ConsoleState) -> Option<Arc<AddressBlocker>> {
+        let firewall = self.firewall.as_ref()?;
+        let spared: Vec<std::net::IpAddr> = config.resolver.upstreams.iter().map(|u| u.ip()).collect();
+        let resolver = state.resolver.clone();
+        let upstreams_now: verdict::UpstreamsNow = Box::new(move || {
+            resolver
+                .as_ref()
+                .map(|r| r.upstream_addresses().iter().map(|u| u.ip()).collect())
+                .unwrap_or_default()
+        });
+        Some(Arc::new(AddressBlocker::new(
+            Arc::clone(&firewall.0),
+            spared,
+            upstreams_now,
+            Arc::clone(&self.stats),
+        )))
+    }
 }
 
 /// The capture threads, one per interface, and what starts another when an
@@ -345,6 +432,35 @@ impl std::fmt::Debug for Captures {
 }
 
 impl Captures {
+    /// One capture thread per interface up now; the error of listing them.
+    fn start(
+        config: &Config,
+        platform: &Platform,
+        state: &ConsoleState,
+        enforcement: &Enforcement,
+        stop: &Arc<AtomicBool>,
+    ) -> (Self, Option<anyhow::Error>) {
+        let mut captures = Captures {
+            capture: Arc::clone(&platform.capture),
+            rules: Arc::clone(&state.rules),
+            stop: Arc::clone(stop),
+            decider: Arc::clone(&state.decider),
+            blocker: enforcement.address_blocker(config, state),
+            kernel_filter: config.kernel_filter,
+            running: Vec::new(),
+            last_look: std::time::Instant::now(),
+        };
+        let interfaces = platform.capture.interfaces(&config.interfaces);
+        for name in interfaces.iter().flatten() {
+            captures.spawn(name, state);
+        }
+        let failure = interfaces.err();
+        if captures.running.is_empty() && failure.is_none() {
+            warn!("no network interface is up yet: each one is captured as it comes up");
+        }
+        (captures, failure)
+    }
+
     fn spawn(&mut self, name: &str, state: &ConsoleState) {
         let (rules, stop, decider, blocker) = (
             Arc::clone(&self.rules),
@@ -506,7 +622,7 @@ impl Daemon {
             }
             if !stopping {
                 self.check_integrity();
-                self.fleet.poll(&self.state);
+                self.fleet.poll();
                 self.local_export.poll();
                 self.inventory.poll();
                 let health =

@@ -372,16 +372,23 @@ impl std::fmt::Debug for LocalExport {
 }
 
 impl LocalExport {
-    pub fn new(config: &crate::Config) -> Self {
-        Self::with_journal(config, Path::new(JOURNAL_SOCKET))
+    /// The export `config` asks for, of the events in `database`, with its
+    /// position kept in `state_dir`.
+    pub fn new(config: Option<ExportConfig>, database: &Path, state_dir: &Path) -> Self {
+        Self::with_journal(config, database, state_dir, Path::new(JOURNAL_SOCKET))
     }
 
     /// With another journal socket (tests).
-    pub fn with_journal(config: &crate::Config, journal_socket: &Path) -> Self {
+    pub fn with_journal(
+        config: Option<ExportConfig>,
+        database: &Path,
+        state_dir: &Path,
+        journal_socket: &Path,
+    ) -> Self {
         Self {
-            config: config.export.clone(),
-            database: config.database.clone(),
-            state_dir: config.state_dir().to_owned(),
+            config,
+            database: database.to_owned(),
+            state_dir: state_dir.to_owned(),
             journal_socket: journal_socket.to_owned(),
             writing: Worker::new("SIEM export", RESTART_EVERY),
         }

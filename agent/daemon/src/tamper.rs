@@ -523,17 +523,20 @@ pub struct Places {
 }
 
 impl Places {
-    /// The system's places for this configuration: the running program,
-    /// the configuration and rule files, systemd's folders when the agent
-    /// runs under its unit, logind's sessions, and the DNS set-up `dns on`
-    /// saved.
-    pub fn of(config: &crate::Config) -> Self {
-        let state_dir = config.state_dir();
+    /// The system's places for an agent keeping its state in `state_dir`,
+    /// configured by `config_files` (its configuration, policy and catalog
+    /// files) and listening for DNS on `resolver_listen`: the running
+    /// program, those files, systemd's folders when the agent runs under
+    /// its unit, logind's sessions, and the DNS set-up `dns on` saved.
+    pub fn of(
+        state_dir: &Path,
+        config_files: &[&Option<PathBuf>],
+        resolver_listen: &[std::net::SocketAddr],
+    ) -> Self {
         // Our own cgroup, not an inherited INVOCATION_ID (a terminal's, a
         // CI runner's), says whether systemd runs us as the agent's unit.
         let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         let under_unit = cgroup.lines().any(|line| line.ends_with("/vigie-agent.service"));
-        let files = [&config.source, &config.policy, &config.catalog];
         let binary = std::env::current_exe().ok();
         Self {
             running_binary: digest_of(Path::new("/proc/self/exe")),
@@ -542,8 +545,9 @@ impl Places {
             package_sums: PathBuf::from("/var/lib/dpkg/info/vigie-agent.md5sums"),
             // The pinned bundle key too: removing it would quietly put the
             // local policy back in force on a centrally managed agent.
-            rule_files: files
-                .into_iter()
+            rule_files: config_files
+                .iter()
+                .copied()
                 .flatten()
                 .cloned()
                 .chain([vigie_fleet::client::FleetDir::new(state_dir).policy_key_path()])
@@ -552,7 +556,7 @@ impl Places {
                 .then(|| vec![PathBuf::from("/etc/systemd/system"), PathBuf::from("/run/systemd/system")]),
             sessions: PathBuf::from("/run/systemd/sessions"),
             dns: SystemDns::system(state_dir),
-            resolver: crate::system_dns::resolver_address(&config.resolver.listen),
+            resolver: crate::system_dns::resolver_address(resolver_listen),
             saved: state_dir.join("tamper.json"),
         }
     }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tracing::{debug, info, warn};
 use vigie_core::sensor::gate::{Finding, Gate, GateLimits, Step, Unreadable};
 use vigie_core::sensor::{Flow, Micros, Observation, Protocol};
@@ -23,27 +23,6 @@ use crate::decider::{Decider, Point};
 use crate::platform::{Firewall, PacketQueue, QueuedPacket, Received, Verdict};
 use crate::rules::{LivePipeline, Rules};
 use crate::watchdog::Heartbeat;
-
-/// `[verdicts]` in the agent configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VerdictConfig {
-    /// With enforcement on, also judge packets (off: the resolver alone).
-    pub enabled: bool,
-    /// The NFQUEUE number the agent reads.
-    pub queue: u16,
-    /// The packet-mark bits that say a connection was denied, or decided
-    /// and let through (saved to conntrack). Move them if another tool of
-    /// the machine uses these bits (Calico's default mask 0xffff0000 does).
-    pub denied_mark: u32,
-    pub decided_mark: u32,
-}
-
-impl Default for VerdictConfig {
-    fn default() -> Self {
-        Self { enabled: true, queue: 4242, denied_mark: 0x1000_0000, decided_mark: 0x0200_0000 }
-    }
-}
 
 #[derive(Debug, Default, Serialize)]
 pub struct VerdictStats {

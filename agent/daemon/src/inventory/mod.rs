@@ -119,10 +119,10 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    pub fn new(config: &crate::Config, rules: Arc<Rules>, decider: Arc<Decider>) -> Self {
+    pub fn new(config: InventoryConfig, database: &Path, rules: Arc<Rules>, decider: Arc<Decider>) -> Self {
         Self {
-            config: config.inventory.clone(),
-            database: config.database.clone(),
+            config,
+            database: database.to_owned(),
             rules,
             decider,
             looking: Worker::new("software inventory", Duration::from_secs(60)),

@@ -71,7 +71,7 @@ fn a_file_gets_every_event_once_and_resumes_after_a_failure() {
     let setup = Setup::new();
     let out = setup.dir.path().join("siem/events.ecs.jsonl");
     let config = setup.config(&format!("format = \"ecs\"\nfile = {:?}", out.display().to_string()));
-    let mut export = LocalExport::new(&config);
+    let mut export = LocalExport::new(config.export.clone(), &config.database, config.state_dir());
     let first = events(3);
     setup.store(&first);
     // Its folder does not exist yet: nothing is lost, the error is kept.
@@ -107,7 +107,7 @@ fn a_file_gets_every_event_once_and_resumes_after_a_failure() {
     export.stop();
     keep_sample("agent-ecs.jsonl", &lines(&out)[1..]);
     // Started again (the agent restarted): nothing written twice.
-    let mut again = LocalExport::new(&config);
+    let mut again = LocalExport::new(config.export.clone(), &config.database, config.state_dir());
     setup.store(&events(1));
     again.poll();
     assert!(wait_for(|| lines(&out).len() == 605));
@@ -123,7 +123,8 @@ fn the_journal_gets_each_document_with_its_fields() {
     let journal = UnixDatagram::bind(&socket).unwrap();
     journal.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let config = setup.config("format = \"ocsf\"\njournald = true\npseudonymise = true");
-    let mut export = LocalExport::with_journal(&config, &socket);
+    let mut export =
+        LocalExport::with_journal(config.export.clone(), &config.database, config.state_dir(), &socket);
     let sent = events(4);
     setup.store(&sent);
     export.poll();

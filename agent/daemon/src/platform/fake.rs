@@ -15,9 +15,10 @@ use vigie_core::policy::FailureMode;
 use vigie_core::sensor::frame::LinkType;
 use vigie_core::sensor::Protocol;
 
-use super::{Batch, Capture, Clock, FrameSource, PacketQueue, Platform, QueuedPacket, Received, Verdict};
+use super::{
+    Batch, Capture, Clock, FrameSource, PacketQueue, Platform, QueuedPacket, Received, Verdict, VerdictConfig,
+};
 use crate::attribution::{Owner, OwnerLookup};
-use crate::verdict::VerdictConfig;
 
 /// A clock that moves only when told.
 #[derive(Debug)]

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
+use serde::Deserialize;
 use vigie_core::policy::FailureMode;
 use vigie_core::sensor::frame::LinkType;
 
 use crate::attribution::OwnerLookup;
-use crate::verdict::VerdictConfig;
 
 pub mod fake;
 #[cfg(target_os = "linux")]
@@ -141,6 +141,27 @@ pub trait PacketQueue: Send {
     }
     /// Gives a held packet its verdict.
     fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()>;
+}
+
+/// `[verdicts]` in the agent configuration: what the firewall installs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerdictConfig {
+    /// With enforcement on, also judge packets (off: the resolver alone).
+    pub enabled: bool,
+    /// The NFQUEUE number the agent reads.
+    pub queue: u16,
+    /// The packet-mark bits that say a connection was denied, or decided
+    /// and let through (saved to conntrack). Move them if another tool of
+    /// the machine uses these bits (Calico's default mask 0xffff0000 does).
+    pub denied_mark: u32,
+    pub decided_mark: u32,
+}
+
+impl Default for VerdictConfig {
+    fn default() -> Self {
+        Self { enabled: true, queue: 4242, denied_mark: 0x1000_0000, decided_mark: 0x0200_0000 }
+    }
 }
 
 /// The kernel rules that queue packets and reject denied connections.

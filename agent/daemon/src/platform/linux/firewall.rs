@@ -28,8 +28,7 @@ use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
 use vigie_core::policy::FailureMode;
 
-use crate::platform::{Firewall, PacketQueue, QueuedPacket, Received, Verdict};
-use crate::verdict::VerdictConfig;
+use crate::platform::{Firewall, PacketQueue, QueuedPacket, Received, Verdict, VerdictConfig};
 
 /// The mark bit of a denied connection's first packet, saved into its
 /// conntrack entry so that the kernel rejects what follows. One bit, OR-ed
