@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
-use vigie_core::proto::{Hello, Prompt, Push, PROTOCOL_VERSION};
+use vigie_core::proto::{Hello, Prompt, Push, Request, PROTOCOL_VERSION};
 use vigie_core::sensor::Micros;
 
 use crate::types::{CommandError, ConnectionStatus, ErrorKind};
@@ -47,13 +47,13 @@ pub trait AgentClient: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Value, CommandError>> + Send;
 }
 
-/// A typed request.
+/// A request of the console protocol (the agent's own type), its reply typed.
 pub async fn call<C: AgentClient, T: DeserializeOwned>(
     client: &C,
-    method: &str,
-    params: Value,
+    request: Request,
 ) -> Result<T, CommandError> {
-    let value = client.request(method, params).await?;
+    let method = request.method();
+    let value = client.request(method, request.params()).await?;
     serde_json::from_value(value).map_err(|e| CommandError {
         kind: ErrorKind::Internal,
         message: format!("unexpected reply to `{method}`: {e}"),
@@ -200,7 +200,7 @@ impl SocketClient {
         let mut reader = tokio::spawn(async move { read_replies(read, reader_pending, reader_feed).await });
 
         let handshake = async {
-            let hello: Hello = call(self, "hello", Value::Null).await?;
+            let hello: Hello = call(self, Request::Hello).await?;
             if hello.protocol != PROTOCOL_VERSION {
                 return Err(CommandError {
                     kind: ErrorKind::Internal,
@@ -210,7 +210,8 @@ impl SocketClient {
                     ),
                 });
             }
-            self.request("subscribe", Value::Null).await?;
+            let subscribe = Request::Subscribe;
+            self.request(subscribe.method(), subscribe.params()).await?;
             Ok(hello)
         };
         let result = tokio::select! {

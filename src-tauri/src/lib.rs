@@ -169,7 +169,7 @@ async fn follow_agent<R: Runtime>(app: tauri::AppHandle<R>, mut feed: mpsc::Unbo
 /// Lists the agent's open prompts and brings the queue in line with them.
 async fn relist<R: Runtime>(app: &tauri::AppHandle<R>) {
     let console = app.state::<Console>();
-    match call(&*console.client, "prompts", serde_json::Value::Null).await {
+    match call(&*console.client, vigie_core::proto::Request::Prompts).await {
         Ok(open) => {
             if let Ok(offer) = console.queue.lock().map(|mut q| q.resync(open, Instant::now())) {
                 show(app, offer);
@@ -215,7 +215,7 @@ fn with_timeout<T>(
 impl clipboard::Agent for GuardAgent {
     fn clipboard_policy(&self) -> Option<vigie_core::clipboard::ClipboardPolicy> {
         let request =
-            call::<_, vigie_core::proto::PolicyView>(&*self.client, "policy", serde_json::Value::Null);
+            call::<_, vigie_core::proto::PolicyView>(&*self.client, vigie_core::proto::Request::Policy);
         match with_timeout(request) {
             Ok(Ok(view)) => Some(view.policy.clipboard),
             Ok(Err(e)) => {
@@ -230,8 +230,8 @@ impl clipboard::Agent for GuardAgent {
         &self,
         report: &vigie_core::proto::ClipboardReport,
     ) -> Option<vigie_core::proto::ClipboardOutcome> {
-        let params = serde_json::to_value(report).ok()?;
-        let request = call::<_, vigie_core::proto::ClipboardOutcome>(&*self.client, "clipboard", params);
+        let request = vigie_core::proto::Request::Clipboard(report.clone());
+        let request = call::<_, vigie_core::proto::ClipboardOutcome>(&*self.client, request);
         match with_timeout(request) {
             Ok(Ok(outcome)) => Some(outcome),
             Ok(Err(e)) => {

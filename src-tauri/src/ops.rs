@@ -5,14 +5,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
 use vigie_core::event::Event;
 use vigie_core::inventory::InventoryRow;
 use vigie_core::proto::Answer;
-use vigie_core::proto::InventoryParams;
 use vigie_core::proto::{
     AnswerParams, Answered, CatalogView, EventPage, EventQuery, EventStats, Facets, PolicyView, MAX_LIMIT,
 };
+use vigie_core::proto::{InventoryParams, ListParams, Request};
 use vigie_core::timefmt::{civil_from_days, rfc3339_micros};
 
 use crate::client::{call, AgentClient};
@@ -21,16 +20,11 @@ use crate::types::{CommandError, ErrorKind, ExportFormat, ExportResult};
 /// Rows of "Mon activité" and answers listed at most.
 const MY_ANSWERS: u32 = 200;
 
-fn to_params<T: serde::Serialize>(value: &T) -> Result<Value, CommandError> {
-    serde_json::to_value(value)
-        .map_err(|e| CommandError { kind: ErrorKind::Internal, message: e.to_string() })
-}
-
 pub async fn answer_prompt<C: AgentClient>(
     client: &C,
     answer: &AnswerParams,
 ) -> Result<Answered, CommandError> {
-    call(client, "answer", to_params(answer)?).await
+    call(client, Request::Answer(answer.clone())).await
 }
 
 /// My own events, newest first (an administrator's own too, not everyone's).
@@ -41,34 +35,34 @@ pub async fn my_events<C: AgentClient>(
     limit: u32,
 ) -> Result<EventPage, CommandError> {
     let query = EventQuery { uid: Some(uid), offset, limit: limit.min(MAX_LIMIT), ..EventQuery::default() };
-    call(client, "search", to_params(&query)?).await
+    call(client, Request::Search(query)).await
 }
 
 pub async fn my_answers<C: AgentClient>(client: &C, uid: u32) -> Result<Vec<Answer>, CommandError> {
-    call(client, "answers", json!({ "uid": uid, "limit": MY_ANSWERS })).await
+    call(client, Request::Answers(ListParams { uid: Some(uid), limit: Some(MY_ANSWERS), before: None })).await
 }
 
 pub async fn search_events<C: AgentClient>(
     client: &C,
     query: &EventQuery,
 ) -> Result<EventPage, CommandError> {
-    call(client, "search", to_params(query)?).await
+    call(client, Request::Search(query.clone())).await
 }
 
 pub async fn event_stats<C: AgentClient>(client: &C, query: &EventQuery) -> Result<EventStats, CommandError> {
-    call(client, "stats", to_params(query)?).await
+    call(client, Request::Stats(query.clone())).await
 }
 
 pub async fn facets<C: AgentClient>(client: &C) -> Result<Facets, CommandError> {
-    call(client, "facets", Value::Null).await
+    call(client, Request::Facets).await
 }
 
 pub async fn policy<C: AgentClient>(client: &C) -> Result<PolicyView, CommandError> {
-    call(client, "policy", Value::Null).await
+    call(client, Request::Policy).await
 }
 
 pub async fn catalog<C: AgentClient>(client: &C) -> Result<CatalogView, CommandError> {
-    call(client, "catalog", Value::Null).await
+    call(client, Request::Catalog).await
 }
 
 /// The AI software found: `uid`'s, or every user's (the agent refuses
@@ -77,7 +71,7 @@ pub async fn inventory<C: AgentClient>(
     client: &C,
     uid: Option<u32>,
 ) -> Result<Vec<InventoryRow>, CommandError> {
-    call(client, "inventory", to_params(&InventoryParams { uid })?).await
+    call(client, Request::Inventory(InventoryParams { uid })).await
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> CommandError {
