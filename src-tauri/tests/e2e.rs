@@ -625,7 +625,13 @@ async fn console_in_a_real_window_with_a_real_agent() {
     let latency = shown_at.saturating_sub(copied_at);
     println!("clipboard: copy → prompt on screen {latency} ms");
     assert!(wait_for(Duration::from_secs(3), || paste(&desktop).starts_with("[Vigie]")));
-    click_closing(&client, "prompt-ack").await;
+    // Escape, pressed in the window (WebDriver's key event, not a script):
+    // "Plus tard" on the last prompt, and the window goes.
+    prompt_window_shown(&client, &desktop, true).await;
+    let focused = client.active_element().await.unwrap();
+    focused.send_keys(&fantoccini::key::Key::Escape.to_string()).await.unwrap();
+    prompt_window_shown(&client, &desktop, false).await;
+    desktop.capture("13-desktop-after-escape");
     switch_to(&client, "#/activity").await;
     // The agent stores events in batches (a quarter of a second).
     let events = eventually(Duration::from_secs(5), "the two clipboard events", || async {

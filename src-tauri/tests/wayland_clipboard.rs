@@ -208,6 +208,31 @@ fn the_wayland_watcher_sees_copies_and_the_window_in_front() {
     session.copy(NIR_TEXT);
     assert!(wait_for(Duration::from_secs(5), || session.paste() == NOTICE));
     eprintln!("wayland: copy → clipboard replaced within {:?}", copied.elapsed());
+
+    // Nothing the session started outlives it (sway once outlived a run).
+    let group = session.group.unwrap();
+    drop(session);
+    assert!(
+        wait_for(Duration::from_secs(5), || alive_in_group(group).is_empty()),
+        "still running after the session ended: {:?}",
+        alive_in_group(group)
+    );
+}
+
+/// The processes of process group `group` that are not zombies, by name.
+fn alive_in_group(group: u32) -> Vec<String> {
+    let mut alive = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // "pid (name) state ppid pgrp …": the name may hold spaces and parentheses.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (state, pgrp) = (fields.first().copied(), fields.get(2).and_then(|g| g.parse::<u32>().ok()));
+        if pgrp == Some(group) && state != Some("Z") {
+            alive.push(head.split_once('(').map_or(head, |(_, name)| name).to_owned());
+        }
+    }
+    alive
 }
 
 fn nix_is_root() -> bool {
