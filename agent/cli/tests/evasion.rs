@@ -31,6 +31,8 @@ use vigie_tests::{fixture, load_frames};
 const AGENT: &str = env!("CARGO_BIN_EXE_vigie-agent");
 const RESOLVER: &str = "127.0.0.153";
 const NOBODY: &str = "65534";
+/// Another unprivileged user of the same workstation.
+const OTHER_USER: &str = "65533";
 const EVADE: &str = include_str!("../../../tests/clients/evade.py");
 const PROXY_PORT: &str = "3128";
 const DOH_PORT: &str = "8053";
@@ -128,10 +130,14 @@ impl Suite {
     }
 
     fn curl(&self, url: &str, resolve: &str, extra: &[&str]) -> String {
+        self.curl_as(NOBODY, url, resolve, extra)
+    }
+
+    fn curl_as(&self, uid: &str, url: &str, resolve: &str, extra: &[&str]) -> String {
         let mut args = vec!["timeout", "10", "curl", "-sk", "--max-time", "4", "--resolve", resolve];
         args.extend_from_slice(extra);
         args.push(url);
-        let args = as_user(NOBODY, &args);
+        let args = as_user(uid, &args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.lab.client_output(&args)
     }
@@ -154,10 +160,16 @@ impl Suite {
 
     /// Waits for a new event of the unprivileged user that `matches`.
     fn recorded(&mut self, what: &str, matches: impl Fn(&Value) -> bool) {
+        self.recorded_as(NOBODY, what, matches);
+    }
+
+    /// Waits for a new event of user `uid` that `matches`.
+    fn recorded_as(&mut self, uid: &str, what: &str, matches: impl Fn(&Value) -> bool) {
         let mut found = None;
+        let uid: u64 = uid.parse().unwrap();
         let stored = wait_for(Duration::from_secs(15), || {
             found = self.events().into_iter().find(|e| {
-                e["uid"] == 65534 && !self.seen.contains(e["id"].as_str().unwrap_or_default()) && matches(e)
+                e["uid"] == uid && !self.seen.contains(e["id"].as_str().unwrap_or_default()) && matches(e)
             });
             found.is_some()
         });
@@ -366,30 +378,59 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
             .unwrap();
     assert_eq!(status["verdicts"]["packets_held"], 0, "{status}");
 
-    // A SYN flood at closed local and remote ports, while curl runs.
-    let flood = |address: &str| {
+    // A SYN flood at closed local and remote ports, while another user's
+    // curl runs: the flooder is held to its share of new connections, the
+    // other user's are judged at once.
+    let flood = |address: &str, out: &std::path::Path| {
         let args =
             ["timeout", "15", "python3", script_path, "synflood", address, "20000", "20999", "20000", "6"];
         let args = as_user(NOBODY, &args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut command = suite.lab.cmd(&suite.lab.client, &args);
-        command.stdout(Stdio::null()).stderr(Stdio::null());
+        command.stdout(std::fs::File::create(out).unwrap()).stderr(Stdio::null());
         command
     };
-    let floods = [flood("127.0.0.1"), flood(SERVER_IP)];
+    let queued = |suite: &Suite| -> u64 {
+        let status = agent::request(&suite.lab, AGENT, &socket, "0", "status", "null").unwrap();
+        serde_json::from_str::<Value>(&status).unwrap()["verdicts"]["packets"].as_u64().unwrap()
+    };
+    let queued_before = queued(&suite);
+    let remote_out = dir.join("flood-remote.out");
+    let floods = [flood("127.0.0.1", &dir.join("flood-local.out")), flood(SERVER_IP, &remote_out)];
     let pids: Vec<u32> = floods.into_iter().map(|c| suite.lab.spawn(c)).collect();
     let started = Instant::now();
     let direct = format!("chatgpt.com:443:{SERVER_IP}");
     let mut tries = 0;
     while started.elapsed() < Duration::from_secs(5) && tries < 5 {
-        let body = suite.curl("https://chatgpt.com/", &direct, &[]);
+        let asked = Instant::now();
+        let body = suite.curl_as(OTHER_USER, "https://chatgpt.com/", &direct, &[]);
+        let took = asked.elapsed();
+        eprintln!("curl during the SYN flood: {took:?}");
         assert!(body.is_empty(), "curl reached chatgpt.com during a SYN flood: {body}");
-        suite.recorded("curl during a SYN flood", |e| is(e, "tls", "chatgpt"));
+        // A SYN dropped on the way is sent again after a second.
+        assert!(took < Duration::from_millis(900), "another user's curl waited {took:?} during the flood");
+        suite.recorded_as(OTHER_USER, "curl during a SYN flood", |e| is(e, "tls", "chatgpt"));
         tries += 1;
     }
     assert!(tries >= 2, "curl ran {tries} times during the flood");
     for pid in pids {
         suite.lab.wait_exit(pid, Duration::from_secs(15));
+    }
+    // What of the remote flood reached the queue (loopback is not queued):
+    // at most its burst and 1,000 a second over its 6 s, with room for the
+    // curls; a flood sent faster than that shows the limit at work.
+    let sent: u64 = std::fs::read_to_string(&remote_out)
+        .unwrap_or_default()
+        .trim()
+        .strip_prefix("SENT ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let (reached, bound) = (queued(&suite) - queued_before, 2_000 + 1_000 * 6 + 1_000);
+    eprintln!("SYN flood: {sent} sent, {reached} packets queued in all");
+    if sent > bound + 2_000 {
+        assert!(reached <= bound, "the flooder's SYNs were not limited: {reached} of {sent} queued");
+    } else {
+        eprintln!("the flood was too slow here ({sent} SYNs in 6 s) to show the limit");
     }
     assert_eq!(
         suite.curl("https://example.org/", &format!("example.org:443:{SERVER_IP}"), &[]),
@@ -403,8 +444,10 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
 }
 
 /// A flood that fills the kernel's queue while the agent is slow (here:
-/// stopped by a signal, which keeps its queue open) is dropped, not let
-/// through: the sender of what did not fit sends again and is judged then.
+/// stopped by a signal, which keeps its queue open; the per-user limit on
+/// new connections off, which would keep one user from filling it) is
+/// dropped, not let through: the sender of what did not fit sends again
+/// and is judged then.
 /// The kernel's count of what it dropped shows in `status`.
 #[test]
 fn a_flood_that_fills_the_kernel_queue_is_dropped_not_let_through() {
@@ -428,7 +471,8 @@ fn a_flood_that_fills_the_kernel_queue_is_dropped_not_let_through() {
         &config,
         format!(
             "enforce = true\npolicy = {policy:?}\ndatabase = {:?}\nsocket = {socket:?}\n\
-             [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\n",
+             [resolver]\nlisten = [\"{RESOLVER}:53\"]\nupstreams = [\"{SERVER_IP}:53\"]\n\
+             [verdicts]\nnew_connections_per_second = 0\n",
             dir.join("events.db"),
         ),
     )

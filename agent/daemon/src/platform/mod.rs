@@ -156,11 +156,23 @@ pub struct VerdictConfig {
     /// the machine uses these bits (Calico's default mask 0xffff0000 does).
     pub denied_mark: u32,
     pub decided_mark: u32,
+    /// New TCP connections a user (a local socket's owner; a routed
+    /// container or VM by its address) may open each second, in bursts of
+    /// twice as many; past it their SYNs are dropped before the queue and
+    /// sent again by their sender. So one user's flood cannot fill the
+    /// queue that every user's connections wait in. 0: no limit.
+    pub new_connections_per_second: u32,
 }
 
 impl Default for VerdictConfig {
     fn default() -> Self {
-        Self { enabled: true, queue: 4242, denied_mark: 0x1000_0000, decided_mark: 0x0200_0000 }
+        Self {
+            enabled: true,
+            queue: 4242,
+            denied_mark: 0x1000_0000,
+            decided_mark: 0x0200_0000,
+            new_connections_per_second: 1000,
+        }
     }
 }
 

@@ -75,6 +75,8 @@ const BLOCKED_ADDRESS_TIMEOUT: &str = "10m";
 pub(super) struct Netfilter {
     /// The queue rules are nftables' own (else iptables', in chain VIGIE).
     native: AtomicBool,
+    /// The per-user limit on new connections is in force.
+    limited: AtomicBool,
     /// The rules as listed right after they went in, to tell whether a
     /// user deleted or flushed any of them since.
     installed: Mutex<Option<String>>,
@@ -90,10 +92,15 @@ fn listing(program: &str, args: &[&str]) -> Option<String> {
 /// The agent's rules as the tools list them: its nftables chains (set
 /// elements aside) and, with iptables, its chain and the jumps to it, for
 /// both families. `None` when a tool cannot be run.
-fn rules_listing(native: bool) -> Option<String> {
+fn rules_listing(native: bool, limited: bool) -> Option<String> {
     let mut all = String::new();
-    let chains: &[&str] =
-        if native { &["judge_output", "judge_forward", "output", "forward"] } else { &["output", "forward"] };
+    let mut chains = vec!["output", "forward"];
+    if native {
+        chains.extend(["judge_output", "judge_forward"]);
+    }
+    if limited {
+        chains.extend(["limit_output", "limit_forward"]);
+    }
     for chain in chains {
         all.push_str(&listing("nft", &["list", "chain", "inet", TABLE, chain])?);
     }
@@ -174,6 +181,41 @@ fn nft_table(marks: Marks, queue: Option<(u16, bool)>) -> String {
     )
 }
 
+/// The per-user limit on new TCP connections, merged into the agent's
+/// table: chains just ahead of the queue rules that drop a SYN past
+/// `per_second` (bursts of twice as many) for its socket's owner, or for a
+/// routed container's or VM's address. Loopback is not limited, as it is
+/// not judged.
+fn nft_limits(per_second: u32) -> String {
+    let burst = per_second.saturating_mul(2);
+    let limit = format!("limit rate over {per_second}/second burst {burst} packets");
+    let syn = "tcp flags & (syn | ack) == syn ct state new";
+    let set = |name: &str, kind: &str| {
+        format!("  set {name} {{ type {kind}; size 65535; flags dynamic, timeout; timeout 1m; }}\n")
+    };
+    let chain = |hook: &str, rules: String| {
+        format!(
+            "  chain limit_{hook} {{\n    type filter hook {hook} priority mangle - 5; policy accept;\n{rules}  }}\n"
+        )
+    };
+    let output = chain(
+        "output",
+        format!("    oifname \"lo\" accept\n    {syn} add @syn_users {{ meta skuid {limit} }} drop\n"),
+    );
+    let forward = chain(
+        "forward",
+        format!(
+            "    {syn} add @syn_sources4 {{ ip saddr {limit} }} drop\n    {syn} add @syn_sources6 {{ ip6 saddr {limit} }} drop\n"
+        ),
+    );
+    format!(
+        "table inet {TABLE} {{\n{}{}{}{output}{forward}}}\n",
+        set("syn_users", "uid"),
+        set("syn_sources4", "ipv4_addr"),
+        set("syn_sources6", "ipv6_addr")
+    )
+}
+
 fn nft_load(ruleset: &str) -> Result<()> {
     use std::io::Write;
     let mut child = Command::new("nft")
@@ -228,8 +270,9 @@ fn iptables_rules(tool: &str, marks: Marks, queue: u16, open: bool) -> Vec<Strin
     ]
 }
 
-/// Installs the rules; returns whether the queue rules are nftables' own.
-fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> Result<bool> {
+/// Installs the rules; returns whether the queue rules are nftables' own,
+/// and whether the per-user limit on new connections is in force.
+fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> Result<(bool, bool)> {
     let open = failure == FailureMode::Open;
     uninstall_all();
     let native = nft_load(&nft_table(marks, Some((config.queue, open)))).is_ok();
@@ -256,8 +299,23 @@ fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> 
             bail!("no way to queue packets: neither iptables nor nftables' queue works here");
         }
     }
-    info!(queue = config.queue, nft_queue = native, ?failure, "packet verdict rules installed");
-    Ok(native)
+    // Without the limit the agent still judges everything; a flood then
+    // delays every user's new connections instead of the flooder's alone.
+    let per_second = config.new_connections_per_second;
+    let limited = per_second > 0
+        && nft_load(&nft_limits(per_second))
+            .inspect_err(
+                |e| warn!(error = %e, "no per-user limit on new connections (this kernel's nftables)"),
+            )
+            .is_ok();
+    info!(
+        queue = config.queue,
+        nft_queue = native,
+        new_connections_per_second = limited.then_some(per_second),
+        ?failure,
+        "packet verdict rules installed"
+    );
+    Ok((native, limited))
 }
 
 impl Firewall for Netfilter {
@@ -283,10 +341,11 @@ impl Firewall for Netfilter {
         queue.set_recv_uid_gid(config.queue, true)?;
         // A failure part way removes what was added.
         match install_rules(config, marks, failure) {
-            Ok(native) => {
+            Ok((native, limited)) => {
                 self.native.store(native, Ordering::Relaxed);
+                self.limited.store(limited, Ordering::Relaxed);
                 if let Ok(mut installed) = self.installed.lock() {
-                    *installed = rules_listing(native);
+                    *installed = rules_listing(native, limited);
                 }
             }
             Err(e) => {
@@ -314,7 +373,8 @@ impl Firewall for Netfilter {
 
     fn intact(&self) -> Option<bool> {
         let installed = self.installed.lock().ok()?.clone()?;
-        Some(rules_listing(self.native.load(Ordering::Relaxed))? == installed)
+        let (native, limited) = (self.native.load(Ordering::Relaxed), self.limited.load(Ordering::Relaxed));
+        Some(rules_listing(native, limited)? == installed)
     }
 
     fn remaining(&self) -> bool {
@@ -526,6 +586,23 @@ mod tests {
             assert!(error.contains("two different single bits"), "{error}");
         }
         Marks::of(&VerdictConfig::default()).unwrap();
+    }
+
+    #[test]
+    fn new_connections_are_limited_per_user_ahead_of_the_queue() {
+        let limits = nft_limits(1000);
+        assert!(limits.contains("hook output priority mangle - 5"), "{limits}");
+        for rule in [
+            "ct state new add @syn_users { meta skuid limit rate over 1000/second burst 2000 packets } drop",
+            "ct state new add @syn_sources4 { ip saddr limit rate over 1000/second burst 2000 packets } drop",
+            "ct state new add @syn_sources6 { ip6 saddr limit rate over 1000/second burst 2000 packets } drop",
+        ] {
+            assert!(limits.contains(rule), "{rule} in {limits}");
+        }
+        let config =
+            crate::Config::parse("[verdicts]\nnew_connections_per_second = 0\n", "agent.toml").unwrap();
+        assert_eq!(config.verdicts.new_connections_per_second, 0);
+        assert_eq!(VerdictConfig::default().new_connections_per_second, 1000);
     }
 
     #[test]
