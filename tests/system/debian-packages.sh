@@ -240,6 +240,13 @@ in_machine systemctl restart vigie-agent
 check "enforce: the agent is back under its unit" eventually 15 agent_active
 check "enforce: status says enforce" contains "$(in_machine vigie-agent status)" enforce
 check "enforce: the packet rules are in force" rules_in_place
+# Under the unit's system-call filter too: the agent waits on its queue's
+# socket with its buffer enlarged, and the per-user limit is in.
+agent_said=$(in_machine journalctl -u vigie-agent -o json --no-pager)
+check "enforce: the packet queue's socket found and sized (no fallback)" \
+    test -z "$(grep -E "packet queue's socket|enlarge the packet queue" <<<"$agent_said")"
+check "enforce: the per-user limit on new connections is in force" \
+    contains "$agent_said" '"VIGIE_NEW_CONNECTIONS_PER_SECOND":"1000"'
 check "enforce: /etc/resolv.conf asks the agent first" \
     contains "$(in_machine head -5 /etc/resolv.conf)" "nameserver 127.0.0.153"
 check "enforce: a blocked name resolves to nothing (0.0.0.0)" test "$(dig_answer chatgpt.com)" = 0.0.0.0

@@ -526,6 +526,11 @@ fn a_flood_that_fills_the_kernel_queue_is_dropped_not_let_through() {
         status["verdicts"]["kernel_dropped"].as_u64().unwrap_or_default() >= dropped.max(1)
     });
     assert!(counted, "the kernel's drops ({dropped}) in status: {status}");
+    let log = agent.log();
+    assert!(
+        !log.contains("packet queue's socket") && !log.contains("enlarge the packet queue"),
+        "the agent fell back to a polled queue with the default buffer: {log}"
+    );
 }
 
 /// A namespace standing for a container or VM of the workstation, routed

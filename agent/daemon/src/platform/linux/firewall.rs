@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -181,38 +182,49 @@ fn nft_table(marks: Marks, queue: Option<(u16, bool)>) -> String {
     )
 }
 
-/// The per-user limit on new TCP connections, merged into the agent's
-/// table: chains just ahead of the queue rules that drop a SYN past
-/// `per_second` (bursts of twice as many) for its socket's owner, or for a
-/// routed container's or VM's address. Loopback is not limited, as it is
-/// not judged.
-fn nft_limits(per_second: u32) -> String {
+/// The per-user limit on new connections, merged into the agent's table:
+/// chains just ahead of the queue rules that drop what would open a flow to
+/// judge (a TCP SYN; a QUIC-shaped datagram of a flow not yet judged) past
+/// `per_second`, in bursts of twice as many, for its socket's owner, or for
+/// a routed container's or VM's address (IPv6 by /64, which one machine
+/// holds whole). Loopback is not limited, as it is not judged. `update`
+/// keeps a busy key's allowance from starting afresh when it would expire.
+fn nft_limits(per_second: u32, marks: Marks) -> String {
     let burst = per_second.saturating_mul(2);
     let limit = format!("limit rate over {per_second}/second burst {burst} packets");
-    let syn = "tcp flags & (syn | ack) == syn ct state new";
+    let judged = format!("{:#x}", marks.judged());
+    let opening = [
+        "tcp flags & (syn | ack) == syn ct state new".to_owned(),
+        format!("meta l4proto udp @th,64,8 & 0xc0 == 0xc0 meta length >= 1200 ct mark and {judged} == 0"),
+    ];
     let set = |name: &str, kind: &str| {
         format!("  set {name} {{ type {kind}; size 65535; flags dynamic, timeout; timeout 1m; }}\n")
+    };
+    let rules = |keys: &[(&str, &str)]| -> String {
+        let mut rules = String::new();
+        for what in &opening {
+            for (set, key) in keys {
+                rules.push_str(&format!("    {what} update @{set} {{ {key} {limit} }} drop\n"));
+            }
+        }
+        rules
     };
     let chain = |hook: &str, rules: String| {
         format!(
             "  chain limit_{hook} {{\n    type filter hook {hook} priority mangle - 5; policy accept;\n{rules}  }}\n"
         )
     };
-    let output = chain(
-        "output",
-        format!("    oifname \"lo\" accept\n    {syn} add @syn_users {{ meta skuid {limit} }} drop\n"),
-    );
+    let output =
+        chain("output", format!("    oifname \"lo\" accept\n{}", rules(&[("new_by_user", "meta skuid")])));
     let forward = chain(
         "forward",
-        format!(
-            "    {syn} add @syn_sources4 {{ ip saddr {limit} }} drop\n    {syn} add @syn_sources6 {{ ip6 saddr {limit} }} drop\n"
-        ),
+        rules(&[("new_by_ip4", "ip saddr"), ("new_by_net6", "ip6 saddr & ffff:ffff:ffff:ffff::")]),
     );
     format!(
         "table inet {TABLE} {{\n{}{}{}{output}{forward}}}\n",
-        set("syn_users", "uid"),
-        set("syn_sources4", "ipv4_addr"),
-        set("syn_sources6", "ipv6_addr")
+        set("new_by_user", "uid"),
+        set("new_by_ip4", "ipv4_addr"),
+        set("new_by_net6", "ipv6_addr")
     )
 }
 
@@ -303,7 +315,7 @@ fn install_rules(config: &VerdictConfig, marks: Marks, failure: FailureMode) -> 
     // delays every user's new connections instead of the flooder's alone.
     let per_second = config.new_connections_per_second;
     let limited = per_second > 0
-        && nft_load(&nft_limits(per_second))
+        && nft_load(&nft_limits(per_second, marks))
             .inspect_err(
                 |e| warn!(error = %e, "no per-user limit on new connections (this kernel's nftables)"),
             )
@@ -330,8 +342,6 @@ impl Firewall for Netfilter {
         // verdicts to whoever floods the queue (a user's SYN flood did). The
         // failure mode is what happens while no agent reads (the rules' bypass).
         queue.set_fail_open(config.queue, false)?;
-        // ... and says so, to count it.
-        queue.set_recv_enobufs(true)?;
         // Above what the verdicts ever hold (8,192 packets, 1,024 per user).
         queue.set_queue_max_len(config.queue, 16_384)?;
         // A GSO packet comes whole: a ClientHello is never split by the kernel for us.
@@ -339,6 +349,10 @@ impl Firewall for Netfilter {
         // The socket owner's uid, as the kernel saw it when queueing: what is
         // left when the socket is closed before it can be looked up.
         queue.set_recv_uid_gid(config.queue, true)?;
+        // An overrun of the socket is reported (then read on at once), from
+        // now on only: during the calls above, which wait for the kernel's
+        // reply, a flood already queued would have failed the start.
+        queue.set_recv_enobufs(true)?;
         // A failure part way removes what was added.
         match install_rules(config, marks, failure) {
             Ok((native, limited)) => {
@@ -353,14 +367,10 @@ impl Firewall for Netfilter {
                 return Err(e);
             }
         }
-        Ok(Box::new(NfQueue {
-            queue,
-            number: config.queue,
-            socket,
-            marks,
-            waiting: HashMap::new(),
-            next_token: 0,
-        }))
+        let queue =
+            NfQueue { queue, number: config.queue, socket, marks, waiting: HashMap::new(), next_token: 0 };
+        queue.enlarge_buffer();
+        Ok(Box::new(queue))
     }
 
     fn uninstall(&self) {
@@ -402,50 +412,53 @@ impl Firewall for Netfilter {
 /// flood, not the socket's default 208 KiB (about a thousand SYNs).
 const QUEUE_SOCKET_BUFFER: usize = 32 << 20;
 
-/// The process's netlink sockets of the netfilter family, by number.
-fn netfilter_sockets() -> std::collections::HashSet<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Default::default() };
-    let Ok(me) = rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty())
-    else {
-        return Default::default();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&number| {
-            own_socket(&me, number).is_some_and(|fd| {
-                rustix::net::sockopt::socket_domain(&fd) == Ok(rustix::net::AddressFamily::NETLINK)
-                    && rustix::net::sockopt::socket_protocol(&fd) == Ok(Some(rustix::net::netlink::NETFILTER))
-            })
+/// The inodes of the netfilter-family netlink sockets in the kernel's
+/// table of netlink sockets (`/proc/self/net/netlink`: `sk Eth Pid Groups
+/// Rmem Wmem Dump Locks Drops Inode`; `Eth` is the protocol, 12 for
+/// NETLINK_NETFILTER).
+fn netfilter_inodes(table: &str) -> std::collections::HashSet<u64> {
+    const NETLINK_NETFILTER: u32 = 12;
+    table
+        .lines()
+        .filter_map(|line| {
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            let protocol: u32 = columns.get(1)?.parse().ok()?;
+            let inode: u64 = columns.get(9)?.parse().ok()?;
+            (protocol == NETLINK_NETFILTER).then_some(inode)
         })
         .collect()
 }
 
-/// A descriptor of the process's own `number`, duplicated safely through
-/// its pidfd (the number alone could not be borrowed without `unsafe`).
-fn own_socket(me: &std::os::fd::OwnedFd, number: i32) -> Option<std::os::fd::OwnedFd> {
-    rustix::process::pidfd_getfd(me, number, rustix::process::PidfdGetfdFlags::empty()).ok()
+/// The process's netfilter-family netlink sockets, by descriptor number:
+/// its descriptors (`/proc/self/fd`, links `socket:[inode]`) whose inode
+/// the netlink table gives that protocol. Read from files only: the
+/// descriptors are not touched.
+fn netfilter_sockets() -> std::collections::HashSet<RawFd> {
+    let inodes =
+        std::fs::read_to_string("/proc/self/net/netlink").map(|t| netfilter_inodes(&t)).unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else { return Default::default() };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let number: RawFd = entry.file_name().to_str()?.parse().ok()?;
+            let link = std::fs::read_link(entry.path()).ok()?;
+            let inode: u64 = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()?;
+            inodes.contains(&inode).then_some(number)
+        })
+        .collect()
 }
 
 /// The socket nfq just opened, given the ones there were before: nfq keeps
 /// its descriptor private, and the agent needs it to wait with a timeout
 /// and to size its buffer. `None` (with a warning) when it cannot be told
 /// apart: the queue then works with the defaults, polled every millisecond.
-fn queue_socket(before: &std::collections::HashSet<i32>) -> Option<std::os::fd::OwnedFd> {
-    let new: Vec<i32> = netfilter_sockets().difference(before).copied().collect();
-    let me =
-        rustix::process::pidfd_open(rustix::process::getpid(), rustix::process::PidfdFlags::empty()).ok();
-    let socket = match (new.as_slice(), me) {
-        ([number], Some(me)) => own_socket(&me, *number),
-        _ => None,
-    };
-    let Some(socket) = socket else {
-        warn!(candidates = new.len(), "cannot find the packet queue's socket: default buffer, polled");
-        return None;
-    };
-    if let Err(e) = rustix::net::sockopt::set_socket_recv_buffer_size_force(&socket, QUEUE_SOCKET_BUFFER) {
-        warn!(error = %e, "cannot enlarge the packet queue's buffer: a flood fills it sooner");
+fn queue_socket(before: &std::collections::HashSet<RawFd>) -> Option<RawFd> {
+    let new: Vec<RawFd> = netfilter_sockets().difference(before).copied().collect();
+    if let [number] = new.as_slice() {
+        return Some(*number);
     }
-    Some(socket)
+    warn!(candidates = new.len(), "cannot find the packet queue's socket: default buffer, polled");
+    None
 }
 
 /// Packets queue `number` dropped for want of room, from the kernel's table
@@ -468,13 +481,34 @@ struct NfQueue {
     marks: Marks,
     queue: nfq::Queue,
     number: u16,
-    /// The same socket as `queue`'s, to wait on it with a timeout.
-    socket: Option<std::os::fd::OwnedFd>,
+    /// The number of `queue`'s own descriptor (see [`NfQueue::socket`]).
+    socket: Option<RawFd>,
     waiting: HashMap<u64, nfq::Message>,
     next_token: u64,
 }
 
 impl NfQueue {
+    /// `queue`'s socket, to wait on it and size its buffer.
+    #[allow(unsafe_code)]
+    fn socket(&self) -> Option<BorrowedFd<'_>> {
+        // SAFETY: `socket` is the descriptor nfq opened for `queue`, found
+        // right after it did (`queue_socket`); nfq closes it only when the
+        // Queue drops, and the borrow cannot outlive `self`, which owns the
+        // Queue. The one unsafe block of the workspace: nfq does not hand
+        // its descriptor out, and no safe call can borrow one by number
+        // (pidfd_getfd is denied to the agent's unit, with the rest of
+        // systemd's @debug set).
+        self.socket.map(|fd| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// Forces the socket's receive buffer past the system's limit.
+    fn enlarge_buffer(&self) {
+        let Some(socket) = self.socket() else { return };
+        if let Err(e) = rustix::net::sockopt::set_socket_recv_buffer_size_force(socket, QUEUE_SOCKET_BUFFER) {
+            warn!(error = %e, "cannot enlarge the packet queue's buffer: a flood fills it sooner");
+        }
+    }
+
     /// A message nfq has read already or the socket has now, without waiting.
     fn try_recv(&mut self) -> std::io::Result<Option<nfq::Message>> {
         self.queue.set_nonblocking(true);
@@ -487,11 +521,11 @@ impl NfQueue {
 
     /// Waits at most `wait` for the socket to have something to read.
     fn wait_readable(&self, wait: Duration) {
-        let Some(socket) = &self.socket else {
+        let Some(socket) = self.socket() else {
             std::thread::sleep(wait);
             return;
         };
-        let mut fds = [rustix::event::PollFd::new(socket, rustix::event::PollFlags::IN)];
+        let mut fds = [rustix::event::PollFd::new(&socket, rustix::event::PollFlags::IN)];
         let timeout = rustix::event::Timespec {
             tv_sec: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
             tv_nsec: i64::from(wait.subsec_nanos()),
@@ -590,19 +624,45 @@ mod tests {
 
     #[test]
     fn new_connections_are_limited_per_user_ahead_of_the_queue() {
-        let limits = nft_limits(1000);
+        let marks = Marks::of(&VerdictConfig::default()).unwrap();
+        let limits = nft_limits(1000, marks);
         assert!(limits.contains("hook output priority mangle - 5"), "{limits}");
+        let limit = "limit rate over 1000/second burst 2000 packets } drop";
+        let quic = "meta l4proto udp @th,64,8 & 0xc0 == 0xc0 meta length >= 1200 ct mark and 0x12000000 == 0";
         for rule in [
-            "ct state new add @syn_users { meta skuid limit rate over 1000/second burst 2000 packets } drop",
-            "ct state new add @syn_sources4 { ip saddr limit rate over 1000/second burst 2000 packets } drop",
-            "ct state new add @syn_sources6 { ip6 saddr limit rate over 1000/second burst 2000 packets } drop",
+            format!("ct state new update @new_by_user {{ meta skuid {limit}"),
+            format!("{quic} update @new_by_user {{ meta skuid {limit}"),
+            format!("ct state new update @new_by_ip4 {{ ip saddr {limit}"),
+            format!("{quic} update @new_by_net6 {{ ip6 saddr & ffff:ffff:ffff:ffff:: {limit}"),
         ] {
-            assert!(limits.contains(rule), "{rule} in {limits}");
+            assert!(limits.contains(&rule), "{rule} in {limits}");
         }
         let config =
             crate::Config::parse("[verdicts]\nnew_connections_per_second = 0\n", "agent.toml").unwrap();
         assert_eq!(config.verdicts.new_connections_per_second, 0);
         assert_eq!(VerdictConfig::default().new_connections_per_second, 1000);
+    }
+
+    #[test]
+    fn the_netfilter_sockets_are_told_by_protocol_in_the_netlink_table() {
+        let table = "sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n\
+                     ffff8a0c0d3b1000 0   4195       00000111 0        0        0     2        0        31742\n\
+                     ffff8a0c0d3b2000 12  1234       00000000 0        0        0     2        0        56789\n\
+                     ffff8a0c0d3b3000 4   0          00000000 0        0        0     2        0        11\n\
+                     garbage\n";
+        assert_eq!(netfilter_inodes(table), [56789].into());
+        // This test's own process: a socket of that family opened now is the one found.
+        let before = netfilter_sockets();
+        let socket = rustix::net::socket(
+            rustix::net::AddressFamily::NETLINK,
+            rustix::net::SocketType::RAW,
+            Some(rustix::net::netlink::NETFILTER),
+        );
+        let Ok(socket) = socket else { return };
+        // Listed once bound, as nfq binds its own.
+        rustix::net::bind(&socket, &rustix::net::netlink::SocketAddrNetlink::new(0, 0)).unwrap();
+        let opened = std::os::fd::AsRawFd::as_raw_fd(&socket);
+        assert_eq!(queue_socket(&before), Some(opened));
     }
 
     #[test]
