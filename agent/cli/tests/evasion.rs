@@ -110,6 +110,15 @@ fn curl_to(host: &str) -> Vec<String> {
     ["timeout", "10", "curl", "-sk", "--max-time", "4", "--resolve", &resolve, &url].map(String::from).into()
 }
 
+/// A lab whose folder every user may read, with the evasion client in it.
+fn lab_with_clients(name: &str) -> (Lab, std::path::PathBuf) {
+    let lab = Lab::new(name);
+    std::fs::set_permissions(&lab.dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = lab.dir.join("evade.py");
+    std::fs::write(&script, EVADE).unwrap();
+    (lab, script)
+}
+
 struct Suite {
     lab: Lab,
     script: String,
@@ -199,11 +208,8 @@ fn evasions_from_an_unprivileged_user_are_blocked_and_recorded() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let mut lab = Lab::new("x");
+    let (mut lab, script) = lab_with_clients("x");
     let dir = lab.dir.clone();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let script = dir.join("evade.py");
-    std::fs::write(&script, EVADE).unwrap();
     let initials = chromium_initials_for_chatgpt();
     let initials_file = dir.join("initials.bin");
     std::fs::write(&initials_file, pack(&initials)).unwrap();
@@ -457,11 +463,8 @@ fn a_flood_that_fills_the_kernel_queue_is_dropped_not_let_through() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let mut lab = Lab::new("o");
+    let (mut lab, script) = lab_with_clients("o");
     let dir = lab.dir.clone();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let script = dir.join("evade.py");
-    std::fs::write(&script, EVADE).unwrap();
     start_https_servers(&mut lab, &[443]);
     let (config, socket) = (dir.join("agent.toml"), dir.join("agent.sock"));
     let policy = dir.join("policy.toml");
@@ -639,11 +642,8 @@ fn the_console_socket_under_abuse_starves_no_one_and_shows_no_one_else_s_prompts
         return;
     }
     const OTHER: &str = "65533";
-    let mut lab = Lab::new("y");
+    let (mut lab, script) = lab_with_clients("y");
     let dir = lab.dir.clone();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let script = dir.join("evade.py");
-    std::fs::write(&script, EVADE).unwrap();
     start_https_servers(&mut lab, &[443]);
     lab.start_internet_resolver(&[]);
     let container = Container::new(&lab);

@@ -372,8 +372,8 @@ impl Enforcement {
         // The verdicts go on judging until the kernel rules are out.
         let (thread_stats, thread_stop) =
             (Arc::clone(&enforcement.stats), Arc::clone(&enforcement.verdict_stop));
-        // Not joined at shutdown: it blocks in the kernel until a packet
-        // comes, and goes with the process; the rules go first, and with
+        // Not joined at shutdown: it may be waiting in the kernel (up to a
+        // second), and goes with the process; the rules go first, and with
         // queue bypass, traffic flows in between. Watched while running.
         let heartbeat = Arc::new(Heartbeat::default());
         let beat = Arc::clone(&heartbeat);

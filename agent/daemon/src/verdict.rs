@@ -377,8 +377,8 @@ fn allowed_or_denied(protocol: Protocol, deny: bool) -> Verdict {
     }
 }
 
-/// Reads the queue until `stop` is set: waits without end while nothing is
-/// held, a millisecond at a time otherwise, so held packets go in time.
+/// Reads the queue until `stop` is set: waits a second at a time while
+/// nothing is held, a millisecond otherwise, so held packets go in time.
 pub fn run(
     mut queue: Box<dyn PacketQueue>,
     decider: &Decider,
@@ -391,7 +391,7 @@ pub fn run(
     let mut drops = KernelDrops::default();
     while !stop.load(Ordering::Relaxed) {
         drops.check(queue.as_ref(), stats);
-        let wait = verdicter.holding().then_some(HOLD_POLL);
+        let wait = Some(if verdicter.holding() { HOLD_POLL } else { IDLE_WAKE });
         match queue.recv(wait) {
             Ok(Received::Packet(packet)) => {
                 let _busy = heartbeat.busy();
@@ -445,6 +445,9 @@ impl KernelDrops {
 /// How long the loop waits for a packet while others are held: the
 /// granularity of their release when their time is up.
 const HOLD_POLL: Duration = Duration::from_millis(1);
+/// How long it waits with nothing held: often enough to follow the
+/// kernel's drop count and a stop request, rarely enough to cost nothing.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests;
