@@ -391,7 +391,7 @@ pub fn run(
     let mut drops = KernelDrops::default();
     while !stop.load(Ordering::Relaxed) {
         drops.check(queue.as_ref(), stats);
-        let wait = Some(if verdicter.holding() { HOLD_POLL } else { IDLE_WAKE });
+        let wait = if verdicter.holding() { HOLD_POLL } else { IDLE_WAKE };
         match queue.recv(wait) {
             Ok(Received::Packet(packet)) => {
                 let _busy = heartbeat.busy();

@@ -201,7 +201,7 @@ pub struct FakeQueue {
 }
 
 impl PacketQueue for FakeQueue {
-    fn recv(&mut self, _wait: Option<Duration>) -> std::io::Result<Received> {
+    fn recv(&mut self, _wait: Duration) -> std::io::Result<Received> {
         if self.overflows > 0 {
             self.overflows -= 1;
             return Ok(Received::Overflow);

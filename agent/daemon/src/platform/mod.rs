@@ -132,8 +132,8 @@ pub enum Verdict {
 
 /// The packets of new connections, held for a verdict.
 pub trait PacketQueue: Send {
-    /// The next packet, waiting for one at most `wait` (without end when `None`).
-    fn recv(&mut self, wait: Option<std::time::Duration>) -> std::io::Result<Received>;
+    /// The next packet, waiting for one at most `wait`.
+    fn recv(&mut self, wait: std::time::Duration) -> std::io::Result<Received>;
     /// Packets the kernel dropped since the queue opened because it had no
     /// room for them; `None` where the platform does not say.
     fn kernel_dropped(&self) -> Option<u64> {

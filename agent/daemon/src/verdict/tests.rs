@@ -215,7 +215,7 @@ struct CheckingQueue<'d> {
 }
 
 impl PacketQueue for CheckingQueue<'_> {
-    fn recv(&mut self, _wait: Option<Duration>) -> std::io::Result<Received> {
+    fn recv(&mut self, _wait: Duration) -> std::io::Result<Received> {
         Ok(Received::Nothing)
     }
 

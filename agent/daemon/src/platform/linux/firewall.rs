@@ -68,6 +68,9 @@ impl Marks {
 /// data (its packets are all ACKs) stops costing a queue round trip here.
 const KERNEL_PACKETS: u32 = 2 * 4096;
 const CHAIN: &str = "VIGIE";
+/// A UDP datagram shaped like a QUIC long header (Initial, Handshake) big
+/// enough to be a client's first: what nftables queues, and limits per user.
+const NFT_QUIC_LONG_HEADER: &str = "meta l4proto udp @th,64,8 & 0xc0 == 0xc0 meta length >= 1200";
 const TABLE: &str = "vigie";
 /// Addresses of blocked names stay rejected this long after being seen.
 const BLOCKED_ADDRESS_TIMEOUT: &str = "10m";
@@ -147,7 +150,7 @@ fn nft_table(marks: Marks, queue: Option<(u16, bool)>) -> String {
     meta mark and {judged} != 0 accept
     ct mark and {judged} != 0 accept
     meta l4proto tcp ct original packets 1-{KERNEL_PACKETS} queue num {number}{bypass}
-    meta l4proto udp @th,64,8 & 0xc0 == 0xc0 meta length >= 1200 queue num {number}{bypass}
+    {NFT_QUIC_LONG_HEADER} queue num {number}{bypass}
 "
         );
         ["output", "forward"]
@@ -195,7 +198,7 @@ fn nft_limits(per_second: u32, marks: Marks) -> String {
     let judged = format!("{:#x}", marks.judged());
     let opening = [
         "tcp flags & (syn | ack) == syn ct state new".to_owned(),
-        format!("meta l4proto udp @th,64,8 & 0xc0 == 0xc0 meta length >= 1200 ct mark and {judged} == 0"),
+        format!("{NFT_QUIC_LONG_HEADER} ct mark and {judged} == 0"),
     ];
     let set = |name: &str, kind: &str| {
         format!("  set {name} {{ type {kind}; size 65535; flags dynamic, timeout; timeout 1m; }}\n")
@@ -536,21 +539,15 @@ impl NfQueue {
 }
 
 impl PacketQueue for NfQueue {
-    fn recv(&mut self, wait: Option<Duration>) -> std::io::Result<Received> {
-        let received = match wait {
-            None => {
-                self.queue.set_nonblocking(false);
-                self.queue.recv().map(Some)
+    fn recv(&mut self, wait: Duration) -> std::io::Result<Received> {
+        // nfq may hold messages it read in one go: those come first,
+        // without waiting on a socket that has nothing more.
+        let received = match self.try_recv() {
+            Ok(None) => {
+                self.wait_readable(wait);
+                self.try_recv()
             }
-            // nfq may hold messages it read in one go: those come first,
-            // without waiting on a socket that has nothing more.
-            Some(wait) => match self.try_recv() {
-                Ok(None) => {
-                    self.wait_readable(wait);
-                    self.try_recv()
-                }
-                other => other,
-            },
+            other => other,
         };
         let message = match received {
             Ok(Some(message)) => message,
