@@ -136,9 +136,9 @@ fn start_journaled(
     fleet_state.set_bundle_version(loaded.bundle_version);
     let LoadedRules { active, rules, refused_bundle, .. } = loaded;
 
-    let (sink, writer) = open_store(&config, &platform, &active, journaled)?;
+    let (sink, writer, start_count) = open_store(&config, &platform, &active, journaled)?;
     let (reloads, watcher) = watch_rules(&config)?;
-    let prompts = Arc::new(Prompts::new(Arc::clone(&platform.clock)));
+    let prompts = Arc::new(Prompts::new(Arc::clone(&platform.clock), start_count));
     let decider = Arc::new(Decider::new(
         config.mode(),
         prompts,
@@ -300,22 +300,25 @@ impl LoadedRules {
     }
 }
 
-/// Opens the store, applies retention, and journals the start (committed
-/// before anything else: a kill -9 a moment after the start is still found
-/// by the next one); then the sink's writer thread takes the store.
+/// Opens the store, applies retention, counts and journals the start
+/// (committed before anything else: a kill -9 a moment after the start is
+/// still found by the next one); then the sink's writer thread takes the
+/// store. Also returns the start count, which prompt ids are made from.
 fn open_store(
     config: &Config,
     platform: &Platform,
     active: &ActivePolicy,
     journaled: &mut bool,
-) -> Result<(EventSink, Writer)> {
+) -> Result<(EventSink, Writer, u64)> {
     let state_dir = config.state_dir();
     std::fs::create_dir_all(state_dir).with_context(|| state_dir.display().to_string())?;
     let mut store = Store::open(&config.database).with_context(|| config.database.display().to_string())?;
     store.apply_retention(platform.clock.wall_micros(), config.retention_days)?;
+    let start_count = store.count_start()?;
     record_start(&mut store, config, active.current(), platform.clock.wall_micros())?;
     *journaled = true;
-    Ok(EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?)
+    let (sink, writer) = EventSink::start(store, config.retention_days, Arc::clone(&platform.clock))?;
+    Ok((sink, writer, start_count))
 }
 
 /// In enforce mode: the local resolver and the packet verdicts (the kernel

@@ -93,6 +93,16 @@ pub enum Reply<'a> {
     RequestException(&'a str),
 }
 
+/// Starts counted before ids come round again: 2²¹ of them, so that ids
+/// stay below 2⁵³ and a console's JavaScript reads them exactly.
+const ID_STARTS: u64 = 1 << 21;
+
+/// Where the ids of the agent's `start`-th run begin: 2³² ids per run (a
+/// run makes a new one per user, service and kind a minute at most).
+fn first_prompt_id(start: u64) -> u64 {
+    (start % ID_STARTS) << 32
+}
+
 #[derive(Debug)]
 pub struct Prompts {
     inner: Mutex<Inner>,
@@ -101,11 +111,12 @@ pub struct Prompts {
 }
 
 impl Prompts {
-    /// Prompt ids start from the wall clock in microseconds, so that they
-    /// keep growing across agent restarts: a console that closed prompt 7
-    /// before an update never mistakes a new prompt for it.
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
-        let next_id = u64::try_from(clock.wall_micros()).unwrap_or(0);
+    /// `start` is the agent's start count on its store: prompt ids are
+    /// `start × 2³²` plus a counter, so they never repeat across restarts
+    /// whatever the clock does (a console that closed prompt 7 before an
+    /// update never mistakes a new prompt for it).
+    pub fn new(clock: Arc<dyn Clock>, start: u64) -> Self {
+        let next_id = first_prompt_id(start);
         let inner = Inner { next_id, open: VecDeque::new(), bypasses: HashMap::new(), last_purge: None };
         Self { inner: Mutex::new(inner), updates: broadcast::channel(256).0, clock }
     }
@@ -347,7 +358,7 @@ mod tests {
     fn repeats_group_into_one_prompt_per_user_and_service() {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
-        let prompts = Prompts::new(Arc::new(ManualClock::default()));
+        let prompts = Prompts::new(Arc::new(ManualClock::default()), 1);
         let mut updates = prompts.subscribe();
         for _ in 0..5 {
             prompts.notify(&event(&catalog, &policy, "claude", Some(1000)), &policy);
@@ -367,7 +378,7 @@ mod tests {
     fn a_justification_earns_a_bypass_for_that_user_only() {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
-        let prompts = Prompts::new(Arc::new(ManualClock::default()));
+        let prompts = Prompts::new(Arc::new(ManualClock::default()), 1);
         prompts.notify(&event(&catalog, &policy, "claude", Some(1000)), &policy);
         let id = prompts.open_for(Some(1000))[0].id;
         let long = "x".repeat(30);
@@ -391,7 +402,7 @@ mod tests {
     fn a_blocked_prompt_is_acknowledged_without_bypass() {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
-        let prompts = Prompts::new(Arc::new(ManualClock::default()));
+        let prompts = Prompts::new(Arc::new(ManualClock::default()), 1);
         prompts.notify(&event(&catalog, &policy, "chatgpt", Some(1000)), &policy);
         let open = prompts.open_for(Some(1000));
         assert_eq!(open[0].action, Action::Block);
@@ -414,7 +425,7 @@ mod tests {
     fn prompts_with_no_user_are_for_administrators_only() {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
-        let prompts = Prompts::new(Arc::new(ManualClock::default()));
+        let prompts = Prompts::new(Arc::new(ManualClock::default()), 1);
         prompts.notify(&event(&catalog, &policy, "claude", None), &policy);
         let user = Viewer::User { uid: 1000, admin: false };
         assert!(prompts.open_for(user).is_empty(), "an ordinary user does not see it");
@@ -432,7 +443,7 @@ mod tests {
         let catalog = Catalog::bundled().unwrap();
         let policy = coach_policy(&catalog);
         let clock = Arc::new(ManualClock::default());
-        let prompts = Prompts::new(Arc::clone(&clock) as Arc<dyn Clock>);
+        let prompts = Prompts::new(Arc::clone(&clock) as Arc<dyn Clock>, 1);
         prompts.notify(&event(&catalog, &policy, "claude", Some(1001)), &policy);
         let services: Vec<String> = catalog.services().iter().map(|s| s.id.clone()).collect();
         assert!(services.len() > MAX_OPEN_PROMPTS_PER_USER);
@@ -453,26 +464,37 @@ mod lifetime_tests {
     use crate::testing::{event_for, rules};
 
     #[test]
-    fn ids_keep_growing_across_restarts() {
+    fn ids_never_repeat_across_restarts_even_with_the_clock_set_back() {
         let (catalog, policy) = rules();
         let clock = Arc::new(ManualClock::default());
-        let before = Prompts::new(Arc::clone(&clock) as _);
+        clock.advance(Duration::from_secs(3600));
+        let before = Prompts::new(Arc::clone(&clock) as _, 7);
         before.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);
         before.notify(&event_for(&catalog, &policy, "deepseek", Some(1000)), &policy);
         let last_before = before.open_for(None).iter().map(|p| p.id).max().unwrap();
-        // The agent restarts a second later.
-        clock.advance(Duration::from_secs(1));
-        let after = Prompts::new(clock as _);
+        // The agent restarts with the wall clock an hour behind.
+        let clock = Arc::new(ManualClock::default());
+        let after = Prompts::new(clock as _, 8);
         after.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);
         let first_after = after.open_for(None)[0].id;
         assert!(first_after > last_before, "{first_after} after {last_before}");
     }
 
     #[test]
+    fn ids_stay_exact_in_javascript() {
+        const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+        let last_of_a_run = |start| first_prompt_id(start) + u64::from(u32::MAX);
+        assert!(last_of_a_run(ID_STARTS - 1) <= MAX_SAFE_INTEGER);
+        // Past 2²¹ starts the ids come round again, still exact.
+        assert_eq!(first_prompt_id(ID_STARTS + 5), first_prompt_id(5));
+        assert!(first_prompt_id(1) > 0);
+    }
+
+    #[test]
     fn repeats_group_within_the_window_and_expire_after_an_hour() {
         let (catalog, policy) = rules();
         let clock = Arc::new(ManualClock::default());
-        let prompts = Prompts::new(Arc::clone(&clock) as _);
+        let prompts = Prompts::new(Arc::clone(&clock) as _, 1);
         prompts.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);
         clock.advance(Duration::from_secs(30));
         prompts.notify(&event_for(&catalog, &policy, "chatgpt", Some(1000)), &policy);

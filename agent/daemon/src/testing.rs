@@ -73,7 +73,7 @@ impl TestDecider {
 
     pub(crate) fn with_fakes(mode: Mode, fakes: Fakes) -> Self {
         let (sink, queue) = EventSink::for_tests();
-        let prompts = Arc::new(Prompts::new(Arc::clone(&fakes.clock) as _));
+        let prompts = Arc::new(Prompts::new(Arc::clone(&fakes.clock) as _, 1));
         let decider =
             Decider::new(mode, prompts, sink, Arc::clone(&fakes.owners) as _, Arc::clone(&fakes.clock) as _);
         Self { decider: Arc::new(decider), fakes, queue }

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_outbox_answers.sql"),
     include_str!("migrations/0009_inventory.sql"),
     include_str!("migrations/0010_inventory_sync.sql"),
+    include_str!("migrations/0011_agent_starts.sql"),
 ];
 
 /// Messages say their cause, which is therefore no `source()` (a report of
@@ -178,6 +179,17 @@ impl Store {
             kept: version,
             why: e.to_string(),
         })
+    }
+
+    /// Counts one more agent start and returns the count (1 for the
+    /// first): committed at once, so a crash right after still counted.
+    pub fn count_start(&mut self) -> Result<u64, StoreError> {
+        let count: i64 = self.conn.query_row(
+            "UPDATE agent_starts SET count = count + 1 WHERE id = 1 RETURNING count",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {

@@ -74,9 +74,12 @@ fn reopening_a_file_keeps_events_and_schema() {
     {
         let mut store = Store::open(&path).unwrap();
         store.insert(&[event("a", 1, "x", Action::Block)]).unwrap();
+        assert_eq!(store.count_start().unwrap(), 1);
+        assert_eq!(store.count_start().unwrap(), 2);
     }
-    let store = Store::open(&path).unwrap();
+    let mut store = Store::open(&path).unwrap();
     assert_eq!(store.count().unwrap(), 1);
+    assert_eq!(store.count_start().unwrap(), 3, "the start count survives a reopen");
     drop(store);
     // A schema from a newer agent is refused, not modified.
     let conn = Connection::open(&path).unwrap();

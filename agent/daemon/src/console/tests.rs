@@ -30,7 +30,7 @@ fn served() -> Served {
     // A real writer: activity is pushed once the rows are stored.
     let fakes = Fakes::default();
     let (sink, writer) = EventSink::start(store, 90, Arc::clone(&fakes.clock) as _).unwrap();
-    let prompts = Arc::new(Prompts::new(Arc::clone(&fakes.clock) as _));
+    let prompts = Arc::new(Prompts::new(Arc::clone(&fakes.clock) as _, 1));
     let decider = Arc::new(Decider::new(
         Mode::Enforce,
         prompts,
