@@ -12,7 +12,7 @@ use vigie_core::proto::{
     MAX_WINDOW_TITLE_BYTES,
 };
 
-use crate::decider::Decider;
+use crate::decider::{ClipboardVerdict, Decider};
 
 use crate::platform::process_belongs_to;
 use crate::rules::Rules;
@@ -100,7 +100,6 @@ pub fn report(
     }) {
         return Err(ReportError::UndefinedDetector(undefined));
     }
-    let Some(decision) = guard.decide(&report.detectors) else { return Ok(ClipboardOutcome::default()) };
     let now = decider.clock().wall_micros();
     let program = window_program(decider, reporter, report.window.pid);
     // The destination is found with the console's word for the program when
@@ -111,20 +110,23 @@ pub fn report(
     if program.program.is_some() {
         window.program.clone_from(&program.program);
     }
-    let longest = guard.recent_flow_seconds.max(guard.browser_recent_flow_seconds);
-    let since = now.saturating_sub(i64::from(longest).saturating_mul(1_000_000));
-    let recent = recent_flows(reporter.uid, since);
-    let Some(found) = destination(&catalog, &window, &recent, now, guard) else {
-        return Ok(ClipboardOutcome::default());
+    let find_destination = || {
+        let longest = guard.recent_flow_seconds.max(guard.browser_recent_flow_seconds);
+        let since = now.saturating_sub(i64::from(longest).saturating_mul(1_000_000));
+        let recent = recent_flows(reporter.uid, since);
+        destination(&catalog, &window, &recent, now, guard)
+    };
+    let (decision, found) = match decider.decide_clipboard(&policy, &report.detectors, find_destination) {
+        ClipboardVerdict::Nothing => return Ok(ClipboardOutcome::default()),
+        ClipboardVerdict::Exempt(found) => (None, found),
+        ClipboardVerdict::Act(decision, found) => (Some(decision), found),
     };
     let mut outcome = ClipboardOutcome {
         service_id: Some(found.service.id.clone()),
         evidence: Some(found.evidence),
         ..ClipboardOutcome::default()
     };
-    if guard.services_except.contains(&found.service.id) {
-        return Ok(outcome);
-    }
+    let Some(decision) = decision else { return Ok(outcome) };
     let clear = decision.action == ClipboardAction::Block;
     let notice = ClipboardNotice {
         detectors: report

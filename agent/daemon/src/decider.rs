@@ -7,14 +7,15 @@
 //! event to the sink. Which point reports a flow is decided here too, from
 //! the record of the flows the verdicts and the resolver actually handled.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 use vigie_core::catalog::Service;
-use vigie_core::clipboard::ClipboardFacts;
+use vigie_core::clipboard::{ClipboardDecision, ClipboardFacts, Destination};
+use vigie_core::detect::DetectorId;
 use vigie_core::event::Event;
 use vigie_core::policy::{Action, Decision, Policy, UnreadableHandshake};
 use vigie_core::proto::ClipboardNotice;
@@ -100,6 +101,18 @@ pub struct Outcome {
     /// A coached service the owner justified recently: let through.
     pub justified: bool,
     pub owner: Owner,
+}
+
+/// What the clipboard guard makes of content a console found.
+#[derive(Debug)]
+pub enum ClipboardVerdict<'c> {
+    /// The guard is off, no detector with an action fired, or the content
+    /// is not headed to a catalogued service.
+    Nothing,
+    /// Headed to a service the guard leaves alone (an approved tenant).
+    Exempt(Destination<'c>),
+    /// The strongest action of the detectors that fired.
+    Act(ClipboardDecision, Destination<'c>),
 }
 
 /// How long a handled flow is remembered: longer than the capture can lag
@@ -372,8 +385,30 @@ impl Decider {
         }
     }
 
+    /// The clipboard guard's decision on content with detector `counts`:
+    /// the strongest action of the enabled detectors that fired, unless
+    /// the guard is off, `destination` finds no catalogued service, or the
+    /// guard exempts it. `destination` is only looked for when a detector
+    /// calls for an action (it reads the user's recent flows).
+    pub fn decide_clipboard<'c>(
+        &self,
+        policy: &Policy,
+        counts: &BTreeMap<DetectorId, u32>,
+        destination: impl FnOnce() -> Option<Destination<'c>>,
+    ) -> ClipboardVerdict<'c> {
+        let guard = &policy.clipboard;
+        let Some(decision) = guard.decide(counts) else { return ClipboardVerdict::Nothing };
+        match destination() {
+            None => ClipboardVerdict::Nothing,
+            Some(found) if guard.services_except.contains(&found.service.id) => {
+                ClipboardVerdict::Exempt(found)
+            }
+            Some(found) => ClipboardVerdict::Act(decision, found),
+        }
+    }
+
     /// Logs, stores and prompts for a clipboard detection headed to a
-    /// catalogued service.
+    /// catalogued service ([`Decider::decide_clipboard`]'s `Act`).
     pub fn report_clipboard(
         &self,
         policy: &Policy,

@@ -199,3 +199,53 @@ fn handled_flows_stay_bounded() {
     assert!(handled.flows.lock().unwrap().len() <= MAX_HANDLED);
     assert!(handled.upstream_ports.lock().unwrap().len() <= MAX_HANDLED);
 }
+
+/// The clipboard guard's decision, one case per branch: the strongest
+/// detector action, and the destination only looked for when a detector
+/// calls for one.
+#[test]
+fn the_clipboard_guard_decides_from_detectors_then_destination() {
+    use vigie_core::clipboard::{ClipboardAction, Destination, Evidence};
+    use vigie_core::detect::DetectorId;
+    let (catalog, mut policy) = rules();
+    let test = TestDecider::new(Mode::Monitor);
+    let chatgpt = catalog.get("chatgpt").unwrap();
+    let to_chatgpt = || Some(Destination { service: chatgpt, evidence: Evidence::WindowTitle });
+    let counts = |found: &[DetectorId]| found.iter().map(|d| (*d, 1)).collect::<BTreeMap<_, _>>();
+    let verdict = |policy: &Policy, found: &[DetectorId]| match test.decider.decide_clipboard(
+        policy,
+        &counts(found),
+        to_chatgpt,
+    ) {
+        ClipboardVerdict::Act(decision, found) => {
+            assert_eq!(found.service.id, "chatgpt");
+            Some((decision.action, decision.rule_id))
+        }
+        ClipboardVerdict::Nothing | ClipboardVerdict::Exempt(_) => None,
+    };
+    // The bundled policy: personal data warns, a NIR (per detector) blocks,
+    // and the strongest of both applies.
+    assert_eq!(
+        verdict(&policy, &[DetectorId::Email]),
+        Some((ClipboardAction::Warn, "clipboard:personal-data".into()))
+    );
+    assert_eq!(
+        verdict(&policy, &[DetectorId::Email, DetectorId::Nir]),
+        Some((ClipboardAction::Block, "clipboard:nir".into()))
+    );
+    // Content headed nowhere catalogued: nothing.
+    let nowhere = test.decider.decide_clipboard(&policy, &counts(&[DetectorId::Nir]), || None);
+    assert!(matches!(nowhere, ClipboardVerdict::Nothing));
+    // An exempted service: found, not acted on.
+    policy.clipboard.services_except.push("chatgpt".into());
+    let exempt = test.decider.decide_clipboard(&policy, &counts(&[DetectorId::Nir]), to_chatgpt);
+    assert!(matches!(exempt, ClipboardVerdict::Exempt(found) if found.service.id == "chatgpt"));
+    // The guard off: the destination (a read of the store) is not looked for.
+    policy.clipboard.enabled = false;
+    let off =
+        test.decider.decide_clipboard(&policy, &counts(&[DetectorId::Nir]), || -> Option<Destination<'_>> {
+            panic!("destination looked for with the guard off")
+        });
+    assert!(matches!(off, ClipboardVerdict::Nothing));
+    assert!(test.events().is_empty(), "deciding stores nothing");
+}
