@@ -390,7 +390,7 @@ pub fn run(
     let mut verdicter = Verdicter::new(decider, rules, stats);
     let mut drops = KernelDrops::default();
     while !stop.load(Ordering::Relaxed) {
-        drops.check(queue.as_ref(), stats);
+        drops.check(queue.as_mut(), stats);
         let wait = if verdicter.holding() { HOLD_POLL } else { IDLE_WAKE };
         match queue.recv(wait) {
             Ok(Received::Packet(packet)) => {
@@ -424,7 +424,7 @@ struct KernelDrops {
 }
 
 impl KernelDrops {
-    fn check(&mut self, queue: &dyn PacketQueue, stats: &VerdictStats) {
+    fn check(&mut self, queue: &mut dyn PacketQueue, stats: &VerdictStats) {
         if self.read_at.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
             return;
         }

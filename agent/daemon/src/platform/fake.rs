@@ -211,7 +211,7 @@ impl PacketQueue for FakeQueue {
         Ok(next.map_or(Received::Nothing, Received::Packet))
     }
 
-    fn kernel_dropped(&self) -> Option<u64> {
+    fn kernel_dropped(&mut self) -> Option<u64> {
         self.kernel_dropped
     }
 

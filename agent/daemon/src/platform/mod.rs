@@ -135,8 +135,9 @@ pub trait PacketQueue: Send {
     /// The next packet, waiting for one at most `wait`.
     fn recv(&mut self, wait: std::time::Duration) -> std::io::Result<Received>;
     /// Packets the kernel dropped since the queue opened because it had no
-    /// room for them; `None` where the platform does not say.
-    fn kernel_dropped(&self) -> Option<u64> {
+    /// room for them; `None` where the platform does not say. Read about
+    /// once a second.
+    fn kernel_dropped(&mut self) -> Option<u64> {
         None
     }
     /// Gives a held packet its verdict.

@@ -370,8 +370,15 @@ impl Firewall for Netfilter {
                 return Err(e);
             }
         }
-        let queue =
-            NfQueue { queue, number: config.queue, socket, marks, waiting: HashMap::new(), next_token: 0 };
+        let queue = NfQueue {
+            queue,
+            number: config.queue,
+            socket,
+            marks,
+            waiting: HashMap::new(),
+            next_token: 0,
+            drops: DropTotal::default(),
+        };
         queue.enlarge_buffer();
         Ok(Box::new(queue))
     }
@@ -464,19 +471,39 @@ fn queue_socket(before: &std::collections::HashSet<RawFd>) -> Option<RawFd> {
     None
 }
 
-/// Packets queue `number` dropped for want of room, from the kernel's table
-/// of queues (`/proc/net/netfilter/nfnetlink_queue`): its sixth and seventh
-/// columns, the queue full and the socket full.
-fn queue_drops(table: &str, number: u16) -> Option<u64> {
+/// Queue `number`'s two counts of packets dropped for want of room, from
+/// the kernel's table of queues (`/proc/net/netfilter/nfnetlink_queue`):
+/// its sixth and seventh columns, the queue full and the socket full. The
+/// kernel keeps them in 32 bits.
+fn queue_drops(table: &str, number: u16) -> Option<[u32; 2]> {
     table.lines().find_map(|line| {
         let columns: Vec<&str> = line.split_whitespace().collect();
         if columns.first()?.parse::<u16>().ok()? != number {
             return None;
         }
-        let queue_full: u64 = columns.get(5)?.parse().ok()?;
-        let socket_full: u64 = columns.get(6)?.parse().ok()?;
-        Some(queue_full.saturating_add(socket_full))
+        let queue_full: u32 = columns.get(5)?.parse().ok()?;
+        let socket_full: u32 = columns.get(6)?.parse().ok()?;
+        Some([queue_full, socket_full])
     })
+}
+
+/// The kernel's 32-bit drop counts summed without wrapping: each reading
+/// adds what each count moved since the one before, modulo 2³² (read each
+/// second, a count cannot go round in between).
+#[derive(Debug, Default)]
+struct DropTotal {
+    last: [u32; 2],
+    total: u64,
+}
+
+impl DropTotal {
+    fn update(&mut self, counts: [u32; 2]) -> u64 {
+        for (count, last) in counts.iter().zip(self.last.iter_mut()) {
+            self.total = self.total.saturating_add(u64::from(count.wrapping_sub(*last)));
+            *last = *count;
+        }
+        self.total
+    }
 }
 
 /// The NFQUEUE socket; packets handed out wait here for their verdict.
@@ -488,6 +515,7 @@ struct NfQueue {
     socket: Option<RawFd>,
     waiting: HashMap<u64, nfq::Message>,
     next_token: u64,
+    drops: DropTotal,
 }
 
 impl NfQueue {
@@ -567,9 +595,9 @@ impl PacketQueue for NfQueue {
         Ok(Received::Packet(packet))
     }
 
-    fn kernel_dropped(&self) -> Option<u64> {
+    fn kernel_dropped(&mut self) -> Option<u64> {
         let table = std::fs::read_to_string("/proc/net/netfilter/nfnetlink_queue").ok()?;
-        queue_drops(&table, self.number)
+        Some(self.drops.update(queue_drops(&table, self.number)?))
     }
 
     fn verdict(&mut self, packet: QueuedPacket, verdict: Verdict) -> std::io::Result<()> {
@@ -669,11 +697,23 @@ mod tests {
         let table = "    0  12345     0 2 65531     7     0      100  1
  4242  11061    12 2 65531  3616     5     8220  1
 ";
-        assert_eq!(queue_drops(table, 4242), Some(3621));
-        assert_eq!(queue_drops(table, 0), Some(7));
+        assert_eq!(queue_drops(table, 4242), Some([3616, 5]));
+        assert_eq!(queue_drops(table, 0), Some([7, 0]));
         assert_eq!(queue_drops(table, 1), None);
         for broken in ["", " 4242 1 2", " 4242 1 2 3 4 x 0 1 1", "garbage\n"] {
             assert_eq!(queue_drops(broken, 4242), None, "{broken:?}");
         }
+        // A count past 32 bits is not ours to read.
+        assert_eq!(queue_drops(" 4242 1 2 2 65531 4294967296 0 1 1", 4242), None);
+    }
+
+    #[test]
+    fn the_drop_total_goes_on_past_the_kernel_s_32_bit_counts() {
+        let mut total = DropTotal::default();
+        assert_eq!(total.update([3616, 5]), 3621);
+        assert_eq!(total.update([u32::MAX - 1, 5]), u64::from(u32::MAX) + 4);
+        // The queue-full count goes round: 10 more past its top.
+        assert_eq!(total.update([8, 5]), u64::from(u32::MAX) + 14);
+        assert_eq!(total.update([8, 6]), u64::from(u32::MAX) + 15);
     }
 }
