@@ -112,6 +112,14 @@ find_leader() {
 }
 
 # --- the network: workstation <-> internet ------------------------------------
+# A run cut off before its cleanup (a CI job killed at its time limit)
+# leaves its namespaces: those of a script whose PID is gone are removed,
+# with what still runs in them.
+for stale in $(ip netns list | awk '$1 ~ /^vsys-(ws|net)-[0-9]+$/ { print $1 }'); do
+    kill -0 "${stale##*-}" 2>/dev/null && continue
+    for pid in $(ip netns pids "$stale" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+    ip netns del "$stale" && echo "removed $stale, left by a run that did not end"
+done
 ip netns add "$ws"
 ip netns add "$net"
 ip link add "vw$$" netns "$ws" type veth peer name "vn$$" netns "$net"
