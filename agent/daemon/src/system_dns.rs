@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::platform::portable;
+
 /// The files involved: the system's resolv.conf and the saved original.
 #[derive(Debug, Clone)]
 pub struct SystemDns {
@@ -225,19 +227,13 @@ fn remove_if_there(path: &Path) -> Result<()> {
 }
 
 /// Makes `path` a link to `target` in one rename, as `write_atomically`.
-#[cfg(unix)]
 fn link_atomically(path: &Path, target: &Path) -> Result<()> {
     let temporary = temporary_beside(path);
     remove_if_there(&temporary)?;
-    std::os::unix::fs::symlink(target, &temporary)
+    portable::symlink(target, &temporary)
         .with_context(|| format!("linking {} to {}", temporary.display(), target.display()))?;
     std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
     Ok(())
-}
-
-#[cfg(not(unix))]
-fn link_atomically(path: &Path, _target: &Path) -> Result<()> {
-    bail!("{}: links are put back on Unix only", path.display())
 }
 
 fn temporary_beside(path: &Path) -> PathBuf {
@@ -254,20 +250,9 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         std::fs::File::create(&temporary).with_context(|| format!("writing {}", temporary.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
-    set_mode(&temporary, mode)?;
+    portable::set_mode(&temporary, mode)
+        .with_context(|| format!("setting the mode of {}", temporary.display()))?;
     std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
     Ok(())
 }
 

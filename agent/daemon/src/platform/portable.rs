@@ -1,5 +1,5 @@
 //! The small OS differences the rest of the daemon meets outside the four
-//! seams: who owns a file, private file modes, the console's local socket,
+//! seams: who owns a file, file modes and links, the console's local socket,
 //! the resolver's per-worker sockets, the journal's socket. Each has the
 //! Unix way and, where the port is not built (agent/PORTING.md), an answer
 //! that says so rather than one that pretends.
@@ -24,6 +24,33 @@ pub fn owner_uid(meta: &Metadata) -> Option<u32> {
     {
         let _ = meta;
         None
+    }
+}
+
+/// Sets a file's Unix permission bits exactly (whatever the umask);
+/// elsewhere the file keeps its folder's access list.
+pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
+}
+
+/// Makes `link` a symbolic link to `target`; an error where the agent does
+/// not make links (Windows needs a privilege for them).
+pub fn symlink(target: &Path, link: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::symlink(target, link);
+    #[cfg(not(unix))]
+    {
+        let _ = (target, link);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "links are made on Unix only"))
     }
 }
 
