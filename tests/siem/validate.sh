@@ -29,8 +29,9 @@ fi
 samples=$(mktemp -d)
 trap 'rm -rf "$samples"' EXIT
 export VIGIE_SIEM_SAMPLES=$samples
-cargo test --locked --quiet -p vigie-core --lib siem::samples >/dev/null
-cargo test --locked --quiet -p vigie-daemon --lib local_export >/dev/null
+# The whole workspace, as the test command builds it: its test binaries are
+# reused (a `-p` build unifies other features and compiles anew).
+cargo test --locked --quiet --workspace --lib -- siem::samples local_export::tests >/dev/null
 for f in ecs.jsonl ocsf.jsonl agent-ecs.jsonl agent-ocsf.jsonl; do
     [ -s "$samples/$f" ] || { echo "no $f was written" >&2; exit 1; }
 done
