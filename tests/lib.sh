@@ -39,11 +39,14 @@ apt_ensure() {
         echo "missing Debian packages: ${missing[*]} (run as root, or install them)" >&2
         return 1
     fi
+    # Another apt of this run (tests/run.sh makes machines in the
+    # background) may hold the lock for a while: wait for it.
+    local wait_lock=(-o DPkg::Lock::Timeout=600)
     if [ -z "${VIGIE_APT_UPDATED:-}" ]; then
-        apt-get update -q >/dev/null
+        apt-get "${wait_lock[@]}" update -q >/dev/null
         export VIGIE_APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get "${wait_lock[@]}" install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # cargo install a tool at a pinned version unless that version is there.

@@ -27,6 +27,24 @@ console_ensure
 # watcher, a headless compositor with data-control (sway), a terminal to
 # title windows (foot) and the Wayland clipboard tools.
 apt_ensure xvfb openbox webkit2gtk-driver imagemagick xclip x11-utils sway foot wl-clipboard
+# The booted-Debian tests' machines (tests/system/): their root file system
+# and the qemu machine's disk, made in the background while the code
+# compiles (downloads and unpacking, cached in target/system/), in a process
+# group of their own that the end of this run stops if still there.
+apt_ensure debootstrap systemd-container qemu-system-x86 qemu-utils e2fsprogs
+work=$(mktemp -d)
+machines_pid=
+end_of_run() {
+    if [ -n "$machines_pid" ] && kill -0 "$machines_pid" 2>/dev/null; then
+        kill -- "-$machines_pid" 2>/dev/null
+        wait "$machines_pid" 2>/dev/null
+    fi
+    rm -rf "$work"
+}
+trap end_of_run EXIT
+trap 'exit 130' INT TERM
+setsid bash tests/system/clock-vm.sh --prepare >"$work/machines.log" 2>&1 &
+machines_pid=$!
 cargo_tool_ensure tauri-driver 2.1.0 tauri-driver
 cargo_tool_ensure cargo-deny 0.20.2 cargo-deny
 cargo_tool_ensure cargo-fuzz 0.13.2 cargo-fuzz
@@ -108,8 +126,6 @@ log "fuzz smoke (${FUZZ_SECONDS}s per target)"
 # cargo-fuzz needs unstable rustc flags; the machine has one stable toolchain.
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build --fuzz-dir agent/fuzz
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 for target in $(cargo fuzz list --fuzz-dir agent/fuzz); do
     mkdir -p "$work/$target"
     # New inputs go to the scratch folder; the committed seeds stay as they are.
@@ -151,6 +167,16 @@ disk_report "after the tests"
 
 log "SIEM documents against the published OCSF and ECS schemas (tests/siem)"
 bash tests/siem/validate.sh
+
+log "the booted-Debian machines, made in the background since the start"
+if ! wait "$machines_pid"; then
+    machines_pid=
+    cat "$work/machines.log" >&2
+    echo "the machines for the system tests could not be made" >&2
+    exit 1
+fi
+machines_pid=
+cat "$work/machines.log"
 
 log "the Debian packages on a booted Debian 12 (systemd-nspawn)"
 # The packages are release builds: the debug build is not used again.

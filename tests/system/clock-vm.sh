@@ -15,13 +15,19 @@
 #
 #   bash tests/system/clock-vm.sh   (root; builds the packages first unless
 #                                    VIGIE_PACKAGES_BUILT=1)
+#   bash tests/system/clock-vm.sh --prepare   (only makes the machine's disk:
+#                                    tests/run.sh does it while it compiles)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib.sh
 
+prepare_only=
+case "${1:-}" in
+    --prepare) prepare_only=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--prepare]" >&2; exit 2 ;;
+esac
 apt_ensure qemu-system-x86 qemu-utils e2fsprogs systemd-container
-[ "${VIGIE_PACKAGES_BUILT:-}" = 1 ] || packages_build
-agent_deb=$(ls -t "${CARGO_TARGET_DIR:-$PWD/target}"/debian/vigie-agent_*_amd64.deb | head -1)
 
 # --- what this run makes, and its end -------------------------------------------
 work=$(mktemp -d /var/tmp/vigie-vm.XXXXXX)
@@ -89,7 +95,15 @@ UNIT
     staging=
 fi
 
+if [ -n "$prepare_only" ]; then
+    echo "the machine's disk is ready: $image_dir"
+    exit 0
+fi
+
 # --- this run ---------------------------------------------------------------------
+
+[ "${VIGIE_PACKAGES_BUILT:-}" = 1 ] || packages_build
+agent_deb=$(ls -t "${CARGO_TARGET_DIR:-$PWD/target}"/debian/vigie-agent_*_amd64.deb | head -1)
 
 qemu-img create -q -f qcow2 -b "$image_dir/disk.img" -F raw "$work/overlay.qcow2"
 mkdir "$work/steps"
