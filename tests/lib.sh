@@ -55,7 +55,10 @@ cargo_tool_ensure() {
     if command -v "$bin" >/dev/null 2>&1 && cargo install --list | grep -q "^$crate v$version:"; then
         return 0
     fi
-    cargo install --locked --quiet "$crate" --version "$version"
+    # Tools of the tests, never shipped: built to build fast rather than to
+    # run fast (a cold cargo-deny took 142 s, 89 s so, its checks as quick).
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+        CARGO_PROFILE_RELEASE_DEBUG=false cargo install --locked --quiet "$crate" --version "$version"
 }
 
 # zig, for its C compiler with macOS's libc headers (tests/cross/zig-cc-macos):
