@@ -3,9 +3,10 @@
 //! assembled at the top. A cycle (two modules each using the other, however
 //! far round) fails this test, which names it.
 //!
-//! Read from the sources (`use crate::…` and `crate::…` paths outside test
-//! code): the compiler allows cycles inside a crate, so nothing else stops
-//! one from coming back.
+//! Read from the sources (`crate::…` paths, and `super::…` paths that leave
+//! a top-level module, outside comments, strings and test code): the
+//! compiler allows cycles inside a crate, so nothing else stops one from
+//! coming back.
 
 // Test code: a panic here is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
@@ -72,6 +73,79 @@ fn crate_paths(source: &str) -> Vec<String> {
     found
 }
 
+/// `source` with its comments and the contents of its string and char
+/// literals blanked out: a `crate::` written there is no use of a module.
+fn code_only(source: &str) -> String {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = String::with_capacity(source.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let next = chars.get(i + 1).copied();
+        match chars[i] {
+            '/' if next == Some('/') => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            '/' if next == Some('*') => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    i += 1;
+                }
+                i += 2;
+                out.push(' ');
+                continue;
+            }
+            '"' => {
+                out.push('"');
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    i += if chars[i] == '\\' { 2 } else { 1 };
+                }
+                out.push('"');
+            }
+            // A char literal ('"', '\''); a lifetime ('a) is left as it is.
+            '\'' if next == Some('\\') => {
+                i += 3;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+                out.push_str("' '");
+            }
+            '\'' if chars.get(i + 2) == Some(&'\'') => {
+                i += 2;
+                out.push_str("' '");
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `source` with each `super::` path that leaves the top-level module (as
+/// many `super::` as the file is deep: one in `decider.rs` or
+/// `console/mod.rs`, two in `console/handle.rs`) written as `crate::`.
+fn super_as_crate(source: &str, depth: usize) -> String {
+    let chain = "super::".repeat(depth);
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find(&chain) {
+        let starts_path = !rest[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':');
+        let after = &rest[at + chain.len()..];
+        out.push_str(&rest[..at]);
+        if starts_path && !after.starts_with("super::") {
+            out.push_str("crate::");
+        } else {
+            out.push_str(&chain);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The source without its unit tests (`#[cfg(test)] mod tests { … }` at the end).
 fn without_tests(source: &str) -> &str {
     source.find("#[cfg(test)]\nmod tests {").map_or(source, |at| &source[..at])
@@ -114,8 +188,11 @@ fn graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let source = std::fs::read_to_string(&file).unwrap();
+        // How deep the file's module is: `x.rs` and `x/mod.rs` one, `x/y.rs` two.
+        let depth = relative.components().count() - usize::from(relative.ends_with("mod.rs"));
+        let code = super_as_crate(&code_only(without_tests(&source)), depth);
         let uses = graph.entry(module.clone()).or_default();
-        for segment in crate_paths(without_tests(&source)) {
+        for segment in crate_paths(&code) {
             if let Some(used) = module_of(&segment, &reexports).filter(|used| *used != module) {
                 uses.insert(used);
             }
@@ -180,6 +257,15 @@ fn the_reading_finds_a_cycle_where_there_is_one() {
             .into_iter()
             .map(|(m, uses)| (m.to_owned(), uses.iter().map(|u| (*u).to_owned()).collect()))
             .collect();
+    // Comments and strings are not uses; `super::` out of a top-level
+    // module is one.
+    let code = code_only(
+        "// crate::a::X\nlet s = \"crate::b\"; /* crate::c */ let q = '\"'; let e = '\\''; crate::d::f();",
+    );
+    assert_eq!(crate_paths(&code), ["d"], "{code}");
+    assert_eq!(crate_paths(&super_as_crate("use super::sink::EventSink;", 1)), ["sink"]);
+    let nested = "use super::budget::Budget; use super::super::decider::Decider;";
+    assert_eq!(crate_paths(&super_as_crate(nested, 2)), ["decider"]);
     let round = cycle(&graph).unwrap();
     assert_eq!(round.first(), round.last());
     assert_eq!(round.len(), 4, "{round:?}");
