@@ -182,10 +182,13 @@ impl Store {
     }
 
     /// Counts one more agent start and returns the count (1 for the
-    /// first): committed at once, so a crash right after still counted.
+    /// first): committed at once, so a crash right after still counted. A
+    /// store whose counter row is gone counts again from 1 rather than
+    /// keeping the agent from starting.
     pub fn count_start(&mut self) -> Result<u64, StoreError> {
         let count: i64 = self.conn.query_row(
-            "UPDATE agent_starts SET count = count + 1 WHERE id = 1 RETURNING count",
+            "INSERT INTO agent_starts (id, count) VALUES (1, 1) \
+             ON CONFLICT (id) DO UPDATE SET count = count + 1 RETURNING count",
             [],
             |row| row.get(0),
         )?;

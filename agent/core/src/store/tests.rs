@@ -81,6 +81,9 @@ fn reopening_a_file_keeps_events_and_schema() {
     assert_eq!(store.count().unwrap(), 1);
     assert_eq!(store.count_start().unwrap(), 3, "the start count survives a reopen");
     drop(store);
+    // A counter row someone deleted: the next start counts again, it is not refused.
+    Connection::open(&path).unwrap().execute("DELETE FROM agent_starts", []).unwrap();
+    assert_eq!(Store::open(&path).unwrap().count_start().unwrap(), 1);
     // A schema from a newer agent is refused, not modified.
     let conn = Connection::open(&path).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
