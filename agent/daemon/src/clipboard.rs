@@ -101,16 +101,19 @@ pub fn report(
         return Err(ReportError::UndefinedDetector(undefined));
     }
     let now = decider.clock().wall_micros();
-    let program = window_program(decider, reporter, report.window.pid);
-    // The destination is found with the console's word for the program when
-    // the agent has none of its own (Wayland gives no pid, only an app id):
-    // it is matched against this user's own flows, so it reveals nothing.
-    // What is stored is only what the agent verified.
-    let mut window = report.window.clone();
-    if program.program.is_some() {
-        window.program.clone_from(&program.program);
-    }
+    // Who the window belongs to is only looked up (in /proc) when a
+    // detector calls for an action: the destination needs it.
+    let mut program = Attribution::default();
     let find_destination = || {
+        program = window_program(decider, reporter, report.window.pid);
+        // The destination is found with the console's word for the program
+        // when the agent has none of its own (Wayland gives no pid, only an
+        // app id): it is matched against this user's own flows, so it
+        // reveals nothing. What is stored is only what the agent verified.
+        let mut window = report.window.clone();
+        if program.program.is_some() {
+            window.program.clone_from(&program.program);
+        }
         let longest = guard.recent_flow_seconds.max(guard.browser_recent_flow_seconds);
         let since = now.saturating_sub(i64::from(longest).saturating_mul(1_000_000));
         let recent = recent_flows(reporter.uid, since);
